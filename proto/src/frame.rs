@@ -1,0 +1,303 @@
+//! Frames: the handshake, requests and responses.
+//!
+//! Bincode encodes enum variants by their position, so variants are only ever
+//! appended, never reordered or removed, and [`Hello`], [`ServerFrame::Welcome`]
+//! and [`ServerFrame::Goodbye`] are frozen across protocol versions: that is
+//! what lets a broker tell a client of another version what went wrong.
+
+use std::fmt;
+
+use bytes::Bytes;
+use serde::{Deserialize, Serialize};
+
+use crate::mailbox::{BrokerStatus, MailboxInfo, MailboxSettings};
+use crate::message::Message;
+
+/// The protocol version this crate speaks.
+pub const PROTOCOL_VERSION: u32 = 1;
+
+/// First field of every [`Hello`]: the bytes `MBOX` read as a little-endian
+/// `u32`, so that a peer speaking something else entirely is told so.
+pub const HELLO_MAGIC: u32 = u32::from_le_bytes(*b"MBOX");
+
+/// Identifies a request on one connection; chosen by the client, unique among
+/// that connection's requests still waiting for their response.
+pub type RequestId = u64;
+
+/// The first frame a client sends.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Hello {
+    /// Always [`HELLO_MAGIC`].
+    pub magic: u32,
+    /// The protocol version the client speaks.
+    pub protocol_version: u32,
+    /// Free text for logs, e.g. the program's name.
+    pub client_name: String,
+}
+
+impl Hello {
+    /// A hello for this crate's protocol version.
+    pub fn new(client_name: impl Into<String>) -> Self {
+        Self {
+            magic: HELLO_MAGIC,
+            protocol_version: PROTOCOL_VERSION,
+            client_name: client_name.into(),
+        }
+    }
+}
+
+/// The broker's answer to an accepted [`Hello`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Welcome {
+    /// The protocol version the broker speaks (equal to the client's).
+    pub protocol_version: u32,
+    /// The broker's crate version, for humans.
+    pub broker_version: String,
+    /// The broker's id for this connection, as it appears in message metadata.
+    pub connection_id: u64,
+    /// The largest frame the broker accepts, header excluded.
+    pub max_frame_len: u32,
+}
+
+/// Every frame a client sends after its [`Hello`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ClientFrame {
+    /// The request's id; its response carries the same id.
+    pub id: RequestId,
+    /// What the client asks for.
+    pub request: Request,
+}
+
+/// Every frame the broker sends.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ServerFrame {
+    /// The handshake succeeded.
+    Welcome(Welcome),
+    /// The broker is closing this connection, and says why (bad handshake,
+    /// protocol violation, shutdown). Nothing follows it.
+    Goodbye(BrokerError),
+    /// The one response to the request with this id.
+    Response {
+        /// The id of the request this answers.
+        id: RequestId,
+        /// What happened.
+        result: Result<Response, BrokerError>,
+    },
+}
+
+/// How long an operation may wait for room (send) or for a message (receive).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum Wait {
+    /// Block until it can complete (or the mailbox is deleted).
+    Forever,
+    /// Complete now or fail with [`ErrorKind::WouldBlock`].
+    Never,
+    /// Wait at most this many milliseconds, then fail with [`ErrorKind::Timeout`].
+    Timeout {
+        /// The limit, in milliseconds.
+        millis: u64,
+    },
+}
+
+/// What a client asks of the broker.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Request {
+    /// Create a mailbox; succeeds without change when it exists with equal settings.
+    CreateMailbox {
+        /// Its name.
+        name: String,
+        /// Its settings.
+        settings: MailboxSettings,
+    },
+    /// Delete a mailbox, failing every operation waiting on it with
+    /// [`ErrorKind::MailboxDeleted`].
+    DeleteMailbox {
+        /// Its name.
+        name: String,
+    },
+    /// Describe every mailbox.
+    ListMailboxes,
+    /// Describe one mailbox.
+    MailboxInfo {
+        /// Its name.
+        name: String,
+    },
+    /// Put a message in a mailbox.
+    Send {
+        /// Where to.
+        mailbox: String,
+        /// The message's bytes.
+        payload: Bytes,
+        /// How long to wait for room.
+        wait: Wait,
+    },
+    /// Take the next message from a mailbox (for broadcast, from this
+    /// connection's subscription to it).
+    Receive {
+        /// Where from.
+        mailbox: String,
+        /// How long to wait for a message.
+        wait: Wait,
+    },
+    /// Start receiving a copy of every message later sent to a broadcast mailbox.
+    Subscribe {
+        /// Which mailbox.
+        mailbox: String,
+    },
+    /// Stop a subscription; its unread backlog is released.
+    Unsubscribe {
+        /// Which mailbox.
+        mailbox: String,
+    },
+    /// Withdraw an earlier request of this connection that is still waiting.
+    /// The withdrawn request is answered with [`ErrorKind::Cancelled`].
+    Cancel {
+        /// The id of the request to withdraw.
+        request: RequestId,
+    },
+    /// Broker-wide figures.
+    Status,
+}
+
+/// A successful answer.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Response {
+    /// The mailbox exists now; `created` is false when it existed already
+    /// with the same settings.
+    Created {
+        /// Whether this request created it.
+        created: bool,
+    },
+    /// The mailbox is gone.
+    Deleted,
+    /// Every mailbox, sorted by name.
+    Mailboxes(Vec<MailboxInfo>),
+    /// One mailbox.
+    Info(MailboxInfo),
+    /// The message was accepted.
+    Sent {
+        /// The sequence number it got.
+        sequence: u64,
+        /// How many receivers it will reach: 1 for round-robin, the number of
+        /// subscribers at that moment for broadcast (0 means nobody will see it).
+        recipients: u32,
+    },
+    /// A message for a [`Request::Receive`].
+    Received(Message),
+    /// The subscription exists now; `created` is false when it existed already.
+    Subscribed {
+        /// Whether this request created it.
+        created: bool,
+    },
+    /// The subscription is gone.
+    Unsubscribed,
+    /// The answer to [`Request::Cancel`]; `cancelled` is false when the target
+    /// had already been answered (or never existed).
+    CancelResult {
+        /// Whether a waiting request was withdrawn.
+        cancelled: bool,
+    },
+    /// Broker-wide figures.
+    Status(BrokerStatus),
+}
+
+/// What went wrong, as a kind a program can match on and a message for humans.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BrokerError {
+    /// The kind of failure.
+    pub kind: ErrorKind,
+    /// A human-readable explanation with the specifics.
+    pub message: String,
+}
+
+impl BrokerError {
+    /// An error of `kind` explained by `message`.
+    pub fn new(kind: ErrorKind, message: impl Into<String>) -> Self {
+        Self {
+            kind,
+            message: message.into(),
+        }
+    }
+}
+
+impl fmt::Display for BrokerError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.kind, self.message)
+    }
+}
+
+impl std::error::Error for BrokerError {}
+
+/// The kinds of failure the broker reports. Appended to, never reordered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum ErrorKind {
+    /// The mailbox name breaks the naming rule.
+    InvalidName,
+    /// The mailbox settings contradict themselves or a broker limit.
+    InvalidSettings,
+    /// The payload is above the mailbox's maximum message size.
+    MessageTooLarge,
+    /// The payload is not the mailbox's fixed size.
+    WrongMessageSize,
+    /// No mailbox has that name.
+    NoSuchMailbox,
+    /// A mailbox of that name exists with other settings.
+    MailboxExists,
+    /// A non-blocking operation could not complete at once (mailbox full,
+    /// empty, or no receiver waiting on a `zero` mailbox). Nothing changed.
+    WouldBlock,
+    /// A timed operation ran out of time. A send was withdrawn and will never
+    /// be delivered.
+    Timeout,
+    /// The mailbox was deleted while the operation waited on it.
+    MailboxDeleted,
+    /// The broker's memory budget for held messages is spent.
+    BrokerFull,
+    /// The broker is stopping.
+    BrokerShuttingDown,
+    /// Receive or unsubscribe on a broadcast mailbox without a subscription.
+    NotSubscribed,
+    /// Subscribe on a mailbox whose policy is not broadcast.
+    NotBroadcast,
+    /// The request was withdrawn by a [`Request::Cancel`].
+    Cancelled,
+    /// The request id is already in use by a waiting request of this connection.
+    DuplicateRequestId,
+    /// This connection has too many requests waiting.
+    TooManyRequests,
+    /// The caller may not do this.
+    PermissionDenied,
+    /// The peer broke the protocol (bad frame, bad handshake).
+    ProtocolViolation,
+    /// The client speaks another protocol version.
+    UnsupportedVersion,
+    /// A bug in the broker; the message says more.
+    Internal,
+}
+
+impl fmt::Display for ErrorKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            ErrorKind::InvalidName => "invalid mailbox name",
+            ErrorKind::InvalidSettings => "invalid mailbox settings",
+            ErrorKind::MessageTooLarge => "message too large",
+            ErrorKind::WrongMessageSize => "wrong message size",
+            ErrorKind::NoSuchMailbox => "no such mailbox",
+            ErrorKind::MailboxExists => "mailbox exists with other settings",
+            ErrorKind::WouldBlock => "would block",
+            ErrorKind::Timeout => "timed out",
+            ErrorKind::MailboxDeleted => "mailbox deleted",
+            ErrorKind::BrokerFull => "broker memory budget spent",
+            ErrorKind::BrokerShuttingDown => "broker shutting down",
+            ErrorKind::NotSubscribed => "not subscribed",
+            ErrorKind::NotBroadcast => "not a broadcast mailbox",
+            ErrorKind::Cancelled => "cancelled",
+            ErrorKind::DuplicateRequestId => "duplicate request id",
+            ErrorKind::TooManyRequests => "too many requests in flight",
+            ErrorKind::PermissionDenied => "permission denied",
+            ErrorKind::ProtocolViolation => "protocol violation",
+            ErrorKind::UnsupportedVersion => "unsupported protocol version",
+            ErrorKind::Internal => "internal broker error",
+        })
+    }
+}

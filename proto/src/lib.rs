@@ -1,0 +1,33 @@
+//! The mailbox wire protocol, defined once for the broker and every client.
+//!
+//! This crate owns the byte layout of everything that crosses the Unix socket:
+//! the length-prefixed [`codec`], the handshake ([`Hello`], [`Welcome`]), the
+//! [`Request`]s a client makes and the [`Response`]s and [`BrokerError`]s the
+//! broker answers with. It also owns the small vocabulary both sides validate
+//! the same way ([`MailboxName`], [`Capacity`], [`DeliveryPolicy`]) and the
+//! rule that finds the broker's socket ([`socket_path`]).
+//!
+//! It deliberately does no I/O and knows nothing of tokio: callers hand it
+//! buffers. The full wire format is written down in `PROTOCOL.md` beside this
+//! crate.
+
+pub mod codec;
+mod frame;
+mod mailbox;
+mod message;
+pub mod socket_path;
+
+pub use codec::{decode_frame, encode_frame, DecodeError, EncodeError};
+pub use frame::{
+    BrokerError, ClientFrame, ErrorKind, Hello, Request, RequestId, Response, ServerFrame, Wait,
+    Welcome, HELLO_MAGIC, PROTOCOL_VERSION,
+};
+pub use mailbox::{
+    BrokerStatus, Capacity, DeliveryPolicy, InvalidName, MailboxInfo, MailboxName,
+    MailboxSettings, ParseCapacityError, ParsePolicyError, DEFAULT_MAX_MESSAGE_SIZE,
+    MAX_MESSAGE_SIZE_LIMIT,
+};
+pub use message::{Message, Metadata};
+
+/// Re-exported so that users of [`Message::payload`] need not depend on `bytes`.
+pub use bytes::Bytes;

@@ -1,0 +1,278 @@
+//! The vocabulary of mailboxes: names, capacities, delivery policies, settings
+//! and the read-only views the broker reports.
+
+use std::fmt;
+use std::str::FromStr;
+
+use serde::{Deserialize, Serialize};
+
+/// Largest message a mailbox may be configured to accept (16 MiB).
+///
+/// The frame limit of the codec is derived from it, so that a message of this
+/// size always fits in one frame with its metadata.
+pub const MAX_MESSAGE_SIZE_LIMIT: u32 = 16 * 1024 * 1024;
+
+/// Maximum message size of a mailbox created without one (1 MiB).
+pub const DEFAULT_MAX_MESSAGE_SIZE: u32 = 1024 * 1024;
+
+/// A validated mailbox name: 1 to 255 bytes of `[A-Za-z0-9._/-]`.
+///
+/// ```
+/// use mailbox_proto::MailboxName;
+/// assert!(MailboxName::parse("jobs/high-priority.v2").is_ok());
+/// assert!(MailboxName::parse("").is_err());
+/// assert!(MailboxName::parse("no spaces").is_err());
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct MailboxName(String);
+
+/// Why a string is not a valid [`MailboxName`].
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum InvalidName {
+    /// The name is empty.
+    #[error("mailbox name is empty")]
+    Empty,
+    /// The name is longer than 255 bytes.
+    #[error("mailbox name is {0} bytes long; the limit is 255")]
+    TooLong(usize),
+    /// The name contains a character outside `[A-Za-z0-9._/-]`.
+    #[error("mailbox name contains {0:?}; only letters, digits and . _ / - are allowed")]
+    BadCharacter(char),
+}
+
+impl MailboxName {
+    /// Longest allowed name, in bytes.
+    pub const MAX_LEN: usize = 255;
+
+    /// Checks `name` against the naming rule.
+    pub fn parse(name: &str) -> Result<Self, InvalidName> {
+        Self::validate(name)?;
+        Ok(Self(name.to_owned()))
+    }
+
+    /// Checks `name` without allocating.
+    pub fn validate(name: &str) -> Result<(), InvalidName> {
+        if name.is_empty() {
+            return Err(InvalidName::Empty);
+        }
+        if name.len() > Self::MAX_LEN {
+            return Err(InvalidName::TooLong(name.len()));
+        }
+        match name
+            .chars()
+            .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '/' | '-')))
+        {
+            Some(bad) => Err(InvalidName::BadCharacter(bad)),
+            None => Ok(()),
+        }
+    }
+
+    /// The name as a string slice.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for MailboxName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl AsRef<str> for MailboxName {
+    fn as_ref(&self) -> &str {
+        &self.0
+    }
+}
+
+/// How many messages a mailbox buffers.
+///
+/// Parses from and prints as `zero`, a positive number, or `unbounded`:
+///
+/// ```
+/// use mailbox_proto::Capacity;
+/// assert_eq!("zero".parse::<Capacity>().unwrap(), Capacity::Zero);
+/// assert_eq!("0".parse::<Capacity>().unwrap(), Capacity::Zero);
+/// assert_eq!("64".parse::<Capacity>().unwrap(), Capacity::Bounded(64));
+/// assert_eq!("unbounded".parse::<Capacity>().unwrap(), Capacity::Unbounded);
+/// assert_eq!(Capacity::Bounded(64).to_string(), "64");
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum Capacity {
+    /// Rendezvous: no buffer; a send completes only when a receiver takes it.
+    Zero,
+    /// At most N messages wait in the mailbox (per subscriber for broadcast).
+    Bounded(u32),
+    /// No count limit; only the broker-wide memory budget applies.
+    Unbounded,
+}
+
+/// Why a string is not a [`Capacity`].
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("capacity must be `zero`, a positive number or `unbounded`, not {0:?}")]
+pub struct ParseCapacityError(pub String);
+
+impl FromStr for Capacity {
+    type Err = ParseCapacityError;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "zero" | "0" => Ok(Capacity::Zero),
+            "unbounded" => Ok(Capacity::Unbounded),
+            _ => s
+                .parse::<u32>()
+                .map(Capacity::Bounded)
+                .map_err(|_| ParseCapacityError(s.to_owned())),
+        }
+    }
+}
+
+impl fmt::Display for Capacity {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Capacity::Zero => f.write_str("zero"),
+            Capacity::Bounded(n) => write!(f, "{n}"),
+            Capacity::Unbounded => f.write_str("unbounded"),
+        }
+    }
+}
+
+/// Which receivers get a message when several share a mailbox.
+///
+/// ```
+/// use mailbox_proto::DeliveryPolicy;
+/// assert_eq!("broadcast".parse::<DeliveryPolicy>().unwrap(), DeliveryPolicy::Broadcast);
+/// assert_eq!(DeliveryPolicy::RoundRobin.to_string(), "round-robin");
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+pub enum DeliveryPolicy {
+    /// Every message goes to exactly one receiver; waiting receivers take turns.
+    #[default]
+    RoundRobin,
+    /// Every subscriber gets every message sent after it subscribed.
+    Broadcast,
+}
+
+/// Why a string is not a [`DeliveryPolicy`].
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("delivery policy must be `round-robin` or `broadcast`, not {0:?}")]
+pub struct ParsePolicyError(pub String);
+
+impl FromStr for DeliveryPolicy {
+    type Err = ParsePolicyError;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "round-robin" => Ok(DeliveryPolicy::RoundRobin),
+            "broadcast" => Ok(DeliveryPolicy::Broadcast),
+            _ => Err(ParsePolicyError(s.to_owned())),
+        }
+    }
+}
+
+impl fmt::Display for DeliveryPolicy {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            DeliveryPolicy::RoundRobin => "round-robin",
+            DeliveryPolicy::Broadcast => "broadcast",
+        })
+    }
+}
+
+/// Everything that defines a mailbox. Two creates with equal settings are the
+/// same mailbox; a create with different settings is refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct MailboxSettings {
+    /// How many messages it buffers.
+    pub capacity: Capacity,
+    /// Who gets each message.
+    pub policy: DeliveryPolicy,
+    /// Largest payload accepted, in bytes (at most [`MAX_MESSAGE_SIZE_LIMIT`]).
+    pub max_message_size: u32,
+    /// When set, every payload must be exactly this many bytes.
+    pub fixed_size: Option<u32>,
+}
+
+impl Default for MailboxSettings {
+    fn default() -> Self {
+        Self {
+            capacity: Capacity::Unbounded,
+            policy: DeliveryPolicy::RoundRobin,
+            max_message_size: DEFAULT_MAX_MESSAGE_SIZE,
+            fixed_size: None,
+        }
+    }
+}
+
+impl MailboxSettings {
+    /// Checks the settings for contradictions; the message says what to change.
+    pub fn validate(&self) -> Result<(), String> {
+        if self.capacity == Capacity::Bounded(0) {
+            return Err("capacity 0 is spelled `zero`".to_owned());
+        }
+        if self.max_message_size == 0 {
+            return Err("max message size must be at least 1 byte".to_owned());
+        }
+        if self.max_message_size > MAX_MESSAGE_SIZE_LIMIT {
+            return Err(format!(
+                "max message size {} is above the broker's limit of {} bytes",
+                self.max_message_size, MAX_MESSAGE_SIZE_LIMIT
+            ));
+        }
+        if let Some(fixed) = self.fixed_size {
+            if fixed > self.max_message_size {
+                return Err(format!(
+                    "fixed size {fixed} is above the max message size {}",
+                    self.max_message_size
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// A snapshot of one mailbox, as `mailboxctl info` and `list` show it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MailboxInfo {
+    /// The mailbox's name.
+    pub name: String,
+    /// Its settings.
+    pub settings: MailboxSettings,
+    /// Messages buffered (for broadcast: distinct messages not yet taken by
+    /// every subscriber).
+    pub queued_messages: u64,
+    /// Payload bytes of those messages.
+    pub queued_bytes: u64,
+    /// Sends waiting for room (or, on `zero`, for a receiver).
+    pub waiting_senders: u32,
+    /// Receives waiting for a message.
+    pub waiting_receivers: u32,
+    /// Current subscribers (broadcast only; 0 otherwise).
+    pub subscribers: u32,
+    /// Messages accepted since the mailbox was created.
+    pub messages_accepted: u64,
+    /// Deliveries made since the mailbox was created (a broadcast message
+    /// counts once per subscriber that took it).
+    pub messages_delivered: u64,
+}
+
+/// Broker-wide figures, as `mailboxctl status` shows them.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BrokerStatus {
+    /// The broker's crate version.
+    pub broker_version: String,
+    /// The protocol version it speaks.
+    pub protocol_version: u32,
+    /// The broker's process id.
+    pub pid: u32,
+    /// Milliseconds since the broker started.
+    pub uptime_millis: u64,
+    /// Open client connections.
+    pub connections: u64,
+    /// Existing mailboxes.
+    pub mailboxes: u64,
+    /// Messages buffered across all mailboxes.
+    pub queued_messages: u64,
+    /// Payload bytes held by the broker (buffered and in waiting sends).
+    pub queued_bytes: u64,
+    /// The broker-wide budget for held payload bytes.
+    pub memory_budget_bytes: u64,
+}
