@@ -1,1 +1,10 @@
-//! placeholder
+//! `mailboxd`, the mailbox broker, as a library.
+//!
+//! - [`core`]: the mailbox semantics, synchronous and I/O-free.
+//! - [`server`]: the tokio tasks that own the Unix sockets and drive the core.
+//!
+//! The binary (`src/bin/mailboxd.rs`) only parses arguments and calls
+//! [`server::run`] with a listener it bound, so tests bind their own.
+
+pub mod core;
+pub mod server;

@@ -1,1 +1,137 @@
-fn main() {}
+//! `mailboxd`: the mailbox broker daemon.
+//!
+//! Parses arguments, binds the socket, and hands it to
+//! [`mailbox_broker::server::run`] until SIGTERM or SIGINT.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context as _;
+use clap::Parser;
+use mailbox_broker::core::Limits;
+use mailbox_broker::server::{self, Config};
+use mailbox_proto::socket_path;
+use tokio::signal::unix::{signal, SignalKind};
+use tracing::{error, info};
+
+/// The mailbox IPC broker: named mailboxes over a Unix socket.
+#[derive(Debug, Parser)]
+#[command(version, about)]
+struct Args {
+    /// Socket to listen on [default: $MAILBOX_SOCKET, else
+    /// $XDG_RUNTIME_DIR/mailbox/mailboxd.sock, else /run/mailbox/mailboxd.sock]
+    #[arg(long, value_name = "PATH")]
+    socket: Option<PathBuf>,
+
+    /// Log level or tracing filter (error, warn, info, debug, trace, or e.g.
+    /// `mailbox_broker=debug`); RUST_LOG overrides it.
+    #[arg(long, value_name = "LEVEL", default_value = "info")]
+    log_level: String,
+
+    /// Payload bytes the broker may hold in all mailboxes together; sends
+    /// beyond it fail with BrokerFull. Accepts K, M, G suffixes (powers of 1024).
+    #[arg(long, value_name = "BYTES", default_value = "1G", value_parser = parse_bytes)]
+    memory_budget: u64,
+
+    /// Requests one connection may have waiting at once.
+    #[arg(long, value_name = "N", default_value_t = Limits::default().max_waiting_per_connection)]
+    max_waiting_per_connection: usize,
+}
+
+fn parse_bytes(text: &str) -> Result<u64, String> {
+    let text = text.trim();
+    let (digits, unit) = match text.char_indices().find(|(_, c)| !c.is_ascii_digit()) {
+        Some((index, _)) => text.split_at(index),
+        None => (text, ""),
+    };
+    let value: u64 = digits
+        .parse()
+        .map_err(|_| format!("{text:?} is not a byte count like 1048576, 512K, 64M or 1G"))?;
+    let shift = match unit.to_ascii_uppercase().as_str() {
+        "" | "B" => 0,
+        "K" | "KB" | "KIB" => 10,
+        "M" | "MB" | "MIB" => 20,
+        "G" | "GB" | "GIB" => 30,
+        _ => return Err(format!("unknown unit {unit:?} in {text:?}; use K, M or G")),
+    };
+    value
+        .checked_mul(1 << shift)
+        .ok_or_else(|| format!("{text:?} is too large"))
+}
+
+fn init_logging(level: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .or_else(|_| tracing_subscriber::EnvFilter::try_new(level))
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+}
+
+async fn serve(args: Args) -> anyhow::Result<()> {
+    let path = socket_path::resolve(args.socket);
+    let listener = server::bind(&path)?;
+    // Install the handlers before announcing readiness, so a signal sent as
+    // soon as the socket answers is not lost.
+    let mut terminate = signal(SignalKind::terminate()).context("cannot handle SIGTERM")?;
+    let mut interrupt = signal(SignalKind::interrupt()).context("cannot handle SIGINT")?;
+    let shutdown = async move {
+        tokio::select! {
+            _ = terminate.recv() => info!("SIGTERM received"),
+            _ = interrupt.recv() => info!("SIGINT received"),
+        }
+    };
+    let config = Config {
+        limits: Limits {
+            memory_budget: args.memory_budget,
+            max_waiting_per_connection: args.max_waiting_per_connection,
+        },
+        ..Config::default()
+    };
+    info!(socket = %path.display(), pid = std::process::id(), "mailboxd listening");
+    let result = server::run(listener, config, shutdown).await;
+    if let Err(error) = std::fs::remove_file(&path) {
+        error!(%error, socket = %path.display(), "cannot remove the socket");
+    }
+    result.with_context(|| format!("serving {}", path.display()))
+}
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    init_logging(&args.log_level);
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("mailboxd: cannot start the async runtime: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(serve(args)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            error!("{error:#}");
+            eprintln!("mailboxd: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_bytes;
+
+    #[test]
+    fn byte_counts_take_binary_suffixes() {
+        assert_eq!(parse_bytes("1024"), Ok(1024));
+        assert_eq!(parse_bytes("512K"), Ok(512 << 10));
+        assert_eq!(parse_bytes("64M"), Ok(64 << 20));
+        assert_eq!(parse_bytes("1G"), Ok(1 << 30));
+        assert!(parse_bytes("1T").is_err());
+        assert!(parse_bytes("lots").is_err());
+        assert!(parse_bytes("99999999999G").is_err());
+    }
+}

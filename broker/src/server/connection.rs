@@ -1,0 +1,282 @@
+//! One client connection: a reader task that decodes requests and drives the
+//! core, and a writer task that drains the connection's outbox.
+//!
+//! The reader decodes every complete frame in its buffer and applies them all
+//! under one lock before it reads again, so a pipelining client costs one
+//! lock and one read per batch, not per message. A protocol violation
+//! (undecodable frame, oversized length, bad handshake) is answered with a
+//! `Goodbye` naming it and closes only this connection.
+
+use bytes::BytesMut;
+use mailbox_proto::{
+    decode_frame, encode_frame, BrokerError, ClientFrame, ErrorKind, Hello, ServerFrame, Welcome,
+    HELLO_MAGIC, PROTOCOL_VERSION,
+};
+use std::sync::Arc;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::unix::{OwnedReadHalf, OwnedWriteHalf};
+use tokio::net::UnixStream;
+use tokio::sync::watch;
+use tracing::{debug, info, info_span, warn, Instrument};
+
+use super::outbox::{Batch, Outbox};
+use super::{clock, Shared};
+use crate::core::{ConnectionId, Outcome, Peer};
+
+/// Why a connection's reader stopped.
+#[derive(Debug)]
+enum CloseReason {
+    /// The client closed its end.
+    ClientClosed,
+    /// The broker is stopping.
+    Shutdown,
+    /// The client broke the protocol; it was told why.
+    ProtocolViolation(BrokerError),
+    /// Reading failed.
+    Io(std::io::Error),
+}
+
+fn peer_of(stream: &UnixStream) -> Peer {
+    match stream.peer_cred() {
+        Ok(cred) => Peer {
+            pid: cred.pid().map_or(0, |pid| pid as u32),
+            uid: cred.uid(),
+            gid: cred.gid(),
+        },
+        Err(_) => Peer::default(),
+    }
+}
+
+/// Serves one connection until it closes or the broker stops.
+pub(crate) async fn serve(
+    shared: Arc<Shared>,
+    id: ConnectionId,
+    stream: UnixStream,
+    stop: watch::Receiver<bool>,
+) {
+    let peer = peer_of(&stream);
+    let span = info_span!("connection", id = id.0, pid = peer.pid, uid = peer.uid);
+    async move {
+        let (reader, writer) = stream.into_split();
+        let outbox = Arc::new(Outbox::default());
+        let writer_task = tokio::spawn(write_loop(writer, outbox.clone()));
+        let reason = read_loop(&shared, id, peer, reader, &outbox, stop).await;
+        match &reason {
+            CloseReason::ClientClosed => debug!("client closed the connection"),
+            CloseReason::Shutdown => debug!("closed for shutdown"),
+            CloseReason::ProtocolViolation(error) => warn!(%error, "closing: protocol violation"),
+            CloseReason::Io(error) => info!(%error, "closing: read failed"),
+        }
+        {
+            let mut state = shared.lock();
+            let mut out = Outcome::new();
+            state.core.disconnect(id, &clock(), &mut out);
+            state.outboxes.remove(&id);
+            state.route(&mut out);
+        }
+        outbox.close();
+        if let Err(error) = writer_task.await {
+            warn!(%error, "writer task failed");
+        }
+    }
+    .instrument(span)
+    .await;
+}
+
+/// Reads the hello; returns the error to send in a goodbye when it is bad.
+async fn handshake(
+    reader: &mut OwnedReadHalf,
+    buffer: &mut BytesMut,
+    max_frame_len: u32,
+) -> Result<Hello, CloseReason> {
+    loop {
+        match decode_frame::<Hello>(buffer, max_frame_len) {
+            Ok(Some(hello)) => return Ok(hello),
+            Ok(None) => {}
+            Err(error) => {
+                return Err(CloseReason::ProtocolViolation(BrokerError::new(
+                    ErrorKind::ProtocolViolation,
+                    format!("expected a hello frame: {error}"),
+                )))
+            }
+        }
+        match reader.read_buf(buffer).await {
+            Ok(0) => return Err(CloseReason::ClientClosed),
+            Ok(_) => {}
+            Err(error) => return Err(CloseReason::Io(error)),
+        }
+    }
+}
+
+async fn read_loop(
+    shared: &Shared,
+    id: ConnectionId,
+    peer: Peer,
+    mut reader: OwnedReadHalf,
+    outbox: &Arc<Outbox>,
+    mut stop: watch::Receiver<bool>,
+) -> CloseReason {
+    let config = &shared.config;
+    let mut buffer = BytesMut::with_capacity(16 * 1024);
+    // The hello is small; a larger limit before it would let anyone who can
+    // connect make the broker allocate a full frame for free.
+    let hello_limit = 4096;
+    let hello = match tokio::time::timeout(
+        config.handshake_timeout,
+        handshake(&mut reader, &mut buffer, hello_limit),
+    )
+    .await
+    {
+        Ok(Ok(hello)) => hello,
+        Ok(Err(reason)) => return goodbye(outbox, reason),
+        Err(_) => {
+            return goodbye(
+                outbox,
+                CloseReason::ProtocolViolation(BrokerError::new(
+                    ErrorKind::ProtocolViolation,
+                    format!(
+                        "no hello within {:?} of connecting",
+                        config.handshake_timeout
+                    ),
+                )),
+            )
+        }
+    };
+    if hello.magic != HELLO_MAGIC {
+        return goodbye(
+            outbox,
+            CloseReason::ProtocolViolation(BrokerError::new(
+                ErrorKind::ProtocolViolation,
+                "the first frame is not a mailbox hello (wrong magic)",
+            )),
+        );
+    }
+    if hello.protocol_version != PROTOCOL_VERSION {
+        return goodbye(
+            outbox,
+            CloseReason::ProtocolViolation(BrokerError::new(
+                ErrorKind::UnsupportedVersion,
+                format!(
+                    "client speaks protocol version {}, this broker speaks {}; use a matching client",
+                    hello.protocol_version, PROTOCOL_VERSION
+                ),
+            )),
+        );
+    }
+    debug!(client = %hello.client_name, "handshake done");
+    {
+        let mut state = shared.lock();
+        if *stop.borrow() {
+            drop(state);
+            return goodbye(outbox, CloseReason::Shutdown);
+        }
+        state.core.connect(id, peer);
+        state.outboxes.insert(id, outbox.clone());
+    }
+    outbox.push(ServerFrame::Welcome(Welcome {
+        protocol_version: PROTOCOL_VERSION,
+        broker_version: env!("CARGO_PKG_VERSION").to_owned(),
+        connection_id: id.0,
+        max_frame_len: config.max_frame_len,
+    }));
+
+    let mut frames: Vec<ClientFrame> = Vec::new();
+    let mut out = Outcome::new();
+    loop {
+        // Decode everything already buffered before waiting for more.
+        let violation = loop {
+            match decode_frame::<ClientFrame>(&mut buffer, config.max_frame_len) {
+                Ok(Some(frame)) => frames.push(frame),
+                Ok(None) => break None,
+                Err(error) => {
+                    break Some(BrokerError::new(
+                        ErrorKind::ProtocolViolation,
+                        format!("undecodable request: {error}"),
+                    ))
+                }
+            }
+        };
+        if !frames.is_empty() {
+            let now = clock();
+            let mut state = shared.lock();
+            for frame in frames.drain(..) {
+                state
+                    .core
+                    .apply(id, frame.id, frame.request, &now, &mut out);
+            }
+            state.route(&mut out);
+            if state.timer_needs_wake() {
+                shared.timer_wake.notify_one();
+            }
+        }
+        if let Some(error) = violation {
+            // The requests decoded before the bad frame were applied above;
+            // the stream is out of step after it, so nothing more can be read.
+            return goodbye(outbox, CloseReason::ProtocolViolation(error));
+        }
+        tokio::select! {
+            () = outbox.wait_below(config.outbox_high_water) => {}
+            _ = stop.changed() => return goodbye(outbox, CloseReason::Shutdown),
+        }
+        if buffer.capacity() - buffer.len() < 4096 {
+            buffer.reserve(16 * 1024);
+        }
+        tokio::select! {
+            read = reader.read_buf(&mut buffer) => match read {
+                Ok(0) => return CloseReason::ClientClosed,
+                Ok(_) => {}
+                Err(error) => return CloseReason::Io(error),
+            },
+            _ = stop.changed() => return goodbye(outbox, CloseReason::Shutdown),
+        }
+    }
+}
+
+/// Queues a goodbye saying why the connection closes, and passes the reason on.
+fn goodbye(outbox: &Outbox, reason: CloseReason) -> CloseReason {
+    let error = match &reason {
+        CloseReason::ProtocolViolation(error) => Some(error.clone()),
+        CloseReason::Shutdown => Some(BrokerError::new(
+            ErrorKind::BrokerShuttingDown,
+            "the broker is stopping",
+        )),
+        CloseReason::ClientClosed | CloseReason::Io(_) => None,
+    };
+    if let Some(error) = error {
+        outbox.push(ServerFrame::Goodbye(error));
+    }
+    reason
+}
+
+async fn write_loop(mut writer: OwnedWriteHalf, outbox: Arc<Outbox>) {
+    let mut buffer = BytesMut::with_capacity(64 * 1024);
+    let mut spare = Vec::new();
+    loop {
+        let frames = match outbox.take(spare).await {
+            Batch::Frames(frames) => frames,
+            Batch::Closed => break,
+        };
+        for frame in &frames {
+            // Only a reply larger than the frame limit can fail here, and
+            // the core never builds one; drop it loudly rather than wedge.
+            if let Err(error) = encode_frame(frame, &mut buffer, u32::MAX) {
+                warn!(%error, "dropping unencodable frame");
+            }
+        }
+        spare = frames;
+        spare.clear();
+        if let Err(error) = writer.write_all(&buffer).await {
+            debug!(%error, "write failed; the client is gone");
+            break;
+        }
+        buffer.clear();
+        if buffer.capacity() > 4 * 1024 * 1024 {
+            // Do not keep a large buffer alive after one large message.
+            buffer = BytesMut::with_capacity(64 * 1024);
+        }
+    }
+    // Whatever is still queued has nobody to go to; closing also releases a
+    // reader paused on backpressure.
+    outbox.close();
+    let _ = writer.shutdown().await;
+}

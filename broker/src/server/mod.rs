@@ -1,0 +1,200 @@
+//! The tokio side of the broker: accepts connections on a Unix socket, runs
+//! one reader and one writer task per connection and one deadline task, and
+//! carries the core's replies to the right sockets.
+//!
+//! Tasks share one [`Shared`]: the [`Core`] and every connection's
+//! [`Outbox`] behind one `std::sync::Mutex`. The lock is held only to apply a
+//! batch of decoded requests and queue their replies, never across an
+//! `.await` or a system call.
+//!
+//! Boundary: nothing here decides mailbox semantics; it decodes frames, drives
+//! the core and writes results.
+
+mod connection;
+mod outbox;
+mod socket;
+mod timer;
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use mailbox_proto::{codec, ServerFrame};
+use tokio::net::UnixListener;
+use tokio::sync::{watch, Notify};
+use tokio::task::JoinSet;
+use tracing::{info, warn};
+
+use crate::core::{Clock, ConnectionId, Core, Limits, Outcome};
+use outbox::Outbox;
+
+pub use socket::{bind, BindError};
+
+/// How the server runs.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Limits enforced by the core.
+    pub limits: Limits,
+    /// Largest frame body accepted from a client.
+    pub max_frame_len: u32,
+    /// How long a new connection may take to send its hello.
+    pub handshake_timeout: Duration,
+    /// A connection's reader stops reading requests while more than this
+    /// many bytes of replies wait to be written to it, so a client that never
+    /// reads cannot make the broker buffer without bound.
+    pub outbox_high_water: usize,
+    /// How long shutdown waits for connections to flush before closing them.
+    pub shutdown_grace: Duration,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            limits: Limits::default(),
+            max_frame_len: codec::DEFAULT_MAX_FRAME_LEN,
+            handshake_timeout: Duration::from_secs(10),
+            outbox_high_water: 8 * 1024 * 1024,
+            shutdown_grace: Duration::from_secs(5),
+        }
+    }
+}
+
+/// The state behind the lock.
+#[derive(Debug)]
+pub(crate) struct State {
+    pub core: Core,
+    pub outboxes: HashMap<ConnectionId, Arc<Outbox>>,
+    /// The deadline the timer task sleeps until, so that a request with an
+    /// earlier one wakes it.
+    pub timer_armed_for: Option<Instant>,
+}
+
+impl State {
+    /// Queues every reply in `out` on its connection's outbox, and empties it.
+    pub fn route(&mut self, out: &mut Outcome) {
+        for reply in out.replies.drain(..) {
+            // A reply to a connection that is gone has nobody to read it; the
+            // core never hands a message to one (disconnect withdrew its waits).
+            if let Some(outbox) = self.outboxes.get(&reply.ticket.connection) {
+                outbox.push(ServerFrame::Response {
+                    id: reply.ticket.request,
+                    result: reply.result,
+                });
+            }
+        }
+    }
+
+    /// Whether the timer must be woken to see an earlier deadline.
+    pub fn timer_needs_wake(&mut self) -> bool {
+        match (self.core.next_deadline(), self.timer_armed_for) {
+            (Some(next), Some(armed)) => next < armed,
+            (Some(_), None) => true,
+            (None, _) => false,
+        }
+    }
+}
+
+/// What every task shares.
+#[derive(Debug)]
+pub(crate) struct Shared {
+    state: Mutex<State>,
+    pub config: Config,
+    pub timer_wake: Notify,
+    next_connection: AtomicU64,
+}
+
+impl Shared {
+    pub fn lock(&self) -> MutexGuard<'_, State> {
+        // The core is only mutated through methods that keep it consistent
+        // at every return; a panic inside one is a bug we would rather keep
+        // serving through than turn into a crash loop.
+        self.state
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    fn next_connection_id(&self) -> ConnectionId {
+        ConnectionId(self.next_connection.fetch_add(1, Ordering::Relaxed))
+    }
+}
+
+/// The current time, read once per batch of requests.
+pub(crate) fn clock() -> Clock {
+    let unix_nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as u64);
+    Clock {
+        now: Instant::now(),
+        unix_nanos,
+    }
+}
+
+/// Serves `listener` until `shutdown` completes, then stops accepting,
+/// answers every waiting client with `BrokerShuttingDown`, flushes and closes
+/// every connection and returns. Removing the socket file is the caller's
+/// business (it bound it).
+pub async fn run(
+    listener: UnixListener,
+    config: Config,
+    shutdown: impl Future<Output = ()>,
+) -> std::io::Result<()> {
+    let shared = Arc::new(Shared {
+        state: Mutex::new(State {
+            core: Core::new(config.limits, Instant::now()),
+            outboxes: HashMap::new(),
+            timer_armed_for: None,
+        }),
+        config,
+        timer_wake: Notify::new(),
+        next_connection: AtomicU64::new(1),
+    });
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let mut tasks = JoinSet::new();
+    tasks.spawn(timer::run(shared.clone(), stop_rx.clone()));
+
+    tokio::pin!(shutdown);
+    loop {
+        tokio::select! {
+            () = &mut shutdown => break,
+            accepted = listener.accept() => match accepted {
+                Ok((stream, _)) => {
+                    let id = shared.next_connection_id();
+                    tasks.spawn(connection::serve(shared.clone(), id, stream, stop_rx.clone()));
+                }
+                Err(error) => {
+                    // Typically EMFILE: keep serving the connections we have
+                    // and retry shortly rather than spin or exit.
+                    warn!(%error, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+            },
+            Some(result) = tasks.join_next(), if !tasks.is_empty() => {
+                if let Err(error) = result {
+                    warn!(%error, "a connection task failed");
+                }
+            }
+        }
+    }
+
+    info!("shutting down: answering waiting clients");
+    drop(listener);
+    {
+        let mut state = shared.lock();
+        let mut out = Outcome::new();
+        state.core.shut_down(&clock(), &mut out);
+        state.route(&mut out);
+    }
+    // Readers see this, queue a goodbye and close their outboxes; writers
+    // flush and close the sockets.
+    let _ = stop_tx.send(true);
+    let grace = shared.config.shutdown_grace;
+    let drained = async { while tasks.join_next().await.is_some() {} };
+    if tokio::time::timeout(grace, drained).await.is_err() {
+        warn!("connections did not close within {grace:?}; closing them");
+        tasks.shutdown().await;
+    }
+    info!("stopped");
+    Ok(())
+}

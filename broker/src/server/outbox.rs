@@ -1,0 +1,119 @@
+//! A connection's queue of frames waiting to be written to its socket.
+//!
+//! Replies are decided under the core's lock by whichever task handled the
+//! request, often not the connection's own. They are pushed here without any
+//! I/O; the connection's writer task takes everything queued at once and
+//! writes it with one system call, so frames that become ready together
+//! leave together.
+
+use std::sync::{Mutex, MutexGuard};
+
+use mailbox_proto::{Response, ServerFrame};
+use tokio::sync::Notify;
+
+/// Frames queued for one connection.
+#[derive(Debug, Default)]
+pub(crate) struct Outbox {
+    state: Mutex<State>,
+    /// Wakes the writer when frames arrive or the outbox closes.
+    ready: Notify,
+    /// Wakes a reader that paused because too much was queued.
+    drained: Notify,
+}
+
+#[derive(Debug, Default)]
+struct State {
+    frames: Vec<ServerFrame>,
+    /// Approximate encoded size of `frames`, for backpressure.
+    bytes: usize,
+    /// No more frames will come: the writer flushes what is left and stops.
+    closed: bool,
+}
+
+/// What the writer gets from [`Outbox::take`].
+pub(crate) enum Batch {
+    Frames(Vec<ServerFrame>),
+    Closed,
+}
+
+fn approximate_size(frame: &ServerFrame) -> usize {
+    match frame {
+        ServerFrame::Response {
+            result: Ok(Response::Received(message)),
+            ..
+        } => 64 + message.payload.len(),
+        _ => 64,
+    }
+}
+
+impl Outbox {
+    fn lock(&self) -> MutexGuard<'_, State> {
+        // A panic while holding this lock cannot leave the frame list
+        // inconsistent, so a poisoned lock is still usable.
+        self.state
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Queues a frame; frames pushed after [`Outbox::close`] are dropped
+    /// (the connection is gone and the core has forgotten it).
+    pub fn push(&self, frame: ServerFrame) {
+        let mut state = self.lock();
+        if state.closed {
+            return;
+        }
+        state.bytes += approximate_size(&frame);
+        state.frames.push(frame);
+        let first = state.frames.len() == 1;
+        drop(state);
+        if first {
+            self.ready.notify_one();
+        }
+    }
+
+    /// Closes the outbox after the frames already queued.
+    pub fn close(&self) {
+        self.lock().closed = true;
+        self.ready.notify_one();
+    }
+
+    /// Waits for frames, and takes all of them, reusing `spare` as the new
+    /// empty list.
+    pub async fn take(&self, spare: Vec<ServerFrame>) -> Batch {
+        let mut spare = Some(spare);
+        loop {
+            {
+                let mut state = self.lock();
+                if !state.frames.is_empty() {
+                    let mut frames = spare.take().unwrap_or_default();
+                    frames.clear();
+                    std::mem::swap(&mut frames, &mut state.frames);
+                    state.bytes = 0;
+                    drop(state);
+                    self.drained.notify_waiters();
+                    return Batch::Frames(frames);
+                }
+                if state.closed {
+                    return Batch::Closed;
+                }
+            }
+            self.ready.notified().await;
+        }
+    }
+
+    /// Waits until at most `high_water` bytes are queued (or it closed).
+    pub async fn wait_below(&self, high_water: usize) {
+        loop {
+            let drained = self.drained.notified();
+            tokio::pin!(drained);
+            drained.as_mut().enable();
+            {
+                let state = self.lock();
+                if state.bytes <= high_water || state.closed {
+                    return;
+                }
+            }
+            drained.await;
+        }
+    }
+}
