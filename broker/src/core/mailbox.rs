@@ -553,7 +553,7 @@ impl Mailbox {
     /// Panics when an invariant of the module doc does not hold (tests only).
     #[cfg(test)]
     pub fn check_invariants(&self) {
-        let bytes = match &self.lines {
+        let bytes: u64 = match &self.lines {
             Lines::RoundRobin { queue, receivers } => {
                 assert!(
                     queue.is_empty() || receivers.is_empty(),
