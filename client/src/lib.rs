@@ -1,1 +1,979 @@
-//! placeholder
+//! Client library of the mailbox IPC broker, `mailboxd`.
+//!
+//! - [`Client`]: async (tokio). One connection shared by cheap clones; many
+//!   calls may be in flight at once from many tasks.
+//! - [`blocking::Client`]: plain `std` sockets, no runtime, for simple
+//!   programs and `mailboxctl`.
+//!
+//! Both are thin I/O loops over one shared, I/O-free bookkeeping module
+//! (`session.rs`: ids, frames, routing, typed answers), so they behave the
+//! same. Every broker error reaches the caller typed by [`ErrorKind`] (see
+//! [`Error::kind`]).
+//!
+//! The broker's socket is found by the rule of
+//! [`mailbox_proto::socket_path::resolve`]: an explicit path, else
+//! `$MAILBOX_SOCKET`, else `$XDG_RUNTIME_DIR/mailbox/mailboxd.sock`, else
+//! `/run/mailbox/mailboxd.sock`.
+//!
+//! This crate does not retry, reconnect or time out on its own: timeouts are
+//! the broker's ([`Wait`]), and a broken connection fails every call on it.
+
+pub mod blocking;
+mod duration;
+mod error;
+mod session;
+#[cfg(test)]
+mod test_support;
+
+use std::collections::{HashMap, VecDeque};
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::Duration;
+
+use bytes::BytesMut;
+use mailbox_proto::{socket_path, Request, RequestId, Response, ServerFrame, Welcome};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::unix::{OwnedReadHalf, OwnedWriteHalf};
+use tokio::net::UnixStream;
+use tokio::sync::{oneshot, Notify};
+use tokio::task::JoinHandle;
+
+pub use duration::{parse_duration, ParseDurationError};
+pub use error::Error;
+pub use mailbox_proto::{
+    BrokerError, BrokerStatus, Bytes, Capacity, DeliveryPolicy, ErrorKind, MailboxInfo,
+    MailboxSettings, Message, Metadata, Wait, DEFAULT_MAX_MESSAGE_SIZE, MAX_MESSAGE_SIZE_LIMIT,
+};
+pub use session::{wait_at_most, PipelineError, SendReceipt};
+
+use session::{ReceiveTally, SendTally, Session};
+
+/// Bytes the reader asks of the socket per read, at least.
+const READ_CHUNK: usize = 64 * 1024;
+
+/// An async connection to `mailboxd`.
+///
+/// Cloning is cheap and every clone uses the same connection; it closes when
+/// the last clone is dropped. `Client` is `Send + Sync`: many tasks may call
+/// it at once, their requests are written in batches (many frames per
+/// `write`) by one writer task, and one reader task hands each answer to its
+/// caller, in whatever order the broker answers.
+///
+/// Must be created inside a tokio runtime (it spawns those two tasks).
+///
+/// # Cancellation
+///
+/// Dropping the future of a waiting send or receive (for example through
+/// `tokio::time::timeout` or `select!`) sends a `Cancel` for it, so the
+/// broker withdraws it. The broker may already have handed a message over
+/// when the cancel reaches it; such a message is not dropped: the client
+/// keeps it, per mailbox, and gives it to this connection's next receive on
+/// that mailbox (any of `receive`, `try_receive`, `receive_timeout`, ...)
+/// before asking the broker. A dropped send may or may not have been
+/// accepted.
+///
+/// # Failures
+///
+/// A broker error comes back as [`Error::Broker`]. When the connection dies,
+/// every call waiting on it resolves with [`Error::Disconnected`] (or the
+/// broker's `Goodbye`, as [`Error::Rejected`]), and so does every later call.
+///
+/// ```no_run
+/// use mailbox_client::{Client, MailboxSettings};
+///
+/// # async fn demo() -> Result<(), mailbox_client::Error> {
+/// let client = Client::connect_default().await?;
+/// client.create("jobs", MailboxSettings::default()).await?;
+///
+/// let worker = client.clone();
+/// let job = tokio::spawn(async move { worker.receive("jobs").await });
+/// client.send("jobs", "resize photo 42").await?;
+/// let message = job.await.expect("worker task")?;
+/// assert_eq!(message.payload, "resize photo 42");
+/// # Ok(())
+/// # }
+/// ```
+#[derive(Clone)]
+pub struct Client {
+    connection: Arc<Connection>,
+}
+
+/// The tasks of one connection; the last [`Client`] clone stops them.
+struct Connection {
+    shared: Arc<Shared>,
+    welcome: Welcome,
+    reader: JoinHandle<()>,
+    writer: JoinHandle<()>,
+}
+
+impl Drop for Connection {
+    fn drop(&mut self) {
+        // No caller is left, so nothing queued or unanswered matters; the
+        // socket closes with the tasks and the broker withdraws what waited.
+        self.reader.abort();
+        self.writer.abort();
+    }
+}
+
+/// What the caller of a request registered for its answer.
+struct Waiter {
+    /// Where the answer goes; `None` for a cancel nobody awaits.
+    reply: Option<oneshot::Sender<Result<Response, Error>>>,
+    /// For a receive: its mailbox, to keep a message whose caller left.
+    receive_from: Option<String>,
+}
+
+/// The connection state shared by the callers and the two tasks.
+struct Shared {
+    state: Mutex<State>,
+    /// Wakes the writer when `State::outgoing` has frames or the connection closed.
+    writable: Notify,
+}
+
+struct State {
+    session: Session<Waiter>,
+    /// Frames waiting for the writer.
+    outgoing: BytesMut,
+    /// Messages the broker handed over for receives whose callers had gone;
+    /// the next receives on the same mailbox take them first, oldest first.
+    orphans: HashMap<String, VecDeque<Message>>,
+    /// Why the connection is over, once it is.
+    closed: Option<Error>,
+}
+
+/// A request's state right after it was started.
+enum Begun {
+    /// Answered without asking the broker (a kept message).
+    Ready(Response),
+    /// Sent or queued; the answer will come.
+    Waiting(PendingCall),
+}
+
+/// A request waiting for its answer; dropping it early cancels it.
+struct PendingCall {
+    shared: Arc<Shared>,
+    id: RequestId,
+    reply: oneshot::Receiver<Result<Response, Error>>,
+    /// Whether to send a `Cancel` if dropped before the answer (a send or
+    /// receive that may wait, not yet cancelled).
+    cancel_on_drop: bool,
+    receive_from: Option<String>,
+    answered: bool,
+}
+
+impl Shared {
+    fn lock(&self) -> MutexGuard<'_, State> {
+        // The state stays consistent across a panicking holder (every update
+        // is a single step), so a poisoned lock is still usable.
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Starts `request`, or answers a receive from the kept messages.
+    fn begin(self: &Arc<Self>, request: Request) -> Result<Begun, Error> {
+        let mut state = self.lock();
+        let (receive_from, may_wait) = match &request {
+            Request::Receive { mailbox, wait } => (Some(mailbox.clone()), *wait != Wait::Never),
+            Request::Send { wait, .. } => (None, *wait != Wait::Never),
+            _ => (None, false),
+        };
+        if let Some(mailbox) = &receive_from {
+            if let Some(message) = state.take_orphan(mailbox) {
+                return Ok(Begun::Ready(Response::Received(message)));
+            }
+        }
+        if let Some(error) = &state.closed {
+            return Err(error.replicate());
+        }
+        let (sender, reply) = oneshot::channel();
+        let waiter = Waiter {
+            reply: Some(sender),
+            receive_from: receive_from.clone(),
+        };
+        let state = &mut *state;
+        let id = state.session.start(request, waiter, &mut state.outgoing)?;
+        self.writable.notify_one();
+        Ok(Begun::Waiting(PendingCall {
+            shared: Arc::clone(self),
+            id,
+            reply,
+            cancel_on_drop: may_wait,
+            receive_from,
+            answered: false,
+        }))
+    }
+
+    /// Queues a `Cancel` for `request` if it still waits for its answer.
+    fn cancel(&self, state: &mut State, request: RequestId) {
+        if state.closed.is_some() || !state.session.is_pending(request) {
+            return;
+        }
+        let waiter = Waiter {
+            reply: None,
+            receive_from: None,
+        };
+        let cancel = Request::Cancel { request };
+        // A cancel cannot be too large to encode; if it somehow fails, the
+        // request simply keeps waiting and its answer is handled as usual.
+        if state
+            .session
+            .start(cancel, waiter, &mut state.outgoing)
+            .is_ok()
+        {
+            self.writable.notify_one();
+        }
+    }
+
+    /// Ends the connection: every waiting call gets `error`, later calls too.
+    fn close(&self, state: &mut State, error: Error) {
+        if state.closed.is_some() {
+            return;
+        }
+        for (_, waiter) in state.session.drain() {
+            if let Some(reply) = waiter.reply {
+                let _ = reply.send(Err(error.replicate()));
+            }
+        }
+        state.outgoing.clear();
+        state.closed = Some(error);
+        self.writable.notify_one();
+    }
+
+    /// Hands decoded frames to their callers; false when one of them ended
+    /// the connection.
+    fn deliver(&self, frames: Vec<ServerFrame>) -> bool {
+        let mut state = self.lock();
+        for frame in frames {
+            match state.session.route(frame) {
+                Ok(routed) => state.answer(routed.waiter, session::into_result(routed.result)),
+                Err(error) => {
+                    self.close(&mut state, error);
+                    return false;
+                }
+            }
+        }
+        true
+    }
+}
+
+impl State {
+    fn take_orphan(&mut self, mailbox: &str) -> Option<Message> {
+        let kept = self.orphans.get_mut(mailbox)?;
+        let message = kept.pop_front();
+        if kept.is_empty() {
+            self.orphans.remove(mailbox);
+        }
+        message
+    }
+
+    fn keep_orphan(&mut self, mailbox: String, message: Message) {
+        self.orphans.entry(mailbox).or_default().push_back(message);
+    }
+
+    /// Gives one answer to its caller.
+    fn answer(&mut self, waiter: Waiter, result: Result<Response, Error>) {
+        let Some(reply) = waiter.reply else {
+            return;
+        };
+        // The caller may have dropped its future after the broker handed the
+        // message over (its cancel crossed the answer on the wire): keep the
+        // message instead of losing it. Any other answer nobody awaits
+        // (typically `Cancelled`) is dropped.
+        if let Err(Ok(Response::Received(message))) = reply.send(result) {
+            if let Some(mailbox) = waiter.receive_from {
+                self.keep_orphan(mailbox, message);
+            }
+        }
+    }
+}
+
+impl PendingCall {
+    /// Waits for the answer.
+    async fn wait(mut self) -> Result<Response, Error> {
+        let result = (&mut self.reply).await;
+        self.answered = true;
+        // A dropped sender means the reader task is gone with the connection.
+        result.unwrap_or(Err(Error::Disconnected))
+    }
+
+    /// Asks the broker to withdraw this request, still waiting for its answer
+    /// (`Cancelled`, or whatever the broker had answered already).
+    fn cancel(&mut self) {
+        if self.cancel_on_drop {
+            self.cancel_on_drop = false;
+            self.shared.cancel(&mut self.shared.lock(), self.id);
+        }
+    }
+}
+
+impl Drop for PendingCall {
+    fn drop(&mut self) {
+        if self.answered {
+            return;
+        }
+        // Under the lock the reader cannot route this request's answer
+        // concurrently: either it has already been put in the channel (take
+        // it from there) or it will find the channel closed (and keep a
+        // message as an orphan).
+        let mut state = self.shared.lock();
+        self.reply.close();
+        if let Ok(Ok(Response::Received(message))) = self.reply.try_recv() {
+            if let Some(mailbox) = self.receive_from.take() {
+                state.keep_orphan(mailbox, message);
+            }
+            return;
+        }
+        if self.cancel_on_drop {
+            self.shared.cancel(&mut state, self.id);
+        }
+    }
+}
+
+impl fmt::Debug for Client {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Client")
+            .field("connection_id", &self.connection.welcome.connection_id)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Client {
+    /// Connects to the broker listening at `path` and performs the handshake.
+    pub async fn connect(path: impl AsRef<Path>) -> Result<Self, Error> {
+        let path = path.as_ref();
+        let stream = UnixStream::connect(path)
+            .await
+            .map_err(|source| Error::Connect {
+                path: path.to_owned(),
+                source,
+            })?;
+        Self::from_stream(stream).await
+    }
+
+    /// Connects to the broker's socket found by the usual rule:
+    /// `$MAILBOX_SOCKET`, else `$XDG_RUNTIME_DIR/mailbox/mailboxd.sock`, else
+    /// `/run/mailbox/mailboxd.sock`.
+    pub async fn connect_default() -> Result<Self, Error> {
+        Self::connect(socket_path::resolve(None::<PathBuf>)).await
+    }
+
+    /// Performs the handshake on an already connected stream.
+    pub async fn from_stream(mut stream: UnixStream) -> Result<Self, Error> {
+        let mut outgoing = BytesMut::new();
+        session::encode_hello(&session::default_client_name(), &mut outgoing)?;
+        stream
+            .write_all(&outgoing)
+            .await
+            .map_err(Error::from_connection_io)?;
+        outgoing.clear();
+        let mut incoming = BytesMut::with_capacity(READ_CHUNK);
+        let welcome = loop {
+            if let Some(frame) = session::decode_server_frame(&mut incoming)? {
+                break session::accept_handshake(frame)?;
+            }
+            match stream.read_buf(&mut incoming).await {
+                Ok(0) => return Err(Error::Disconnected),
+                Ok(_) => {}
+                Err(error) => return Err(Error::from_connection_io(error)),
+            }
+        };
+        let shared = Arc::new(Shared {
+            state: Mutex::new(State {
+                session: Session::new(&welcome),
+                outgoing,
+                orphans: HashMap::new(),
+                closed: None,
+            }),
+            writable: Notify::new(),
+        });
+        let (read_half, write_half) = stream.into_split();
+        let reader = tokio::spawn(read_loop(Arc::clone(&shared), read_half, incoming));
+        let writer = tokio::spawn(write_loop(Arc::clone(&shared), write_half));
+        Ok(Self {
+            connection: Arc::new(Connection {
+                shared,
+                welcome,
+                reader,
+                writer,
+            }),
+        })
+    }
+
+    /// The broker's id for this connection, as message metadata shows it.
+    pub fn connection_id(&self) -> u64 {
+        self.connection.welcome.connection_id
+    }
+
+    /// The broker's version, as it announced it in the handshake.
+    pub fn broker_version(&self) -> &str {
+        &self.connection.welcome.broker_version
+    }
+
+    async fn call(&self, request: Request) -> Result<Response, Error> {
+        match self.connection.shared.begin(request)? {
+            Begun::Ready(response) => Ok(response),
+            Begun::Waiting(call) => call.wait().await,
+        }
+    }
+
+    /// Creates a mailbox; `Ok(false)` when it exists already with the same
+    /// settings (kind `MailboxExists` when its settings differ).
+    pub async fn create(&self, name: &str, settings: MailboxSettings) -> Result<bool, Error> {
+        let request = Request::CreateMailbox {
+            name: name.to_owned(),
+            settings,
+        };
+        session::expect_created(self.call(request).await?)
+    }
+
+    /// Deletes a mailbox; operations waiting on it fail with `MailboxDeleted`.
+    pub async fn delete(&self, name: &str) -> Result<(), Error> {
+        let request = Request::DeleteMailbox {
+            name: name.to_owned(),
+        };
+        session::expect_deleted(self.call(request).await?)
+    }
+
+    /// Describes every mailbox, sorted by name.
+    pub async fn list(&self) -> Result<Vec<MailboxInfo>, Error> {
+        session::expect_mailboxes(self.call(Request::ListMailboxes).await?)
+    }
+
+    /// Describes one mailbox.
+    pub async fn info(&self, name: &str) -> Result<MailboxInfo, Error> {
+        let request = Request::MailboxInfo {
+            name: name.to_owned(),
+        };
+        session::expect_info(self.call(request).await?)
+    }
+
+    /// The broker's figures.
+    pub async fn status(&self) -> Result<BrokerStatus, Error> {
+        session::expect_status(self.call(Request::Status).await?)
+    }
+
+    /// Sends a message, waiting as long as it takes for room.
+    pub async fn send(
+        &self,
+        mailbox: &str,
+        payload: impl Into<Bytes>,
+    ) -> Result<SendReceipt, Error> {
+        self.send_with(mailbox, payload.into(), Wait::Forever).await
+    }
+
+    /// Sends a message only if there is room now; otherwise fails with kind
+    /// `WouldBlock` and nothing was sent.
+    pub async fn try_send(
+        &self,
+        mailbox: &str,
+        payload: impl Into<Bytes>,
+    ) -> Result<SendReceipt, Error> {
+        self.send_with(mailbox, payload.into(), Wait::Never).await
+    }
+
+    /// Sends a message, waiting at most `timeout` for room; on kind `Timeout`
+    /// the message was withdrawn and will never be delivered.
+    pub async fn send_timeout(
+        &self,
+        mailbox: &str,
+        payload: impl Into<Bytes>,
+        timeout: Duration,
+    ) -> Result<SendReceipt, Error> {
+        let wait = session::wait_at_most(timeout);
+        self.send_with(mailbox, payload.into(), wait).await
+    }
+
+    /// Sends a message, waiting as `wait` says.
+    pub async fn send_with(
+        &self,
+        mailbox: &str,
+        payload: Bytes,
+        wait: Wait,
+    ) -> Result<SendReceipt, Error> {
+        let request = Request::Send {
+            mailbox: mailbox.to_owned(),
+            payload,
+            wait,
+        };
+        session::expect_sent(self.call(request).await?)
+    }
+
+    /// Takes the next message, waiting as long as it takes.
+    pub async fn receive(&self, mailbox: &str) -> Result<Message, Error> {
+        self.receive_with(mailbox, Wait::Forever).await
+    }
+
+    /// Takes the next message if there is one now.
+    pub async fn try_receive(&self, mailbox: &str) -> Result<Option<Message>, Error> {
+        let request = Request::Receive {
+            mailbox: mailbox.to_owned(),
+            wait: Wait::Never,
+        };
+        session::optional_message(self.call(request).await)
+    }
+
+    /// Takes the next message, waiting at most `timeout` (then kind `Timeout`).
+    pub async fn receive_timeout(
+        &self,
+        mailbox: &str,
+        timeout: Duration,
+    ) -> Result<Message, Error> {
+        self.receive_with(mailbox, session::wait_at_most(timeout))
+            .await
+    }
+
+    /// Takes the next message, waiting as `wait` says.
+    pub async fn receive_with(&self, mailbox: &str, wait: Wait) -> Result<Message, Error> {
+        let request = Request::Receive {
+            mailbox: mailbox.to_owned(),
+            wait,
+        };
+        session::expect_message(self.call(request).await?)
+    }
+
+    /// Subscribes this connection to a broadcast mailbox; `Ok(false)` when it
+    /// was subscribed already. The subscription ends with the connection.
+    pub async fn subscribe(&self, mailbox: &str) -> Result<bool, Error> {
+        let request = Request::Subscribe {
+            mailbox: mailbox.to_owned(),
+        };
+        session::expect_subscribed(self.call(request).await?)
+    }
+
+    /// Ends this connection's subscription; its unread backlog is released.
+    pub async fn unsubscribe(&self, mailbox: &str) -> Result<(), Error> {
+        let request = Request::Unsubscribe {
+            mailbox: mailbox.to_owned(),
+        };
+        session::expect_unsubscribed(self.call(request).await?)
+    }
+
+    /// Sends every payload to `mailbox` with up to `window` sends in flight.
+    ///
+    /// Returns the receipts in input order. At the first failure no further
+    /// payload is sent, the answers of those in flight are still collected,
+    /// and the [`PipelineError`] says exactly which positions were accepted.
+    pub async fn send_pipelined<I>(
+        &self,
+        mailbox: &str,
+        payloads: I,
+        window: usize,
+        wait: Wait,
+    ) -> Result<Vec<SendReceipt>, PipelineError>
+    where
+        I: IntoIterator,
+        I::Item: Into<Bytes>,
+    {
+        let mut tally = SendTally::new(window);
+        let mut payloads = payloads.into_iter().fuse();
+        let mut in_flight: VecDeque<(usize, PendingCall)> = VecDeque::new();
+        loop {
+            for _ in 0..tally.room(in_flight.len()) {
+                let Some(payload) = payloads.next() else {
+                    break;
+                };
+                let position = tally.issue();
+                let request = Request::Send {
+                    mailbox: mailbox.to_owned(),
+                    payload: payload.into(),
+                    wait,
+                };
+                match self.connection.shared.begin(request) {
+                    Ok(Begun::Waiting(call)) => in_flight.push_back((position, call)),
+                    Ok(Begun::Ready(response)) => tally.record(position, Ok(response)),
+                    Err(error) => {
+                        tally.not_sent(position, error);
+                        break;
+                    }
+                }
+            }
+            let Some((position, call)) = in_flight.pop_front() else {
+                break;
+            };
+            tally.record(position, call.wait().await);
+        }
+        tally.finish()
+    }
+
+    /// Receives `count` messages from `mailbox` with up to `window` receives
+    /// in flight, handing each to `each` in the order the broker gave them.
+    ///
+    /// Never asks for more than `count` messages. At the first failure the
+    /// outstanding receives are cancelled, but a message the broker handed
+    /// over before the cancel still reaches `each`; then the failure is
+    /// returned. Returns how many messages `each` got.
+    pub async fn receive_pipelined(
+        &self,
+        mailbox: &str,
+        count: usize,
+        window: usize,
+        wait: Wait,
+        mut each: impl FnMut(Message),
+    ) -> Result<usize, Error> {
+        let mut tally = ReceiveTally::new(count, window);
+        let mut in_flight: VecDeque<PendingCall> = VecDeque::new();
+        let mut cancelled = false;
+        loop {
+            for _ in 0..tally.room(in_flight.len()) {
+                let request = Request::Receive {
+                    mailbox: mailbox.to_owned(),
+                    wait,
+                };
+                match self.connection.shared.begin(request) {
+                    Ok(Begun::Waiting(call)) => {
+                        tally.issue();
+                        in_flight.push_back(call);
+                    }
+                    Ok(Begun::Ready(response)) => {
+                        tally.issue();
+                        if let Some(message) = tally.record(Ok(response)) {
+                            each(message);
+                        }
+                    }
+                    Err(error) => {
+                        tally.record(Err(error));
+                        break;
+                    }
+                }
+            }
+            if tally.failed() && !cancelled {
+                cancelled = true;
+                in_flight.iter_mut().for_each(PendingCall::cancel);
+            }
+            let Some(call) = in_flight.pop_front() else {
+                break;
+            };
+            if let Some(message) = tally.record(call.wait().await) {
+                each(message);
+            }
+        }
+        tally.finish()
+    }
+}
+
+/// Reads answers and hands them to their callers until the connection ends.
+async fn read_loop(shared: Arc<Shared>, mut read_half: OwnedReadHalf, mut incoming: BytesMut) {
+    loop {
+        let mut frames = Vec::new();
+        let decoded = loop {
+            match session::decode_server_frame(&mut incoming) {
+                Ok(Some(frame)) => frames.push(frame),
+                Ok(None) => break Ok(()),
+                Err(error) => break Err(error),
+            }
+        };
+        // Deliver what decoded before a bad frame: those answers are sound.
+        if !shared.deliver(frames) {
+            return;
+        }
+        if let Err(error) = decoded {
+            shared.close(&mut shared.lock(), error);
+            return;
+        }
+        incoming.reserve(READ_CHUNK);
+        let error = match read_half.read_buf(&mut incoming).await {
+            Ok(0) => Error::Disconnected,
+            Ok(_) => continue,
+            Err(error) => Error::from_connection_io(error),
+        };
+        shared.close(&mut shared.lock(), error);
+        return;
+    }
+}
+
+/// Writes queued frames, as many per `write` as have accumulated.
+async fn write_loop(shared: Arc<Shared>, mut write_half: OwnedWriteHalf) {
+    let mut batch = BytesMut::new();
+    loop {
+        shared.writable.notified().await;
+        {
+            let mut state = shared.lock();
+            if state.closed.is_some() {
+                return;
+            }
+            std::mem::swap(&mut batch, &mut state.outgoing);
+        }
+        if batch.is_empty() {
+            continue;
+        }
+        if let Err(error) = write_half.write_all(&batch).await {
+            shared.close(&mut shared.lock(), Error::from_connection_io(error));
+            return;
+        }
+        batch.clear();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::test_support::{fake_broker, message, FakeBroker};
+    use mailbox_proto::ClientFrame;
+    use std::future::Future;
+
+    // The tests run on a multi-threaded runtime because they block a thread
+    // joining the fake broker, which only ends once the client's aborted
+    // tasks have released the socket (on another worker).
+
+    async fn within<T>(future: impl Future<Output = T>) -> T {
+        tokio::time::timeout(Duration::from_secs(10), future)
+            .await
+            .expect("test timed out")
+    }
+
+    async fn connected(
+        handler: impl FnMut(&ClientFrame) -> Vec<ServerFrame> + Send + 'static,
+    ) -> (Client, FakeBroker) {
+        let (ours, theirs) = std::os::unix::net::UnixStream::pair().expect("socket pair");
+        let broker = fake_broker(theirs, handler);
+        ours.set_nonblocking(true).expect("nonblocking");
+        let stream = UnixStream::from_std(ours).expect("tokio stream");
+        let client = Client::from_stream(stream).await.expect("handshake");
+        (client, broker)
+    }
+
+    fn answer(id: RequestId, result: Result<Response, BrokerError>) -> ServerFrame {
+        ServerFrame::Response { id, result }
+    }
+
+    fn cancelled(request: RequestId) -> ServerFrame {
+        answer(
+            request,
+            Err(BrokerError::new(ErrorKind::Cancelled, "cancelled")),
+        )
+    }
+
+    #[test]
+    fn client_is_cheap_to_share() {
+        fn shareable<T: Clone + Send + Sync + 'static>() {}
+        shareable::<Client>();
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn concurrent_calls_get_their_own_answers_out_of_order() {
+        // Receives are held until a send arrives, then all answered at once.
+        let mut held = Vec::new();
+        let (client, broker) = connected(move |frame| match &frame.request {
+            Request::Receive { .. } => {
+                held.push(frame.id);
+                Vec::new()
+            }
+            Request::Send { .. } => {
+                let mut replies: Vec<ServerFrame> = held
+                    .drain(..)
+                    .enumerate()
+                    .map(|(i, id)| answer(id, Ok(Response::Received(message(i as u64, b"m")))))
+                    .collect();
+                replies.push(answer(
+                    frame.id,
+                    Ok(Response::Sent {
+                        sequence: 1,
+                        recipients: 1,
+                    }),
+                ));
+                replies
+            }
+            _ => vec![answer(frame.id, Ok(Response::Mailboxes(Vec::new())))],
+        })
+        .await;
+        within(async {
+            let receivers: Vec<_> = (0..8)
+                .map(|_| {
+                    let client = client.clone();
+                    tokio::spawn(async move { client.receive("jobs").await })
+                })
+                .collect();
+            // Wait until the broker holds all eight receives.
+            while client.connection.shared.lock().session.in_flight() < 8 {
+                tokio::task::yield_now().await;
+            }
+            assert!(client.list().await.expect("listed").is_empty());
+            client.send("jobs", "go").await.expect("sent");
+            let mut sequences = Vec::new();
+            for receiver in receivers {
+                let message = receiver.await.expect("task").expect("message");
+                sequences.push(message.metadata.sequence);
+            }
+            sequences.sort_unstable();
+            assert_eq!(sequences, (0..8).collect::<Vec<_>>());
+        })
+        .await;
+        drop(client);
+        assert_eq!(broker.finish().frames.len(), 10);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_dropped_receive_is_cancelled() {
+        let (client, broker) = connected(|frame| match &frame.request {
+            Request::Receive {
+                wait: Wait::Forever,
+                ..
+            } => Vec::new(),
+            Request::Receive { .. } => vec![answer(
+                frame.id,
+                Err(BrokerError::new(ErrorKind::WouldBlock, "empty")),
+            )],
+            Request::Cancel { request } => vec![
+                cancelled(*request),
+                answer(frame.id, Ok(Response::CancelResult { cancelled: true })),
+            ],
+            _ => vec![answer(frame.id, Ok(Response::Mailboxes(Vec::new())))],
+        })
+        .await;
+        within(async {
+            let gave_up =
+                tokio::time::timeout(Duration::from_millis(50), client.receive("jobs")).await;
+            assert!(gave_up.is_err());
+            client.list().await.expect("listed");
+            assert_eq!(client.try_receive("jobs").await.expect("no error"), None);
+        })
+        .await;
+        drop(client);
+        let frames = broker.finish().frames;
+        let kinds: Vec<_> = frames
+            .iter()
+            .map(|frame| match &frame.request {
+                Request::Receive { .. } => "receive",
+                Request::Cancel { request } if *request == frames[0].id => "cancel",
+                _ => "other",
+            })
+            .collect();
+        assert_eq!(kinds, ["receive", "cancel", "other", "receive"]);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_message_crossing_the_cancel_goes_to_the_next_receive() {
+        // The broker hands the message over just as the cancel arrives.
+        let (client, broker) = connected(|frame| match &frame.request {
+            Request::Receive { .. } => Vec::new(),
+            Request::Cancel { request } => vec![
+                answer(*request, Ok(Response::Received(message(1, b"kept")))),
+                answer(frame.id, Ok(Response::CancelResult { cancelled: false })),
+            ],
+            _ => vec![answer(frame.id, Ok(Response::Mailboxes(Vec::new())))],
+        })
+        .await;
+        within(async {
+            let gave_up =
+                tokio::time::timeout(Duration::from_millis(50), client.receive("jobs")).await;
+            assert!(gave_up.is_err());
+            // Answered after the cancel, so the orphan has been routed by now.
+            client.list().await.expect("listed");
+            let message = client.receive("jobs").await.expect("kept message");
+            assert_eq!(message.payload, "kept");
+        })
+        .await;
+        drop(client);
+        let frames = broker.finish().frames;
+        assert_eq!(
+            frames.len(),
+            3,
+            "the second receive never reached the broker"
+        );
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn an_answer_already_in_the_channel_is_kept_when_its_caller_leaves() {
+        let (client, _broker) = connected(|_| Vec::new()).await;
+        let shared = &client.connection.shared;
+        let request = Request::Receive {
+            mailbox: "jobs".into(),
+            wait: Wait::Forever,
+        };
+        let Ok(Begun::Waiting(call)) = shared.begin(request) else {
+            panic!("expected a waiting call");
+        };
+        // The reader routes the answer, then the caller drops its future
+        // before polling it again.
+        let routed = ServerFrame::Response {
+            id: call.id,
+            result: Ok(Response::Received(message(9, b"late"))),
+        };
+        assert!(shared.deliver(vec![routed]));
+        drop(call);
+        let kept = within(client.try_receive("jobs")).await.expect("no error");
+        assert_eq!(kept.map(|m| m.metadata.sequence), Some(9));
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_dead_connection_fails_waiting_and_later_calls() {
+        let (client, broker) = connected(|_| Vec::new()).await;
+        within(async {
+            let waiting = {
+                let client = client.clone();
+                tokio::spawn(async move { client.receive("jobs").await })
+            };
+            while client.connection.shared.lock().session.in_flight() < 1 {
+                tokio::task::yield_now().await;
+            }
+            broker.hang_up();
+            let error = waiting.await.expect("task").expect_err("should fail");
+            assert!(matches!(error, Error::Disconnected), "{error}");
+            assert!(matches!(client.list().await, Err(Error::Disconnected)));
+        })
+        .await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_goodbye_reaches_every_waiting_call() {
+        let (client, _broker) = connected(|frame| match &frame.request {
+            Request::Status => vec![ServerFrame::Goodbye(BrokerError::new(
+                ErrorKind::BrokerShuttingDown,
+                "stopping",
+            ))],
+            _ => Vec::new(),
+        })
+        .await;
+        within(async {
+            let waiting = {
+                let client = client.clone();
+                tokio::spawn(async move { client.receive("jobs").await })
+            };
+            while client.connection.shared.lock().session.in_flight() < 1 {
+                tokio::task::yield_now().await;
+            }
+            let error = client.status().await.expect_err("should fail");
+            assert_eq!(error.kind(), Some(ErrorKind::BrokerShuttingDown));
+            let error = waiting.await.expect("task").expect_err("should fail");
+            assert_eq!(error.kind(), Some(ErrorKind::BrokerShuttingDown));
+        })
+        .await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn pipelined_sends_and_receives() {
+        let mut sequence = 0;
+        let (client, broker) = connected(move |frame| {
+            sequence += 1;
+            let result = match &frame.request {
+                Request::Send { .. } => Ok(Response::Sent {
+                    sequence,
+                    recipients: 1,
+                }),
+                _ => Ok(Response::Received(message(sequence, b"m"))),
+            };
+            vec![answer(frame.id, result)]
+        })
+        .await;
+        within(async {
+            let payloads = (0..50).map(|i| format!("message {i}"));
+            let receipts = client
+                .send_pipelined("jobs", payloads, 8, Wait::Forever)
+                .await
+                .expect("accepted");
+            assert_eq!(receipts.len(), 50);
+            assert!(receipts.windows(2).all(|w| w[0].sequence < w[1].sequence));
+            let mut got = 0;
+            let count = client
+                .receive_pipelined("jobs", 20, 8, Wait::Forever, |_| got += 1)
+                .await
+                .expect("received");
+            assert_eq!((count, got), (20, 20));
+        })
+        .await;
+        drop(client);
+        let log = broker.finish();
+        assert_eq!(log.frames.len(), 70);
+        assert!(log.largest_batch > 1, "frames are batched per write");
+    }
+}

@@ -323,16 +323,21 @@ mod tests {
                 Just(Capacity::Unbounded),
                 any::<u32>().prop_map(Capacity::Bounded)
             ],
-            prop_oneof![Just(DeliveryPolicy::RoundRobin), Just(DeliveryPolicy::Broadcast)],
+            prop_oneof![
+                Just(DeliveryPolicy::RoundRobin),
+                Just(DeliveryPolicy::Broadcast)
+            ],
             any::<u32>(),
             proptest::option::of(any::<u32>()),
         )
-            .prop_map(|(capacity, policy, max_message_size, fixed_size)| MailboxSettings {
-                capacity,
-                policy,
-                max_message_size,
-                fixed_size,
-            })
+            .prop_map(
+                |(capacity, policy, max_message_size, fixed_size)| MailboxSettings {
+                    capacity,
+                    policy,
+                    max_message_size,
+                    fixed_size,
+                },
+            )
     }
 
     fn arb_request() -> impl Strategy<Value = Request> {
@@ -343,13 +348,16 @@ mod tests {
             name.prop_map(|name| Request::DeleteMailbox { name }),
             Just(Request::ListMailboxes),
             name.prop_map(|name| Request::MailboxInfo { name }),
-            (name, proptest::collection::vec(any::<u8>(), 0..64), arb_wait()).prop_map(
-                |(mailbox, payload, wait)| Request::Send {
+            (
+                name,
+                proptest::collection::vec(any::<u8>(), 0..64),
+                arb_wait()
+            )
+                .prop_map(|(mailbox, payload, wait)| Request::Send {
                     mailbox,
                     payload: payload.into(),
                     wait
-                }
-            ),
+                }),
             (name, arb_wait()).prop_map(|(mailbox, wait)| Request::Receive { mailbox, wait }),
             name.prop_map(|mailbox| Request::Subscribe { mailbox }),
             name.prop_map(|mailbox| Request::Unsubscribe { mailbox }),
@@ -372,8 +380,10 @@ mod tests {
         prop_oneof![
             any::<bool>().prop_map(|created| Ok(Response::Created { created })),
             Just(Ok(Response::Deleted)),
-            (any::<u64>(), any::<u32>())
-                .prop_map(|(sequence, recipients)| Ok(Response::Sent { sequence, recipients })),
+            (any::<u64>(), any::<u32>()).prop_map(|(sequence, recipients)| Ok(Response::Sent {
+                sequence,
+                recipients
+            })),
             (metadata, proptest::collection::vec(any::<u8>(), 0..64)).prop_map(
                 |(metadata, payload)| Ok(Response::Received(Message {
                     metadata,

@@ -23,9 +23,8 @@ pub use frame::{
     Welcome, HELLO_MAGIC, PROTOCOL_VERSION,
 };
 pub use mailbox::{
-    BrokerStatus, Capacity, DeliveryPolicy, InvalidName, MailboxInfo, MailboxName,
-    MailboxSettings, ParseCapacityError, ParsePolicyError, DEFAULT_MAX_MESSAGE_SIZE,
-    MAX_MESSAGE_SIZE_LIMIT,
+    BrokerStatus, Capacity, DeliveryPolicy, InvalidName, MailboxInfo, MailboxName, MailboxSettings,
+    ParseCapacityError, ParsePolicyError, DEFAULT_MAX_MESSAGE_SIZE, MAX_MESSAGE_SIZE_LIMIT,
 };
 pub use message::{Message, Metadata};
 

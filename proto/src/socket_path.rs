@@ -20,10 +20,7 @@ pub const SYSTEM_SOCKET: &str = "/run/mailbox/mailboxd.sock";
 ///     std::path::PathBuf::from("/run/user/1000/mailbox/mailboxd.sock")
 /// );
 /// ```
-pub fn resolve_with(
-    explicit: Option<PathBuf>,
-    env: impl Fn(&str) -> Option<OsString>,
-) -> PathBuf {
+pub fn resolve_with(explicit: Option<PathBuf>, env: impl Fn(&str) -> Option<OsString>) -> PathBuf {
     if let Some(path) = explicit {
         return path;
     }
@@ -68,7 +65,10 @@ mod tests {
 
     #[test]
     fn system_socket_is_the_last_resort() {
-        assert_eq!(resolve_with(None, env_of(&[])), PathBuf::from(SYSTEM_SOCKET));
+        assert_eq!(
+            resolve_with(None, env_of(&[])),
+            PathBuf::from(SYSTEM_SOCKET)
+        );
         let empty = env_of(&[("MAILBOX_SOCKET", ""), ("XDG_RUNTIME_DIR", "")]);
         assert_eq!(resolve_with(None, empty), PathBuf::from(SYSTEM_SOCKET));
     }

@@ -1,1 +1,268 @@
-//! placeholder
+//! Harness for the end-to-end tests: starts a real `mailboxd` on a temporary
+//! socket and runs real `mailboxctl` processes against it.
+//!
+//! Cargo only tells a package's own tests where its binaries are, so this
+//! crate finds `mailboxd` and `mailboxctl` next to the test executable in the
+//! workspace's target directory (`target/<profile>/`), or where
+//! `MAILBOXD_BIN` / `MAILBOXCTL_BIN` point. The README's test command builds
+//! them first (`cargo build --workspace --bins`).
+
+use std::io::{Read, Write};
+use std::os::unix::net::UnixStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Output, Stdio};
+use std::time::{Duration, Instant};
+
+/// Finds a workspace binary by name.
+pub fn binary(name: &str) -> PathBuf {
+    let env_name = format!("{}_BIN", name.to_ascii_uppercase());
+    if let Some(path) = std::env::var_os(&env_name) {
+        return PathBuf::from(path);
+    }
+    let exe = std::env::current_exe().expect("test executable path");
+    // target/<profile>/deps/<test> -> target/<profile>/<name>
+    let profile_dir = exe
+        .parent()
+        .and_then(Path::parent)
+        .expect("test executable lives in target/<profile>/deps");
+    let path = profile_dir.join(name);
+    assert!(
+        path.exists(),
+        "{} not found; build it first with `cargo build --workspace --bins` or set {env_name}",
+        path.display()
+    );
+    path
+}
+
+/// Upper bound for anything a test waits for; generous because CI machines
+/// are small and shared. Tests never assert on speed.
+pub const PATIENCE: Duration = Duration::from_secs(20);
+
+/// Polls `condition` until it holds or [`PATIENCE`] runs out.
+pub fn wait_until(what: &str, mut condition: impl FnMut() -> bool) {
+    let start = Instant::now();
+    while !condition() {
+        assert!(start.elapsed() < PATIENCE, "timed out waiting until {what}");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// A running `mailboxd`, killed when dropped.
+pub struct Broker {
+    child: Option<Child>,
+    socket: PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+impl Broker {
+    /// Starts a broker on a fresh temporary socket and waits until it accepts
+    /// connections.
+    pub fn start() -> Self {
+        Self::start_with(&[])
+    }
+
+    /// Like [`Broker::start`], with extra `mailboxd` arguments.
+    pub fn start_with(args: &[&str]) -> Self {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let socket = dir.path().join("run").join("mailboxd.sock");
+        let child = Command::new(binary("mailboxd"))
+            .arg("--socket")
+            .arg(&socket)
+            .args(["--log-level", "warn"])
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn mailboxd");
+        let broker = Self {
+            child: Some(child),
+            socket,
+            _dir: dir,
+        };
+        broker.wait_ready();
+        broker
+    }
+
+    fn wait_ready(&self) {
+        wait_until("mailboxd accepts connections", || {
+            UnixStream::connect(&self.socket).is_ok()
+        });
+    }
+
+    /// The broker's socket.
+    pub fn socket(&self) -> &Path {
+        &self.socket
+    }
+
+    /// The broker's pid.
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().map_or(0, Child::id)
+    }
+
+    /// A `mailboxctl` command aimed at this broker.
+    pub fn ctl(&self) -> Command {
+        let mut command = Command::new(binary("mailboxctl"));
+        command.arg("--socket").arg(&self.socket);
+        command.stdin(Stdio::null());
+        command
+    }
+
+    /// Runs `mailboxctl ARGS` to completion.
+    pub fn run(&self, args: &[&str]) -> Output {
+        self.ctl().args(args).output().expect("run mailboxctl")
+    }
+
+    /// Runs `mailboxctl ARGS`, asserts it succeeded, returns its stdout.
+    pub fn ok(&self, args: &[&str]) -> String {
+        let output = self.run(args);
+        assert!(
+            output.status.success(),
+            "mailboxctl {args:?} failed with {:?}: {}",
+            output.status.code(),
+            String::from_utf8_lossy(&output.stderr)
+        );
+        String::from_utf8(output.stdout).expect("utf-8 output")
+    }
+
+    /// Runs `mailboxctl ARGS` with `input` on stdin.
+    pub fn run_with_input(&self, args: &[&str], input: &[u8]) -> Output {
+        let mut child = self
+            .ctl()
+            .args(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn mailboxctl");
+        child
+            .stdin
+            .take()
+            .expect("stdin")
+            .write_all(input)
+            .expect("write stdin");
+        child.wait_with_output().expect("wait mailboxctl")
+    }
+
+    /// Starts `mailboxctl ARGS` in the background, output captured.
+    pub fn spawn(&self, args: &[&str]) -> Running {
+        let child = self
+            .ctl()
+            .args(args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn mailboxctl");
+        Running { child: Some(child) }
+    }
+
+    /// `mailboxctl --json info NAME`, parsed.
+    pub fn info(&self, name: &str) -> serde_json::Value {
+        let text = self.ok(&["--json", "info", name]);
+        serde_json::from_str(text.trim()).expect("info is one JSON object")
+    }
+
+    /// Waits until `mailboxctl info NAME` shows `field == value`.
+    pub fn wait_for_info(&self, name: &str, field: &str, value: u64) {
+        wait_until(&format!("{name}.{field} == {value}"), || {
+            self.info(name)[field].as_u64() == Some(value)
+        });
+    }
+
+    /// Sends SIGTERM and waits for the broker to exit; returns its status and
+    /// what it logged.
+    pub fn terminate(mut self) -> (ExitStatus, String) {
+        let mut child = self.child.take().expect("running broker");
+        signal(child.id(), libc::SIGTERM);
+        let status = wait_timeout(&mut child).expect("mailboxd exits after SIGTERM");
+        let mut log = String::new();
+        if let Some(mut stderr) = child.stderr.take() {
+            let _ = stderr.read_to_string(&mut log);
+        }
+        (status, log)
+    }
+}
+
+impl Drop for Broker {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+/// A background `mailboxctl`, killed when dropped.
+pub struct Running {
+    child: Option<Child>,
+}
+
+impl Running {
+    /// Whether it is still running.
+    pub fn is_running(&mut self) -> bool {
+        self.child
+            .as_mut()
+            .is_some_and(|child| matches!(child.try_wait(), Ok(None)))
+    }
+
+    /// Waits (at most [`PATIENCE`]) for it to exit; returns its output.
+    pub fn finish(mut self) -> Output {
+        let mut child = self.child.take().expect("running child");
+        let start = Instant::now();
+        loop {
+            if let Ok(Some(_)) = child.try_wait() {
+                return child.wait_with_output().expect("collect output");
+            }
+            if start.elapsed() > PATIENCE {
+                let _ = child.kill();
+                let output = child.wait_with_output().expect("collect output");
+                panic!(
+                    "process did not finish: stderr {}",
+                    String::from_utf8_lossy(&output.stderr)
+                );
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+
+    /// Its pid.
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().map_or(0, Child::id)
+    }
+
+    /// Kills it with SIGKILL and reaps it.
+    pub fn kill(mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+/// Sends `signal` to `pid`.
+pub fn signal(pid: u32, signal: libc::c_int) {
+    // SAFETY: kill(2) has no memory-safety preconditions.
+    let result = unsafe { libc::kill(pid as libc::pid_t, signal) };
+    assert_eq!(result, 0, "kill({pid}, {signal}) failed");
+}
+
+fn wait_timeout(child: &mut Child) -> Option<ExitStatus> {
+    let start = Instant::now();
+    while start.elapsed() < PATIENCE {
+        if let Ok(Some(status)) = child.try_wait() {
+            return Some(status);
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let _ = child.kill();
+    None
+}

@@ -1,0 +1,749 @@
+//! A blocking client on a plain [`std::os::unix::net::UnixStream`], for
+//! programs without an async runtime (and for `mailboxctl`).
+//!
+//! It owns the socket and the read and write buffers; everything else (ids,
+//! encoding, routing, typed answers, pipeline tallies) is [`crate::session`].
+//! There is no hidden runtime and no background thread: each call writes its
+//! request and reads until its own answer has arrived, filing answers to
+//! other requests (of a pipeline) under their ids until they are asked for.
+
+use std::collections::{HashMap, VecDeque};
+use std::fmt;
+use std::io::{self, Read, Write};
+use std::os::unix::net::UnixStream;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use bytes::{Bytes, BytesMut};
+use mailbox_proto::{
+    socket_path, BrokerError, BrokerStatus, MailboxInfo, MailboxSettings, Message, Request,
+    RequestId, Response, Wait, Welcome,
+};
+
+use crate::error::Error;
+use crate::session::{self, PipelineError, ReceiveTally, SendReceipt, SendTally, Session};
+
+/// Bytes asked of the socket per read.
+const READ_CHUNK: usize = 64 * 1024;
+
+/// A blocking connection to `mailboxd`.
+///
+/// Every method sends one request and waits for its answer, except the
+/// pipelined ones, which keep many requests in flight on the one connection.
+/// A broker error comes back as [`Error::Broker`], typed by
+/// [`Error::kind`]; once the connection has failed, every later call fails
+/// with the same error.
+///
+/// ```no_run
+/// use mailbox_client::{blocking::Client, MailboxSettings};
+///
+/// let mut client = Client::connect_default()?;
+/// client.create("jobs", MailboxSettings::default())?;
+/// let receipt = client.send("jobs", "resize photo 42")?;
+/// println!("sent as #{}", receipt.sequence);
+/// if let Some(message) = client.try_receive("jobs")? {
+///     println!("got {:?} from pid {}", message.payload, message.metadata.sender_pid);
+/// }
+/// # Ok::<(), mailbox_client::Error>(())
+/// ```
+pub struct Client {
+    stream: UnixStream,
+    welcome: Welcome,
+    session: Session<()>,
+    incoming: BytesMut,
+    outgoing: BytesMut,
+    scratch: Vec<u8>,
+    /// Answers that arrived while waiting for another request's answer.
+    answered: HashMap<RequestId, Result<Response, BrokerError>>,
+    /// Why the connection is unusable, once it is.
+    closed: Option<Error>,
+}
+
+impl fmt::Debug for Client {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("blocking::Client")
+            .field("connection_id", &self.welcome.connection_id)
+            .field("in_flight", &self.session.in_flight())
+            .field("closed", &self.closed)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Client {
+    /// Connects to the broker listening at `path` and performs the handshake.
+    pub fn connect(path: impl AsRef<Path>) -> Result<Self, Error> {
+        let path = path.as_ref();
+        let stream = UnixStream::connect(path).map_err(|source| Error::Connect {
+            path: path.to_owned(),
+            source,
+        })?;
+        Self::from_stream(stream)
+    }
+
+    /// Connects to the broker's socket found by the usual rule:
+    /// `$MAILBOX_SOCKET`, else `$XDG_RUNTIME_DIR/mailbox/mailboxd.sock`, else
+    /// `/run/mailbox/mailboxd.sock`.
+    pub fn connect_default() -> Result<Self, Error> {
+        Self::connect(socket_path::resolve(None::<PathBuf>))
+    }
+
+    /// Performs the handshake on an already connected stream (for example
+    /// one end of a socket pair).
+    pub fn from_stream(mut stream: UnixStream) -> Result<Self, Error> {
+        let mut outgoing = BytesMut::new();
+        session::encode_hello(&session::default_client_name(), &mut outgoing)?;
+        stream
+            .write_all(&outgoing)
+            .map_err(Error::from_connection_io)?;
+        outgoing.clear();
+        let mut incoming = BytesMut::new();
+        let mut scratch = vec![0; READ_CHUNK];
+        let welcome = loop {
+            if let Some(frame) = session::decode_server_frame(&mut incoming)? {
+                break session::accept_handshake(frame)?;
+            }
+            read_some(&mut stream, &mut scratch, &mut incoming)?;
+        };
+        Ok(Self {
+            stream,
+            session: Session::new(&welcome),
+            welcome,
+            incoming,
+            outgoing,
+            scratch,
+            answered: HashMap::new(),
+            closed: None,
+        })
+    }
+
+    /// The broker's id for this connection, as message metadata shows it.
+    pub fn connection_id(&self) -> u64 {
+        self.welcome.connection_id
+    }
+
+    /// The broker's version, as it announced it in the handshake.
+    pub fn broker_version(&self) -> &str {
+        &self.welcome.broker_version
+    }
+
+    /// Creates a mailbox; `Ok(false)` when it exists already with the same
+    /// settings (kind `MailboxExists` when its settings differ).
+    pub fn create(&mut self, name: &str, settings: MailboxSettings) -> Result<bool, Error> {
+        let response = self.call(Request::CreateMailbox {
+            name: name.to_owned(),
+            settings,
+        })?;
+        session::expect_created(response)
+    }
+
+    /// Deletes a mailbox; operations waiting on it fail with `MailboxDeleted`.
+    pub fn delete(&mut self, name: &str) -> Result<(), Error> {
+        let response = self.call(Request::DeleteMailbox {
+            name: name.to_owned(),
+        })?;
+        session::expect_deleted(response)
+    }
+
+    /// Describes every mailbox, sorted by name.
+    pub fn list(&mut self) -> Result<Vec<MailboxInfo>, Error> {
+        let response = self.call(Request::ListMailboxes)?;
+        session::expect_mailboxes(response)
+    }
+
+    /// Describes one mailbox.
+    pub fn info(&mut self, name: &str) -> Result<MailboxInfo, Error> {
+        let response = self.call(Request::MailboxInfo {
+            name: name.to_owned(),
+        })?;
+        session::expect_info(response)
+    }
+
+    /// The broker's figures.
+    pub fn status(&mut self) -> Result<BrokerStatus, Error> {
+        let response = self.call(Request::Status)?;
+        session::expect_status(response)
+    }
+
+    /// Sends a message, waiting as long as it takes for room.
+    pub fn send(&mut self, mailbox: &str, payload: impl Into<Bytes>) -> Result<SendReceipt, Error> {
+        self.send_with(mailbox, payload.into(), Wait::Forever)
+    }
+
+    /// Sends a message only if there is room now; otherwise fails with kind
+    /// `WouldBlock` and nothing was sent.
+    pub fn try_send(
+        &mut self,
+        mailbox: &str,
+        payload: impl Into<Bytes>,
+    ) -> Result<SendReceipt, Error> {
+        self.send_with(mailbox, payload.into(), Wait::Never)
+    }
+
+    /// Sends a message, waiting at most `timeout` for room; on kind `Timeout`
+    /// the message was withdrawn and will never be delivered.
+    pub fn send_timeout(
+        &mut self,
+        mailbox: &str,
+        payload: impl Into<Bytes>,
+        timeout: Duration,
+    ) -> Result<SendReceipt, Error> {
+        self.send_with(mailbox, payload.into(), session::wait_at_most(timeout))
+    }
+
+    /// Sends a message, waiting as `wait` says.
+    pub fn send_with(
+        &mut self,
+        mailbox: &str,
+        payload: Bytes,
+        wait: Wait,
+    ) -> Result<SendReceipt, Error> {
+        let response = self.call(Request::Send {
+            mailbox: mailbox.to_owned(),
+            payload,
+            wait,
+        })?;
+        session::expect_sent(response)
+    }
+
+    /// Takes the next message, waiting as long as it takes.
+    pub fn receive(&mut self, mailbox: &str) -> Result<Message, Error> {
+        self.receive_with(mailbox, Wait::Forever)
+    }
+
+    /// Takes the next message if there is one now.
+    pub fn try_receive(&mut self, mailbox: &str) -> Result<Option<Message>, Error> {
+        let result = self.call(Request::Receive {
+            mailbox: mailbox.to_owned(),
+            wait: Wait::Never,
+        });
+        session::optional_message(result)
+    }
+
+    /// Takes the next message, waiting at most `timeout` (then kind `Timeout`).
+    pub fn receive_timeout(&mut self, mailbox: &str, timeout: Duration) -> Result<Message, Error> {
+        self.receive_with(mailbox, session::wait_at_most(timeout))
+    }
+
+    /// Takes the next message, waiting as `wait` says.
+    pub fn receive_with(&mut self, mailbox: &str, wait: Wait) -> Result<Message, Error> {
+        let response = self.call(Request::Receive {
+            mailbox: mailbox.to_owned(),
+            wait,
+        })?;
+        session::expect_message(response)
+    }
+
+    /// Subscribes this connection to a broadcast mailbox; `Ok(false)` when it
+    /// was subscribed already. The subscription ends with the connection.
+    pub fn subscribe(&mut self, mailbox: &str) -> Result<bool, Error> {
+        let response = self.call(Request::Subscribe {
+            mailbox: mailbox.to_owned(),
+        })?;
+        session::expect_subscribed(response)
+    }
+
+    /// Ends this connection's subscription; its unread backlog is released.
+    pub fn unsubscribe(&mut self, mailbox: &str) -> Result<(), Error> {
+        let response = self.call(Request::Unsubscribe {
+            mailbox: mailbox.to_owned(),
+        })?;
+        session::expect_unsubscribed(response)
+    }
+
+    /// Sends every payload to `mailbox` with up to `window` sends in flight,
+    /// writing many requests per `write` and reading many answers per `read`.
+    ///
+    /// Returns the receipts in input order. At the first failure no further
+    /// payload is sent, the answers of those in flight are still collected,
+    /// and the [`PipelineError`] says exactly which positions were accepted.
+    ///
+    /// The answers of one window must fit in the socket's buffers while this
+    /// method writes (a send's answer is about 20 bytes, so windows of
+    /// thousands are fine).
+    pub fn send_pipelined<I>(
+        &mut self,
+        mailbox: &str,
+        payloads: I,
+        window: usize,
+        wait: Wait,
+    ) -> Result<Vec<SendReceipt>, PipelineError>
+    where
+        I: IntoIterator,
+        I::Item: Into<Bytes>,
+    {
+        let mut tally = SendTally::new(window);
+        let mut payloads = payloads.into_iter().fuse();
+        // Request id -> position in the input.
+        let mut in_flight: HashMap<RequestId, usize> = HashMap::new();
+        loop {
+            for _ in 0..tally.room(in_flight.len()) {
+                let Some(payload) = payloads.next() else {
+                    break;
+                };
+                let position = tally.issue();
+                let request = Request::Send {
+                    mailbox: mailbox.to_owned(),
+                    payload: payload.into(),
+                    wait,
+                };
+                match self.start(request) {
+                    Ok(id) => {
+                        in_flight.insert(id, position);
+                    }
+                    Err(error) => {
+                        tally.not_sent(position, error);
+                        break;
+                    }
+                }
+            }
+            if in_flight.is_empty() {
+                break;
+            }
+            let pumped = self.flush().and_then(|()| self.pump());
+            in_flight.retain(|id, position| match self.answered.remove(id) {
+                Some(result) => {
+                    tally.record(*position, session::into_result(result));
+                    false
+                }
+                None => true,
+            });
+            if let Err(error) = pumped {
+                for (_, position) in in_flight.drain() {
+                    tally.record(position, Err(error.replicate()));
+                }
+                break;
+            }
+        }
+        tally.finish()
+    }
+
+    /// Receives `count` messages from `mailbox` with up to `window` receives
+    /// in flight, handing each to `each` in the order the broker gave them.
+    ///
+    /// Never asks for more than `count` messages. At the first failure the
+    /// outstanding receives are cancelled, but a message the broker handed
+    /// over before the cancel still reaches `each`, so nothing is lost; then
+    /// the failure is returned. Returns how many messages `each` got.
+    pub fn receive_pipelined(
+        &mut self,
+        mailbox: &str,
+        count: usize,
+        window: usize,
+        wait: Wait,
+        mut each: impl FnMut(Message),
+    ) -> Result<usize, Error> {
+        let mut tally = ReceiveTally::new(count, window);
+        let mut in_flight: VecDeque<RequestId> = VecDeque::new();
+        let mut cancels: Vec<RequestId> = Vec::new();
+        let mut cancelling = false;
+        loop {
+            for _ in 0..tally.room(in_flight.len()) {
+                let request = Request::Receive {
+                    mailbox: mailbox.to_owned(),
+                    wait,
+                };
+                match self.start(request) {
+                    Ok(id) => {
+                        tally.issue();
+                        in_flight.push_back(id);
+                    }
+                    Err(error) => {
+                        tally.record(Err(error));
+                        break;
+                    }
+                }
+            }
+            if tally.failed() && !cancelling {
+                cancelling = true;
+                for &request in &in_flight {
+                    // If even the cancel cannot be sent, the connection is
+                    // gone and the pump below reports it.
+                    if let Ok(id) = self.start(Request::Cancel { request }) {
+                        cancels.push(id);
+                    }
+                }
+            }
+            if in_flight.is_empty() {
+                break;
+            }
+            let pumped = self.flush().and_then(|()| self.pump());
+            while let Some(result) = in_flight.front().and_then(|id| self.answered.remove(id)) {
+                in_flight.pop_front();
+                if let Some(message) = tally.record(session::into_result(result)) {
+                    each(message);
+                }
+            }
+            if let Err(error) = pumped {
+                // Answers filed behind an unanswered one still carry messages.
+                for id in in_flight.drain(..) {
+                    let result = match self.answered.remove(&id) {
+                        Some(result) => session::into_result(result),
+                        None => Err(error.replicate()),
+                    };
+                    if let Some(message) = tally.record(result) {
+                        each(message);
+                    }
+                }
+                break;
+            }
+        }
+        self.settle(cancels);
+        tally.finish()
+    }
+
+    /// Waits for the answers of requests whose outcome does not matter (the
+    /// cancels of a pipeline), so that none is left filed.
+    fn settle(&mut self, mut ids: Vec<RequestId>) {
+        while !ids.is_empty() {
+            ids.retain(|id| self.answered.remove(id).is_none());
+            if !ids.is_empty() && self.pump().is_err() {
+                return;
+            }
+        }
+    }
+
+    /// One request, one answer.
+    fn call(&mut self, request: Request) -> Result<Response, Error> {
+        let id = self.start(request)?;
+        self.flush()?;
+        loop {
+            if let Some(result) = self.answered.remove(&id) {
+                return session::into_result(result);
+            }
+            self.pump()?;
+        }
+    }
+
+    /// Queues a request's frame for the next [`flush`](Self::flush).
+    fn start(&mut self, request: Request) -> Result<RequestId, Error> {
+        if let Some(error) = &self.closed {
+            return Err(error.replicate());
+        }
+        self.session.start(request, (), &mut self.outgoing)
+    }
+
+    /// Writes every queued frame with as few `write` calls as the socket allows.
+    fn flush(&mut self) -> Result<(), Error> {
+        if self.outgoing.is_empty() {
+            return Ok(());
+        }
+        let written = self.stream.write_all(&self.outgoing);
+        self.outgoing.clear();
+        written.map_err(|error| self.close(Error::from_connection_io(error)))
+    }
+
+    /// Reads once (blocking until something arrives) and files every whole
+    /// answer under its request's id.
+    fn pump(&mut self) -> Result<(), Error> {
+        if let Some(error) = &self.closed {
+            return Err(error.replicate());
+        }
+        if let Err(error) = read_some(&mut self.stream, &mut self.scratch, &mut self.incoming) {
+            return Err(self.close(error));
+        }
+        loop {
+            let routed = session::decode_server_frame(&mut self.incoming)
+                .and_then(|frame| frame.map(|frame| self.session.route(frame)).transpose());
+            match routed {
+                Ok(Some(routed)) => {
+                    self.answered.insert(routed.id, routed.result);
+                }
+                Ok(None) => return Ok(()),
+                Err(error) => return Err(self.close(error)),
+            }
+        }
+    }
+
+    /// Marks the connection unusable for good and returns `error`.
+    fn close(&mut self, error: Error) -> Error {
+        self.session.drain().for_each(drop);
+        if self.closed.is_none() {
+            self.closed = Some(error.replicate());
+        }
+        let _ = self.stream.shutdown(std::net::Shutdown::Both);
+        error
+    }
+}
+
+/// Reads once into `incoming`, through `scratch`; the end of the stream is
+/// [`Error::Disconnected`].
+fn read_some(
+    stream: &mut UnixStream,
+    scratch: &mut [u8],
+    incoming: &mut BytesMut,
+) -> Result<(), Error> {
+    loop {
+        match stream.read(scratch) {
+            Ok(0) => return Err(Error::Disconnected),
+            Ok(read) => {
+                incoming.extend_from_slice(&scratch[..read]);
+                return Ok(());
+            }
+            Err(error) if error.kind() == io::ErrorKind::Interrupted => continue,
+            Err(error) => return Err(Error::from_connection_io(error)),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::test_support::{fake_broker, message, FakeBroker};
+    use mailbox_proto::{ClientFrame, ErrorKind, ServerFrame};
+
+    fn connected(
+        handler: impl FnMut(&ClientFrame) -> Vec<ServerFrame> + Send + 'static,
+    ) -> (Client, FakeBroker) {
+        let (ours, theirs) = UnixStream::pair().expect("socket pair");
+        let broker = fake_broker(theirs, handler);
+        let client = Client::from_stream(ours).expect("handshake");
+        (client, broker)
+    }
+
+    fn answer(frame: &ClientFrame, result: Result<Response, BrokerError>) -> Vec<ServerFrame> {
+        vec![ServerFrame::Response {
+            id: frame.id,
+            result,
+        }]
+    }
+
+    #[test]
+    fn requests_get_their_answers() {
+        let (mut client, broker) = connected(|frame| match &frame.request {
+            Request::CreateMailbox { .. } => answer(frame, Ok(Response::Created { created: true })),
+            Request::Send { .. } => answer(
+                frame,
+                Ok(Response::Sent {
+                    sequence: 1,
+                    recipients: 1,
+                }),
+            ),
+            Request::Receive { .. } => answer(frame, Ok(Response::Received(message(1, b"hi")))),
+            _ => answer(frame, Err(BrokerError::new(ErrorKind::NoSuchMailbox, "no"))),
+        });
+        assert!(client
+            .create("jobs", MailboxSettings::default())
+            .expect("created"));
+        let receipt = client.send("jobs", "hi").expect("sent");
+        assert_eq!(receipt.sequence, 1);
+        assert_eq!(client.receive("jobs").expect("message").payload, "hi");
+        let error = client.delete("jobs").expect_err("should fail");
+        assert_eq!(error.kind(), Some(ErrorKind::NoSuchMailbox));
+        drop(client);
+        let log = broker.finish();
+        assert_eq!(log.frames.len(), 4);
+    }
+
+    #[test]
+    fn empty_mailbox_is_none_and_timeouts_are_typed() {
+        let (mut client, _broker) = connected(|frame| match &frame.request {
+            Request::Receive {
+                wait: Wait::Never, ..
+            } => answer(frame, Err(BrokerError::new(ErrorKind::WouldBlock, "empty"))),
+            Request::Receive {
+                wait: Wait::Timeout { millis: 250 },
+                ..
+            } => answer(frame, Err(BrokerError::new(ErrorKind::Timeout, "late"))),
+            _ => answer(frame, Err(BrokerError::new(ErrorKind::Internal, "?"))),
+        });
+        assert_eq!(client.try_receive("jobs").expect("no error"), None);
+        let error = client
+            .receive_timeout("jobs", Duration::from_millis(250))
+            .expect_err("should fail");
+        assert_eq!(error.kind(), Some(ErrorKind::Timeout));
+    }
+
+    #[test]
+    fn pipelined_sends_batch_frames_and_return_receipts_in_order() {
+        let mut sequence = 0;
+        let (mut client, broker) = connected(move |frame| {
+            sequence += 1;
+            answer(
+                frame,
+                Ok(Response::Sent {
+                    sequence,
+                    recipients: 1,
+                }),
+            )
+        });
+        let payloads = (0..100).map(|i| Bytes::from(format!("message {i}")));
+        let receipts = client
+            .send_pipelined("jobs", payloads, 16, Wait::Forever)
+            .expect("all accepted");
+        assert_eq!(
+            receipts.iter().map(|r| r.sequence).collect::<Vec<_>>(),
+            (1..=100).collect::<Vec<_>>()
+        );
+        drop(client);
+        let log = broker.finish();
+        assert_eq!(log.frames.len(), 100);
+        assert_eq!(log.largest_batch, 16, "one write carries a whole window");
+    }
+
+    #[test]
+    fn pipelined_sends_stop_at_a_refusal_and_say_which_were_accepted() {
+        // The broker answers a window of four in reverse order; the third
+        // payload is too large.
+        let mut held = Vec::new();
+        let (mut client, _broker) = connected(move |frame| {
+            held.push(frame.clone());
+            if held.len() < 4 {
+                return Vec::new();
+            }
+            held.drain(..)
+                .rev()
+                .map(|frame| {
+                    let result = match &frame.request {
+                        Request::Send { payload, .. } if payload.len() > 3 => Err(
+                            BrokerError::new(ErrorKind::MessageTooLarge, "above 3 bytes"),
+                        ),
+                        _ => Ok(Response::Sent {
+                            sequence: frame.id,
+                            recipients: 1,
+                        }),
+                    };
+                    ServerFrame::Response {
+                        id: frame.id,
+                        result,
+                    }
+                })
+                .collect()
+        });
+        let payloads = ["a", "b", "large", "c", "never sent"];
+        let error = client
+            .send_pipelined("jobs", payloads, 4, Wait::Never)
+            .expect_err("should fail");
+        assert_eq!(error.failed_at, 2);
+        assert_eq!(error.error.kind(), Some(ErrorKind::MessageTooLarge));
+        assert_eq!(
+            error.accepted.iter().map(|(p, _)| *p).collect::<Vec<_>>(),
+            vec![0, 1, 3]
+        );
+        assert!(error.unknown.is_empty());
+        assert_eq!(error.issued, 4);
+    }
+
+    #[test]
+    fn pipelined_receives_keep_a_window_and_cancel_after_a_failure() {
+        let mut sequence = 0;
+        let (mut client, broker) = connected(move |frame| match &frame.request {
+            Request::Receive { .. } if sequence < 5 => {
+                sequence += 1;
+                answer(frame, Ok(Response::Received(message(sequence, b"m"))))
+            }
+            // The sixth receive times out; later ones wait until cancelled.
+            Request::Receive { .. } if sequence == 5 => {
+                sequence += 1;
+                answer(frame, Err(BrokerError::new(ErrorKind::Timeout, "late")))
+            }
+            Request::Receive { .. } => Vec::new(),
+            Request::Cancel { request } => vec![
+                ServerFrame::Response {
+                    id: *request,
+                    result: Err(BrokerError::new(ErrorKind::Cancelled, "cancelled")),
+                },
+                ServerFrame::Response {
+                    id: frame.id,
+                    result: Ok(Response::CancelResult { cancelled: true }),
+                },
+            ],
+            _ => Vec::new(),
+        });
+        let mut got = Vec::new();
+        let error = client
+            .receive_pipelined("jobs", 10, 4, Wait::Forever, |m| {
+                got.push(m.metadata.sequence)
+            })
+            .expect_err("should fail");
+        assert_eq!(error.kind(), Some(ErrorKind::Timeout));
+        assert_eq!(got, vec![1, 2, 3, 4, 5]);
+        // The connection is still usable and nothing is left filed.
+        assert!(client.answered.is_empty());
+        assert_eq!(client.session.in_flight(), 0);
+        drop(client);
+        let log = broker.finish();
+        let receives = log
+            .frames
+            .iter()
+            .filter(|f| matches!(f.request, Request::Receive { .. }))
+            .count();
+        assert!(receives <= 10, "never more than count receives");
+    }
+
+    #[test]
+    fn pipelined_receives_stop_at_count() {
+        let mut sequence = 0;
+        let (mut client, broker) = connected(move |frame| {
+            sequence += 1;
+            answer(frame, Ok(Response::Received(message(sequence, b"m"))))
+        });
+        let mut got = 0;
+        let count = client
+            .receive_pipelined("jobs", 7, 3, Wait::Forever, |_| got += 1)
+            .expect("received");
+        assert_eq!((count, got), (7, 7));
+        drop(client);
+        assert_eq!(broker.finish().frames.len(), 7);
+    }
+
+    #[test]
+    fn a_refused_handshake_is_rejected() {
+        let (ours, theirs) = UnixStream::pair().expect("socket pair");
+        let broker = crate::test_support::refusing_broker(
+            theirs,
+            BrokerError::new(ErrorKind::UnsupportedVersion, "speak 2"),
+        );
+        let error = Client::from_stream(ours).expect_err("should fail");
+        assert!(matches!(error, Error::Rejected(_)), "{error}");
+        assert_eq!(error.kind(), Some(ErrorKind::UnsupportedVersion));
+        broker.finish();
+    }
+
+    #[test]
+    fn a_goodbye_fails_this_and_every_later_call() {
+        let (mut client, _broker) = connected(|_| {
+            vec![ServerFrame::Goodbye(BrokerError::new(
+                ErrorKind::BrokerShuttingDown,
+                "stopping",
+            ))]
+        });
+        let error = client.list().expect_err("should fail");
+        assert_eq!(error.kind(), Some(ErrorKind::BrokerShuttingDown));
+        let again = client.status().expect_err("should fail");
+        assert_eq!(again.kind(), Some(ErrorKind::BrokerShuttingDown));
+    }
+
+    #[test]
+    fn a_vanished_broker_is_disconnected() {
+        let (ours, theirs) = UnixStream::pair().expect("socket pair");
+        let broker = fake_broker(theirs, |_| Vec::new());
+        let mut client = Client::from_stream(ours).expect("handshake");
+        broker.hang_up();
+        assert!(matches!(client.list(), Err(Error::Disconnected)));
+    }
+
+    #[test]
+    fn a_missing_socket_is_a_connect_error() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let error = Client::connect(dir.path().join("none.sock")).expect_err("should fail");
+        assert!(matches!(error, Error::Connect { .. }), "{error}");
+    }
+
+    #[test]
+    fn connects_through_a_socket_path() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join("broker.sock");
+        let listener = std::os::unix::net::UnixListener::bind(&path).expect("bind");
+        let server = std::thread::spawn(move || {
+            let (stream, _) = listener.accept().expect("accept");
+            fake_broker(stream, |frame| {
+                answer(frame, Ok(Response::Mailboxes(Vec::new())))
+            })
+            .finish()
+        });
+        let mut client = Client::connect(&path).expect("connects");
+        assert!(client.list().expect("listed").is_empty());
+        drop(client);
+        assert_eq!(server.join().expect("server thread").frames.len(), 1);
+    }
+}

@@ -1,0 +1,139 @@
+//! The client's one error type, shared by the async and the blocking client.
+//!
+//! It separates what the broker said ([`Error::Broker`], typed by
+//! [`ErrorKind`]) from what happened to the connection (could not connect,
+//! refused, closed, broken). It does not decide what a program should do about
+//! an error: `mailboxctl` maps kinds to exit codes and hints itself.
+
+use std::io;
+use std::path::PathBuf;
+
+use mailbox_proto::{BrokerError, ErrorKind};
+
+/// Everything that can go wrong talking to `mailboxd`.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The socket could not be connected to.
+    #[error(
+        "cannot connect to mailboxd at {}: {source}; is the broker running? \
+         start it with `mailboxd` or set MAILBOX_SOCKET",
+        .path.display()
+    )]
+    Connect {
+        /// The socket path tried.
+        path: PathBuf,
+        /// Why the connection failed.
+        source: io::Error,
+    },
+    /// Reading from or writing to the connection failed.
+    #[error("i/o error on the broker connection: {0}")]
+    Io(#[from] io::Error),
+    /// The broker sent something this client cannot understand (an
+    /// undecodable or unexpected frame). The connection is closed.
+    #[error("protocol error: {0}")]
+    Protocol(String),
+    /// The broker refused the handshake or ended the connection with a
+    /// `Goodbye` (for example because it is shutting down).
+    #[error("the broker ended the connection: {0}")]
+    Rejected(BrokerError),
+    /// The broker answered the request with an error.
+    #[error("{0}")]
+    Broker(BrokerError),
+    /// The broker closed the connection without saying why.
+    #[error("the broker closed the connection")]
+    Disconnected,
+}
+
+impl Error {
+    /// The broker's kind of error, when the broker gave one (an error answer
+    /// or a `Goodbye`); `None` for connection failures.
+    ///
+    /// ```
+    /// use mailbox_client::{BrokerError, Error, ErrorKind};
+    /// let error = Error::Broker(BrokerError::new(ErrorKind::WouldBlock, "mailbox is empty"));
+    /// assert_eq!(error.kind(), Some(ErrorKind::WouldBlock));
+    /// assert_eq!(Error::Disconnected.kind(), None);
+    /// ```
+    pub fn kind(&self) -> Option<ErrorKind> {
+        match self {
+            Error::Broker(error) | Error::Rejected(error) => Some(error.kind),
+            Error::Connect { .. } | Error::Io(_) | Error::Protocol(_) | Error::Disconnected => None,
+        }
+    }
+
+    /// Whether the error is the broker's answer to one request, so that the
+    /// connection is still usable (as opposed to a connection failure).
+    pub fn is_broker_answer(&self) -> bool {
+        matches!(self, Error::Broker(_))
+    }
+
+    /// A copy of this error, for handing one connection failure to every
+    /// request that was waiting on the connection (`io::Error` is not `Clone`).
+    pub(crate) fn replicate(&self) -> Error {
+        match self {
+            Error::Connect { path, source } => Error::Connect {
+                path: path.clone(),
+                source: io::Error::new(source.kind(), source.to_string()),
+            },
+            Error::Io(error) => Error::Io(io::Error::new(error.kind(), error.to_string())),
+            Error::Protocol(message) => Error::Protocol(message.clone()),
+            Error::Rejected(error) => Error::Rejected(error.clone()),
+            Error::Broker(error) => Error::Broker(error.clone()),
+            Error::Disconnected => Error::Disconnected,
+        }
+    }
+
+    /// Classifies an I/O error on an established connection: the peer going
+    /// away is [`Error::Disconnected`], anything else stays [`Error::Io`].
+    pub(crate) fn from_connection_io(error: io::Error) -> Error {
+        match error.kind() {
+            io::ErrorKind::UnexpectedEof
+            | io::ErrorKind::ConnectionReset
+            | io::ErrorKind::ConnectionAborted
+            | io::ErrorKind::BrokenPipe => Error::Disconnected,
+            _ => Error::Io(error),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn connect_error_says_what_to_do() {
+        let error = Error::Connect {
+            path: "/tmp/x.sock".into(),
+            source: io::Error::from(io::ErrorKind::NotFound),
+        };
+        let text = error.to_string();
+        assert!(
+            text.starts_with("cannot connect to mailboxd at /tmp/x.sock: "),
+            "{text}"
+        );
+        assert!(text.ends_with("set MAILBOX_SOCKET"), "{text}");
+    }
+
+    #[test]
+    fn replicate_keeps_kind_and_text() {
+        let error = Error::Io(io::Error::other("boom"));
+        let copy = error.replicate();
+        assert_eq!(copy.to_string(), error.to_string());
+        let goodbye = Error::Rejected(BrokerError::new(ErrorKind::BrokerShuttingDown, "bye"));
+        assert_eq!(
+            goodbye.replicate().kind(),
+            Some(ErrorKind::BrokerShuttingDown)
+        );
+    }
+
+    #[test]
+    fn peer_going_away_is_disconnected() {
+        let reset = io::Error::from(io::ErrorKind::ConnectionReset);
+        assert!(matches!(
+            Error::from_connection_io(reset),
+            Error::Disconnected
+        ));
+        let other = io::Error::from(io::ErrorKind::PermissionDenied);
+        assert!(matches!(Error::from_connection_io(other), Error::Io(_)));
+    }
+}
