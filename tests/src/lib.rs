@@ -198,6 +198,11 @@ pub struct Running {
 }
 
 impl Running {
+    /// Wraps a child process so it is killed when dropped.
+    pub fn from_child(child: Child) -> Self {
+        Self { child: Some(child) }
+    }
+
     /// Whether it is still running.
     pub fn is_running(&mut self) -> bool {
         self.child

@@ -1,0 +1,262 @@
+//! `server::run` in-process, on a temporary socket, driven through the async
+//! client library. Every test is bounded by a timeout.
+
+use std::future::Future;
+use std::time::Duration;
+
+use mailbox_broker::core::Limits;
+use mailbox_broker::server::{self, Config};
+use mailbox_client::{Capacity, Client, DeliveryPolicy, ErrorKind, MailboxSettings};
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+struct TestBroker {
+    socket: std::path::PathBuf,
+    stop: Option<oneshot::Sender<()>>,
+    task: JoinHandle<std::io::Result<()>>,
+    _dir: tempfile::TempDir,
+}
+
+impl TestBroker {
+    fn start(config: Config) -> Self {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let socket = dir.path().join("mailboxd.sock");
+        let listener = server::bind(&socket).expect("bind");
+        let (stop, stopped) = oneshot::channel::<()>();
+        let task = tokio::spawn(server::run(listener, config, async {
+            let _ = stopped.await;
+        }));
+        Self {
+            socket,
+            stop: Some(stop),
+            task,
+            _dir: dir,
+        }
+    }
+
+    async fn client(&self) -> Client {
+        Client::connect(&self.socket).await.expect("connect")
+    }
+
+    async fn shut_down(mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        self.task
+            .await
+            .expect("run task")
+            .expect("run ends cleanly");
+    }
+}
+
+fn settings(capacity: Capacity) -> MailboxSettings {
+    MailboxSettings {
+        capacity,
+        ..MailboxSettings::default()
+    }
+}
+
+async fn bounded<T>(test: impl Future<Output = T>) -> T {
+    tokio::time::timeout(Duration::from_secs(20), test)
+        .await
+        .expect("test finished in time")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_connection_waits_in_a_receive_and_sends_at_the_same_time() {
+    bounded(async {
+        let broker = TestBroker::start(Config::default());
+        let client = broker.client().await;
+        client
+            .create("loop", settings(Capacity::Zero))
+            .await
+            .expect("create");
+        let receiver = client.clone();
+        let waiting = tokio::spawn(async move { receiver.receive("loop").await });
+        // The send on the same connection completes the rendezvous.
+        let receipt = client.send("loop", &b"to myself"[..]).await.expect("send");
+        let message = waiting.await.expect("join").expect("receive");
+        assert_eq!(&message.payload[..], b"to myself");
+        assert_eq!(message.metadata.sequence, receipt.sequence);
+        assert_eq!(message.metadata.sender_connection, client.connection_id());
+        broker.shut_down().await;
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dropped_receive_is_withdrawn_and_the_message_goes_elsewhere() {
+    bounded(async {
+        let broker = TestBroker::start(Config::default());
+        let impatient = broker.client().await;
+        impatient
+            .create("jobs", settings(Capacity::Unbounded))
+            .await
+            .expect("create");
+        let gave_up =
+            tokio::time::timeout(Duration::from_millis(50), impatient.receive("jobs")).await;
+        assert!(gave_up.is_err(), "nothing to receive yet");
+        let other = broker.client().await;
+        // The cancel is on its way; wait until the broker has processed it.
+        loop {
+            let info = other.info("jobs").await.expect("info");
+            if info.waiting_receivers == 0 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        other.send("jobs", &b"work"[..]).await.expect("send");
+        let message = other.receive("jobs").await.expect("receive");
+        assert_eq!(&message.payload[..], b"work");
+        broker.shut_down().await;
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutdown_answers_waiting_receivers_with_broker_shutting_down() {
+    bounded(async {
+        let broker = TestBroker::start(Config::default());
+        let client = broker.client().await;
+        client
+            .create("idle", settings(Capacity::Bounded(1)))
+            .await
+            .expect("create");
+        let waiter = client.clone();
+        let waiting = tokio::spawn(async move { waiter.receive("idle").await });
+        loop {
+            if client.info("idle").await.expect("info").waiting_receivers == 1 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        broker.shut_down().await;
+        let error = waiting
+            .await
+            .expect("join")
+            .expect_err("answered with an error");
+        assert_eq!(error.kind(), Some(ErrorKind::BrokerShuttingDown), "{error}");
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_memory_budget_turns_into_broker_full_and_is_released_on_receive() {
+    bounded(async {
+        let config = Config {
+            limits: Limits {
+                memory_budget: 100,
+                ..Limits::default()
+            },
+            ..Config::default()
+        };
+        let broker = TestBroker::start(config);
+        let client = broker.client().await;
+        client
+            .create("spool", settings(Capacity::Unbounded))
+            .await
+            .expect("create");
+        client.send("spool", vec![0u8; 60]).await.expect("fits");
+        let error = client
+            .send("spool", vec![0u8; 60])
+            .await
+            .expect_err("over budget");
+        assert_eq!(error.kind(), Some(ErrorKind::BrokerFull));
+        client.receive("spool").await.expect("receive");
+        client
+            .send("spool", vec![0u8; 60])
+            .await
+            .expect("fits again");
+        broker.shut_down().await;
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn too_many_waiting_requests_on_one_connection_are_refused() {
+    bounded(async {
+        let config = Config {
+            limits: Limits {
+                max_waiting_per_connection: 2,
+                ..Limits::default()
+            },
+            ..Config::default()
+        };
+        let broker = TestBroker::start(config);
+        let client = broker.client().await;
+        client
+            .create("q", settings(Capacity::Unbounded))
+            .await
+            .expect("create");
+        let first = tokio::spawn({
+            let c = client.clone();
+            async move { c.receive("q").await }
+        });
+        let second = tokio::spawn({
+            let c = client.clone();
+            async move { c.receive("q").await }
+        });
+        loop {
+            if client.info("q").await.expect("info").waiting_receivers == 2 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        let error = client.receive("q").await.expect_err("third wait refused");
+        assert_eq!(error.kind(), Some(ErrorKind::TooManyRequests));
+        client.send("q", &b"a"[..]).await.expect("send");
+        client.send("q", &b"b"[..]).await.expect("send");
+        first.await.expect("join").expect("first gets one");
+        second.await.expect("join").expect("second gets one");
+        broker.shut_down().await;
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_broadcast_payload_reaches_every_subscriber_of_one_connection_pool() {
+    bounded(async {
+        let broker = TestBroker::start(Config::default());
+        let publisher = broker.client().await;
+        publisher
+            .create(
+                "news",
+                MailboxSettings {
+                    capacity: Capacity::Bounded(2),
+                    policy: DeliveryPolicy::Broadcast,
+                    ..MailboxSettings::default()
+                },
+            )
+            .await
+            .expect("create");
+        let mut subscribers = Vec::new();
+        for _ in 0..4 {
+            let client = broker.client().await;
+            assert!(client.subscribe("news").await.expect("subscribe"));
+            subscribers.push(client);
+        }
+        let readers: Vec<_> = subscribers
+            .into_iter()
+            .map(|client| {
+                tokio::spawn(async move {
+                    let mut got = Vec::new();
+                    for _ in 0..10 {
+                        got.push(client.receive("news").await.expect("receive").payload);
+                    }
+                    got
+                })
+            })
+            .collect();
+        for i in 0..10u8 {
+            let receipt = publisher.send("news", vec![i]).await.expect("send");
+            assert_eq!(receipt.recipients, 4);
+        }
+        for reader in readers {
+            let got = reader.await.expect("join");
+            let expected: Vec<_> = (0..10u8).map(|i| vec![i]).collect();
+            assert_eq!(got.iter().map(|b| b.to_vec()).collect::<Vec<_>>(), expected);
+        }
+        broker.shut_down().await;
+    })
+    .await;
+}
