@@ -33,6 +33,12 @@ struct Args {
     #[arg(long, value_name = "BYTES", default_value = "1G", value_parser = parse_bytes)]
     memory_budget: u64,
 
+    /// Worker threads. 1 (the default) runs every connection on one thread:
+    /// the mailbox core is serialised anyway, and on a small machine the
+    /// clients need the other cores more than the broker does.
+    #[arg(long, value_name = "N", default_value_t = 1)]
+    threads: usize,
+
     /// Requests one connection may have waiting at once.
     #[arg(long, value_name = "N", default_value_t = Limits::default().max_waiting_per_connection)]
     max_waiting_per_connection: usize,
@@ -100,10 +106,14 @@ async fn serve(args: Args) -> anyhow::Result<()> {
 fn main() -> ExitCode {
     let args = Args::parse();
     init_logging(&args.log_level);
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
+    let mut builder = if args.threads <= 1 {
+        tokio::runtime::Builder::new_current_thread()
+    } else {
+        let mut builder = tokio::runtime::Builder::new_multi_thread();
+        builder.worker_threads(args.threads);
+        builder
+    };
+    let runtime = match builder.enable_all().build() {
         Ok(runtime) => runtime,
         Err(error) => {
             eprintln!("mailboxd: cannot start the async runtime: {error}");

@@ -23,6 +23,9 @@ use super::outbox::{Batch, Outbox};
 use super::{clock, Shared};
 use crate::core::{ConnectionId, Outcome, Peer};
 
+/// What a reader asks of the socket per read, at least.
+const READ_CHUNK: usize = 64 * 1024;
+
 /// Why a connection's reader stopped.
 #[derive(Debug)]
 enum CloseReason {
@@ -117,7 +120,7 @@ async fn read_loop(
     mut stop: watch::Receiver<bool>,
 ) -> CloseReason {
     let config = &shared.config;
-    let mut buffer = BytesMut::with_capacity(16 * 1024);
+    let mut buffer = BytesMut::with_capacity(256);
     // The hello is small; a larger limit before it would let anyone who can
     // connect make the broker allocate a full frame for free.
     let hello_limit = 4096;
@@ -218,8 +221,19 @@ async fn read_loop(
             () = outbox.wait_below(config.outbox_high_water) => {}
             _ = stop.changed() => return goodbye(outbox, CloseReason::Shutdown),
         }
-        if buffer.capacity() - buffer.len() < 4096 {
-            buffer.reserve(16 * 1024);
+        if buffer.is_empty() {
+            // An idle connection (say, one blocked in a receive) holds no
+            // read buffer while it waits: thousands of them cost little.
+            buffer = BytesMut::new();
+            tokio::select! {
+                ready = reader.readable() => if let Err(error) = ready {
+                    return CloseReason::Io(error);
+                },
+                _ = stop.changed() => return goodbye(outbox, CloseReason::Shutdown),
+            }
+        }
+        if buffer.capacity() - buffer.len() < READ_CHUNK / 4 {
+            buffer.reserve(READ_CHUNK);
         }
         tokio::select! {
             read = reader.read_buf(&mut buffer) => match read {
@@ -249,7 +263,7 @@ fn goodbye(outbox: &Outbox, reason: CloseReason) -> CloseReason {
 }
 
 async fn write_loop(mut writer: OwnedWriteHalf, outbox: Arc<Outbox>) {
-    let mut buffer = BytesMut::with_capacity(64 * 1024);
+    let mut buffer = BytesMut::new();
     let mut spare = Vec::new();
     loop {
         let frames = match outbox.take(spare).await {
@@ -270,9 +284,10 @@ async fn write_loop(mut writer: OwnedWriteHalf, outbox: Arc<Outbox>) {
             break;
         }
         buffer.clear();
-        if buffer.capacity() > 4 * 1024 * 1024 {
-            // Do not keep a large buffer alive after one large message.
-            buffer = BytesMut::with_capacity(64 * 1024);
+        if buffer.capacity() > READ_CHUNK {
+            // Do not keep a large buffer alive after a burst or one large
+            // message; idle connections should cost next to nothing.
+            buffer = BytesMut::new();
         }
     }
     // Whatever is still queued has nobody to go to; closing also releases a
