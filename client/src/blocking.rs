@@ -10,6 +10,7 @@
 use std::collections::{HashMap, VecDeque};
 use std::fmt;
 use std::io::{self, Read, Write};
+use std::ops::Range;
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -21,7 +22,10 @@ use mailbox_proto::{
 };
 
 use crate::error::Error;
-use crate::session::{self, PipelineError, ReceiveTally, SendReceipt, SendTally, Session};
+use crate::session::{
+    self, BatchReceipt, Batcher, PipelineError, ReceiveTally, SendReceipt, SendTally, Session,
+    StreamError, StreamReceipt, StreamReceiveTally, StreamSendTally,
+};
 
 /// Bytes asked of the socket per read.
 const READ_CHUNK: usize = 64 * 1024;
@@ -233,6 +237,130 @@ impl Client {
         session::expect_message(response)
     }
 
+    /// Sends several messages at once, in order, waiting as long as it takes
+    /// for room for all of them. They get consecutive sequence numbers.
+    ///
+    /// `Ok` means all were accepted. [`Error::Partial`] means only the first
+    /// [`admitted`](Error::admitted) were (the rest never will be), an
+    /// [`Error::Broker`] that none was: for example kind `MessageTooLarge`
+    /// when any payload is above the mailbox's limit, or when the whole
+    /// batch would be above the broker's frame limit, which is refused
+    /// without sending anything. For more than fits one frame, use
+    /// [`send_stream`](Self::send_stream).
+    ///
+    /// ```no_run
+    /// use mailbox_client::{blocking::Client, Error};
+    ///
+    /// let mut client = Client::connect_default()?;
+    /// let receipt = client.send_many("jobs", ["a", "b", "c"])?;
+    /// assert_eq!(receipt.admitted, 3);
+    /// println!("sent as #{:?}", receipt.sequences());
+    ///
+    /// // Without waiting: on a full mailbox only a front part may be sent.
+    /// let payloads = vec!["d", "e", "f"];
+    /// match client.try_send_many("jobs", payloads.clone()) {
+    ///     Ok(_) => println!("all sent"),
+    ///     Err(Error::Partial { admitted, .. }) => {
+    ///         println!("{:?} still to send", &payloads[admitted as usize..])
+    ///     }
+    ///     Err(error) => return Err(error), // none sent (or connection lost)
+    /// }
+    /// # Ok::<(), mailbox_client::Error>(())
+    /// ```
+    pub fn send_many(
+        &mut self,
+        mailbox: &str,
+        payloads: impl IntoIterator<Item = impl Into<Bytes>>,
+    ) -> Result<BatchReceipt, Error> {
+        self.send_many_with(mailbox, payloads, Wait::Forever)
+    }
+
+    /// Sends several messages as far as there is room now: those that do not
+    /// fit at once are not sent ([`Error::Partial`] of kind `WouldBlock`, or
+    /// [`Error::Broker`] of kind `WouldBlock` when none fitted).
+    pub fn try_send_many(
+        &mut self,
+        mailbox: &str,
+        payloads: impl IntoIterator<Item = impl Into<Bytes>>,
+    ) -> Result<BatchReceipt, Error> {
+        self.send_many_with(mailbox, payloads, Wait::Never)
+    }
+
+    /// Sends several messages, waiting at most `timeout` for room for all of
+    /// them; those not admitted by then are withdrawn ([`Error::Partial`] or
+    /// [`Error::Broker`] of kind `Timeout`).
+    pub fn send_many_timeout(
+        &mut self,
+        mailbox: &str,
+        payloads: impl IntoIterator<Item = impl Into<Bytes>>,
+        timeout: Duration,
+    ) -> Result<BatchReceipt, Error> {
+        self.send_many_with(mailbox, payloads, session::wait_at_most(timeout))
+    }
+
+    /// Sends several messages, waiting as `wait` says (see
+    /// [`send_many`](Self::send_many)).
+    pub fn send_many_with(
+        &mut self,
+        mailbox: &str,
+        payloads: impl IntoIterator<Item = impl Into<Bytes>>,
+        wait: Wait,
+    ) -> Result<BatchReceipt, Error> {
+        let (request, count) = session::send_many_request(mailbox, payloads, wait);
+        let response = self.call(request)?;
+        session::expect_sent_many(response, count)
+    }
+
+    /// Takes up to `max` messages (at least 1; 0 counts as 1): waits as long
+    /// as it takes for the first, then takes every one available up to
+    /// `max`, in order.
+    ///
+    /// The answer comes in one frame, which this client accepts up to
+    /// 16 MiB + 64 KiB; a larger one ends the connection and its messages
+    /// are lost, so keep `max` times the mailbox's message size below that.
+    ///
+    /// ```no_run
+    /// use mailbox_client::blocking::Client;
+    ///
+    /// let mut client = Client::connect_default()?;
+    /// for message in client.receive_many("jobs", 64)? {
+    ///     println!("#{}: {:?}", message.metadata.sequence, message.payload);
+    /// }
+    /// # Ok::<(), mailbox_client::Error>(())
+    /// ```
+    pub fn receive_many(&mut self, mailbox: &str, max: u32) -> Result<Vec<Message>, Error> {
+        self.receive_many_with(mailbox, max, Wait::Forever)
+    }
+
+    /// Takes up to `max` of the messages available now; none (an empty
+    /// vector) when the mailbox is empty.
+    pub fn try_receive_many(&mut self, mailbox: &str, max: u32) -> Result<Vec<Message>, Error> {
+        let result = self.call(session::receive_many_request(mailbox, max, Wait::Never));
+        session::optional_messages(result, max)
+    }
+
+    /// Takes up to `max` messages, waiting at most `timeout` for the first
+    /// (then kind `Timeout`).
+    pub fn receive_many_timeout(
+        &mut self,
+        mailbox: &str,
+        max: u32,
+        timeout: Duration,
+    ) -> Result<Vec<Message>, Error> {
+        self.receive_many_with(mailbox, max, session::wait_at_most(timeout))
+    }
+
+    /// Takes up to `max` messages, waiting for the first as `wait` says.
+    pub fn receive_many_with(
+        &mut self,
+        mailbox: &str,
+        max: u32,
+        wait: Wait,
+    ) -> Result<Vec<Message>, Error> {
+        let response = self.call(session::receive_many_request(mailbox, max, wait))?;
+        session::expect_received_many(response, max)
+    }
+
     /// Subscribes this connection to a broadcast mailbox; `Ok(false)` when it
     /// was subscribed already. The subscription ends with the connection.
     pub fn subscribe(&mut self, mailbox: &str) -> Result<bool, Error> {
@@ -391,6 +519,175 @@ impl Client {
         tally.finish()
     }
 
+    /// Sends every payload to `mailbox` in batches (`SendMany`) of up to
+    /// `batch` payloads, with up to `window` batches in flight: many frames
+    /// per `write`, many answers per `read`. A batch is also cut short where
+    /// it would not fit the broker's frame limit, so any payloads a single
+    /// send would take can be streamed.
+    ///
+    /// Returns how many were accepted (all of them) with each batch's
+    /// receipt. When a batch stops early or fails, no further batch is sent,
+    /// the answers of those in flight are still collected, and the
+    /// [`StreamError`] says exactly which positions were accepted.
+    ///
+    /// ```no_run
+    /// use mailbox_client::{blocking::Client, Bytes, Wait};
+    ///
+    /// let mut client = Client::connect_default()?;
+    /// let payloads = (0..100_000u32).map(|i| Bytes::from(i.to_le_bytes().to_vec()));
+    /// match client.send_stream("jobs", payloads, 256, 4, Wait::Forever) {
+    ///     Ok(receipt) => println!("{} sent", receipt.accepted),
+    ///     Err(error) => eprintln!("{error}; accepted: {:?}", error.accepted),
+    /// }
+    /// # Ok::<(), mailbox_client::Error>(())
+    /// ```
+    pub fn send_stream<I>(
+        &mut self,
+        mailbox: &str,
+        payloads: I,
+        batch: usize,
+        window: usize,
+        wait: Wait,
+    ) -> Result<StreamReceipt, StreamError>
+    where
+        I: IntoIterator<Item = Bytes>,
+    {
+        let max_frame_len = self.welcome.max_frame_len;
+        let mut batches = Batcher::new(payloads.into_iter(), batch, max_frame_len, mailbox);
+        let mut tally = StreamSendTally::new(window);
+        let mut in_flight: Vec<(RequestId, Range<usize>)> = Vec::new();
+        loop {
+            for _ in 0..tally.room(in_flight.len()) {
+                let Some((positions, payloads)) = batches.next_batch() else {
+                    break;
+                };
+                let request = Request::SendMany {
+                    mailbox: mailbox.to_owned(),
+                    payloads,
+                    wait,
+                };
+                match self.start(request) {
+                    Ok(id) => {
+                        tally.issue(&positions);
+                        in_flight.push((id, positions));
+                    }
+                    Err(error) => {
+                        tally.not_sent(&positions, error);
+                        break;
+                    }
+                }
+            }
+            if in_flight.is_empty() {
+                break;
+            }
+            let pumped = self.flush().and_then(|()| self.pump());
+            in_flight.retain(|(id, positions)| match self.answered.remove(id) {
+                Some(result) => {
+                    tally.record(positions.clone(), session::into_result(result));
+                    false
+                }
+                None => true,
+            });
+            if let Err(error) = pumped {
+                for (_, positions) in in_flight.drain(..) {
+                    tally.record(positions, Err(error.replicate()));
+                }
+                break;
+            }
+        }
+        tally.finish()
+    }
+
+    /// Receives `count` messages from `mailbox` by batches (`ReceiveMany`) of
+    /// up to `max`, with up to `window` of them in flight, handing each
+    /// message to `each` in the order the broker gave them. Returns how many
+    /// messages `each` got.
+    ///
+    /// Never asks for more than it still needs: the `max`s of the receives
+    /// in flight never add up to more than `count` minus what was received,
+    /// so no message beyond the `count`th is taken from the mailbox. At the
+    /// first failure the outstanding receives are cancelled, but messages
+    /// the broker handed over before the cancel still reach `each`; then the
+    /// failure is returned.
+    ///
+    /// ```no_run
+    /// use mailbox_client::{blocking::Client, Wait};
+    ///
+    /// let mut client = Client::connect_default()?;
+    /// let mut bytes = 0;
+    /// let got = client.receive_stream("jobs", 100_000, 1024, 2, Wait::Forever, |message| {
+    ///     bytes += message.payload.len();
+    /// })?;
+    /// println!("{got} messages, {bytes} bytes");
+    /// # Ok::<(), mailbox_client::Error>(())
+    /// ```
+    pub fn receive_stream(
+        &mut self,
+        mailbox: &str,
+        count: usize,
+        max: u32,
+        window: usize,
+        wait: Wait,
+        mut each: impl FnMut(Message),
+    ) -> Result<usize, Error> {
+        let mut tally = StreamReceiveTally::new(count, max, window);
+        let mut in_flight: VecDeque<(RequestId, u32)> = VecDeque::new();
+        let mut cancels: Vec<RequestId> = Vec::new();
+        let mut cancelling = false;
+        loop {
+            while let Some(max) = tally.next_max(in_flight.len()) {
+                match self.start(session::receive_many_request(mailbox, max, wait)) {
+                    Ok(id) => {
+                        tally.issue(max);
+                        in_flight.push_back((id, max));
+                    }
+                    Err(error) => {
+                        tally.not_sent(error);
+                        break;
+                    }
+                }
+            }
+            if tally.failed() && !cancelling {
+                cancelling = true;
+                for &(request, _) in &in_flight {
+                    // If even the cancel cannot be sent, the connection is
+                    // gone and the pump below reports it.
+                    if let Ok(id) = self.start(Request::Cancel { request }) {
+                        cancels.push(id);
+                    }
+                }
+            }
+            if in_flight.is_empty() {
+                break;
+            }
+            let pumped = self.flush().and_then(|()| self.pump());
+            while let Some(result) = in_flight
+                .front()
+                .and_then(|(id, _)| self.answered.remove(id))
+            {
+                if let Some((_, max)) = in_flight.pop_front() {
+                    tally
+                        .record(max, session::into_result(result))
+                        .into_iter()
+                        .for_each(&mut each);
+                }
+            }
+            if let Err(error) = pumped {
+                // Answers filed behind an unanswered one still carry messages.
+                for (id, max) in in_flight.drain(..) {
+                    let result = match self.answered.remove(&id) {
+                        Some(result) => session::into_result(result),
+                        None => Err(error.replicate()),
+                    };
+                    tally.record(max, result).into_iter().for_each(&mut each);
+                }
+                break;
+            }
+        }
+        self.settle(cancels);
+        tally.finish()
+    }
+
     /// Waits for the answers of requests whose outcome does not matter (the
     /// cancels of a pipeline), so that none is left filed.
     fn settle(&mut self, mut ids: Vec<RequestId>) {
@@ -488,7 +785,9 @@ fn read_some(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::test_support::{fake_broker, message, FakeBroker};
+    use crate::test_support::{
+        fake_broker, fake_broker_limited, message, messages, sent_many, FakeBroker,
+    };
     use mailbox_proto::{ClientFrame, ErrorKind, ServerFrame};
 
     fn connected(
@@ -684,6 +983,335 @@ mod tests {
         assert_eq!((count, got), (7, 7));
         drop(client);
         assert_eq!(broker.finish().frames.len(), 7);
+    }
+
+    fn refusal(kind: ErrorKind) -> BrokerError {
+        BrokerError::new(kind, "test")
+    }
+
+    /// The payloads of every `SendMany` the broker saw, batch by batch.
+    fn batches_seen(frames: &[ClientFrame]) -> Vec<Vec<Bytes>> {
+        frames
+            .iter()
+            .filter_map(|frame| match &frame.request {
+                Request::SendMany { payloads, .. } => Some(payloads.clone()),
+                _ => None,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn batch_sends_are_all_sent_partly_sent_or_not_sent() {
+        let (mut client, broker) = connected(|frame| match &frame.request {
+            Request::SendMany { payloads, wait, .. } => {
+                let result = match wait {
+                    Wait::Forever => sent_many(1, payloads.len(), None),
+                    // Room for two only.
+                    Wait::Never => sent_many(4, 2, Some(refusal(ErrorKind::WouldBlock))),
+                    Wait::Timeout { .. } => sent_many(6, 0, Some(refusal(ErrorKind::Timeout))),
+                };
+                answer(frame, Ok(result))
+            }
+            _ => answer(frame, Err(refusal(ErrorKind::Internal))),
+        });
+        let receipt = client.send_many("jobs", ["a", "b", "c"]).expect("all sent");
+        assert_eq!(receipt.sequences(), 1..4);
+
+        let payloads = ["d", "e", "f"];
+        let error = client
+            .try_send_many("jobs", payloads)
+            .expect_err("only some sent");
+        let Error::Partial {
+            admitted,
+            first_sequence,
+            ref error,
+        } = error
+        else {
+            panic!("expected a partial send, got {error}");
+        };
+        assert_eq!((admitted, first_sequence), (2, 4));
+        assert_eq!(error.kind, ErrorKind::WouldBlock);
+        assert_eq!(&payloads[admitted as usize..], ["f"]);
+
+        let error = client
+            .send_many_timeout("jobs", ["g"], Duration::from_millis(5))
+            .expect_err("none sent");
+        assert!(matches!(error, Error::Broker(_)), "{error}");
+        assert_eq!(error.kind(), Some(ErrorKind::Timeout));
+        drop(client);
+        let log = broker.finish();
+        assert_eq!(
+            batches_seen(&log.frames),
+            vec![vec!["a", "b", "c"], vec!["d", "e", "f"], vec!["g"]]
+        );
+        assert_eq!(
+            log.frames[2].request,
+            Request::SendMany {
+                mailbox: "jobs".into(),
+                payloads: vec![Bytes::from("g")],
+                wait: Wait::Timeout { millis: 5 },
+            }
+        );
+    }
+
+    #[test]
+    fn batch_receives_take_what_is_there_up_to_max() {
+        let (mut client, broker) = connected(|frame| match &frame.request {
+            Request::ReceiveMany {
+                wait: Wait::Never, ..
+            } => answer(frame, Err(refusal(ErrorKind::WouldBlock))),
+            Request::ReceiveMany {
+                wait: Wait::Timeout { .. },
+                ..
+            } => answer(frame, Err(refusal(ErrorKind::Timeout))),
+            // Three messages are there.
+            Request::ReceiveMany { max, .. } => answer(
+                frame,
+                Ok(Response::ReceivedMany(messages(1, u64::from(*max).min(3)))),
+            ),
+            _ => answer(frame, Err(refusal(ErrorKind::Internal))),
+        });
+        let got = client.receive_many("jobs", 5).expect("messages");
+        assert_eq!(
+            got.iter().map(|m| m.metadata.sequence).collect::<Vec<_>>(),
+            vec![1, 2, 3]
+        );
+        assert_eq!(client.receive_many("jobs", 0).expect("one").len(), 1);
+        assert!(client
+            .try_receive_many("jobs", 5)
+            .expect("empty is no error")
+            .is_empty());
+        let error = client
+            .receive_many_timeout("jobs", 5, Duration::from_millis(5))
+            .expect_err("should fail");
+        assert_eq!(error.kind(), Some(ErrorKind::Timeout));
+        drop(client);
+        let maxes: Vec<u32> = broker
+            .finish()
+            .frames
+            .iter()
+            .filter_map(|frame| match frame.request {
+                Request::ReceiveMany { max, .. } => Some(max),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(maxes, vec![5, 1, 5, 5]);
+    }
+
+    #[test]
+    fn a_batch_above_the_frame_limit_is_refused_without_sending() {
+        let (ours, theirs) = UnixStream::pair().expect("socket pair");
+        let broker = fake_broker_limited(theirs, 1024, |frame| match &frame.request {
+            Request::SendMany { payloads, .. } => {
+                answer(frame, Ok(sent_many(1, payloads.len(), None)))
+            }
+            _ => answer(frame, Err(refusal(ErrorKind::Internal))),
+        });
+        let mut client = Client::from_stream(ours).expect("handshake");
+        let large = (0..10).map(|_| Bytes::from(vec![1u8; 200]));
+        let error = client.send_many("jobs", large).expect_err("refused");
+        assert!(matches!(error, Error::Broker(_)), "{error}");
+        assert_eq!(error.kind(), Some(ErrorKind::MessageTooLarge));
+        assert!(error.to_string().contains("nothing was sent"), "{error}");
+        // The connection is still fine.
+        let receipt = client.send_many("jobs", ["small"]).expect("sent");
+        assert_eq!(receipt.admitted, 1);
+        drop(client);
+        assert_eq!(batches_seen(&broker.finish().frames), vec![vec!["small"]]);
+    }
+
+    #[test]
+    fn streamed_sends_keep_a_window_of_batches() {
+        let mut next = 1;
+        let (mut client, broker) = connected(move |frame| match &frame.request {
+            Request::SendMany { payloads, .. } => {
+                let first = next;
+                next += payloads.len() as u64;
+                answer(frame, Ok(sent_many(first, payloads.len(), None)))
+            }
+            _ => answer(frame, Err(refusal(ErrorKind::Internal))),
+        });
+        let input: Vec<Bytes> = (0..1000u32)
+            .map(|i| Bytes::from(i.to_le_bytes().to_vec()))
+            .collect();
+        let receipt = client
+            .send_stream("jobs", input.clone(), 64, 4, Wait::Forever)
+            .expect("all accepted");
+        assert_eq!(receipt.accepted, 1000);
+        assert_eq!(receipt.batches.len(), 16);
+        assert_eq!(receipt.batches[15].sequences(), 961..1001);
+        drop(client);
+        let log = broker.finish();
+        let seen = batches_seen(&log.frames);
+        assert!(seen.iter().all(|batch| batch.len() <= 64));
+        assert_eq!(seen.concat(), input, "every payload once, in order");
+        assert_eq!(log.largest_batch, 4, "one write carries a whole window");
+    }
+
+    #[test]
+    fn streamed_sends_cut_batches_to_fit_the_frame_limit() {
+        let (ours, theirs) = UnixStream::pair().expect("socket pair");
+        let broker = fake_broker_limited(theirs, 1024, |frame| match &frame.request {
+            Request::SendMany { payloads, .. } => {
+                answer(frame, Ok(sent_many(1, payloads.len(), None)))
+            }
+            _ => answer(frame, Err(refusal(ErrorKind::Internal))),
+        });
+        let mut client = Client::from_stream(ours).expect("handshake");
+        let input: Vec<Bytes> = (0..50).map(|_| Bytes::from(vec![2u8; 100])).collect();
+        let receipt = client
+            .send_stream("jobs", input.clone(), 64, 2, Wait::Forever)
+            .expect("all accepted");
+        assert_eq!(receipt.accepted, 50);
+        drop(client);
+        let seen = batches_seen(&broker.finish().frames);
+        assert!(seen.len() > 1 && seen.iter().all(|batch| batch.len() < 10));
+        assert_eq!(seen.concat(), input);
+    }
+
+    #[test]
+    fn a_streamed_send_stops_at_a_partial_batch_and_says_what_was_accepted() {
+        // Three batches of five arrive together; the second stops after
+        // three messages, the others are accepted whole.
+        let mut held = Vec::new();
+        let (mut client, broker) = connected(move |frame| {
+            held.push(frame.clone());
+            if held.len() < 3 {
+                return Vec::new();
+            }
+            held.drain(..)
+                .enumerate()
+                .map(|(index, frame)| {
+                    let result = match index {
+                        1 => sent_many(6, 3, Some(refusal(ErrorKind::Timeout))),
+                        _ => sent_many(1 + 5 * index as u64, 5, None),
+                    };
+                    ServerFrame::Response {
+                        id: frame.id,
+                        result: Ok(result),
+                    }
+                })
+                .collect()
+        });
+        let input = (0..30).map(|i| Bytes::from(vec![i as u8]));
+        let error = client
+            .send_stream("jobs", input, 5, 3, Wait::Timeout { millis: 10 })
+            .expect_err("should stop");
+        assert_eq!(error.failed_at, 8);
+        assert_eq!(error.error.kind(), Some(ErrorKind::Timeout));
+        assert_eq!(
+            error
+                .accepted
+                .iter()
+                .map(|(positions, _)| positions.clone())
+                .collect::<Vec<_>>(),
+            vec![0..5, 5..8, 10..15]
+        );
+        assert_eq!(error.accepted[1].1.sequences(), 6..9);
+        assert_eq!(error.accepted_count(), 13);
+        assert!(error.unknown.is_empty());
+        assert_eq!(error.issued, 15);
+        drop(client);
+        assert_eq!(
+            batches_seen(&broker.finish().frames).len(),
+            3,
+            "no batch after the stop"
+        );
+    }
+
+    #[test]
+    fn streamed_receives_never_take_beyond_count() {
+        // Three messages at most are available per receive.
+        let mut next = 1;
+        let (mut client, broker) = connected(move |frame| match &frame.request {
+            Request::ReceiveMany { max, .. } => {
+                let count = u64::from(*max).min(3);
+                next += count;
+                answer(
+                    frame,
+                    Ok(Response::ReceivedMany(messages(next - count, count))),
+                )
+            }
+            _ => answer(frame, Err(refusal(ErrorKind::Internal))),
+        });
+        let mut got = Vec::new();
+        let count = client
+            .receive_stream("jobs", 20, 8, 3, Wait::Forever, |m| {
+                got.push(m.metadata.sequence)
+            })
+            .expect("received");
+        assert_eq!(count, 20);
+        assert_eq!(got, (1..=20).collect::<Vec<_>>());
+        drop(client);
+        // Each receive was answered before the next arrived, so the broker
+        // had handed over `delivered` when each asked for its `max`.
+        let mut delivered = 0;
+        for frame in broker.finish().frames {
+            let Request::ReceiveMany { max, .. } = frame.request else {
+                panic!("unexpected {frame:?}");
+            };
+            assert!(delivered + max <= 20, "asked beyond count");
+            delivered += max.min(3);
+        }
+        assert_eq!(delivered, 20);
+    }
+
+    #[test]
+    fn a_streamed_receive_cancels_after_a_failure_and_keeps_raced_messages() {
+        let mut receives = 0;
+        let mut held = Vec::new();
+        let (mut client, broker) = connected(move |frame| match &frame.request {
+            Request::ReceiveMany { .. } => {
+                receives += 1;
+                match receives {
+                    1 => answer(frame, Ok(Response::ReceivedMany(messages(1, 4)))),
+                    2 => answer(frame, Err(refusal(ErrorKind::Timeout))),
+                    _ => {
+                        held.push(frame.id);
+                        Vec::new()
+                    }
+                }
+            }
+            // The first held receive got two messages just before its
+            // cancel arrived; the others are withdrawn.
+            Request::Cancel { request } => {
+                let raced = held.first() == Some(request);
+                let result = if raced {
+                    Ok(Response::ReceivedMany(messages(5, 2)))
+                } else {
+                    Err(refusal(ErrorKind::Cancelled))
+                };
+                vec![
+                    ServerFrame::Response {
+                        id: *request,
+                        result,
+                    },
+                    ServerFrame::Response {
+                        id: frame.id,
+                        result: Ok(Response::CancelResult { cancelled: !raced }),
+                    },
+                ]
+            }
+            _ => Vec::new(),
+        });
+        let mut got = Vec::new();
+        let error = client
+            .receive_stream("jobs", 100, 4, 4, Wait::Forever, |m| {
+                got.push(m.metadata.sequence)
+            })
+            .expect_err("should fail");
+        assert_eq!(error.kind(), Some(ErrorKind::Timeout));
+        assert_eq!(got, vec![1, 2, 3, 4, 5, 6]);
+        assert!(client.answered.is_empty());
+        assert_eq!(client.session.in_flight(), 0);
+        drop(client);
+        let log = broker.finish();
+        let cancels = log
+            .frames
+            .iter()
+            .filter(|f| matches!(f.request, Request::Cancel { .. }))
+            .count();
+        assert!(cancels >= 2, "every outstanding receive was cancelled");
     }
 
     #[test]

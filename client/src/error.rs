@@ -36,9 +36,50 @@ pub enum Error {
     /// `Goodbye` (for example because it is shutting down).
     #[error("the broker ended the connection: {0}")]
     Rejected(BrokerError),
-    /// The broker answered the request with an error.
+    /// The broker answered the request with an error. For a batch send this
+    /// means that **none** of its messages was sent.
     #[error("{0}")]
     Broker(BrokerError),
+    /// A batch send stopped part-way: the first `admitted` messages (at
+    /// least one) were accepted, with sequence numbers `first_sequence..`,
+    /// and the rest were not and never will be; `error` says why (kind
+    /// `WouldBlock`, `Timeout`, `Cancelled`, `MailboxDeleted`,
+    /// `BrokerShuttingDown` or `TooManyRequests`). To send the rest, send
+    /// the payloads from index `admitted` on again.
+    ///
+    /// [`Error::kind`] is the kind of `error`, so code that only looks at
+    /// kinds must not resend a whole batch on, say, `WouldBlock` without
+    /// first checking [`Error::admitted`].
+    ///
+    /// ```
+    /// use mailbox_client::{BrokerError, Error, ErrorKind};
+    /// let error = Error::Partial {
+    ///     admitted: 3,
+    ///     first_sequence: 10,
+    ///     error: BrokerError::new(ErrorKind::WouldBlock, "mailbox jobs is full"),
+    /// };
+    /// assert_eq!(error.kind(), Some(ErrorKind::WouldBlock));
+    /// assert_eq!(error.admitted(), 3);
+    /// assert_eq!(
+    ///     error.to_string(),
+    ///     "batch send stopped after 3 of its messages (#10 to #12); the rest were not \
+    ///      sent and never will be: would block: mailbox jobs is full"
+    /// );
+    /// ```
+    #[error(
+        "batch send stopped after {admitted} of its messages (#{first_sequence} to #{}); \
+         the rest were not sent and never will be: {error}",
+        .first_sequence + u64::from(*.admitted).saturating_sub(1)
+    )]
+    Partial {
+        /// How many messages, from the first of the batch, were accepted.
+        admitted: u32,
+        /// The sequence number of the first accepted one; the others follow
+        /// without gaps.
+        first_sequence: u64,
+        /// Why the rest were not accepted.
+        error: BrokerError,
+    },
     /// The broker closed the connection without saying why.
     #[error("the broker closed the connection")]
     Disconnected,
@@ -56,7 +97,9 @@ impl Error {
     /// ```
     pub fn kind(&self) -> Option<ErrorKind> {
         match self {
-            Error::Broker(error) | Error::Rejected(error) => Some(error.kind),
+            Error::Broker(error) | Error::Rejected(error) | Error::Partial { error, .. } => {
+                Some(error.kind)
+            }
             Error::Connect { .. } | Error::Io(_) | Error::Protocol(_) | Error::Disconnected => None,
         }
     }
@@ -64,7 +107,18 @@ impl Error {
     /// Whether the error is the broker's answer to one request, so that the
     /// connection is still usable (as opposed to a connection failure).
     pub fn is_broker_answer(&self) -> bool {
-        matches!(self, Error::Broker(_))
+        matches!(self, Error::Broker(_) | Error::Partial { .. })
+    }
+
+    /// How many messages of a batch send were accepted despite this error:
+    /// `admitted` for [`Error::Partial`], 0 for a broker's answer
+    /// ([`Error::Broker`]: none was sent). For a connection failure the
+    /// batch's fate is unknown, and 0 is only the count known for sure.
+    pub fn admitted(&self) -> u32 {
+        match self {
+            Error::Partial { admitted, .. } => *admitted,
+            _ => 0,
+        }
     }
 
     /// A copy of this error, for handing one connection failure to every
@@ -79,6 +133,15 @@ impl Error {
             Error::Protocol(message) => Error::Protocol(message.clone()),
             Error::Rejected(error) => Error::Rejected(error.clone()),
             Error::Broker(error) => Error::Broker(error.clone()),
+            Error::Partial {
+                admitted,
+                first_sequence,
+                error,
+            } => Error::Partial {
+                admitted: *admitted,
+                first_sequence: *first_sequence,
+                error: error.clone(),
+            },
             Error::Disconnected => Error::Disconnected,
         }
     }

@@ -27,6 +27,7 @@ mod test_support;
 
 use std::collections::{HashMap, VecDeque};
 use std::fmt;
+use std::ops::Range;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
@@ -45,9 +46,11 @@ pub use mailbox_proto::{
     BrokerError, BrokerStatus, Bytes, Capacity, DeliveryPolicy, ErrorKind, MailboxInfo,
     MailboxSettings, Message, Metadata, Wait, DEFAULT_MAX_MESSAGE_SIZE, MAX_MESSAGE_SIZE_LIMIT,
 };
-pub use session::{wait_at_most, PipelineError, SendReceipt};
+pub use session::{
+    wait_at_most, BatchReceipt, PipelineError, SendReceipt, StreamError, StreamReceipt,
+};
 
-use session::{ReceiveTally, SendTally, Session};
+use session::{Batcher, ReceiveTally, SendTally, Session, StreamReceiveTally, StreamSendTally};
 
 /// Bytes the reader asks of the socket per read, at least.
 const READ_CHUNK: usize = 64 * 1024;
@@ -66,12 +69,13 @@ const READ_CHUNK: usize = 64 * 1024;
 ///
 /// Dropping the future of a waiting send or receive (for example through
 /// `tokio::time::timeout` or `select!`) sends a `Cancel` for it, so the
-/// broker withdraws it. The broker may already have handed a message over
-/// when the cancel reaches it; such a message is not dropped: the client
-/// keeps it, per mailbox, and gives it to this connection's next receive on
-/// that mailbox (any of `receive`, `try_receive`, `receive_timeout`, ...)
-/// before asking the broker. A dropped send may or may not have been
-/// accepted.
+/// broker withdraws it. The broker may already have handed messages over
+/// when the cancel reaches it (one, or a whole `receive_many` batch); they
+/// are not dropped: the client keeps them, per mailbox and in order, and
+/// gives them to this connection's next receives on that mailbox (any of
+/// `receive`, `try_receive`, `receive_many` (up to its `max`), ...) before
+/// asking the broker. A dropped send may or may not have been accepted; of a
+/// dropped batch send, a front part may have been.
 ///
 /// # Failures
 ///
@@ -173,13 +177,17 @@ impl Shared {
     fn begin(self: &Arc<Self>, request: Request) -> Result<Begun, Error> {
         let mut state = self.lock();
         let (receive_from, may_wait) = match &request {
-            Request::Receive { mailbox, wait } => (Some(mailbox.clone()), *wait != Wait::Never),
-            Request::Send { wait, .. } => (None, *wait != Wait::Never),
+            Request::Receive { mailbox, wait } | Request::ReceiveMany { mailbox, wait, .. } => {
+                (Some(mailbox.clone()), *wait != Wait::Never)
+            }
+            Request::Send { wait, .. } | Request::SendMany { wait, .. } => {
+                (None, *wait != Wait::Never)
+            }
             _ => (None, false),
         };
         if let Some(mailbox) = &receive_from {
-            if let Some(message) = state.take_orphan(mailbox) {
-                return Ok(Begun::Ready(Response::Received(message)));
+            if let Some(kept) = state.take_orphans(mailbox, &request) {
+                return Ok(Begun::Ready(kept));
             }
         }
         if let Some(error) = &state.closed {
@@ -257,17 +265,34 @@ impl Shared {
 }
 
 impl State {
-    fn take_orphan(&mut self, mailbox: &str) -> Option<Message> {
+    /// Answers a receive (one message) or a batch receive (up to its `max`,
+    /// oldest first) on `mailbox` from the kept messages, if there are any.
+    fn take_orphans(&mut self, mailbox: &str, request: &Request) -> Option<Response> {
         let kept = self.orphans.get_mut(mailbox)?;
-        let message = kept.pop_front();
+        let response = match request {
+            Request::ReceiveMany { max, .. } => {
+                let take = kept.len().min((*max).max(1) as usize);
+                Response::ReceivedMany(kept.drain(..take).collect())
+            }
+            _ => Response::Received(kept.pop_front()?),
+        };
         if kept.is_empty() {
             self.orphans.remove(mailbox);
         }
-        message
+        Some(response)
     }
 
-    fn keep_orphan(&mut self, mailbox: String, message: Message) {
-        self.orphans.entry(mailbox).or_default().push_back(message);
+    /// Keeps the messages of an answer whose receive's caller has gone, in
+    /// order, for the next receives on `mailbox`.
+    fn keep_orphans(&mut self, mailbox: String, response: Response) {
+        let messages = match response {
+            Response::Received(message) => vec![message],
+            Response::ReceivedMany(messages) => messages,
+            _ => return,
+        };
+        if !messages.is_empty() {
+            self.orphans.entry(mailbox).or_default().extend(messages);
+        }
     }
 
     /// Gives one answer to its caller.
@@ -275,13 +300,13 @@ impl State {
         let Some(reply) = waiter.reply else {
             return;
         };
-        // The caller may have dropped its future after the broker handed the
-        // message over (its cancel crossed the answer on the wire): keep the
-        // message instead of losing it. Any other answer nobody awaits
+        // The caller may have dropped its future after the broker handed
+        // messages over (its cancel crossed the answer on the wire): keep
+        // them instead of losing them. Any other answer nobody awaits
         // (typically `Cancelled`) is dropped.
-        if let Err(Ok(Response::Received(message))) = reply.send(result) {
+        if let Err(Ok(response)) = reply.send(result) {
             if let Some(mailbox) = waiter.receive_from {
-                self.keep_orphan(mailbox, message);
+                self.keep_orphans(mailbox, response);
             }
         }
     }
@@ -317,9 +342,9 @@ impl Drop for PendingCall {
         // message as an orphan).
         let mut state = self.shared.lock();
         self.reply.close();
-        if let Ok(Ok(Response::Received(message))) = self.reply.try_recv() {
+        if let Ok(Ok(response)) = self.reply.try_recv() {
             if let Some(mailbox) = self.receive_from.take() {
-                state.keep_orphan(mailbox, message);
+                state.keep_orphans(mailbox, response);
             }
             return;
         }
@@ -531,6 +556,131 @@ impl Client {
         session::expect_message(self.call(request).await?)
     }
 
+    /// Sends several messages at once, in order, waiting as long as it takes
+    /// for room for all of them. They get consecutive sequence numbers.
+    ///
+    /// `Ok` means all were accepted. [`Error::Partial`] means only the first
+    /// [`admitted`](Error::admitted) were (the rest never will be), an
+    /// [`Error::Broker`] that none was: for example kind `MessageTooLarge`
+    /// when any payload is above the mailbox's limit, or when the whole
+    /// batch would be above the broker's frame limit, which is refused
+    /// without sending anything. For more than fits one frame, use
+    /// [`send_stream`](Self::send_stream).
+    ///
+    /// Dropping the future cancels the batch's wait; what the broker had
+    /// admitted by then stays sent.
+    ///
+    /// ```no_run
+    /// use mailbox_client::{Client, Error};
+    ///
+    /// # async fn demo() -> Result<(), Error> {
+    /// let client = Client::connect_default().await?;
+    /// let receipt = client.send_many("jobs", ["a", "b", "c"]).await?;
+    /// println!("sent as #{:?}", receipt.sequences());
+    /// match client.try_send_many("jobs", ["d", "e"]).await {
+    ///     Ok(_) => println!("all sent"),
+    ///     Err(Error::Partial { admitted, .. }) => println!("only {admitted} sent"),
+    ///     Err(error) => return Err(error), // none sent (or connection lost)
+    /// }
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub async fn send_many(
+        &self,
+        mailbox: &str,
+        payloads: impl IntoIterator<Item = impl Into<Bytes>>,
+    ) -> Result<BatchReceipt, Error> {
+        self.send_many_with(mailbox, payloads, Wait::Forever).await
+    }
+
+    /// Sends several messages as far as there is room now: those that do not
+    /// fit at once are not sent ([`Error::Partial`] of kind `WouldBlock`, or
+    /// [`Error::Broker`] of kind `WouldBlock` when none fitted).
+    pub async fn try_send_many(
+        &self,
+        mailbox: &str,
+        payloads: impl IntoIterator<Item = impl Into<Bytes>>,
+    ) -> Result<BatchReceipt, Error> {
+        self.send_many_with(mailbox, payloads, Wait::Never).await
+    }
+
+    /// Sends several messages, waiting at most `timeout` for room for all of
+    /// them; those not admitted by then are withdrawn ([`Error::Partial`] or
+    /// [`Error::Broker`] of kind `Timeout`).
+    pub async fn send_many_timeout(
+        &self,
+        mailbox: &str,
+        payloads: impl IntoIterator<Item = impl Into<Bytes>>,
+        timeout: Duration,
+    ) -> Result<BatchReceipt, Error> {
+        let wait = session::wait_at_most(timeout);
+        self.send_many_with(mailbox, payloads, wait).await
+    }
+
+    /// Sends several messages, waiting as `wait` says (see
+    /// [`send_many`](Self::send_many)).
+    pub async fn send_many_with(
+        &self,
+        mailbox: &str,
+        payloads: impl IntoIterator<Item = impl Into<Bytes>>,
+        wait: Wait,
+    ) -> Result<BatchReceipt, Error> {
+        let (request, count) = session::send_many_request(mailbox, payloads, wait);
+        session::expect_sent_many(self.call(request).await?, count)
+    }
+
+    /// Takes up to `max` messages (at least 1; 0 counts as 1): waits as long
+    /// as it takes for the first, then takes every one available up to
+    /// `max`, in order. Messages kept from cancelled receives on `mailbox`
+    /// (see [Cancellation](Self#cancellation)) come first, without asking the
+    /// broker.
+    ///
+    /// The answer comes in one frame, which this client accepts up to
+    /// 16 MiB + 64 KiB; a larger one ends the connection and its messages
+    /// are lost, so keep `max` times the mailbox's message size below that.
+    ///
+    /// ```no_run
+    /// # async fn demo(client: mailbox_client::Client) -> Result<(), mailbox_client::Error> {
+    /// for message in client.receive_many("jobs", 64).await? {
+    ///     println!("#{}: {:?}", message.metadata.sequence, message.payload);
+    /// }
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub async fn receive_many(&self, mailbox: &str, max: u32) -> Result<Vec<Message>, Error> {
+        self.receive_many_with(mailbox, max, Wait::Forever).await
+    }
+
+    /// Takes up to `max` of the messages available now; none (an empty
+    /// vector) when the mailbox is empty.
+    pub async fn try_receive_many(&self, mailbox: &str, max: u32) -> Result<Vec<Message>, Error> {
+        let request = session::receive_many_request(mailbox, max, Wait::Never);
+        session::optional_messages(self.call(request).await, max)
+    }
+
+    /// Takes up to `max` messages, waiting at most `timeout` for the first
+    /// (then kind `Timeout`).
+    pub async fn receive_many_timeout(
+        &self,
+        mailbox: &str,
+        max: u32,
+        timeout: Duration,
+    ) -> Result<Vec<Message>, Error> {
+        self.receive_many_with(mailbox, max, session::wait_at_most(timeout))
+            .await
+    }
+
+    /// Takes up to `max` messages, waiting for the first as `wait` says.
+    pub async fn receive_many_with(
+        &self,
+        mailbox: &str,
+        max: u32,
+        wait: Wait,
+    ) -> Result<Vec<Message>, Error> {
+        let request = session::receive_many_request(mailbox, max, wait);
+        session::expect_received_many(self.call(request).await?, max)
+    }
+
     /// Subscribes this connection to a broadcast mailbox; `Ok(false)` when it
     /// was subscribed already. The subscription ends with the connection.
     pub async fn subscribe(&self, mailbox: &str) -> Result<bool, Error> {
@@ -649,6 +799,121 @@ impl Client {
         }
         tally.finish()
     }
+
+    /// Sends every payload to `mailbox` in batches (`SendMany`) of up to
+    /// `batch` payloads, with up to `window` batches in flight, as
+    /// [`blocking::Client::send_stream`] does (a batch is also cut short
+    /// where it would not fit the broker's frame limit).
+    ///
+    /// Returns how many were accepted (all of them) with each batch's
+    /// receipt. When a batch stops early or fails, no further batch is sent,
+    /// the answers of those in flight are still collected, and the
+    /// [`StreamError`] says exactly which positions were accepted. Dropping
+    /// the future cancels the batches in flight; what the broker admitted
+    /// of them stays sent.
+    pub async fn send_stream<I>(
+        &self,
+        mailbox: &str,
+        payloads: I,
+        batch: usize,
+        window: usize,
+        wait: Wait,
+    ) -> Result<StreamReceipt, StreamError>
+    where
+        I: IntoIterator<Item = Bytes>,
+    {
+        let max_frame_len = self.connection.welcome.max_frame_len;
+        let mut batches = Batcher::new(payloads.into_iter(), batch, max_frame_len, mailbox);
+        let mut tally = StreamSendTally::new(window);
+        let mut in_flight: VecDeque<(Range<usize>, PendingCall)> = VecDeque::new();
+        loop {
+            for _ in 0..tally.room(in_flight.len()) {
+                let Some((positions, payloads)) = batches.next_batch() else {
+                    break;
+                };
+                let request = Request::SendMany {
+                    mailbox: mailbox.to_owned(),
+                    payloads,
+                    wait,
+                };
+                match self.connection.shared.begin(request) {
+                    Ok(Begun::Waiting(call)) => {
+                        tally.issue(&positions);
+                        in_flight.push_back((positions, call));
+                    }
+                    Ok(Begun::Ready(response)) => {
+                        tally.issue(&positions);
+                        tally.record(positions, Ok(response));
+                    }
+                    Err(error) => {
+                        tally.not_sent(&positions, error);
+                        break;
+                    }
+                }
+            }
+            let Some((positions, call)) = in_flight.pop_front() else {
+                break;
+            };
+            tally.record(positions, call.wait().await);
+        }
+        tally.finish()
+    }
+
+    /// Receives `count` messages from `mailbox` by batches (`ReceiveMany`)
+    /// of up to `max`, with up to `window` of them in flight, handing each
+    /// message to `each` in the order the broker gave them, as
+    /// [`blocking::Client::receive_stream`] does. Returns how many messages
+    /// `each` got.
+    ///
+    /// Never asks for more than it still needs, so no message beyond the
+    /// `count`th is taken. At the first failure the outstanding receives are
+    /// cancelled, but messages the broker handed over before the cancel
+    /// still reach `each`; then the failure is returned.
+    pub async fn receive_stream(
+        &self,
+        mailbox: &str,
+        count: usize,
+        max: u32,
+        window: usize,
+        wait: Wait,
+        mut each: impl FnMut(Message),
+    ) -> Result<usize, Error> {
+        let mut tally = StreamReceiveTally::new(count, max, window);
+        let mut in_flight: VecDeque<(u32, PendingCall)> = VecDeque::new();
+        let mut cancelled = false;
+        loop {
+            while let Some(max) = tally.next_max(in_flight.len()) {
+                let request = session::receive_many_request(mailbox, max, wait);
+                match self.connection.shared.begin(request) {
+                    Ok(Begun::Waiting(call)) => {
+                        tally.issue(max);
+                        in_flight.push_back((max, call));
+                    }
+                    Ok(Begun::Ready(response)) => {
+                        tally.issue(max);
+                        tally
+                            .record(max, Ok(response))
+                            .into_iter()
+                            .for_each(&mut each);
+                    }
+                    Err(error) => {
+                        tally.not_sent(error);
+                        break;
+                    }
+                }
+            }
+            if tally.failed() && !cancelled {
+                cancelled = true;
+                in_flight.iter_mut().for_each(|(_, call)| call.cancel());
+            }
+            let Some((max, call)) = in_flight.pop_front() else {
+                break;
+            };
+            let messages = tally.record(max, call.wait().await);
+            messages.into_iter().for_each(&mut each);
+        }
+        tally.finish()
+    }
 }
 
 /// Reads answers and hands them to their callers until the connection ends.
@@ -707,7 +972,7 @@ async fn write_loop(shared: Arc<Shared>, mut write_half: OwnedWriteHalf) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::test_support::{fake_broker, message, FakeBroker};
+    use crate::test_support::{fake_broker, message, messages, sent_many, FakeBroker};
     use mailbox_proto::ClientFrame;
     use std::future::Future;
 
@@ -975,5 +1240,229 @@ mod tests {
         let log = broker.finish();
         assert_eq!(log.frames.len(), 70);
         assert!(log.largest_batch > 1, "frames are batched per write");
+    }
+
+    fn sequences(messages: &[Message]) -> Vec<u64> {
+        messages.iter().map(|m| m.metadata.sequence).collect()
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_batch_crossing_the_cancel_is_kept_whole_for_the_next_receives() {
+        // The broker hands three messages over just as the cancel arrives.
+        let (client, broker) = connected(|frame| match &frame.request {
+            Request::ReceiveMany { .. } | Request::Receive { .. } => Vec::new(),
+            Request::Cancel { request } => vec![
+                answer(*request, Ok(Response::ReceivedMany(messages(1, 3)))),
+                answer(frame.id, Ok(Response::CancelResult { cancelled: false })),
+            ],
+            _ => vec![answer(frame.id, Ok(Response::Mailboxes(Vec::new())))],
+        })
+        .await;
+        within(async {
+            let gave_up =
+                tokio::time::timeout(Duration::from_millis(50), client.receive_many("jobs", 10))
+                    .await;
+            assert!(gave_up.is_err());
+            // Answered after the cancel, so the orphans have been routed.
+            client.list().await.expect("listed");
+            let first = client.receive_many("jobs", 2).await.expect("kept");
+            assert_eq!(sequences(&first), vec![1, 2]);
+            let last = client.receive("jobs").await.expect("kept");
+            assert_eq!(last.metadata.sequence, 3);
+        })
+        .await;
+        drop(client);
+        assert_eq!(
+            broker.finish().frames.len(),
+            3,
+            "the later receives never reached the broker"
+        );
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_batch_already_in_the_channel_is_kept_when_its_caller_leaves() {
+        let (client, _broker) = connected(|_| Vec::new()).await;
+        let shared = &client.connection.shared;
+        let requests = [
+            session::receive_many_request("jobs", 10, Wait::Forever),
+            Request::Receive {
+                mailbox: "jobs".into(),
+                wait: Wait::Forever,
+            },
+        ];
+        let calls: Vec<PendingCall> = requests
+            .into_iter()
+            .map(|request| match shared.begin(request) {
+                Ok(Begun::Waiting(call)) => call,
+                _ => panic!("expected a waiting call"),
+            })
+            .collect();
+        // The reader routes both answers, then the callers leave.
+        let routed = vec![
+            answer(calls[0].id, Ok(Response::ReceivedMany(messages(7, 2)))),
+            answer(calls[1].id, Ok(Response::Received(message(9, b"m")))),
+        ];
+        assert!(shared.deliver(routed));
+        drop(calls);
+        let kept = within(client.try_receive_many("jobs", 10))
+            .await
+            .expect("no error");
+        assert_eq!(sequences(&kept), vec![7, 8, 9]);
+        assert!(shared.lock().orphans.is_empty());
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn batches_and_streams() {
+        let mut next_sent = 1;
+        let mut next_received = 1;
+        let (client, broker) = connected(move |frame| {
+            let result = match &frame.request {
+                Request::SendMany {
+                    payloads,
+                    wait: Wait::Never,
+                    ..
+                } => Ok(sent_many(
+                    next_sent,
+                    payloads.len() / 2,
+                    Some(BrokerError::new(ErrorKind::WouldBlock, "full")),
+                )),
+                Request::SendMany { payloads, .. } => {
+                    next_sent += payloads.len() as u64;
+                    Ok(sent_many(
+                        next_sent - payloads.len() as u64,
+                        payloads.len(),
+                        None,
+                    ))
+                }
+                Request::ReceiveMany {
+                    wait: Wait::Never, ..
+                } => Err(BrokerError::new(ErrorKind::WouldBlock, "empty")),
+                Request::ReceiveMany { max, .. } => {
+                    let count = u64::from(*max).min(3);
+                    next_received += count;
+                    Ok(Response::ReceivedMany(messages(
+                        next_received - count,
+                        count,
+                    )))
+                }
+                _ => Err(BrokerError::new(ErrorKind::Internal, "?")),
+            };
+            vec![answer(frame.id, result)]
+        })
+        .await;
+        within(async {
+            let receipt = client.send_many("jobs", ["a", "b"]).await.expect("sent");
+            assert_eq!(receipt.sequences(), 1..3);
+            let partial = client
+                .try_send_many("jobs", ["c", "d", "e", "f"])
+                .await
+                .expect_err("half sent");
+            assert!(
+                matches!(partial, Error::Partial { admitted: 2, .. }),
+                "{partial}"
+            );
+            assert!(client
+                .try_receive_many("jobs", 4)
+                .await
+                .expect("empty is no error")
+                .is_empty());
+
+            let payloads = (0..500u32).map(|i| Bytes::from(i.to_le_bytes().to_vec()));
+            let receipt = client
+                .send_stream("jobs", payloads, 32, 4, Wait::Forever)
+                .await
+                .expect("accepted");
+            assert_eq!(receipt.accepted, 500);
+            assert_eq!(receipt.batches.len(), 16);
+            assert_eq!(receipt.batches[0].first_sequence, 3);
+
+            let mut got = Vec::new();
+            let count = client
+                .receive_stream("jobs", 20, 8, 3, Wait::Forever, |m| {
+                    got.push(m.metadata.sequence)
+                })
+                .await
+                .expect("received");
+            assert_eq!(count, 20);
+            assert_eq!(got, (1..=20).collect::<Vec<_>>());
+        })
+        .await;
+        drop(client);
+        let log = broker.finish();
+        let streamed: Vec<Bytes> = log
+            .frames
+            .iter()
+            .filter_map(|frame| match &frame.request {
+                Request::SendMany {
+                    payloads,
+                    wait: Wait::Forever,
+                    ..
+                } if payloads.len() > 2 => Some(payloads.clone()),
+                _ => None,
+            })
+            .flatten()
+            .collect();
+        let expected: Vec<Bytes> = (0..500u32)
+            .map(|i| Bytes::from(i.to_le_bytes().to_vec()))
+            .collect();
+        assert_eq!(streamed, expected);
+        assert!(log.largest_batch > 1, "frames are batched per write");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_streamed_receive_cancels_after_a_failure_and_keeps_raced_messages() {
+        let mut receives = 0;
+        let mut held = Vec::new();
+        let (client, broker) = connected(move |frame| match &frame.request {
+            Request::ReceiveMany { .. } => {
+                receives += 1;
+                match receives {
+                    1 => vec![answer(frame.id, Ok(Response::ReceivedMany(messages(1, 4))))],
+                    2 => vec![answer(
+                        frame.id,
+                        Err(BrokerError::new(ErrorKind::Timeout, "late")),
+                    )],
+                    _ => {
+                        held.push(frame.id);
+                        Vec::new()
+                    }
+                }
+            }
+            Request::Cancel { request } => {
+                let raced = held.first() == Some(request);
+                let result = if raced {
+                    Ok(Response::ReceivedMany(messages(5, 2)))
+                } else {
+                    Err(BrokerError::new(ErrorKind::Cancelled, "cancelled"))
+                };
+                vec![
+                    answer(*request, result),
+                    answer(frame.id, Ok(Response::CancelResult { cancelled: !raced })),
+                ]
+            }
+            _ => Vec::new(),
+        })
+        .await;
+        within(async {
+            let mut got = Vec::new();
+            let error = client
+                .receive_stream("jobs", 100, 4, 4, Wait::Forever, |m| {
+                    got.push(m.metadata.sequence)
+                })
+                .await
+                .expect_err("should fail");
+            assert_eq!(error.kind(), Some(ErrorKind::Timeout));
+            assert_eq!(got, vec![1, 2, 3, 4, 5, 6]);
+            assert!(client.connection.shared.lock().orphans.is_empty());
+        })
+        .await;
+        drop(client);
+        let cancels = broker
+            .finish()
+            .frames
+            .iter()
+            .filter(|f| matches!(f.request, Request::Cancel { .. }))
+            .count();
+        assert!(cancels >= 2, "every outstanding receive was cancelled");
     }
 }

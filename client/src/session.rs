@@ -16,11 +16,13 @@ use std::collections::HashMap;
 use std::fmt;
 use std::time::Duration;
 
-use bytes::BytesMut;
+use std::ops::Range;
+
+use bytes::{Bytes, BytesMut};
 use mailbox_proto::{
-    codec, decode_frame, encode_frame, BrokerError, BrokerStatus, ClientFrame, EncodeError,
-    ErrorKind, Hello, MailboxInfo, Message, Request, RequestId, Response, ServerFrame, Wait,
-    Welcome, PROTOCOL_VERSION,
+    codec, encode_frame, BrokerError, BrokerStatus, ClientFrame, EncodeError, ErrorKind, Hello,
+    MailboxInfo, Message, Request, RequestId, Response, ServerFrame, Wait, Welcome,
+    PROTOCOL_VERSION,
 };
 
 use crate::error::Error;
@@ -37,6 +39,36 @@ pub struct SendReceipt {
     /// How many receivers it will reach: 1 for round-robin, the number of
     /// subscribers at that moment for broadcast (0: nobody will see it).
     pub recipients: u32,
+}
+
+/// What the broker reported for a batch send accepted in full. (A batch
+/// accepted only in part is an [`Error::Partial`], one refused as a whole an
+/// [`Error::Broker`].)
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct BatchReceipt {
+    /// The sequence number of the batch's first message. The others follow
+    /// without gaps: the broker admits a batch as one sender sending its
+    /// messages one after the other, with nothing in between. (For an empty
+    /// batch, the mailbox's next sequence number.)
+    pub first_sequence: u64,
+    /// How many messages were accepted: all of the batch.
+    pub admitted: u32,
+    /// How many receivers each message reaches, as in [`SendReceipt`] (for
+    /// broadcast, the subscribers when the last one was accepted).
+    pub recipients: u32,
+}
+
+impl BatchReceipt {
+    /// The sequence numbers the batch's messages got.
+    ///
+    /// ```
+    /// use mailbox_client::BatchReceipt;
+    /// let receipt = BatchReceipt { first_sequence: 7, admitted: 3, recipients: 1 };
+    /// assert_eq!(receipt.sequences(), 7..10);
+    /// ```
+    pub fn sequences(&self) -> Range<u64> {
+        self.first_sequence..self.first_sequence + u64::from(self.admitted)
+    }
 }
 
 /// The [`Wait`] for an operation allowed to wait at most `timeout`, rounded
@@ -77,7 +109,7 @@ pub(crate) fn encode_hello(client_name: &str, out: &mut BytesMut) -> Result<(), 
 /// Takes one server frame off the front of `incoming`; `Ok(None)` when more
 /// bytes are needed. An error means the stream is out of step.
 pub(crate) fn decode_server_frame(incoming: &mut BytesMut) -> Result<Option<ServerFrame>, Error> {
-    decode_frame(incoming, MAX_SERVER_FRAME_LEN)
+    codec::decode_server_frame(incoming, MAX_SERVER_FRAME_LEN)
         .map_err(|error| Error::Protocol(format!("undecodable frame from the broker: {error}")))
 }
 
@@ -109,6 +141,21 @@ fn encode_error(error: EncodeError) -> Error {
         )),
         EncodeError::Unencodable(message) => Error::Protocol(message),
     }
+}
+
+/// The refusal of a batch whose request frame would be above the broker's
+/// limit: nothing of it was sent.
+fn batch_too_large(payloads: &[Bytes], max: u32) -> Error {
+    let bytes: usize = payloads.iter().map(Bytes::len).sum();
+    Error::Broker(BrokerError::new(
+        ErrorKind::MessageTooLarge,
+        format!(
+            "a batch of {} messages ({bytes} payload bytes) is above the broker's frame \
+             limit of {max} bytes; nothing was sent; send fewer at once (send_stream splits \
+             batches to fit)",
+            payloads.len()
+        ),
+    ))
 }
 
 /// A response matched with what its caller registered for it.
@@ -154,8 +201,15 @@ impl<W> Session<W> {
         out: &mut BytesMut,
     ) -> Result<RequestId, Error> {
         let id = self.allocate_id();
-        encode_frame(&ClientFrame { id, request }, out, self.max_frame_len)
-            .map_err(encode_error)?;
+        let frame = ClientFrame { id, request };
+        if let Err(error) = encode_frame(&frame, out, self.max_frame_len) {
+            return Err(match (&frame.request, error) {
+                (Request::SendMany { payloads, .. }, EncodeError::FrameTooLarge { max }) => {
+                    batch_too_large(payloads, max)
+                }
+                (_, error) => encode_error(error),
+            });
+        }
         self.pending.insert(id, waiter);
         Ok(id)
     }
@@ -222,6 +276,8 @@ fn unexpected(expected: &str, response: &Response) -> Error {
         Response::Unsubscribed => "Unsubscribed",
         Response::CancelResult { .. } => "CancelResult",
         Response::Status(_) => "Status",
+        Response::SentMany { .. } => "SentMany",
+        Response::ReceivedMany(_) => "ReceivedMany",
     };
     Error::Protocol(format!(
         "the broker answered {got} where {expected} was due"
@@ -313,6 +369,124 @@ pub(crate) fn expect_status(response: Response) -> Result<BrokerStatus, Error> {
     match response {
         Response::Status(status) => Ok(status),
         other => Err(unexpected("Status", &other)),
+    }
+}
+
+/// The request of a batch send, and how many payloads it carries.
+pub(crate) fn send_many_request(
+    mailbox: &str,
+    payloads: impl IntoIterator<Item = impl Into<Bytes>>,
+    wait: Wait,
+) -> (Request, usize) {
+    let payloads: Vec<Bytes> = payloads.into_iter().map(Into::into).collect();
+    let count = payloads.len();
+    let request = Request::SendMany {
+        mailbox: mailbox.to_owned(),
+        payloads,
+        wait,
+    };
+    (request, count)
+}
+
+/// The request of a batch receive of up to `max` messages (0 counts as 1,
+/// as the broker counts it).
+pub(crate) fn receive_many_request(mailbox: &str, max: u32, wait: Wait) -> Request {
+    Request::ReceiveMany {
+        mailbox: mailbox.to_owned(),
+        max: max.max(1),
+        wait,
+    }
+}
+
+/// `SendMany` of `requested` payloads → the receipt of what was admitted
+/// and, when that is not all of them, why the rest were not.
+fn sent_many(
+    response: Response,
+    requested: usize,
+) -> Result<(BatchReceipt, Option<BrokerError>), Error> {
+    match response {
+        Response::SentMany {
+            first_sequence,
+            admitted,
+            recipients,
+            stopped,
+        } => {
+            let consistent = match &stopped {
+                None => admitted as usize == requested,
+                Some(_) => (admitted as usize) < requested,
+            };
+            if !consistent {
+                return Err(Error::Protocol(format!(
+                    "the broker answered a batch of {requested} messages with {admitted} \
+                     admitted and {}",
+                    match &stopped {
+                        None => "nothing stopping it".to_owned(),
+                        Some(error) => format!("the rest stopped by {error}"),
+                    }
+                )));
+            }
+            let receipt = BatchReceipt {
+                first_sequence,
+                admitted,
+                recipients,
+            };
+            Ok((receipt, stopped))
+        }
+        other => Err(unexpected("SentMany", &other)),
+    }
+}
+
+/// `SendMany` of `requested` payloads → its receipt when all were admitted;
+/// [`Error::Partial`] when only some were, [`Error::Broker`] when none was.
+pub(crate) fn expect_sent_many(
+    response: Response,
+    requested: usize,
+) -> Result<BatchReceipt, Error> {
+    match sent_many(response, requested)? {
+        (receipt, None) => Ok(receipt),
+        (receipt, Some(error)) if receipt.admitted == 0 => Err(Error::Broker(error)),
+        (receipt, Some(error)) => Err(Error::Partial {
+            admitted: receipt.admitted,
+            first_sequence: receipt.first_sequence,
+            error,
+        }),
+    }
+}
+
+/// `ReceiveMany` of up to `max` → the messages (at least one, at most `max`).
+pub(crate) fn expect_received_many(response: Response, max: u32) -> Result<Vec<Message>, Error> {
+    match response {
+        Response::ReceivedMany(messages)
+            if !messages.is_empty() && messages.len() <= max.max(1) as usize =>
+        {
+            Ok(messages)
+        }
+        Response::ReceivedMany(messages) => Err(Error::Protocol(format!(
+            "the broker answered a receive of at most {max} messages with {}",
+            messages.len()
+        ))),
+        other => Err(unexpected("ReceivedMany", &other)),
+    }
+}
+
+/// A non-blocking `ReceiveMany` → the messages, none for an empty mailbox
+/// ([`ErrorKind::WouldBlock`]).
+pub(crate) fn optional_messages(
+    result: Result<Response, Error>,
+    max: u32,
+) -> Result<Vec<Message>, Error> {
+    match result {
+        Ok(response) => expect_received_many(response, max),
+        Err(error) if error.kind() == Some(ErrorKind::WouldBlock) => Ok(Vec::new()),
+        Err(error) => Err(error),
+    }
+}
+
+/// Keeps the failure of the lowest position in `slot`.
+fn note_first_error(slot: &mut Option<(usize, Error)>, position: usize, error: Error) {
+    let earlier = matches!(slot, Some((first, _)) if *first < position);
+    if !earlier {
+        *slot = Some((position, error));
     }
 }
 
@@ -409,10 +583,7 @@ impl SendTally {
     }
 
     fn note_error(&mut self, position: usize, error: Error) {
-        let earlier = matches!(&self.first_error, Some((first, _)) if *first < position);
-        if !earlier {
-            self.first_error = Some((position, error));
-        }
+        note_first_error(&mut self.first_error, position, error);
     }
 
     /// Records the outcome of the send at `position`.
@@ -522,10 +693,314 @@ impl ReceiveTally {
     }
 }
 
+/// What a streamed send sent: every payload of its input, all accepted.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StreamReceipt {
+    /// How many payloads were sent and accepted: all the input gave.
+    pub accepted: usize,
+    /// Each batch's receipt, in input order: batch `i` carried the payloads
+    /// from the sum of the earlier batches' `admitted` on.
+    pub batches: Vec<BatchReceipt>,
+}
+
+/// Why a streamed send stopped, and exactly which payloads the broker
+/// accepted.
+///
+/// Positions count from 0 in input order. A batch carries consecutive
+/// positions and the broker admits it from its front, so what it accepted of
+/// each batch is one range. A position below [`issued`](Self::issued) that
+/// is in neither [`accepted`](Self::accepted) nor [`unknown`](Self::unknown)
+/// was not accepted and never will be; positions from `issued` on were never
+/// sent.
+#[derive(Debug)]
+pub struct StreamError {
+    /// The failure of the lowest position. For a batch that stopped
+    /// part-way this is the broker's reason ([`Error::Broker`]) and the
+    /// batch's accepted front is in `accepted`.
+    pub error: Error,
+    /// The position of the first payload not accepted because of `error`.
+    pub failed_at: usize,
+    /// The accepted positions, one range per batch with that batch's
+    /// receipt (covering the range only), sorted by position.
+    pub accepted: Vec<(Range<usize>, BatchReceipt)>,
+    /// The positions of batches whose fate is unknown because the connection
+    /// broke before their answer arrived, sorted.
+    pub unknown: Vec<Range<usize>>,
+    /// How many payloads were taken from the input and sent.
+    pub issued: usize,
+}
+
+impl StreamError {
+    /// How many payloads the broker accepted.
+    pub fn accepted_count(&self) -> usize {
+        self.accepted.iter().map(|(range, _)| range.len()).sum()
+    }
+}
+
+impl fmt::Display for StreamError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "streamed send stopped at payload #{}: {} ({} of {} sent payloads accepted",
+            self.failed_at,
+            self.error,
+            self.accepted_count(),
+            self.issued
+        )?;
+        let unknown: usize = self.unknown.iter().map(Range::len).sum();
+        if unknown > 0 {
+            write!(f, ", {unknown} with unknown fate")?;
+        }
+        f.write_str(")")
+    }
+}
+
+impl std::error::Error for StreamError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        Some(&self.error)
+    }
+}
+
+/// Bytes of a `SendMany` frame besides its payloads and their length
+/// prefixes, at most, not counting the mailbox name: the request id, the
+/// variant tags, the name's and the vector's lengths and the wait.
+const SEND_MANY_OVERHEAD: usize = 64;
+
+/// Bytes of one payload's length prefix, at most (a varint `u64`).
+const PAYLOAD_PREFIX: usize = 9;
+
+/// Cuts a stream of payloads into batches of at most `batch` payloads whose
+/// `SendMany` frame fits the broker's limit. A payload too large for any
+/// frame goes alone, to be refused when its request is encoded.
+#[derive(Debug)]
+pub(crate) struct Batcher<I> {
+    payloads: std::iter::Fuse<I>,
+    /// A payload taken from the input that did not fit the previous batch.
+    carry: Option<Bytes>,
+    batch: usize,
+    /// Bytes a batch's payloads and their prefixes may take.
+    budget: usize,
+    next_position: usize,
+}
+
+impl<I: Iterator<Item = Bytes>> Batcher<I> {
+    /// Batches of up to `batch` (at least 1) payloads for `mailbox`, each
+    /// fitting a frame of `max_frame_len` bytes.
+    pub(crate) fn new(payloads: I, batch: usize, max_frame_len: u32, mailbox: &str) -> Self {
+        Self {
+            payloads: payloads.fuse(),
+            carry: None,
+            batch: batch.max(1),
+            budget: (max_frame_len as usize).saturating_sub(SEND_MANY_OVERHEAD + mailbox.len()),
+            next_position: 0,
+        }
+    }
+
+    /// The next batch's positions and payloads; `None` once the input is
+    /// exhausted.
+    pub(crate) fn next_batch(&mut self) -> Option<(Range<usize>, Vec<Bytes>)> {
+        let mut payloads = Vec::with_capacity(self.batch.min(4096));
+        let mut bytes = 0;
+        while payloads.len() < self.batch {
+            let Some(payload) = self.carry.take().or_else(|| self.payloads.next()) else {
+                break;
+            };
+            let cost = payload.len().saturating_add(PAYLOAD_PREFIX);
+            if !payloads.is_empty() && bytes + cost > self.budget {
+                self.carry = Some(payload);
+                break;
+            }
+            bytes += cost;
+            payloads.push(payload);
+        }
+        if payloads.is_empty() {
+            return None;
+        }
+        let start = self.next_position;
+        self.next_position += payloads.len();
+        Some((start..self.next_position, payloads))
+    }
+}
+
+/// The outcome so far of a streamed send: which ranges of positions were
+/// accepted, refused or left unknown, and whether to send more batches.
+#[derive(Debug)]
+pub(crate) struct StreamSendTally {
+    window: usize,
+    issued: usize,
+    accepted: Vec<(Range<usize>, BatchReceipt)>,
+    unknown: Vec<Range<usize>>,
+    first_error: Option<(usize, Error)>,
+}
+
+impl StreamSendTally {
+    /// A tally keeping at most `window` batches (at least 1) in flight.
+    pub(crate) fn new(window: usize) -> Self {
+        Self {
+            window: window.max(1),
+            issued: 0,
+            accepted: Vec::new(),
+            unknown: Vec::new(),
+            first_error: None,
+        }
+    }
+
+    /// How many more batches may be started with `in_flight` unanswered:
+    /// none once any batch stopped or failed.
+    pub(crate) fn room(&self, in_flight: usize) -> usize {
+        if self.first_error.is_some() {
+            0
+        } else {
+            self.window.saturating_sub(in_flight)
+        }
+    }
+
+    /// Notes that the batch of `positions` was sent.
+    pub(crate) fn issue(&mut self, positions: &Range<usize>) {
+        self.issued = self.issued.max(positions.end);
+    }
+
+    /// Records that the batch of `positions` could not be sent (so none of
+    /// it was accepted).
+    pub(crate) fn not_sent(&mut self, positions: &Range<usize>, error: Error) {
+        note_first_error(&mut self.first_error, positions.start, error);
+    }
+
+    /// Records the answer to the batch of `positions`.
+    pub(crate) fn record(&mut self, positions: Range<usize>, result: Result<Response, Error>) {
+        let error = match result.and_then(|response| sent_many(response, positions.len())) {
+            Ok((receipt, stopped)) => {
+                let end = positions.start + receipt.admitted as usize;
+                if receipt.admitted > 0 {
+                    self.accepted.push((positions.start..end, receipt));
+                }
+                match stopped {
+                    None => return,
+                    Some(error) => {
+                        note_first_error(&mut self.first_error, end, Error::Broker(error));
+                        return;
+                    }
+                }
+            }
+            Err(error) => error,
+        };
+        // Only a broker's answer is a definite refusal; a broken connection
+        // or a garbled answer leaves the batch's fate unknown.
+        if !error.is_broker_answer() {
+            self.unknown.push(positions.clone());
+        }
+        note_first_error(&mut self.first_error, positions.start, error);
+    }
+
+    /// The receipts in input order, or what went wrong.
+    pub(crate) fn finish(mut self) -> Result<StreamReceipt, StreamError> {
+        self.accepted
+            .sort_unstable_by_key(|(positions, _)| positions.start);
+        self.unknown
+            .sort_unstable_by_key(|positions| positions.start);
+        match self.first_error {
+            None => Ok(StreamReceipt {
+                accepted: self.issued,
+                batches: self
+                    .accepted
+                    .into_iter()
+                    .map(|(_, receipt)| receipt)
+                    .collect(),
+            }),
+            Some((failed_at, error)) => Err(StreamError {
+                error,
+                failed_at,
+                accepted: self.accepted,
+                unknown: self.unknown,
+                issued: self.issued,
+            }),
+        }
+    }
+}
+
+/// The progress of a streamed receive of `count` messages by batches.
+///
+/// **Invariant**: `received + outstanding <= count`, where `outstanding` is
+/// the sum of the `max` of the receives in flight, so no receive ever takes
+/// a message beyond the `count`th.
+#[derive(Debug)]
+pub(crate) struct StreamReceiveTally {
+    count: usize,
+    max: u32,
+    window: usize,
+    outstanding: usize,
+    received: usize,
+    first_error: Option<Error>,
+}
+
+impl StreamReceiveTally {
+    /// A tally for `count` messages taken by receives of up to `max` (at
+    /// least 1) with at most `window` (at least 1) in flight.
+    pub(crate) fn new(count: usize, max: u32, window: usize) -> Self {
+        Self {
+            count,
+            max: max.max(1),
+            window: window.max(1),
+            outstanding: 0,
+            received: 0,
+            first_error: None,
+        }
+    }
+
+    /// The `max` of the next receive to start with `in_flight` unanswered,
+    /// if one is to start: none once one failed, and never more than is
+    /// still needed beyond what the outstanding ones may bring.
+    pub(crate) fn next_max(&self, in_flight: usize) -> Option<u32> {
+        if self.first_error.is_some() || in_flight >= self.window {
+            return None;
+        }
+        let wanted = self.count - self.received - self.outstanding;
+        (wanted > 0).then(|| self.max.min(u32::try_from(wanted).unwrap_or(u32::MAX)))
+    }
+
+    /// Notes that a receive of up to `max` was started.
+    pub(crate) fn issue(&mut self, max: u32) {
+        self.outstanding += max as usize;
+    }
+
+    /// Records that a receive could not be started.
+    pub(crate) fn not_sent(&mut self, error: Error) {
+        self.first_error.get_or_insert(error);
+    }
+
+    /// Whether a receive failed, so that the outstanding ones are to be
+    /// cancelled (their messages, if any arrive anyway, still count).
+    pub(crate) fn failed(&self) -> bool {
+        self.first_error.is_some()
+    }
+
+    /// Records the answer to a receive of up to `max`; returns its messages.
+    pub(crate) fn record(&mut self, max: u32, result: Result<Response, Error>) -> Vec<Message> {
+        self.outstanding -= max as usize;
+        match result.and_then(|response| expect_received_many(response, max)) {
+            Ok(messages) => {
+                self.received += messages.len();
+                messages
+            }
+            Err(error) => {
+                self.first_error.get_or_insert(error);
+                Vec::new()
+            }
+        }
+    }
+
+    /// How many messages were received, or the first failure.
+    pub(crate) fn finish(self) -> Result<usize, Error> {
+        match self.first_error {
+            None => Ok(self.received),
+            Some(error) => Err(error),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use bytes::Bytes;
     use mailbox_proto::Metadata;
 
     const MAX: u32 = codec::DEFAULT_MAX_FRAME_LEN;
@@ -578,7 +1053,9 @@ mod tests {
     fn hello_is_what_proto_encodes() {
         let mut out = BytesMut::new();
         encode_hello("tester", &mut out).expect("encodes");
-        let hello: Hello = decode_frame(&mut out, MAX).expect("valid").expect("whole");
+        let hello: Hello = mailbox_proto::decode_frame(&mut out, MAX)
+            .expect("valid")
+            .expect("whole");
         assert_eq!(hello, Hello::new("tester"));
     }
 
@@ -643,9 +1120,10 @@ mod tests {
             .expect("starts");
         assert_ne!(first, second);
         assert_eq!(session.in_flight(), 2);
-        let decoded: Vec<ClientFrame> =
-            std::iter::from_fn(|| decode_frame::<ClientFrame>(&mut out, MAX).expect("valid"))
-                .collect();
+        let decoded: Vec<ClientFrame> = std::iter::from_fn(|| {
+            mailbox_proto::decode_frame::<ClientFrame>(&mut out, MAX).expect("valid")
+        })
+        .collect();
         assert_eq!(
             decoded,
             vec![
@@ -856,6 +1334,295 @@ mod tests {
         assert!(tally
             .record(Ok(Response::Received(message(2, b"b"))))
             .is_some());
+        assert_eq!(
+            tally.finish().expect_err("should fail").kind(),
+            Some(ErrorKind::Timeout)
+        );
+    }
+
+    fn sent_many(admitted: u32, stopped: Option<ErrorKind>) -> Response {
+        Response::SentMany {
+            first_sequence: 10,
+            admitted,
+            recipients: 1,
+            stopped: stopped.map(|kind| BrokerError::new(kind, "test")),
+        }
+    }
+
+    fn received_many(sequences: std::ops::RangeInclusive<u64>) -> Result<Response, Error> {
+        Ok(Response::ReceivedMany(
+            sequences.map(|sequence| message(sequence, b"m")).collect(),
+        ))
+    }
+
+    #[test]
+    fn a_batch_is_all_sent_partly_sent_or_not_sent() {
+        let all = expect_sent_many(sent_many(3, None), 3).expect("all sent");
+        assert_eq!(
+            all,
+            BatchReceipt {
+                first_sequence: 10,
+                admitted: 3,
+                recipients: 1
+            }
+        );
+        assert_eq!(all.sequences(), 10..13);
+
+        let partial = expect_sent_many(sent_many(2, Some(ErrorKind::Timeout)), 3)
+            .expect_err("only some sent");
+        assert!(
+            matches!(
+                partial,
+                Error::Partial {
+                    admitted: 2,
+                    first_sequence: 10,
+                    ..
+                }
+            ),
+            "{partial}"
+        );
+        assert_eq!(partial.kind(), Some(ErrorKind::Timeout));
+        assert_eq!(partial.admitted(), 2);
+        assert!(partial.is_broker_answer());
+        assert!(partial.to_string().contains("#10 to #11"), "{partial}");
+
+        // Nothing admitted is the plain error a single send would give.
+        let none =
+            expect_sent_many(sent_many(0, Some(ErrorKind::WouldBlock)), 3).expect_err("none sent");
+        assert!(matches!(none, Error::Broker(_)), "{none}");
+        assert_eq!(none.kind(), Some(ErrorKind::WouldBlock));
+        assert_eq!(none.admitted(), 0);
+    }
+
+    #[test]
+    fn a_batch_answer_that_does_not_add_up_is_a_protocol_error() {
+        for (response, requested) in [
+            (sent_many(2, None), 3),
+            (sent_many(3, Some(ErrorKind::Timeout)), 3),
+            (sent_many(4, None), 3),
+            (Response::Deleted, 3),
+        ] {
+            let error = expect_sent_many(response, requested).expect_err("inconsistent");
+            assert!(matches!(error, Error::Protocol(_)), "{error}");
+        }
+    }
+
+    #[test]
+    fn received_batches_hold_one_to_max_messages() {
+        let messages = expect_received_many(received_many(1..=3).expect("ok"), 3).expect("three");
+        assert_eq!(messages.len(), 3);
+        for (result, max) in [
+            (Ok(Response::ReceivedMany(Vec::new())), 3),
+            (received_many(1..=4), 3),
+        ] {
+            let error = expect_received_many(result.expect("ok"), max).expect_err("bad count");
+            assert!(matches!(error, Error::Protocol(_)), "{error}");
+        }
+        // 0 counts as 1, as the broker counts it.
+        assert_eq!(
+            receive_many_request("m", 0, Wait::Never),
+            Request::ReceiveMany {
+                mailbox: "m".into(),
+                max: 1,
+                wait: Wait::Never
+            }
+        );
+        assert!(
+            optional_messages(Err(broker_error(ErrorKind::WouldBlock)), 5)
+                .expect("empty is no error")
+                .is_empty()
+        );
+        assert!(optional_messages(Err(broker_error(ErrorKind::Timeout)), 5).is_err());
+    }
+
+    #[test]
+    fn an_oversized_batch_is_refused_without_a_trace() {
+        let mut session = Session::new(&Welcome {
+            max_frame_len: 256,
+            ..welcome(PROTOCOL_VERSION)
+        });
+        let mut out = BytesMut::from(&b"queued"[..]);
+        let (request, count) = send_many_request(
+            "m",
+            (0..10).map(|_| Bytes::from(vec![0u8; 30])),
+            Wait::Forever,
+        );
+        assert_eq!(count, 10);
+        let error = session
+            .start(request, (), &mut out)
+            .expect_err("should fail");
+        assert!(matches!(error, Error::Broker(_)), "{error}");
+        assert_eq!(error.kind(), Some(ErrorKind::MessageTooLarge));
+        assert!(
+            error
+                .to_string()
+                .contains("a batch of 10 messages (300 payload bytes)"),
+            "{error}"
+        );
+        assert_eq!(&out[..], b"queued");
+        assert_eq!(session.in_flight(), 0);
+    }
+
+    fn payloads(lens: &[usize]) -> impl Iterator<Item = Bytes> + '_ {
+        lens.iter().map(|&len| Bytes::from(vec![7u8; len]))
+    }
+
+    #[test]
+    fn batches_are_cut_by_count() {
+        let mut batcher = Batcher::new(payloads(&[1; 10]), 4, MAX, "m");
+        let cuts: Vec<_> = std::iter::from_fn(|| batcher.next_batch())
+            .map(|(positions, payloads)| {
+                assert_eq!(positions.len(), payloads.len());
+                positions
+            })
+            .collect();
+        assert_eq!(cuts, vec![0..4, 4..8, 8..10]);
+    }
+
+    #[test]
+    fn batches_are_cut_to_fit_the_frame_and_always_fit() {
+        let max_frame_len = 1000;
+        let lens = [300, 300, 300, 300, 2000, 10, 10];
+        let mut session: Session<()> = Session::new(&Welcome {
+            max_frame_len,
+            ..welcome(PROTOCOL_VERSION)
+        });
+        let mut batcher = Batcher::new(payloads(&lens), 100, max_frame_len, "jobs");
+        let mut cuts = Vec::new();
+        let mut out = BytesMut::new();
+        while let Some((positions, payloads)) = batcher.next_batch() {
+            let request = Request::SendMany {
+                mailbox: "jobs".into(),
+                payloads,
+                wait: Wait::Forever,
+            };
+            let fits = session.start(request, (), &mut out).is_ok();
+            cuts.push((positions, fits));
+        }
+        // The payload too large for any frame goes alone and is refused.
+        assert_eq!(
+            cuts,
+            vec![(0..3, true), (3..4, true), (4..5, false), (5..7, true)]
+        );
+    }
+
+    #[test]
+    fn stream_send_tally_reports_receipts_in_input_order() {
+        let mut tally = StreamSendTally::new(2);
+        assert_eq!(tally.room(0), 2);
+        let (a, b) = (0..3, 3..5);
+        tally.issue(&a);
+        tally.issue(&b);
+        assert_eq!(tally.room(2), 0);
+        tally.record(
+            b,
+            Ok(Response::SentMany {
+                first_sequence: 4,
+                admitted: 2,
+                recipients: 1,
+                stopped: None,
+            }),
+        );
+        tally.record(a, Ok(sent_many(3, None)));
+        let receipt = tally.finish().expect("all accepted");
+        assert_eq!(receipt.accepted, 5);
+        assert_eq!(
+            receipt
+                .batches
+                .iter()
+                .map(|b| b.first_sequence)
+                .collect::<Vec<_>>(),
+            vec![10, 4]
+        );
+    }
+
+    #[test]
+    fn stream_send_tally_says_exactly_which_positions_were_accepted() {
+        let mut tally = StreamSendTally::new(4);
+        let batches = [0..3, 3..6, 6..9, 9..12];
+        for positions in &batches {
+            tally.issue(positions);
+        }
+        // The second batch stops after one message; the third, already in
+        // flight, is accepted whole; the fourth's fate is unknown.
+        tally.record(batches[2].clone(), Ok(sent_many(3, None)));
+        tally.record(
+            batches[1].clone(),
+            Ok(sent_many(1, Some(ErrorKind::Timeout))),
+        );
+        assert_eq!(tally.room(0), 0, "no more batches after a stop");
+        tally.record(batches[0].clone(), Ok(sent_many(3, None)));
+        tally.record(batches[3].clone(), Err(Error::Disconnected));
+        let error = tally.finish().expect_err("should fail");
+        assert_eq!(error.failed_at, 4);
+        assert!(matches!(error.error, Error::Broker(_)), "{}", error.error);
+        assert_eq!(error.error.kind(), Some(ErrorKind::Timeout));
+        assert_eq!(
+            error
+                .accepted
+                .iter()
+                .map(|(p, _)| p.clone())
+                .collect::<Vec<_>>(),
+            vec![0..3, 3..4, 6..9]
+        );
+        assert_eq!(error.accepted_count(), 7);
+        assert_eq!(error.unknown, vec![9..12]);
+        assert_eq!(error.issued, 12);
+        assert!(
+            error
+                .to_string()
+                .starts_with("streamed send stopped at payload #4: "),
+            "{error}"
+        );
+    }
+
+    #[test]
+    fn a_refused_batch_accepts_none_of_its_positions() {
+        let mut tally = StreamSendTally::new(2);
+        tally.issue(&(0..2));
+        tally.not_sent(&(2..4), broker_error(ErrorKind::MessageTooLarge));
+        tally.record(0..2, Err(broker_error(ErrorKind::NoSuchMailbox)));
+        let error = tally.finish().expect_err("should fail");
+        assert_eq!(error.failed_at, 0);
+        assert_eq!(error.error.kind(), Some(ErrorKind::NoSuchMailbox));
+        assert!(error.accepted.is_empty() && error.unknown.is_empty());
+        assert_eq!(error.issued, 2);
+    }
+
+    #[test]
+    fn stream_receive_tally_never_asks_beyond_count() {
+        let mut tally = StreamReceiveTally::new(10, 4, 8);
+        let mut asked = Vec::new();
+        while let Some(max) = tally.next_max(asked.len()) {
+            tally.issue(max);
+            asked.push(max);
+        }
+        assert_eq!(asked, vec![4, 4, 2]);
+        // The first answer brings only 3 of 4: one more may be asked for.
+        assert_eq!(tally.record(4, received_many(1..=3)).len(), 3);
+        assert_eq!(tally.next_max(2), Some(1));
+        assert_eq!(tally.record(4, received_many(4..=7)).len(), 4);
+        assert_eq!(tally.record(2, received_many(8..=9)).len(), 2);
+        tally.issue(1);
+        assert_eq!(tally.next_max(1), None);
+        assert_eq!(tally.record(1, received_many(10..=10)).len(), 1);
+        assert_eq!(tally.next_max(0), None);
+        assert_eq!(tally.finish().expect("all"), 10);
+    }
+
+    #[test]
+    fn stream_receive_tally_keeps_the_window_and_counts_raced_messages() {
+        let mut tally = StreamReceiveTally::new(100, 10, 2);
+        tally.issue(10);
+        tally.issue(10);
+        assert_eq!(tally.next_max(2), None, "window full");
+        assert!(tally
+            .record(10, Err(broker_error(ErrorKind::Timeout)))
+            .is_empty());
+        assert!(tally.failed());
+        assert_eq!(tally.next_max(1), None, "no more after a failure");
+        // Messages handed over despite the cancel still come out.
+        assert_eq!(tally.record(10, received_many(1..=5)).len(), 5);
         assert_eq!(
             tally.finish().expect_err("should fail").kind(),
             Some(ErrorKind::Timeout)

@@ -10,7 +10,7 @@ use std::thread::JoinHandle;
 use bytes::{Bytes, BytesMut};
 use mailbox_proto::{
     codec, decode_frame, encode_frame, BrokerError, ClientFrame, Hello, Message, Metadata,
-    ServerFrame, Welcome, PROTOCOL_VERSION,
+    Response, ServerFrame, Welcome, PROTOCOL_VERSION,
 };
 
 const MAX: u32 = codec::DEFAULT_MAX_FRAME_LEN;
@@ -60,6 +60,28 @@ pub(crate) fn message(sequence: u64, payload: &'static [u8]) -> Message {
     }
 }
 
+/// Messages with sequence numbers `first..first + count`.
+pub(crate) fn messages(first: u64, count: u64) -> Vec<Message> {
+    (first..first + count)
+        .map(|sequence| message(sequence, b"m"))
+        .collect()
+}
+
+/// The answer to a batch send of which `admitted` were accepted from
+/// `first_sequence` on, stopped by `stopped` if it is some.
+pub(crate) fn sent_many(
+    first_sequence: u64,
+    admitted: usize,
+    stopped: Option<BrokerError>,
+) -> Response {
+    Response::SentMany {
+        first_sequence,
+        admitted: admitted as u32,
+        recipients: 1,
+        stopped,
+    }
+}
+
 fn write_frames(stream: &mut UnixStream, frames: &[ServerFrame]) -> bool {
     let mut out = BytesMut::new();
     for frame in frames {
@@ -84,6 +106,15 @@ fn read_hello(stream: &mut UnixStream, incoming: &mut BytesMut) -> Option<Hello>
 /// Serves `stream` until the client hangs up or the handler says goodbye.
 pub(crate) fn fake_broker(
     stream: UnixStream,
+    handler: impl FnMut(&ClientFrame) -> Vec<ServerFrame> + Send + 'static,
+) -> FakeBroker {
+    fake_broker_limited(stream, MAX, handler)
+}
+
+/// A fake broker that announces `max_frame_len` as its frame limit.
+pub(crate) fn fake_broker_limited(
+    stream: UnixStream,
+    max_frame_len: u32,
     mut handler: impl FnMut(&ClientFrame) -> Vec<ServerFrame> + Send + 'static,
 ) -> FakeBroker {
     let handle = stream.try_clone().expect("clone stream");
@@ -99,7 +130,7 @@ pub(crate) fn fake_broker(
             protocol_version: PROTOCOL_VERSION,
             broker_version: "fake".into(),
             connection_id: 1,
-            max_frame_len: MAX,
+            max_frame_len,
         });
         if !write_frames(&mut stream, &[welcome]) {
             return log;

@@ -157,6 +157,29 @@ pub enum Request {
     },
     /// Broker-wide figures.
     Status,
+    /// Put several messages in a mailbox, in order, as if sent one after the
+    /// other by one blocking sender: each is admitted as room appears, and
+    /// they get consecutive sequence numbers. Answered with
+    /// [`Response::SentMany`] once all are admitted or the wait ends.
+    SendMany {
+        /// Where to.
+        mailbox: String,
+        /// The messages' bytes, in order.
+        payloads: Vec<Bytes>,
+        /// How long to wait for room for all of them.
+        wait: Wait,
+    },
+    /// Take up to `max` messages at once: waits (as `wait` allows) until at
+    /// least one is available, then takes every available one up to `max`,
+    /// in order. Answered with [`Response::ReceivedMany`].
+    ReceiveMany {
+        /// Where from.
+        mailbox: String,
+        /// The most messages to take (at least 1).
+        max: u32,
+        /// How long to wait for the first message.
+        wait: Wait,
+    },
 }
 
 /// A successful answer.
@@ -199,6 +222,25 @@ pub enum Response {
     },
     /// Broker-wide figures.
     Status(BrokerStatus),
+    /// The answer to [`Request::SendMany`]: the first `admitted` payloads were
+    /// accepted with sequence numbers `first_sequence..first_sequence +
+    /// admitted`; when that is not all of them, `stopped` says why the rest
+    /// were not (`WouldBlock`, `Timeout`, `MailboxDeleted`, `Cancelled`,
+    /// `BrokerShuttingDown`) and they will never be delivered.
+    SentMany {
+        /// Sequence number of the first admitted message (the next sequence
+        /// number of the mailbox when none was admitted).
+        first_sequence: u64,
+        /// How many payloads, from the first, were accepted.
+        admitted: u32,
+        /// Receivers each accepted message reaches (as in [`Response::Sent`];
+        /// for broadcast, the subscribers when the last one was admitted).
+        recipients: u32,
+        /// Why the rest were not accepted; `None` when all were.
+        stopped: Option<BrokerError>,
+    },
+    /// The answer to [`Request::ReceiveMany`]: one or more messages, in order.
+    ReceivedMany(Vec<Message>),
 }
 
 /// What went wrong, as a kind a program can match on and a message for humans.

@@ -17,7 +17,10 @@ mod mailbox;
 mod message;
 pub mod socket_path;
 
-pub use codec::{decode_frame, encode_frame, DecodeError, EncodeError};
+pub use codec::{
+    decode_client_frame, decode_frame, decode_server_frame, encode_frame, encode_server_frame,
+    DecodeError, EncodeError,
+};
 pub use frame::{
     BrokerError, ClientFrame, ErrorKind, Hello, Request, RequestId, Response, ServerFrame, Wait,
     Welcome, HELLO_MAGIC, PROTOCOL_VERSION,

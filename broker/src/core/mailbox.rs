@@ -12,7 +12,9 @@
 //! - round-robin: receivers wait only while the queue is empty; senders wait
 //!   only while the queue is full (on `zero`: while no receiver waits).
 //! - broadcast: a subscriber has waiting receives only when it has read
-//!   everything in the log; the log's front entry is still unread by someone.
+//!   everything in the log; the log's front entry is still unread by someone;
+//!   senders wait only while the log is full (on `zero`: while some
+//!   subscriber has no waiting receive).
 //! - sequence numbers are assigned at admission, so they increase by one along
 //!   the queue and along every subscriber's stream.
 
@@ -34,13 +36,84 @@ pub(crate) struct Context<'a> {
     pub clock: &'a Clock,
 }
 
-/// A send that has not been admitted yet. Its payload bytes are already
-/// reserved in the budget.
+/// The payloads of a waiting send: one message, or a batch admitted one by
+/// one from the front.
+#[derive(Debug)]
+pub(crate) enum Load {
+    One(Bytes),
+    Many(Batch),
+}
+
+/// A batch send's payloads still waiting, and what was admitted so far.
+#[derive(Debug, Default)]
+pub(crate) struct Batch {
+    pub rest: VecDeque<Bytes>,
+    pub admitted: u32,
+    pub first_sequence: u64,
+    pub recipients: u32,
+}
+
+/// A send that has not been (completely) admitted yet. The bytes of its
+/// waiting payloads are reserved in the budget.
 #[derive(Debug)]
 pub(crate) struct WaitingSend {
     pub ticket: Ticket,
     pub sender: Peer,
-    pub payload: Bytes,
+    pub load: Load,
+    /// Payload bytes not admitted yet (what withdrawing it releases).
+    pub held: u64,
+}
+
+impl WaitingSend {
+    /// The answer to this send when it ends without all of it admitted.
+    pub fn failed(&self, error: BrokerError, next_sequence: u64) -> Result<Response, BrokerError> {
+        match &self.load {
+            Load::One(_) => Err(error),
+            Load::Many(batch) => Ok(Response::SentMany {
+                first_sequence: if batch.admitted == 0 {
+                    next_sequence
+                } else {
+                    batch.first_sequence
+                },
+                admitted: batch.admitted,
+                recipients: batch.recipients,
+                stopped: Some(error),
+            }),
+        }
+    }
+}
+
+/// A receive waiting for a message: a single one, or a batch of up to `max`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct WaitingReceive {
+    pub ticket: Ticket,
+    /// Up to how many messages it takes; `None` for a single `Receive`.
+    pub max: Option<u32>,
+}
+
+impl WaitingReceive {
+    fn limit(&self) -> usize {
+        self.max.map_or(1, |max| max.max(1) as usize)
+    }
+
+    /// Answers it with `messages` (one or more).
+    fn deliver(self, mut messages: Vec<Message>, out: &mut Outcome) {
+        let response = match self.max {
+            Some(_) => Response::ReceivedMany(messages),
+            None => match messages.pop() {
+                Some(message) => Response::Received(message),
+                None => return,
+            },
+        };
+        out.reply(self.ticket, Ok(response));
+    }
+}
+
+/// What [`Mailbox::withdraw`] took out of a line.
+#[derive(Debug)]
+pub(crate) enum Withdrawn {
+    Send(WaitingSend),
+    Receive,
 }
 
 /// Whether an operation finished inside the call or now waits.
@@ -62,20 +135,74 @@ struct Ledger {
 }
 
 impl Ledger {
-    fn stamp(&mut self, send: WaitingSend, clock: &Clock) -> Message {
+    /// Admits the front payload of the front waiting send, answering that
+    /// send when it is now fully admitted. Returns the stamped message.
+    fn admit_front(
+        &mut self,
+        senders: &mut VecDeque<WaitingSend>,
+        recipients: u32,
+        ctx: &mut Context<'_>,
+    ) -> Option<Message> {
+        let front = senders.front_mut()?;
+        let sequence = self.next_sequence;
+        let payload = match &mut front.load {
+            Load::One(_) => {
+                let send = senders.pop_front()?;
+                let Load::One(payload) = send.load else {
+                    return None;
+                };
+                ctx.out.reply(
+                    send.ticket,
+                    Ok(Response::Sent {
+                        sequence,
+                        recipients,
+                    }),
+                );
+                return Some(self.stamp(send.ticket, send.sender, payload, ctx.clock));
+            }
+            Load::Many(batch) => {
+                let payload = batch.rest.pop_front()?;
+                if batch.admitted == 0 {
+                    batch.first_sequence = sequence;
+                }
+                batch.admitted += 1;
+                batch.recipients = recipients;
+                front.held -= payload.len() as u64;
+                payload
+            }
+        };
+        let (ticket, sender) = (front.ticket, front.sender);
+        if let Load::Many(batch) = &front.load {
+            if batch.rest.is_empty() {
+                ctx.out.reply(
+                    ticket,
+                    Ok(Response::SentMany {
+                        first_sequence: batch.first_sequence,
+                        admitted: batch.admitted,
+                        recipients,
+                        stopped: None,
+                    }),
+                );
+                senders.pop_front();
+            }
+        }
+        Some(self.stamp(ticket, sender, payload, ctx.clock))
+    }
+
+    fn stamp(&mut self, ticket: Ticket, sender: Peer, payload: Bytes, clock: &Clock) -> Message {
         let sequence = self.next_sequence;
         self.next_sequence += 1;
         self.accepted += 1;
         Message {
             metadata: Metadata {
                 sequence,
-                sender_pid: send.sender.pid,
-                sender_uid: send.sender.uid,
-                sender_gid: send.sender.gid,
-                sender_connection: send.ticket.connection.0,
+                sender_pid: sender.pid,
+                sender_uid: sender.uid,
+                sender_gid: sender.gid,
+                sender_connection: ticket.connection.0,
                 accepted_at_unix_nanos: clock.unix_nanos,
             },
-            payload: send.payload,
+            payload,
         }
     }
 }
@@ -91,14 +218,14 @@ struct LogEntry {
 struct Subscriber {
     /// Sequence number of the next message it will read.
     cursor: u64,
-    waiting: VecDeque<Ticket>,
+    waiting: VecDeque<WaitingReceive>,
 }
 
 #[derive(Debug)]
 enum Lines {
     RoundRobin {
         queue: VecDeque<Message>,
-        receivers: VecDeque<Ticket>,
+        receivers: VecDeque<WaitingReceive>,
     },
     Broadcast {
         /// Messages not yet read by every subscriber; the last entry has
@@ -106,6 +233,38 @@ enum Lines {
         log: VecDeque<LogEntry>,
         subscribers: BTreeMap<ConnectionId, Subscriber>,
     },
+}
+
+/// Encoded bytes a message adds to a batch beside its payload (metadata and
+/// lengths, rounded up).
+const MESSAGE_OVERHEAD: usize = 64;
+
+/// A batch answer stops growing at this size, so that its frame always fits
+/// the protocol's frame limit; one message alone always fits.
+const MAX_BATCH_BYTES: usize = mailbox_proto::MAX_MESSAGE_SIZE_LIMIT as usize;
+
+/// How many of `messages` (at most `limit`, at least 1 when there is one) fit
+/// in one batch answer.
+fn batch_len<'a>(limit: usize, messages: impl Iterator<Item = &'a Message>) -> usize {
+    let mut bytes = 0;
+    let mut count = 0;
+    for message in messages.take(limit) {
+        bytes += message.payload.len() + MESSAGE_OVERHEAD;
+        if count > 0 && bytes > MAX_BATCH_BYTES {
+            break;
+        }
+        count += 1;
+    }
+    count
+}
+
+/// The size of the next payload the front waiting send would admit.
+fn front_payload_len(senders: &VecDeque<WaitingSend>) -> usize {
+    match senders.front().map(|send| &send.load) {
+        Some(Load::One(payload)) => payload.len(),
+        Some(Load::Many(batch)) => batch.rest.front().map_or(0, Bytes::len),
+        None => 0,
+    }
 }
 
 /// A named mailbox.
@@ -155,6 +314,11 @@ impl Mailbox {
         &self.settings
     }
 
+    /// The sequence number the next admitted message will get.
+    pub fn next_sequence(&self) -> u64 {
+        self.ledger.next_sequence
+    }
+
     /// Checks a payload against the size rules; nothing changes.
     pub fn check_payload(&self, len: usize) -> Result<(), BrokerError> {
         if len > self.settings.max_message_size as usize {
@@ -181,7 +345,8 @@ impl Mailbox {
     }
 
     /// Adds a send at the back of the senders' line and pumps. When `may_wait`
-    /// is false and it was not admitted, it is taken back and returned.
+    /// is false and it was not (completely) admitted, it is taken back and
+    /// returned; the caller answers it and releases what it still holds.
     pub fn send(
         &mut self,
         send: WaitingSend,
@@ -208,14 +373,15 @@ impl Mailbox {
     /// served, it is taken back and `Ok(None)` is returned.
     pub fn receive(
         &mut self,
-        ticket: Ticket,
+        receive: WaitingReceive,
         may_wait: bool,
         ctx: &mut Context<'_>,
     ) -> Result<Option<Progress>, BrokerError> {
+        let ticket = receive.ticket;
         match &mut self.lines {
-            Lines::RoundRobin { receivers, .. } => receivers.push_back(ticket),
+            Lines::RoundRobin { receivers, .. } => receivers.push_back(receive),
             Lines::Broadcast { subscribers, .. } => match subscribers.get_mut(&ticket.connection) {
-                Some(subscriber) => subscriber.waiting.push_back(ticket),
+                Some(subscriber) => subscriber.waiting.push_back(receive),
                 None => {
                     return Err(BrokerError::new(
                         ErrorKind::NotSubscribed,
@@ -235,7 +401,7 @@ impl Mailbox {
                 None => return Ok(Some(Progress::Done)),
             },
         };
-        if line.back() != Some(&ticket) {
+        if line.back().map(|r| r.ticket) != Some(ticket) {
             return Ok(Some(Progress::Done));
         }
         if may_wait {
@@ -245,15 +411,14 @@ impl Mailbox {
         Ok(None)
     }
 
-    /// Takes a waiting send or receive out of its line without answering it.
-    /// Returns whether it was there.
-    pub fn withdraw(&mut self, ticket: Ticket, ctx: &mut Context<'_>) -> bool {
-        let mut found = false;
-        if let Some(index) = self.senders.iter().position(|s| s.ticket == ticket) {
-            if let Some(send) = self.senders.remove(index) {
-                ctx.budget.release(send.payload.len() as u64);
-                found = true;
-            }
+    /// Takes a waiting send or receive out of its line without answering it;
+    /// a send's unadmitted payloads are released from the budget.
+    pub fn withdraw(&mut self, ticket: Ticket, ctx: &mut Context<'_>) -> Option<Withdrawn> {
+        let withdrawn = if let Some(index) = self.senders.iter().position(|s| s.ticket == ticket) {
+            self.senders.remove(index).map(|send| {
+                ctx.budget.release(send.held);
+                Withdrawn::Send(send)
+            })
         } else {
             let line = match &mut self.lines {
                 Lines::RoundRobin { receivers, .. } => Some(receivers),
@@ -261,16 +426,14 @@ impl Mailbox {
                     .get_mut(&ticket.connection)
                     .map(|subscriber| &mut subscriber.waiting),
             };
-            if let Some(line) = line {
-                if let Some(index) = line.iter().position(|t| *t == ticket) {
-                    line.remove(index);
-                    found = true;
-                }
-            }
-        }
+            line.and_then(|line| {
+                let index = line.iter().position(|r| r.ticket == ticket)?;
+                line.remove(index).map(|_| Withdrawn::Receive)
+            })
+        };
         // A withdrawn sender at the head may have been what held others back.
         self.pump(ctx);
-        found
+        withdrawn
     }
 
     /// Subscribes `connection` from the next message on. Returns false when it
@@ -332,9 +495,9 @@ impl Mailbox {
             entry.unread_by -= 1;
         }
         if answer_waiters {
-            for ticket in subscriber.waiting {
+            for receive in subscriber.waiting {
                 ctx.out.reply(
-                    ticket,
+                    receive.ticket,
                     Err(BrokerError::new(
                         ErrorKind::NotSubscribed,
                         format!("the subscription to {} ended while waiting", self.name),
@@ -349,43 +512,32 @@ impl Mailbox {
     /// Answers every waiting operation with `MailboxDeleted` and releases
     /// everything the mailbox held. Returns how many buffered messages were
     /// discarded.
-    pub fn delete(self, ctx: &mut Context<'_>) -> u64 {
-        for send in self.senders {
-            ctx.budget.release(send.payload.len() as u64);
-            ctx.out.reply(send.ticket, Err(deleted(&self.name)));
-        }
+    pub fn delete(mut self, ctx: &mut Context<'_>) -> u64 {
+        self.fail_all_waiters(&deleted(&self.name), ctx);
         ctx.budget.release(self.ledger.queued_bytes);
         match self.lines {
-            Lines::RoundRobin { queue, receivers } => {
-                for ticket in receivers {
-                    ctx.out.reply(ticket, Err(deleted(&self.name)));
-                }
-                queue.len() as u64
-            }
-            Lines::Broadcast { log, subscribers } => {
-                for ticket in subscribers.into_values().flat_map(|s| s.waiting) {
-                    ctx.out.reply(ticket, Err(deleted(&self.name)));
-                }
-                log.len() as u64
-            }
+            Lines::RoundRobin { queue, .. } => queue.len() as u64,
+            Lines::Broadcast { log, .. } => log.len() as u64,
         }
     }
 
     /// Answers every waiting operation with `error` and forgets them.
     pub fn fail_all_waiters(&mut self, error: &BrokerError, ctx: &mut Context<'_>) {
+        let next_sequence = self.ledger.next_sequence;
         for send in self.senders.drain(..) {
-            ctx.budget.release(send.payload.len() as u64);
-            ctx.out.reply(send.ticket, Err(error.clone()));
+            ctx.budget.release(send.held);
+            ctx.out
+                .reply(send.ticket, send.failed(error.clone(), next_sequence));
         }
-        let waiting: Vec<Ticket> = match &mut self.lines {
+        let waiting: Vec<WaitingReceive> = match &mut self.lines {
             Lines::RoundRobin { receivers, .. } => receivers.drain(..).collect(),
             Lines::Broadcast { subscribers, .. } => subscribers
                 .values_mut()
                 .flat_map(|s| s.waiting.drain(..))
                 .collect(),
         };
-        for ticket in waiting {
-            ctx.out.reply(ticket, Err(error.clone()));
+        for receive in waiting {
+            ctx.out.reply(receive.ticket, Err(error.clone()));
         }
     }
 
@@ -412,139 +564,153 @@ impl Mailbox {
         }
     }
 
-    /// Moves messages as far as the rules allow: buffered messages to waiting
-    /// receivers, then waiting senders into the buffer (or straight to
-    /// receivers), until nothing moves.
+    /// Moves messages as far as the rules allow, until nothing moves: waiting
+    /// senders into the buffer while there is room, buffered messages to
+    /// waiting receivers (a batch receive takes as many as it may), and on
+    /// `zero` straight from senders to receivers.
     fn pump(&mut self, ctx: &mut Context<'_>) {
         let capacity = self.settings.capacity;
         let ledger = &mut self.ledger;
         let senders = &mut self.senders;
         match &mut self.lines {
             Lines::RoundRobin { queue, receivers } => loop {
-                while !queue.is_empty() && !receivers.is_empty() {
-                    let (Some(message), Some(ticket)) = (queue.pop_front(), receivers.pop_front())
-                    else {
-                        break;
-                    };
-                    let len = message.payload.len() as u64;
-                    ledger.queued_bytes -= len;
-                    ctx.budget.release(len);
-                    ledger.delivered += 1;
-                    ctx.out.reply(ticket, Ok(Response::Received(message)));
-                }
-                let has_room = match capacity {
-                    Capacity::Zero => false,
-                    Capacity::Bounded(n) => queue.len() < n as usize,
-                    Capacity::Unbounded => true,
+                let mut moved = false;
+                let room = match capacity {
+                    Capacity::Zero => 0,
+                    Capacity::Bounded(n) => (n as usize).saturating_sub(queue.len()),
+                    Capacity::Unbounded => usize::MAX,
                 };
-                if has_room {
-                    let Some(send) = senders.pop_front() else {
+                for _ in 0..room {
+                    let Some(message) = ledger.admit_front(senders, 1, ctx) else {
                         break;
                     };
-                    let sender = send.ticket;
-                    let message = ledger.stamp(send, ctx.clock);
                     ledger.queued_bytes += message.payload.len() as u64;
-                    ctx.out.reply(
-                        sender,
-                        Ok(Response::Sent {
-                            sequence: message.metadata.sequence,
-                            recipients: 1,
-                        }),
-                    );
                     queue.push_back(message);
-                } else if capacity == Capacity::Zero && !senders.is_empty() && !receivers.is_empty()
-                {
-                    // Rendezvous: the message goes straight from the waiting
-                    // sender to the waiting receiver, and both complete now.
-                    let (Some(send), Some(receiver)) = (senders.pop_front(), receivers.pop_front())
-                    else {
+                    moved = true;
+                }
+                while !queue.is_empty() {
+                    let Some(receiver) = receivers.pop_front() else {
                         break;
                     };
-                    let sender = send.ticket;
-                    let message = ledger.stamp(send, ctx.clock);
-                    ctx.budget.release(message.payload.len() as u64);
-                    ledger.delivered += 1;
-                    ctx.out.reply(
-                        sender,
-                        Ok(Response::Sent {
-                            sequence: message.metadata.sequence,
-                            recipients: 1,
-                        }),
-                    );
-                    ctx.out.reply(receiver, Ok(Response::Received(message)));
-                } else {
+                    let take = batch_len(receiver.limit(), queue.iter());
+                    let messages: Vec<Message> = queue.drain(..take).collect();
+                    let bytes: u64 = messages.iter().map(|m| m.payload.len() as u64).sum();
+                    ledger.queued_bytes -= bytes;
+                    ctx.budget.release(bytes);
+                    ledger.delivered += take as u64;
+                    receiver.deliver(messages, ctx.out);
+                    moved = true;
+                }
+                if capacity == Capacity::Zero {
+                    // Rendezvous: messages go straight from waiting senders to
+                    // the waiting receiver, and both complete now.
+                    while !senders.is_empty() {
+                        let Some(receiver) = receivers.pop_front() else {
+                            break;
+                        };
+                        let mut messages = Vec::new();
+                        let mut bytes = 0;
+                        while messages.len() < receiver.limit() {
+                            let next = front_payload_len(senders);
+                            bytes += next + MESSAGE_OVERHEAD;
+                            if !messages.is_empty() && bytes > MAX_BATCH_BYTES {
+                                break;
+                            }
+                            let Some(message) = ledger.admit_front(senders, 1, ctx) else {
+                                break;
+                            };
+                            ctx.budget.release(message.payload.len() as u64);
+                            messages.push(message);
+                        }
+                        ledger.delivered += messages.len() as u64;
+                        receiver.deliver(messages, ctx.out);
+                        moved = true;
+                    }
+                }
+                if !moved {
                     break;
                 }
             },
             Lines::Broadcast { log, subscribers } => loop {
-                // Serve subscribers that have a backlog and a waiting receive.
-                let first = ledger.next_sequence - log.len() as u64;
-                for subscriber in subscribers.values_mut() {
-                    while subscriber.cursor < ledger.next_sequence {
-                        let Some(ticket) = subscriber.waiting.pop_front() else {
-                            break;
-                        };
-                        let index = (subscriber.cursor - first) as usize;
-                        let Some(entry) = log.get_mut(index) else {
-                            break;
-                        };
-                        entry.unread_by -= 1;
-                        subscriber.cursor += 1;
-                        ledger.delivered += 1;
-                        ctx.out
-                            .reply(ticket, Ok(Response::Received(entry.message.clone())));
+                let mut moved = false;
+                if capacity == Capacity::Zero {
+                    // Rendezvous with everyone: all current subscribers must
+                    // be waiting, so all take the message at once.
+                    if !senders.is_empty() && subscribers.values().all(|s| !s.waiting.is_empty()) {
+                        let recipients = subscribers.len() as u32;
+                        if let Some(message) = ledger.admit_front(senders, recipients, ctx) {
+                            ctx.budget.release(message.payload.len() as u64);
+                            for subscriber in subscribers.values_mut() {
+                                if let Some(receive) = subscriber.waiting.pop_front() {
+                                    subscriber.cursor += 1;
+                                    ledger.delivered += 1;
+                                    receive.deliver(vec![message.clone()], ctx.out);
+                                }
+                            }
+                            moved = true;
+                        }
                     }
-                }
-                while log.front().is_some_and(|entry| entry.unread_by == 0) {
-                    if let Some(entry) = log.pop_front() {
-                        let len = entry.message.payload.len() as u64;
-                        ledger.queued_bytes -= len;
-                        ctx.budget.release(len);
-                    }
-                }
-                let can_admit = !senders.is_empty()
-                    && match capacity {
-                        // Rendezvous with everyone: all current subscribers
-                        // must be waiting, so all take it at once.
-                        Capacity::Zero => subscribers.values().all(|s| !s.waiting.is_empty()),
-                        Capacity::Bounded(n) => log.len() < n as usize,
-                        Capacity::Unbounded => true,
-                    };
-                if !can_admit {
-                    break;
-                }
-                let Some(send) = senders.pop_front() else {
-                    break;
-                };
-                let sender = send.ticket;
-                let message = ledger.stamp(send, ctx.clock);
-                let mut unread_by = 0u32;
-                for subscriber in subscribers.values_mut() {
-                    // A subscriber with a waiting receive has read everything
-                    // (the serving loop above ran first), so it takes this
-                    // message now; the others will read it from the log.
-                    if let Some(ticket) = subscriber.waiting.pop_front() {
-                        subscriber.cursor += 1;
-                        ledger.delivered += 1;
-                        ctx.out
-                            .reply(ticket, Ok(Response::Received(message.clone())));
-                    } else {
-                        unread_by += 1;
-                    }
-                }
-                ctx.out.reply(
-                    sender,
-                    Ok(Response::Sent {
-                        sequence: message.metadata.sequence,
-                        recipients: subscribers.len() as u32,
-                    }),
-                );
-                let len = message.payload.len() as u64;
-                if unread_by > 0 {
-                    ledger.queued_bytes += len;
-                    log.push_back(LogEntry { message, unread_by });
                 } else {
-                    ctx.budget.release(len);
+                    let room = match capacity {
+                        Capacity::Bounded(n) => (n as usize).saturating_sub(log.len()),
+                        _ => usize::MAX,
+                    };
+                    let recipients = subscribers.len() as u32;
+                    for _ in 0..room {
+                        let Some(message) = ledger.admit_front(senders, recipients, ctx) else {
+                            break;
+                        };
+                        moved = true;
+                        let len = message.payload.len() as u64;
+                        if recipients == 0 {
+                            // Reaches nobody: nothing to keep.
+                            ctx.budget.release(len);
+                            continue;
+                        }
+                        ledger.queued_bytes += len;
+                        log.push_back(LogEntry {
+                            message,
+                            unread_by: recipients,
+                        });
+                    }
+                    // Serve subscribers that have a backlog and a waiting receive.
+                    let first = ledger.next_sequence - log.len() as u64;
+                    for subscriber in subscribers.values_mut() {
+                        while subscriber.cursor < ledger.next_sequence {
+                            let Some(receive) = subscriber.waiting.pop_front() else {
+                                break;
+                            };
+                            let from = (subscriber.cursor - first) as usize;
+                            let take = batch_len(
+                                receive.limit(),
+                                log.range(from..).map(|entry| &entry.message),
+                            );
+                            let mut messages = Vec::with_capacity(take);
+                            for entry in log.range_mut(from..from + take) {
+                                entry.unread_by -= 1;
+                                messages.push(entry.message.clone());
+                            }
+                            subscriber.cursor += take as u64;
+                            ledger.delivered += take as u64;
+                            receive.deliver(messages, ctx.out);
+                            moved = true;
+                        }
+                    }
+                    // Entries everyone has read leave the log, which makes
+                    // room; that counts as a move, since the room for this
+                    // round was measured before (an unsubscribe or a
+                    // disconnect may leave such entries before the pump).
+                    while log.front().is_some_and(|entry| entry.unread_by == 0) {
+                        if let Some(entry) = log.pop_front() {
+                            let len = entry.message.payload.len() as u64;
+                            ledger.queued_bytes -= len;
+                            ctx.budget.release(len);
+                            moved = true;
+                        }
+                    }
+                }
+                if !moved {
+                    break;
                 }
             },
         }
@@ -583,6 +749,18 @@ impl Mailbox {
                     assert_eq!(entry.unread_by as usize, unread);
                 }
                 assert!(log.front().is_none_or(|e| e.unread_by > 0));
+                if !self.senders.is_empty() {
+                    match self.settings.capacity {
+                        Capacity::Zero => assert!(
+                            subscribers.values().any(|s| s.waiting.is_empty()),
+                            "sender waits while every subscriber waits"
+                        ),
+                        Capacity::Bounded(n) => {
+                            assert_eq!(log.len(), n as usize, "sender waits beside room")
+                        }
+                        Capacity::Unbounded => panic!("sender waits on unbounded"),
+                    }
+                }
                 for subscriber in subscribers.values() {
                     assert!(subscriber.cursor >= first);
                     assert!(subscriber.cursor <= self.ledger.next_sequence);
@@ -598,7 +776,20 @@ impl Mailbox {
 
     #[cfg(test)]
     pub fn waiting_payload_bytes(&self) -> u64 {
-        self.senders.iter().map(|s| s.payload.len() as u64).sum()
+        self.senders
+            .iter()
+            .map(|s| {
+                let held = match &s.load {
+                    Load::One(payload) => payload.len() as u64,
+                    Load::Many(batch) => batch.rest.iter().map(|p| p.len() as u64).sum(),
+                };
+                assert_eq!(
+                    held, s.held,
+                    "a waiting send's held bytes are its payloads'"
+                );
+                held
+            })
+            .sum()
     }
 
     #[cfg(test)]

@@ -30,7 +30,7 @@ use mailbox_proto::{
 pub use budget::Budget;
 pub use types::{Clock, ConnectionId, Outcome, Peer, Reply, Ticket};
 
-use mailbox::{Context, Mailbox, Progress, WaitingSend};
+use mailbox::{Batch, Context, Load, Mailbox, Progress, WaitingReceive, WaitingSend, Withdrawn};
 
 /// Limits the core enforces.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -222,8 +222,24 @@ impl Core {
                 mailbox,
                 payload,
                 wait,
-            } => self.send(ticket, peer, mailbox, payload, wait, clock, out),
-            Request::Receive { mailbox, wait } => self.receive(ticket, mailbox, wait, clock, out),
+            } => self.send(ticket, peer, mailbox, Load::One(payload), wait, clock, out),
+            Request::SendMany {
+                mailbox,
+                payloads,
+                wait,
+            } => {
+                let batch = Batch {
+                    rest: payloads.into(),
+                    ..Batch::default()
+                };
+                self.send(ticket, peer, mailbox, Load::Many(batch), wait, clock, out)
+            }
+            Request::Receive { mailbox, wait } => {
+                self.receive(ticket, mailbox, None, wait, clock, out)
+            }
+            Request::ReceiveMany { mailbox, max, wait } => {
+                self.receive(ticket, mailbox, Some(max), wait, clock, out)
+            }
             Request::Subscribe { mailbox } => {
                 let created = self.mailbox_mut(&mailbox)?.subscribe(ticket.connection)?;
                 if created {
@@ -254,16 +270,12 @@ impl Core {
                     connection: ticket.connection,
                     request,
                 };
-                let cancelled = self.cancel(target, clock, out);
-                if cancelled {
-                    out.reply(
-                        target,
-                        Err(error(
-                            ErrorKind::Cancelled,
-                            "withdrawn at the client's request",
-                        )),
-                    );
-                }
+                let cancelled = self.end_wait(
+                    target,
+                    error(ErrorKind::Cancelled, "withdrawn at the client's request"),
+                    clock,
+                    out,
+                );
                 Ok(Some(Response::CancelResult { cancelled }))
             }
             Request::Status => Ok(Some(Response::Status(self.status(clock)))),
@@ -344,18 +356,47 @@ impl Core {
         ticket: Ticket,
         peer: Peer,
         mailbox_name: String,
-        payload: bytes::Bytes,
+        load: Load,
         wait: Wait,
         clock: &Clock,
         out: &mut Outcome,
     ) -> Result<Option<Response>, BrokerError> {
+        let mark = out.replies.len();
         let Some(mailbox) = self.mailboxes.get_mut(&mailbox_name) else {
             check_name(&mailbox_name)?;
             return Err(no_such_mailbox(&mailbox_name));
         };
-        mailbox.check_payload(payload.len())?;
-        let len = payload.len() as u64;
-        if !self.budget.try_reserve(len) {
+        let held = match &load {
+            Load::One(payload) => {
+                mailbox.check_payload(payload.len())?;
+                payload.len() as u64
+            }
+            Load::Many(batch) => {
+                if batch.rest.is_empty() {
+                    return Ok(Some(Response::SentMany {
+                        first_sequence: mailbox.next_sequence(),
+                        admitted: 0,
+                        recipients: 0,
+                        stopped: None,
+                    }));
+                }
+                let mut total = 0;
+                for (index, payload) in batch.rest.iter().enumerate() {
+                    mailbox
+                        .check_payload(payload.len())
+                        .map_err(|mut refused| {
+                            refused.message = format!(
+                                "message {index} of the batch: {}; nothing was sent",
+                                refused.message
+                            );
+                            refused
+                        })?;
+                    total += payload.len() as u64;
+                }
+                total
+            }
+        };
+        if !self.budget.try_reserve(held) {
             return Err(error(
                 ErrorKind::BrokerFull,
                 format!(
@@ -365,42 +406,35 @@ impl Core {
                 ),
             ));
         }
-        let (may_wait, deadline) = wait_plan(wait, clock.now);
-        let waiting_now = self
-            .connections
-            .get(&ticket.connection)
-            .map_or(0, |c| c.waiting.len());
+        let send = WaitingSend {
+            ticket,
+            sender: peer,
+            load,
+            held,
+        };
+        let plan = WaitPlan::new(wait, clock.now);
         let mut ctx = Context {
             out,
             budget: &mut self.budget,
             clock,
         };
-        let send = WaitingSend {
-            ticket,
-            sender: peer,
-            payload,
-        };
-        match mailbox.send(send, may_wait, &mut ctx) {
+        match mailbox.send(send, plan.may_wait, &mut ctx) {
             Ok(Progress::Done) => Ok(None),
-            Ok(Progress::Waiting) => {
-                if waiting_now >= self.limits.max_waiting_per_connection {
-                    mailbox.withdraw(ticket, &mut ctx);
-                    return Err(too_many_waiting(self.limits.max_waiting_per_connection));
-                }
-                self.register_wait(ticket, mailbox_name, deadline);
-                Ok(None)
-            }
+            Ok(Progress::Waiting) => self.start_wait(ticket, mailbox_name, plan, mark, clock, out),
             Err(send) => {
-                self.budget.release(send.payload.len() as u64);
-                Err(not_now(wait, &mailbox_name, "full"))
+                self.budget.release(send.held);
+                let refused = not_now(wait, &mailbox_name, "full");
+                send.failed(refused, mailbox.next_sequence()).map(Some)
             }
         }
     }
 
+    #[allow(clippy::too_many_arguments)]
     fn receive(
         &mut self,
         ticket: Ticket,
         mailbox_name: String,
+        max: Option<u32>,
         wait: Wait,
         clock: &Clock,
         out: &mut Outcome,
@@ -409,28 +443,59 @@ impl Core {
             check_name(&mailbox_name)?;
             return Err(no_such_mailbox(&mailbox_name));
         };
-        let (may_wait, deadline) = wait_plan(wait, clock.now);
-        let waiting_now = self
-            .connections
-            .get(&ticket.connection)
-            .map_or(0, |c| c.waiting.len());
+        let plan = WaitPlan::new(wait, clock.now);
+        let mark = out.replies.len();
         let mut ctx = Context {
             out,
             budget: &mut self.budget,
             clock,
         };
-        match mailbox.receive(ticket, may_wait, &mut ctx)? {
+        match mailbox.receive(WaitingReceive { ticket, max }, plan.may_wait, &mut ctx)? {
             Some(Progress::Done) => Ok(None),
             Some(Progress::Waiting) => {
-                if waiting_now >= self.limits.max_waiting_per_connection {
-                    mailbox.withdraw(ticket, &mut ctx);
-                    return Err(too_many_waiting(self.limits.max_waiting_per_connection));
-                }
-                self.register_wait(ticket, mailbox_name, deadline);
-                Ok(None)
+                self.start_wait(ticket, mailbox_name, plan, mark, clock, out)
             }
             None => Err(not_now(wait, &mailbox_name, "empty")),
         }
+    }
+
+    /// Records a request that now waits in `mailbox`, or takes it back with
+    /// `TooManyRequests` when its connection has too many waiting already.
+    /// Waits answered since `mark` (a batch send may have fed a receive of
+    /// the same connection before waiting) no longer count.
+    #[allow(clippy::too_many_arguments)]
+    fn start_wait(
+        &mut self,
+        ticket: Ticket,
+        mailbox: String,
+        plan: WaitPlan,
+        mark: usize,
+        clock: &Clock,
+        out: &mut Outcome,
+    ) -> Result<Option<Response>, BrokerError> {
+        self.settle(out, mark, Some(ticket));
+        let waiting_now = self
+            .connections
+            .get(&ticket.connection)
+            .map_or(0, |c| c.waiting.len());
+        if waiting_now >= self.limits.max_waiting_per_connection {
+            let refused = too_many_waiting(self.limits.max_waiting_per_connection);
+            let mut ctx = Context {
+                out,
+                budget: &mut self.budget,
+                clock,
+            };
+            let withdrawn = self
+                .mailboxes
+                .get_mut(&mailbox)
+                .and_then(|m| Some((m.withdraw(ticket, &mut ctx)?, m.next_sequence())));
+            return match withdrawn {
+                Some((Withdrawn::Send(send), next)) => send.failed(refused, next).map(Some),
+                _ => Err(refused),
+            };
+        }
+        self.register_wait(ticket, mailbox, plan.deadline);
+        Ok(None)
     }
 
     fn register_wait(&mut self, ticket: Ticket, mailbox: String, deadline: Option<Instant>) {
@@ -447,9 +512,16 @@ impl Core {
         }
     }
 
-    /// Withdraws a waiting request without answering it. Returns whether it
-    /// was waiting.
-    fn cancel(&mut self, target: Ticket, clock: &Clock, out: &mut Outcome) -> bool {
+    /// Ends a waiting request with `why`: withdraws it and answers it (a
+    /// batch send that got partly admitted is answered with what was).
+    /// Returns whether it was waiting.
+    fn end_wait(
+        &mut self,
+        target: Ticket,
+        why: BrokerError,
+        clock: &Clock,
+        out: &mut Outcome,
+    ) -> bool {
         let Some(waiting) = self
             .connections
             .get_mut(&target.connection)
@@ -462,9 +534,16 @@ impl Core {
             budget: &mut self.budget,
             clock,
         };
-        self.mailboxes
-            .get_mut(&waiting.mailbox)
-            .is_some_and(|mailbox| mailbox.withdraw(target, &mut ctx))
+        let Some(mailbox) = self.mailboxes.get_mut(&waiting.mailbox) else {
+            return false;
+        };
+        let result = match mailbox.withdraw(target, &mut ctx) {
+            Some(Withdrawn::Send(send)) => send.failed(why, mailbox.next_sequence()),
+            Some(Withdrawn::Receive) => Err(why),
+            None => return false,
+        };
+        out.reply(target, result);
+        true
     }
 
     /// Forgets the waits answered by the replies from `mark` on (other than
@@ -527,15 +606,15 @@ impl Core {
                 continue;
             }
             let mark = out.replies.len();
-            if self.cancel(deadline.ticket, clock, out) {
-                out.reply(
-                    deadline.ticket,
-                    Err(error(
-                        ErrorKind::Timeout,
-                        "timed out waiting; nothing was sent or taken",
-                    )),
-                );
-            }
+            self.end_wait(
+                deadline.ticket,
+                error(
+                    ErrorKind::Timeout,
+                    "timed out waiting; what was not sent or taken by now never will be",
+                ),
+                clock,
+                out,
+            );
             self.settle(out, mark, Some(deadline.ticket));
         }
     }
@@ -618,18 +697,29 @@ fn not_now(wait: Wait, mailbox: &str, state: &str) -> BrokerError {
         ),
         _ => error(
             ErrorKind::WouldBlock,
-            format!("mailbox {mailbox} is {state} (or has no partner waiting); nothing changed"),
+            format!(
+                "mailbox {mailbox} is {state} (or has no partner waiting); what could not be done at once was not done"
+            ),
         ),
     }
 }
 
 /// Whether an operation may wait, and until when.
-fn wait_plan(wait: Wait, now: Instant) -> (bool, Option<Instant>) {
-    match wait {
-        Wait::Forever => (true, None),
-        Wait::Never | Wait::Timeout { millis: 0 } => (false, None),
-        // A deadline too far to represent is no deadline at all.
-        Wait::Timeout { millis } => (true, now.checked_add(Duration::from_millis(millis))),
+#[derive(Debug, Clone, Copy)]
+struct WaitPlan {
+    may_wait: bool,
+    deadline: Option<Instant>,
+}
+
+impl WaitPlan {
+    fn new(wait: Wait, now: Instant) -> Self {
+        let (may_wait, deadline) = match wait {
+            Wait::Forever => (true, None),
+            Wait::Never | Wait::Timeout { millis: 0 } => (false, None),
+            // A deadline too far to represent is no deadline at all.
+            Wait::Timeout { millis } => (true, now.checked_add(Duration::from_millis(millis))),
+        };
+        Self { may_wait, deadline }
     }
 }
 

@@ -9,8 +9,8 @@
 
 use bytes::BytesMut;
 use mailbox_proto::{
-    decode_frame, encode_frame, BrokerError, ClientFrame, ErrorKind, Hello, ServerFrame, Welcome,
-    HELLO_MAGIC, PROTOCOL_VERSION,
+    decode_client_frame, decode_frame, encode_server_frame, BrokerError, ClientFrame, ErrorKind,
+    Hello, ServerFrame, Welcome, HELLO_MAGIC, PROTOCOL_VERSION,
 };
 use std::sync::Arc;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -188,7 +188,7 @@ async fn read_loop(
     loop {
         // Decode everything already buffered before waiting for more.
         let violation = loop {
-            match decode_frame::<ClientFrame>(&mut buffer, config.max_frame_len) {
+            match decode_client_frame(&mut buffer, config.max_frame_len) {
                 Ok(Some(frame)) => frames.push(frame),
                 Ok(None) => break None,
                 Err(error) => {
@@ -263,17 +263,20 @@ fn goodbye(outbox: &Outbox, reason: CloseReason) -> CloseReason {
 }
 
 async fn write_loop(mut writer: OwnedWriteHalf, outbox: Arc<Outbox>) {
-    let mut buffer = BytesMut::new();
+    let mut buffer: Vec<u8> = Vec::new();
     let mut spare = Vec::new();
     loop {
         let frames = match outbox.take(spare).await {
-            Batch::Frames(frames) => frames,
+            Batch::Frames(frames, bytes) => {
+                buffer.reserve(bytes);
+                frames
+            }
             Batch::Closed => break,
         };
         for frame in &frames {
             // Only a reply larger than the frame limit can fail here, and
             // the core never builds one; drop it loudly rather than wedge.
-            if let Err(error) = encode_frame(frame, &mut buffer, u32::MAX) {
+            if let Err(error) = encode_server_frame(frame, &mut buffer, u32::MAX) {
                 warn!(%error, "dropping unencodable frame");
             }
         }
@@ -284,10 +287,10 @@ async fn write_loop(mut writer: OwnedWriteHalf, outbox: Arc<Outbox>) {
             break;
         }
         buffer.clear();
-        if buffer.capacity() > READ_CHUNK {
+        if buffer.capacity() > 4 * READ_CHUNK {
             // Do not keep a large buffer alive after a burst or one large
             // message; idle connections should cost next to nothing.
-            buffer = BytesMut::new();
+            buffer = Vec::new();
         }
     }
     // Whatever is still queued has nobody to go to; closing also releases a

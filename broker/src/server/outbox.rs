@@ -32,7 +32,8 @@ struct State {
 
 /// What the writer gets from [`Outbox::take`].
 pub(crate) enum Batch {
-    Frames(Vec<ServerFrame>),
+    /// Frames, with their approximate encoded size.
+    Frames(Vec<ServerFrame>, usize),
     Closed,
 }
 
@@ -42,6 +43,10 @@ fn approximate_size(frame: &ServerFrame) -> usize {
             result: Ok(Response::Received(message)),
             ..
         } => 64 + message.payload.len(),
+        ServerFrame::Response {
+            result: Ok(Response::ReceivedMany(messages)),
+            ..
+        } => 64 + messages.iter().map(|m| 64 + m.payload.len()).sum::<usize>(),
         _ => 64,
     }
 }
@@ -88,10 +93,10 @@ impl Outbox {
                     let mut frames = spare.take().unwrap_or_default();
                     frames.clear();
                     std::mem::swap(&mut frames, &mut state.frames);
-                    state.bytes = 0;
+                    let bytes = std::mem::take(&mut state.bytes);
                     drop(state);
                     self.drained.notify_waiters();
-                    return Batch::Frames(frames);
+                    return Batch::Frames(frames, bytes);
                 }
                 if state.closed {
                     return Batch::Closed;

@@ -179,7 +179,7 @@ fn exit_code(error: &Error) -> u8 {
     match error {
         Error::Connect { .. } | Error::Disconnected | Error::Rejected(_) => exit::UNREACHABLE,
         Error::Io(_) | Error::Protocol(_) => exit::FAILURE,
-        Error::Broker(error) => match error.kind {
+        Error::Broker(error) | Error::Partial { error, .. } => match error.kind {
             ErrorKind::InvalidName
             | ErrorKind::InvalidSettings
             | ErrorKind::MessageTooLarge
@@ -283,6 +283,10 @@ fn describe(error: &Error, command: &Command) -> String {
                 broker_message(refusal)
             ),
         },
+        // mailboxctl sends no batches; described for completeness.
+        Error::Partial { admitted, .. } => format!(
+            "{error}; send the messages after the first {admitted} of the batch again"
+        ),
         Error::Broker(refusal) => {
             let said = broker_message(refusal);
             match refusal.kind {
