@@ -1,0 +1,151 @@
+//! `mailbox-bench`: runs the workloads of `WORKLOADS.md` against `mailboxd`
+//! and, in the same run, its baselines (`uds-direct`, `posix-mq`, `redis`),
+//! every producer, consumer and server a process of its own.
+//!
+//! This file only parses the command line. The orchestrator
+//! ([`orchestrator`]) re-executes this binary with the hidden `role`
+//! subcommand for each producer, consumer, echo or waiter ([`roles`]).
+//!
+//! Code map: [`spec`] the workload table; [`workloads`] what the
+//! orchestrator does per workload; [`roles`] what each role process does;
+//! [`systems`] how each system moves messages; [`payload`] and [`verify`]
+//! what is sent and how it is checked; [`stats`] and [`report`] the
+//! figures and their output; [`process`] processes, clock and limits.
+
+mod orchestrator;
+mod payload;
+mod process;
+mod report;
+mod roles;
+mod spec;
+mod stats;
+mod systems;
+mod verify;
+mod workloads;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::{Parser, Subcommand};
+
+use crate::spec::{System, Workload};
+
+/// Benchmarks mailboxd against a plain Unix socket, POSIX message queues
+/// and Redis, on the workloads of WORKLOADS.md; prints one JSON line per
+/// workload and system, then a table of ratios mailboxd / baseline.
+#[derive(Debug, Parser)]
+#[command(version, about, args_conflicts_with_subcommands = true)]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Hidden>,
+
+    /// Workloads to run, comma-separated [default: all]
+    #[arg(long, value_enum, value_delimiter = ',')]
+    workload: Vec<Workload>,
+
+    /// Systems to measure, comma-separated [default: all]
+    #[arg(long, value_enum, value_delimiter = ',')]
+    system: Vec<System>,
+
+    /// Multiplies every message count (at least 100 messages remain)
+    #[arg(long, default_value_t = 1.0, value_parser = parse_scale)]
+    scale: f64,
+
+    /// Print only the JSON lines, not the table
+    #[arg(long)]
+    json_only: bool,
+
+    /// The mailboxd binary [default: $MAILBOXD_BIN, else beside this binary]
+    #[arg(long, value_name = "PATH")]
+    mailboxd: Option<PathBuf>,
+
+    /// The redis-server binary [default: redis-server on PATH; skipped if absent]
+    #[arg(long, value_name = "PATH")]
+    redis_server: Option<PathBuf>,
+
+    /// Requests in flight per pipelining connection (capped by the mailbox capacity)
+    #[arg(long, default_value_t = 512, value_parser = clap::value_parser!(u32).range(1..=65_536))]
+    window: u32,
+
+    /// mailboxd's client path for the one-way workloads: one request per
+    /// message (send_pipelined / receive_pipelined) or batches (send_stream /
+    /// receive_stream)
+    #[arg(long, value_enum, default_value_t)]
+    mailboxd_api: roles::MailboxdApi,
+
+    /// Messages per batch with --mailboxd-api batched (capped by the mailbox capacity)
+    #[arg(long, default_value_t = 256, value_parser = clap::value_parser!(u32).range(1..=65_536))]
+    batch: u32,
+
+    /// Seconds one workload on one system may take before it counts as hung
+    #[arg(long, default_value_t = 600)]
+    timeout: u64,
+
+    /// Seed of the random payloads [default: from the clock]
+    #[arg(long)]
+    seed: Option<u64>,
+
+    /// Self-test: the first consumer of each one-way workload damages what it
+    /// receives, so every such run must FAIL
+    #[arg(long, value_enum, hide_short_help = true)]
+    inject_fault: Option<roles::Fault>,
+}
+
+#[derive(Debug, Subcommand)]
+enum Hidden {
+    /// One producer, consumer, echo or waiter of a run (started by the run itself)
+    #[command(hide = true)]
+    Role(roles::RoleArgs),
+}
+
+fn parse_scale(text: &str) -> Result<f64, String> {
+    match text.parse::<f64>() {
+        Ok(scale) if scale.is_finite() && scale > 0.0 => Ok(scale),
+        _ => Err(format!("{text:?} is not a positive number")),
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    if let Some(Hidden::Role(args)) = cli.command {
+        return match roles::run(&args) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(error) => {
+                eprintln!("mailbox-bench: {error:#}");
+                ExitCode::FAILURE
+            }
+        };
+    }
+    let mut workloads = cli.workload;
+    if workloads.is_empty() {
+        workloads = Workload::ALL.to_vec();
+    }
+    let mut systems = cli.system;
+    if systems.is_empty() {
+        systems = System::ALL.to_vec();
+    }
+    systems.sort();
+    systems.dedup();
+    let options = orchestrator::Options {
+        workloads,
+        systems,
+        scale: cli.scale,
+        json_only: cli.json_only,
+        mailboxd: cli.mailboxd,
+        redis_server: cli.redis_server,
+        window: cli.window as usize,
+        mailboxd_api: cli.mailboxd_api,
+        batch: cli.batch as usize,
+        timeout: Duration::from_secs(cli.timeout),
+        seed: cli.seed,
+        fault: cli.inject_fault,
+    };
+    match orchestrator::run(&options) {
+        Ok(code) => code,
+        Err(error) => {
+            eprintln!("mailbox-bench: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

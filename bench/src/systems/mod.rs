@@ -1,0 +1,183 @@
+//! The systems under measurement, each behind the same small interface so
+//! that a workload's logic (who sends what, what is checked, what is timed)
+//! is written once.
+//!
+//! In a role process a system provides a [`Sink`] (a producer's way out), a
+//! [`Source`] (a consumer's way in), a [`Requester`] and an [`Echo`] (the two
+//! ends of `rtt`). In the orchestrator it provides a [`Running`]: the server
+//! and the mailboxes, queues or lists of one workload, set up before the
+//! roles start and torn down after. How a system maps each workload onto
+//! its own primitives is documented in its module.
+//!
+//! This module decides nothing about timing or verification; the roles do.
+
+pub mod mailboxd;
+pub mod posix_mq;
+pub mod redis;
+mod resp;
+pub mod uds;
+
+use std::path::{Path, PathBuf};
+
+use anyhow::Result;
+use mailbox_client::Bytes;
+
+use crate::payload::Payloads;
+use crate::process::Deadline;
+use crate::roles::{MailboxdApi, RoleArgs};
+use crate::spec::{Shape, System, Workload};
+
+/// Where a consumer's messages go, one by one.
+pub trait Deliveries {
+    /// One received payload.
+    fn message(&mut self, payload: &[u8]);
+    /// The end of a batch of messages that arrived together (one read);
+    /// the consumer takes its "last receive" timestamp here, so that a
+    /// fast transport is not slowed by a clock read per message.
+    fn batch_end(&mut self);
+}
+
+/// A producer's way out: sends every message, in order.
+pub trait Sink {
+    /// Sends messages `0..payloads.count()`, as the system's fast path allows.
+    fn send_all(&mut self, payloads: &Payloads) -> Result<()>;
+}
+
+/// A consumer's way in.
+pub trait Source {
+    /// Receives until `expected` messages came (when known), or until the
+    /// system says the stream ended (the shared queue of `workq`).
+    fn receive_all(&mut self, expected: Option<u64>, into: &mut dyn Deliveries) -> Result<()>;
+}
+
+/// The measuring end of `rtt`: one request in flight.
+pub trait Requester {
+    /// Sends `request` and waits for the reply, which it leaves in `reply`.
+    fn round_trip(&mut self, request: &Bytes, reply: &mut Vec<u8>) -> Result<()>;
+}
+
+/// The answering end of `rtt`.
+pub trait Echo {
+    /// Answers `count` requests, each with its own payload.
+    fn serve(&mut self, count: u64) -> Result<()>;
+}
+
+/// What the orchestrator knows about the run it is preparing.
+#[derive(Debug, Clone)]
+pub struct Setup {
+    /// This run's private directory (sockets, received-set files).
+    pub dir: PathBuf,
+    /// A name unique to this run, for system-wide names (POSIX queues).
+    pub tag: String,
+    /// Pipelining window of the systems that pipeline.
+    pub window: usize,
+    /// The mailboxd client path.
+    pub mailboxd_api: MailboxdApi,
+    /// Messages per batch of the batched mailboxd path.
+    pub batch: usize,
+    /// The `mailboxd` binary.
+    pub mailboxd: Option<PathBuf>,
+    /// The `redis-server` binary, when installed.
+    pub redis_server: Option<PathBuf>,
+    /// The POSIX mq limits in force for the run.
+    pub mq: posix_mq::Limits,
+}
+
+/// A system set up for one workload, in the orchestrator.
+pub trait Running {
+    /// The server's socket, which the roles connect to (none for
+    /// `uds-direct` and `posix-mq`).
+    fn socket(&self) -> Option<&Path>;
+
+    /// After every producer of a shared queue finished: makes each
+    /// consumer's receiving end, once the queue is drained (`workq`).
+    fn end_shared_queue(&mut self, shape: &Shape, window: usize, deadline: Deadline) -> Result<()>;
+
+    /// `conns`: waits until `count` receives wait in the server.
+    fn wait_for_waiting(&mut self, count: u64, deadline: Deadline) -> Result<()>;
+
+    /// The server process whose memory `conns` measures.
+    fn server_pid(&self) -> Option<u32>;
+
+    /// What explains this system's figures (queue sizes, emulations).
+    fn notes(&self) -> Vec<String>;
+
+    /// Stops the server and removes what the workload created.
+    fn stop(self: Box<Self>) -> Result<()>;
+}
+
+/// Why `system` cannot run `workload` here, if it cannot.
+pub fn unsupported(
+    system: System,
+    workload: Workload,
+    shape: &Shape,
+    setup: &Setup,
+) -> Option<String> {
+    match system {
+        System::Mailboxd => None,
+        System::Redis if setup.redis_server.is_none() => {
+            Some("redis-server is not installed (not on PATH)".into())
+        }
+        System::Redis => None,
+        System::UdsDirect | System::PosixMq if workload == Workload::Conns => {
+            Some("there is no broker process whose memory and wake-ups could be measured".into())
+        }
+        System::UdsDirect => None,
+        System::PosixMq => setup.mq.unsupported(workload, shape),
+    }
+}
+
+/// Sets `system` up for `workload`.
+pub fn prepare(
+    system: System,
+    workload: Workload,
+    shape: &Shape,
+    setup: &Setup,
+) -> Result<Box<dyn Running>> {
+    Ok(match system {
+        System::Mailboxd => Box::new(mailboxd::Server::start(workload, shape, setup)?),
+        System::UdsDirect => Box::new(uds::Direct::new(workload)),
+        System::PosixMq => Box::new(posix_mq::Queues::create(workload, shape, setup)?),
+        System::Redis => Box::new(redis::Server::start(workload, shape, setup)?),
+    })
+}
+
+/// A producer's sink for the role's system.
+pub fn sink(args: &RoleArgs) -> Result<Box<dyn Sink>> {
+    match args.system {
+        System::Mailboxd => mailboxd::sink(args),
+        System::UdsDirect => uds::sink(args),
+        System::PosixMq => posix_mq::sink(args),
+        System::Redis => redis::sink(args),
+    }
+}
+
+/// A consumer's source for the role's system.
+pub fn source(args: &RoleArgs) -> Result<Box<dyn Source>> {
+    match args.system {
+        System::Mailboxd => mailboxd::source(args),
+        System::UdsDirect => uds::source(args),
+        System::PosixMq => posix_mq::source(args),
+        System::Redis => redis::source(args),
+    }
+}
+
+/// The `rtt` requester for the role's system.
+pub fn requester(args: &RoleArgs) -> Result<Box<dyn Requester>> {
+    match args.system {
+        System::Mailboxd => mailboxd::requester(args),
+        System::UdsDirect => uds::requester(args),
+        System::PosixMq => posix_mq::requester(args),
+        System::Redis => redis::requester(args),
+    }
+}
+
+/// The `rtt` echo for the role's system.
+pub fn echo(args: &RoleArgs) -> Result<Box<dyn Echo>> {
+    match args.system {
+        System::Mailboxd => mailboxd::echo(args),
+        System::UdsDirect => uds::echo(args),
+        System::PosixMq => posix_mq::echo(args),
+        System::Redis => redis::echo(args),
+    }
+}
