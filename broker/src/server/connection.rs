@@ -23,8 +23,11 @@ use super::outbox::{Batch, Outbox};
 use super::{clock, Shared};
 use crate::core::{ConnectionId, Outcome, Peer};
 
-/// What a reader asks of the socket per read, at least.
+/// What a busy reader asks of the socket per read, at least.
 const READ_CHUNK: usize = 64 * 1024;
+
+/// What a reader asks for while its reads do not fill the buffer.
+const SMALL_READ: usize = 4 * 1024;
 
 /// Why a connection's reader stopped.
 #[derive(Debug)]
@@ -185,6 +188,7 @@ async fn read_loop(
 
     let mut frames: Vec<ClientFrame> = Vec::new();
     let mut out = Outcome::new();
+    let mut busy = false;
     loop {
         // Decode everything already buffered before waiting for more.
         let violation = loop {
@@ -211,6 +215,8 @@ async fn read_loop(
             if state.timer_needs_wake() {
                 shared.timer_wake.notify_one();
             }
+            drop(state);
+            shared.note_activity();
         }
         if let Some(error) = violation {
             // The requests decoded before the bad frame were applied above;
@@ -223,8 +229,10 @@ async fn read_loop(
         }
         if buffer.is_empty() {
             // An idle connection (say, one blocked in a receive) holds no
-            // read buffer while it waits: thousands of them cost little.
+            // buffers while it waits: thousands of them cost little.
             buffer = BytesMut::new();
+            frames = Vec::new();
+            out = Outcome::new();
             tokio::select! {
                 ready = reader.readable() => if let Err(error) = ready {
                     return CloseReason::Io(error);
@@ -232,13 +240,17 @@ async fn read_loop(
                 _ = stop.changed() => return goodbye(outbox, CloseReason::Shutdown),
             }
         }
-        if buffer.capacity() - buffer.len() < READ_CHUNK / 4 {
-            buffer.reserve(READ_CHUNK);
+        // Small reads for small traffic, large ones once a read fills the
+        // buffer: a big buffer per request would fragment the heap between
+        // thousands of mostly idle connections.
+        let chunk = if busy { READ_CHUNK } else { SMALL_READ };
+        if buffer.capacity() - buffer.len() < chunk / 4 {
+            buffer.reserve(chunk);
         }
         tokio::select! {
             read = reader.read_buf(&mut buffer) => match read {
                 Ok(0) => return CloseReason::ClientClosed,
-                Ok(_) => {}
+                Ok(_) => busy = buffer.capacity() == buffer.len(),
                 Err(error) => return CloseReason::Io(error),
             },
             _ = stop.changed() => return goodbye(outbox, CloseReason::Shutdown),
@@ -264,9 +276,8 @@ fn goodbye(outbox: &Outbox, reason: CloseReason) -> CloseReason {
 
 async fn write_loop(mut writer: OwnedWriteHalf, outbox: Arc<Outbox>) {
     let mut buffer: Vec<u8> = Vec::new();
-    let mut spare = Vec::new();
     loop {
-        let frames = match outbox.take(spare).await {
+        let frames = match outbox.take().await {
             Batch::Frames(frames, bytes) => {
                 buffer.reserve(bytes);
                 frames
@@ -280,18 +291,14 @@ async fn write_loop(mut writer: OwnedWriteHalf, outbox: Arc<Outbox>) {
                 warn!(%error, "dropping unencodable frame");
             }
         }
-        spare = frames;
-        spare.clear();
+        drop(frames);
         if let Err(error) = writer.write_all(&buffer).await {
             debug!(%error, "write failed; the client is gone");
             break;
         }
-        buffer.clear();
-        if buffer.capacity() > 4 * READ_CHUNK {
-            // Do not keep a large buffer alive after a burst or one large
-            // message; idle connections should cost next to nothing.
-            buffer = Vec::new();
-        }
+        // Give the buffer back: an idle connection should cost next to
+        // nothing, and the next batch reserves what it needs in one go.
+        buffer = Vec::new();
     }
     // Whatever is still queued has nobody to go to; closing also releases a
     // reader paused on backpressure.
