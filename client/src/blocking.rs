@@ -9,8 +9,9 @@
 
 use std::collections::{HashMap, VecDeque};
 use std::fmt;
-use std::io::{self, Read, Write};
+use std::io::{self, Write};
 use std::ops::Range;
+use std::os::unix::io::AsRawFd;
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -56,7 +57,6 @@ pub struct Client {
     session: Session<()>,
     incoming: BytesMut,
     outgoing: BytesMut,
-    scratch: Vec<u8>,
     /// Answers that arrived while waiting for another request's answer.
     answered: HashMap<RequestId, Result<Response, BrokerError>>,
     /// Why the connection is unusable, once it is.
@@ -101,12 +101,11 @@ impl Client {
             .map_err(Error::from_connection_io)?;
         outgoing.clear();
         let mut incoming = BytesMut::new();
-        let mut scratch = vec![0; READ_CHUNK];
         let welcome = loop {
             if let Some(frame) = session::decode_server_frame(&mut incoming)? {
                 break session::accept_handshake(frame)?;
             }
-            read_some(&mut stream, &mut scratch, &mut incoming)?;
+            read_some(&mut stream, &mut incoming)?;
         };
         Ok(Self {
             stream,
@@ -114,7 +113,6 @@ impl Client {
             welcome,
             incoming,
             outgoing,
-            scratch,
             answered: HashMap::new(),
             closed: None,
         })
@@ -735,7 +733,7 @@ impl Client {
         if let Some(error) = &self.closed {
             return Err(error.replicate());
         }
-        if let Err(error) = read_some(&mut self.stream, &mut self.scratch, &mut self.incoming) {
+        if let Err(error) = read_some(&mut self.stream, &mut self.incoming) {
             return Err(self.close(error));
         }
         loop {
@@ -762,22 +760,33 @@ impl Client {
     }
 }
 
-/// Reads once into `incoming`, through `scratch`; the end of the stream is
+/// Reads once into `incoming`, straight into its spare capacity (no copy
+/// through an intermediate buffer); the end of the stream is
 /// [`Error::Disconnected`].
-fn read_some(
-    stream: &mut UnixStream,
-    scratch: &mut [u8],
-    incoming: &mut BytesMut,
-) -> Result<(), Error> {
+fn read_some(stream: &mut UnixStream, incoming: &mut BytesMut) -> Result<(), Error> {
+    if incoming.capacity() - incoming.len() < READ_CHUNK / 4 {
+        incoming.reserve(READ_CHUNK);
+    }
     loop {
-        match stream.read(scratch) {
-            Ok(0) => return Err(Error::Disconnected),
-            Ok(read) => {
-                incoming.extend_from_slice(&scratch[..read]);
+        let spare = incoming.spare_capacity_mut();
+        // SAFETY: read(2) writes at most `spare.len()` bytes into memory we
+        // own; it does not need that memory initialised.
+        let read =
+            unsafe { libc::read(stream.as_raw_fd(), spare.as_mut_ptr().cast(), spare.len()) };
+        match read {
+            0 => return Err(Error::Disconnected),
+            read if read > 0 => {
+                // SAFETY: the kernel initialised the first `read` spare bytes.
+                unsafe { incoming.set_len(incoming.len() + read as usize) };
                 return Ok(());
             }
-            Err(error) if error.kind() == io::ErrorKind::Interrupted => continue,
-            Err(error) => return Err(Error::from_connection_io(error)),
+            _ => {
+                let error = io::Error::last_os_error();
+                if error.kind() == io::ErrorKind::Interrupted {
+                    continue;
+                }
+                return Err(Error::from_connection_io(error));
+            }
         }
     }
 }

@@ -12,7 +12,7 @@
 //! instead of allocating.
 
 use bincode::Options;
-use bytes::{Buf, BytesMut};
+use bytes::{Buf, Bytes, BytesMut};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
@@ -179,6 +179,38 @@ pub fn encode_server_frame<B: FrameBuffer>(
     dst: &mut B,
     max_len: u32,
 ) -> Result<(), EncodeError> {
+    encode_server_frame_into(frame, dst, None, max_len)
+}
+
+/// Payloads left out of an encoded buffer, to be written from where they
+/// are (vectored I/O) instead of being copied into it.
+#[derive(Debug, Default)]
+pub struct Detached {
+    /// Payloads of at least this many bytes are detached.
+    pub threshold: usize,
+    /// Each detached payload and the buffer offset it belongs at, in order.
+    pub pieces: Vec<(usize, Bytes)>,
+}
+
+/// Like [`encode_server_frame`], but payloads of at least
+/// `detached.threshold` bytes are not copied into `dst`: they are recorded
+/// in `detached` with the offset where they belong, so that `dst` and the
+/// pieces, interleaved, are exactly the frame's bytes.
+pub fn encode_server_frame_detached(
+    frame: &ServerFrame,
+    dst: &mut Vec<u8>,
+    detached: &mut Detached,
+    max_len: u32,
+) -> Result<(), EncodeError> {
+    encode_server_frame_into(frame, dst, Some(detached), max_len)
+}
+
+fn encode_server_frame_into<B: FrameBuffer>(
+    frame: &ServerFrame,
+    dst: &mut B,
+    mut detached: Option<&mut Detached>,
+    max_len: u32,
+) -> Result<(), EncodeError> {
     let ServerFrame::Response {
         id,
         result: Ok(response),
@@ -187,23 +219,25 @@ pub fn encode_server_frame<B: FrameBuffer>(
         return encode_frame(frame, dst, max_len);
     };
     let start = dst.len();
+    let pieces_before = detached.as_ref().map_or(0, |d| d.pieces.len());
     dst.append(&[0; FRAME_HEADER_LEN]);
     let mut head = Varints::new();
     head.push(SERVER_FRAME_RESPONSE);
     head.push(*id);
     head.push(RESULT_OK);
+    let mut detached_bytes = 0;
     match response {
         Response::Received(message) => {
             head.push(RESPONSE_RECEIVED);
             dst.append(head.bytes());
-            append_message(message, dst);
+            detached_bytes += append_message(message, dst, detached.as_deref_mut());
         }
         Response::ReceivedMany(messages) => {
             head.push(RESPONSE_RECEIVED_MANY);
             head.push(messages.len() as u64);
             dst.append(head.bytes());
             for message in messages {
-                append_message(message, dst);
+                detached_bytes += append_message(message, dst, detached.as_deref_mut());
             }
         }
         _ => {
@@ -211,7 +245,7 @@ pub fn encode_server_frame<B: FrameBuffer>(
             return encode_frame(frame, dst, max_len);
         }
     }
-    let body_len = dst.len() - start - FRAME_HEADER_LEN;
+    let body_len = dst.len() - start - FRAME_HEADER_LEN + detached_bytes;
     match u32::try_from(body_len) {
         Ok(len) if len <= max_len => {
             dst.overwrite(start, &len.to_le_bytes());
@@ -219,6 +253,9 @@ pub fn encode_server_frame<B: FrameBuffer>(
         }
         _ => {
             dst.truncate(start);
+            if let Some(detached) = detached {
+                detached.pieces.truncate(pieces_before);
+            }
             Err(EncodeError::FrameTooLarge { max: max_len })
         }
     }
@@ -231,7 +268,12 @@ const RESULT_OK: u64 = 0;
 const RESPONSE_RECEIVED: u64 = 5;
 const RESPONSE_RECEIVED_MANY: u64 = 11;
 
-fn append_message<B: FrameBuffer>(message: &Message, dst: &mut B) {
+/// Appends one message; returns the payload bytes it detached instead.
+fn append_message<B: FrameBuffer>(
+    message: &Message,
+    dst: &mut B,
+    detached: Option<&mut Detached>,
+) -> usize {
     let meta = &message.metadata;
     let mut head = Varints::new();
     head.push(meta.sequence);
@@ -242,7 +284,16 @@ fn append_message<B: FrameBuffer>(message: &Message, dst: &mut B) {
     head.push(meta.accepted_at_unix_nanos);
     head.push(message.payload.len() as u64);
     dst.append(head.bytes());
-    dst.append(&message.payload);
+    match detached {
+        Some(detached) if message.payload.len() >= detached.threshold => {
+            detached.pieces.push((dst.len(), message.payload.clone()));
+            message.payload.len()
+        }
+        _ => {
+            dst.append(&message.payload);
+            0
+        }
+    }
 }
 
 /// A few bincode varints gathered on the stack, appended with one call.
@@ -333,11 +384,23 @@ pub fn decode_client_frame(
     let Some(body) = split_body(src, max_len)? else {
         return Ok(None);
     };
-    if let Some(frame) = fast::client_frame(&body) {
-        return Ok(Some(frame));
+    if let Some(parsed) = fast::client_frame(&body) {
+        // A large frame is mostly payload: slice it where it was read rather
+        // than copy it. That keeps the read buffer it came in alive while a
+        // message of it is queued, at most about twice the frame; small
+        // frames are copied so they never pin a large buffer.
+        let owned = if body.len() >= ZERO_COPY_FRAME_LEN {
+            body.freeze()
+        } else {
+            Bytes::copy_from_slice(&body)
+        };
+        return Ok(Some(parsed.into_frame(&owned)));
     }
     decode_body(&body).map(Some)
 }
+
+/// Client frames at least this long are decoded without copying their payloads.
+const ZERO_COPY_FRAME_LEN: usize = 64 * 1024;
 
 /// Splits one whole frame's body off `src`, checking the header first.
 fn split_body(src: &mut BytesMut, max_len: u32) -> Result<Option<BytesMut>, DecodeError> {
@@ -455,7 +518,40 @@ mod fast {
     const RESPONSE_RECEIVED: u32 = 5;
     const RESPONSE_RECEIVED_MANY: u32 = 11;
 
-    pub(super) fn client_frame(body: &[u8]) -> Option<ClientFrame> {
+    /// A `Send` or `SendMany` whose payloads are ranges of the frame body.
+    pub(super) struct ParsedSend {
+        id: u64,
+        many: bool,
+        mailbox: String,
+        ranges: Vec<Range<usize>>,
+        wait: Wait,
+    }
+
+    impl ParsedSend {
+        /// The frame, its payloads sliced out of `owned` (the same body).
+        pub(super) fn into_frame(self, owned: &Bytes) -> ClientFrame {
+            let mut payloads = self.ranges.into_iter().map(|range| owned.slice(range));
+            let request = if self.many {
+                Request::SendMany {
+                    mailbox: self.mailbox,
+                    payloads: payloads.collect(),
+                    wait: self.wait,
+                }
+            } else {
+                Request::Send {
+                    mailbox: self.mailbox,
+                    payload: payloads.next().unwrap_or_default(),
+                    wait: self.wait,
+                }
+            };
+            ClientFrame {
+                id: self.id,
+                request,
+            }
+        }
+    }
+
+    pub(super) fn client_frame(body: &[u8]) -> Option<ParsedSend> {
         let mut reader = Reader::new(body);
         let id = reader.varint()?;
         let tag = reader.u32()?;
@@ -481,22 +577,13 @@ mod fast {
         if !reader.finished() {
             return None;
         }
-        let owned = Bytes::copy_from_slice(body);
-        let mut payloads = ranges.into_iter().map(|range| owned.slice(range));
-        let request = if tag == REQUEST_SEND {
-            Request::Send {
-                mailbox,
-                payload: payloads.next()?,
-                wait,
-            }
-        } else {
-            Request::SendMany {
-                mailbox,
-                payloads: payloads.collect(),
-                wait,
-            }
-        };
-        Some(ClientFrame { id, request })
+        Some(ParsedSend {
+            id,
+            many: tag == REQUEST_SEND_MANY,
+            mailbox,
+            ranges,
+            wait,
+        })
     }
 
     fn message(reader: &mut Reader<'_>, body: &Bytes) -> Option<Message> {
@@ -689,6 +776,22 @@ mod tests {
             decode_frame::<Hello>(&mut buf, MAX),
             Err(DecodeError::Malformed(_))
         ));
+    }
+
+    #[test]
+    fn a_large_send_decodes_without_copying_and_equal_to_bincode() {
+        let frame = ClientFrame {
+            id: 9,
+            request: Request::SendMany {
+                mailbox: "big".into(),
+                payloads: vec![Bytes::from(vec![1u8; 70_000]), Bytes::from(vec![2u8; 3])],
+                wait: Wait::Forever,
+            },
+        };
+        let mut buf = encoded(&frame);
+        let decoded = decode_client_frame(&mut buf, MAX).unwrap().unwrap();
+        assert_eq!(decoded, frame);
+        assert!(buf.is_empty());
     }
 
     #[test]
@@ -889,6 +992,29 @@ mod tests {
             let mut slow = Vec::new();
             encode_frame(&frame, &mut slow, MAX).unwrap();
             prop_assert_eq!(fast, slow);
+        }
+
+        #[test]
+        fn detached_payloads_interleave_back_into_the_same_bytes(
+            id in any::<u64>(),
+            messages in proptest::collection::vec(arb_message(), 0..5),
+            threshold in 0usize..200,
+        ) {
+            let frame = ServerFrame::Response { id, result: Ok(Response::ReceivedMany(messages)) };
+            let mut buffer = b"before".to_vec();
+            let mut detached = Detached { threshold, pieces: Vec::new() };
+            encode_server_frame_detached(&frame, &mut buffer, &mut detached, MAX).unwrap();
+            let mut joined = Vec::new();
+            let mut at = 0;
+            for (offset, payload) in &detached.pieces {
+                joined.extend_from_slice(&buffer[at..*offset]);
+                joined.extend_from_slice(payload);
+                at = *offset;
+            }
+            joined.extend_from_slice(&buffer[at..]);
+            let mut expected = b"before".to_vec();
+            encode_frame(&frame, &mut expected, MAX).unwrap();
+            prop_assert_eq!(joined, expected);
         }
 
         #[test]

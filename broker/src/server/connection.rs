@@ -9,9 +9,10 @@
 
 use bytes::BytesMut;
 use mailbox_proto::{
-    decode_client_frame, decode_frame, encode_server_frame, BrokerError, ClientFrame, ErrorKind,
-    Hello, ServerFrame, Welcome, HELLO_MAGIC, PROTOCOL_VERSION,
+    decode_client_frame, decode_frame, encode_server_frame_detached, BrokerError, ClientFrame,
+    Detached, ErrorKind, Hello, ServerFrame, Welcome, HELLO_MAGIC, PROTOCOL_VERSION,
 };
+use std::io::IoSlice;
 use std::sync::Arc;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::unix::{OwnedReadHalf, OwnedWriteHalf};
@@ -274,34 +275,100 @@ fn goodbye(outbox: &Outbox, reason: CloseReason) -> CloseReason {
     reason
 }
 
+/// Payloads at least this large are written from where they are, not
+/// copied into the write buffer.
+const DETACH_PAYLOADS_FROM: usize = 16 * 1024;
+
 async fn write_loop(mut writer: OwnedWriteHalf, outbox: Arc<Outbox>) {
-    let mut buffer: Vec<u8> = Vec::new();
+    let mut detached = Detached {
+        threshold: DETACH_PAYLOADS_FROM,
+        pieces: Vec::new(),
+    };
     loop {
-        let frames = match outbox.take().await {
+        let mut buffer: Vec<u8> = match outbox.take().await {
             Batch::Frames(frames, bytes) => {
-                buffer.reserve(bytes);
-                frames
+                let mut buffer = Vec::with_capacity(bytes.min(4 * READ_CHUNK));
+                for frame in &frames {
+                    // Only a reply larger than the frame limit can fail here,
+                    // and the core never builds one; drop it loudly rather
+                    // than wedge.
+                    if let Err(error) =
+                        encode_server_frame_detached(frame, &mut buffer, &mut detached, u32::MAX)
+                    {
+                        warn!(%error, "dropping unencodable frame");
+                    }
+                }
+                buffer
             }
             Batch::Closed => break,
         };
-        for frame in &frames {
-            // Only a reply larger than the frame limit can fail here, and
-            // the core never builds one; drop it loudly rather than wedge.
-            if let Err(error) = encode_server_frame(frame, &mut buffer, u32::MAX) {
-                warn!(%error, "dropping unencodable frame");
-            }
-        }
-        drop(frames);
-        if let Err(error) = writer.write_all(&buffer).await {
+        let written = if detached.pieces.is_empty() {
+            writer.write_all(&buffer).await
+        } else {
+            write_pieces(&mut writer, &buffer, &detached.pieces).await
+        };
+        detached.pieces.clear();
+        if let Err(error) = written {
             debug!(%error, "write failed; the client is gone");
             break;
         }
         // Give the buffer back: an idle connection should cost next to
         // nothing, and the next batch reserves what it needs in one go.
-        buffer = Vec::new();
+        buffer.clear();
+        drop(buffer);
     }
     // Whatever is still queued has nobody to go to; closing also releases a
     // reader paused on backpressure.
     outbox.close();
     let _ = writer.shutdown().await;
+}
+
+/// Writes `buffer` with each detached payload at its offset, in as few
+/// vectored writes as the socket takes.
+async fn write_pieces(
+    writer: &mut OwnedWriteHalf,
+    buffer: &[u8],
+    pieces: &[(usize, bytes::Bytes)],
+) -> std::io::Result<()> {
+    let mut segments: Vec<&[u8]> = Vec::with_capacity(pieces.len() * 2 + 1);
+    let mut at = 0;
+    for (offset, payload) in pieces {
+        segments.push(&buffer[at..*offset]);
+        segments.push(payload);
+        at = *offset;
+    }
+    segments.push(&buffer[at..]);
+    segments.retain(|segment| !segment.is_empty());
+    let mut first = 0;
+    let mut skip = 0;
+    while first < segments.len() {
+        let slices: Vec<IoSlice<'_>> = segments[first..]
+            .iter()
+            .take(64)
+            .enumerate()
+            .map(|(index, segment)| {
+                IoSlice::new(if index == 0 {
+                    &segment[skip..]
+                } else {
+                    segment
+                })
+            })
+            .collect();
+        let mut written = writer.write_vectored(&slices).await?;
+        if written == 0 {
+            return Err(std::io::ErrorKind::WriteZero.into());
+        }
+        while written > 0 && first < segments.len() {
+            let left = segments[first].len() - skip;
+            if written >= left {
+                written -= left;
+                first += 1;
+                skip = 0;
+            } else {
+                skip += written;
+                written = 0;
+            }
+        }
+    }
+    Ok(())
 }
