@@ -205,6 +205,82 @@ pub fn encode_server_frame_detached(
     encode_server_frame_into(frame, dst, Some(detached), max_len)
 }
 
+impl Detached {
+    /// Detaches payloads of at least `threshold` bytes.
+    pub fn new(threshold: usize) -> Self {
+        Self {
+            threshold,
+            pieces: Vec::new(),
+        }
+    }
+
+    /// The bytes to write, in order: `buffer` cut at each detached payload's
+    /// offset with the payload in between.
+    pub fn interleave<'a>(&'a self, buffer: &'a [u8]) -> Segments<'a> {
+        let mut segments = Vec::with_capacity(self.pieces.len() * 2 + 1);
+        let mut at = 0;
+        for (offset, payload) in &self.pieces {
+            segments.push(&buffer[at..*offset]);
+            segments.push(&payload[..]);
+            at = *offset;
+        }
+        segments.push(&buffer[at..]);
+        segments.retain(|segment| !segment.is_empty());
+        Segments {
+            segments,
+            first: 0,
+            skip: 0,
+        }
+    }
+}
+
+/// Byte slices to write in order with vectored writes, and how far the
+/// writing got.
+#[derive(Debug)]
+pub struct Segments<'a> {
+    segments: Vec<&'a [u8]>,
+    first: usize,
+    skip: usize,
+}
+
+impl Segments<'_> {
+    /// Whether everything was written.
+    pub fn is_done(&self) -> bool {
+        self.first >= self.segments.len()
+    }
+
+    /// The next slices to hand to a vectored write (at most 64).
+    pub fn io_slices(&self) -> Vec<std::io::IoSlice<'_>> {
+        self.segments[self.first..]
+            .iter()
+            .take(64)
+            .enumerate()
+            .map(|(index, segment)| {
+                std::io::IoSlice::new(if index == 0 {
+                    &segment[self.skip..]
+                } else {
+                    segment
+                })
+            })
+            .collect()
+    }
+
+    /// Records that a write took `written` bytes.
+    pub fn advance(&mut self, mut written: usize) {
+        while written > 0 && self.first < self.segments.len() {
+            let left = self.segments[self.first].len() - self.skip;
+            if written >= left {
+                written -= left;
+                self.first += 1;
+                self.skip = 0;
+            } else {
+                self.skip += written;
+                written = 0;
+            }
+        }
+    }
+}
+
 fn encode_server_frame_into<B: FrameBuffer>(
     frame: &ServerFrame,
     dst: &mut B,

@@ -19,7 +19,7 @@ pub mod socket_path;
 
 pub use codec::{
     decode_client_frame, decode_frame, decode_server_frame, encode_frame, encode_server_frame,
-    encode_server_frame_detached, DecodeError, Detached, EncodeError,
+    encode_server_frame_detached, DecodeError, Detached, EncodeError, Segments,
 };
 pub use frame::{
     BrokerError, ClientFrame, ErrorKind, Hello, Request, RequestId, Response, ServerFrame, Wait,

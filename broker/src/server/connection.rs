@@ -12,7 +12,6 @@ use mailbox_proto::{
     decode_client_frame, decode_frame, encode_server_frame_detached, BrokerError, ClientFrame,
     Detached, ErrorKind, Hello, ServerFrame, Welcome, HELLO_MAGIC, PROTOCOL_VERSION,
 };
-use std::io::IoSlice;
 use std::sync::Arc;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::unix::{OwnedReadHalf, OwnedWriteHalf};
@@ -280,10 +279,7 @@ fn goodbye(outbox: &Outbox, reason: CloseReason) -> CloseReason {
 const DETACH_PAYLOADS_FROM: usize = 16 * 1024;
 
 async fn write_loop(mut writer: OwnedWriteHalf, outbox: Arc<Outbox>) {
-    let mut detached = Detached {
-        threshold: DETACH_PAYLOADS_FROM,
-        pieces: Vec::new(),
-    };
+    let mut detached = Detached::new(DETACH_PAYLOADS_FROM);
     loop {
         let mut buffer: Vec<u8> = match outbox.take().await {
             Batch::Frames(frames, bytes) => {
@@ -305,7 +301,7 @@ async fn write_loop(mut writer: OwnedWriteHalf, outbox: Arc<Outbox>) {
         let written = if detached.pieces.is_empty() {
             writer.write_all(&buffer).await
         } else {
-            write_pieces(&mut writer, &buffer, &detached.pieces).await
+            write_pieces(&mut writer, &buffer, &detached).await
         };
         detached.pieces.clear();
         if let Err(error) = written {
@@ -328,47 +324,15 @@ async fn write_loop(mut writer: OwnedWriteHalf, outbox: Arc<Outbox>) {
 async fn write_pieces(
     writer: &mut OwnedWriteHalf,
     buffer: &[u8],
-    pieces: &[(usize, bytes::Bytes)],
+    detached: &Detached,
 ) -> std::io::Result<()> {
-    let mut segments: Vec<&[u8]> = Vec::with_capacity(pieces.len() * 2 + 1);
-    let mut at = 0;
-    for (offset, payload) in pieces {
-        segments.push(&buffer[at..*offset]);
-        segments.push(payload);
-        at = *offset;
-    }
-    segments.push(&buffer[at..]);
-    segments.retain(|segment| !segment.is_empty());
-    let mut first = 0;
-    let mut skip = 0;
-    while first < segments.len() {
-        let slices: Vec<IoSlice<'_>> = segments[first..]
-            .iter()
-            .take(64)
-            .enumerate()
-            .map(|(index, segment)| {
-                IoSlice::new(if index == 0 {
-                    &segment[skip..]
-                } else {
-                    segment
-                })
-            })
-            .collect();
-        let mut written = writer.write_vectored(&slices).await?;
+    let mut segments = detached.interleave(buffer);
+    while !segments.is_done() {
+        let written = writer.write_vectored(&segments.io_slices()).await?;
         if written == 0 {
             return Err(std::io::ErrorKind::WriteZero.into());
         }
-        while written > 0 && first < segments.len() {
-            let left = segments[first].len() - skip;
-            if written >= left {
-                written -= left;
-                first += 1;
-                skip = 0;
-            } else {
-                skip += written;
-                written = 0;
-            }
-        }
+        segments.advance(written);
     }
     Ok(())
 }
