@@ -64,19 +64,27 @@ struct Cli {
     #[arg(long, value_name = "PATH")]
     redis_server: Option<PathBuf>,
 
-    /// Requests in flight per pipelining connection (capped by the mailbox capacity)
+    /// Requests in flight per pipelining connection (capped by the mailbox
+    /// capacity): the baselines, and mailboxd with --mailboxd-api pipelined
     #[arg(long, default_value_t = 512, value_parser = clap::value_parser!(u32).range(1..=65_536))]
     window: u32,
 
-    /// mailboxd's client path for the one-way workloads: one request per
-    /// message (send_pipelined / receive_pipelined) or batches (send_stream /
-    /// receive_stream)
+    /// mailboxd's client path: batches (send_stream / receive_stream; rtt
+    /// and rendezvous with a receive posted ahead), or one request per
+    /// message (send_pipelined / receive_pipelined; rtt and rendezvous one
+    /// blocking call at a time)
     #[arg(long, value_enum, default_value_t)]
     mailboxd_api: roles::MailboxdApi,
 
-    /// Messages per batch with --mailboxd-api batched (capped by the mailbox capacity)
-    #[arg(long, default_value_t = 256, value_parser = clap::value_parser!(u32).range(1..=65_536))]
-    batch: u32,
+    /// Messages per batch (send and receive) with --mailboxd-api batched
+    /// [default: per workload; capped by the mailbox capacity]
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..=65_536))]
+    batch: Option<u32>,
+
+    /// Batches in flight per connection with --mailboxd-api batched
+    /// [default: per workload; batch x batches capped by the capacity]
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..=65_536))]
+    batches: Option<u32>,
 
     /// Seconds one workload on one system may take before it counts as hung
     #[arg(long, default_value_t = 600)]
@@ -136,7 +144,8 @@ fn main() -> ExitCode {
         redis_server: cli.redis_server,
         window: cli.window as usize,
         mailboxd_api: cli.mailboxd_api,
-        batch: cli.batch as usize,
+        batch: cli.batch.map(|batch| batch as usize),
+        batches: cli.batches.map(|batches| batches as usize),
         timeout: Duration::from_secs(cli.timeout),
         seed: cli.seed,
         fault: cli.inject_fault,

@@ -41,8 +41,10 @@ pub struct Options {
     pub window: usize,
     /// The mailboxd client path.
     pub mailboxd_api: MailboxdApi,
-    /// Messages per batch of the batched mailboxd path.
-    pub batch: usize,
+    /// Messages per batch of the batched mailboxd path, if not per workload.
+    pub batch: Option<usize>,
+    /// Batches in flight of the batched mailboxd path, if not per workload.
+    pub batches: Option<usize>,
     /// Longest a single run may take.
     pub timeout: Duration,
     /// The payloads' seed (random when not given).
@@ -67,7 +69,12 @@ pub fn run(options: &Options) -> Result<ExitCode> {
         .redis_server
         .clone()
         .or_else(|| find_on_path("redis-server"));
-    let shapes = options.workloads.iter().map(|w| w.shape(options.scale));
+    // The memory workloads never run on POSIX queues (and are unbounded).
+    let shapes = options
+        .workloads
+        .iter()
+        .filter(|w| !w.measures_broker_memory())
+        .map(|w| w.shape(options.scale));
     let (depth, size) = posix_mq::needs(shapes);
     // Dropped at the end of this function, on every path: limits restored.
     let mq_guard = options
@@ -104,6 +111,7 @@ pub fn run(options: &Options) -> Result<ExitCode> {
                 window: options.window,
                 mailboxd_api: options.mailboxd_api,
                 batch: options.batch,
+                batches: options.batches,
                 mailboxd: mailboxd.clone(),
                 redis_server: redis_server.clone(),
                 mq: mq.clone(),

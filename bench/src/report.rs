@@ -119,7 +119,9 @@ impl Record {
 fn decimals(name: &str) -> i32 {
     match name {
         "msgs_per_s" | "deliveries_per_s" => 0,
-        "p50_us" | "p99_us" | "p999_us" | "rss_mib" => 1,
+        "p50_us" | "p99_us" | "p999_us" | "rss_mib" | "bytes_per_message" | "bytes_per_mailbox" => {
+            1
+        }
         "fairness" | "gib_per_s" => 3,
         _ => 4,
     }
@@ -141,7 +143,7 @@ enum Better {
 }
 
 /// The rows of the table: workload, figure, which way is better.
-const ROWS: [(Workload, &str, Better); 11] = [
+const ROWS: [(Workload, &str, Better); 15] = [
     (Workload::Stream, "msgs_per_s", Better::Higher),
     (Workload::Rtt, "p50_us", Better::Lower),
     (Workload::Rtt, "p99_us", Better::Lower),
@@ -153,6 +155,10 @@ const ROWS: [(Workload, &str, Better); 11] = [
     (Workload::Large, "gib_per_s", Better::Higher),
     (Workload::Conns, "rss_mib", Better::Lower),
     (Workload::Conns, "deliver_s", Better::Lower),
+    (Workload::Memory, "rss_mib", Better::Lower),
+    (Workload::Memory, "bytes_per_message", Better::Lower),
+    (Workload::IdleMailboxes, "rss_mib", Better::Lower),
+    (Workload::IdleMailboxes, "bytes_per_mailbox", Better::Lower),
 ];
 
 /// The human table: each figure per system, then `mailboxd / baseline`.
@@ -165,7 +171,7 @@ pub fn table(records: &[Record]) -> String {
     };
     let baselines = &System::ALL[1..];
     let mut out = String::new();
-    let _ = write!(out, "{:<11} {:<17} {:<7}", "workload", "figure", "better");
+    let _ = write!(out, "{:<14} {:<17} {:<7}", "workload", "figure", "better");
     for system in System::ALL {
         let _ = write!(out, " {:>10}", system.id());
     }
@@ -182,7 +188,7 @@ pub fn table(records: &[Record]) -> String {
             Better::Higher => "higher",
             Better::Lower => "lower",
         };
-        let _ = write!(out, "{:<11} {:<17} {:<7}", workload.id(), name, better_text);
+        let _ = write!(out, "{:<14} {:<17} {:<7}", workload.id(), name, better_text);
         for system in System::ALL {
             let cell = find(workload, system, name).map_or_else(|| "-".to_owned(), human);
             let _ = write!(out, " {cell:>10}");

@@ -39,6 +39,8 @@ pub enum Role {
     ConnsWaiter,
     /// `conns`: sends one message to each waiting connection.
     ConnsSender,
+    /// `idle-mailboxes`: creates the mailboxes, then leaves them idle.
+    MailboxCreator,
 }
 
 /// A fault a consumer injects into what it received, before verifying, to
@@ -55,18 +57,20 @@ pub enum Fault {
     Reorder,
 }
 
-/// Which fast path of `mailbox-client` the mailboxd producers and
-/// consumers use.
+/// Which path of `mailbox-client` the mailboxd roles use.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, ValueEnum)]
 pub enum MailboxdApi {
-    /// `send_pipelined` / `receive_pipelined`: one request per message,
-    /// up to the window in flight.
+    /// The fast path a user who wants throughput takes: `send_stream` /
+    /// `receive_stream` (`SendMany` / `ReceiveMany` batches, sized per
+    /// workload, see `systems::mailboxd::Batching`); `rtt` with the request
+    /// and the next receive written together; `rendezvous` with a receive
+    /// posted ahead.
     #[default]
-    Pipelined,
-    /// `send_stream` / `receive_stream`: `SendMany` / `ReceiveMany` batches
-    /// of up to `--batch` messages, as many batches in flight as make up
-    /// the window.
     Batched,
+    /// One request per message: `send_pipelined` / `receive_pipelined`, up
+    /// to the window in flight; `rtt` and `rendezvous` one blocking call at
+    /// a time.
+    Pipelined,
 }
 
 /// Everything a role needs to know, passed on its command line.
@@ -123,9 +127,12 @@ pub struct RoleArgs {
     /// The mailboxd client path.
     #[arg(long, value_enum, default_value_t)]
     pub mailboxd_api: MailboxdApi,
-    /// Messages per batch with `--mailboxd-api batched`.
-    #[arg(long, default_value_t = 256)]
-    pub batch: usize,
+    /// Messages per batch with `--mailboxd-api batched` (else per workload).
+    #[arg(long)]
+    pub batch: Option<usize>,
+    /// Batches in flight with `--mailboxd-api batched` (else per workload).
+    #[arg(long)]
+    pub batches: Option<usize>,
     /// Consumer 0 damages what it received (a self-test of verification).
     #[arg(long, value_enum)]
     pub fault: Option<Fault>,
@@ -171,9 +178,15 @@ impl RoleArgs {
             value(&self.processes),
             "--mailboxd-api".into(),
             enum_name(self.mailboxd_api.to_possible_value()),
-            "--batch".into(),
-            value(&self.batch),
         ];
+        if let Some(batch) = self.batch {
+            args.push("--batch".into());
+            args.push(value(&batch));
+        }
+        if let Some(batches) = self.batches {
+            args.push("--batches".into());
+            args.push(value(&batches));
+        }
         if let Some(socket) = &self.socket {
             args.push("--socket".into());
             args.push(socket.clone().into_os_string());
@@ -239,6 +252,10 @@ pub fn run(args: &RoleArgs) -> Result<()> {
             System::Mailboxd => systems::mailboxd::conns_sender(args),
             System::Redis => systems::redis::conns_sender(args),
             other => Err(anyhow!("{other} has no conns sender")),
+        },
+        Role::MailboxCreator => match args.system {
+            System::Mailboxd => systems::mailboxd::create_idle(args),
+            other => Err(anyhow!("{other} has no idle mailboxes")),
         },
     }
     .with_context(|| {
@@ -498,7 +515,8 @@ mod tests {
             socket: Some(PathBuf::from("/tmp/x/s.sock")),
             processes: 3,
             mailboxd_api: MailboxdApi::Batched,
-            batch: 64,
+            batch: Some(64),
+            batches: None,
             fault: Some(Fault::Reorder),
         }
     }

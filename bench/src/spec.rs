@@ -25,6 +25,12 @@ pub enum Workload {
     Large,
     /// 10,000 connections each blocked in a receive; then one message each.
     Conns,
+    /// Broker RSS with 1,000,000 messages of 64 B queued in one unbounded
+    /// mailbox (beyond the spec's table: the memory targets).
+    Memory,
+    /// Broker RSS per idle mailbox, after creating 10,000 (beyond the
+    /// spec's table: the memory targets).
+    IdleMailboxes,
 }
 
 /// One system measured on the workloads.
@@ -42,7 +48,7 @@ pub enum System {
 
 impl Workload {
     /// Every workload, in the spec's order.
-    pub const ALL: [Workload; 7] = [
+    pub const ALL: [Workload; 9] = [
         Workload::Stream,
         Workload::Rtt,
         Workload::Fanout,
@@ -50,6 +56,8 @@ impl Workload {
         Workload::Rendezvous,
         Workload::Large,
         Workload::Conns,
+        Workload::Memory,
+        Workload::IdleMailboxes,
     ];
 
     /// The spec's id, as it appears in the JSON output.
@@ -62,7 +70,15 @@ impl Workload {
             Workload::Rendezvous => "rendezvous",
             Workload::Large => "large",
             Workload::Conns => "conns",
+            Workload::Memory => "memory",
+            Workload::IdleMailboxes => "idle-mailboxes",
         }
+    }
+
+    /// Whether the workload measures a broker's own memory, which only a
+    /// system with a server process can show.
+    pub fn measures_broker_memory(self) -> bool {
+        matches!(self, Workload::Memory | Workload::IdleMailboxes)
     }
 
     /// The workload's shape at `scale` (message counts times `scale`, never
@@ -116,6 +132,20 @@ impl Workload {
                 capacity: 1,
                 ..base
             },
+            // Filled by the producer, then drained (and verified) by the
+            // consumer once the broker's memory was read.
+            Workload::Memory => Shape {
+                messages: scaled(1_000_000),
+                capacity: UNBOUNDED,
+                ..base
+            },
+            // `messages` counts the mailboxes the producer creates.
+            Workload::IdleMailboxes => Shape {
+                consumers: 0,
+                messages: scaled(10_000),
+                capacity: UNBOUNDED,
+                ..base
+            },
         }
     }
 }
@@ -152,6 +182,9 @@ impl fmt::Display for System {
     }
 }
 
+/// [`Shape::capacity`] of an unbounded mailbox.
+pub const UNBOUNDED: u32 = u32::MAX;
+
 /// Smallest message count any workload runs with, whatever the scale.
 pub const MIN_COUNT: u64 = 100;
 
@@ -178,7 +211,7 @@ pub struct Shape {
     pub warmup: u64,
     /// Payload bytes per message.
     pub size: usize,
-    /// Mailbox capacity in messages; 0 is rendezvous.
+    /// Mailbox capacity in messages; 0 is rendezvous, [`UNBOUNDED`] none.
     pub capacity: u32,
 }
 
@@ -232,5 +265,14 @@ mod tests {
         assert_eq!(Workload::Rendezvous.shape(1.0).capacity, 0);
         assert_eq!(Workload::Large.shape(1.0).size, 1 << 20);
         assert_eq!(Workload::Conns.shape(0.001).consumers, 100);
+        let memory = Workload::Memory.shape(1.0);
+        assert_eq!(
+            (memory.messages, memory.size, memory.capacity),
+            (1_000_000, 64, UNBOUNDED)
+        );
+        assert_eq!(Workload::IdleMailboxes.shape(1.0).messages, 10_000);
+        assert_eq!(Workload::IdleMailboxes.shape(0.001).messages, MIN_COUNT);
+        assert!(Workload::Memory.measures_broker_memory());
+        assert!(!Workload::Conns.measures_broker_memory());
     }
 }

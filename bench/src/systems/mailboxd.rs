@@ -1,18 +1,26 @@
-//! `mailboxd`, the system under test, driven through `mailbox-client` as a
-//! user would drive it on the fast path.
+//! `mailboxd`, the system under test, driven through `mailbox-client` the
+//! way a user who wants throughput drives it: batches (`send_stream` /
+//! `receive_stream`), several in flight, and requests that can travel
+//! together written together.
 //!
 //! | workload | mailboxes (as the spec's table) | producer | consumer |
 //! |---|---|---|---|
-//! | stream, large | one, bounded 1024 / 16, round-robin | blocking client, `send_pipelined` (window = min(--window, capacity)) | `receive_pipelined`, same window |
-//! | fanout | one, bounded 1024, broadcast | `send_pipelined` (each receipt must name 8 recipients) | subscribes before the producer starts, then `receive_pipelined` |
-//! | workq | one shared, bounded 1024, round-robin | 4 x `send_pipelined` | 4 x `receive_pipelined`; the orchestrator deletes the drained mailbox to end them (`MailboxDeleted`) |
-//! | rendezvous | one, zero capacity | blocking `send`, one in flight | blocking `receive`, one in flight |
-//! | rtt | `req` and `rep`, bounded 1 | `send(req)` then `receive(rep)` | `receive(req)` then `send(rep)` |
+//! | stream, large | one, bounded 1024 / 16, round-robin | blocking client, `send_stream` | `receive_stream` |
+//! | fanout | one, bounded 1024, broadcast | `send_stream` (each batch receipt must name 8 recipients) | subscribes before the producer starts, then `receive_stream` |
+//! | workq | one shared, bounded 1024, round-robin | 4 x `send_stream` | 4 x `receive_stream` of small batches, few in flight, so that the consumers take turns; the orchestrator deletes the drained mailbox to end them (`MailboxDeleted`) |
+//! | rendezvous | one, zero capacity | blocking `send`, one in flight (each completes before the next, by definition) | `receive_stream` of single messages with 2 receives posted, so that a send completes as soon as it reaches the broker |
+//! | rtt | `req` and `rep`, bounded 1 | async client: `send(req)` and `receive(rep)` issued together, so they leave in one write | async client: `send(rep)` and the next `receive(req)` together, so a receive is always posted |
 //! | conns | one bounded-1 mailbox per connection, created by it | async client, one connection, a task per send | async client per connection, one `receive` each |
+//! | memory | one, unbounded | `send_stream` fills it; the broker's RSS is read | then `receive_stream` drains it, verifying |
+//! | idle-mailboxes | created by one connection, default settings (unbounded) | - | - |
 //!
-//! With `--mailboxd-api batched` the one-way producers and consumers use
-//! `send_stream` / `receive_stream` instead (batches of `--batch` messages,
-//! as many batches in flight as make up the window).
+//! Batch sizes and batches in flight per workload: [`Batching::plan`]
+//! (`--batch`, `--batches` override them). With `--mailboxd-api
+//! pipelined` the one-way workloads go one request per message instead
+//! (`send_pipelined` / `receive_pipelined`, window min(`--window`,
+//! capacity)), `rtt` is a blocking `send(req)` then `receive(rep)` (and
+//! `receive(req)` then `send(rep)`), and the rendezvous consumer a blocking
+//! `receive` at a time.
 //!
 //! Each run starts its own broker on a fresh socket in the run's directory,
 //! stops it with SIGTERM, and kills it if the run fails.
@@ -21,16 +29,16 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::Arc;
 
-use anyhow::{anyhow, bail, Context as _, Result};
+use anyhow::{anyhow, bail, ensure, Context as _, Result};
 use mailbox_client::blocking::Client;
-use mailbox_client::{Capacity, DeliveryPolicy, ErrorKind, MailboxSettings, Wait};
+use mailbox_client::{Capacity, DeliveryPolicy, ErrorKind, MailboxSettings, Message, Wait};
 use serde_json::{json, Value};
 
 use super::{Deliveries, Echo, Requester, Running, Setup, Sink, Source};
 use crate::payload::Payloads;
 use crate::process::{announce_ready, now_ns, Daemon, Deadline};
 use crate::roles::{ConnsCheck, MailboxdApi, RoleArgs};
-use crate::spec::{Shape, Workload};
+use crate::spec::{Shape, Workload, UNBOUNDED};
 
 /// The mailbox a one-way workload uses.
 fn mailbox_of(workload: Workload) -> &'static str {
@@ -42,19 +50,144 @@ fn conns_mailbox(index: u64) -> String {
     format!("c{index}")
 }
 
+/// Mailbox number `index` of `idle-mailboxes`.
+fn idle_mailbox(index: u64) -> String {
+    format!("idle{index}")
+}
+
 /// Connections each `conns` waiter process opens at once while setting up.
 const CONNECT_CONCURRENCY: usize = 64;
+
+/// Payload bytes one `ReceiveMany` answer may carry: the broker caps a
+/// batch there, and the client accepts no larger frame.
+const MAX_ANSWER_BYTES: usize = mailbox_client::MAX_MESSAGE_SIZE_LIMIT as usize;
+
+/// Receives the rendezvous consumer keeps posted.
+const RENDEZVOUS_POSTED: usize = 2;
 
 fn settings(capacity: u32, policy: DeliveryPolicy, size: usize) -> Result<MailboxSettings> {
     Ok(MailboxSettings {
         capacity: match capacity {
             0 => Capacity::Zero,
+            UNBOUNDED => Capacity::Unbounded,
             n => Capacity::Bounded(n),
         },
         policy,
         max_message_size: u32::try_from(size)?.max(mailbox_client::DEFAULT_MAX_MESSAGE_SIZE),
         fixed_size: None,
     })
+}
+
+/// How the batched path drives a workload: payloads per `SendMany` and
+/// batches in flight on a producer's connection; `max` per `ReceiveMany`
+/// and receives in flight on a consumer's.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Batching {
+    /// Payloads per `SendMany`.
+    pub send_batch: usize,
+    /// `SendMany`s in flight per producer.
+    pub send_window: usize,
+    /// `max` of each `ReceiveMany`.
+    pub receive_max: u32,
+    /// `ReceiveMany`s in flight per consumer.
+    pub receive_window: usize,
+}
+
+impl Batching {
+    /// The batching of `workload` (`batch` and `batches` override the
+    /// defaults on both sides), cut so that the spec's semantics hold: a
+    /// producer never has more messages in flight than the mailbox holds
+    /// (one, for a rendezvous), a consumer never asks for more than the
+    /// mailbox holds per round, and no answer is above the 16 MiB a batch
+    /// may carry.
+    ///
+    /// The defaults were measured on 2 vCPUs (bench/README.md): batches of
+    /// 256, 4 in flight, where one consumer drains (stream, fanout: 128 to
+    /// 1024 per batch all measured alike); for `workq` each producer keeps
+    /// only 4 x 64 in flight (4 producers: the capacity in all) and each
+    /// consumer 2 x 64, so the mailbox is rarely full and the consumers
+    /// queue for it and take turns (with 4 x 256 per producer the mailbox
+    /// stays full, each consumer takes as much as its CPU share lets it,
+    /// and fairness swung from 1.01 to 2.6); for `large`, single 1 MiB
+    /// sends with the window full and receives of 4 x 4 (0.7-0.9 GiB/s,
+    /// against 0.3-0.5 for batches of 16 and 0.65 for single receives).
+    pub fn plan(
+        workload: Workload,
+        shape: &Shape,
+        batch: Option<usize>,
+        batches: Option<usize>,
+    ) -> Batching {
+        let (send_batch, send_window, receive_max, receive_window) = match workload {
+            Workload::Stream | Workload::Fanout => (256, 4, 256, 4),
+            Workload::Workq => (64, 4, 64, 2),
+            Workload::Large => (1, 16, 4, 4),
+            Workload::Rendezvous => (1, 1, 1, RENDEZVOUS_POSTED),
+            Workload::Memory => (1024, 8, 1024, 4),
+            Workload::Rtt | Workload::Conns | Workload::IdleMailboxes => (1, 1, 1, 1),
+        };
+        let room = match shape.capacity {
+            0 => 1,
+            UNBOUNDED => usize::MAX,
+            capacity => capacity as usize,
+        };
+        let (send_batch, send_window) = fit(
+            batch.unwrap_or(send_batch),
+            batches.unwrap_or(send_window),
+            room,
+        );
+        let answer_room = (MAX_ANSWER_BYTES / shape.size.max(1)).max(1);
+        let receive_max = batch.unwrap_or(receive_max).min(answer_room);
+        let receive_window = batches.unwrap_or(receive_window);
+        let (receive_max, receive_window) = match shape.capacity {
+            // Receives posted ahead are the point of a rendezvous consumer.
+            0 => (1, receive_window.max(1)),
+            _ => fit(receive_max, receive_window, room),
+        };
+        Batching {
+            send_batch,
+            send_window,
+            receive_max: u32::try_from(receive_max).unwrap_or(u32::MAX),
+            receive_window,
+        }
+    }
+
+    /// What the `note` field says about it.
+    fn describe(&self, workload: Workload) -> String {
+        let receive = format!(
+            "receive_stream max {} x {} in flight",
+            self.receive_max, self.receive_window
+        );
+        match workload {
+            Workload::Rendezvous => format!(
+                "blocking send, one in flight; consumer keeps receives posted ahead ({receive})"
+            ),
+            _ => format!(
+                "send_stream batches of {} x {} in flight; {receive}",
+                self.send_batch, self.send_window
+            ),
+        }
+    }
+}
+
+/// `batch` and `window` (each at least 1) cut so that `batch x window`
+/// stays within `room` where it can.
+fn fit(batch: usize, window: usize, room: usize) -> (usize, usize) {
+    let batch = batch.clamp(1, room.max(1));
+    let window = window.clamp(1, (room / batch).max(1));
+    (batch, window)
+}
+
+/// The batching of `args`' workload.
+fn batching(args: &RoleArgs) -> Batching {
+    let shape = Shape {
+        producers: args.producers,
+        consumers: args.consumers,
+        messages: args.messages,
+        warmup: args.warmup,
+        size: args.size,
+        capacity: args.capacity,
+    };
+    Batching::plan(args.workload, &shape, args.batch, args.batches)
 }
 
 /// A broker started for one workload, with a connection to set it up.
@@ -93,26 +226,34 @@ impl Server {
                 create("rep", DeliveryPolicy::RoundRobin)?;
             }
             Workload::Fanout => create(mailbox_of(workload), DeliveryPolicy::Broadcast)?,
-            // Each connection creates its own.
-            Workload::Conns => {}
+            // Each connection creates its own; the creator makes them all.
+            Workload::Conns | Workload::IdleMailboxes => {}
             _ => create(mailbox_of(workload), DeliveryPolicy::RoundRobin)?,
         }
         let window = match shape.capacity {
             0 => 1,
             capacity => setup.window.min(capacity as usize).max(1),
         };
-        let batch = setup.batch.clamp(1, window);
+        let plan = Batching::plan(workload, shape, setup.batch, setup.batches);
         let note = match (workload, setup.mailboxd_api) {
-            (Workload::Rtt, _) => "blocking send(req) then receive(rep)".to_owned(),
-            (Workload::Rendezvous, _) => "blocking send / receive, one in flight".to_owned(),
             (Workload::Conns, _) => "async client, one connection per waiter".to_owned(),
+            (Workload::IdleMailboxes, _) => {
+                "default settings (unbounded, round-robin), created by one connection".to_owned()
+            }
+            (Workload::Rtt, MailboxdApi::Batched) => "async client: A issues send(req) and \
+                receive(rep) together (one write), B send(rep) and its next receive(req) \
+                together, so a receive is always posted"
+                .to_owned(),
+            (Workload::Rtt, MailboxdApi::Pipelined) => {
+                "blocking send(req) then receive(rep); B receive(req) then send(rep)".to_owned()
+            }
+            (Workload::Rendezvous, MailboxdApi::Pipelined) => {
+                "blocking send / receive, one in flight".to_owned()
+            }
             (_, MailboxdApi::Pipelined) => {
                 format!("send_pipelined / receive_pipelined, window {window}")
             }
-            (_, MailboxdApi::Batched) => format!(
-                "send_stream / receive_stream, batches of {batch}, {} in flight",
-                (window / batch).max(1)
-            ),
+            (_, MailboxdApi::Batched) => plan.describe(workload),
         };
         Ok(Server {
             daemon: Some(daemon),
@@ -262,7 +403,8 @@ impl Sink for BatchedSink {
     }
 }
 
-/// Rendezvous: one blocking send at a time.
+/// Rendezvous: one blocking send at a time (each must complete, that is be
+/// taken, before the next).
 struct OneByOneSink {
     client: Client,
     mailbox: &'static str,
@@ -291,15 +433,35 @@ pub fn sink(args: &RoleArgs) -> Result<Box<dyn Sink>> {
             recipients,
         }),
         (_, MailboxdApi::Batched) => {
-            let (batch, batches_in_flight) = batching(args);
+            let plan = batching(args);
             Box::new(BatchedSink {
                 client,
                 mailbox,
-                batch,
-                batches_in_flight,
+                batch: plan.send_batch,
+                batches_in_flight: plan.send_window,
                 recipients,
             })
         }
+    })
+}
+
+/// What ends a consumer's stream without an error: a shared queue (no
+/// known count) ends when the orchestrator deletes it, drained.
+fn ended(received: Result<usize, mailbox_client::Error>, expected: Option<u64>) -> Result<()> {
+    match received {
+        Ok(_) => Ok(()),
+        Err(error) if expected.is_none() && error.kind() == Some(ErrorKind::MailboxDeleted) => {
+            Ok(())
+        }
+        Err(error) => Err(error.into()),
+    }
+}
+
+/// The messages to ask for: all of them, or until the stream ends.
+fn wanted(expected: Option<u64>) -> Result<usize> {
+    Ok(match expected {
+        Some(count) => usize::try_from(count)?,
+        None => usize::MAX,
     })
 }
 
@@ -311,69 +473,75 @@ struct PipelinedSource {
 
 impl Source for PipelinedSource {
     fn receive_all(&mut self, expected: Option<u64>, into: &mut dyn Deliveries) -> Result<()> {
-        let count = match expected {
-            Some(count) => usize::try_from(count)?,
-            None => usize::MAX,
-        };
         let received = self.client.receive_pipelined(
             self.mailbox,
-            count,
+            wanted(expected)?,
             self.window,
             Wait::Forever,
             |message| {
+                // Every message is an answer of its own.
                 into.message(&message.payload);
                 into.batch_end();
             },
         );
-        match received {
-            Ok(_) => Ok(()),
-            // The end of a shared queue: the orchestrator deleted it, drained.
-            Err(error) if expected.is_none() && error.kind() == Some(ErrorKind::MailboxDeleted) => {
-                Ok(())
-            }
-            Err(error) => Err(error.into()),
-        }
+        ended(received, expected)
     }
 }
 
-/// Batches (`ReceiveMany`), several in flight.
+/// Where one `ReceiveMany` answer begins, seen from the messages alone
+/// (`receive_stream` hands them over one by one): the messages of one
+/// answer are consecutive in the mailbox's sequence, so a message that
+/// does not follow the previous one starts a new answer. (Two answers
+/// that happen to be consecutive count as one: the consumer then takes
+/// one timestamp fewer, never a wrong one.)
+#[derive(Debug, Default)]
+struct AnswerStarts {
+    next: Option<u64>,
+}
+
+impl AnswerStarts {
+    /// Whether the message with mailbox sequence `sequence` begins an answer.
+    fn starts(&mut self, sequence: u64) -> bool {
+        let starts = self.next != Some(sequence);
+        self.next = sequence.checked_add(1);
+        starts
+    }
+}
+
+/// Batches (`ReceiveMany`), several in flight; a clock read per answer,
+/// not per message.
 struct BatchedSource {
     client: Client,
     mailbox: &'static str,
-    batch: u32,
+    max: u32,
     batches_in_flight: usize,
 }
 
 impl Source for BatchedSource {
     fn receive_all(&mut self, expected: Option<u64>, into: &mut dyn Deliveries) -> Result<()> {
-        let count = match expected {
-            Some(count) => usize::try_from(count)?,
-            None => usize::MAX,
-        };
+        let mut answers = AnswerStarts::default();
         let received = self.client.receive_stream(
             self.mailbox,
-            count,
-            self.batch,
+            wanted(expected)?,
+            self.max,
             self.batches_in_flight,
             Wait::Forever,
-            |message| {
-                // The callback does not show batch boundaries: a clock read
-                // per message (a vDSO call) keeps "last receive" exact.
+            |message: Message| {
+                if answers.starts(message.metadata.sequence) {
+                    into.batch_end();
+                }
                 into.message(&message.payload);
-                into.batch_end();
             },
         );
-        match received {
-            Ok(_) => Ok(()),
-            Err(error) if expected.is_none() && error.kind() == Some(ErrorKind::MailboxDeleted) => {
-                Ok(())
-            }
-            Err(error) => Err(error.into()),
+        if received.is_ok() {
+            // The last answer was handed over just now.
+            into.batch_end();
         }
+        ended(received, expected)
     }
 }
 
-/// Rendezvous: one blocking receive at a time.
+/// Rendezvous with `--mailboxd-api pipelined`: one blocking receive at a time.
 struct OneByOneSource {
     client: Client,
     mailbox: &'static str,
@@ -399,37 +567,32 @@ pub fn source(args: &RoleArgs) -> Result<Box<dyn Source>> {
         client.subscribe(mailbox)?;
     }
     Ok(match (args.workload, args.mailboxd_api) {
-        (Workload::Rendezvous, _) => Box::new(OneByOneSource { client, mailbox }),
+        (Workload::Rendezvous, MailboxdApi::Pipelined) => {
+            Box::new(OneByOneSource { client, mailbox })
+        }
         (_, MailboxdApi::Pipelined) => Box::new(PipelinedSource {
             client,
             mailbox,
             window: args.window(),
         }),
         (_, MailboxdApi::Batched) => {
-            let (batch, batches_in_flight) = batching(args);
+            let plan = batching(args);
             Box::new(BatchedSource {
                 client,
                 mailbox,
-                batch: u32::try_from(batch)?,
-                batches_in_flight,
+                max: plan.receive_max,
+                batches_in_flight: plan.receive_window,
             })
         }
     })
 }
 
-/// The batched path's batch size (at most the window, so at most the
-/// capacity) and how many batches keep the window's worth in flight.
-fn batching(args: &RoleArgs) -> (usize, usize) {
-    let window = args.window();
-    let batch = args.batch.clamp(1, window);
-    (batch, (window / batch).max(1))
-}
-
-struct RttClient {
+/// `rtt` with `--mailboxd-api pipelined`: each request waits for its answer.
+struct BlockingRttClient {
     client: Client,
 }
 
-impl Requester for RttClient {
+impl Requester for BlockingRttClient {
     fn round_trip(&mut self, request: &mailbox_client::Bytes, reply: &mut Vec<u8>) -> Result<()> {
         self.client.send("req", request.clone())?;
         let message = self.client.receive("rep")?;
@@ -439,18 +602,51 @@ impl Requester for RttClient {
     }
 }
 
-/// The `rtt` requester.
-pub fn requester(args: &RoleArgs) -> Result<Box<dyn Requester>> {
-    Ok(Box::new(RttClient {
-        client: connect(args)?,
-    }))
+/// `rtt`: the request and the receive of its reply issued together on the
+/// async client, so both leave in one write and the receive is waiting in
+/// the broker before the reply can exist.
+struct RttClient {
+    runtime: tokio::runtime::Runtime,
+    client: mailbox_client::Client,
 }
 
-struct RttEcho {
+impl Requester for RttClient {
+    fn round_trip(&mut self, request: &mailbox_client::Bytes, reply: &mut Vec<u8>) -> Result<()> {
+        let client = &self.client;
+        let message = self.runtime.block_on(async {
+            // `join!` polls both before the connection's writer task runs,
+            // so both frames are queued when it writes.
+            let (sent, received) =
+                tokio::join!(client.send("req", request.clone()), client.receive("rep"));
+            sent?;
+            received
+        })?;
+        reply.clear();
+        reply.extend_from_slice(&message.payload);
+        Ok(())
+    }
+}
+
+/// The `rtt` requester.
+pub fn requester(args: &RoleArgs) -> Result<Box<dyn Requester>> {
+    Ok(match args.mailboxd_api {
+        MailboxdApi::Pipelined => Box::new(BlockingRttClient {
+            client: connect(args)?,
+        }),
+        MailboxdApi::Batched => {
+            let runtime = runtime()?;
+            let client = runtime.block_on(mailbox_client::Client::connect(args.socket()?))?;
+            Box::new(RttClient { runtime, client })
+        }
+    })
+}
+
+/// `rtt` echo with `--mailboxd-api pipelined`: receive, then reply.
+struct BlockingRttEcho {
     client: Client,
 }
 
-impl Echo for RttEcho {
+impl Echo for BlockingRttEcho {
     fn serve(&mut self, count: u64) -> Result<()> {
         for _ in 0..count {
             let message = self.client.receive("req")?;
@@ -460,11 +656,70 @@ impl Echo for RttEcho {
     }
 }
 
+/// `rtt` echo: each reply goes out together with the next receive, so a
+/// receive on `req` is always posted when a request arrives.
+struct RttEcho {
+    runtime: tokio::runtime::Runtime,
+    client: mailbox_client::Client,
+}
+
+impl Echo for RttEcho {
+    fn serve(&mut self, count: u64) -> Result<()> {
+        if count == 0 {
+            return Ok(());
+        }
+        let client = &self.client;
+        self.runtime.block_on(async {
+            let mut request = client.receive("req").await?;
+            for served in 1..=count {
+                if served == count {
+                    client.send("rep", request.payload).await?;
+                    break;
+                }
+                let (sent, next) =
+                    tokio::join!(client.send("rep", request.payload), client.receive("req"));
+                sent?;
+                request = next?;
+            }
+            anyhow::Ok(())
+        })
+    }
+}
+
 /// The `rtt` echo.
 pub fn echo(args: &RoleArgs) -> Result<Box<dyn Echo>> {
-    Ok(Box::new(RttEcho {
-        client: connect(args)?,
-    }))
+    Ok(match args.mailboxd_api {
+        MailboxdApi::Pipelined => Box::new(BlockingRttEcho {
+            client: connect(args)?,
+        }),
+        MailboxdApi::Batched => {
+            let runtime = runtime()?;
+            let client = runtime.block_on(mailbox_client::Client::connect(args.socket()?))?;
+            Box::new(RttEcho { runtime, client })
+        }
+    })
+}
+
+/// `idle-mailboxes`: creates the run's mailboxes (default settings) on one
+/// connection, checks that the broker lists them all, and leaves them idle.
+pub fn create_idle(args: &RoleArgs) -> Result<Value> {
+    let mut client = connect(args)?;
+    let count = args.messages;
+    let started = now_ns();
+    for index in 0..count {
+        let name = idle_mailbox(index);
+        let created = client
+            .create(&name, MailboxSettings::default())
+            .with_context(|| format!("creating {name}"))?;
+        ensure!(created, "mailbox {name} existed already");
+    }
+    let end_ns = now_ns();
+    let listed = client.list()?.len() as u64;
+    ensure!(
+        listed == count,
+        "the broker lists {listed} mailboxes, {count} were created"
+    );
+    Ok(json!({ "created": count, "start_ns": started, "end_ns": end_ns }))
 }
 
 fn runtime() -> Result<tokio::runtime::Runtime> {
@@ -558,5 +813,96 @@ mod tests {
         let large = settings(16, DeliveryPolicy::RoundRobin, 1 << 20).unwrap();
         assert_eq!(large.capacity, Capacity::Bounded(16));
         assert!(large.max_message_size >= 1 << 20);
+        let memory = settings(UNBOUNDED, DeliveryPolicy::RoundRobin, 64).unwrap();
+        assert_eq!(memory.capacity, Capacity::Unbounded);
+    }
+
+    fn plan(workload: Workload, batch: Option<usize>, batches: Option<usize>) -> Batching {
+        Batching::plan(workload, &workload.shape(1.0), batch, batches)
+    }
+
+    #[test]
+    fn batches_respect_the_spec() {
+        for workload in Workload::ALL {
+            let shape = workload.shape(1.0);
+            for (batch, batches) in [(None, None), (Some(4096), Some(64)), (Some(1), Some(1))] {
+                let plan = Batching::plan(workload, &shape, batch, batches);
+                assert!(plan.send_batch >= 1 && plan.send_window >= 1, "{plan:?}");
+                assert!(
+                    plan.receive_max >= 1 && plan.receive_window >= 1,
+                    "{plan:?}"
+                );
+                let in_flight = plan.send_batch * plan.send_window;
+                match shape.capacity {
+                    0 => {
+                        assert_eq!(in_flight, 1, "{workload}: one send in flight");
+                        assert_eq!(plan.receive_max, 1, "{workload}");
+                    }
+                    UNBOUNDED => {}
+                    capacity => {
+                        assert!(in_flight <= capacity as usize, "{workload}: {plan:?}");
+                        let asked = plan.receive_max as usize * plan.receive_window;
+                        assert!(asked <= capacity as usize, "{workload}: {plan:?}");
+                    }
+                }
+                let answer = plan.receive_max as usize * shape.size;
+                assert!(answer <= MAX_ANSWER_BYTES, "{workload}: {plan:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn the_defaults_per_workload() {
+        let stream = plan(Workload::Stream, None, None);
+        assert_eq!((stream.send_batch, stream.send_window), (256, 4));
+        assert_eq!((stream.receive_max, stream.receive_window), (256, 4));
+        let workq = plan(Workload::Workq, None, None);
+        assert!((32..=128).contains(&workq.receive_max), "{workq:?}");
+        assert!(workq.receive_window <= 2, "{workq:?}");
+        let large = plan(Workload::Large, None, None);
+        assert_eq!((large.send_batch, large.send_window), (1, 16));
+        let rendezvous = plan(Workload::Rendezvous, None, None);
+        assert_eq!(
+            (rendezvous.receive_max, rendezvous.receive_window),
+            (1, RENDEZVOUS_POSTED)
+        );
+        // A receive stays posted while the other one is being answered.
+        const { assert!(RENDEZVOUS_POSTED >= 2) };
+        // Overrides apply to both sides, then are cut to fit.
+        let big = plan(Workload::Stream, Some(4096), Some(8));
+        assert_eq!((big.send_batch, big.send_window), (1024, 1));
+        assert_eq!((big.receive_max, big.receive_window), (1024, 1));
+        let large = plan(Workload::Large, Some(16), Some(16));
+        assert_eq!((large.send_batch, large.send_window), (16, 1));
+        assert_eq!(large.receive_max, 16);
+        let posted = plan(Workload::Rendezvous, Some(64), Some(8));
+        assert_eq!((posted.send_batch, posted.send_window), (1, 1));
+        assert_eq!((posted.receive_max, posted.receive_window), (1, 8));
+    }
+
+    #[test]
+    fn fitting_a_window_into_room() {
+        assert_eq!(fit(256, 4, 1024), (256, 4));
+        assert_eq!(fit(256, 8, 1024), (256, 4));
+        assert_eq!(fit(2048, 2, 1024), (1024, 1));
+        assert_eq!(fit(0, 0, 16), (1, 1));
+        assert_eq!(fit(3, 9, 16), (3, 5));
+        assert_eq!(fit(64, 64, usize::MAX), (64, 64));
+    }
+
+    #[test]
+    fn answers_start_where_the_sequence_jumps() {
+        let mut answers = AnswerStarts::default();
+        let starts: Vec<bool> = [1, 2, 3, 7, 8, 20, 21, 22, 23]
+            .into_iter()
+            .map(|sequence| answers.starts(sequence))
+            .collect();
+        assert_eq!(
+            starts,
+            [true, false, false, true, false, true, false, false, false]
+        );
+        let mut last = AnswerStarts::default();
+        assert!(last.starts(u64::MAX));
+        assert!(last.starts(0), "no overflow past the largest sequence");
     }
 }

@@ -29,11 +29,14 @@ use crate::spec::{Shape, System, Workload};
 
 /// Where a consumer's messages go, one by one.
 pub trait Deliveries {
-    /// One received payload.
+    /// One received payload (no clock read, except for the very first).
     fn message(&mut self, payload: &[u8]);
-    /// The end of a batch of messages that arrived together (one read);
-    /// the consumer takes its "last receive" timestamp here, so that a
-    /// fast transport is not slowed by a clock read per message.
+    /// A batch of messages that arrived together (one read, one batch
+    /// answer) is being handed over: the consumer takes its "last receive"
+    /// timestamp here, once per batch, so that a fast transport is not
+    /// slowed by a clock read per message. Called after the batch's
+    /// messages, or where the source only sees a batch's start, before
+    /// them (and once more when the last one was handed over).
     fn batch_end(&mut self);
 }
 
@@ -73,8 +76,10 @@ pub struct Setup {
     pub window: usize,
     /// The mailboxd client path.
     pub mailboxd_api: MailboxdApi,
-    /// Messages per batch of the batched mailboxd path.
-    pub batch: usize,
+    /// Messages per batch of the batched mailboxd path, if not per workload.
+    pub batch: Option<usize>,
+    /// Batches in flight of the batched mailboxd path, if not per workload.
+    pub batches: Option<usize>,
     /// The `mailboxd` binary.
     pub mailboxd: Option<PathBuf>,
     /// The `redis-server` binary, when installed.
@@ -118,9 +123,15 @@ pub fn unsupported(
         System::Redis if setup.redis_server.is_none() => {
             Some("redis-server is not installed (not on PATH)".into())
         }
+        System::Redis if workload == Workload::IdleMailboxes => {
+            Some("a Redis list exists only while it holds an element: there is no idle one".into())
+        }
         System::Redis => None,
         System::UdsDirect | System::PosixMq if workload == Workload::Conns => {
             Some("there is no broker process whose memory and wake-ups could be measured".into())
+        }
+        System::UdsDirect | System::PosixMq if workload.measures_broker_memory() => {
+            Some("there is no broker process whose memory could be measured".into())
         }
         System::UdsDirect => None,
         System::PosixMq => setup.mq.unsupported(workload, shape),

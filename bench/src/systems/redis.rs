@@ -2,7 +2,8 @@
 //! put, `BRPOP` to take, so each list is FIFO), spoken in RESP by hand.
 //! Pipelined exactly where `mailboxd`'s client pipelines: producers and
 //! consumers of the one-way workloads keep up to the window of commands in
-//! flight; rendezvous, rtt and the conns waiters do not.
+//! flight; rendezvous and rtt write a send and the next blocking pop
+//! together (as mailboxd's rtt does); the conns waiters do not pipeline.
 //!
 //! | workload | lists | how |
 //! |---|---|---|
@@ -10,7 +11,7 @@
 //! | fanout | one per subscriber | pipelined `LPUSH` to each of the 8 lists per message (8 commands) |
 //! | workq | one shared | 4 pipelined producers, 4 pipelined consumers; after the producers finish the orchestrator pushes one empty message per consumer per window, and a consumer stops asking at the first |
 //! | rendezvous | data and ack | `LPUSH` + `BRPOP ack` written together per message; the consumer answers each with `LPUSH ack` + its next `BRPOP` |
-//! | rtt | `req`, `rep` | `LPUSH req` then `BRPOP rep`, one in flight |
+//! | rtt | `req`, `rep` | A writes `LPUSH req` + `BRPOP rep` together; B answers with `LPUSH rep` + its next `BRPOP req` written together, so a `BRPOP` is always waiting; one request in flight |
 //! | conns | one per connection | every connection blocks in `BRPOP`; one connection then pushes to all, pipelined |
 //!
 //! Lists have no capacity, so Redis never makes a producer wait: the
@@ -243,7 +244,9 @@ impl Running for Server {
     fn notes(&self) -> Vec<String> {
         let mut notes = vec![match self.workload {
             Workload::Conns => "BRPOP on one list per connection".to_owned(),
-            Workload::Rtt => "LPUSH req then BRPOP rep, one in flight".to_owned(),
+            Workload::Rtt => "LPUSH req + BRPOP rep written together; the echo's LPUSH rep + \
+                              next BRPOP req likewise"
+                .to_owned(),
             _ => "lists are unbounded: producers never wait for room".to_owned(),
         }];
         match self.workload {
@@ -462,10 +465,9 @@ impl Requester for RttClient {
     fn round_trip(&mut self, request: &Bytes, reply: &mut Vec<u8>) -> Result<()> {
         let connection = &mut self.connection;
         connection.queue(&[b"LPUSH", b"req", request]);
-        connection.flush()?;
-        connection.expect_integer()?;
         connection.queue(&[b"BRPOP", b"rep", b"0"]);
         connection.flush()?;
+        connection.expect_integer()?;
         let answer = connection.next(true)?.ok_or_else(|| anyhow!("no reply"))?;
         let value = resp::popped(&answer, connection.bytes())?;
         reply.clear();
@@ -489,14 +491,20 @@ impl Echo for RttEcho {
     fn serve(&mut self, count: u64) -> Result<()> {
         let connection = &mut self.connection;
         let mut request = Vec::new();
-        for _ in 0..count {
+        if count > 0 {
             connection.queue(&[b"BRPOP", b"req", b"0"]);
             connection.flush()?;
+        }
+        for served in 1..=count {
             let reply = connection.next(true)?.ok_or_else(|| anyhow!("no reply"))?;
             let value = resp::popped(&reply, connection.bytes())?;
             request.clear();
             request.extend_from_slice(&connection.bytes()[value]);
+            // The reply and the next pop leave in one write.
             connection.queue(&[b"LPUSH", b"rep", &request]);
+            if served < count {
+                connection.queue(&[b"BRPOP", b"req", b"0"]);
+            }
             connection.flush()?;
             connection.expect_integer()?;
         }

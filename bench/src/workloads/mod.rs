@@ -6,11 +6,13 @@
 //!   rendezvous, large).
 //! - [`rtt`]: request and reply, latency percentiles.
 //! - [`conns`]: many waiting connections, server memory and wake-up time.
+//! - [`memory`]: the broker's memory per queued message, per idle mailbox.
 //!
 //! A workload never touches a socket itself: the system's [`Running`]
 //! prepares the server side, the roles do the rest.
 
 mod conns;
+mod memory;
 mod one_way;
 mod rtt;
 
@@ -66,6 +68,7 @@ impl Run<'_> {
             processes: 1,
             mailboxd_api: self.setup.mailboxd_api,
             batch: self.setup.batch,
+            batches: self.setup.batches,
             fault: self.fault,
         }
     }
@@ -100,6 +103,7 @@ fn role_name(role: Role) -> &'static str {
         Role::RttEcho => "rtt echo",
         Role::ConnsWaiter => "conns waiter",
         Role::ConnsSender => "conns sender",
+        Role::MailboxCreator => "mailbox creator",
     }
 }
 
@@ -132,6 +136,7 @@ pub fn run(
     let mut record = match workload {
         Workload::Rtt => rtt::measure(&run, running.as_mut()),
         Workload::Conns => conns::measure(&run, running.as_mut()),
+        Workload::Memory | Workload::IdleMailboxes => memory::measure(&run, running.as_mut()),
         _ => one_way::measure(&run, running.as_mut()),
     }?;
     record.notes.extend(running.notes());
