@@ -285,6 +285,28 @@ mod tests {
     }
 
     #[test]
+    fn memory_figures_have_rows_and_one_decimal() {
+        let mut memory = Record::new(Workload::Memory, System::Mailboxd);
+        memory.figure("rss_mib", 134.74);
+        memory.figure("bytes_per_message", 137.26);
+        let mut idle = Record::new(Workload::IdleMailboxes, System::Mailboxd);
+        idle.figure("bytes_per_mailbox", 618.47);
+        let line = memory.to_json_line();
+        assert!(
+            line.contains(r#""rss_mib":134.7,"bytes_per_message":137.3"#),
+            "{line}"
+        );
+        assert!(idle.to_json_line().contains(r#""bytes_per_mailbox":618.5"#));
+        let table = table(&[memory, idle]);
+        assert!(table
+            .lines()
+            .any(|l| l.starts_with("memory         bytes_per_message")));
+        assert!(table
+            .lines()
+            .any(|l| l.starts_with("idle-mailboxes bytes_per_mailbox")));
+    }
+
+    #[test]
     fn human_numbers() {
         assert_eq!(human(37_000_000.0), "37.00M");
         assert_eq!(human(590_000.0), "590.0k");

@@ -110,7 +110,10 @@ impl Batching {
     /// stays full, each consumer takes as much as its CPU share lets it,
     /// and fairness swung from 1.01 to 2.6); for `large`, single 1 MiB
     /// sends with the window full and receives of 4 x 4 (0.7-0.9 GiB/s,
-    /// against 0.3-0.5 for batches of 16 and 0.65 for single receives).
+    /// against 0.3-0.5 for batches of 16 and 0.65 for single receives);
+    /// `memory` fills and drains like `stream` (with batches of 1024, whose
+    /// ~80 KiB frames the broker keeps without copying, the queued payloads
+    /// hold on to their read buffers: 155 MiB instead of 135).
     pub fn plan(
         workload: Workload,
         shape: &Shape,
@@ -122,7 +125,7 @@ impl Batching {
             Workload::Workq => (64, 4, 64, 2),
             Workload::Large => (1, 16, 4, 4),
             Workload::Rendezvous => (1, 1, 1, RENDEZVOUS_POSTED),
-            Workload::Memory => (1024, 8, 1024, 4),
+            Workload::Memory => (256, 4, 256, 4),
             Workload::Rtt | Workload::Conns | Workload::IdleMailboxes => (1, 1, 1, 1),
         };
         let room = match shape.capacity {
@@ -240,13 +243,10 @@ impl Server {
             (Workload::IdleMailboxes, _) => {
                 "default settings (unbounded, round-robin), created by one connection".to_owned()
             }
-            (Workload::Rtt, MailboxdApi::Batched) => "async client: A issues send(req) and \
-                receive(rep) together (one write), B send(rep) and its next receive(req) \
-                together, so a receive is always posted"
+            (Workload::Rtt, _) => "blocking client: send(req) then receive(rep); B receive(req) \
+                then send(rep) (faster here than the async client writing send and receive \
+                together: ~65 against ~90 us p50)"
                 .to_owned(),
-            (Workload::Rtt, MailboxdApi::Pipelined) => {
-                "blocking send(req) then receive(rep); B receive(req) then send(rep)".to_owned()
-            }
             (Workload::Rendezvous, MailboxdApi::Pipelined) => {
                 "blocking send / receive, one in flight".to_owned()
             }
@@ -587,7 +587,7 @@ pub fn source(args: &RoleArgs) -> Result<Box<dyn Source>> {
     })
 }
 
-/// `rtt` with `--mailboxd-api pipelined`: each request waits for its answer.
+/// `rtt` requester: blocking send, then blocking receive of the reply.
 struct BlockingRttClient {
     client: Client,
 }
@@ -602,46 +602,14 @@ impl Requester for BlockingRttClient {
     }
 }
 
-/// `rtt`: the request and the receive of its reply issued together on the
-/// async client, so both leave in one write and the receive is waiting in
-/// the broker before the reply can exist.
-struct RttClient {
-    runtime: tokio::runtime::Runtime,
-    client: mailbox_client::Client,
-}
-
-impl Requester for RttClient {
-    fn round_trip(&mut self, request: &mailbox_client::Bytes, reply: &mut Vec<u8>) -> Result<()> {
-        let client = &self.client;
-        let message = self.runtime.block_on(async {
-            // `join!` polls both before the connection's writer task runs,
-            // so both frames are queued when it writes.
-            let (sent, received) =
-                tokio::join!(client.send("req", request.clone()), client.receive("rep"));
-            sent?;
-            received
-        })?;
-        reply.clear();
-        reply.extend_from_slice(&message.payload);
-        Ok(())
-    }
-}
-
 /// The `rtt` requester.
 pub fn requester(args: &RoleArgs) -> Result<Box<dyn Requester>> {
-    Ok(match args.mailboxd_api {
-        MailboxdApi::Pipelined => Box::new(BlockingRttClient {
-            client: connect(args)?,
-        }),
-        MailboxdApi::Batched => {
-            let runtime = runtime()?;
-            let client = runtime.block_on(mailbox_client::Client::connect(args.socket()?))?;
-            Box::new(RttClient { runtime, client })
-        }
-    })
+    Ok(Box::new(BlockingRttClient {
+        client: connect(args)?,
+    }))
 }
 
-/// `rtt` echo with `--mailboxd-api pipelined`: receive, then reply.
+/// `rtt` echo: receive, then reply.
 struct BlockingRttEcho {
     client: Client,
 }
@@ -656,48 +624,11 @@ impl Echo for BlockingRttEcho {
     }
 }
 
-/// `rtt` echo: each reply goes out together with the next receive, so a
-/// receive on `req` is always posted when a request arrives.
-struct RttEcho {
-    runtime: tokio::runtime::Runtime,
-    client: mailbox_client::Client,
-}
-
-impl Echo for RttEcho {
-    fn serve(&mut self, count: u64) -> Result<()> {
-        if count == 0 {
-            return Ok(());
-        }
-        let client = &self.client;
-        self.runtime.block_on(async {
-            let mut request = client.receive("req").await?;
-            for served in 1..=count {
-                if served == count {
-                    client.send("rep", request.payload).await?;
-                    break;
-                }
-                let (sent, next) =
-                    tokio::join!(client.send("rep", request.payload), client.receive("req"));
-                sent?;
-                request = next?;
-            }
-            anyhow::Ok(())
-        })
-    }
-}
-
 /// The `rtt` echo.
 pub fn echo(args: &RoleArgs) -> Result<Box<dyn Echo>> {
-    Ok(match args.mailboxd_api {
-        MailboxdApi::Pipelined => Box::new(BlockingRttEcho {
-            client: connect(args)?,
-        }),
-        MailboxdApi::Batched => {
-            let runtime = runtime()?;
-            let client = runtime.block_on(mailbox_client::Client::connect(args.socket()?))?;
-            Box::new(RttEcho { runtime, client })
-        }
-    })
+    Ok(Box::new(BlockingRttEcho {
+        client: connect(args)?,
+    }))
 }
 
 /// `idle-mailboxes`: creates the run's mailboxes (default settings) on one

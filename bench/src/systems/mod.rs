@@ -192,3 +192,43 @@ pub fn echo(args: &RoleArgs) -> Result<Box<dyn Echo>> {
         System::Redis => redis::echo(args),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn setup(redis: bool) -> Setup {
+        Setup {
+            dir: PathBuf::from("/tmp/x"),
+            tag: "t".into(),
+            window: 512,
+            mailboxd_api: MailboxdApi::Batched,
+            batch: None,
+            batches: None,
+            mailboxd: Some(PathBuf::from("/bin/mailboxd")),
+            redis_server: redis.then(|| PathBuf::from("/bin/redis-server")),
+            mq: posix_mq::Limits {
+                msg_max: 1024,
+                msgsize_max: 1 << 20,
+                quota: u64::MAX,
+                note: String::new(),
+            },
+        }
+    }
+
+    #[test]
+    fn memory_is_measured_where_there_is_a_server() {
+        let with_redis = setup(true);
+        for workload in [Workload::Memory, Workload::IdleMailboxes] {
+            let shape = workload.shape(0.001);
+            let runs = |system| unsupported(system, workload, &shape, &with_redis).is_none();
+            assert!(runs(System::Mailboxd), "{workload}");
+            assert!(!runs(System::UdsDirect), "{workload}");
+            assert!(!runs(System::PosixMq), "{workload}");
+            assert_eq!(runs(System::Redis), workload == Workload::Memory);
+        }
+        let shape = Workload::Memory.shape(0.001);
+        let why = unsupported(System::Redis, Workload::Memory, &shape, &setup(false));
+        assert!(why.is_some_and(|why| why.contains("not installed")));
+    }
+}
