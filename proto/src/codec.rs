@@ -83,35 +83,27 @@ pub trait FrameBuffer {
     fn overwrite(&mut self, at: usize, bytes: &[u8]);
 }
 
-impl FrameBuffer for Vec<u8> {
-    fn len(&self) -> usize {
-        Vec::len(self)
-    }
-    fn append(&mut self, bytes: &[u8]) {
-        self.extend_from_slice(bytes);
-    }
-    fn truncate(&mut self, len: usize) {
-        Vec::truncate(self, len);
-    }
-    fn overwrite(&mut self, at: usize, bytes: &[u8]) {
-        self[at..at + bytes.len()].copy_from_slice(bytes);
-    }
+macro_rules! frame_buffer {
+    ($buffer:ty) => {
+        impl FrameBuffer for $buffer {
+            fn len(&self) -> usize {
+                <$buffer>::len(self)
+            }
+            fn append(&mut self, bytes: &[u8]) {
+                self.extend_from_slice(bytes);
+            }
+            fn truncate(&mut self, len: usize) {
+                <$buffer>::truncate(self, len);
+            }
+            fn overwrite(&mut self, at: usize, bytes: &[u8]) {
+                self[at..at + bytes.len()].copy_from_slice(bytes);
+            }
+        }
+    };
 }
 
-impl FrameBuffer for BytesMut {
-    fn len(&self) -> usize {
-        BytesMut::len(self)
-    }
-    fn append(&mut self, bytes: &[u8]) {
-        self.extend_from_slice(bytes);
-    }
-    fn truncate(&mut self, len: usize) {
-        BytesMut::truncate(self, len);
-    }
-    fn overwrite(&mut self, at: usize, bytes: &[u8]) {
-        self[at..at + bytes.len()].copy_from_slice(bytes);
-    }
-}
+frame_buffer!(Vec<u8>);
+frame_buffer!(BytesMut);
 
 /// Adapts a [`FrameBuffer`] to `std::io::Write` for bincode.
 struct Appender<'a, B: FrameBuffer>(&'a mut B);
@@ -157,6 +149,18 @@ pub fn encode_frame<T: Serialize, B: FrameBuffer>(
         return Err(EncodeError::Unencodable(error.to_string()));
     }
     let body_len = dst.len() - start - FRAME_HEADER_LEN;
+    finish_frame(dst, start, body_len, max_len)
+}
+
+/// Writes the header of the frame that starts at `start` with a body of
+/// `body_len` bytes, or takes the frame back off `dst` when the body is
+/// above `max_len`.
+fn finish_frame<B: FrameBuffer>(
+    dst: &mut B,
+    start: usize,
+    body_len: usize,
+    max_len: u32,
+) -> Result<(), EncodeError> {
     match u32::try_from(body_len) {
         Ok(len) if len <= max_len => {
             dst.overwrite(start, &len.to_le_bytes());
@@ -322,19 +326,13 @@ fn encode_server_frame_into<B: FrameBuffer>(
         }
     }
     let body_len = dst.len() - start - FRAME_HEADER_LEN + detached_bytes;
-    match u32::try_from(body_len) {
-        Ok(len) if len <= max_len => {
-            dst.overwrite(start, &len.to_le_bytes());
-            Ok(())
-        }
-        _ => {
-            dst.truncate(start);
-            if let Some(detached) = detached {
-                detached.pieces.truncate(pieces_before);
-            }
-            Err(EncodeError::FrameTooLarge { max: max_len })
+    let finished = finish_frame(dst, start, body_len, max_len);
+    if finished.is_err() {
+        if let Some(detached) = detached {
+            detached.pieces.truncate(pieces_before);
         }
     }
+    finished
 }
 
 // Variant positions of the fast path, checked against bincode by
