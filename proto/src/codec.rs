@@ -474,7 +474,7 @@ pub fn decode_client_frame(
 }
 
 /// Client frames at least this long are decoded without copying their payloads.
-const ZERO_COPY_FRAME_LEN: usize = 64 * 1024;
+const ZERO_COPY_FRAME_LEN: usize = 256 * 1024;
 
 /// Splits one whole frame's body off `src`, checking the header first.
 fn split_body(src: &mut BytesMut, max_len: u32) -> Result<Option<BytesMut>, DecodeError> {
@@ -858,7 +858,7 @@ mod tests {
             id: 9,
             request: Request::SendMany {
                 mailbox: "big".into(),
-                payloads: vec![Bytes::from(vec![1u8; 70_000]), Bytes::from(vec![2u8; 3])],
+                payloads: vec![Bytes::from(vec![1u8; 300_000]), Bytes::from(vec![2u8; 3])],
                 wait: Wait::Forever,
             },
         };
