@@ -260,3 +260,113 @@ async fn a_broadcast_payload_reaches_every_subscriber_of_one_connection_pool() {
     })
     .await;
 }
+
+/// Writes a hello and the given requests on a raw socket, reads the welcome,
+/// and never reads again.
+fn raw_client_that_stops_reading(
+    socket: &std::path::Path,
+    requests: Vec<mailbox_proto::Request>,
+) -> std::os::unix::net::UnixStream {
+    use std::io::{Read, Write};
+    let mut stream = std::os::unix::net::UnixStream::connect(socket).expect("connect");
+    let mut out = bytes::BytesMut::new();
+    mailbox_proto::encode_frame(&mailbox_proto::Hello::new("stalled"), &mut out, 4096)
+        .expect("hello");
+    stream.write_all(&out).expect("write hello");
+    let mut header = [0u8; 4];
+    stream.read_exact(&mut header).expect("welcome header");
+    let mut welcome = vec![0u8; u32::from_le_bytes(header) as usize];
+    stream.read_exact(&mut welcome).expect("welcome body");
+    out.clear();
+    for (id, request) in requests.into_iter().enumerate() {
+        let frame = mailbox_proto::ClientFrame {
+            id: id as u64 + 1,
+            request,
+        };
+        mailbox_proto::encode_frame(&frame, &mut out, u32::MAX).expect("frame");
+    }
+    stream.write_all(&out).expect("write requests");
+    stream
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_that_dies_while_backed_up_is_disconnected_and_gets_nothing_more() {
+    bounded(async {
+        let config = Config {
+            outbox_high_water: 64 * 1024,
+            ..Config::default()
+        };
+        let broker = TestBroker::start(config);
+        let client = broker.client().await;
+        client
+            .create("big", settings(Capacity::Unbounded))
+            .await
+            .expect("create");
+        client
+            .create("later", settings(Capacity::Unbounded))
+            .await
+            .expect("create");
+        for _ in 0..8 {
+            client
+                .send("big", vec![0u8; 200 * 1024])
+                .await
+                .expect("fill");
+        }
+        // One receive waits on `later`; sixteen on `big` take 3.2 MiB the
+        // client never reads. The writer blocks on the first eight; the
+        // second eight pile up in the outbox above the high-water mark.
+        let mut requests = vec![mailbox_proto::Request::Receive {
+            mailbox: "later".into(),
+            wait: mailbox_proto::Wait::Forever,
+        }];
+        for _ in 0..16 {
+            requests.push(mailbox_proto::Request::Receive {
+                mailbox: "big".into(),
+                wait: mailbox_proto::Wait::Forever,
+            });
+        }
+        let mut stalled = raw_client_that_stops_reading(&broker.socket, requests);
+        loop {
+            let info = client.info("big").await.expect("info");
+            if info.queued_messages == 0 && info.waiting_receivers == 8 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        for _ in 0..8 {
+            client
+                .send("big", vec![0u8; 200 * 1024])
+                .await
+                .expect("fill");
+        }
+        // One more request makes its reader check the outbox and pause.
+        {
+            use std::io::Write;
+            let mut out = bytes::BytesMut::new();
+            let frame = mailbox_proto::ClientFrame {
+                id: 100,
+                request: mailbox_proto::Request::Status,
+            };
+            mailbox_proto::encode_frame(&frame, &mut out, u32::MAX).expect("frame");
+            stalled.write_all(&out).expect("write");
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        drop(stalled);
+        // The broker notices through the failed write and forgets the
+        // connection, so its waiting receive cannot swallow a message.
+        loop {
+            if client.info("later").await.expect("info").waiting_receivers == 0 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        assert_eq!(client.status().await.expect("status").connections, 1);
+        client
+            .send("later", &b"for someone alive"[..])
+            .await
+            .expect("send");
+        assert_eq!(client.info("later").await.expect("info").queued_messages, 1);
+        broker.shut_down().await;
+    })
+    .await;
+}

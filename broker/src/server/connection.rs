@@ -40,6 +40,8 @@ enum CloseReason {
     ProtocolViolation(BrokerError),
     /// Reading failed.
     Io(std::io::Error),
+    /// Writing failed, so nothing more can be answered.
+    WriterStopped,
 }
 
 fn peer_of(stream: &UnixStream) -> Peer {
@@ -65,13 +67,14 @@ pub(crate) async fn serve(
     async move {
         let (reader, writer) = stream.into_split();
         let outbox = Arc::new(Outbox::default());
-        let writer_task = tokio::spawn(write_loop(writer, outbox.clone()));
+        let mut writer_task = tokio::spawn(write_loop(writer, outbox.clone()));
         let reason = read_loop(&shared, id, peer, reader, &outbox, stop).await;
         match &reason {
             CloseReason::ClientClosed => debug!("client closed the connection"),
             CloseReason::Shutdown => debug!("closed for shutdown"),
             CloseReason::ProtocolViolation(error) => warn!(%error, "closing: protocol violation"),
             CloseReason::Io(error) => info!(%error, "closing: read failed"),
+            CloseReason::WriterStopped => info!("closing: writing to the client failed"),
         }
         {
             let mut state = shared.lock();
@@ -81,8 +84,16 @@ pub(crate) async fn serve(
             state.route(&mut out);
         }
         outbox.close();
-        if let Err(error) = writer_task.await {
-            warn!(%error, "writer task failed");
+        // The writer flushes what is queued, but a client that never reads
+        // could keep it blocked forever: give it the shutdown grace, then
+        // drop the socket.
+        match tokio::time::timeout(shared.config.shutdown_grace, &mut writer_task).await {
+            Ok(Ok(())) => {}
+            Ok(Err(error)) => warn!(%error, "writer task failed"),
+            Err(_) => {
+                info!("the client did not read its last replies; closing");
+                writer_task.abort();
+            }
         }
     }
     .instrument(span)
@@ -227,6 +238,10 @@ async fn read_loop(
             () = outbox.wait_below(config.outbox_high_water) => {}
             _ = stop.changed() => return goodbye(outbox, CloseReason::Shutdown),
         }
+        if outbox.is_closed() {
+            // The writer stopped: the client is gone or stopped reading.
+            return CloseReason::WriterStopped;
+        }
         if buffer.is_empty() {
             // An idle connection (say, one blocked in a receive) holds no
             // buffers while it waits: thousands of them cost little.
@@ -266,7 +281,7 @@ fn goodbye(outbox: &Outbox, reason: CloseReason) -> CloseReason {
             ErrorKind::BrokerShuttingDown,
             "the broker is stopping",
         )),
-        CloseReason::ClientClosed | CloseReason::Io(_) => None,
+        CloseReason::ClientClosed | CloseReason::Io(_) | CloseReason::WriterStopped => None,
     };
     if let Some(error) = error {
         outbox.push(ServerFrame::Goodbye(error));

@@ -80,6 +80,14 @@ impl Outbox {
     pub fn close(&self) {
         self.lock().closed = true;
         self.ready.notify_one();
+        // A reader paused on backpressure must see the close too, or a dead
+        // client's connection would never be torn down.
+        self.drained.notify_waiters();
+    }
+
+    /// Whether the outbox was closed (the writer stopped).
+    pub fn is_closed(&self) -> bool {
+        self.lock().closed
     }
 
     /// Waits for frames, and takes all of them. The outbox is left with no
