@@ -45,6 +45,12 @@ struct Args {
     #[arg(long, value_name = "MICROSECONDS", default_value_t = 0)]
     spin_us: u64,
 
+    /// Messages the broker may hold in all mailboxes together (each costs
+    /// memory for its metadata even when empty); sends beyond it fail with
+    /// BrokerFull.
+    #[arg(long, value_name = "N", default_value_t = Limits::default().max_queued_messages)]
+    max_queued_messages: u64,
+
     /// Requests one connection may have waiting at once.
     #[arg(long, value_name = "N", default_value_t = Limits::default().max_waiting_per_connection)]
     max_waiting_per_connection: usize,
@@ -97,6 +103,7 @@ async fn serve(args: Args) -> anyhow::Result<()> {
     let config = Config {
         limits: Limits {
             memory_budget: args.memory_budget,
+            max_queued_messages: args.max_queued_messages,
             max_waiting_per_connection: args.max_waiting_per_connection,
         },
         spin: std::time::Duration::from_micros(args.spin_us),

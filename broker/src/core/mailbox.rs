@@ -65,6 +65,14 @@ pub(crate) struct WaitingSend {
 }
 
 impl WaitingSend {
+    /// How many of its payloads still wait for admission.
+    pub fn waiting_count(&self) -> u64 {
+        match &self.load {
+            Load::One(_) => 1,
+            Load::Many(batch) => batch.rest.len() as u64,
+        }
+    }
+
     /// The answer to this send when it ends without all of it admitted.
     pub fn failed(&self, error: BrokerError, next_sequence: u64) -> Result<Response, BrokerError> {
         match &self.load {
@@ -416,7 +424,7 @@ impl Mailbox {
     pub fn withdraw(&mut self, ticket: Ticket, ctx: &mut Context<'_>) -> Option<Withdrawn> {
         let withdrawn = if let Some(index) = self.senders.iter().position(|s| s.ticket == ticket) {
             self.senders.remove(index).map(|send| {
-                ctx.budget.release(send.held);
+                ctx.budget.release(send.held, send.waiting_count());
                 Withdrawn::Send(send)
             })
         } else {
@@ -514,7 +522,11 @@ impl Mailbox {
     /// discarded.
     pub fn delete(mut self, ctx: &mut Context<'_>) -> u64 {
         self.fail_all_waiters(&deleted(&self.name), ctx);
-        ctx.budget.release(self.ledger.queued_bytes);
+        let discarded = match &self.lines {
+            Lines::RoundRobin { queue, .. } => queue.len() as u64,
+            Lines::Broadcast { log, .. } => log.len() as u64,
+        };
+        ctx.budget.release(self.ledger.queued_bytes, discarded);
         match self.lines {
             Lines::RoundRobin { queue, .. } => queue.len() as u64,
             Lines::Broadcast { log, .. } => log.len() as u64,
@@ -525,7 +537,7 @@ impl Mailbox {
     pub fn fail_all_waiters(&mut self, error: &BrokerError, ctx: &mut Context<'_>) {
         let next_sequence = self.ledger.next_sequence;
         for send in self.senders.drain(..) {
-            ctx.budget.release(send.held);
+            ctx.budget.release(send.held, send.waiting_count());
             ctx.out
                 .reply(send.ticket, send.failed(error.clone(), next_sequence));
         }
@@ -596,7 +608,7 @@ impl Mailbox {
                     let messages: Vec<Message> = queue.drain(..take).collect();
                     let bytes: u64 = messages.iter().map(|m| m.payload.len() as u64).sum();
                     ledger.queued_bytes -= bytes;
-                    ctx.budget.release(bytes);
+                    ctx.budget.release(bytes, take as u64);
                     ledger.delivered += take as u64;
                     receiver.deliver(messages, ctx.out);
                     moved = true;
@@ -619,7 +631,7 @@ impl Mailbox {
                             let Some(message) = ledger.admit_front(senders, 1, ctx) else {
                                 break;
                             };
-                            ctx.budget.release(message.payload.len() as u64);
+                            ctx.budget.release(message.payload.len() as u64, 1);
                             messages.push(message);
                         }
                         ledger.delivered += messages.len() as u64;
@@ -639,7 +651,7 @@ impl Mailbox {
                     if !senders.is_empty() && subscribers.values().all(|s| !s.waiting.is_empty()) {
                         let recipients = subscribers.len() as u32;
                         if let Some(message) = ledger.admit_front(senders, recipients, ctx) {
-                            ctx.budget.release(message.payload.len() as u64);
+                            ctx.budget.release(message.payload.len() as u64, 1);
                             for subscriber in subscribers.values_mut() {
                                 if let Some(receive) = subscriber.waiting.pop_front() {
                                     subscriber.cursor += 1;
@@ -664,7 +676,7 @@ impl Mailbox {
                         let len = message.payload.len() as u64;
                         if recipients == 0 {
                             // Reaches nobody: nothing to keep.
-                            ctx.budget.release(len);
+                            ctx.budget.release(len, 1);
                             continue;
                         }
                         ledger.queued_bytes += len;
@@ -704,7 +716,7 @@ impl Mailbox {
                         if let Some(entry) = log.pop_front() {
                             let len = entry.message.payload.len() as u64;
                             ledger.queued_bytes -= len;
-                            ctx.budget.release(len);
+                            ctx.budget.release(len, 1);
                             moved = true;
                         }
                     }
@@ -790,6 +802,11 @@ impl Mailbox {
                 held
             })
             .sum()
+    }
+
+    #[cfg(test)]
+    pub fn waiting_message_count(&self) -> u64 {
+        self.senders.iter().map(WaitingSend::waiting_count).sum()
     }
 
     #[cfg(test)]

@@ -27,7 +27,7 @@ use mailbox_proto::{
     Response, Wait, PROTOCOL_VERSION,
 };
 
-pub use budget::Budget;
+pub use budget::{Budget, Exhausted};
 pub use types::{Clock, ConnectionId, Outcome, Peer, Reply, Ticket};
 
 use mailbox::{Batch, Context, Load, Mailbox, Progress, WaitingReceive, WaitingSend, Withdrawn};
@@ -37,6 +37,10 @@ use mailbox::{Batch, Context, Load, Mailbox, Progress, WaitingReceive, WaitingSe
 pub struct Limits {
     /// Payload bytes the broker may hold in all (buffered and waiting sends).
     pub memory_budget: u64,
+    /// Messages the broker may hold in all (buffered and waiting sends);
+    /// bounds the memory of many small or empty messages, which cost little
+    /// payload but a queue slot and metadata each.
+    pub max_queued_messages: u64,
     /// Requests one connection may have waiting at once.
     pub max_waiting_per_connection: usize,
 }
@@ -45,6 +49,7 @@ impl Default for Limits {
     fn default() -> Self {
         Self {
             memory_budget: 1 << 30,
+            max_queued_messages: 4 << 20,
             max_waiting_per_connection: 65_536,
         }
     }
@@ -105,7 +110,7 @@ impl Core {
             connections: HashMap::new(),
             deadlines: BinaryHeap::new(),
             next_serial: 0,
-            budget: Budget::new(limits.memory_budget),
+            budget: Budget::new(limits.memory_budget, limits.max_queued_messages),
             shutting_down: false,
         }
     }
@@ -396,15 +401,24 @@ impl Core {
                 total
             }
         };
-        if !self.budget.try_reserve(held) {
-            return Err(error(
-                ErrorKind::BrokerFull,
-                format!(
+        let count = match &load {
+            Load::One(_) => 1,
+            Load::Many(batch) => batch.rest.len() as u64,
+        };
+        if let Err(exhausted) = self.budget.try_reserve(held, count) {
+            let why = match exhausted {
+                Exhausted::Bytes => format!(
                     "the broker holds {} of its {} byte budget; receive from some mailboxes or raise --memory-budget",
                     self.budget.held(),
                     self.budget.limit()
                 ),
-            ));
+                Exhausted::Messages => format!(
+                    "the broker holds {} of its {} message limit; receive from some mailboxes or raise --max-queued-messages",
+                    self.budget.messages(),
+                    self.budget.max_messages()
+                ),
+            };
+            return Err(error(ErrorKind::BrokerFull, why));
         }
         let send = WaitingSend {
             ticket,
@@ -422,7 +436,7 @@ impl Core {
             Ok(Progress::Done) => Ok(None),
             Ok(Progress::Waiting) => self.start_wait(ticket, mailbox_name, plan, mark, clock, out),
             Err(send) => {
-                self.budget.release(send.held);
+                self.budget.release(send.held, send.waiting_count());
                 let refused = not_now(wait, &mailbox_name, "full");
                 send.failed(refused, mailbox.next_sequence()).map(Some)
             }
@@ -739,14 +753,21 @@ impl Core {
     /// Checks every invariant of every mailbox and of the budget.
     pub(crate) fn check_invariants(&self) {
         let mut held = 0;
+        let mut messages = 0;
         for mailbox in self.mailboxes.values() {
             mailbox.check_invariants();
             held += mailbox.queued_bytes() + mailbox.waiting_payload_bytes();
+            messages += mailbox.info().queued_messages + mailbox.waiting_message_count();
         }
         assert_eq!(
             held,
             self.budget.held(),
             "budget out of step with the mailboxes"
+        );
+        assert_eq!(
+            messages,
+            self.budget.messages(),
+            "message count out of step with the mailboxes"
         );
         let waiting: usize = self
             .mailboxes

@@ -411,6 +411,7 @@ fn limits(memory_budget: u64, max_waiting_per_connection: usize) -> Limits {
     Limits {
         memory_budget,
         max_waiting_per_connection,
+        ..Limits::default()
     }
 }
 
@@ -693,6 +694,27 @@ fn unbounded_send_never_waits() {
     }
     harness.run(
         "c2#1 info q => c2#1 info queued=200 bytes=200 senders=0 receivers=0 subscribers=0 accepted=200 delivered=0",
+    );
+}
+
+#[test]
+fn the_message_limit_counts_empty_messages_and_turns_into_broker_full() {
+    check_with(
+        Limits {
+            max_queued_messages: 2,
+            ..Limits::default()
+        },
+        "
+        c1#1 create q                   => c1#1 created
+        c1#2 send q \"\"                => c1#2 sent 1 to 1
+        c1#3 send q \"\"                => c1#3 sent 2 to 1
+        c1#4 send q \"\"                => c1#4 BrokerFull
+        c1#5 sendmany q a,b             => c1#5 BrokerFull
+        c2#1 recv q                     => c2#1 got 1 \"\" from c1
+        c1#6 send q \"\"                => c1#6 sent 3 to 1
+        c2#2 recvmany q 5               => c2#2 gotmany 2:\"\" 3:\"\" from c1
+        c1#7 sendmany q a,b             => c1#7 sentmany 4+2 to 1
+        ",
     );
 }
 
