@@ -370,3 +370,55 @@ async fn a_client_that_dies_while_backed_up_is_disconnected_and_gets_nothing_mor
     })
     .await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn send_and_receive_makes_one_request_reply_step_and_cancels_after_a_failed_send() {
+    bounded(async {
+        let broker = TestBroker::start(Config::default());
+        let client = broker.client().await;
+        client
+            .create("req", settings(Capacity::Bounded(1)))
+            .await
+            .expect("create");
+        client
+            .create("rep", settings(Capacity::Bounded(1)))
+            .await
+            .expect("create");
+        let socket = broker.socket.clone();
+        let result = tokio::task::spawn_blocking(move || {
+            let mut server = mailbox_client::blocking::Client::connect(&socket).expect("server");
+            let echo = std::thread::spawn(move || {
+                let request = server.receive("req").expect("request");
+                let mut reply = b"re: ".to_vec();
+                reply.extend_from_slice(&request.payload);
+                server.send("rep", reply).expect("reply");
+            });
+            let mut caller = mailbox_client::blocking::Client::connect(&socket).expect("caller");
+            let (sent, reply) = caller.send_and_receive("req", &b"ping"[..], "rep");
+            sent.expect("sent");
+            let reply = reply.expect("reply");
+            echo.join().expect("echo");
+            let (failed, cancelled) = caller.send_and_receive("nowhere", &b"x"[..], "rep");
+            (
+                reply.payload,
+                failed.map(|_| ()),
+                cancelled.map(|m| m.payload),
+            )
+        })
+        .await
+        .expect("join");
+        let (reply, failed, cancelled) = result;
+        assert_eq!(&reply[..], b"re: ping");
+        assert_eq!(
+            failed.expect_err("no such mailbox").kind(),
+            Some(ErrorKind::NoSuchMailbox)
+        );
+        assert_eq!(
+            cancelled.expect_err("receive withdrawn").kind(),
+            Some(ErrorKind::Cancelled)
+        );
+        assert_eq!(client.info("rep").await.expect("info").waiting_receivers, 0);
+        broker.shut_down().await;
+    })
+    .await;
+}

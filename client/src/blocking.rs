@@ -207,6 +207,79 @@ impl Client {
         session::expect_sent(response)
     }
 
+    /// Sends `payload` to `to` and takes the next message from `from`, both
+    /// requests leaving in one write, and returns both outcomes: one step of
+    /// a request/reply conversation (a client sends a request and waits for
+    /// the reply; a server sends a reply and waits for the next request)
+    /// without a round trip between the two halves.
+    ///
+    /// Both wait as long as it takes. If the send fails, the receive is
+    /// cancelled, so the call does not wait for a reply to a request that was
+    /// never sent; its outcome is then an error of kind `Cancelled`, or the
+    /// message it had already taken (nothing is dropped).
+    ///
+    /// ```no_run
+    /// # fn main() -> Result<(), mailbox_client::Error> {
+    /// let mut client = mailbox_client::blocking::Client::connect_default()?;
+    /// let (sent, reply) = client.send_and_receive("requests", &b"ping"[..], "replies");
+    /// sent?;
+    /// assert_eq!(&reply?.payload[..], b"pong");
+    /// # Ok(()) }
+    /// ```
+    pub fn send_and_receive(
+        &mut self,
+        to: &str,
+        payload: impl Into<Bytes>,
+        from: &str,
+    ) -> (Result<SendReceipt, Error>, Result<Message, Error>) {
+        let send = match self.start(Request::Send {
+            mailbox: to.to_owned(),
+            payload: payload.into(),
+            wait: Wait::Forever,
+        }) {
+            Ok(id) => id,
+            Err(error) => {
+                let refused = Err(error.replicate());
+                return (Err(error), refused);
+            }
+        };
+        let receive = match self.start(Request::Receive {
+            mailbox: from.to_owned(),
+            wait: Wait::Forever,
+        }) {
+            Ok(id) => id,
+            Err(error) => {
+                let sent = self
+                    .flush()
+                    .and_then(|()| self.wait_for(send))
+                    .and_then(session::expect_sent);
+                return (sent, Err(error));
+            }
+        };
+        if let Err(error) = self.flush() {
+            return (Err(error.replicate()), Err(error));
+        }
+        let sent = self.wait_for(send).and_then(session::expect_sent);
+        let mut cancel = None;
+        if sent.is_err() {
+            // No reply will come to a request that was not sent.
+            match self
+                .start(Request::Cancel { request: receive })
+                .and_then(|id| self.flush().map(|()| id))
+            {
+                Ok(id) => cancel = Some(id),
+                Err(error) => return (sent, Err(error)),
+            }
+        }
+        let received = self.wait_for(receive).and_then(session::expect_message);
+        if let Some(id) = cancel {
+            // Its answer only says whether the receive was still waiting,
+            // which `received` already tells.
+            let _ = self.wait_for(id);
+        }
+        (sent, received)
+    }
+
     /// Takes the next message, waiting as long as it takes.
     pub fn receive(&mut self, mailbox: &str) -> Result<Message, Error> {
         self.receive_with(mailbox, Wait::Forever)
@@ -701,6 +774,11 @@ impl Client {
     fn call(&mut self, request: Request) -> Result<Response, Error> {
         let id = self.start(request)?;
         self.flush()?;
+        self.wait_for(id)
+    }
+
+    /// Reads until the request `id` is answered.
+    fn wait_for(&mut self, id: RequestId) -> Result<Response, Error> {
         loop {
             if let Some(result) = self.answered.remove(&id) {
                 return session::into_result(result);
