@@ -55,6 +55,9 @@ impl Default for Limits {
     }
 }
 
+/// Below this many deadlines the heap is never swept.
+const MIN_DEADLINES_BEFORE_COMPACTING: usize = 1024;
+
 /// A request that waits: where, and until when.
 #[derive(Debug)]
 struct Waiting {
@@ -87,6 +90,8 @@ pub struct Core {
     connections: HashMap<ConnectionId, Connection>,
     deadlines: BinaryHeap<Reverse<Deadline>>,
     next_serial: u64,
+    /// Heap size at which stale deadlines are swept out next.
+    compact_deadlines_at: usize,
     budget: Budget,
     shutting_down: bool,
 }
@@ -110,6 +115,7 @@ impl Core {
             connections: HashMap::new(),
             deadlines: BinaryHeap::new(),
             next_serial: 0,
+            compact_deadlines_at: MIN_DEADLINES_BEFORE_COMPACTING,
             budget: Budget::new(limits.memory_budget, limits.max_queued_messages),
             shutting_down: false,
         }
@@ -572,17 +578,21 @@ impl Core {
             }
         }
         // Deadlines of waits that ended otherwise stay in the heap until they
-        // pass; rebuild it when they dominate, so it stays proportional to
-        // the waits that exist.
-        if self.deadlines.len() > 1024 && self.deadlines.len() > 4 * self.waiting_count() {
+        // pass; rebuild it each time it doubles past what was live at the
+        // last rebuild, so it stays proportional to the waits that exist at
+        // amortised constant cost (counting the waits on every request would
+        // cost a pass over all connections).
+        if self.deadlines.len() > self.compact_deadlines_at {
             let live: Vec<_> = std::mem::take(&mut self.deadlines)
                 .into_iter()
                 .filter(|Reverse(d)| self.is_live(d))
                 .collect();
+            self.compact_deadlines_at = (2 * live.len()).max(MIN_DEADLINES_BEFORE_COMPACTING);
             self.deadlines = live.into();
         }
     }
 
+    #[cfg(test)]
     fn waiting_count(&self) -> usize {
         self.connections.values().map(|c| c.waiting.len()).sum()
     }
