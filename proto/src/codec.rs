@@ -1023,6 +1023,15 @@ mod tests {
         ]
     }
 
+    /// A server frame through the direct encoder and through bincode.
+    fn both_encodings(frame: &ServerFrame) -> (Vec<u8>, Vec<u8>) {
+        let mut fast = Vec::new();
+        encode_server_frame(frame, &mut fast, MAX).unwrap();
+        let mut slow = Vec::new();
+        encode_frame(frame, &mut slow, MAX).unwrap();
+        (fast, slow)
+    }
+
     fn arb_message() -> impl Strategy<Value = Message> {
         (
             any::<u64>(),
@@ -1060,11 +1069,7 @@ mod tests {
             } else {
                 Response::Received(messages[0].clone())
             };
-            let frame = ServerFrame::Response { id, result: Ok(response) };
-            let mut fast = Vec::new();
-            encode_server_frame(&frame, &mut fast, MAX).unwrap();
-            let mut slow = Vec::new();
-            encode_frame(&frame, &mut slow, MAX).unwrap();
+            let (fast, slow) = both_encodings(&ServerFrame::Response { id, result: Ok(response) });
             prop_assert_eq!(fast, slow);
         }
 
@@ -1101,11 +1106,7 @@ mod tests {
 
         #[test]
         fn other_server_frames_still_encode_through_bincode(id in any::<u64>(), result in arb_response()) {
-            let frame = ServerFrame::Response { id, result };
-            let mut fast = Vec::new();
-            encode_server_frame(&frame, &mut fast, MAX).unwrap();
-            let mut slow = Vec::new();
-            encode_frame(&frame, &mut slow, MAX).unwrap();
+            let (fast, slow) = both_encodings(&ServerFrame::Response { id, result });
             prop_assert_eq!(fast, slow);
         }
 
