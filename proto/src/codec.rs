@@ -298,6 +298,16 @@ fn encode_server_frame_into<B: FrameBuffer>(
     else {
         return encode_frame(frame, dst, max_len);
     };
+    // Messages with details (keys, calls, expiry, dead letters) are rare
+    // enough to take bincode's path whole.
+    let has_details = match response {
+        Response::Received(message) => message.metadata.details.is_some(),
+        Response::ReceivedMany(messages) => messages.iter().any(|m| m.metadata.details.is_some()),
+        _ => false,
+    };
+    if has_details {
+        return encode_frame(frame, dst, max_len);
+    }
     let start = dst.len();
     let pieces_before = detached.as_ref().map_or(0, |d| d.pieces.len());
     dst.append(&[0; FRAME_HEADER_LEN]);
@@ -356,6 +366,9 @@ fn append_message<B: FrameBuffer>(
     head.push(u64::from(meta.sender_gid));
     head.push(meta.sender_connection);
     head.push(meta.accepted_at_unix_nanos);
+    head.push(u64::from(meta.redeliveries));
+    // `details` is `None` here (the caller takes bincode's path otherwise).
+    head.push(0);
     head.push(message.payload.len() as u64);
     dst.append(head.bytes());
     match detached {
@@ -668,6 +681,12 @@ mod fast {
             sender_gid: reader.u32()?,
             sender_connection: reader.varint()?,
             accepted_at_unix_nanos: reader.varint()?,
+            redeliveries: reader.u32()?,
+            // A message with details is left to bincode.
+            details: match reader.array::<1>()? {
+                [0] => None,
+                _ => return None,
+            },
         };
         let payload = body.slice(reader.bytes()?);
         Some(Message { metadata, payload })
@@ -686,8 +705,8 @@ mod fast {
             RESPONSE_RECEIVED => Response::Received(message(&mut reader, body)?),
             RESPONSE_RECEIVED_MANY => {
                 let count = usize::try_from(reader.varint()?).ok()?;
-                // Every message takes at least seven bytes.
-                if count > reader.remaining() / 7 {
+                // Every message takes at least nine bytes.
+                if count > reader.remaining() / 9 {
                     return None;
                 }
                 let mut messages = Vec::with_capacity(count);
@@ -713,7 +732,7 @@ mod tests {
     use super::*;
     use crate::{
         BrokerError, Capacity, ClientFrame, DeliveryPolicy, ErrorKind, Hello, MailboxSettings,
-        Message, Metadata, Request, Response, ServerFrame, Wait,
+        Message, Metadata, Request, Response, ServerFrame, Wait, PROTOCOL_VERSION,
     };
     use bytes::{BufMut, Bytes};
     use proptest::prelude::*;
@@ -737,6 +756,9 @@ mod tests {
                         policy: DeliveryPolicy::Broadcast,
                         max_message_size: 100,
                         fixed_size: Some(10),
+                        max_deliveries: Some(3),
+                        dead_letter: Some("jobs.dead".into()),
+                        ttl_millis: None,
                     },
                 },
             },
@@ -880,6 +902,8 @@ mod tests {
                     sender_gid: 1,
                     sender_connection: 1,
                     accepted_at_unix_nanos: 1,
+                    redeliveries: 0,
+                    details: None,
                 },
                 payload: Bytes::from(vec![0u8; 100]),
             })),
@@ -918,7 +942,8 @@ mod tests {
         let magic = HELLO_MAGIC_BYTES;
         let mut expected = vec![9, 0, 0, 0, 0xfc];
         expected.extend_from_slice(&magic);
-        expected.extend_from_slice(&[1, 2, b'a', b'b']);
+        expected.push(PROTOCOL_VERSION as u8);
+        expected.extend_from_slice(&[2, b'a', b'b']);
         assert_eq!(&buf[..], &expected[..]);
     }
 
@@ -941,19 +966,135 @@ mod tests {
             ],
             prop_oneof![
                 Just(DeliveryPolicy::RoundRobin),
-                Just(DeliveryPolicy::Broadcast)
+                Just(DeliveryPolicy::Broadcast),
+                Just(DeliveryPolicy::Hash),
+                Just(DeliveryPolicy::Priority),
             ],
             any::<u32>(),
             proptest::option::of(any::<u32>()),
+            (
+                proptest::option::of(any::<u32>()),
+                proptest::option::of("[a-z]{1,8}"),
+                proptest::option::of(any::<u64>()),
+            ),
         )
             .prop_map(
-                |(capacity, policy, max_message_size, fixed_size)| MailboxSettings {
+                |(
                     capacity,
                     policy,
                     max_message_size,
                     fixed_size,
+                    (max_deliveries, dead_letter, ttl_millis),
+                )| MailboxSettings {
+                    capacity,
+                    policy,
+                    max_message_size,
+                    fixed_size,
+                    max_deliveries,
+                    dead_letter,
+                    ttl_millis,
                 },
             )
+    }
+
+    fn arb_address() -> impl Strategy<Value = crate::Address> {
+        prop_oneof![
+            any::<u64>().prop_map(crate::Address::Process),
+            "[a-z]{0,8}".prop_map(crate::Address::Name),
+        ]
+    }
+
+    fn arb_send_options() -> impl Strategy<Value = crate::SendOptions> {
+        (
+            prop_oneof![
+                Just(crate::Stage::Queued),
+                Just(crate::Stage::Received),
+                Just(crate::Stage::Acknowledged)
+            ],
+            proptest::option::of(".{0,8}"),
+            proptest::option::of(any::<u64>()),
+        )
+            .prop_map(|(stage, key, ttl_millis)| crate::SendOptions {
+                stage,
+                key,
+                ttl_millis,
+            })
+    }
+
+    /// The requests of direct communication, acknowledgements, calls and names.
+    fn arb_request_v2() -> impl Strategy<Value = Request> {
+        let target = prop_oneof![
+            "[a-z]{0,8}".prop_map(crate::Target::Mailbox),
+            arb_address().prop_map(crate::Target::Process),
+        ];
+        let source = prop_oneof![
+            "[a-z]{0,8}".prop_map(crate::Source::Mailbox),
+            proptest::option::of(arb_address()).prop_map(|from| crate::Source::Inbox { from }),
+        ];
+        let payload = proptest::collection::vec(any::<u8>(), 0..64).prop_map(Bytes::from);
+        prop_oneof![
+            (
+                target.clone(),
+                payload.clone(),
+                arb_send_options(),
+                arb_wait()
+            )
+                .prop_map(|(to, payload, options, wait)| Request::SendWith {
+                    to,
+                    payload,
+                    options,
+                    wait
+                }),
+            (
+                source,
+                proptest::option::of(any::<u32>()),
+                any::<bool>(),
+                any::<i32>(),
+                arb_wait()
+            )
+                .prop_map(|(from, max, manual_ack, priority, wait)| {
+                    Request::ReceiveWith {
+                        from,
+                        options: crate::ReceiveOptions {
+                            max,
+                            manual_ack,
+                            priority,
+                        },
+                        wait,
+                    }
+                }),
+            (
+                proptest::option::of("[a-z]{0,8}"),
+                any::<u64>(),
+                prop_oneof![
+                    Just(crate::Verdict::Ack),
+                    any::<bool>().prop_map(|to_tail| crate::Verdict::Nack { to_tail })
+                ]
+            )
+                .prop_map(|(mailbox, sequence, verdict)| Request::Settle {
+                    mailbox,
+                    sequence,
+                    verdict
+                }),
+            (target, payload.clone(), arb_send_options(), arb_wait()).prop_map(
+                |(to, payload, options, wait)| Request::Call {
+                    to,
+                    payload,
+                    options,
+                    wait
+                }
+            ),
+            (any::<u64>(), payload).prop_map(|(call, payload)| Request::Reply { call, payload }),
+            ("[a-z]{0,8}", arb_wait()).prop_map(|(name, wait)| Request::ClaimName { name, wait }),
+            "[a-z]{0,8}".prop_map(|name| Request::ReleaseName { name }),
+            Just(Request::ListNames),
+            prop_oneof![
+                Just(Capacity::Zero),
+                Just(Capacity::Unbounded),
+                any::<u32>().prop_map(Capacity::Bounded)
+            ]
+            .prop_map(|capacity| Request::SetInboxCapacity { capacity }),
+        ]
     }
 
     fn arb_request() -> impl Strategy<Value = Request> {
@@ -991,6 +1132,7 @@ mod tests {
                 }),
             (name, any::<u32>(), arb_wait())
                 .prop_map(|(mailbox, max, wait)| Request::ReceiveMany { mailbox, max, wait }),
+            arb_request_v2(),
         ]
     }
 
@@ -1003,6 +1145,8 @@ mod tests {
                 sender_gid: sender_uid,
                 sender_connection: sequence ^ accepted,
                 accepted_at_unix_nanos: accepted,
+                redeliveries: sender_pid,
+                details: None,
             },
         );
         prop_oneof![
@@ -1020,6 +1164,22 @@ mod tests {
             ),
             any::<bool>().prop_map(|cancelled| Ok(Response::CancelResult { cancelled })),
             ".{0,30}".prop_map(|message| Err(BrokerError::new(ErrorKind::Timeout, message))),
+            arb_message().prop_map(|message| Ok(Response::Received(message))),
+            Just(Ok(Response::Settled)),
+            Just(Ok(Response::Replied)),
+            Just(Ok(Response::NameClaimed)),
+            Just(Ok(Response::NameReleased)),
+            Just(Ok(Response::InboxCapacitySet)),
+            ("[a-z]{0,8}", any::<u64>(), any::<u32>()).prop_map(|(name, process, pid)| Ok(
+                Response::Names(vec![crate::NameInfo {
+                    name,
+                    process,
+                    pid,
+                    uid: pid,
+                    queued_claims: 0
+                }])
+            )),
+            ".{0,30}".prop_map(|message| Err(BrokerError::new(ErrorKind::InvalidRequest, message))),
         ]
     }
 
@@ -1032,6 +1192,30 @@ mod tests {
         (fast, slow)
     }
 
+    fn arb_details() -> impl Strategy<Value = Option<Box<crate::Details>>> {
+        proptest::option::weighted(
+            0.2,
+            (
+                proptest::option::of(".{0,8}"),
+                proptest::option::of(any::<u64>()),
+                proptest::option::of(any::<u64>()),
+                proptest::option::of((".{0,8}", any::<u64>())),
+            )
+                .prop_map(|(key, call, expires, dead)| {
+                    Box::new(crate::Details {
+                        key,
+                        call,
+                        expires_at_unix_nanos: expires,
+                        dead_letter: dead.map(|(mailbox, sequence)| crate::DeadLetter {
+                            mailbox,
+                            sequence,
+                            reason: "expired".to_owned(),
+                        }),
+                    })
+                }),
+        )
+    }
+
     fn arb_message() -> impl Strategy<Value = Message> {
         (
             any::<u64>(),
@@ -1039,20 +1223,24 @@ mod tests {
             any::<u32>(),
             any::<u32>(),
             any::<u64>(),
-            any::<u64>(),
+            (any::<u64>(), any::<u32>(), arb_details()),
             proptest::collection::vec(any::<u8>(), 0..300),
         )
             .prop_map(
-                |(sequence, pid, uid, gid, connection, at, payload)| Message {
-                    metadata: Metadata {
-                        sequence,
-                        sender_pid: pid,
-                        sender_uid: uid,
-                        sender_gid: gid,
-                        sender_connection: connection,
-                        accepted_at_unix_nanos: at,
-                    },
-                    payload: payload.into(),
+                |(sequence, pid, uid, gid, connection, (at, redeliveries, details), payload)| {
+                    Message {
+                        metadata: Metadata {
+                            sequence,
+                            sender_pid: pid,
+                            sender_uid: uid,
+                            sender_gid: gid,
+                            sender_connection: connection,
+                            accepted_at_unix_nanos: at,
+                            redeliveries,
+                            details,
+                        },
+                        payload: payload.into(),
+                    }
                 },
             )
     }

@@ -10,11 +10,11 @@ use std::fmt;
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 
-use crate::mailbox::{BrokerStatus, MailboxInfo, MailboxSettings};
+use crate::mailbox::{BrokerStatus, Capacity, MailboxInfo, MailboxSettings};
 use crate::message::Message;
 
 /// The protocol version this crate speaks.
-pub const PROTOCOL_VERSION: u32 = 1;
+pub const PROTOCOL_VERSION: u32 = 2;
 
 /// First field of every [`Hello`]: the bytes `MBOX` read as a little-endian
 /// `u32`, so that a peer speaking something else entirely is told so.
@@ -180,6 +180,239 @@ pub enum Request {
         /// How long to wait for the first message.
         wait: Wait,
     },
+    /// The general send: to a mailbox or straight to a process's inbox, with
+    /// a key, a time-to-live and the stage the sender waits for. Answered
+    /// with [`Response::Sent`] once `options.stage` is reached.
+    SendWith {
+        /// Where to.
+        to: Target,
+        /// The message's bytes.
+        payload: Bytes,
+        /// Key, time-to-live, stage.
+        options: SendOptions,
+        /// How long to wait, for everything up to the stage.
+        wait: Wait,
+    },
+    /// The general receive: from a mailbox or from this connection's inbox
+    /// (optionally only from one sender), with manual acknowledgement and a
+    /// receiver priority. Answered like [`Request::Receive`] (or like
+    /// [`Request::ReceiveMany`] when `options.max` is set).
+    ReceiveWith {
+        /// Where from.
+        from: Source,
+        /// Batch size, acknowledgement, priority.
+        options: ReceiveOptions,
+        /// How long to wait for a message.
+        wait: Wait,
+    },
+    /// Settles a message received with manual acknowledgement. Answered with
+    /// [`Response::Settled`].
+    Settle {
+        /// The mailbox it came from; `None` for this connection's inbox.
+        mailbox: Option<String>,
+        /// Its sequence number.
+        sequence: u64,
+        /// Done, or back to the mailbox.
+        verdict: Verdict,
+    },
+    /// Sends a request and waits for its reply: answered with
+    /// [`Response::Received`] carrying the reply, [`ErrorKind::NoReply`] when
+    /// the process holding the request leaves (or the request is dropped)
+    /// without replying, or [`ErrorKind::Timeout`].
+    Call {
+        /// Where the request goes.
+        to: Target,
+        /// The request's bytes.
+        payload: Bytes,
+        /// Key and time-to-live of the request message (the stage is ignored).
+        options: SendOptions,
+        /// How long to wait for the reply, in all.
+        wait: Wait,
+    },
+    /// Answers a call this connection received ([`Details::call`]).
+    /// Answered with [`Response::Replied`].
+    Reply {
+        /// The call's id, from the request message.
+        call: u64,
+        /// The reply's bytes.
+        payload: Bytes,
+    },
+    /// Claims a well-known name for this connection until it ends or
+    /// releases it. With `wait` other than [`Wait::Never`], queues for a
+    /// taken name instead of failing with [`ErrorKind::NameTaken`].
+    ClaimName {
+        /// The name (same rule as mailbox names).
+        name: String,
+        /// Whether and how long to queue for it.
+        wait: Wait,
+    },
+    /// Gives a claimed name up (the next queued claimer gets it).
+    ReleaseName {
+        /// The name.
+        name: String,
+    },
+    /// Every claimed name and its owner.
+    ListNames,
+    /// Sets the capacity of this connection's inbox (default
+    /// [`DEFAULT_INBOX_CAPACITY`]); messages already in it stay.
+    SetInboxCapacity {
+        /// The new capacity.
+        capacity: Capacity,
+    },
+}
+
+/// Capacity of a connection's inbox until it sets one.
+pub const DEFAULT_INBOX_CAPACITY: Capacity = Capacity::Bounded(1024);
+
+/// A process, by its address or by a well-known name it holds.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum Address {
+    /// The broker's id of its connection ([`Welcome::connection_id`]).
+    Process(u64),
+    /// A well-known name it has claimed.
+    Name(String),
+}
+
+impl From<u64> for Address {
+    fn from(process: u64) -> Self {
+        Address::Process(process)
+    }
+}
+
+impl From<&str> for Address {
+    /// A well-known name.
+    fn from(name: &str) -> Self {
+        Address::Name(name.to_owned())
+    }
+}
+
+impl fmt::Display for Address {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Address::Process(process) => write!(f, "process {process}"),
+            Address::Name(name) => write!(f, "process named {name}"),
+        }
+    }
+}
+
+impl std::str::FromStr for Address {
+    type Err = std::convert::Infallible;
+    /// Digits are a process address, anything else a well-known name.
+    ///
+    /// ```
+    /// use mailbox_proto::Address;
+    /// assert_eq!("42".parse::<Address>().unwrap(), Address::Process(42));
+    /// assert_eq!("worker".parse::<Address>().unwrap(), Address::Name("worker".into()));
+    /// ```
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Ok(match s.parse::<u64>() {
+            Ok(process) => Address::Process(process),
+            Err(_) => Address::Name(s.to_owned()),
+        })
+    }
+}
+
+/// Where a message goes: a shared mailbox (indirect communication) or a
+/// process's inbox (direct communication).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum Target {
+    /// A named mailbox.
+    Mailbox(String),
+    /// The inbox of a process.
+    Process(Address),
+}
+
+impl Target {
+    /// A named mailbox.
+    pub fn mailbox(name: impl Into<String>) -> Self {
+        Target::Mailbox(name.into())
+    }
+
+    /// A process's inbox, by address or well-known name.
+    pub fn process(address: impl Into<Address>) -> Self {
+        Target::Process(address.into())
+    }
+}
+
+/// Where a receive takes from.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum Source {
+    /// A named mailbox.
+    Mailbox(String),
+    /// This connection's inbox: from any sender (`None`), or only from one.
+    Inbox {
+        /// The only sender to take from, if any.
+        from: Option<Address>,
+    },
+}
+
+/// How far a send waits before it is answered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+pub enum Stage {
+    /// Until the broker holds the message (the default).
+    #[default]
+    Queued,
+    /// Until a receiver has taken it (the textbook's blocking send); on
+    /// broadcast, until every subscriber it reached has.
+    Received,
+    /// Until a receiver has acknowledged it (round-robin, hash, priority and
+    /// inboxes).
+    Acknowledged,
+}
+
+/// Options of [`Request::SendWith`] and [`Request::Call`].
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+pub struct SendOptions {
+    /// What the send waits for.
+    pub stage: Stage,
+    /// Routing key for `hash` mailboxes (at most [`MAX_KEY_LEN`] bytes).
+    pub key: Option<String>,
+    /// Time-to-live in milliseconds; the mailbox's own is used when shorter.
+    pub ttl_millis: Option<u64>,
+}
+
+/// Longest routing key, in bytes.
+pub const MAX_KEY_LEN: usize = 1024;
+
+/// Options of [`Request::ReceiveWith`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+pub struct ReceiveOptions {
+    /// `None`: one message, answered with [`Response::Received`]; `Some(n)`:
+    /// up to `n`, answered with [`Response::ReceivedMany`].
+    pub max: Option<u32>,
+    /// Hold each message until it is settled ([`Request::Settle`]); a
+    /// disconnect returns it to the head of the mailbox.
+    pub manual_ack: bool,
+    /// On `priority` mailboxes, higher is served first (ignored elsewhere).
+    pub priority: i32,
+}
+
+/// How a manually acknowledged message is settled.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum Verdict {
+    /// Done with it: it leaves the broker.
+    Ack,
+    /// Not done: it goes back to the mailbox (to its head, or to its tail),
+    /// and its redelivery count goes up.
+    Nack {
+        /// Back to the tail instead of the head.
+        to_tail: bool,
+    },
+}
+
+/// One claimed well-known name.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NameInfo {
+    /// The name.
+    pub name: String,
+    /// The owner's process address.
+    pub process: u64,
+    /// The owner's process id.
+    pub pid: u32,
+    /// The owner's user id.
+    pub uid: u32,
+    /// Connections queued to claim it next.
+    pub queued_claims: u32,
 }
 
 /// A successful answer.
@@ -241,6 +474,18 @@ pub enum Response {
     },
     /// The answer to [`Request::ReceiveMany`]: one or more messages, in order.
     ReceivedMany(Vec<Message>),
+    /// The message was settled.
+    Settled,
+    /// The reply reached the caller.
+    Replied,
+    /// This connection holds the name now.
+    NameClaimed,
+    /// The name is released.
+    NameReleased,
+    /// Every claimed name, sorted.
+    Names(Vec<NameInfo>),
+    /// The inbox has its new capacity.
+    InboxCapacitySet,
 }
 
 /// What went wrong, as a kind a program can match on and a message for humans.
@@ -315,6 +560,28 @@ pub enum ErrorKind {
     UnsupportedVersion,
     /// A bug in the broker; the message says more.
     Internal,
+    /// No live process has that address or name.
+    NoSuchProcess,
+    /// The well-known name is held by another process.
+    NameTaken,
+    /// The process holding a call's request left (or the request was
+    /// dropped) without replying.
+    NoReply,
+    /// Settle of a message this connection does not hold, or reply to a
+    /// call it does not hold.
+    NotHeld,
+    /// A send timed out after a receiver took the message but before it
+    /// acknowledged it: the message was not withdrawn.
+    TimeoutInFlight,
+    /// The message's time-to-live ran out before it was delivered.
+    Expired,
+    /// The message reached its mailbox's maximum number of deliveries.
+    DeadLettered,
+    /// The caller of a call stopped waiting (timed out, cancelled, left).
+    CallEnded,
+    /// The request does not apply to this mailbox (e.g. manual
+    /// acknowledgement on broadcast, a call to a broadcast mailbox).
+    InvalidRequest,
 }
 
 impl fmt::Display for ErrorKind {
@@ -340,6 +607,15 @@ impl fmt::Display for ErrorKind {
             ErrorKind::ProtocolViolation => "protocol violation",
             ErrorKind::UnsupportedVersion => "unsupported protocol version",
             ErrorKind::Internal => "internal broker error",
+            ErrorKind::NoSuchProcess => "no such process",
+            ErrorKind::NameTaken => "name taken",
+            ErrorKind::NoReply => "no reply",
+            ErrorKind::NotHeld => "not held",
+            ErrorKind::TimeoutInFlight => "timed out in flight",
+            ErrorKind::Expired => "expired",
+            ErrorKind::DeadLettered => "dead-lettered",
+            ErrorKind::CallEnded => "call ended",
+            ErrorKind::InvalidRequest => "invalid request",
         })
     }
 }

@@ -22,14 +22,15 @@ pub use codec::{
     encode_server_frame_detached, DecodeError, Detached, EncodeError, Segments,
 };
 pub use frame::{
-    BrokerError, ClientFrame, ErrorKind, Hello, Request, RequestId, Response, ServerFrame, Wait,
-    Welcome, HELLO_MAGIC, PROTOCOL_VERSION,
+    Address, BrokerError, ClientFrame, ErrorKind, Hello, NameInfo, ReceiveOptions, Request,
+    RequestId, Response, SendOptions, ServerFrame, Source, Stage, Target, Verdict, Wait, Welcome,
+    DEFAULT_INBOX_CAPACITY, HELLO_MAGIC, MAX_KEY_LEN, PROTOCOL_VERSION,
 };
 pub use mailbox::{
     BrokerStatus, Capacity, DeliveryPolicy, InvalidName, MailboxInfo, MailboxName, MailboxSettings,
     ParseCapacityError, ParsePolicyError, DEFAULT_MAX_MESSAGE_SIZE, MAX_MESSAGE_SIZE_LIMIT,
 };
-pub use message::{Message, Metadata};
+pub use message::{DeadLetter, Details, Message, Metadata};
 
 /// Re-exported so that users of [`Message::payload`] need not depend on `bytes`.
 pub use bytes::Bytes;

@@ -150,11 +150,18 @@ pub enum DeliveryPolicy {
     RoundRobin,
     /// Every subscriber gets every message sent after it subscribed.
     Broadcast,
+    /// Messages with the same key go to the same receiver for as long as it
+    /// stays in the mailbox's pool; keyless messages go to any receiver.
+    Hash,
+    /// The waiting receiver with the highest priority gets the message
+    /// (earliest first among equals); a standby takes over when the primary
+    /// leaves.
+    Priority,
 }
 
 /// Why a string is not a [`DeliveryPolicy`].
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("delivery policy must be `round-robin` or `broadcast`, not {0:?}")]
+#[error("delivery policy must be `round-robin`, `broadcast`, `hash` or `priority`, not {0:?}")]
 pub struct ParsePolicyError(pub String);
 
 impl FromStr for DeliveryPolicy {
@@ -163,6 +170,8 @@ impl FromStr for DeliveryPolicy {
         match s {
             "round-robin" => Ok(DeliveryPolicy::RoundRobin),
             "broadcast" => Ok(DeliveryPolicy::Broadcast),
+            "hash" => Ok(DeliveryPolicy::Hash),
+            "priority" => Ok(DeliveryPolicy::Priority),
             _ => Err(ParsePolicyError(s.to_owned())),
         }
     }
@@ -173,13 +182,15 @@ impl fmt::Display for DeliveryPolicy {
         f.write_str(match self {
             DeliveryPolicy::RoundRobin => "round-robin",
             DeliveryPolicy::Broadcast => "broadcast",
+            DeliveryPolicy::Hash => "hash",
+            DeliveryPolicy::Priority => "priority",
         })
     }
 }
 
 /// Everything that defines a mailbox. Two creates with equal settings are the
 /// same mailbox; a create with different settings is refused.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct MailboxSettings {
     /// How many messages it buffers.
     pub capacity: Capacity,
@@ -189,6 +200,14 @@ pub struct MailboxSettings {
     pub max_message_size: u32,
     /// When set, every payload must be exactly this many bytes.
     pub fixed_size: Option<u32>,
+    /// When set, a message delivered this many times (with manual
+    /// acknowledgement) that comes back again is dead-lettered instead.
+    pub max_deliveries: Option<u32>,
+    /// Where dead-lettered and expired messages go; without it they are
+    /// dropped and counted.
+    pub dead_letter: Option<String>,
+    /// Time-to-live of every message, in milliseconds.
+    pub ttl_millis: Option<u64>,
 }
 
 impl Default for MailboxSettings {
@@ -198,6 +217,9 @@ impl Default for MailboxSettings {
             policy: DeliveryPolicy::RoundRobin,
             max_message_size: DEFAULT_MAX_MESSAGE_SIZE,
             fixed_size: None,
+            max_deliveries: None,
+            dead_letter: None,
+            ttl_millis: None,
         }
     }
 }
@@ -224,6 +246,16 @@ impl MailboxSettings {
                     self.max_message_size
                 ));
             }
+        }
+        if self.max_deliveries == Some(0) {
+            return Err("max deliveries must be at least 1".to_owned());
+        }
+        if self.ttl_millis == Some(0) {
+            return Err("a time-to-live must be at least 1 ms".to_owned());
+        }
+        if let Some(dead_letter) = &self.dead_letter {
+            MailboxName::validate(dead_letter)
+                .map_err(|why| format!("dead-letter mailbox: {why}"))?;
         }
         Ok(())
     }
@@ -252,6 +284,18 @@ pub struct MailboxInfo {
     /// Deliveries made since the mailbox was created (a broadcast message
     /// counts once per subscriber that took it).
     pub messages_delivered: u64,
+    /// Messages delivered with manual acknowledgement and not settled yet.
+    pub in_flight: u64,
+    /// Deliveries of messages that had come back (nack, receiver left).
+    pub messages_redelivered: u64,
+    /// Messages whose time-to-live ran out before delivery.
+    pub messages_expired: u64,
+    /// Messages moved to the dead-letter mailbox.
+    pub messages_dead_lettered: u64,
+    /// Messages dropped: expired or past their maximum deliveries with no
+    /// dead-letter mailbox to take them, or withdrawn by their sender's
+    /// timeout after they were queued.
+    pub messages_dropped: u64,
 }
 
 /// Broker-wide figures, as `mailboxctl status` shows them.

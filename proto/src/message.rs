@@ -21,6 +21,48 @@ pub struct Metadata {
     pub sender_connection: u64,
     /// When the broker accepted the message, in nanoseconds since the Unix epoch.
     pub accepted_at_unix_nanos: u64,
+    /// How many times it was delivered before and came back (nack or a
+    /// receiver that left holding it).
+    pub redeliveries: u32,
+    /// What only some messages carry; boxed so plain messages stay small.
+    pub details: Option<Box<Details>>,
+}
+
+/// The metadata of messages that were sent with options, are calls, or were
+/// dead-lettered.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct Details {
+    /// The routing key it was sent with.
+    pub key: Option<String>,
+    /// Set on a call's request (answer it with this id) and on its reply.
+    pub call: Option<u64>,
+    /// When it expires, in nanoseconds since the Unix epoch.
+    pub expires_at_unix_nanos: Option<u64>,
+    /// Set when it was moved to a dead-letter mailbox.
+    pub dead_letter: Option<DeadLetter>,
+}
+
+/// Where a dead-lettered message came from and why it was moved.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeadLetter {
+    /// The mailbox it was in.
+    pub mailbox: String,
+    /// Its sequence number there.
+    pub sequence: u64,
+    /// Why it was moved (`max deliveries`, `expired`).
+    pub reason: String,
+}
+
+impl Metadata {
+    /// The call id, when this message is a call's request or reply.
+    pub fn call(&self) -> Option<u64> {
+        self.details.as_ref().and_then(|d| d.call)
+    }
+
+    /// The routing key, when it was sent with one.
+    pub fn key(&self) -> Option<&str> {
+        self.details.as_ref().and_then(|d| d.key.as_deref())
+    }
 }
 
 /// A message as a receiver gets it.

@@ -74,7 +74,7 @@ fn settings(capacity: u32, policy: DeliveryPolicy, size: usize) -> Result<Mailbo
         },
         policy,
         max_message_size: u32::try_from(size)?.max(mailbox_client::DEFAULT_MAX_MESSAGE_SIZE),
-        fixed_size: None,
+        ..MailboxSettings::default()
     })
 }
 
@@ -674,6 +674,7 @@ pub fn conns_waiter(args: &RoleArgs) -> Result<Value> {
         for index in range.clone() {
             let (socket, check, connecting) = (socket.clone(), check.clone(), connecting.clone());
             let set_up = set_up.clone();
+            let settings = settings.clone();
             tasks.spawn(async move {
                 let name = conns_mailbox(index);
                 let created = async {

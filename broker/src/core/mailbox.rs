@@ -1,5 +1,5 @@
 //! One mailbox: its buffer, its waiting senders and receivers, and the rules
-//! of its delivery policy.
+//! of its delivery policy. A connection's inbox is a mailbox too.
 //!
 //! Every operation follows the same shape: put the new sender or receiver at
 //! the back of its waiting line, then [`Mailbox::pump`] moves messages as far
@@ -8,26 +8,43 @@
 //! fairness hold by construction; a non-blocking operation that the pump did
 //! not complete is simply taken back off the back of its line.
 //!
+//! The lines per policy:
+//! - round-robin and priority: one queue, one line of receivers (for
+//!   priority ordered by priority, then arrival).
+//! - broadcast: a log every subscriber reads with its own cursor.
+//! - hash: a shared queue for keyless messages, and one queue per member of
+//!   the pool for the keys bound to it.
+//! - inbox: one queue; a receive may ask for one sender only, and then takes
+//!   that sender's oldest message, even straight from a waiting send.
+//!
 //! Invariants (checked by `check_invariants` in tests):
-//! - round-robin: receivers wait only while the queue is empty; senders wait
-//!   only while the queue is full (on `zero`: while no receiver waits).
+//! - round-robin and priority: receivers wait only while the queue is empty;
+//!   senders wait only while the queue is full (on `zero`: while no receiver
+//!   waits).
 //! - broadcast: a subscriber has waiting receives only when it has read
 //!   everything in the log; the log's front entry is still unread by someone;
 //!   senders wait only while the log is full (on `zero`: while some
 //!   subscriber has no waiting receive).
-//! - sequence numbers are assigned at admission, so they increase by one along
-//!   the queue and along every subscriber's stream.
+//! - hash: a member waits only while its own queue is empty; a key is bound
+//!   to at most one member, and its queued messages are all in that member's
+//!   queue (or in the shared queue while there are no members).
+//! - sequence numbers are assigned at admission, so they increase along
+//!   every queue; a message that comes back (nack, holder left) keeps its
+//!   number, and one withdrawn or expired leaves a gap.
+//! - a message handed to a receiver that acknowledges manually stays in
+//!   `in_flight` (and in the budget) until it is settled or comes back.
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::time::Duration;
 
 use bytes::Bytes;
 use mailbox_proto::{
-    BrokerError, Capacity, DeliveryPolicy, ErrorKind, MailboxInfo, MailboxSettings, Message,
-    Metadata, Response,
+    BrokerError, Capacity, DeadLetter, DeliveryPolicy, Details, ErrorKind, MailboxInfo,
+    MailboxSettings, Message, Metadata, Response, Verdict,
 };
 
 use super::budget::Budget;
-use super::types::{Clock, ConnectionId, Outcome, Peer, Ticket};
+use super::types::{Clock, ConnectionId, Effect, Outcome, Peer, Place, Ticket};
 
 /// What an operation needs from the world around the mailbox.
 pub(crate) struct Context<'a> {
@@ -53,6 +70,27 @@ pub(crate) struct Batch {
     pub recipients: u32,
 }
 
+/// How far a send waits before it is answered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Until {
+    /// Answered at admission.
+    Queued,
+    /// Answered when a receiver takes it.
+    Received,
+    /// Answered when a receiver acknowledges it.
+    Acknowledged,
+    /// A call: answered by a reply, which the core routes.
+    Reply(u64),
+}
+
+/// What only some sends carry (boxed, so plain sends stay small).
+#[derive(Debug, Clone)]
+pub(crate) struct SendExtra {
+    pub until: Until,
+    pub key: Option<String>,
+    pub ttl: Option<Duration>,
+}
+
 /// A send that has not been (completely) admitted yet. The bytes of its
 /// waiting payloads are reserved in the budget.
 #[derive(Debug)]
@@ -62,6 +100,7 @@ pub(crate) struct WaitingSend {
     pub load: Load,
     /// Payload bytes not admitted yet (what withdrawing it releases).
     pub held: u64,
+    pub extra: Option<Box<SendExtra>>,
 }
 
 impl WaitingSend {
@@ -71,6 +110,12 @@ impl WaitingSend {
             Load::One(_) => 1,
             Load::Many(batch) => batch.rest.len() as u64,
         }
+    }
+
+    fn until(&self) -> Until {
+        self.extra
+            .as_ref()
+            .map_or(Until::Queued, |extra| extra.until)
     }
 
     /// The answer to this send when it ends without all of it admitted.
@@ -97,11 +142,33 @@ pub(crate) struct WaitingReceive {
     pub ticket: Ticket,
     /// Up to how many messages it takes; `None` for a single `Receive`.
     pub max: Option<u32>,
+    /// The receiver settles each message itself.
+    pub manual: bool,
+    /// Its rank on a priority mailbox (higher first).
+    pub priority: i32,
+    /// On an inbox: take only messages of this sender.
+    pub from: Option<ConnectionId>,
 }
 
 impl WaitingReceive {
+    /// A plain receive of `max` messages (`None`: one).
+    pub fn plain(ticket: Ticket, max: Option<u32>) -> Self {
+        Self {
+            ticket,
+            max,
+            manual: false,
+            priority: 0,
+            from: None,
+        }
+    }
+
     fn limit(&self) -> usize {
         self.max.map_or(1, |max| max.max(1) as usize)
+    }
+
+    fn accepts(&self, message: &Message) -> bool {
+        self.from
+            .is_none_or(|from| from.0 == message.metadata.sender_connection)
     }
 
     /// Answers it with `messages` (one or more).
@@ -120,8 +187,14 @@ impl WaitingReceive {
 /// What [`Mailbox::withdraw`] took out of a line.
 #[derive(Debug)]
 pub(crate) enum Withdrawn {
+    /// A send that was not (completely) admitted.
     Send(WaitingSend),
+    /// A waiting receive.
     Receive,
+    /// A watched send whose message was queued: the message is gone too.
+    Queued,
+    /// A watched send whose message a receiver holds: the message stays.
+    InFlight,
 }
 
 /// Whether an operation finished inside the call or now waits.
@@ -129,44 +202,103 @@ pub(crate) enum Withdrawn {
 pub(crate) enum Progress {
     /// It was answered (its reply is in the outcome).
     Done,
-    /// It waits in the mailbox's line.
+    /// It waits in the mailbox's line (or, admitted, for its stage).
     Waiting,
 }
 
-/// Counters and the sequence, apart from the lines so both can be borrowed.
+/// An admitted send still waiting for its stage.
+#[derive(Debug, Clone, Copy)]
+struct Watch {
+    ticket: Ticket,
+    until: Until,
+}
+
+/// A message a manually acknowledging receiver holds.
+#[derive(Debug)]
+struct InFlight {
+    message: Message,
+    holder: ConnectionId,
+}
+
+/// Counters, the sequence, watches and messages in flight: apart from the
+/// lines so both can be borrowed.
 #[derive(Debug)]
 struct Ledger {
+    place: Place,
+    name: String,
     next_sequence: u64,
     accepted: u64,
     delivered: u64,
+    redelivered: u64,
+    expired: u64,
+    dead_lettered: u64,
+    dropped: u64,
     queued_bytes: u64,
+    ttl: Option<Duration>,
+    max_deliveries: Option<u32>,
+    dead_letter: Option<String>,
+    watches: HashMap<u64, Watch>,
+    in_flight: BTreeMap<u64, InFlight>,
 }
 
 impl Ledger {
-    /// Admits the front payload of the front waiting send, answering that
-    /// send when it is now fully admitted. Returns the stamped message.
-    fn admit_front(
+    /// Admits the payload at the front of the send at `index` of the
+    /// senders' line, answering that send when it is now fully admitted (or
+    /// watching it when it waits for a later stage). Returns the stamped
+    /// message.
+    fn admit(
         &mut self,
         senders: &mut VecDeque<WaitingSend>,
+        index: usize,
         recipients: u32,
         ctx: &mut Context<'_>,
     ) -> Option<Message> {
-        let front = senders.front_mut()?;
+        let send = senders.get_mut(index)?;
         let sequence = self.next_sequence;
-        let payload = match &mut front.load {
+        let payload = match &mut send.load {
             Load::One(_) => {
-                let send = senders.pop_front()?;
+                let send = senders.remove(index)?;
                 let Load::One(payload) = send.load else {
                     return None;
                 };
-                ctx.out.reply(
-                    send.ticket,
-                    Ok(Response::Sent {
-                        sequence,
-                        recipients,
-                    }),
-                );
-                return Some(self.stamp(send.ticket, send.sender, payload, ctx.clock));
+                match send.extra {
+                    None => {
+                        ctx.out.reply(
+                            send.ticket,
+                            Ok(Response::Sent {
+                                sequence,
+                                recipients,
+                            }),
+                        );
+                        return Some(self.stamp(send.ticket, send.sender, payload, None, ctx));
+                    }
+                    Some(extra) => {
+                        if extra.until == Until::Queued {
+                            ctx.out.reply(
+                                send.ticket,
+                                Ok(Response::Sent {
+                                    sequence,
+                                    recipients,
+                                }),
+                            );
+                        } else {
+                            self.watches.insert(
+                                sequence,
+                                Watch {
+                                    ticket: send.ticket,
+                                    until: extra.until,
+                                },
+                            );
+                        }
+                        return Some(self.stamp(
+                            send.ticket,
+                            send.sender,
+                            payload,
+                            Some(&extra),
+                            ctx,
+                        ));
+                    }
+                }
             }
             Load::Many(batch) => {
                 let payload = batch.rest.pop_front()?;
@@ -175,12 +307,12 @@ impl Ledger {
                 }
                 batch.admitted += 1;
                 batch.recipients = recipients;
-                front.held -= payload.len() as u64;
+                send.held -= payload.len() as u64;
                 payload
             }
         };
-        let (ticket, sender) = (front.ticket, front.sender);
-        if let Load::Many(batch) = &front.load {
+        let (ticket, sender) = (send.ticket, send.sender);
+        if let Load::Many(batch) = &send.load {
             if batch.rest.is_empty() {
                 ctx.out.reply(
                     ticket,
@@ -191,16 +323,53 @@ impl Ledger {
                         stopped: None,
                     }),
                 );
-                senders.pop_front();
+                senders.remove(index);
             }
         }
-        Some(self.stamp(ticket, sender, payload, ctx.clock))
+        Some(self.stamp(ticket, sender, payload, None, ctx))
     }
 
-    fn stamp(&mut self, ticket: Ticket, sender: Peer, payload: Bytes, clock: &Clock) -> Message {
+    fn stamp(
+        &mut self,
+        ticket: Ticket,
+        sender: Peer,
+        payload: Bytes,
+        extra: Option<&SendExtra>,
+        ctx: &mut Context<'_>,
+    ) -> Message {
         let sequence = self.next_sequence;
         self.next_sequence += 1;
         self.accepted += 1;
+        let ttl = match (self.ttl, extra.and_then(|e| e.ttl)) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+        let call = match extra.map(|e| e.until) {
+            Some(Until::Reply(call)) => Some(call),
+            _ => None,
+        };
+        let key = extra.and_then(|e| e.key.clone());
+        let expires_at_unix_nanos = ttl.map(|ttl| {
+            ctx.clock
+                .unix_nanos
+                .saturating_add(ttl.as_nanos().min(u128::from(u64::MAX)) as u64)
+        });
+        if let Some(at) = ttl.and_then(|ttl| ctx.clock.now.checked_add(ttl)) {
+            ctx.out.effects.push(Effect::Expiry {
+                at,
+                place: self.place.clone(),
+                sequence,
+            });
+        }
+        let details =
+            (key.is_some() || call.is_some() || expires_at_unix_nanos.is_some()).then(|| {
+                Box::new(Details {
+                    key,
+                    call,
+                    expires_at_unix_nanos,
+                    dead_letter: None,
+                })
+            });
         Message {
             metadata: Metadata {
                 sequence,
@@ -208,10 +377,164 @@ impl Ledger {
                 sender_uid: sender.uid,
                 sender_gid: sender.gid,
                 sender_connection: ticket.connection.0,
-                accepted_at_unix_nanos: clock.unix_nanos,
+                accepted_at_unix_nanos: ctx.clock.unix_nanos,
+                redeliveries: 0,
+                details,
             },
             payload,
         }
+    }
+
+    /// Gives `messages` (of `bytes` payload bytes) to `receiver`: answers
+    /// the senders that waited for it, and either keeps the messages in
+    /// flight (manual acknowledgement) or lets them go from the budget.
+    fn hand_over(
+        &mut self,
+        receiver: WaitingReceive,
+        messages: Vec<Message>,
+        bytes: u64,
+        ctx: &mut Context<'_>,
+    ) {
+        let count = messages.len() as u64;
+        self.delivered += count;
+        self.redelivered += messages
+            .iter()
+            .filter(|m| m.metadata.redeliveries > 0)
+            .count() as u64;
+        if !self.watches.is_empty() {
+            for message in &messages {
+                self.on_delivered(message.metadata.sequence, receiver, ctx);
+            }
+        }
+        if receiver.manual {
+            for message in &messages {
+                self.in_flight.insert(
+                    message.metadata.sequence,
+                    InFlight {
+                        message: message.clone(),
+                        holder: receiver.ticket.connection,
+                    },
+                );
+            }
+        } else {
+            ctx.budget.release(bytes, count);
+        }
+        receiver.deliver(messages, ctx.out);
+    }
+
+    fn on_delivered(&mut self, sequence: u64, receiver: WaitingReceive, ctx: &mut Context<'_>) {
+        let Some(watch) = self.watches.get(&sequence).copied() else {
+            return;
+        };
+        match watch.until {
+            Until::Queued => {
+                self.watches.remove(&sequence);
+            }
+            Until::Received => {
+                self.watches.remove(&sequence);
+                ctx.out.reply(watch.ticket, Ok(sent(sequence)));
+            }
+            Until::Acknowledged => {
+                if !receiver.manual {
+                    self.watches.remove(&sequence);
+                    ctx.out.reply(watch.ticket, Ok(sent(sequence)));
+                }
+            }
+            Until::Reply(call) => {
+                if !receiver.manual {
+                    self.watches.remove(&sequence);
+                }
+                ctx.out.effects.push(Effect::CallDelivered {
+                    call,
+                    holder: receiver.ticket.connection,
+                });
+            }
+        }
+    }
+
+    /// Ends the watch on `sequence`, if any, because the message is gone
+    /// without reaching its stage.
+    fn drop_watch(&mut self, sequence: u64, why: BrokerError, ctx: &mut Context<'_>) {
+        let Some(watch) = self.watches.remove(&sequence) else {
+            return;
+        };
+        match watch.until {
+            Until::Reply(call) => ctx.out.effects.push(Effect::CallDropped {
+                call,
+                why: BrokerError::new(
+                    ErrorKind::NoReply,
+                    format!("the request was dropped unanswered: {}", why.message),
+                ),
+            }),
+            _ => ctx.out.reply(watch.ticket, Err(why)),
+        }
+    }
+
+    /// A message taken out of circulation for `reason`: to the dead-letter
+    /// mailbox when there is one (its budget goes with it), else dropped.
+    fn retire(&mut self, message: Message, reason: &'static str, ctx: &mut Context<'_>) {
+        let kind = if reason == EXPIRED {
+            ErrorKind::Expired
+        } else {
+            ErrorKind::DeadLettered
+        };
+        self.drop_watch(
+            message.metadata.sequence,
+            BrokerError::new(
+                kind,
+                format!(
+                    "message {} of {} was retired ({reason}) before reaching the stage waited for",
+                    message.metadata.sequence, self.name
+                ),
+            ),
+            ctx,
+        );
+        match &self.dead_letter {
+            Some(to) if *to != self.name => {
+                self.dead_lettered += 1;
+                ctx.out.effects.push(Effect::DeadLetter {
+                    to: to.clone(),
+                    from: self.place.clone(),
+                    message,
+                    reason,
+                });
+            }
+            _ => {
+                self.dropped += 1;
+                ctx.budget.release(message.payload.len() as u64, 1);
+            }
+        }
+    }
+
+    /// A message coming back from a receiver: one more redelivery, or
+    /// retired when it has had its maximum of deliveries.
+    fn comes_back(&mut self, mut message: Message, ctx: &mut Context<'_>) -> Option<Message> {
+        message.metadata.redeliveries = message.metadata.redeliveries.saturating_add(1);
+        if let Some(Watch {
+            until: Until::Reply(call),
+            ..
+        }) = self.watches.get(&message.metadata.sequence)
+        {
+            ctx.out.effects.push(Effect::CallReturned { call: *call });
+        }
+        if self
+            .max_deliveries
+            .is_some_and(|max| message.metadata.redeliveries >= max)
+        {
+            self.retire(message, MAX_DELIVERIES, ctx);
+            return None;
+        }
+        Some(message)
+    }
+}
+
+const EXPIRED: &str = "expired";
+const MAX_DELIVERIES: &str = "max deliveries";
+
+fn sent(sequence: u64) -> Response {
+    Response::Sent {
+        sequence,
+        recipients: 1,
     }
 }
 
@@ -220,6 +543,8 @@ struct LogEntry {
     message: Message,
     /// Subscribers that have not read it yet.
     unread_by: u32,
+    /// Its time-to-live ran out: nobody reads it any more.
+    expired: bool,
 }
 
 #[derive(Debug, Default)]
@@ -229,8 +554,121 @@ struct Subscriber {
     waiting: VecDeque<WaitingReceive>,
 }
 
+/// A member of a hash mailbox's pool.
+#[derive(Debug, Default)]
+struct Member {
+    /// Messages whose keys are bound to it.
+    queue: VecDeque<Message>,
+    waiting: VecDeque<WaitingReceive>,
+    /// How many keys are bound to it.
+    keys: u64,
+}
+
+#[derive(Debug, Default)]
+struct HashLines {
+    /// Keyless messages (and keyed ones while the pool is empty).
+    shared: VecDeque<Message>,
+    members: BTreeMap<ConnectionId, Member>,
+    /// Members in the order they get the next shared message.
+    turn: VecDeque<ConnectionId>,
+    keys: HashMap<String, ConnectionId>,
+    /// Messages in all queues.
+    queued: usize,
+}
+
+impl HashLines {
+    /// Puts a message where its key says: the queue of the member the key
+    /// is bound to (binding it to the member with the fewest keys, then the
+    /// lowest address, when it is new), or the shared queue.
+    fn route(&mut self, message: Message, front: bool) {
+        self.queued += 1;
+        let owner = match message.metadata.key() {
+            None => None,
+            Some(key) => match self.keys.get(key) {
+                Some(owner) => Some(*owner),
+                None => {
+                    let chosen = self
+                        .members
+                        .iter()
+                        .min_by_key(|(id, member)| (member.keys, **id))
+                        .map(|(id, _)| *id);
+                    if let Some(owner) = chosen {
+                        self.keys.insert(key.to_owned(), owner);
+                        if let Some(member) = self.members.get_mut(&owner) {
+                            member.keys += 1;
+                        }
+                    }
+                    chosen
+                }
+            },
+        };
+        let queue = match owner.and_then(|owner| self.members.get_mut(&owner)) {
+            Some(member) => &mut member.queue,
+            None => &mut self.shared,
+        };
+        if front {
+            queue.push_front(message);
+        } else {
+            queue.push_back(message);
+        }
+    }
+
+    /// Whether a message with `key` would go to a member that waits now.
+    fn ready_for(&self, key: Option<&str>) -> bool {
+        let waits = |id: &ConnectionId| {
+            self.members
+                .get(id)
+                .is_some_and(|member| !member.waiting.is_empty())
+        };
+        match key {
+            None => self.turn.iter().any(waits),
+            Some(key) => match self.keys.get(key) {
+                Some(owner) => waits(owner),
+                None => self
+                    .members
+                    .iter()
+                    .min_by_key(|(id, member)| (member.keys, **id))
+                    .is_some_and(|(id, _)| waits(id)),
+            },
+        }
+    }
+
+    /// Adds `connection` to the pool; keyed messages that waited for a pool
+    /// get their keys bound now, in order.
+    fn join(&mut self, connection: ConnectionId) {
+        if self.members.contains_key(&connection) {
+            return;
+        }
+        self.members.insert(connection, Member::default());
+        self.turn.push_back(connection);
+        if self.shared.iter().any(|m| m.metadata.key().is_some()) {
+            let shared = std::mem::take(&mut self.shared);
+            self.queued -= shared.len();
+            for message in shared {
+                self.route(message, false);
+            }
+        }
+    }
+
+    /// Removes `connection` from the pool: its keys move to the others with
+    /// its queued messages, in order. Returns its waiting receives.
+    fn leave(&mut self, connection: ConnectionId) -> Option<VecDeque<WaitingReceive>> {
+        let member = self.members.remove(&connection)?;
+        self.turn.retain(|id| *id != connection);
+        if member.keys > 0 {
+            self.keys.retain(|_, owner| *owner != connection);
+        }
+        self.queued -= member.queue.len();
+        for message in member.queue {
+            self.route(message, false);
+        }
+        Some(member.waiting)
+    }
+}
+
 #[derive(Debug)]
 enum Lines {
+    /// Round-robin and priority.
     RoundRobin {
         queue: VecDeque<Message>,
         receivers: VecDeque<WaitingReceive>,
@@ -240,6 +678,11 @@ enum Lines {
         /// sequence `next_sequence - 1`. One shared payload per message.
         log: VecDeque<LogEntry>,
         subscribers: BTreeMap<ConnectionId, Subscriber>,
+    },
+    Hash(HashLines),
+    Inbox {
+        queue: VecDeque<Message>,
+        receivers: VecDeque<WaitingReceive>,
     },
 }
 
@@ -266,6 +709,13 @@ fn batch_len<'a>(limit: usize, messages: impl Iterator<Item = &'a Message>) -> u
     count
 }
 
+/// Takes the first `take` messages of `queue`, with their payload bytes.
+fn take_front(queue: &mut VecDeque<Message>, take: usize) -> (Vec<Message>, u64) {
+    let messages: Vec<Message> = queue.drain(..take).collect();
+    let bytes = messages.iter().map(|m| m.payload.len() as u64).sum();
+    (messages, bytes)
+}
+
 /// The size of the next payload the front waiting send would admit.
 fn front_payload_len(senders: &VecDeque<WaitingSend>) -> usize {
     match senders.front().map(|send| &send.load) {
@@ -275,7 +725,15 @@ fn front_payload_len(senders: &VecDeque<WaitingSend>) -> usize {
     }
 }
 
-/// A named mailbox.
+fn room(capacity: Capacity, queued: usize) -> usize {
+    match capacity {
+        Capacity::Zero => 0,
+        Capacity::Bounded(n) => (n as usize).saturating_sub(queued),
+        Capacity::Unbounded => usize::MAX,
+    }
+}
+
+/// A named mailbox, or a connection's inbox.
 #[derive(Debug)]
 pub(crate) struct Mailbox {
     name: String,
@@ -293,9 +751,10 @@ fn deleted(name: &str) -> BrokerError {
 }
 
 impl Mailbox {
+    /// A named mailbox.
     pub fn new(name: String, settings: MailboxSettings) -> Self {
         let lines = match settings.policy {
-            DeliveryPolicy::RoundRobin => Lines::RoundRobin {
+            DeliveryPolicy::RoundRobin | DeliveryPolicy::Priority => Lines::RoundRobin {
                 queue: VecDeque::new(),
                 receivers: VecDeque::new(),
             },
@@ -303,16 +762,51 @@ impl Mailbox {
                 log: VecDeque::new(),
                 subscribers: BTreeMap::new(),
             },
+            DeliveryPolicy::Hash => Lines::Hash(HashLines::default()),
         };
-        Self {
-            name,
+        Self::with_lines(Place::Mailbox(name.clone()), name, settings, lines)
+    }
+
+    /// The inbox of `owner`.
+    pub fn inbox(owner: ConnectionId, capacity: Capacity) -> Self {
+        let settings = MailboxSettings {
+            capacity,
+            max_message_size: mailbox_proto::MAX_MESSAGE_SIZE_LIMIT,
+            ..MailboxSettings::default()
+        };
+        let lines = Lines::Inbox {
+            queue: VecDeque::new(),
+            receivers: VecDeque::new(),
+        };
+        Self::with_lines(
+            Place::Inbox(owner),
+            format!("inbox of process {}", owner.0),
             settings,
+            lines,
+        )
+    }
+
+    fn with_lines(place: Place, name: String, settings: MailboxSettings, lines: Lines) -> Self {
+        Self {
             ledger: Ledger {
+                place,
+                name: name.clone(),
                 next_sequence: 1,
                 accepted: 0,
                 delivered: 0,
+                redelivered: 0,
+                expired: 0,
+                dead_lettered: 0,
+                dropped: 0,
                 queued_bytes: 0,
+                ttl: settings.ttl_millis.map(Duration::from_millis),
+                max_deliveries: settings.max_deliveries,
+                dead_letter: settings.dead_letter.clone(),
+                watches: HashMap::new(),
+                in_flight: BTreeMap::new(),
             },
+            name,
+            settings,
             senders: VecDeque::new(),
             lines,
         }
@@ -320,6 +814,20 @@ impl Mailbox {
 
     pub fn settings(&self) -> &MailboxSettings {
         &self.settings
+    }
+
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    pub fn is_broadcast(&self) -> bool {
+        matches!(self.lines, Lines::Broadcast { .. })
+    }
+
+    /// Changes an inbox's capacity; what it holds stays.
+    pub fn set_capacity(&mut self, capacity: Capacity, ctx: &mut Context<'_>) {
+        self.settings.capacity = capacity;
+        self.pump(ctx);
     }
 
     /// The sequence number the next admitted message will get.
@@ -333,7 +841,7 @@ impl Mailbox {
             return Err(BrokerError::new(
                 ErrorKind::MessageTooLarge,
                 format!(
-                    "message of {len} bytes is above mailbox {}'s limit of {} bytes",
+                    "message of {len} bytes is above {}'s limit of {} bytes",
                     self.name, self.settings.max_message_size
                 ),
             ));
@@ -355,6 +863,8 @@ impl Mailbox {
     /// Adds a send at the back of the senders' line and pumps. When `may_wait`
     /// is false and it was not (completely) admitted, it is taken back and
     /// returned; the caller answers it and releases what it still holds.
+    /// A send that waits for a later stage than `queued` counts as waiting
+    /// until it is answered.
     pub fn send(
         &mut self,
         send: WaitingSend,
@@ -362,9 +872,15 @@ impl Mailbox {
         ctx: &mut Context<'_>,
     ) -> Result<Progress, WaitingSend> {
         let ticket = send.ticket;
+        let watched = send.until() != Until::Queued;
+        let mark = ctx.out.replies.len();
         self.senders.push_back(send);
         self.pump(ctx);
         if self.senders.back().map(|s| s.ticket) != Some(ticket) {
+            let answered = ctx.out.replies[mark..].iter().any(|r| r.ticket == ticket);
+            if watched && !answered {
+                return Ok(Progress::Waiting);
+            }
             return Ok(Progress::Done);
         }
         if may_wait {
@@ -377,8 +893,9 @@ impl Mailbox {
     }
 
     /// Adds a receive at the back of the receivers' line (for broadcast: the
-    /// subscriber's line) and pumps. When `may_wait` is false and it was not
-    /// served, it is taken back and `Ok(None)` is returned.
+    /// subscriber's line; for priority: behind those of equal or higher
+    /// priority) and pumps. When `may_wait` is false and it was not served,
+    /// it is taken back and `Ok(None)` is returned.
     pub fn receive(
         &mut self,
         receive: WaitingReceive,
@@ -386,8 +903,26 @@ impl Mailbox {
         ctx: &mut Context<'_>,
     ) -> Result<Option<Progress>, BrokerError> {
         let ticket = receive.ticket;
+        let by_priority = self.settings.policy == DeliveryPolicy::Priority;
         match &mut self.lines {
-            Lines::RoundRobin { receivers, .. } => receivers.push_back(receive),
+            Lines::RoundRobin { receivers, .. } => {
+                if by_priority {
+                    let at = receivers
+                        .iter()
+                        .position(|r| r.priority < receive.priority)
+                        .unwrap_or(receivers.len());
+                    receivers.insert(at, receive);
+                } else {
+                    receivers.push_back(receive);
+                }
+            }
+            Lines::Inbox { receivers, .. } => receivers.push_back(receive),
+            Lines::Hash(hash) => {
+                hash.join(ticket.connection);
+                if let Some(member) = hash.members.get_mut(&ticket.connection) {
+                    member.waiting.push_back(receive);
+                }
+            }
             Lines::Broadcast { subscribers, .. } => match subscribers.get_mut(&ticket.connection) {
                 Some(subscriber) => subscriber.waiting.push_back(receive),
                 None => {
@@ -402,50 +937,318 @@ impl Mailbox {
             },
         }
         self.pump(ctx);
-        let line = match &mut self.lines {
-            Lines::RoundRobin { receivers, .. } => receivers,
-            Lines::Broadcast { subscribers, .. } => match subscribers.get_mut(&ticket.connection) {
-                Some(subscriber) => &mut subscriber.waiting,
-                None => return Ok(Some(Progress::Done)),
-            },
-        };
-        if line.back().map(|r| r.ticket) != Some(ticket) {
+        if !self.is_waiting_receive(ticket) {
             return Ok(Some(Progress::Done));
         }
         if may_wait {
             return Ok(Some(Progress::Waiting));
         }
-        line.pop_back();
+        self.remove_receive(ticket);
         Ok(None)
     }
 
+    fn is_waiting_receive(&self, ticket: Ticket) -> bool {
+        let line = match &self.lines {
+            Lines::RoundRobin { receivers, .. } | Lines::Inbox { receivers, .. } => receivers,
+            Lines::Hash(hash) => match hash.members.get(&ticket.connection) {
+                Some(member) => &member.waiting,
+                None => return false,
+            },
+            Lines::Broadcast { subscribers, .. } => match subscribers.get(&ticket.connection) {
+                Some(subscriber) => &subscriber.waiting,
+                None => return false,
+            },
+        };
+        line.iter().any(|r| r.ticket == ticket)
+    }
+
+    fn remove_receive(&mut self, ticket: Ticket) -> bool {
+        let line = match &mut self.lines {
+            Lines::RoundRobin { receivers, .. } | Lines::Inbox { receivers, .. } => Some(receivers),
+            Lines::Hash(hash) => hash
+                .members
+                .get_mut(&ticket.connection)
+                .map(|member| &mut member.waiting),
+            Lines::Broadcast { subscribers, .. } => subscribers
+                .get_mut(&ticket.connection)
+                .map(|subscriber| &mut subscriber.waiting),
+        };
+        line.and_then(|line| {
+            let index = line.iter().position(|r| r.ticket == ticket)?;
+            line.remove(index)
+        })
+        .is_some()
+    }
+
     /// Takes a waiting send or receive out of its line without answering it;
-    /// a send's unadmitted payloads are released from the budget.
-    pub fn withdraw(&mut self, ticket: Ticket, ctx: &mut Context<'_>) -> Option<Withdrawn> {
+    /// a send's unadmitted payloads are released from the budget. A send
+    /// admitted but waiting for its stage loses its watch, and its message
+    /// when that is still queued.
+    pub fn withdraw(
+        &mut self,
+        ticket: Ticket,
+        drop_queued: bool,
+        ctx: &mut Context<'_>,
+    ) -> Option<Withdrawn> {
         let withdrawn = if let Some(index) = self.senders.iter().position(|s| s.ticket == ticket) {
             self.senders.remove(index).map(|send| {
                 ctx.budget.release(send.held, send.waiting_count());
                 Withdrawn::Send(send)
             })
+        } else if self.remove_receive(ticket) {
+            Some(Withdrawn::Receive)
         } else {
-            let line = match &mut self.lines {
-                Lines::RoundRobin { receivers, .. } => Some(receivers),
-                Lines::Broadcast { subscribers, .. } => subscribers
-                    .get_mut(&ticket.connection)
-                    .map(|subscriber| &mut subscriber.waiting),
-            };
-            line.and_then(|line| {
-                let index = line.iter().position(|r| r.ticket == ticket)?;
-                line.remove(index).map(|_| Withdrawn::Receive)
-            })
+            self.unwatch(ticket, drop_queued, ctx)
         };
         // A withdrawn sender at the head may have been what held others back.
         self.pump(ctx);
         withdrawn
     }
 
-    /// Subscribes `connection` from the next message on. Returns false when it
-    /// was subscribed already.
+    /// Forgets the watch of `ticket`; its message goes too when still queued
+    /// and `drop_queued`.
+    pub fn unwatch(
+        &mut self,
+        ticket: Ticket,
+        drop_queued: bool,
+        ctx: &mut Context<'_>,
+    ) -> Option<Withdrawn> {
+        let sequence = self
+            .ledger
+            .watches
+            .iter()
+            .find(|(_, watch)| watch.ticket == ticket)
+            .map(|(sequence, _)| *sequence)?;
+        self.ledger.watches.remove(&sequence);
+        if self.ledger.in_flight.contains_key(&sequence) || !drop_queued {
+            return Some(Withdrawn::InFlight);
+        }
+        match self.take_queued(sequence) {
+            Some(message) => {
+                self.ledger.dropped += 1;
+                ctx.budget.release(message.payload.len() as u64, 1);
+                Some(Withdrawn::Queued)
+            }
+            None => Some(Withdrawn::InFlight),
+        }
+    }
+
+    /// Removes the queued message with `sequence`, if it is queued.
+    fn take_queued(&mut self, sequence: u64) -> Option<Message> {
+        let found = |queue: &mut VecDeque<Message>| {
+            let index = queue.iter().position(|m| m.metadata.sequence == sequence)?;
+            queue.remove(index)
+        };
+        let message = match &mut self.lines {
+            Lines::RoundRobin { queue, .. } | Lines::Inbox { queue, .. } => found(queue),
+            Lines::Hash(hash) => {
+                let message = match found(&mut hash.shared) {
+                    Some(message) => Some(message),
+                    None => hash
+                        .members
+                        .values_mut()
+                        .find_map(|member| found(&mut member.queue)),
+                };
+                if message.is_some() {
+                    hash.queued -= 1;
+                }
+                message
+            }
+            // Broadcast messages are read in place (see `expire`).
+            Lines::Broadcast { .. } => None,
+        }?;
+        self.ledger.queued_bytes -= message.payload.len() as u64;
+        Some(message)
+    }
+
+    /// Retires the message `sequence` when its time-to-live has run out and
+    /// it is still queued; a message in flight or delivered is left alone.
+    pub fn expire(&mut self, sequence: u64, ctx: &mut Context<'_>) {
+        if let Lines::Broadcast { log, .. } = &mut self.lines {
+            let first = self.ledger.next_sequence - log.len() as u64;
+            if let Some(entry) = sequence
+                .checked_sub(first)
+                .and_then(|index| log.get_mut(index as usize))
+            {
+                if !entry.expired {
+                    entry.expired = true;
+                    self.ledger.expired += 1;
+                }
+            }
+            self.pump(ctx);
+            return;
+        }
+        if let Some(message) = self.take_queued(sequence) {
+            self.ledger.expired += 1;
+            self.ledger.retire(message, EXPIRED, ctx);
+            self.pump(ctx);
+        }
+    }
+
+    /// Settles a message `holder` received with manual acknowledgement.
+    pub fn settle(
+        &mut self,
+        holder: ConnectionId,
+        sequence: u64,
+        verdict: Verdict,
+        ctx: &mut Context<'_>,
+    ) -> Result<(), BrokerError> {
+        match self.ledger.in_flight.get(&sequence) {
+            Some(held) if held.holder == holder => {}
+            _ => {
+                return Err(BrokerError::new(
+                    ErrorKind::NotHeld,
+                    format!(
+                        "this connection holds no message {sequence} of {}; it was settled already, came back, or was never received with manual acknowledgement",
+                        self.name
+                    ),
+                ))
+            }
+        }
+        let Some(held) = self.ledger.in_flight.remove(&sequence) else {
+            return Ok(());
+        };
+        match verdict {
+            Verdict::Ack => {
+                ctx.budget.release(held.message.payload.len() as u64, 1);
+                if let Some(watch) = self.ledger.watches.remove(&sequence) {
+                    if watch.until == Until::Acknowledged {
+                        ctx.out.reply(watch.ticket, Ok(sent(sequence)));
+                    }
+                }
+            }
+            Verdict::Nack { to_tail } => {
+                if let Some(message) = self.ledger.comes_back(held.message, ctx) {
+                    self.requeue(message, to_tail);
+                }
+                self.pump(ctx);
+            }
+        }
+        Ok(())
+    }
+
+    /// Every message `holder` held goes back to the head of the mailbox, in
+    /// order (the holder left).
+    pub fn return_held(&mut self, holder: ConnectionId, ctx: &mut Context<'_>) {
+        let held: Vec<u64> = self
+            .ledger
+            .in_flight
+            .iter()
+            .filter(|(_, held)| held.holder == holder)
+            .map(|(sequence, _)| *sequence)
+            .collect();
+        if held.is_empty() {
+            return;
+        }
+        // Newest first onto the head, so the oldest ends up in front.
+        for sequence in held.into_iter().rev() {
+            if let Some(held) = self.ledger.in_flight.remove(&sequence) {
+                if let Some(message) = self.ledger.comes_back(held.message, ctx) {
+                    self.requeue(message, false);
+                }
+            }
+        }
+        self.pump(ctx);
+    }
+
+    /// Puts a message that came back into the queue, at the head or the tail,
+    /// whatever the capacity (it had its place already).
+    fn requeue(&mut self, message: Message, to_tail: bool) {
+        self.ledger.queued_bytes += message.payload.len() as u64;
+        match &mut self.lines {
+            Lines::RoundRobin { queue, .. } | Lines::Inbox { queue, .. } => {
+                if to_tail {
+                    queue.push_back(message);
+                } else {
+                    queue.push_front(message);
+                }
+            }
+            Lines::Hash(hash) => hash.route(message, !to_tail),
+            Lines::Broadcast { .. } => {
+                // Broadcast deliveries are never manual; nothing comes back.
+                self.ledger.queued_bytes -= message.payload.len() as u64;
+            }
+        }
+    }
+
+    /// Takes a message retired from another mailbox, restamped with this
+    /// mailbox's next sequence number, when there is room (or a receiver
+    /// waiting on `zero`). Gives it back otherwise.
+    pub fn take_dead_letter(
+        &mut self,
+        mut message: Message,
+        from: &str,
+        reason: &'static str,
+        ctx: &mut Context<'_>,
+    ) -> Result<(), Message> {
+        let queued = self.queued_count();
+        let has_room = match self.settings.capacity {
+            Capacity::Zero => self.waiting_receivers() > 0,
+            capacity => room(capacity, queued) > 0,
+        };
+        if !has_room || self.check_payload(message.payload.len()).is_err() {
+            return Err(message);
+        }
+        let sequence = self.ledger.next_sequence;
+        self.ledger.next_sequence += 1;
+        self.ledger.accepted += 1;
+        let details = message.metadata.details.get_or_insert_with(Box::default);
+        details.expires_at_unix_nanos = None;
+        details.call = None;
+        details.dead_letter = Some(DeadLetter {
+            mailbox: from.to_owned(),
+            sequence: message.metadata.sequence,
+            reason: reason.to_owned(),
+        });
+        message.metadata.sequence = sequence;
+        message.metadata.redeliveries = 0;
+        let len = message.payload.len() as u64;
+        match &mut self.lines {
+            Lines::Broadcast { log, subscribers } => {
+                let recipients = subscribers.len() as u32;
+                if recipients == 0 {
+                    ctx.budget.release(len, 1);
+                } else {
+                    self.ledger.queued_bytes += len;
+                    log.push_back(LogEntry {
+                        message,
+                        unread_by: recipients,
+                        expired: false,
+                    });
+                }
+            }
+            _ => self.requeue(message, true),
+        }
+        self.pump(ctx);
+        Ok(())
+    }
+
+    /// Counts a dead letter this mailbox sent that could not be taken.
+    pub fn dead_letter_refused(&mut self) {
+        self.ledger.dead_lettered -= 1;
+        self.ledger.dropped += 1;
+    }
+
+    fn queued_count(&self) -> usize {
+        match &self.lines {
+            Lines::RoundRobin { queue, .. } | Lines::Inbox { queue, .. } => queue.len(),
+            Lines::Broadcast { log, .. } => log.len(),
+            Lines::Hash(hash) => hash.queued,
+        }
+    }
+
+    fn waiting_receivers(&self) -> usize {
+        match &self.lines {
+            Lines::RoundRobin { receivers, .. } | Lines::Inbox { receivers, .. } => receivers.len(),
+            Lines::Broadcast { subscribers, .. } => {
+                subscribers.values().map(|s| s.waiting.len()).sum()
+            }
+            Lines::Hash(hash) => hash.members.values().map(|m| m.waiting.len()).sum(),
+        }
+    }
+
+    /// Subscribes `connection` from the next message on (broadcast), or adds
+    /// it to the pool (hash). Returns false when it was there already.
     pub fn subscribe(&mut self, connection: ConnectionId) -> Result<bool, BrokerError> {
         let next = self.ledger.next_sequence;
         match &mut self.lines {
@@ -462,48 +1265,66 @@ impl Mailbox {
                 );
                 Ok(true)
             }
-            Lines::RoundRobin { .. } => Err(BrokerError::new(
+            Lines::Hash(hash) => {
+                let new = !hash.members.contains_key(&connection);
+                hash.join(connection);
+                Ok(new)
+            }
+            _ => Err(BrokerError::new(
                 ErrorKind::NotBroadcast,
                 format!(
-                    "mailbox {} is round-robin; receive from it without subscribing",
-                    self.name
+                    "mailbox {} is {}; receive from it without subscribing",
+                    self.name, self.settings.policy
                 ),
             )),
         }
     }
 
-    /// Ends the subscription of `connection`, releasing its unread backlog.
-    /// Its waiting receives are answered with `NotSubscribed` when
-    /// `answer_waiters` (an explicit unsubscribe), or dropped silently (the
-    /// connection is gone).
+    /// Ends the subscription (broadcast) or pool membership (hash) of
+    /// `connection`, releasing its unread backlog (broadcast) or moving its
+    /// keys and messages to the other members (hash). Its waiting receives
+    /// are answered with `NotSubscribed` when `answer_waiters` (an explicit
+    /// unsubscribe), or dropped silently (the connection is gone).
     pub fn unsubscribe(
         &mut self,
         connection: ConnectionId,
         answer_waiters: bool,
         ctx: &mut Context<'_>,
     ) -> Result<(), BrokerError> {
-        let Lines::Broadcast { log, subscribers } = &mut self.lines else {
-            return Err(BrokerError::new(
-                ErrorKind::NotBroadcast,
-                format!(
-                    "mailbox {} is round-robin; it has no subscribers",
-                    self.name
-                ),
-            ));
-        };
-        let Some(subscriber) = subscribers.remove(&connection) else {
-            return Err(BrokerError::new(
+        let not_subscribed = || {
+            BrokerError::new(
                 ErrorKind::NotSubscribed,
                 format!("this connection is not subscribed to {}", self.name),
-            ));
+            )
         };
-        let first = self.ledger.next_sequence - log.len() as u64;
-        let unread_from = subscriber.cursor.saturating_sub(first) as usize;
-        for entry in log.iter_mut().skip(unread_from) {
-            entry.unread_by -= 1;
-        }
+        let waiting = match &mut self.lines {
+            Lines::Broadcast { log, subscribers } => {
+                let Some(subscriber) = subscribers.remove(&connection) else {
+                    return Err(not_subscribed());
+                };
+                let first = self.ledger.next_sequence - log.len() as u64;
+                let unread_from = subscriber.cursor.saturating_sub(first) as usize;
+                for entry in log.iter_mut().skip(unread_from) {
+                    entry.unread_by -= 1;
+                }
+                subscriber.waiting
+            }
+            Lines::Hash(hash) => match hash.leave(connection) {
+                Some(waiting) => waiting,
+                None => return Err(not_subscribed()),
+            },
+            _ => {
+                return Err(BrokerError::new(
+                    ErrorKind::NotBroadcast,
+                    format!(
+                        "mailbox {} is {}; it has no subscribers",
+                        self.name, self.settings.policy
+                    ),
+                ))
+            }
+        };
         if answer_waiters {
-            for receive in subscriber.waiting {
+            for receive in waiting {
                 ctx.out.reply(
                     receive.ticket,
                     Err(BrokerError::new(
@@ -517,20 +1338,23 @@ impl Mailbox {
         Ok(())
     }
 
-    /// Answers every waiting operation with `MailboxDeleted` and releases
-    /// everything the mailbox held. Returns how many buffered messages were
-    /// discarded.
-    pub fn delete(mut self, ctx: &mut Context<'_>) -> u64 {
-        self.fail_all_waiters(&deleted(&self.name), ctx);
-        let discarded = match &self.lines {
-            Lines::RoundRobin { queue, .. } => queue.len() as u64,
-            Lines::Broadcast { log, .. } => log.len() as u64,
-        };
-        ctx.budget.release(self.ledger.queued_bytes, discarded);
-        match self.lines {
-            Lines::RoundRobin { queue, .. } => queue.len() as u64,
-            Lines::Broadcast { log, .. } => log.len() as u64,
+    /// Answers every waiting operation with `MailboxDeleted` (or `error`)
+    /// and releases everything the mailbox held.
+    pub fn delete(mut self, error: Option<BrokerError>, ctx: &mut Context<'_>) {
+        let error = error.unwrap_or_else(|| deleted(&self.name));
+        self.fail_all_waiters(&error, ctx);
+        let watched: Vec<u64> = self.ledger.watches.keys().copied().collect();
+        for sequence in watched {
+            self.ledger.drop_watch(sequence, error.clone(), ctx);
         }
+        let in_flight = std::mem::take(&mut self.ledger.in_flight);
+        let in_flight_bytes: u64 = in_flight
+            .values()
+            .map(|held| held.message.payload.len() as u64)
+            .sum();
+        ctx.budget.release(in_flight_bytes, in_flight.len() as u64);
+        let discarded = self.queued_count() as u64;
+        ctx.budget.release(self.ledger.queued_bytes, discarded);
     }
 
     /// Answers every waiting operation with `error` and forgets them.
@@ -542,37 +1366,89 @@ impl Mailbox {
                 .reply(send.ticket, send.failed(error.clone(), next_sequence));
         }
         let waiting: Vec<WaitingReceive> = match &mut self.lines {
-            Lines::RoundRobin { receivers, .. } => receivers.drain(..).collect(),
+            Lines::RoundRobin { receivers, .. } | Lines::Inbox { receivers, .. } => {
+                receivers.drain(..).collect()
+            }
             Lines::Broadcast { subscribers, .. } => subscribers
                 .values_mut()
                 .flat_map(|s| s.waiting.drain(..))
+                .collect(),
+            Lines::Hash(hash) => hash
+                .members
+                .values_mut()
+                .flat_map(|m| m.waiting.drain(..))
                 .collect(),
         };
         for receive in waiting {
             ctx.out.reply(receive.ticket, Err(error.clone()));
         }
+        let watches: Vec<(u64, Watch)> = self.ledger.watches.drain().collect();
+        for (_, watch) in watches {
+            match watch.until {
+                Until::Reply(call) => ctx.out.effects.push(Effect::CallDropped {
+                    call,
+                    why: error.clone(),
+                }),
+                _ => ctx.out.reply(watch.ticket, Err(error.clone())),
+            }
+        }
+    }
+
+    /// Fails the waiting receives on this inbox that take only from
+    /// `sender`, who is gone and can send nothing more.
+    pub fn sender_left(&mut self, sender: ConnectionId, ctx: &mut Context<'_>) {
+        let Lines::Inbox { queue, receivers } = &mut self.lines else {
+            return;
+        };
+        let mut kept = VecDeque::with_capacity(receivers.len());
+        for receive in receivers.drain(..) {
+            if receive.from == Some(sender) && !queue.iter().any(|m| receive.accepts(m)) {
+                ctx.out.reply(
+                    receive.ticket,
+                    Err(BrokerError::new(
+                        ErrorKind::NoSuchProcess,
+                        format!("process {} left without sending more", sender.0),
+                    )),
+                );
+            } else {
+                kept.push_back(receive);
+            }
+        }
+        *receivers = kept;
+    }
+
+    /// Whether a message from `sender` is queued here (inboxes).
+    pub fn has_message_from(&self, sender: ConnectionId) -> bool {
+        match &self.lines {
+            Lines::Inbox { queue, .. } => queue
+                .iter()
+                .any(|m| m.metadata.sender_connection == sender.0),
+            _ => false,
+        }
     }
 
     /// A snapshot for `info` and `list`.
     pub fn info(&self) -> MailboxInfo {
-        let (queued_messages, waiting_receivers, subscribers) = match &self.lines {
-            Lines::RoundRobin { queue, receivers } => (queue.len(), receivers.len(), 0),
-            Lines::Broadcast { log, subscribers } => (
-                log.len(),
-                subscribers.values().map(|s| s.waiting.len()).sum(),
-                subscribers.len(),
-            ),
+        let subscribers = match &self.lines {
+            Lines::Broadcast { subscribers, .. } => subscribers.len(),
+            Lines::Hash(hash) => hash.members.len(),
+            _ => 0,
         };
         MailboxInfo {
             name: self.name.clone(),
-            settings: self.settings,
-            queued_messages: queued_messages as u64,
+            settings: self.settings.clone(),
+            queued_messages: self.queued_count() as u64,
             queued_bytes: self.ledger.queued_bytes,
             waiting_senders: self.senders.len() as u32,
-            waiting_receivers: waiting_receivers as u32,
+            waiting_receivers: self.waiting_receivers() as u32,
             subscribers: subscribers as u32,
             messages_accepted: self.ledger.accepted,
             messages_delivered: self.ledger.delivered,
+            in_flight: self.ledger.in_flight.len() as u64,
+            messages_redelivered: self.ledger.redelivered,
+            messages_expired: self.ledger.expired,
+            messages_dead_lettered: self.ledger.dead_lettered,
+            messages_dropped: self.ledger.dropped,
         }
     }
 
@@ -587,13 +1463,8 @@ impl Mailbox {
         match &mut self.lines {
             Lines::RoundRobin { queue, receivers } => loop {
                 let mut moved = false;
-                let room = match capacity {
-                    Capacity::Zero => 0,
-                    Capacity::Bounded(n) => (n as usize).saturating_sub(queue.len()),
-                    Capacity::Unbounded => usize::MAX,
-                };
-                for _ in 0..room {
-                    let Some(message) = ledger.admit_front(senders, 1, ctx) else {
+                for _ in 0..room(capacity, queue.len()) {
+                    let Some(message) = ledger.admit(senders, 0, 1, ctx) else {
                         break;
                     };
                     ledger.queued_bytes += message.payload.len() as u64;
@@ -605,12 +1476,9 @@ impl Mailbox {
                         break;
                     };
                     let take = batch_len(receiver.limit(), queue.iter());
-                    let messages: Vec<Message> = queue.drain(..take).collect();
-                    let bytes: u64 = messages.iter().map(|m| m.payload.len() as u64).sum();
+                    let (messages, bytes) = take_front(queue, take);
                     ledger.queued_bytes -= bytes;
-                    ctx.budget.release(bytes, take as u64);
-                    ledger.delivered += take as u64;
-                    receiver.deliver(messages, ctx.out);
+                    ledger.hand_over(receiver, messages, bytes, ctx);
                     moved = true;
                 }
                 if capacity == Capacity::Zero {
@@ -620,22 +1488,8 @@ impl Mailbox {
                         let Some(receiver) = receivers.pop_front() else {
                             break;
                         };
-                        let mut messages = Vec::new();
-                        let mut bytes = 0;
-                        while messages.len() < receiver.limit() {
-                            let next = front_payload_len(senders);
-                            bytes += next + MESSAGE_OVERHEAD;
-                            if !messages.is_empty() && bytes > MAX_BATCH_BYTES {
-                                break;
-                            }
-                            let Some(message) = ledger.admit_front(senders, 1, ctx) else {
-                                break;
-                            };
-                            ctx.budget.release(message.payload.len() as u64, 1);
-                            messages.push(message);
-                        }
-                        ledger.delivered += messages.len() as u64;
-                        receiver.deliver(messages, ctx.out);
+                        let (messages, bytes) = admit_batch(ledger, senders, receiver, ctx);
+                        ledger.hand_over(receiver, messages, bytes, ctx);
                         moved = true;
                     }
                 }
@@ -643,6 +1497,151 @@ impl Mailbox {
                     break;
                 }
             },
+            Lines::Inbox { queue, receivers } => loop {
+                let mut moved = false;
+                for _ in 0..room(capacity, queue.len()) {
+                    let Some(message) = ledger.admit(senders, 0, 1, ctx) else {
+                        break;
+                    };
+                    ledger.queued_bytes += message.payload.len() as u64;
+                    queue.push_back(message);
+                    moved = true;
+                }
+                let mut index = 0;
+                while index < receivers.len() {
+                    let receiver = receivers[index];
+                    let mut messages = Vec::new();
+                    let mut bytes = 0;
+                    let mut at = 0;
+                    while at < queue.len() && messages.len() < receiver.limit() {
+                        if receiver.accepts(&queue[at]) {
+                            let next = queue[at].payload.len();
+                            if !messages.is_empty()
+                                && (bytes as usize + next + MESSAGE_OVERHEAD * (messages.len() + 1))
+                                    > MAX_BATCH_BYTES
+                            {
+                                break;
+                            }
+                            if let Some(message) = queue.remove(at) {
+                                bytes += message.payload.len() as u64;
+                                messages.push(message);
+                            }
+                        } else {
+                            at += 1;
+                        }
+                    }
+                    if messages.is_empty() {
+                        // Nothing queued for it: take straight from a waiting
+                        // send it accepts (the queue may be full of others).
+                        let handoff = senders.iter().position(|send| {
+                            matches!(send.load, Load::One(_))
+                                && receiver
+                                    .from
+                                    .is_none_or(|from| from == send.ticket.connection)
+                        });
+                        if let Some(message) =
+                            handoff.and_then(|at| ledger.admit(senders, at, 1, ctx))
+                        {
+                            ledger.queued_bytes += message.payload.len() as u64;
+                            bytes = message.payload.len() as u64;
+                            messages.push(message);
+                        }
+                    }
+                    if messages.is_empty() {
+                        index += 1;
+                        continue;
+                    }
+                    receivers.remove(index);
+                    ledger.queued_bytes -= bytes;
+                    ledger.hand_over(receiver, messages, bytes, ctx);
+                    moved = true;
+                }
+                if !moved {
+                    break;
+                }
+            },
+            Lines::Hash(hash) => {
+                loop {
+                    let mut moved = false;
+                    for _ in 0..room(capacity, hash.queued) {
+                        let Some(message) = ledger.admit(senders, 0, 1, ctx) else {
+                            break;
+                        };
+                        ledger.queued_bytes += message.payload.len() as u64;
+                        hash.route(message, false);
+                        moved = true;
+                    }
+                    // Members first take what is bound to them.
+                    for member in hash.members.values_mut() {
+                        while !member.queue.is_empty() {
+                            let Some(receiver) = member.waiting.pop_front() else {
+                                break;
+                            };
+                            let take = batch_len(receiver.limit(), member.queue.iter());
+                            let (messages, bytes) = take_front(&mut member.queue, take);
+                            hash.queued -= take;
+                            ledger.queued_bytes -= bytes;
+                            ledger.hand_over(receiver, messages, bytes, ctx);
+                            moved = true;
+                        }
+                    }
+                    // Shared messages go to waiting members in turn.
+                    while !hash.shared.is_empty() {
+                        if hash
+                            .shared
+                            .front()
+                            .is_some_and(|m| m.metadata.key().is_some())
+                        {
+                            // Keyed messages are shared only while the pool is
+                            // empty, and a waiting member means it is not.
+                            break;
+                        }
+                        let Some(at) = hash.turn.iter().position(|id| {
+                            hash.members.get(id).is_some_and(|m| !m.waiting.is_empty())
+                        }) else {
+                            break;
+                        };
+                        let Some(id) = hash.turn.remove(at) else {
+                            break;
+                        };
+                        hash.turn.push_back(id);
+                        let Some(member) = hash.members.get_mut(&id) else {
+                            break;
+                        };
+                        let Some(receiver) = member.waiting.pop_front() else {
+                            break;
+                        };
+                        let keyless = hash
+                            .shared
+                            .iter()
+                            .take_while(|m| m.metadata.key().is_none());
+                        let take = batch_len(receiver.limit(), keyless);
+                        let (messages, bytes) = take_front(&mut hash.shared, take);
+                        hash.queued -= take;
+                        ledger.queued_bytes -= bytes;
+                        ledger.hand_over(receiver, messages, bytes, ctx);
+                        moved = true;
+                    }
+                    if capacity == Capacity::Zero {
+                        // Rendezvous: the front send is admitted only when the
+                        // member it would go to waits, and the next round hands
+                        // it over.
+                        let key = senders
+                            .front()
+                            .map(|send| send.extra.as_ref().and_then(|e| e.key.as_deref()));
+                        if key.is_some_and(|key| hash.ready_for(key)) {
+                            if let Some(message) = ledger.admit(senders, 0, 1, ctx) {
+                                ledger.queued_bytes += message.payload.len() as u64;
+                                hash.route(message, false);
+                                moved = true;
+                            }
+                        }
+                    }
+                    if !moved {
+                        break;
+                    }
+                }
+            }
             Lines::Broadcast { log, subscribers } => loop {
                 let mut moved = false;
                 if capacity == Capacity::Zero {
@@ -650,8 +1649,9 @@ impl Mailbox {
                     // be waiting, so all take the message at once.
                     if !senders.is_empty() && subscribers.values().all(|s| !s.waiting.is_empty()) {
                         let recipients = subscribers.len() as u32;
-                        if let Some(message) = ledger.admit_front(senders, recipients, ctx) {
+                        if let Some(message) = ledger.admit(senders, 0, recipients, ctx) {
                             ctx.budget.release(message.payload.len() as u64, 1);
+                            let sequence = message.metadata.sequence;
                             for subscriber in subscribers.values_mut() {
                                 if let Some(receive) = subscriber.waiting.pop_front() {
                                     subscriber.cursor += 1;
@@ -659,17 +1659,17 @@ impl Mailbox {
                                     receive.deliver(vec![message.clone()], ctx.out);
                                 }
                             }
+                            if let Some(watch) = ledger.watches.remove(&sequence) {
+                                ctx.out
+                                    .reply(watch.ticket, Ok(broadcast_sent(sequence, recipients)));
+                            }
                             moved = true;
                         }
                     }
                 } else {
-                    let room = match capacity {
-                        Capacity::Bounded(n) => (n as usize).saturating_sub(log.len()),
-                        _ => usize::MAX,
-                    };
                     let recipients = subscribers.len() as u32;
-                    for _ in 0..room {
-                        let Some(message) = ledger.admit_front(senders, recipients, ctx) else {
+                    for _ in 0..room(capacity, log.len()) {
+                        let Some(message) = ledger.admit(senders, 0, recipients, ctx) else {
                             break;
                         };
                         moved = true;
@@ -677,12 +1677,19 @@ impl Mailbox {
                         if recipients == 0 {
                             // Reaches nobody: nothing to keep.
                             ctx.budget.release(len, 1);
+                            if let Some(watch) = ledger.watches.remove(&message.metadata.sequence) {
+                                ctx.out.reply(
+                                    watch.ticket,
+                                    Ok(broadcast_sent(message.metadata.sequence, 0)),
+                                );
+                            }
                             continue;
                         }
                         ledger.queued_bytes += len;
                         log.push_back(LogEntry {
                             message,
                             unread_by: recipients,
+                            expired: false,
                         });
                     }
                     // Serve subscribers that have a backlog and a waiting receive.
@@ -700,12 +1707,19 @@ impl Mailbox {
                             let mut messages = Vec::with_capacity(take);
                             for entry in log.range_mut(from..from + take) {
                                 entry.unread_by -= 1;
-                                messages.push(entry.message.clone());
+                                if !entry.expired {
+                                    messages.push(entry.message.clone());
+                                }
                             }
                             subscriber.cursor += take as u64;
-                            ledger.delivered += take as u64;
-                            receive.deliver(messages, ctx.out);
                             moved = true;
+                            if messages.is_empty() {
+                                // Everything it reached had expired.
+                                subscriber.waiting.push_front(receive);
+                                continue;
+                            }
+                            ledger.delivered += messages.len() as u64;
+                            receive.deliver(messages, ctx.out);
                         }
                     }
                     // Entries everyone has read leave the log, which makes
@@ -717,6 +1731,11 @@ impl Mailbox {
                             let len = entry.message.payload.len() as u64;
                             ledger.queued_bytes -= len;
                             ctx.budget.release(len, 1);
+                            let sequence = entry.message.metadata.sequence;
+                            if let Some(watch) = ledger.watches.remove(&sequence) {
+                                ctx.out
+                                    .reply(watch.ticket, Ok(broadcast_sent(sequence, recipients)));
+                            }
                             moved = true;
                         }
                     }
@@ -727,9 +1746,44 @@ impl Mailbox {
             },
         }
     }
+}
 
+fn broadcast_sent(sequence: u64, recipients: u32) -> Response {
+    Response::Sent {
+        sequence,
+        recipients,
+    }
+}
+
+/// Admits from the front waiting sends as many messages as one batch answer
+/// to `receiver` may carry (rendezvous).
+fn admit_batch(
+    ledger: &mut Ledger,
+    senders: &mut VecDeque<WaitingSend>,
+    receiver: WaitingReceive,
+    ctx: &mut Context<'_>,
+) -> (Vec<Message>, u64) {
+    let mut messages = Vec::new();
+    let mut bytes = 0;
+    let mut total = 0;
+    while messages.len() < receiver.limit() {
+        let next = front_payload_len(senders);
+        bytes += next + MESSAGE_OVERHEAD;
+        if !messages.is_empty() && bytes > MAX_BATCH_BYTES {
+            break;
+        }
+        let Some(message) = ledger.admit(senders, 0, 1, ctx) else {
+            break;
+        };
+        total += message.payload.len() as u64;
+        messages.push(message);
+    }
+    (messages, total)
+}
+
+#[cfg(test)]
+impl Mailbox {
     /// Panics when an invariant of the module doc does not hold (tests only).
-    #[cfg(test)]
     pub fn check_invariants(&self) {
         let bytes: u64 = match &self.lines {
             Lines::RoundRobin { queue, receivers } => {
@@ -740,15 +1794,52 @@ impl Mailbox {
                 if !self.senders.is_empty() {
                     match self.settings.capacity {
                         Capacity::Zero => assert!(receivers.is_empty()),
-                        Capacity::Bounded(n) => assert_eq!(queue.len(), n as usize),
+                        Capacity::Bounded(n) => assert!(queue.len() >= n as usize),
                         Capacity::Unbounded => panic!("sender waits on unbounded"),
                     }
                 }
-                let first = self.ledger.next_sequence - queue.len() as u64;
-                for (expected, message) in (first..).zip(queue) {
-                    assert_eq!(message.metadata.sequence, expected);
+                for pair in receivers.iter().collect::<Vec<_>>().windows(2) {
+                    if self.settings.policy == DeliveryPolicy::Priority {
+                        assert!(pair[0].priority >= pair[1].priority, "priority order");
+                    }
                 }
                 queue.iter().map(|m| m.payload.len() as u64).sum()
+            }
+            Lines::Inbox { queue, receivers } => {
+                for receive in receivers {
+                    assert!(
+                        !queue.iter().any(|m| receive.accepts(m)),
+                        "inbox receiver waits beside a message it accepts"
+                    );
+                }
+                queue.iter().map(|m| m.payload.len() as u64).sum()
+            }
+            Lines::Hash(hash) => {
+                let mut count = hash.shared.len();
+                for (id, member) in &hash.members {
+                    assert!(
+                        member.queue.is_empty() || member.waiting.is_empty(),
+                        "member waits beside its own messages"
+                    );
+                    for message in &member.queue {
+                        if let Some(key) = message.metadata.key() {
+                            assert_eq!(hash.keys.get(key), Some(id), "key bound elsewhere");
+                        }
+                    }
+                    let bound = hash.keys.values().filter(|owner| *owner == id).count();
+                    assert_eq!(bound as u64, member.keys, "member key count");
+                    count += member.queue.len();
+                }
+                assert_eq!(count, hash.queued, "hash queued count");
+                assert!(hash.keys.values().all(|o| hash.members.contains_key(o)));
+                let shared: u64 = hash.shared.iter().map(|m| m.payload.len() as u64).sum();
+                shared
+                    + hash
+                        .members
+                        .values()
+                        .flat_map(|m| m.queue.iter())
+                        .map(|m| m.payload.len() as u64)
+                        .sum::<u64>()
             }
             Lines::Broadcast { log, subscribers } => {
                 let first = self.ledger.next_sequence - log.len() as u64;
@@ -786,7 +1877,6 @@ impl Mailbox {
         assert_eq!(bytes, self.ledger.queued_bytes);
     }
 
-    #[cfg(test)]
     pub fn waiting_payload_bytes(&self) -> u64 {
         self.senders
             .iter()
@@ -804,13 +1894,26 @@ impl Mailbox {
             .sum()
     }
 
-    #[cfg(test)]
     pub fn waiting_message_count(&self) -> u64 {
         self.senders.iter().map(WaitingSend::waiting_count).sum()
     }
 
-    #[cfg(test)]
     pub fn queued_bytes(&self) -> u64 {
         self.ledger.queued_bytes
+    }
+
+    pub fn watched_tickets(&self) -> Vec<Ticket> {
+        self.ledger.watches.values().map(|w| w.ticket).collect()
+    }
+
+    pub fn in_flight_bytes(&self) -> (u64, u64) {
+        (
+            self.ledger
+                .in_flight
+                .values()
+                .map(|h| h.message.payload.len() as u64)
+                .sum(),
+            self.ledger.in_flight.len() as u64,
+        )
     }
 }

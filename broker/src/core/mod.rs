@@ -12,25 +12,34 @@
 //! or anything that can block.
 
 mod budget;
+mod calls;
 mod mailbox;
+mod names;
 mod types;
 
 #[cfg(test)]
 mod tests;
 
 use std::cmp::Reverse;
-use std::collections::{BinaryHeap, HashMap};
+use std::collections::{BTreeMap, BinaryHeap, HashMap, HashSet};
 use std::time::{Duration, Instant};
 
 use mailbox_proto::{
-    BrokerError, BrokerStatus, ErrorKind, MailboxName, MailboxSettings, Request, RequestId,
-    Response, Wait, PROTOCOL_VERSION,
+    Address, BrokerError, BrokerStatus, Capacity, DeliveryPolicy, ErrorKind, MailboxName,
+    MailboxSettings, ReceiveOptions, Request, RequestId, Response, SendOptions, Source, Stage,
+    Target, Wait, DEFAULT_INBOX_CAPACITY, MAX_KEY_LEN, PROTOCOL_VERSION,
 };
 
 pub use budget::{Budget, Exhausted};
 pub use types::{Clock, ConnectionId, Outcome, Peer, Reply, Ticket};
 
-use mailbox::{Batch, Context, Load, Mailbox, Progress, WaitingReceive, WaitingSend, Withdrawn};
+use calls::CallState;
+use mailbox::{
+    Batch, Context, Load, Mailbox, Progress, SendExtra, Until, WaitingReceive, WaitingSend,
+    Withdrawn,
+};
+use names::NameEntry;
+use types::{Effect, Place};
 
 /// Limits the core enforces.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -61,17 +70,27 @@ const MIN_DEADLINES_BEFORE_COMPACTING: usize = 1024;
 /// A request that waits: where, and until when.
 #[derive(Debug)]
 struct Waiting {
-    mailbox: String,
+    place: Place,
     /// Distinguishes this wait from an earlier one that used the same request
     /// id, so a stale deadline never fires on a newer request.
     serial: u64,
+    /// Set when the request is a call waiting for its reply.
+    call: Option<u64>,
 }
 
 #[derive(Debug)]
 struct Connection {
     peer: Peer,
     waiting: HashMap<RequestId, Waiting>,
+    /// Broadcast mailboxes it subscribes to and hash mailboxes whose pool
+    /// it is in.
     subscriptions: Vec<String>,
+    /// Where it received with manual acknowledgement (what it may hold).
+    holds: HashSet<Place>,
+    /// Well-known names it holds.
+    names: Vec<String>,
+    /// Capacity of its inbox.
+    inbox_capacity: Capacity,
 }
 
 #[derive(Debug, PartialEq, Eq, PartialOrd, Ord)]
@@ -81,14 +100,50 @@ struct Deadline {
     ticket: Ticket,
 }
 
+#[derive(Debug, PartialEq, Eq, PartialOrd, Ord)]
+struct Expiry {
+    at: Instant,
+    place: Place,
+    sequence: u64,
+}
+
+/// Every place messages wait: named mailboxes and connections' inboxes.
+#[derive(Debug, Default)]
+struct Places {
+    mailboxes: HashMap<String, Mailbox>,
+    inboxes: HashMap<ConnectionId, Mailbox>,
+}
+
+impl Places {
+    fn get_mut(&mut self, place: &Place) -> Option<&mut Mailbox> {
+        match place {
+            Place::Mailbox(name) => self.mailboxes.get_mut(name),
+            Place::Inbox(owner) => self.inboxes.get_mut(owner),
+            Place::Name(_) => None,
+        }
+    }
+
+    fn all(&self) -> impl Iterator<Item = &Mailbox> {
+        self.mailboxes.values().chain(self.inboxes.values())
+    }
+
+    fn all_mut(&mut self) -> impl Iterator<Item = &mut Mailbox> {
+        self.mailboxes.values_mut().chain(self.inboxes.values_mut())
+    }
+}
+
 /// The broker's state: mailboxes, connections, waiting operations, deadlines.
 #[derive(Debug)]
 pub struct Core {
     limits: Limits,
     started: Instant,
-    mailboxes: HashMap<String, Mailbox>,
+    places: Places,
     connections: HashMap<ConnectionId, Connection>,
+    names: BTreeMap<String, NameEntry>,
+    calls: HashMap<u64, CallState>,
+    next_call: u64,
     deadlines: BinaryHeap<Reverse<Deadline>>,
+    expiries: BinaryHeap<Reverse<Expiry>>,
     next_serial: u64,
     /// Heap size at which stale deadlines are swept out next.
     compact_deadlines_at: usize,
@@ -105,15 +160,26 @@ fn check_name(name: &str) -> Result<(), BrokerError> {
         .map_err(|why| error(ErrorKind::InvalidName, format!("{why}: {name:?}")))
 }
 
+/// A send's target, resolved.
+struct SendPlan {
+    place: Place,
+    extra: Option<Box<SendExtra>>,
+    call: Option<u64>,
+}
+
 impl Core {
     /// An empty broker that started at `started`.
     pub fn new(limits: Limits, started: Instant) -> Self {
         Self {
             limits,
             started,
-            mailboxes: HashMap::new(),
+            places: Places::default(),
             connections: HashMap::new(),
+            names: BTreeMap::new(),
+            calls: HashMap::new(),
+            next_call: 1,
             deadlines: BinaryHeap::new(),
+            expiries: BinaryHeap::new(),
             next_serial: 0,
             compact_deadlines_at: MIN_DEADLINES_BEFORE_COMPACTING,
             budget: Budget::new(limits.memory_budget, limits.max_queued_messages),
@@ -129,13 +195,20 @@ impl Core {
                 peer,
                 waiting: HashMap::new(),
                 subscriptions: Vec::new(),
+                holds: HashSet::new(),
+                names: Vec::new(),
+                inbox_capacity: DEFAULT_INBOX_CAPACITY,
             },
         );
     }
 
     /// Forgets a connection: its waiting sends are withdrawn (never delivered
-    /// later), its waiting receives cancelled (no message is handed to it), its
-    /// subscriptions ended. Replies in `out` go only to other connections.
+    /// later), its waiting receives cancelled (no message is handed to it),
+    /// the messages it held unacknowledged go back to the head of their
+    /// mailboxes, its subscriptions and pool memberships end, its names pass
+    /// to the next in line, its inbox goes (waiting senders learn
+    /// `NoSuchProcess`), and callers whose requests it held get `NoReply`.
+    /// Replies in `out` go only to other connections.
     pub fn disconnect(&mut self, connection: ConnectionId, clock: &Clock, out: &mut Outcome) {
         let Some(state) = self.connections.remove(&connection) else {
             return;
@@ -147,23 +220,56 @@ impl Core {
             clock,
         };
         for (request, waiting) in state.waiting {
-            if let Some(mailbox) = self.mailboxes.get_mut(&waiting.mailbox) {
-                mailbox.withdraw(
-                    Ticket {
-                        connection,
-                        request,
-                    },
-                    &mut ctx,
-                );
+            let ticket = Ticket {
+                connection,
+                request,
+            };
+            if let Some(call) = waiting.call {
+                self.calls.remove(&call);
+            }
+            match &waiting.place {
+                Place::Name(name) => names::leave_queue(&mut self.names, name, ticket),
+                place => {
+                    if let Some(mailbox) = self.places.get_mut(place) {
+                        // An admitted message whose sender waited for a
+                        // later stage stays: only the wait ends.
+                        mailbox.withdraw(ticket, false, &mut ctx);
+                    }
+                }
+            }
+        }
+        for place in &state.holds {
+            if let Some(mailbox) = self.places.get_mut(place) {
+                mailbox.return_held(connection, &mut ctx);
             }
         }
         for name in state.subscriptions {
-            if let Some(mailbox) = self.mailboxes.get_mut(&name) {
+            if let Some(mailbox) = self.places.mailboxes.get_mut(&name) {
                 // It may be a newer mailbox of the same name that this
                 // connection never subscribed to: then there is nothing to end.
                 let _ = mailbox.unsubscribe(connection, false, &mut ctx);
             }
         }
+        if let Some(inbox) = self.places.inboxes.remove(&connection) {
+            inbox.delete(
+                Some(error(
+                    ErrorKind::NoSuchProcess,
+                    format!(
+                        "process {} left; what waited in its inbox is gone",
+                        connection.0
+                    ),
+                )),
+                &mut ctx,
+            );
+        }
+        for inbox in self.places.inboxes.values_mut() {
+            inbox.sender_left(connection, &mut ctx);
+        }
+        for name in state.names {
+            self.pass_name_on(&name, out);
+        }
+        self.carry_out(clock, out);
+        self.calls_lost_with(connection, out);
         self.settle(out, mark, None);
     }
 
@@ -182,13 +288,27 @@ impl Core {
             connection,
             request: id,
         };
+        // No message whose time is up may be handed out by this request.
+        if self
+            .expiries
+            .peek()
+            .is_some_and(|Reverse(expiry)| expiry.at <= clock.now)
+        {
+            self.expire_messages(clock, out);
+        }
         let mark = out.replies.len();
+        let mut duplicate = false;
         match self.dispatch(ticket, request, clock, out) {
             Ok(Some(response)) => out.reply(ticket, Ok(response)),
             Ok(None) => {}
-            Err(error) => out.reply(ticket, Err(error)),
+            Err(error) => {
+                duplicate = error.kind == ErrorKind::DuplicateRequestId;
+                out.reply(ticket, Err(error))
+            }
         }
-        self.settle(out, mark, Some(ticket));
+        self.carry_out(clock, out);
+        // The reply to a duplicate id must not end the wait that has that id.
+        self.settle(out, mark, duplicate.then_some(ticket));
     }
 
     fn dispatch(
@@ -224,7 +344,7 @@ impl Core {
             Request::CreateMailbox { name, settings } => self.create(name, settings),
             Request::DeleteMailbox { name } => self.delete(&name, clock, out),
             Request::ListMailboxes => {
-                let mut list: Vec<_> = self.mailboxes.values().map(Mailbox::info).collect();
+                let mut list: Vec<_> = self.places.mailboxes.values().map(Mailbox::info).collect();
                 list.sort_by(|a, b| a.name.cmp(&b.name));
                 Ok(Some(Response::Mailboxes(list)))
             }
@@ -233,7 +353,14 @@ impl Core {
                 mailbox,
                 payload,
                 wait,
-            } => self.send(ticket, peer, mailbox, Load::One(payload), wait, clock, out),
+            } => {
+                let plan = SendPlan {
+                    place: Place::Mailbox(mailbox),
+                    extra: None,
+                    call: None,
+                };
+                self.send(ticket, peer, plan, Load::One(payload), wait, clock, out)
+            }
             Request::SendMany {
                 mailbox,
                 payloads,
@@ -243,13 +370,79 @@ impl Core {
                     rest: payloads.into(),
                     ..Batch::default()
                 };
-                self.send(ticket, peer, mailbox, Load::Many(batch), wait, clock, out)
+                let plan = SendPlan {
+                    place: Place::Mailbox(mailbox),
+                    extra: None,
+                    call: None,
+                };
+                self.send(ticket, peer, plan, Load::Many(batch), wait, clock, out)
             }
-            Request::Receive { mailbox, wait } => {
-                self.receive(ticket, mailbox, None, wait, clock, out)
+            Request::SendWith {
+                to,
+                payload,
+                options,
+                wait,
+            } => {
+                let plan = self.plan_send(ticket, &to, options, wait, None)?;
+                self.send(ticket, peer, plan, Load::One(payload), wait, clock, out)
             }
-            Request::ReceiveMany { mailbox, max, wait } => {
-                self.receive(ticket, mailbox, Some(max), wait, clock, out)
+            Request::Call {
+                to,
+                payload,
+                options,
+                wait,
+            } => self.call(ticket, peer, to, payload, options, wait, clock, out),
+            Request::Reply { call, payload } => self.reply(ticket, peer, call, payload, clock, out),
+            Request::Receive { mailbox, wait } => self.receive(
+                Place::Mailbox(mailbox),
+                WaitingReceive::plain(ticket, None),
+                wait,
+                clock,
+                out,
+            ),
+            Request::ReceiveMany { mailbox, max, wait } => self.receive(
+                Place::Mailbox(mailbox),
+                WaitingReceive::plain(ticket, Some(max)),
+                wait,
+                clock,
+                out,
+            ),
+            Request::ReceiveWith {
+                from,
+                options,
+                wait,
+            } => {
+                let (place, receive) = self.plan_receive(ticket, from, options)?;
+                self.receive(place, receive, wait, clock, out)
+            }
+            Request::Settle {
+                mailbox,
+                sequence,
+                verdict,
+            } => {
+                let place = match mailbox {
+                    Some(name) => Place::Mailbox(name),
+                    None => Place::Inbox(ticket.connection),
+                };
+                let mut ctx = Context {
+                    out,
+                    budget: &mut self.budget,
+                    clock,
+                };
+                match self.places.get_mut(&place) {
+                    Some(mailbox) => {
+                        mailbox.settle(ticket.connection, sequence, verdict, &mut ctx)?
+                    }
+                    None => {
+                        return Err(error(
+                            ErrorKind::NotHeld,
+                            format!(
+                                "this connection holds no message {sequence} there: the mailbox is gone or was never received from"
+                            ),
+                        ))
+                    }
+                }
+                Ok(Some(Response::Settled))
             }
             Request::Subscribe { mailbox } => {
                 let created = self.mailbox_mut(&mailbox)?.subscribe(ticket.connection)?;
@@ -261,7 +454,7 @@ impl Core {
                 Ok(Some(Response::Subscribed { created }))
             }
             Request::Unsubscribe { mailbox } => {
-                let Some(target) = self.mailboxes.get_mut(&mailbox) else {
+                let Some(target) = self.places.mailboxes.get_mut(&mailbox) else {
                     check_name(&mailbox)?;
                     return Err(no_such_mailbox(&mailbox));
                 };
@@ -290,11 +483,37 @@ impl Core {
                 Ok(Some(Response::CancelResult { cancelled }))
             }
             Request::Status => Ok(Some(Response::Status(self.status(clock)))),
+            Request::ClaimName { name, wait } => self.claim_name(ticket, name, wait, clock, out),
+            Request::ReleaseName { name } => {
+                self.release_name(ticket.connection, &name, out)?;
+                Ok(Some(Response::NameReleased))
+            }
+            Request::ListNames => Ok(Some(Response::Names(self.list_names()))),
+            Request::SetInboxCapacity { capacity } => {
+                if capacity == Capacity::Bounded(0) {
+                    return Err(error(
+                        ErrorKind::InvalidSettings,
+                        "capacity 0 is spelled `zero`",
+                    ));
+                }
+                if let Some(state) = self.connections.get_mut(&ticket.connection) {
+                    state.inbox_capacity = capacity;
+                }
+                if let Some(inbox) = self.places.inboxes.get_mut(&ticket.connection) {
+                    let mut ctx = Context {
+                        out,
+                        budget: &mut self.budget,
+                        clock,
+                    };
+                    inbox.set_capacity(capacity, &mut ctx);
+                }
+                Ok(Some(Response::InboxCapacitySet))
+            }
         }
     }
 
     fn mailbox(&self, name: &str) -> Result<&Mailbox, BrokerError> {
-        match self.mailboxes.get(name) {
+        match self.places.mailboxes.get(name) {
             Some(mailbox) => Ok(mailbox),
             None => {
                 check_name(name)?;
@@ -304,13 +523,180 @@ impl Core {
     }
 
     fn mailbox_mut(&mut self, name: &str) -> Result<&mut Mailbox, BrokerError> {
-        match self.mailboxes.get_mut(name) {
+        match self.places.mailboxes.get_mut(name) {
             Some(mailbox) => Ok(mailbox),
             None => {
                 check_name(name)?;
                 Err(no_such_mailbox(name))
             }
         }
+    }
+
+    /// The connection a process address or well-known name stands for.
+    fn resolve(&self, address: &Address) -> Result<ConnectionId, BrokerError> {
+        match address {
+            Address::Process(id) => {
+                let id = ConnectionId(*id);
+                if self.connections.contains_key(&id) {
+                    Ok(id)
+                } else {
+                    Err(error(
+                        ErrorKind::NoSuchProcess,
+                        format!("no live process has address {}", id.0),
+                    ))
+                }
+            }
+            Address::Name(name) => match self.names.get(name) {
+                Some(entry) => Ok(entry.owner),
+                None => {
+                    check_name(name)?;
+                    Err(error(
+                        ErrorKind::NoSuchProcess,
+                        format!("no live process holds the name {name}"),
+                    ))
+                }
+            },
+        }
+    }
+
+    /// Checks a `SendWith` or `Call` and finds where it goes.
+    fn plan_send(
+        &mut self,
+        ticket: Ticket,
+        to: &Target,
+        options: SendOptions,
+        wait: Wait,
+        call: Option<u64>,
+    ) -> Result<SendPlan, BrokerError> {
+        if options
+            .key
+            .as_ref()
+            .is_some_and(|key| key.len() > MAX_KEY_LEN)
+        {
+            return Err(error(
+                ErrorKind::InvalidRequest,
+                format!("a key may have at most {MAX_KEY_LEN} bytes"),
+            ));
+        }
+        if options.ttl_millis == Some(0) {
+            return Err(error(
+                ErrorKind::InvalidRequest,
+                "a time-to-live must be at least 1 ms",
+            ));
+        }
+        let until = match (call, options.stage) {
+            (Some(call), _) => Until::Reply(call),
+            (None, Stage::Queued) => Until::Queued,
+            (None, Stage::Received) => Until::Received,
+            (None, Stage::Acknowledged) => Until::Acknowledged,
+        };
+        let waits_past_queued = until != Until::Queued;
+        if waits_past_queued && !WaitPlan::new(wait, Instant::now()).may_wait {
+            return Err(error(
+                ErrorKind::InvalidRequest,
+                "a send that waits for a receiver (or a reply) cannot be non-blocking; give it a timeout",
+            ));
+        }
+        let place = match to {
+            Target::Mailbox(name) => {
+                let mailbox = self.mailbox(name)?;
+                if mailbox.is_broadcast() && matches!(until, Until::Acknowledged | Until::Reply(_))
+                {
+                    return Err(error(
+                        ErrorKind::InvalidRequest,
+                        format!(
+                            "mailbox {name} is broadcast: its receivers do not acknowledge or reply; wait for `received` at most"
+                        ),
+                    ));
+                }
+                Place::Mailbox(name.clone())
+            }
+            Target::Process(address) => {
+                let owner = self.resolve(address)?;
+                let capacity = self
+                    .connections
+                    .get(&owner)
+                    .map_or(DEFAULT_INBOX_CAPACITY, |c| c.inbox_capacity);
+                self.places
+                    .inboxes
+                    .entry(owner)
+                    .or_insert_with(|| Mailbox::inbox(owner, capacity));
+                Place::Inbox(owner)
+            }
+        };
+        let _ = ticket;
+        let extra = (until != Until::Queued
+            || options.key.is_some()
+            || options.ttl_millis.is_some())
+        .then(|| {
+            Box::new(SendExtra {
+                until,
+                key: options.key,
+                ttl: options.ttl_millis.map(Duration::from_millis),
+            })
+        });
+        Ok(SendPlan { place, extra, call })
+    }
+
+    /// Checks a `ReceiveWith` and finds where it takes from.
+    fn plan_receive(
+        &mut self,
+        ticket: Ticket,
+        from: Source,
+        options: ReceiveOptions,
+    ) -> Result<(Place, WaitingReceive), BrokerError> {
+        let mut receive = WaitingReceive {
+            ticket,
+            max: options.max,
+            manual: options.manual_ack,
+            priority: options.priority,
+            from: None,
+        };
+        let place = match from {
+            Source::Mailbox(name) => {
+                if options.manual_ack && self.mailbox(&name)?.is_broadcast() {
+                    return Err(error(
+                        ErrorKind::InvalidRequest,
+                        format!("mailbox {name} is broadcast: subscribers do not acknowledge"),
+                    ));
+                }
+                Place::Mailbox(name)
+            }
+            Source::Inbox { from } => {
+                if let Some(address) = from {
+                    receive.from = Some(match self.resolve(&address) {
+                        Ok(sender) => sender,
+                        // A sender that left may still have messages waiting.
+                        Err(gone) => match address {
+                            Address::Process(id)
+                                if self.places.inboxes.get(&ticket.connection).is_some_and(
+                                    |inbox| inbox.has_message_from(ConnectionId(id)),
+                                ) =>
+                            {
+                                ConnectionId(id)
+                            }
+                            _ => return Err(gone),
+                        },
+                    });
+                }
+                let owner = ticket.connection;
+                let capacity = self
+                    .connections
+                    .get(&owner)
+                    .map_or(DEFAULT_INBOX_CAPACITY, |c| c.inbox_capacity);
+                self.places
+                    .inboxes
+                    .entry(owner)
+                    .or_insert_with(|| Mailbox::inbox(owner, capacity));
+                Place::Inbox(owner)
+            }
+        };
+        if options.manual_ack {
+            if let Some(state) = self.connections.get_mut(&ticket.connection) {
+                state.holds.insert(place.clone());
+            }
+        }
+        Ok((place, receive))
     }
 
     fn create(
@@ -322,7 +708,7 @@ impl Core {
         settings
             .validate()
             .map_err(|why| error(ErrorKind::InvalidSettings, why))?;
-        if let Some(existing) = self.mailboxes.get(&name) {
+        if let Some(existing) = self.places.mailboxes.get(&name) {
             if *existing.settings() == settings {
                 return Ok(Some(Response::Created { created: false }));
             }
@@ -334,7 +720,8 @@ impl Core {
                 ),
             ));
         }
-        self.mailboxes
+        self.places
+            .mailboxes
             .insert(name.clone(), Mailbox::new(name, settings));
         Ok(Some(Response::Created { created: true }))
     }
@@ -345,7 +732,7 @@ impl Core {
         clock: &Clock,
         out: &mut Outcome,
     ) -> Result<Option<Response>, BrokerError> {
-        let Some(mailbox) = self.mailboxes.remove(name) else {
+        let Some(mailbox) = self.places.mailboxes.remove(name) else {
             check_name(name)?;
             return Err(no_such_mailbox(name));
         };
@@ -354,7 +741,7 @@ impl Core {
             budget: &mut self.budget,
             clock,
         };
-        mailbox.delete(&mut ctx);
+        mailbox.delete(None, &mut ctx);
         for state in self.connections.values_mut() {
             state.subscriptions.retain(|subscribed| subscribed != name);
         }
@@ -366,16 +753,21 @@ impl Core {
         &mut self,
         ticket: Ticket,
         peer: Peer,
-        mailbox_name: String,
+        plan: SendPlan,
         load: Load,
         wait: Wait,
         clock: &Clock,
         out: &mut Outcome,
     ) -> Result<Option<Response>, BrokerError> {
         let mark = out.replies.len();
-        let Some(mailbox) = self.mailboxes.get_mut(&mailbox_name) else {
-            check_name(&mailbox_name)?;
-            return Err(no_such_mailbox(&mailbox_name));
+        let Some(mailbox) = self.places.get_mut(&plan.place) else {
+            return Err(match &plan.place {
+                Place::Mailbox(name) => {
+                    check_name(name)?;
+                    no_such_mailbox(name)
+                }
+                _ => error(ErrorKind::NoSuchProcess, "the process left"),
+            });
         };
         let held = match &load {
             Load::One(payload) => {
@@ -426,43 +818,72 @@ impl Core {
             };
             return Err(error(ErrorKind::BrokerFull, why));
         }
+        if let Some(call) = plan.call {
+            self.calls.insert(
+                call,
+                CallState {
+                    caller: ticket,
+                    holder: None,
+                    place: plan.place.clone(),
+                },
+            );
+        }
         let send = WaitingSend {
             ticket,
             sender: peer,
             load,
             held,
+            extra: plan.extra,
         };
-        let plan = WaitPlan::new(wait, clock.now);
+        let wait_plan = WaitPlan::new(wait, clock.now);
         let mut ctx = Context {
             out,
             budget: &mut self.budget,
             clock,
         };
-        match mailbox.send(send, plan.may_wait, &mut ctx) {
+        match mailbox.send(send, wait_plan.may_wait, &mut ctx) {
             Ok(Progress::Done) => Ok(None),
-            Ok(Progress::Waiting) => self.start_wait(ticket, mailbox_name, plan, mark, clock, out),
+            Ok(Progress::Waiting) => {
+                self.start_wait(ticket, plan.place, wait_plan, plan.call, mark, clock, out)
+            }
             Err(send) => {
                 self.budget.release(send.held, send.waiting_count());
-                let refused = not_now(wait, &mailbox_name, "full");
+                if let Some(call) = plan.call {
+                    self.calls.remove(&call);
+                }
+                let refused = not_now(wait, mailbox.name(), "full");
                 send.failed(refused, mailbox.next_sequence()).map(Some)
             }
         }
     }
 
-    #[allow(clippy::too_many_arguments)]
     fn receive(
         &mut self,
-        ticket: Ticket,
-        mailbox_name: String,
-        max: Option<u32>,
+        place: Place,
+        receive: WaitingReceive,
         wait: Wait,
         clock: &Clock,
         out: &mut Outcome,
     ) -> Result<Option<Response>, BrokerError> {
-        let Some(mailbox) = self.mailboxes.get_mut(&mailbox_name) else {
-            check_name(&mailbox_name)?;
-            return Err(no_such_mailbox(&mailbox_name));
+        let ticket = receive.ticket;
+        let Some(mailbox) = self.places.get_mut(&place) else {
+            return Err(match &place {
+                Place::Mailbox(name) => {
+                    check_name(name)?;
+                    no_such_mailbox(name)
+                }
+                _ => error(ErrorKind::Internal, "inbox missing"),
+            });
         };
+        if mailbox.settings().policy == DeliveryPolicy::Hash {
+            if let (Place::Mailbox(name), Some(state)) =
+                (&place, self.connections.get_mut(&ticket.connection))
+            {
+                if !state.subscriptions.contains(name) {
+                    state.subscriptions.push(name.clone());
+                }
+            }
+        }
         let plan = WaitPlan::new(wait, clock.now);
         let mark = out.replies.len();
         let mut ctx = Context {
@@ -470,16 +891,15 @@ impl Core {
             budget: &mut self.budget,
             clock,
         };
-        match mailbox.receive(WaitingReceive { ticket, max }, plan.may_wait, &mut ctx)? {
+        let name = mailbox.name().to_owned();
+        match mailbox.receive(receive, plan.may_wait, &mut ctx)? {
             Some(Progress::Done) => Ok(None),
-            Some(Progress::Waiting) => {
-                self.start_wait(ticket, mailbox_name, plan, mark, clock, out)
-            }
-            None => Err(not_now(wait, &mailbox_name, "empty")),
+            Some(Progress::Waiting) => self.start_wait(ticket, place, plan, None, mark, clock, out),
+            None => Err(not_now(wait, &name, "empty")),
         }
     }
 
-    /// Records a request that now waits in `mailbox`, or takes it back with
+    /// Records a request that now waits in `place`, or takes it back with
     /// `TooManyRequests` when its connection has too many waiting already.
     /// Waits answered since `mark` (a batch send may have fed a receive of
     /// the same connection before waiting) no longer count.
@@ -487,8 +907,9 @@ impl Core {
     fn start_wait(
         &mut self,
         ticket: Ticket,
-        mailbox: String,
+        place: Place,
         plan: WaitPlan,
+        call: Option<u64>,
         mark: usize,
         clock: &Clock,
         out: &mut Outcome,
@@ -500,31 +921,49 @@ impl Core {
             .map_or(0, |c| c.waiting.len());
         if waiting_now >= self.limits.max_waiting_per_connection {
             let refused = too_many_waiting(self.limits.max_waiting_per_connection);
+            if let Some(call) = call {
+                self.calls.remove(&call);
+            }
+            if let Place::Name(name) = &place {
+                names::leave_queue(&mut self.names, name, ticket);
+                return Err(refused);
+            }
             let mut ctx = Context {
                 out,
                 budget: &mut self.budget,
                 clock,
             };
             let withdrawn = self
-                .mailboxes
-                .get_mut(&mailbox)
-                .and_then(|m| Some((m.withdraw(ticket, &mut ctx)?, m.next_sequence())));
+                .places
+                .get_mut(&place)
+                .and_then(|m| Some((m.withdraw(ticket, true, &mut ctx)?, m.next_sequence())));
             return match withdrawn {
                 Some((Withdrawn::Send(send), next)) => send.failed(refused, next).map(Some),
                 _ => Err(refused),
             };
         }
-        self.register_wait(ticket, mailbox, plan.deadline);
+        self.register_wait(ticket, place, plan.deadline, call);
         Ok(None)
     }
 
-    fn register_wait(&mut self, ticket: Ticket, mailbox: String, deadline: Option<Instant>) {
+    fn register_wait(
+        &mut self,
+        ticket: Ticket,
+        place: Place,
+        deadline: Option<Instant>,
+        call: Option<u64>,
+    ) {
         let serial = self.next_serial;
         self.next_serial += 1;
         if let Some(state) = self.connections.get_mut(&ticket.connection) {
-            state
-                .waiting
-                .insert(ticket.request, Waiting { mailbox, serial });
+            state.waiting.insert(
+                ticket.request,
+                Waiting {
+                    place,
+                    serial,
+                    call,
+                },
+            );
         }
         if let Some(at) = deadline {
             self.deadlines
@@ -533,8 +972,9 @@ impl Core {
     }
 
     /// Ends a waiting request with `why`: withdraws it and answers it (a
-    /// batch send that got partly admitted is answered with what was).
-    /// Returns whether it was waiting.
+    /// batch send that got partly admitted is answered with what was; a send
+    /// whose message a receiver holds is told so). Returns whether it was
+    /// waiting.
     fn end_wait(
         &mut self,
         target: Ticket,
@@ -549,32 +989,129 @@ impl Core {
         else {
             return false;
         };
+        if let Place::Name(name) = &waiting.place {
+            names::leave_queue(&mut self.names, name, target);
+            out.reply(target, Err(why));
+            return true;
+        }
+        if let Some(call) = waiting.call {
+            self.calls.remove(&call);
+        }
         let mut ctx = Context {
             out,
             budget: &mut self.budget,
             clock,
         };
-        let Some(mailbox) = self.mailboxes.get_mut(&waiting.mailbox) else {
-            return false;
-        };
-        let result = match mailbox.withdraw(target, &mut ctx) {
-            Some(Withdrawn::Send(send)) => send.failed(why, mailbox.next_sequence()),
-            Some(Withdrawn::Receive) => Err(why),
+        let withdrawn = self.places.get_mut(&waiting.place).and_then(|mailbox| {
+            let next = mailbox.next_sequence();
+            mailbox
+                .withdraw(target, true, &mut ctx)
+                .map(|withdrawn| (withdrawn, next))
+        });
+        let result = match withdrawn {
+            Some((Withdrawn::Send(send), next)) => send.failed(why, next),
+            Some((Withdrawn::Receive | Withdrawn::Queued, _)) => Err(why),
+            Some((Withdrawn::InFlight, _)) if why.kind == ErrorKind::Timeout => {
+                Err(if waiting.call.is_some() {
+                    error(
+                        ErrorKind::Timeout,
+                        "timed out waiting for the reply; a receiver holds the request",
+                    )
+                } else {
+                    error(
+                        ErrorKind::TimeoutInFlight,
+                        "timed out after a receiver took the message (stage received reached) but before it was acknowledged; it was not withdrawn",
+                    )
+                })
+            }
+            Some((Withdrawn::InFlight, _)) => Err(why),
+            // A call whose request was handed over waits for nothing but
+            // its reply.
+            None if waiting.call.is_some() => Err(why),
             None => return false,
         };
         out.reply(target, result);
         true
     }
 
+    /// Carries out what mailboxes decided beyond themselves, until nothing
+    /// is left (a dead letter may cause more).
+    fn carry_out(&mut self, clock: &Clock, out: &mut Outcome) {
+        while !out.effects.is_empty() {
+            let effects = std::mem::take(&mut out.effects);
+            for effect in effects {
+                match effect {
+                    Effect::Expiry {
+                        at,
+                        place,
+                        sequence,
+                    } => self.expiries.push(Reverse(Expiry {
+                        at,
+                        place,
+                        sequence,
+                    })),
+                    Effect::DeadLetter {
+                        to,
+                        from,
+                        message,
+                        reason,
+                    } => {
+                        let from_name = match &from {
+                            Place::Mailbox(name) => name.clone(),
+                            Place::Inbox(owner) => format!("inbox of process {}", owner.0),
+                            Place::Name(name) => name.clone(),
+                        };
+                        let mut ctx = Context {
+                            out,
+                            budget: &mut self.budget,
+                            clock,
+                        };
+                        let refused = match self.places.mailboxes.get_mut(&to) {
+                            Some(target) => target
+                                .take_dead_letter(message, &from_name, reason, &mut ctx)
+                                .err(),
+                            None => Some(message),
+                        };
+                        if let Some(message) = refused {
+                            self.budget.release(message.payload.len() as u64, 1);
+                            if let Some(source) = self.places.get_mut(&from) {
+                                source.dead_letter_refused();
+                            }
+                        }
+                    }
+                    Effect::CallDelivered { call, holder } => {
+                        if let Some(state) = self.calls.get_mut(&call) {
+                            state.holder = Some(holder);
+                        }
+                    }
+                    Effect::CallReturned { call } => {
+                        if let Some(state) = self.calls.get_mut(&call) {
+                            state.holder = None;
+                        }
+                    }
+                    Effect::CallDropped { call, why } => {
+                        if let Some(state) = self.calls.remove(&call) {
+                            out.reply(state.caller, Err(why));
+                        }
+                    }
+                }
+            }
+        }
+    }
+
     /// Forgets the waits answered by the replies from `mark` on (other than
-    /// the request being handled, which never registered one).
-    fn settle(&mut self, out: &Outcome, mark: usize, current: Option<Ticket>) {
+    /// `keep`, a duplicate id whose earlier request still waits).
+    fn settle(&mut self, out: &Outcome, mark: usize, keep: Option<Ticket>) {
         for reply in &out.replies[mark..] {
-            if Some(reply.ticket) == current {
+            if Some(reply.ticket) == keep {
                 continue;
             }
             if let Some(state) = self.connections.get_mut(&reply.ticket.connection) {
-                state.waiting.remove(&reply.ticket.request);
+                if let Some(waiting) = state.waiting.remove(&reply.ticket.request) {
+                    if let Some(call) = waiting.call {
+                        self.calls.remove(&call);
+                    }
+                }
             }
         }
         // Deadlines of waits that ended otherwise stay in the heap until they
@@ -604,21 +1141,30 @@ impl Core {
             .is_some_and(|waiting| waiting.serial == deadline.serial)
     }
 
-    /// The earliest deadline of a waiting operation, if any.
+    /// The earliest deadline of a waiting operation or of a message's
+    /// time-to-live, if any.
     pub fn next_deadline(&mut self) -> Option<Instant> {
+        let mut next = None;
         while let Some(Reverse(deadline)) = self.deadlines.peek() {
             if self.is_live(deadline) {
-                return Some(deadline.at);
+                next = Some(deadline.at);
+                break;
             }
             self.deadlines.pop();
         }
-        None
+        let expiry = self.expiries.peek().map(|Reverse(expiry)| expiry.at);
+        match (next, expiry) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
     }
 
     /// Fails every waiting operation whose deadline is at or before
-    /// `clock.now` with `Timeout`. A timed-out send is withdrawn: it was never
-    /// admitted, so it can never be delivered later.
+    /// `clock.now` with `Timeout` (a timed-out send is withdrawn: it was
+    /// never admitted, so it can never be delivered later), and retires
+    /// every queued message whose time-to-live is up.
     pub fn expire(&mut self, clock: &Clock, out: &mut Outcome) {
+        self.expire_messages(clock, out);
         while let Some(Reverse(deadline)) = self.deadlines.peek() {
             if deadline.at > clock.now {
                 break;
@@ -639,8 +1185,31 @@ impl Core {
                 clock,
                 out,
             );
-            self.settle(out, mark, Some(deadline.ticket));
+            self.carry_out(clock, out);
+            self.settle(out, mark, None);
         }
+    }
+
+    fn expire_messages(&mut self, clock: &Clock, out: &mut Outcome) {
+        let mark = out.replies.len();
+        while let Some(Reverse(expiry)) = self.expiries.peek() {
+            if expiry.at > clock.now {
+                break;
+            }
+            let Some(Reverse(expiry)) = self.expiries.pop() else {
+                break;
+            };
+            let mut ctx = Context {
+                out,
+                budget: &mut self.budget,
+                clock,
+            };
+            if let Some(mailbox) = self.places.get_mut(&expiry.place) {
+                mailbox.expire(expiry.sequence, &mut ctx);
+            }
+        }
+        self.carry_out(clock, out);
+        self.settle(out, mark, None);
     }
 
     /// Starts shutdown: every waiting operation is answered with
@@ -654,22 +1223,28 @@ impl Core {
             budget: &mut self.budget,
             clock,
         };
-        for mailbox in self.mailboxes.values_mut() {
+        for mailbox in self.places.all_mut() {
             mailbox.fail_all_waiters(&stopping, &mut ctx);
+        }
+        for entry in self.names.values_mut() {
+            for ticket in entry.queue.drain(..) {
+                out.reply(ticket, Err(stopping.clone()));
+            }
+        }
+        self.carry_out(clock, out);
+        for (_, state) in self.calls.drain() {
+            out.reply(state.caller, Err(stopping.clone()));
         }
         self.settle(out, mark, None);
     }
 
     /// Broker-wide figures.
     pub fn status(&self, clock: &Clock) -> BrokerStatus {
-        let (queued_messages, queued_bytes) = self
-            .mailboxes
-            .values()
-            .map(Mailbox::info)
-            .fold((0, 0), |(m, b), info| {
-                (m + info.queued_messages, b + info.queued_bytes)
-            });
-        let _ = queued_bytes;
+        let queued_messages = self
+            .places
+            .all()
+            .map(|mailbox| mailbox.info().queued_messages)
+            .sum();
         BrokerStatus {
             broker_version: env!("CARGO_PKG_VERSION").to_owned(),
             protocol_version: PROTOCOL_VERSION,
@@ -679,7 +1254,7 @@ impl Core {
                 .saturating_duration_since(self.started)
                 .as_millis() as u64,
             connections: self.connections.len() as u64,
-            mailboxes: self.mailboxes.len() as u64,
+            mailboxes: self.places.mailboxes.len() as u64,
             queued_messages,
             queued_bytes: self.budget.held(),
             memory_budget_bytes: self.budget.limit(),
@@ -693,7 +1268,7 @@ impl Core {
 
     /// Number of mailboxes.
     pub fn mailbox_count(&self) -> usize {
-        self.mailboxes.len()
+        self.places.mailboxes.len()
     }
 }
 
@@ -755,6 +1330,15 @@ fn describe(settings: &MailboxSettings) -> String {
     if let Some(fixed) = settings.fixed_size {
         text.push_str(&format!(", fixed size {fixed}"));
     }
+    if let Some(max) = settings.max_deliveries {
+        text.push_str(&format!(", max deliveries {max}"));
+    }
+    if let Some(dead_letter) = &settings.dead_letter {
+        text.push_str(&format!(", dead letters to {dead_letter}"));
+    }
+    if let Some(ttl) = settings.ttl_millis {
+        text.push_str(&format!(", ttl {ttl} ms"));
+    }
     text
 }
 
@@ -764,10 +1348,17 @@ impl Core {
     pub(crate) fn check_invariants(&self) {
         let mut held = 0;
         let mut messages = 0;
-        for mailbox in self.mailboxes.values() {
+        let mut waits = 0;
+        let mut watched = HashSet::new();
+        for mailbox in self.places.all() {
             mailbox.check_invariants();
-            held += mailbox.queued_bytes() + mailbox.waiting_payload_bytes();
-            messages += mailbox.info().queued_messages + mailbox.waiting_message_count();
+            let (in_flight_bytes, in_flight) = mailbox.in_flight_bytes();
+            held += mailbox.queued_bytes() + mailbox.waiting_payload_bytes() + in_flight_bytes;
+            messages +=
+                mailbox.info().queued_messages + mailbox.waiting_message_count() + in_flight;
+            let info = mailbox.info();
+            waits += (info.waiting_senders + info.waiting_receivers) as usize;
+            watched.extend(mailbox.watched_tickets());
         }
         assert_eq!(
             held,
@@ -779,18 +1370,24 @@ impl Core {
             self.budget.messages(),
             "message count out of step with the mailboxes"
         );
-        let waiting: usize = self
-            .mailboxes
+        waits += watched.len();
+        waits += self.names.values().map(|e| e.queue.len()).sum::<usize>();
+        waits += self
+            .calls
             .values()
-            .map(|m| {
-                let info = m.info();
-                (info.waiting_senders + info.waiting_receivers) as usize
-            })
-            .sum();
+            .filter(|call| !watched.contains(&call.caller))
+            .count();
         assert_eq!(
-            waiting,
+            waits,
             self.waiting_count(),
             "waits out of step with the mailboxes"
         );
+        for (name, entry) in &self.names {
+            let owner = self.connections.get(&entry.owner);
+            assert!(
+                owner.is_some_and(|c| c.names.contains(name)),
+                "name {name} owned by a connection that does not list it"
+            );
+        }
     }
 }

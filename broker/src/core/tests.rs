@@ -17,6 +17,15 @@
 //!   [WAIT]`, `recvmany NAME MAX [WAIT]`, `sub NAME`, `unsub NAME`, `cancel
 //!   ID`. WAIT is `forever` (the default), `never` or `t=MILLIS`. A NAME or
 //!   PAYLOAD written `@N` is N bytes of `x`; `""` is empty.
+//!   Step 3 adds (tests in `step3.rs`): `sendw TARGET PAYLOAD
+//!   [stage=received|acknowledged] [key=K] [ttl=MS] [WAIT]` and `call TARGET
+//!   PAYLOAD [key=K] [ttl=MS] [WAIT]`, where TARGET is a mailbox, `pN`
+//!   (process N) or `n:NAME` (a well-known name); `recvw SOURCE [ack]
+//!   [prio=N] [max=N] [from=pN|n:NAME] [WAIT]` with SOURCE a mailbox or
+//!   `inbox`; `ack PLACE SEQ`, `nack PLACE SEQ [tail]` (PLACE a mailbox or
+//!   `inbox`); `reply CALL PAYLOAD`; `claim NAME [WAIT]` (default `never`),
+//!   `release NAME`, `names`, `inboxcap CAPACITY`; and the settings `hash`,
+//!   `priority`, `deliveries=N`, `dlq=NAME`, `ttl=MS`.
 //! - `advance MILLIS`, `expire`, `connect cN`, `disconnect cN`, `shutdown`.
 //!
 //! Replies read `c1#7 sent 3 to 1` (sequence, recipients), `c2#1 got 3 hi from
@@ -28,19 +37,27 @@
 //! KIND` after it when it ended before all were admitted (`c1#9 sentmany 4+1
 //! to 1 stopped Timeout`). A batch receive is answered `c2#3 gotmany 4:a 5:b
 //! from c1`: SEQUENCE:PAYLOAD in order, grouped by sender into runs separated
-//! by commas (`gotmany 1:a from c1, 2:b 3:c from c2`).
+//! by commas (`gotmany 1:a from c1, 2:b 3:c from c2`). A received message
+//! shows what it carries beyond that: ` r=N` (redeliveries), ` key=K`, ` call=N`,
+//! ` dead=MAILBOX#SEQ:REASON`; `info` adds ` inflight=.. redelivered=..
+//! expired=.. dead=.. dropped=..` when any of them is not zero. Step 3
+//! replies: `settled`, `replied`, `claimed`, `released`, `inboxcap`, `names
+//! NAME=cN+QUEUED...`.
 
 use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use mailbox_proto::{
-    BrokerStatus, Capacity, DeliveryPolicy, ErrorKind, MailboxInfo, MailboxSettings, Message,
-    Metadata, Request, RequestId, Response, Wait, PROTOCOL_VERSION,
+    Address, BrokerStatus, Capacity, DeliveryPolicy, ErrorKind, MailboxInfo, MailboxSettings,
+    Message, Metadata, ReceiveOptions, Request, RequestId, Response, SendOptions, Source, Stage,
+    Target, Verdict, Wait, PROTOCOL_VERSION,
 };
 use proptest::prelude::*;
 
 use super::{Clock, ConnectionId, Core, Limits, Outcome, Peer, Reply, Ticket};
+
+mod step3;
 
 /// Wall time at the start of every test, in nanoseconds since the epoch.
 const UNIX_BASE: u64 = 1_700_000_000_000_000_000;
@@ -228,6 +245,11 @@ fn parse_settings(words: &[&str]) -> MailboxSettings {
             None if *word == "zero" => settings.capacity = Capacity::Zero,
             None if *word == "unbounded" => settings.capacity = Capacity::Unbounded,
             None if *word == "broadcast" => settings.policy = DeliveryPolicy::Broadcast,
+            None if *word == "hash" => settings.policy = DeliveryPolicy::Hash,
+            None if *word == "priority" => settings.policy = DeliveryPolicy::Priority,
+            Some(("deliveries", n)) => settings.max_deliveries = Some(number(n)),
+            Some(("dlq", name)) => settings.dead_letter = Some(text(name)),
+            Some(("ttl", n)) => settings.ttl_millis = Some(number(n)),
             Some(("cap", n)) => settings.capacity = Capacity::Bounded(number(n)),
             Some(("max", n)) => settings.max_message_size = number(n),
             Some(("fixed", n)) => settings.fixed_size = Some(number(n)),
@@ -267,7 +289,113 @@ fn parse_request(words: &[&str]) -> Request {
         ["cancel", id] => Request::Cancel {
             request: number(id),
         },
+        ["sendw", target, payload, options @ ..] => {
+            let (options, wait) = parse_send_options(options);
+            Request::SendWith {
+                to: parse_target(target),
+                payload: Bytes::from(text(payload)),
+                options,
+                wait,
+            }
+        }
+        ["call", target, payload, options @ ..] => {
+            let (options, wait) = parse_send_options(options);
+            Request::Call {
+                to: parse_target(target),
+                payload: Bytes::from(text(payload)),
+                options,
+                wait,
+            }
+        }
+        ["reply", call, payload] => Request::Reply {
+            call: number(call),
+            payload: Bytes::from(text(payload)),
+        },
+        ["recvw", source, options @ ..] => {
+            let mut receive = ReceiveOptions::default();
+            let mut from = None;
+            let mut rest = Vec::new();
+            for word in options {
+                match word.split_once('=') {
+                    None if *word == "ack" => receive.manual_ack = true,
+                    Some(("prio", n)) => receive.priority = number(n),
+                    Some(("max", n)) => receive.max = Some(number(n)),
+                    Some(("from", who)) => from = Some(parse_address(who)),
+                    _ => rest.push(*word),
+                }
+            }
+            let from = match *source {
+                "inbox" => Source::Inbox { from },
+                name => Source::Mailbox(text(name)),
+            };
+            Request::ReceiveWith {
+                from,
+                options: receive,
+                wait: parse_wait(&rest),
+            }
+        }
+        ["ack", place, sequence] => settle(place, sequence, Verdict::Ack),
+        ["nack", place, sequence] => settle(place, sequence, Verdict::Nack { to_tail: false }),
+        ["nack", place, sequence, "tail"] => {
+            settle(place, sequence, Verdict::Nack { to_tail: true })
+        }
+        ["claim", name, wait @ ..] => Request::ClaimName {
+            name: text(name),
+            wait: match wait {
+                [] => Wait::Never,
+                wait => parse_wait(wait),
+            },
+        },
+        ["release", name] => Request::ReleaseName { name: text(name) },
+        ["names"] => Request::ListNames,
+        ["inboxcap", capacity] => Request::SetInboxCapacity {
+            capacity: capacity
+                .parse()
+                .unwrap_or_else(|_| panic!("bad capacity {capacity}")),
+        },
         _ => panic!("bad request {words:?}"),
+    }
+}
+
+/// `pN` is process N, `n:NAME` a well-known name.
+fn parse_address(word: &str) -> Address {
+    match (word.strip_prefix('p'), word.strip_prefix("n:")) {
+        (Some(n), _) if n.parse::<u64>().is_ok() => Address::Process(number(n)),
+        (_, Some(name)) => Address::Name(name.to_owned()),
+        _ => panic!("an address is pN or n:NAME, not {word:?}"),
+    }
+}
+
+/// A process address (`pN`, `n:NAME`) or a mailbox name.
+fn parse_target(word: &str) -> Target {
+    if word.starts_with("n:") || (word.starts_with('p') && word[1..].parse::<u64>().is_ok()) {
+        Target::Process(parse_address(word))
+    } else {
+        Target::Mailbox(text(word))
+    }
+}
+
+/// `stage=received|acknowledged`, `key=K`, `ttl=MS`, then a WAIT.
+fn parse_send_options(words: &[&str]) -> (SendOptions, Wait) {
+    let mut options = SendOptions::default();
+    let mut rest = Vec::new();
+    for word in words {
+        match word.split_once('=') {
+            Some(("stage", "received")) => options.stage = Stage::Received,
+            Some(("stage", "acknowledged")) => options.stage = Stage::Acknowledged,
+            Some(("key", key)) => options.key = Some(key.to_owned()),
+            Some(("ttl", n)) => options.ttl_millis = Some(number(n)),
+            _ => rest.push(*word),
+        }
+    }
+    (options, parse_wait(&rest))
+}
+
+fn settle(place: &str, sequence: &str, verdict: Verdict) -> Request {
+    Request::Settle {
+        mailbox: (place != "inbox").then(|| text(place)),
+        sequence: number(sequence),
+        verdict,
     }
 }
 
@@ -315,6 +443,32 @@ fn show_payload(payload: &[u8]) -> String {
     }
 }
 
+/// What a message carries beyond the basics: ` r=N` (redeliveries), ` key=K`,
+/// ` call=N`, ` dead=MAILBOX#SEQ:REASON`.
+fn show_extras(message: &Message) -> String {
+    let mut text = String::new();
+    if message.metadata.redeliveries > 0 {
+        text.push_str(&format!(" r={}", message.metadata.redeliveries));
+    }
+    if let Some(details) = &message.metadata.details {
+        if let Some(key) = &details.key {
+            text.push_str(&format!(" key={key}"));
+        }
+        if let Some(call) = details.call {
+            text.push_str(&format!(" call={call}"));
+        }
+        if let Some(dead) = &details.dead_letter {
+            text.push_str(&format!(
+                " dead={}#{}:{}",
+                dead.mailbox,
+                dead.sequence,
+                dead.reason.replace(' ', "-")
+            ));
+        }
+    }
+    text
+}
+
 /// One reply as a script writes it.
 fn show(reply: &Reply) -> String {
     let what = match &reply.result {
@@ -329,25 +483,42 @@ fn show(reply: &Reply) -> String {
                 .collect();
             format!("list {}", names.join(" ")).trim_end().to_owned()
         }
-        Ok(Response::Info(info)) => format!(
-            "info queued={} bytes={} senders={} receivers={} subscribers={} accepted={} delivered={}",
-            info.queued_messages,
-            info.queued_bytes,
-            info.waiting_senders,
-            info.waiting_receivers,
-            info.subscribers,
-            info.messages_accepted,
-            info.messages_delivered
-        ),
+        Ok(Response::Info(info)) => {
+            let mut text = format!(
+                "info queued={} bytes={} senders={} receivers={} subscribers={} accepted={} delivered={}",
+                info.queued_messages,
+                info.queued_bytes,
+                info.waiting_senders,
+                info.waiting_receivers,
+                info.subscribers,
+                info.messages_accepted,
+                info.messages_delivered
+            );
+            let counters = [
+                info.in_flight,
+                info.messages_redelivered,
+                info.messages_expired,
+                info.messages_dead_lettered,
+                info.messages_dropped,
+            ];
+            if counters.iter().any(|c| *c > 0) {
+                text.push_str(&format!(
+                    " inflight={} redelivered={} expired={} dead={} dropped={}",
+                    counters[0], counters[1], counters[2], counters[3], counters[4]
+                ));
+            }
+            text
+        }
         Ok(Response::Sent {
             sequence,
             recipients,
         }) => format!("sent {sequence} to {recipients}"),
         Ok(Response::Received(message)) => format!(
-            "got {} {} from c{}",
+            "got {} {} from c{}{}",
             message.metadata.sequence,
             show_payload(&message.payload),
-            message.metadata.sender_connection
+            message.metadata.sender_connection,
+            show_extras(message)
         ),
         Ok(Response::SentMany {
             first_sequence,
@@ -390,6 +561,18 @@ fn show(reply: &Reply) -> String {
             "status connections={} mailboxes={} queued={} bytes={}",
             status.connections, status.mailboxes, status.queued_messages, status.queued_bytes
         ),
+        Ok(Response::Settled) => "settled".to_owned(),
+        Ok(Response::Replied) => "replied".to_owned(),
+        Ok(Response::NameClaimed) => "claimed".to_owned(),
+        Ok(Response::NameReleased) => "released".to_owned(),
+        Ok(Response::InboxCapacitySet) => "inboxcap".to_owned(),
+        Ok(Response::Names(names)) => {
+            let names: Vec<String> = names
+                .iter()
+                .map(|n| format!("{}=c{}+{}", n.name, n.process, n.queued_claims))
+                .collect();
+            format!("names {}", names.join(" ")).trim_end().to_owned()
+        }
     };
     format!(
         "c{}#{} {what}",
@@ -1272,6 +1455,8 @@ fn metadata_carries_the_senders_credentials_connection_and_admission_time() {
             sender_gid: 3000 + sender as u32,
             sender_connection: sender,
             accepted_at_unix_nanos: UNIX_BASE + at_millis * 1_000_000,
+            redeliveries: 0,
+            details: None,
         },
         payload: Bytes::from_static(payload.as_bytes()),
     };
@@ -2194,6 +2379,9 @@ impl ModelMailbox {
             (DeliveryPolicy::RoundRobin, Capacity::Bounded(n)) => self.queue.len() < n as usize,
             (DeliveryPolicy::Broadcast, Capacity::Bounded(n)) => slowest.unwrap_or(0) < n as usize,
             (_, Capacity::Unbounded) => true,
+            (DeliveryPolicy::Hash | DeliveryPolicy::Priority, _) => {
+                unreachable!("the model covers round-robin and broadcast")
+            }
         }
     }
 
@@ -2225,6 +2413,8 @@ impl ModelMailbox {
                 sender_gid: peer.gid,
                 sender_connection: send.ticket.connection.0,
                 accepted_at_unix_nanos: unix_nanos,
+                redeliveries: 0,
+                details: None,
             },
             payload,
         };
@@ -2334,7 +2524,7 @@ impl ModelMailbox {
         let buffered = self.buffered();
         MailboxInfo {
             name: name.to_owned(),
-            settings: self.settings,
+            settings: self.settings.clone(),
             queued_messages: buffered.len() as u64,
             queued_bytes: buffered.values().sum(),
             waiting_senders: self.senders.len() as u32,
@@ -2342,6 +2532,11 @@ impl ModelMailbox {
             subscribers: self.subscribers.len() as u32,
             messages_accepted: self.next_sequence - 1,
             messages_delivered: self.delivered,
+            in_flight: 0,
+            messages_redelivered: 0,
+            messages_expired: 0,
+            messages_dead_lettered: 0,
+            messages_dropped: 0,
         }
     }
 }
@@ -2545,6 +2740,7 @@ impl Model {
                     cancelled: wait.is_some(),
                 })
             }
+            other => unreachable!("the model does not cover {other:?}"),
         };
         Some(answer)
     }
@@ -3323,7 +3519,7 @@ impl Driver {
         for (index, settings) in scenario.mailboxes.iter().enumerate() {
             let request = Request::CreateMailbox {
                 name: mailbox_name(index),
-                settings: *settings,
+                settings: settings.clone(),
             };
             driver.request(driver.slots[0], 100 + index as u64, request);
             if scenario.subscribed && settings.policy == DeliveryPolicy::Broadcast {
@@ -3382,7 +3578,7 @@ impl Driver {
     }
 
     fn run(&mut self, op: &Op) {
-        match *op {
+        match op.clone() {
             Op::Send {
                 slot,
                 id,
@@ -3490,7 +3686,7 @@ impl Driver {
             } => {
                 let request = Request::CreateMailbox {
                     name: mailbox_name(mailbox),
-                    settings: settings.unwrap_or(self.settings[mailbox]),
+                    settings: settings.clone().unwrap_or(self.settings[mailbox].clone()),
                 };
                 self.request(self.slots[slot], id, request);
             }

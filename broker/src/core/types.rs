@@ -2,7 +2,7 @@
 
 use std::time::Instant;
 
-use mailbox_proto::{BrokerError, RequestId, Response};
+use mailbox_proto::{BrokerError, Message, RequestId, Response};
 
 /// The broker's id for one client connection; never reused while it runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -46,6 +46,41 @@ pub struct Reply {
     pub result: Result<Response, BrokerError>,
 }
 
+/// Where messages wait (a named mailbox or a connection's inbox), and
+/// where a request may wait (also: in the queue for a well-known name).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub(crate) enum Place {
+    Mailbox(String),
+    Inbox(ConnectionId),
+    Name(String),
+}
+
+/// What a mailbox decided that reaches beyond it; the core carries these
+/// out before the operation ends (see `Core::carry_out`).
+#[derive(Debug)]
+pub(crate) enum Effect {
+    /// A message with a time-to-live was accepted: expire it then.
+    Expiry {
+        at: Instant,
+        place: Place,
+        sequence: u64,
+    },
+    /// A message must move to the dead-letter mailbox `to` (its budget stays
+    /// reserved for it; the core releases it when `to` cannot take it).
+    DeadLetter {
+        to: String,
+        from: Place,
+        message: Message,
+        reason: &'static str,
+    },
+    /// A call's request was handed to `holder`.
+    CallDelivered { call: u64, holder: ConnectionId },
+    /// A call's request came back to its mailbox (nack, holder left).
+    CallReturned { call: u64 },
+    /// A call's request is gone unanswered (expired, deleted, dead-lettered).
+    CallDropped { call: u64, why: BrokerError },
+}
+
 /// The effects of one or more core operations: every reply to deliver, to
 /// any connection (a send may wake a receiver elsewhere). The core performs
 /// none of them; the server writes them to the right sockets.
@@ -53,6 +88,8 @@ pub struct Reply {
 pub struct Outcome {
     /// Replies in the order they were decided.
     pub replies: Vec<Reply>,
+    /// Effects the core still has to carry out; empty when an operation returns.
+    pub(crate) effects: Vec<Effect>,
 }
 
 impl Outcome {
