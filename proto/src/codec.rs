@@ -298,16 +298,6 @@ fn encode_server_frame_into<B: FrameBuffer>(
     else {
         return encode_frame(frame, dst, max_len);
     };
-    // Messages with details (keys, calls, expiry, dead letters) are rare
-    // enough to take bincode's path whole.
-    let has_details = match response {
-        Response::Received(message) => message.metadata.details.is_some(),
-        Response::ReceivedMany(messages) => messages.iter().any(|m| m.metadata.details.is_some()),
-        _ => false,
-    };
-    if has_details {
-        return encode_frame(frame, dst, max_len);
-    }
     let start = dst.len();
     let pieces_before = detached.as_ref().map_or(0, |d| d.pieces.len());
     dst.append(&[0; FRAME_HEADER_LEN]);
@@ -320,14 +310,31 @@ fn encode_server_frame_into<B: FrameBuffer>(
         Response::Received(message) => {
             head.push(RESPONSE_RECEIVED);
             dst.append(head.bytes());
-            detached_bytes += append_message(message, dst, detached.as_deref_mut());
+            match append_message(message, dst, detached.as_deref_mut()) {
+                Some(bytes) => detached_bytes += bytes,
+                None => {
+                    return encode_with_details(frame, dst, start, detached, pieces_before, max_len)
+                }
+            }
         }
         Response::ReceivedMany(messages) => {
             head.push(RESPONSE_RECEIVED_MANY);
             head.push(messages.len() as u64);
             dst.append(head.bytes());
             for message in messages {
-                detached_bytes += append_message(message, dst, detached.as_deref_mut());
+                match append_message(message, dst, detached.as_deref_mut()) {
+                    Some(bytes) => detached_bytes += bytes,
+                    None => {
+                        return encode_with_details(
+                            frame,
+                            dst,
+                            start,
+                            detached,
+                            pieces_before,
+                            max_len,
+                        )
+                    }
+                }
             }
         }
         _ => {
@@ -352,13 +359,35 @@ const RESULT_OK: u64 = 0;
 const RESPONSE_RECEIVED: u64 = 5;
 const RESPONSE_RECEIVED_MANY: u64 = 11;
 
-/// Appends one message; returns the payload bytes it detached instead.
+/// Messages with details (keys, calls, expiry, dead letters) are rare enough
+/// to take bincode's path whole: undoes what the direct path wrote of the
+/// frame and encodes it again.
+fn encode_with_details<B: FrameBuffer>(
+    frame: &ServerFrame,
+    dst: &mut B,
+    start: usize,
+    detached: Option<&mut Detached>,
+    pieces_before: usize,
+    max_len: u32,
+) -> Result<(), EncodeError> {
+    dst.truncate(start);
+    if let Some(detached) = detached {
+        detached.pieces.truncate(pieces_before);
+    }
+    encode_frame(frame, dst, max_len)
+}
+
+/// Appends one message; returns the payload bytes it detached instead, or
+/// `None` (having appended nothing) when the message has details.
 fn append_message<B: FrameBuffer>(
     message: &Message,
     dst: &mut B,
     detached: Option<&mut Detached>,
-) -> usize {
+) -> Option<usize> {
     let meta = &message.metadata;
+    if meta.details.is_some() {
+        return None;
+    }
     let mut head = Varints::new();
     head.push(meta.sequence);
     head.push(u64::from(meta.sender_pid));
@@ -367,18 +396,18 @@ fn append_message<B: FrameBuffer>(
     head.push(meta.sender_connection);
     head.push(meta.accepted_at_unix_nanos);
     head.push(u64::from(meta.redeliveries));
-    // `details` is `None` here (the caller takes bincode's path otherwise).
-    head.push(0);
+    // `details`: `None`.
+    head.push_byte(0);
     head.push(message.payload.len() as u64);
     dst.append(head.bytes());
     match detached {
         Some(detached) if message.payload.len() >= detached.threshold => {
             detached.pieces.push((dst.len(), message.payload.clone()));
-            message.payload.len()
+            Some(message.payload.len())
         }
         _ => {
             dst.append(&message.payload);
-            0
+            Some(0)
         }
     }
 }
@@ -417,6 +446,12 @@ impl Varints {
             self.bytes[at + 1..at + 9].copy_from_slice(&value.to_le_bytes());
             self.len += 9;
         }
+    }
+
+    /// One raw byte (an `Option` tag, say).
+    fn push_byte(&mut self, byte: u8) {
+        self.bytes[self.len] = byte;
+        self.len += 1;
     }
 
     fn bytes(&self) -> &[u8] {

@@ -257,7 +257,11 @@ impl Ledger {
         let sequence = self.next_sequence;
         let payload = match &mut send.load {
             Load::One(_) => {
-                let send = senders.remove(index)?;
+                let send = if index == 0 {
+                    senders.pop_front()?
+                } else {
+                    senders.remove(index)?
+                };
                 let Load::One(payload) = send.load else {
                     return None;
                 };
@@ -323,12 +327,17 @@ impl Ledger {
                         stopped: None,
                     }),
                 );
-                senders.remove(index);
+                if index == 0 {
+                    senders.pop_front();
+                } else {
+                    senders.remove(index);
+                }
             }
         }
         Some(self.stamp(ticket, sender, payload, None, ctx))
     }
 
+    #[inline]
     fn stamp(
         &mut self,
         ticket: Ticket,
@@ -340,6 +349,36 @@ impl Ledger {
         let sequence = self.next_sequence;
         self.next_sequence += 1;
         self.accepted += 1;
+        // Plain messages (the hot path) carry no details.
+        let details = if extra.is_none() && self.ttl.is_none() {
+            None
+        } else {
+            self.details(sequence, extra, ctx)
+        };
+        Message {
+            metadata: Metadata {
+                sequence,
+                sender_pid: sender.pid,
+                sender_uid: sender.uid,
+                sender_gid: sender.gid,
+                sender_connection: ticket.connection.0,
+                accepted_at_unix_nanos: ctx.clock.unix_nanos,
+                redeliveries: 0,
+                details,
+            },
+            payload,
+        }
+    }
+
+    /// The details of message `sequence` sent with `extra`, scheduling its
+    /// expiry when it has a time-to-live.
+    #[inline(never)]
+    fn details(
+        &mut self,
+        sequence: u64,
+        extra: Option<&SendExtra>,
+        ctx: &mut Context<'_>,
+    ) -> Option<Box<Details>> {
         let ttl = match (self.ttl, extra.and_then(|e| e.ttl)) {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
@@ -361,28 +400,14 @@ impl Ledger {
                 sequence,
             });
         }
-        let details =
-            (key.is_some() || call.is_some() || expires_at_unix_nanos.is_some()).then(|| {
-                Box::new(Details {
-                    key,
-                    call,
-                    expires_at_unix_nanos,
-                    dead_letter: None,
-                })
-            });
-        Message {
-            metadata: Metadata {
-                sequence,
-                sender_pid: sender.pid,
-                sender_uid: sender.uid,
-                sender_gid: sender.gid,
-                sender_connection: ticket.connection.0,
-                accepted_at_unix_nanos: ctx.clock.unix_nanos,
-                redeliveries: 0,
-                details,
-            },
-            payload,
-        }
+        (key.is_some() || call.is_some() || expires_at_unix_nanos.is_some()).then(|| {
+            Box::new(Details {
+                key,
+                call,
+                expires_at_unix_nanos,
+                dead_letter: None,
+            })
+        })
     }
 
     /// Gives `messages` (of `bytes` payload bytes) to `receiver`: answers
