@@ -271,3 +271,60 @@ fn wait_timeout(child: &mut Child) -> Option<ExitStatus> {
     let _ = child.kill();
     None
 }
+
+impl Broker {
+    /// Like [`Broker::start_with`], with `configure` adjusting the `mailboxd`
+    /// command (environment, descriptors, stderr) before it is spawned.
+    pub fn start_configured(args: &[&str], configure: impl FnOnce(&mut Command)) -> Self {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let socket = dir.path().join("run").join("mailboxd.sock");
+        let mut command = Command::new(binary("mailboxd"));
+        command
+            .arg("--socket")
+            .arg(&socket)
+            .args(["--log-level", "warn"])
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped());
+        configure(&mut command);
+        let child = command.spawn().expect("spawn mailboxd");
+        Self::adopt(child, socket, dir)
+    }
+
+    /// Takes charge of a broker started some other way (socket activation,
+    /// a wrapper) that listens on `socket`, keeping `dir` until it is dropped;
+    /// waits until the socket accepts connections. SIGTERM goes to `child`.
+    /// Fails at once, with what it said, if the process exits instead.
+    pub fn adopt(child: Child, socket: PathBuf, dir: tempfile::TempDir) -> Self {
+        let mut broker = Self {
+            child: Some(child),
+            socket,
+            _dir: dir,
+        };
+        wait_until("mailboxd accepts connections", || {
+            if let Some(child) = broker.child.as_mut() {
+                if let Ok(Some(status)) = child.try_wait() {
+                    let mut said = String::new();
+                    if let Some(mut stderr) = child.stderr.take() {
+                        let _ = stderr.read_to_string(&mut said);
+                    }
+                    panic!("mailboxd exited with {status} before accepting connections: {said}");
+                }
+            }
+            UnixStream::connect(&broker.socket).is_ok()
+        });
+        broker
+    }
+}
+
+/// The path of an external tool the tests need, found on `PATH`; fails the
+/// test, saying what to install, when it is missing (`.ci/run` installs
+/// what the tests need).
+pub fn require_tool(name: &str, install: &str) -> PathBuf {
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    std::env::split_paths(&path)
+        .map(|dir| dir.join(name))
+        .find(|candidate| candidate.is_file())
+        .unwrap_or_else(|| panic!("{name} is not installed; install it with `{install}`"))
+}

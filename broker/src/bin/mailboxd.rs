@@ -1,8 +1,10 @@
 //! `mailboxd`: the mailbox broker daemon.
 //!
-//! Parses arguments, binds the socket, and hands it to
+//! Parses arguments, binds the socket (or takes the one systemd passed, see
+//! [`mailbox_broker::systemd`]), and hands it to
 //! [`mailbox_broker::server::run`] until SIGTERM or SIGINT.
 
+use std::os::unix::net::UnixListener as StdUnixListener;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -10,9 +12,11 @@ use anyhow::Context as _;
 use clap::Parser;
 use mailbox_broker::core::Limits;
 use mailbox_broker::server::{self, Config};
+use mailbox_broker::systemd::{self, journal::JournalFormat, Notifier};
 use mailbox_proto::socket_path;
+use tokio::net::UnixListener;
 use tokio::signal::unix::{signal, SignalKind};
-use tracing::{error, info};
+use tracing::{error, info, warn};
 
 /// The mailbox IPC broker: named mailboxes over a Unix socket.
 #[derive(Debug, Parser)]
@@ -77,19 +81,60 @@ fn parse_bytes(text: &str) -> Result<u64, String> {
         .ok_or_else(|| format!("{text:?} is too large"))
 }
 
-fn init_logging(level: &str) {
+/// Sets up logging to stderr; in the journal's format when stderr is the
+/// journal (returns whether it is).
+fn init_logging(level: &str) -> bool {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .or_else(|_| tracing_subscriber::EnvFilter::try_new(level))
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    tracing_subscriber::fmt()
+    let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .init();
+        .with_writer(std::io::stderr);
+    let journal = systemd::journal::stderr_is_journal();
+    if journal {
+        builder.with_ansi(false).event_format(JournalFormat).init();
+    } else {
+        builder.init();
+    }
+    journal
 }
 
-async fn serve(args: Args) -> anyhow::Result<()> {
-    let path = socket_path::resolve(args.socket);
-    let listener = server::bind(&path)?;
+/// The listener, and the path to remove at exit when we bound it ourselves:
+/// a socket passed by systemd belongs to systemd and stays.
+fn listen(
+    socket: Option<PathBuf>,
+    activated: Option<StdUnixListener>,
+) -> anyhow::Result<(UnixListener, Option<PathBuf>)> {
+    let Some(activated) = activated else {
+        let path = socket_path::resolve(socket);
+        let listener = server::bind(&path)?;
+        return Ok((listener, Some(path)));
+    };
+    let listener = UnixListener::from_std(activated)
+        .context("cannot use the socket passed by the service manager")?;
+    let path = local_path(&listener);
+    if let Some(requested) = socket.filter(|r| Some(r) != path.as_ref()) {
+        warn!(
+            requested = %requested.display(),
+            "ignoring --socket: the service manager passed the socket to listen on"
+        );
+    }
+    info!("using the socket passed by the service manager (socket activation); it stays when mailboxd exits");
+    Ok((listener, None))
+}
+
+/// The path `listener` is bound to, if it has one.
+fn local_path(listener: &UnixListener) -> Option<PathBuf> {
+    let address = listener.local_addr().ok()?;
+    address.as_pathname().map(PathBuf::from)
+}
+
+async fn serve(args: Args, activated: Option<StdUnixListener>) -> anyhow::Result<()> {
+    let (listener, bound) = listen(args.socket, activated)?;
+    let shown = local_path(&listener).map_or_else(
+        || "(unnamed socket)".to_owned(),
+        |path| path.display().to_string(),
+    );
     // Install the handlers before announcing readiness, so a signal sent as
     // soon as the socket answers is not lost.
     let mut terminate = signal(SignalKind::terminate()).context("cannot handle SIGTERM")?;
@@ -107,19 +152,27 @@ async fn serve(args: Args) -> anyhow::Result<()> {
             max_waiting_per_connection: args.max_waiting_per_connection,
         },
         spin: std::time::Duration::from_micros(args.spin_us),
+        notifier: Notifier::from_env(),
         ..Config::default()
     };
-    info!(socket = %path.display(), pid = std::process::id(), "mailboxd listening");
+    info!(socket = %shown, pid = std::process::id(), "mailboxd listening");
     let result = server::run(listener, config, shutdown).await;
-    if let Err(error) = std::fs::remove_file(&path) {
-        error!(%error, socket = %path.display(), "cannot remove the socket");
+    if let Some(path) = bound {
+        if let Err(error) = std::fs::remove_file(&path) {
+            error!(%error, socket = %path.display(), "cannot remove the socket");
+        }
     }
-    result.with_context(|| format!("serving {}", path.display()))
+    result.with_context(|| format!("serving {shown}"))
 }
 
 fn main() -> ExitCode {
     let args = Args::parse();
-    init_logging(&args.log_level);
+    let journal = init_logging(&args.log_level);
+    // Before the runtime starts any thread: this edits the environment.
+    let activated = match systemd::take_listener() {
+        Ok(activated) => activated,
+        Err(error) => return fail(journal, &anyhow::Error::new(error)),
+    };
     let mut builder = if args.threads <= 1 {
         tokio::runtime::Builder::new_current_thread()
     } else {
@@ -134,14 +187,22 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(serve(args)) {
+    match runtime.block_on(serve(args, activated)) {
         Ok(()) => ExitCode::SUCCESS,
-        Err(error) => {
-            error!("{error:#}");
-            eprintln!("mailboxd: {error:#}");
-            ExitCode::FAILURE
-        }
+        Err(error) => fail(journal, &error),
     }
+}
+
+/// Reports a fatal error: one `<3>` line when stderr is the journal, else a
+/// log event and a plain line (seen even when logging is filtered out).
+fn fail(journal: bool, error: &anyhow::Error) -> ExitCode {
+    if journal {
+        eprintln!("<3>mailboxd: {error:#}");
+    } else {
+        error!("{error:#}");
+        eprintln!("mailboxd: {error:#}");
+    }
+    ExitCode::FAILURE
 }
 
 #[cfg(test)]

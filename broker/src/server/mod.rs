@@ -11,6 +11,7 @@
 //! the core and writes results.
 
 mod connection;
+mod notify;
 mod outbox;
 mod socket;
 mod spin;
@@ -29,6 +30,7 @@ use tokio::task::JoinSet;
 use tracing::{info, warn};
 
 use crate::core::{Clock, ConnectionId, Core, Limits, Outcome};
+use crate::systemd::Notifier;
 use outbox::Outbox;
 
 pub use socket::{bind, BindError};
@@ -53,6 +55,9 @@ pub struct Config {
     /// awake (a wake-up costs more than the whole request). Zero turns it
     /// off; the price is CPU time spent polling after every burst.
     pub spin: Duration,
+    /// Where to report readiness, status, watchdog pings and stopping
+    /// (systemd's `sd_notify`); disabled by default.
+    pub notifier: Notifier,
 }
 
 impl Default for Config {
@@ -64,6 +69,7 @@ impl Default for Config {
             outbox_high_water: 8 * 1024 * 1024,
             shutdown_grace: Duration::from_secs(5),
             spin: Duration::ZERO,
+            notifier: Notifier::disabled(),
         }
     }
 }
@@ -158,6 +164,10 @@ pub(crate) fn clock() -> Clock {
 /// answers every waiting client with `BrokerShuttingDown`, flushes and closes
 /// every connection and returns. Removing the socket file is the caller's
 /// business (it bound it).
+///
+/// With [`Config::notifier`] enabled it tells the service manager `READY=1`
+/// as it starts accepting, keeps a `STATUS=` line current and pings the
+/// watchdog while serving, and says `STOPPING=1` when shutdown begins.
 pub async fn run(
     listener: UnixListener,
     config: Config,
@@ -180,6 +190,11 @@ pub async fn run(
     tasks.spawn(timer::run(shared.clone(), stop_rx.clone()));
     if !shared.config.spin.is_zero() {
         tasks.spawn(spin::run(shared.clone(), stop_rx.clone()));
+    }
+    if shared.config.notifier.is_enabled() {
+        let status = notify::status_line(&shared.lock());
+        shared.config.notifier.ready(&status);
+        tasks.spawn(notify::run(shared.clone(), stop_rx.clone()));
     }
 
     tokio::pin!(shutdown);
@@ -207,6 +222,10 @@ pub async fn run(
     }
 
     info!("shutting down: answering waiting clients");
+    shared
+        .config
+        .notifier
+        .stopping("shutting down: answering waiting clients");
     drop(listener);
     {
         let mut state = shared.lock();
