@@ -18,14 +18,15 @@ use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
 use mailbox_proto::{
-    socket_path, BrokerError, BrokerStatus, MailboxInfo, MailboxSettings, Message, Request,
-    RequestId, Response, Wait, Welcome,
+    socket_path, Address, BrokerError, BrokerStatus, Capacity, MailboxInfo, MailboxSettings,
+    Message, NameInfo, ReceiveOptions, Request, RequestId, Response, SendOptions, Source, Target,
+    Verdict, Wait, Welcome,
 };
 
 use crate::error::Error;
 use crate::session::{
-    self, BatchReceipt, Batcher, PipelineError, ReceiveTally, SendReceipt, SendTally, Session,
-    StreamError, StreamReceipt, StreamReceiveTally, StreamSendTally,
+    self, BatchReceipt, Batcher, Held, PipelineError, ReceiveTally, SendReceipt, SendTally,
+    Session, StreamError, StreamReceipt, StreamReceiveTally, StreamSendTally,
 };
 
 /// Bytes asked of the socket per read.
@@ -131,7 +132,7 @@ impl Client {
     /// Creates a mailbox; `Ok(false)` when it exists already with the same
     /// settings (kind `MailboxExists` when its settings differ).
     pub fn create(&mut self, name: &str, settings: MailboxSettings) -> Result<bool, Error> {
-        let response = self.call(Request::CreateMailbox {
+        let response = self.roundtrip(Request::CreateMailbox {
             name: name.to_owned(),
             settings,
         })?;
@@ -140,7 +141,7 @@ impl Client {
 
     /// Deletes a mailbox; operations waiting on it fail with `MailboxDeleted`.
     pub fn delete(&mut self, name: &str) -> Result<(), Error> {
-        let response = self.call(Request::DeleteMailbox {
+        let response = self.roundtrip(Request::DeleteMailbox {
             name: name.to_owned(),
         })?;
         session::expect_deleted(response)
@@ -148,13 +149,13 @@ impl Client {
 
     /// Describes every mailbox, sorted by name.
     pub fn list(&mut self) -> Result<Vec<MailboxInfo>, Error> {
-        let response = self.call(Request::ListMailboxes)?;
+        let response = self.roundtrip(Request::ListMailboxes)?;
         session::expect_mailboxes(response)
     }
 
     /// Describes one mailbox.
     pub fn info(&mut self, name: &str) -> Result<MailboxInfo, Error> {
-        let response = self.call(Request::MailboxInfo {
+        let response = self.roundtrip(Request::MailboxInfo {
             name: name.to_owned(),
         })?;
         session::expect_info(response)
@@ -162,7 +163,7 @@ impl Client {
 
     /// The broker's figures.
     pub fn status(&mut self) -> Result<BrokerStatus, Error> {
-        let response = self.call(Request::Status)?;
+        let response = self.roundtrip(Request::Status)?;
         session::expect_status(response)
     }
 
@@ -199,7 +200,7 @@ impl Client {
         payload: Bytes,
         wait: Wait,
     ) -> Result<SendReceipt, Error> {
-        let response = self.call(Request::Send {
+        let response = self.roundtrip(Request::Send {
             mailbox: mailbox.to_owned(),
             payload,
             wait,
@@ -287,7 +288,7 @@ impl Client {
 
     /// Takes the next message if there is one now.
     pub fn try_receive(&mut self, mailbox: &str) -> Result<Option<Message>, Error> {
-        let result = self.call(Request::Receive {
+        let result = self.roundtrip(Request::Receive {
             mailbox: mailbox.to_owned(),
             wait: Wait::Never,
         });
@@ -301,7 +302,7 @@ impl Client {
 
     /// Takes the next message, waiting as `wait` says.
     pub fn receive_with(&mut self, mailbox: &str, wait: Wait) -> Result<Message, Error> {
-        let response = self.call(Request::Receive {
+        let response = self.roundtrip(Request::Receive {
             mailbox: mailbox.to_owned(),
             wait,
         })?;
@@ -378,7 +379,7 @@ impl Client {
         wait: Wait,
     ) -> Result<BatchReceipt, Error> {
         let (request, count) = session::send_many_request(mailbox, payloads, wait);
-        let response = self.call(request)?;
+        let response = self.roundtrip(request)?;
         session::expect_sent_many(response, count)
     }
 
@@ -406,7 +407,7 @@ impl Client {
     /// Takes up to `max` of the messages available now; none (an empty
     /// vector) when the mailbox is empty.
     pub fn try_receive_many(&mut self, mailbox: &str, max: u32) -> Result<Vec<Message>, Error> {
-        let result = self.call(session::receive_many_request(mailbox, max, Wait::Never));
+        let result = self.roundtrip(session::receive_many_request(mailbox, max, Wait::Never));
         session::optional_messages(result, max)
     }
 
@@ -428,14 +429,14 @@ impl Client {
         max: u32,
         wait: Wait,
     ) -> Result<Vec<Message>, Error> {
-        let response = self.call(session::receive_many_request(mailbox, max, wait))?;
+        let response = self.roundtrip(session::receive_many_request(mailbox, max, wait))?;
         session::expect_received_many(response, max)
     }
 
     /// Subscribes this connection to a broadcast mailbox; `Ok(false)` when it
     /// was subscribed already. The subscription ends with the connection.
     pub fn subscribe(&mut self, mailbox: &str) -> Result<bool, Error> {
-        let response = self.call(Request::Subscribe {
+        let response = self.roundtrip(Request::Subscribe {
             mailbox: mailbox.to_owned(),
         })?;
         session::expect_subscribed(response)
@@ -443,10 +444,388 @@ impl Client {
 
     /// Ends this connection's subscription; its unread backlog is released.
     pub fn unsubscribe(&mut self, mailbox: &str) -> Result<(), Error> {
-        let response = self.call(Request::Unsubscribe {
+        let response = self.roundtrip(Request::Unsubscribe {
             mailbox: mailbox.to_owned(),
         })?;
         session::expect_unsubscribed(response)
+    }
+
+    // -----------------------------------------------------------------------
+    // Direct communication, acknowledgements, calls and names (protocol 2).
+
+    /// This connection's process address: where [`send_to`](Self::send_to)
+    /// of another process reaches this connection's inbox, and what
+    /// [`Metadata::sender_connection`](crate::Metadata::sender_connection)
+    /// says of the messages it sends. The same number as
+    /// [`connection_id`](Self::connection_id).
+    ///
+    /// ```no_run
+    /// let client = mailbox_client::blocking::Client::connect_default()?;
+    /// println!("reach me with `mailboxctl send --to {}`", client.address());
+    /// # Ok::<(), mailbox_client::Error>(())
+    /// ```
+    pub fn address(&self) -> u64 {
+        self.welcome.connection_id
+    }
+
+    /// Sends a message straight to a process's inbox (by address or by a
+    /// well-known name it holds), waiting as long as it takes for room in
+    /// it. Kind `NoSuchProcess` when no connected process has that address
+    /// or name.
+    ///
+    /// ```no_run
+    /// use mailbox_client::blocking::Client;
+    ///
+    /// let mut client = Client::connect_default()?;
+    /// client.send_to("logger", "started")?; // a well-known name
+    /// client.send_to(42, "hello")?; // a process address
+    /// # Ok::<(), mailbox_client::Error>(())
+    /// ```
+    pub fn send_to(
+        &mut self,
+        process: impl Into<Address>,
+        payload: impl Into<Bytes>,
+    ) -> Result<SendReceipt, Error> {
+        let request = session::send_to_request(process.into(), payload.into(), Wait::Forever);
+        session::expect_sent(self.roundtrip(request)?)
+    }
+
+    /// Sends a message to a process's inbox only if there is room now;
+    /// otherwise fails with kind `WouldBlock` and nothing was sent.
+    pub fn try_send_to(
+        &mut self,
+        process: impl Into<Address>,
+        payload: impl Into<Bytes>,
+    ) -> Result<SendReceipt, Error> {
+        let request = session::send_to_request(process.into(), payload.into(), Wait::Never);
+        session::expect_sent(self.roundtrip(request)?)
+    }
+
+    /// Sends a message to a process's inbox, waiting at most `timeout` for
+    /// room; on kind `Timeout` it was withdrawn and will never be delivered.
+    pub fn send_to_timeout(
+        &mut self,
+        process: impl Into<Address>,
+        payload: impl Into<Bytes>,
+        timeout: Duration,
+    ) -> Result<SendReceipt, Error> {
+        let wait = session::wait_at_most(timeout);
+        let request = session::send_to_request(process.into(), payload.into(), wait);
+        session::expect_sent(self.roundtrip(request)?)
+    }
+
+    /// The general send: to a mailbox or a process ([`Target`]), with a
+    /// routing key, a time-to-live and the [`Stage`](crate::Stage) to wait
+    /// for ([`SendOptions`]), waiting as `wait` says for all of it.
+    ///
+    /// With [`Stage::Queued`](crate::Stage::Queued) it is answered when the
+    /// broker holds the message, with `Received` when a receiver took it,
+    /// with `Acknowledged` when a receiver acknowledged it. A wait that ends
+    /// before anyone took the message fails with kind `Timeout` (or
+    /// `WouldBlock`) and the message is withdrawn; one that ends after a
+    /// receiver took it but before it acknowledged fails with kind
+    /// `TimeoutInFlight`, and the message was **not** withdrawn.
+    ///
+    /// ```no_run
+    /// use mailbox_client::{blocking::Client, SendOptions, Stage, Target, Wait};
+    ///
+    /// let mut client = Client::connect_default()?;
+    /// let options = SendOptions {
+    ///     stage: Stage::Acknowledged,
+    ///     key: Some("customer-17".into()),
+    ///     ttl_millis: Some(30_000),
+    /// };
+    /// let receipt = client.post(Target::mailbox("orders"), "ship it", options, Wait::Forever)?;
+    /// println!("order #{} processed", receipt.sequence);
+    /// # Ok::<(), mailbox_client::Error>(())
+    /// ```
+    pub fn post(
+        &mut self,
+        to: Target,
+        payload: impl Into<Bytes>,
+        options: SendOptions,
+        wait: Wait,
+    ) -> Result<SendReceipt, Error> {
+        let request = session::post_request(to, payload.into(), options, wait);
+        session::expect_sent(self.roundtrip(request)?)
+    }
+
+    /// Takes the next message from this connection's inbox, from any
+    /// sender, waiting as long as it takes.
+    ///
+    /// ```no_run
+    /// use mailbox_client::blocking::Client;
+    ///
+    /// let mut client = Client::connect_default()?;
+    /// let message = client.receive_inbox()?;
+    /// println!("{:?} from process {}", message.payload, message.metadata.sender_connection);
+    /// # Ok::<(), mailbox_client::Error>(())
+    /// ```
+    pub fn receive_inbox(&mut self) -> Result<Message, Error> {
+        let request = session::inbox_request(None, false, Wait::Forever);
+        session::expect_message(self.roundtrip(request)?)
+    }
+
+    /// Takes the next message from this connection's inbox if there is one
+    /// now.
+    pub fn try_receive_inbox(&mut self) -> Result<Option<Message>, Error> {
+        let request = session::inbox_request(None, false, Wait::Never);
+        session::optional_message(self.roundtrip(request))
+    }
+
+    /// Takes the next message from this connection's inbox, waiting at most
+    /// `timeout` (then kind `Timeout`).
+    pub fn receive_inbox_timeout(&mut self, timeout: Duration) -> Result<Message, Error> {
+        let request = session::inbox_request(None, false, session::wait_at_most(timeout));
+        session::expect_message(self.roundtrip(request)?)
+    }
+
+    /// Takes the next message that `process` sent to this connection's
+    /// inbox, waiting as long as it takes; messages from others stay there,
+    /// in order, for other receives.
+    ///
+    /// ```no_run
+    /// use mailbox_client::blocking::Client;
+    ///
+    /// let mut client = Client::connect_default()?;
+    /// client.send_to("calculator", "2 + 2")?;
+    /// let answer = client.receive_from("calculator")?;
+    /// # Ok::<(), mailbox_client::Error>(())
+    /// ```
+    pub fn receive_from(&mut self, process: impl Into<Address>) -> Result<Message, Error> {
+        let request = session::inbox_request(Some(process.into()), false, Wait::Forever);
+        session::expect_message(self.roundtrip(request)?)
+    }
+
+    /// Takes the next message from `process` in this connection's inbox if
+    /// there is one now.
+    pub fn try_receive_from(
+        &mut self,
+        process: impl Into<Address>,
+    ) -> Result<Option<Message>, Error> {
+        let request = session::inbox_request(Some(process.into()), false, Wait::Never);
+        session::optional_message(self.roundtrip(request))
+    }
+
+    /// Takes the next message from `process` in this connection's inbox,
+    /// waiting at most `timeout` (then kind `Timeout`).
+    pub fn receive_from_timeout(
+        &mut self,
+        process: impl Into<Address>,
+        timeout: Duration,
+    ) -> Result<Message, Error> {
+        let wait = session::wait_at_most(timeout);
+        let request = session::inbox_request(Some(process.into()), false, wait);
+        session::expect_message(self.roundtrip(request)?)
+    }
+
+    /// The general receive: from a mailbox or this connection's inbox
+    /// ([`Source`]), one message (`options.max` of `None`) or a batch of up
+    /// to `max` (0 counts as 1), with manual acknowledgement and a receiver
+    /// priority ([`ReceiveOptions`]), waiting for the first message as
+    /// `wait` says. With `Wait::Never` and nothing to take it fails with
+    /// kind `WouldBlock`.
+    ///
+    /// Messages taken with `manual_ack` are held until settled: wrap each
+    /// with [`Held::from_source`] and [`ack`](Self::ack) or
+    /// [`nack`](Self::nack) it.
+    ///
+    /// ```no_run
+    /// use mailbox_client::{blocking::Client, Held, ReceiveOptions, Source, Wait};
+    ///
+    /// let mut client = Client::connect_default()?;
+    /// let source = Source::Mailbox("jobs".into());
+    /// let options = ReceiveOptions { max: Some(16), manual_ack: true, priority: 10 };
+    /// for message in client.fetch(source.clone(), options, Wait::Forever)? {
+    ///     let held = Held::from_source(&source, message);
+    ///     // ... process it, then:
+    ///     client.ack(&held)?;
+    /// }
+    /// # Ok::<(), mailbox_client::Error>(())
+    /// ```
+    pub fn fetch(
+        &mut self,
+        source: Source,
+        options: ReceiveOptions,
+        wait: Wait,
+    ) -> Result<Vec<Message>, Error> {
+        let max = options.max.map(|max| max.max(1));
+        let request = session::fetch_request(source, options, wait);
+        session::expect_fetched(self.roundtrip(request)?, max)
+    }
+
+    /// Takes the next message from `mailbox` with manual acknowledgement,
+    /// waiting for it as `wait` says: the broker holds it for this
+    /// connection until it is settled with [`ack`](Self::ack) or
+    /// [`nack`](Self::nack), and puts it back at the head of the mailbox if
+    /// the connection ends first. Kind `InvalidRequest` on a broadcast
+    /// mailbox.
+    ///
+    /// ```no_run
+    /// use mailbox_client::{blocking::Client, Wait};
+    ///
+    /// let mut client = Client::connect_default()?;
+    /// let held = client.receive_held("jobs", Wait::Forever)?;
+    /// match std::str::from_utf8(&held.message.payload) {
+    ///     Ok(job) => {
+    ///         println!("doing {job}");
+    ///         client.ack(&held)?;
+    ///     }
+    ///     // Back to the tail, for someone else (or later).
+    ///     Err(_) => client.nack(&held, true)?,
+    /// }
+    /// # Ok::<(), mailbox_client::Error>(())
+    /// ```
+    pub fn receive_held(&mut self, mailbox: &str, wait: Wait) -> Result<Held, Error> {
+        let request = session::held_request(mailbox, wait);
+        let response = self.roundtrip(request)?;
+        session::expect_held(response, &Source::Mailbox(mailbox.to_owned()))
+    }
+
+    /// Takes the next message from this connection's inbox with manual
+    /// acknowledgement, as [`receive_held`](Self::receive_held) does for a
+    /// mailbox.
+    pub fn receive_inbox_held(&mut self, wait: Wait) -> Result<Held, Error> {
+        let request = session::inbox_request(None, true, wait);
+        let response = self.roundtrip(request)?;
+        session::expect_held(response, &Source::Inbox { from: None })
+    }
+
+    /// Acknowledges a held message: done with it, it leaves the broker (and
+    /// a sender waiting for [`Stage::Acknowledged`](crate::Stage) is
+    /// answered). Kind `NotHeld` when this connection does not hold it (any
+    /// more).
+    pub fn ack(&mut self, held: &Held) -> Result<(), Error> {
+        self.settle(held, Verdict::Ack)
+    }
+
+    /// Gives a held message back: it returns to its mailbox (or inbox), to
+    /// the head or, with `to_tail`, to the tail, and its redelivery count
+    /// goes up (past the mailbox's maximum deliveries it is dead-lettered).
+    pub fn nack(&mut self, held: &Held, to_tail: bool) -> Result<(), Error> {
+        self.settle(held, Verdict::Nack { to_tail })
+    }
+
+    /// Settles a held message with `verdict` ([`ack`](Self::ack) and
+    /// [`nack`](Self::nack) are the two verdicts).
+    pub fn settle(&mut self, held: &Held, verdict: Verdict) -> Result<(), Error> {
+        let response = self.roundtrip(held.settle_request(verdict))?;
+        session::expect_settled(response)
+    }
+
+    /// Sends `payload` as a call's request to `to` (a mailbox or a process)
+    /// and waits at most `timeout` for the reply, which it returns (its
+    /// [`Metadata::call`](crate::Metadata::call) is the call's id). Kind
+    /// `NoReply` when the process that took the request left (or the
+    /// request was dropped) without replying, `Timeout` when the time ran
+    /// out (the handler's late reply then fails with `CallEnded`).
+    ///
+    /// ```no_run
+    /// use mailbox_client::{blocking::Client, Target};
+    /// use std::time::Duration;
+    ///
+    /// let mut client = Client::connect_default()?;
+    /// let reply = client.call(Target::process("resolver"), "example.org", Duration::from_secs(2))?;
+    /// println!("{:?}", reply.payload);
+    /// # Ok::<(), mailbox_client::Error>(())
+    /// ```
+    pub fn call(
+        &mut self,
+        to: Target,
+        payload: impl Into<Bytes>,
+        timeout: Duration,
+    ) -> Result<Message, Error> {
+        let wait = session::wait_at_most(timeout);
+        self.call_with(to, payload, SendOptions::default(), wait)
+    }
+
+    /// A call with a routing key and a time-to-live for its request
+    /// (`options.stage` is ignored), waiting for the reply as `wait` says.
+    pub fn call_with(
+        &mut self,
+        to: Target,
+        payload: impl Into<Bytes>,
+        options: SendOptions,
+        wait: Wait,
+    ) -> Result<Message, Error> {
+        let request = session::call_request(to, payload.into(), options, wait);
+        session::expect_message(self.roundtrip(request)?)
+    }
+
+    /// Answers a call whose request this connection received: `request` is
+    /// that message, whose [`Metadata::call`](crate::Metadata::call) names
+    /// the call. A message that is no call's request is refused here,
+    /// without asking the broker, as kind `NotHeld`; the broker answers
+    /// `NotHeld` too for a call this connection does not hold (answered
+    /// already), and `CallEnded` when the caller stopped waiting.
+    ///
+    /// ```no_run
+    /// use mailbox_client::blocking::Client;
+    ///
+    /// let mut client = Client::connect_default()?;
+    /// client.claim_name("upper")?;
+    /// loop {
+    ///     let request = client.receive_inbox()?;
+    ///     if request.metadata.call().is_some() {
+    ///         let answer = request.payload.to_ascii_uppercase();
+    ///         client.reply(&request, answer)?;
+    ///     }
+    /// }
+    /// # Ok::<(), mailbox_client::Error>(())
+    /// ```
+    pub fn reply(&mut self, request: &Message, payload: impl Into<Bytes>) -> Result<(), Error> {
+        let request = session::reply_request(request, payload.into())?;
+        session::expect_replied(self.roundtrip(request)?)
+    }
+
+    /// Claims the well-known name `name` for this connection, failing at
+    /// once with kind `NameTaken` when another process holds it. Others can
+    /// then reach this connection's inbox by that name. It is released by
+    /// [`release_name`](Self::release_name) or when the connection ends.
+    ///
+    /// ```no_run
+    /// use mailbox_client::{blocking::Client, ErrorKind, Wait};
+    ///
+    /// let mut client = Client::connect_default()?;
+    /// if let Err(error) = client.claim_name("scheduler") {
+    ///     if error.kind() != Some(ErrorKind::NameTaken) {
+    ///         return Err(error);
+    ///     }
+    ///     // Stand by until the active scheduler goes away.
+    ///     client.claim_name_with("scheduler", Wait::Forever)?;
+    /// }
+    /// # Ok::<(), mailbox_client::Error>(())
+    /// ```
+    pub fn claim_name(&mut self, name: &str) -> Result<(), Error> {
+        self.claim_name_with(name, Wait::Never)
+    }
+
+    /// Claims a well-known name, queueing for it while another process
+    /// holds it as `wait` says (`Wait::Never`: fail at once with
+    /// `NameTaken`; a timeout: `Timeout`).
+    pub fn claim_name_with(&mut self, name: &str, wait: Wait) -> Result<(), Error> {
+        let response = self.roundtrip(session::claim_name_request(name, wait))?;
+        session::expect_name_claimed(response)
+    }
+
+    /// Gives up a name this connection holds; the next queued claimer gets
+    /// it.
+    pub fn release_name(&mut self, name: &str) -> Result<(), Error> {
+        let response = self.roundtrip(session::release_name_request(name))?;
+        session::expect_name_released(response)
+    }
+
+    /// Every claimed name with its owner, sorted by name.
+    pub fn names(&mut self) -> Result<Vec<NameInfo>, Error> {
+        session::expect_names(self.roundtrip(Request::ListNames)?)
+    }
+
+    /// Sets the capacity of this connection's inbox (default
+    /// [`DEFAULT_INBOX_CAPACITY`](crate::DEFAULT_INBOX_CAPACITY)); messages
+    /// already in it stay.
+    pub fn set_inbox_capacity(&mut self, capacity: Capacity) -> Result<(), Error> {
+        let response = self.roundtrip(session::inbox_capacity_request(capacity))?;
+        session::expect_inbox_capacity_set(response)
     }
 
     /// Sends every payload to `mailbox` with up to `window` sends in flight,
@@ -586,7 +965,7 @@ impl Client {
                 break;
             }
         }
-        self.settle(cancels);
+        self.drain_answers(cancels);
         tally.finish()
     }
 
@@ -755,13 +1134,13 @@ impl Client {
                 break;
             }
         }
-        self.settle(cancels);
+        self.drain_answers(cancels);
         tally.finish()
     }
 
     /// Waits for the answers of requests whose outcome does not matter (the
     /// cancels of a pipeline), so that none is left filed.
-    fn settle(&mut self, mut ids: Vec<RequestId>) {
+    fn drain_answers(&mut self, mut ids: Vec<RequestId>) {
         while !ids.is_empty() {
             ids.retain(|id| self.answered.remove(id).is_none());
             if !ids.is_empty() && self.pump().is_err() {
@@ -771,7 +1150,7 @@ impl Client {
     }
 
     /// One request, one answer.
-    fn call(&mut self, request: Request) -> Result<Response, Error> {
+    fn roundtrip(&mut self, request: Request) -> Result<Response, Error> {
         let id = self.start(request)?;
         self.flush()?;
         self.wait_for(id)
@@ -1460,5 +1839,196 @@ mod tests {
         assert!(client.list().expect("listed").is_empty());
         drop(client);
         assert_eq!(server.join().expect("server thread").frames.len(), 1);
+    }
+
+    /// A fake broker that answers every protocol 2 request in one fixed way.
+    fn protocol_2_broker(frame: &ClientFrame) -> Vec<ServerFrame> {
+        let refuse = |kind| Err(BrokerError::new(kind, "test"));
+        let result = match &frame.request {
+            Request::SendWith {
+                to: Target::Process(Address::Name(name)),
+                ..
+            } if name == "nobody" => refuse(ErrorKind::NoSuchProcess),
+            Request::SendWith { .. } => Ok(Response::Sent {
+                sequence: 1,
+                recipients: 1,
+            }),
+            Request::ReceiveWith {
+                wait: Wait::Never, ..
+            } => refuse(ErrorKind::WouldBlock),
+            Request::ReceiveWith {
+                options: ReceiveOptions { max: Some(max), .. },
+                ..
+            } => Ok(Response::ReceivedMany(messages(1, u64::from(*max)))),
+            Request::ReceiveWith {
+                from: Source::Inbox { from: Some(_) },
+                ..
+            } => Ok(Response::Received(message(2, b"from one"))),
+            Request::ReceiveWith { .. } => {
+                let mut request = message(3, b"request");
+                request.metadata.details = Some(Box::new(mailbox_proto::Details {
+                    call: Some(77),
+                    ..Default::default()
+                }));
+                Ok(Response::Received(request))
+            }
+            Request::Settle { .. } => Ok(Response::Settled),
+            Request::Call { payload, .. } => {
+                let mut reply = message(1, b"");
+                reply.payload = payload.clone();
+                Ok(Response::Received(reply))
+            }
+            Request::Reply { .. } => Ok(Response::Replied),
+            Request::ClaimName {
+                wait: Wait::Never, ..
+            } => refuse(ErrorKind::NameTaken),
+            Request::ClaimName { .. } => Ok(Response::NameClaimed),
+            Request::ReleaseName { .. } => Ok(Response::NameReleased),
+            Request::ListNames => Ok(Response::Names(vec![NameInfo {
+                name: "svc".into(),
+                process: 1,
+                pid: 2,
+                uid: 3,
+                queued_claims: 0,
+            }])),
+            Request::SetInboxCapacity { .. } => Ok(Response::InboxCapacitySet),
+            _ => refuse(ErrorKind::Internal),
+        };
+        answer(frame, result)
+    }
+
+    #[test]
+    fn direct_messages_acks_calls_and_names() {
+        let (mut client, broker) = connected(protocol_2_broker);
+        assert_eq!(client.address(), client.connection_id());
+        assert_eq!(client.send_to("worker", "hi").expect("sent").sequence, 1);
+        assert_eq!(
+            client
+                .send_to("nobody", "hi")
+                .expect_err("no such process")
+                .kind(),
+            Some(ErrorKind::NoSuchProcess)
+        );
+        client.try_send_to(7, "hi").expect("sent");
+        client
+            .send_to_timeout(7, "hi", Duration::from_millis(10))
+            .expect("sent");
+        let options = SendOptions {
+            stage: mailbox_proto::Stage::Acknowledged,
+            key: Some("k".into()),
+            ttl_millis: None,
+        };
+        client
+            .post(Target::mailbox("jobs"), "x", options.clone(), Wait::Forever)
+            .expect("posted");
+
+        assert_eq!(client.try_receive_inbox().expect("no error"), None);
+        assert_eq!(client.try_receive_from(7).expect("no error"), None);
+        assert_eq!(client.receive_from(7).expect("message").payload, "from one");
+        assert_eq!(
+            client
+                .receive_from_timeout("svc", Duration::from_secs(1))
+                .expect("message")
+                .metadata
+                .sequence,
+            2
+        );
+        let request = client.receive_inbox().expect("message");
+        assert_eq!(request.metadata.call(), Some(77));
+        client.reply(&request, "answer").expect("replied");
+        let not_a_call = client.receive_from(7).expect("message");
+        assert_eq!(
+            client.reply(&not_a_call, "x").expect_err("no call").kind(),
+            Some(ErrorKind::NotHeld)
+        );
+
+        let batch = client
+            .fetch(
+                Source::Mailbox("jobs".into()),
+                ReceiveOptions {
+                    max: Some(3),
+                    manual_ack: true,
+                    priority: 5,
+                },
+                Wait::Forever,
+            )
+            .expect("batch");
+        assert_eq!(batch.len(), 3);
+        let held = client.receive_held("jobs", Wait::Forever).expect("held");
+        assert_eq!(held.mailbox.as_deref(), Some("jobs"));
+        client.ack(&held).expect("acked");
+        let held = client.receive_inbox_held(Wait::Forever).expect("held");
+        assert_eq!(held.mailbox, None);
+        client.nack(&held, true).expect("nacked");
+
+        let reply = client
+            .call(Target::process("svc"), "ping", Duration::from_secs(1))
+            .expect("reply");
+        assert_eq!(reply.payload, "ping");
+        client
+            .call_with(Target::mailbox("rpc"), "pong", options, Wait::Forever)
+            .expect("reply");
+
+        assert_eq!(
+            client.claim_name("svc").expect_err("taken").kind(),
+            Some(ErrorKind::NameTaken)
+        );
+        client
+            .claim_name_with("svc", Wait::Forever)
+            .expect("claimed");
+        assert_eq!(client.names().expect("names")[0].name, "svc");
+        client.release_name("svc").expect("released");
+        client
+            .set_inbox_capacity(Capacity::Unbounded)
+            .expect("capacity set");
+
+        drop(client);
+        let requests: Vec<Request> = broker
+            .finish()
+            .frames
+            .into_iter()
+            .map(|frame| frame.request)
+            .collect();
+        // The refused reply never reached the broker.
+        let replies: Vec<&Request> = requests
+            .iter()
+            .filter(|r| matches!(r, Request::Reply { .. }))
+            .collect();
+        assert_eq!(
+            replies,
+            [&Request::Reply {
+                call: 77,
+                payload: Bytes::from_static(b"answer")
+            }]
+        );
+        let settles: Vec<&Request> = requests
+            .iter()
+            .filter(|r| matches!(r, Request::Settle { .. }))
+            .collect();
+        assert_eq!(
+            settles,
+            [
+                &Request::Settle {
+                    mailbox: Some("jobs".into()),
+                    sequence: 3,
+                    verdict: Verdict::Ack
+                },
+                &Request::Settle {
+                    mailbox: None,
+                    sequence: 3,
+                    verdict: Verdict::Nack { to_tail: true }
+                },
+            ]
+        );
+        assert!(requests.contains(&Request::ReceiveWith {
+            from: Source::Inbox {
+                from: Some(Address::Name("svc".into()))
+            },
+            options: ReceiveOptions::default(),
+            wait: Wait::Timeout { millis: 1000 },
+        }));
+        assert!(requests.contains(&Request::SetInboxCapacity {
+            capacity: Capacity::Unbounded
+        }));
     }
 }

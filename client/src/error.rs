@@ -38,6 +38,21 @@ pub enum Error {
     Rejected(BrokerError),
     /// The broker answered the request with an error. For a batch send this
     /// means that **none** of its messages was sent.
+    ///
+    /// The client also refuses a few requests itself, without sending them,
+    /// typed as the broker would have refused them: a request above the
+    /// broker's frame limit (kind `MessageTooLarge`) and a reply to a
+    /// message that is no call's request (kind `NotHeld`). Either way the
+    /// connection is still usable.
+    ///
+    /// The kinds of protocol version 2 come through here like the others:
+    ///
+    /// ```
+    /// use mailbox_client::{BrokerError, Error, ErrorKind};
+    /// let error = Error::Broker(BrokerError::new(ErrorKind::NameTaken, "svc is held by process 4"));
+    /// assert_eq!(error.kind(), Some(ErrorKind::NameTaken));
+    /// assert!(error.is_broker_answer());
+    /// ```
     #[error("{0}")]
     Broker(BrokerError),
     /// A batch send stopped part-way: the first `admitted` messages (at
@@ -198,5 +213,25 @@ mod tests {
         ));
         let other = io::Error::from(io::ErrorKind::PermissionDenied);
         assert!(matches!(Error::from_connection_io(other), Error::Io(_)));
+    }
+
+    #[test]
+    fn every_kind_of_protocol_2_is_typed() {
+        for kind in [
+            ErrorKind::NoSuchProcess,
+            ErrorKind::NameTaken,
+            ErrorKind::NoReply,
+            ErrorKind::NotHeld,
+            ErrorKind::TimeoutInFlight,
+            ErrorKind::Expired,
+            ErrorKind::DeadLettered,
+            ErrorKind::CallEnded,
+            ErrorKind::InvalidRequest,
+        ] {
+            let error = Error::Broker(BrokerError::new(kind, "words"));
+            assert_eq!(error.kind(), Some(kind));
+            assert_eq!(error.replicate().kind(), Some(kind));
+            assert_eq!(error.to_string(), format!("{kind}: words"));
+        }
     }
 }

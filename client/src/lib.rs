@@ -43,11 +43,13 @@ use tokio::task::JoinHandle;
 pub use duration::{parse_duration, ParseDurationError};
 pub use error::Error;
 pub use mailbox_proto::{
-    BrokerError, BrokerStatus, Bytes, Capacity, DeliveryPolicy, ErrorKind, MailboxInfo,
-    MailboxSettings, Message, Metadata, Wait, DEFAULT_MAX_MESSAGE_SIZE, MAX_MESSAGE_SIZE_LIMIT,
+    Address, BrokerError, BrokerStatus, Bytes, Capacity, DeadLetter, DeliveryPolicy, Details,
+    ErrorKind, MailboxInfo, MailboxSettings, Message, Metadata, NameInfo, ReceiveOptions,
+    SendOptions, Source, Stage, Target, Verdict, Wait, DEFAULT_INBOX_CAPACITY,
+    DEFAULT_MAX_MESSAGE_SIZE, MAX_KEY_LEN, MAX_MESSAGE_SIZE_LIMIT,
 };
 pub use session::{
-    wait_at_most, BatchReceipt, PipelineError, SendReceipt, StreamError, StreamReceipt,
+    wait_at_most, BatchReceipt, Held, PipelineError, SendReceipt, StreamError, StreamReceipt,
 };
 
 use session::{Batcher, ReceiveTally, SendTally, Session, StreamReceiveTally, StreamSendTally};
@@ -67,15 +69,21 @@ const READ_CHUNK: usize = 64 * 1024;
 ///
 /// # Cancellation
 ///
-/// Dropping the future of a waiting send or receive (for example through
-/// `tokio::time::timeout` or `select!`) sends a `Cancel` for it, so the
-/// broker withdraws it. The broker may already have handed messages over
-/// when the cancel reaches it (one, or a whole `receive_many` batch); they
-/// are not dropped: the client keeps them, per mailbox and in order, and
-/// gives them to this connection's next receives on that mailbox (any of
-/// `receive`, `try_receive`, `receive_many` (up to its `max`), ...) before
-/// asking the broker. A dropped send may or may not have been accepted; of a
-/// dropped batch send, a front part may have been.
+/// Dropping the future of a waiting send, receive, call or name claim (for
+/// example through `tokio::time::timeout` or `select!`) sends a `Cancel` for
+/// it, so the broker withdraws it. The broker may already have handed
+/// messages over when the cancel reaches it (one, or a whole `receive_many`
+/// batch); they are not dropped: the client keeps them, per source and in
+/// order, and gives them to this connection's next receives from that
+/// source (any of `receive`, `try_receive`, `receive_many` (up to its
+/// `max`), `fetch`, ... on that mailbox; `receive_inbox`, `receive_from`
+/// (that sender's only), ... on the inbox) before asking the broker.
+/// Messages taken with manual acknowledgement stay held by the connection
+/// and are kept apart, for its next `receive_held` (or `fetch` with
+/// `manual_ack`) from the same source. A dropped send may or may not have
+/// been accepted; of a dropped batch send, a front part may have been. A
+/// name granted just as its claim was dropped is released again; the reply
+/// to a dropped call is dropped.
 ///
 /// # Failures
 ///
@@ -122,10 +130,70 @@ impl Drop for Connection {
 
 /// What the caller of a request registered for its answer.
 struct Waiter {
-    /// Where the answer goes; `None` for a cancel nobody awaits.
+    /// Where the answer goes; `None` for a request nobody awaits (a cancel,
+    /// the release of an abandoned name).
     reply: Option<oneshot::Sender<Result<Response, Error>>>,
-    /// For a receive: its mailbox, to keep a message whose caller left.
-    receive_from: Option<String>,
+    /// What becomes of the answer if its caller has left.
+    orphan: Orphan,
+}
+
+/// What becomes of a successful answer whose caller has left.
+#[derive(Debug, Clone)]
+enum Orphan {
+    /// Nothing worth keeping.
+    Drop,
+    /// A receive's messages: kept for this connection's next receives from
+    /// the same place.
+    Keep(Stash),
+    /// A name claim that succeeded after all: the name is released again,
+    /// since nobody knows this connection holds it.
+    Release(String),
+}
+
+/// Where kept messages came from, and so which receives may take them.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+struct Stash {
+    /// The mailbox; `None` for this connection's inbox.
+    mailbox: Option<String>,
+    /// Whether they are held for manual acknowledgement: only receives with
+    /// manual acknowledgement take those (and then settle them), only
+    /// receives without take the others.
+    held: bool,
+}
+
+/// A receive, as the kept messages see it.
+struct StashRequest {
+    stash: Stash,
+    /// `None`: one message (`Received`); `Some(max)`: up to `max`
+    /// (`ReceivedMany`).
+    max: Option<u32>,
+    /// The only sender to take from (inbox receives).
+    from: Option<Address>,
+}
+
+impl StashRequest {
+    /// How `request` takes kept messages, if it is a receive.
+    fn of(request: &Request) -> Option<Self> {
+        let (mailbox, held, max, from) = match request {
+            Request::Receive { mailbox, .. } => (Some(mailbox.clone()), false, None, None),
+            Request::ReceiveMany { mailbox, max, .. } => {
+                (Some(mailbox.clone()), false, Some(*max), None)
+            }
+            Request::ReceiveWith { from, options, .. } => {
+                let (mailbox, sender) = match from {
+                    Source::Mailbox(name) => (Some(name.clone()), None),
+                    Source::Inbox { from } => (None, from.clone()),
+                };
+                (mailbox, options.manual_ack, options.max, sender)
+            }
+            _ => return None,
+        };
+        Some(Self {
+            stash: Stash { mailbox, held },
+            max,
+            from,
+        })
+    }
 }
 
 /// The connection state shared by the callers and the two tasks.
@@ -140,8 +208,8 @@ struct State {
     /// Frames waiting for the writer.
     outgoing: BytesMut,
     /// Messages the broker handed over for receives whose callers had gone;
-    /// the next receives on the same mailbox take them first, oldest first.
-    orphans: HashMap<String, VecDeque<Message>>,
+    /// the next receives from the same place take them first, oldest first.
+    orphans: HashMap<Stash, VecDeque<Message>>,
     /// Why the connection is over, once it is.
     closed: Option<Error>,
 }
@@ -159,10 +227,10 @@ struct PendingCall {
     shared: Arc<Shared>,
     id: RequestId,
     reply: oneshot::Receiver<Result<Response, Error>>,
-    /// Whether to send a `Cancel` if dropped before the answer (a send or
-    /// receive that may wait, not yet cancelled).
+    /// Whether to send a `Cancel` if dropped before the answer (a request
+    /// that may wait, not yet cancelled).
     cancel_on_drop: bool,
-    receive_from: Option<String>,
+    orphan: Orphan,
     answered: bool,
 }
 
@@ -176,27 +244,35 @@ impl Shared {
     /// Starts `request`, or answers a receive from the kept messages.
     fn begin(self: &Arc<Self>, request: Request) -> Result<Begun, Error> {
         let mut state = self.lock();
-        let (receive_from, may_wait) = match &request {
-            Request::Receive { mailbox, wait } | Request::ReceiveMany { mailbox, wait, .. } => {
-                (Some(mailbox.clone()), *wait != Wait::Never)
-            }
-            Request::Send { wait, .. } | Request::SendMany { wait, .. } => {
-                (None, *wait != Wait::Never)
-            }
-            _ => (None, false),
+        let may_wait = match &request {
+            Request::Receive { wait, .. }
+            | Request::ReceiveMany { wait, .. }
+            | Request::ReceiveWith { wait, .. }
+            | Request::Send { wait, .. }
+            | Request::SendMany { wait, .. }
+            | Request::SendWith { wait, .. }
+            | Request::Call { wait, .. }
+            | Request::ClaimName { wait, .. } => *wait != Wait::Never,
+            _ => false,
         };
-        if let Some(mailbox) = &receive_from {
-            if let Some(kept) = state.take_orphans(mailbox, &request) {
+        let receive = StashRequest::of(&request);
+        if let Some(receive) = &receive {
+            if let Some(kept) = state.take_orphans(receive) {
                 return Ok(Begun::Ready(kept));
             }
         }
         if let Some(error) = &state.closed {
             return Err(error.replicate());
         }
+        let orphan = match (receive, &request) {
+            (Some(receive), _) => Orphan::Keep(receive.stash),
+            (None, Request::ClaimName { name, .. }) => Orphan::Release(name.clone()),
+            (None, _) => Orphan::Drop,
+        };
         let (sender, reply) = oneshot::channel();
         let waiter = Waiter {
             reply: Some(sender),
-            receive_from: receive_from.clone(),
+            orphan: orphan.clone(),
         };
         let state = &mut *state;
         let id = state.session.start(request, waiter, &mut state.outgoing)?;
@@ -206,9 +282,28 @@ impl Shared {
             id,
             reply,
             cancel_on_drop: may_wait,
-            receive_from,
+            orphan,
             answered: false,
         }))
+    }
+
+    /// Gives up a name whose claim succeeded after its caller had left.
+    fn release_abandoned(&self, state: &mut State, name: String) {
+        if state.closed.is_some() {
+            return;
+        }
+        let waiter = Waiter {
+            reply: None,
+            orphan: Orphan::Drop,
+        };
+        let release = session::release_name_request(&name);
+        if state
+            .session
+            .start(release, waiter, &mut state.outgoing)
+            .is_ok()
+        {
+            self.writable.notify_one();
+        }
     }
 
     /// Queues a `Cancel` for `request` if it still waits for its answer.
@@ -218,7 +313,7 @@ impl Shared {
         }
         let waiter = Waiter {
             reply: None,
-            receive_from: None,
+            orphan: Orphan::Drop,
         };
         let cancel = Request::Cancel { request };
         // A cancel cannot be too large to encode; if it somehow fails, the
@@ -253,7 +348,12 @@ impl Shared {
         let mut state = self.lock();
         for frame in frames {
             match state.session.route(frame) {
-                Ok(routed) => state.answer(routed.waiter, session::into_result(routed.result)),
+                Ok(routed) => {
+                    let result = session::into_result(routed.result);
+                    if let Some(name) = state.answer(routed.waiter, result) {
+                        self.release_abandoned(&mut state, name);
+                    }
+                }
                 Err(error) => {
                     self.close(&mut state, error);
                     return false;
@@ -265,49 +365,78 @@ impl Shared {
 }
 
 impl State {
-    /// Answers a receive (one message) or a batch receive (up to its `max`,
-    /// oldest first) on `mailbox` from the kept messages, if there are any.
-    fn take_orphans(&mut self, mailbox: &str, request: &Request) -> Option<Response> {
-        let kept = self.orphans.get_mut(mailbox)?;
-        let response = match request {
-            Request::ReceiveMany { max, .. } => {
-                let take = kept.len().min((*max).max(1) as usize);
-                Response::ReceivedMany(kept.drain(..take).collect())
+    /// Answers a receive from the messages kept for its source, if there
+    /// are any it may take: one message, or a batch up to its `max`, oldest
+    /// first (of one sender's only, for a receive from one sender).
+    fn take_orphans(&mut self, receive: &StashRequest) -> Option<Response> {
+        let kept = self.orphans.get_mut(&receive.stash)?;
+        let limit = receive.max.map_or(1, |max| max.max(1) as usize);
+        let taken: Vec<Message> = match &receive.from {
+            None => kept.drain(..limit.min(kept.len())).collect(),
+            Some(Address::Process(sender)) => {
+                let mut taken = Vec::new();
+                let mut rest = VecDeque::with_capacity(kept.len());
+                for message in kept.drain(..) {
+                    if taken.len() < limit && message.metadata.sender_connection == *sender {
+                        taken.push(message);
+                    } else {
+                        rest.push_back(message);
+                    }
+                }
+                *kept = rest;
+                taken
             }
-            _ => Response::Received(kept.pop_front()?),
+            // Who holds a name cannot be told from a message's metadata, so
+            // this receive goes to the broker.
+            Some(Address::Name(_)) => return None,
         };
         if kept.is_empty() {
-            self.orphans.remove(mailbox);
+            self.orphans.remove(&receive.stash);
         }
-        Some(response)
+        match receive.max {
+            _ if taken.is_empty() => None,
+            None => taken.into_iter().next().map(Response::Received),
+            Some(_) => Some(Response::ReceivedMany(taken)),
+        }
     }
 
     /// Keeps the messages of an answer whose receive's caller has gone, in
-    /// order, for the next receives on `mailbox`.
-    fn keep_orphans(&mut self, mailbox: String, response: Response) {
+    /// order, for the next receives from `stash`.
+    fn keep_orphans(&mut self, stash: Stash, response: Response) {
         let messages = match response {
             Response::Received(message) => vec![message],
             Response::ReceivedMany(messages) => messages,
             _ => return,
         };
         if !messages.is_empty() {
-            self.orphans.entry(mailbox).or_default().extend(messages);
+            self.orphans.entry(stash).or_default().extend(messages);
         }
     }
 
-    /// Gives one answer to its caller.
-    fn answer(&mut self, waiter: Waiter, result: Result<Response, Error>) {
-        let Some(reply) = waiter.reply else {
-            return;
-        };
+    /// Takes care of a successful answer whose caller has left; returns a
+    /// name to release.
+    fn adopt(&mut self, orphan: Orphan, response: Response) -> Option<String> {
+        match (orphan, response) {
+            (Orphan::Keep(stash), response) => {
+                self.keep_orphans(stash, response);
+                None
+            }
+            (Orphan::Release(name), Response::NameClaimed) => Some(name),
+            _ => None,
+        }
+    }
+
+    /// Gives one answer to its caller; returns a name to release when the
+    /// answer was a claim nobody awaits any more.
+    fn answer(&mut self, waiter: Waiter, result: Result<Response, Error>) -> Option<String> {
+        let reply = waiter.reply?;
         // The caller may have dropped its future after the broker handed
         // messages over (its cancel crossed the answer on the wire): keep
         // them instead of losing them. Any other answer nobody awaits
         // (typically `Cancelled`) is dropped.
-        if let Err(Ok(response)) = reply.send(result) {
-            if let Some(mailbox) = waiter.receive_from {
-                self.keep_orphans(mailbox, response);
-            }
+        match reply.send(result) {
+            Err(Ok(response)) => self.adopt(waiter.orphan, response),
+            _ => None,
         }
     }
 }
@@ -343,8 +472,9 @@ impl Drop for PendingCall {
         let mut state = self.shared.lock();
         self.reply.close();
         if let Ok(Ok(response)) = self.reply.try_recv() {
-            if let Some(mailbox) = self.receive_from.take() {
-                state.keep_orphans(mailbox, response);
+            let orphan = std::mem::replace(&mut self.orphan, Orphan::Drop);
+            if let Some(name) = state.adopt(orphan, response) {
+                self.shared.release_abandoned(&mut state, name);
             }
             return;
         }
@@ -434,7 +564,7 @@ impl Client {
         &self.connection.welcome.broker_version
     }
 
-    async fn call(&self, request: Request) -> Result<Response, Error> {
+    async fn roundtrip(&self, request: Request) -> Result<Response, Error> {
         match self.connection.shared.begin(request)? {
             Begun::Ready(response) => Ok(response),
             Begun::Waiting(call) => call.wait().await,
@@ -448,7 +578,7 @@ impl Client {
             name: name.to_owned(),
             settings,
         };
-        session::expect_created(self.call(request).await?)
+        session::expect_created(self.roundtrip(request).await?)
     }
 
     /// Deletes a mailbox; operations waiting on it fail with `MailboxDeleted`.
@@ -456,12 +586,12 @@ impl Client {
         let request = Request::DeleteMailbox {
             name: name.to_owned(),
         };
-        session::expect_deleted(self.call(request).await?)
+        session::expect_deleted(self.roundtrip(request).await?)
     }
 
     /// Describes every mailbox, sorted by name.
     pub async fn list(&self) -> Result<Vec<MailboxInfo>, Error> {
-        session::expect_mailboxes(self.call(Request::ListMailboxes).await?)
+        session::expect_mailboxes(self.roundtrip(Request::ListMailboxes).await?)
     }
 
     /// Describes one mailbox.
@@ -469,12 +599,12 @@ impl Client {
         let request = Request::MailboxInfo {
             name: name.to_owned(),
         };
-        session::expect_info(self.call(request).await?)
+        session::expect_info(self.roundtrip(request).await?)
     }
 
     /// The broker's figures.
     pub async fn status(&self) -> Result<BrokerStatus, Error> {
-        session::expect_status(self.call(Request::Status).await?)
+        session::expect_status(self.roundtrip(Request::Status).await?)
     }
 
     /// Sends a message, waiting as long as it takes for room.
@@ -520,7 +650,7 @@ impl Client {
             payload,
             wait,
         };
-        session::expect_sent(self.call(request).await?)
+        session::expect_sent(self.roundtrip(request).await?)
     }
 
     /// Takes the next message, waiting as long as it takes.
@@ -534,7 +664,7 @@ impl Client {
             mailbox: mailbox.to_owned(),
             wait: Wait::Never,
         };
-        session::optional_message(self.call(request).await)
+        session::optional_message(self.roundtrip(request).await)
     }
 
     /// Takes the next message, waiting at most `timeout` (then kind `Timeout`).
@@ -553,7 +683,7 @@ impl Client {
             mailbox: mailbox.to_owned(),
             wait,
         };
-        session::expect_message(self.call(request).await?)
+        session::expect_message(self.roundtrip(request).await?)
     }
 
     /// Sends several messages at once, in order, waiting as long as it takes
@@ -626,7 +756,7 @@ impl Client {
         wait: Wait,
     ) -> Result<BatchReceipt, Error> {
         let (request, count) = session::send_many_request(mailbox, payloads, wait);
-        session::expect_sent_many(self.call(request).await?, count)
+        session::expect_sent_many(self.roundtrip(request).await?, count)
     }
 
     /// Takes up to `max` messages (at least 1; 0 counts as 1): waits as long
@@ -655,7 +785,7 @@ impl Client {
     /// vector) when the mailbox is empty.
     pub async fn try_receive_many(&self, mailbox: &str, max: u32) -> Result<Vec<Message>, Error> {
         let request = session::receive_many_request(mailbox, max, Wait::Never);
-        session::optional_messages(self.call(request).await, max)
+        session::optional_messages(self.roundtrip(request).await, max)
     }
 
     /// Takes up to `max` messages, waiting at most `timeout` for the first
@@ -678,7 +808,7 @@ impl Client {
         wait: Wait,
     ) -> Result<Vec<Message>, Error> {
         let request = session::receive_many_request(mailbox, max, wait);
-        session::expect_received_many(self.call(request).await?, max)
+        session::expect_received_many(self.roundtrip(request).await?, max)
     }
 
     /// Subscribes this connection to a broadcast mailbox; `Ok(false)` when it
@@ -687,7 +817,7 @@ impl Client {
         let request = Request::Subscribe {
             mailbox: mailbox.to_owned(),
         };
-        session::expect_subscribed(self.call(request).await?)
+        session::expect_subscribed(self.roundtrip(request).await?)
     }
 
     /// Ends this connection's subscription; its unread backlog is released.
@@ -695,7 +825,402 @@ impl Client {
         let request = Request::Unsubscribe {
             mailbox: mailbox.to_owned(),
         };
-        session::expect_unsubscribed(self.call(request).await?)
+        session::expect_unsubscribed(self.roundtrip(request).await?)
+    }
+
+    // -----------------------------------------------------------------------
+    // Direct communication, acknowledgements, calls and names (protocol 2).
+
+    /// This connection's process address: where [`send_to`](Self::send_to)
+    /// of another process reaches this connection's inbox, and what
+    /// [`Metadata::sender_connection`] says of the messages it sends. The
+    /// same number as [`connection_id`](Self::connection_id).
+    ///
+    /// ```no_run
+    /// # async fn demo() -> Result<(), mailbox_client::Error> {
+    /// let client = mailbox_client::Client::connect_default().await?;
+    /// println!("reach me with `mailboxctl send --to {}`", client.address());
+    /// # Ok(()) }
+    /// ```
+    pub fn address(&self) -> u64 {
+        self.connection.welcome.connection_id
+    }
+
+    /// Sends a message straight to a process's inbox (by address or by a
+    /// well-known name it holds), waiting as long as it takes for room in
+    /// it. Kind `NoSuchProcess` when no connected process has that address
+    /// or name.
+    ///
+    /// ```no_run
+    /// # async fn demo() -> Result<(), mailbox_client::Error> {
+    /// let client = mailbox_client::Client::connect_default().await?;
+    /// client.send_to("logger", "started").await?; // a well-known name
+    /// client.send_to(42, "hello").await?; // a process address
+    /// # Ok(()) }
+    /// ```
+    pub async fn send_to(
+        &self,
+        process: impl Into<Address>,
+        payload: impl Into<Bytes>,
+    ) -> Result<SendReceipt, Error> {
+        let request = session::send_to_request(process.into(), payload.into(), Wait::Forever);
+        session::expect_sent(self.roundtrip(request).await?)
+    }
+
+    /// Sends a message to a process's inbox only if there is room now;
+    /// otherwise fails with kind `WouldBlock` and nothing was sent.
+    pub async fn try_send_to(
+        &self,
+        process: impl Into<Address>,
+        payload: impl Into<Bytes>,
+    ) -> Result<SendReceipt, Error> {
+        let request = session::send_to_request(process.into(), payload.into(), Wait::Never);
+        session::expect_sent(self.roundtrip(request).await?)
+    }
+
+    /// Sends a message to a process's inbox, waiting at most `timeout` for
+    /// room; on kind `Timeout` it was withdrawn and will never be delivered.
+    pub async fn send_to_timeout(
+        &self,
+        process: impl Into<Address>,
+        payload: impl Into<Bytes>,
+        timeout: Duration,
+    ) -> Result<SendReceipt, Error> {
+        let wait = session::wait_at_most(timeout);
+        let request = session::send_to_request(process.into(), payload.into(), wait);
+        session::expect_sent(self.roundtrip(request).await?)
+    }
+
+    /// The general send: to a mailbox or a process ([`Target`]), with a
+    /// routing key, a time-to-live and the [`Stage`] to wait for
+    /// ([`SendOptions`]), waiting as `wait` says for all of it.
+    ///
+    /// With [`Stage::Queued`] it is answered when the broker holds the
+    /// message, with [`Stage::Received`] when a receiver took it, with
+    /// [`Stage::Acknowledged`] when a receiver acknowledged it. A wait that
+    /// ends before anyone took the message fails with kind `Timeout` (or
+    /// `WouldBlock`) and the message is withdrawn; one that ends after a
+    /// receiver took it but before it acknowledged fails with kind
+    /// `TimeoutInFlight`, and the message was **not** withdrawn. Dropping
+    /// the future cancels the wait, with the same two outcomes.
+    ///
+    /// ```no_run
+    /// use mailbox_client::{Client, SendOptions, Stage, Target, Wait};
+    ///
+    /// # async fn demo() -> Result<(), mailbox_client::Error> {
+    /// let client = Client::connect_default().await?;
+    /// let options = SendOptions {
+    ///     stage: Stage::Acknowledged,
+    ///     key: Some("customer-17".into()),
+    ///     ttl_millis: Some(30_000),
+    /// };
+    /// let receipt = client
+    ///     .post(Target::mailbox("orders"), "ship it", options, Wait::Forever)
+    ///     .await?;
+    /// println!("order #{} processed", receipt.sequence);
+    /// # Ok(()) }
+    /// ```
+    pub async fn post(
+        &self,
+        to: Target,
+        payload: impl Into<Bytes>,
+        options: SendOptions,
+        wait: Wait,
+    ) -> Result<SendReceipt, Error> {
+        let request = session::post_request(to, payload.into(), options, wait);
+        session::expect_sent(self.roundtrip(request).await?)
+    }
+
+    /// Takes the next message from this connection's inbox, from any
+    /// sender, waiting as long as it takes.
+    ///
+    /// ```no_run
+    /// # async fn demo() -> Result<(), mailbox_client::Error> {
+    /// let client = mailbox_client::Client::connect_default().await?;
+    /// let message = client.receive_inbox().await?;
+    /// println!("{:?} from process {}", message.payload, message.metadata.sender_connection);
+    /// # Ok(()) }
+    /// ```
+    pub async fn receive_inbox(&self) -> Result<Message, Error> {
+        let request = session::inbox_request(None, false, Wait::Forever);
+        session::expect_message(self.roundtrip(request).await?)
+    }
+
+    /// Takes the next message from this connection's inbox if there is one
+    /// now.
+    pub async fn try_receive_inbox(&self) -> Result<Option<Message>, Error> {
+        let request = session::inbox_request(None, false, Wait::Never);
+        session::optional_message(self.roundtrip(request).await)
+    }
+
+    /// Takes the next message from this connection's inbox, waiting at most
+    /// `timeout` (then kind `Timeout`).
+    pub async fn receive_inbox_timeout(&self, timeout: Duration) -> Result<Message, Error> {
+        let request = session::inbox_request(None, false, session::wait_at_most(timeout));
+        session::expect_message(self.roundtrip(request).await?)
+    }
+
+    /// Takes the next message that `process` sent to this connection's
+    /// inbox, waiting as long as it takes; messages from others stay there,
+    /// in order, for other receives.
+    ///
+    /// ```no_run
+    /// # async fn demo() -> Result<(), mailbox_client::Error> {
+    /// let client = mailbox_client::Client::connect_default().await?;
+    /// client.send_to("calculator", "2 + 2").await?;
+    /// let answer = client.receive_from("calculator").await?;
+    /// # Ok(()) }
+    /// ```
+    pub async fn receive_from(&self, process: impl Into<Address>) -> Result<Message, Error> {
+        let request = session::inbox_request(Some(process.into()), false, Wait::Forever);
+        session::expect_message(self.roundtrip(request).await?)
+    }
+
+    /// Takes the next message from `process` in this connection's inbox if
+    /// there is one now.
+    pub async fn try_receive_from(
+        &self,
+        process: impl Into<Address>,
+    ) -> Result<Option<Message>, Error> {
+        let request = session::inbox_request(Some(process.into()), false, Wait::Never);
+        session::optional_message(self.roundtrip(request).await)
+    }
+
+    /// Takes the next message from `process` in this connection's inbox,
+    /// waiting at most `timeout` (then kind `Timeout`).
+    pub async fn receive_from_timeout(
+        &self,
+        process: impl Into<Address>,
+        timeout: Duration,
+    ) -> Result<Message, Error> {
+        let wait = session::wait_at_most(timeout);
+        let request = session::inbox_request(Some(process.into()), false, wait);
+        session::expect_message(self.roundtrip(request).await?)
+    }
+
+    /// The general receive: from a mailbox or this connection's inbox
+    /// ([`Source`]), one message (`options.max` of `None`) or a batch of up
+    /// to `max` (0 counts as 1), with manual acknowledgement and a receiver
+    /// priority ([`ReceiveOptions`]), waiting for the first message as
+    /// `wait` says. With `Wait::Never` and nothing to take it fails with
+    /// kind `WouldBlock`. Messages kept from cancelled receives from the
+    /// same source (see [Cancellation](Self#cancellation)) come first.
+    ///
+    /// Messages taken with `manual_ack` are held until settled: wrap each
+    /// with [`Held::from_source`] and [`ack`](Self::ack) or
+    /// [`nack`](Self::nack) it.
+    ///
+    /// ```no_run
+    /// use mailbox_client::{Client, Held, ReceiveOptions, Source, Wait};
+    ///
+    /// # async fn demo() -> Result<(), mailbox_client::Error> {
+    /// let client = Client::connect_default().await?;
+    /// let source = Source::Mailbox("jobs".into());
+    /// let options = ReceiveOptions { max: Some(16), manual_ack: true, priority: 10 };
+    /// for message in client.fetch(source.clone(), options, Wait::Forever).await? {
+    ///     let held = Held::from_source(&source, message);
+    ///     // ... process it, then:
+    ///     client.ack(&held).await?;
+    /// }
+    /// # Ok(()) }
+    /// ```
+    pub async fn fetch(
+        &self,
+        source: Source,
+        options: ReceiveOptions,
+        wait: Wait,
+    ) -> Result<Vec<Message>, Error> {
+        let max = options.max.map(|max| max.max(1));
+        let request = session::fetch_request(source, options, wait);
+        session::expect_fetched(self.roundtrip(request).await?, max)
+    }
+
+    /// Takes the next message from `mailbox` with manual acknowledgement,
+    /// waiting for it as `wait` says: the broker holds it for this
+    /// connection until it is settled with [`ack`](Self::ack) or
+    /// [`nack`](Self::nack), and puts it back at the head of the mailbox if
+    /// the connection ends first. Kind `InvalidRequest` on a broadcast
+    /// mailbox. A held message that crossed the cancel of a dropped call is
+    /// kept, still held, for this connection's next held receive from
+    /// `mailbox`.
+    ///
+    /// ```no_run
+    /// use mailbox_client::{Client, Wait};
+    ///
+    /// # async fn demo() -> Result<(), mailbox_client::Error> {
+    /// let client = Client::connect_default().await?;
+    /// let held = client.receive_held("jobs", Wait::Forever).await?;
+    /// match std::str::from_utf8(&held.message.payload) {
+    ///     Ok(job) => {
+    ///         println!("doing {job}");
+    ///         client.ack(&held).await?;
+    ///     }
+    ///     // Back to the tail, for someone else (or later).
+    ///     Err(_) => client.nack(&held, true).await?,
+    /// }
+    /// # Ok(()) }
+    /// ```
+    pub async fn receive_held(&self, mailbox: &str, wait: Wait) -> Result<Held, Error> {
+        let request = session::held_request(mailbox, wait);
+        let response = self.roundtrip(request).await?;
+        session::expect_held(response, &Source::Mailbox(mailbox.to_owned()))
+    }
+
+    /// Takes the next message from this connection's inbox with manual
+    /// acknowledgement, as [`receive_held`](Self::receive_held) does for a
+    /// mailbox.
+    pub async fn receive_inbox_held(&self, wait: Wait) -> Result<Held, Error> {
+        let request = session::inbox_request(None, true, wait);
+        let response = self.roundtrip(request).await?;
+        session::expect_held(response, &Source::Inbox { from: None })
+    }
+
+    /// Acknowledges a held message: done with it, it leaves the broker (and
+    /// a sender waiting for [`Stage::Acknowledged`] is answered). Kind
+    /// `NotHeld` when this connection does not hold it (any more).
+    pub async fn ack(&self, held: &Held) -> Result<(), Error> {
+        self.settle(held, Verdict::Ack).await
+    }
+
+    /// Gives a held message back: it returns to its mailbox (or inbox), to
+    /// the head or, with `to_tail`, to the tail, and its redelivery count
+    /// goes up (past the mailbox's maximum deliveries it is dead-lettered).
+    pub async fn nack(&self, held: &Held, to_tail: bool) -> Result<(), Error> {
+        self.settle(held, Verdict::Nack { to_tail }).await
+    }
+
+    /// Settles a held message with `verdict` ([`ack`](Self::ack) and
+    /// [`nack`](Self::nack) are the two verdicts).
+    pub async fn settle(&self, held: &Held, verdict: Verdict) -> Result<(), Error> {
+        let response = self.roundtrip(held.settle_request(verdict)).await?;
+        session::expect_settled(response)
+    }
+
+    /// Sends `payload` as a call's request to `to` (a mailbox or a process)
+    /// and waits at most `timeout` for the reply, which it returns (its
+    /// [`Metadata::call`] is the call's id). Kind `NoReply` when the process
+    /// that took the request left (or the request was dropped) without
+    /// replying, `Timeout` when the time ran out (the handler's late reply
+    /// then fails with `CallEnded`). Dropping the future cancels the call
+    /// the same way.
+    ///
+    /// Many calls may be in flight on one connection at once, from clones
+    /// of this client.
+    ///
+    /// ```no_run
+    /// use mailbox_client::{Client, Target};
+    /// use std::time::Duration;
+    ///
+    /// # async fn demo() -> Result<(), mailbox_client::Error> {
+    /// let client = Client::connect_default().await?;
+    /// let reply = client
+    ///     .call(Target::process("resolver"), "example.org", Duration::from_secs(2))
+    ///     .await?;
+    /// println!("{:?}", reply.payload);
+    /// # Ok(()) }
+    /// ```
+    pub async fn call(
+        &self,
+        to: Target,
+        payload: impl Into<Bytes>,
+        timeout: Duration,
+    ) -> Result<Message, Error> {
+        let wait = session::wait_at_most(timeout);
+        self.call_with(to, payload, SendOptions::default(), wait)
+            .await
+    }
+
+    /// A call with a routing key and a time-to-live for its request
+    /// (`options.stage` is ignored), waiting for the reply as `wait` says.
+    pub async fn call_with(
+        &self,
+        to: Target,
+        payload: impl Into<Bytes>,
+        options: SendOptions,
+        wait: Wait,
+    ) -> Result<Message, Error> {
+        let request = session::call_request(to, payload.into(), options, wait);
+        session::expect_message(self.roundtrip(request).await?)
+    }
+
+    /// Answers a call whose request this connection received: `request` is
+    /// that message, whose [`Metadata::call`] names the call. A message that
+    /// is no call's request is refused here, without asking the broker, as
+    /// kind `NotHeld`; the broker answers `NotHeld` too for a call this
+    /// connection does not hold (answered already), and `CallEnded` when
+    /// the caller stopped waiting.
+    ///
+    /// ```no_run
+    /// # async fn demo() -> Result<(), mailbox_client::Error> {
+    /// let client = mailbox_client::Client::connect_default().await?;
+    /// client.claim_name("upper").await?;
+    /// loop {
+    ///     let request = client.receive_inbox().await?;
+    ///     if request.metadata.call().is_some() {
+    ///         let answer = request.payload.to_ascii_uppercase();
+    ///         client.reply(&request, answer).await?;
+    ///     }
+    /// }
+    /// # }
+    /// ```
+    pub async fn reply(&self, request: &Message, payload: impl Into<Bytes>) -> Result<(), Error> {
+        let request = session::reply_request(request, payload.into())?;
+        session::expect_replied(self.roundtrip(request).await?)
+    }
+
+    /// Claims the well-known name `name` for this connection, failing at
+    /// once with kind `NameTaken` when another process holds it. Others can
+    /// then reach this connection's inbox by that name. It is released by
+    /// [`release_name`](Self::release_name) or when the connection ends.
+    ///
+    /// ```no_run
+    /// use mailbox_client::{Client, ErrorKind, Wait};
+    ///
+    /// # async fn demo() -> Result<(), mailbox_client::Error> {
+    /// let client = Client::connect_default().await?;
+    /// if let Err(error) = client.claim_name("scheduler").await {
+    ///     if error.kind() != Some(ErrorKind::NameTaken) {
+    ///         return Err(error);
+    ///     }
+    ///     // Stand by until the active scheduler goes away.
+    ///     client.claim_name_with("scheduler", Wait::Forever).await?;
+    /// }
+    /// # Ok(()) }
+    /// ```
+    pub async fn claim_name(&self, name: &str) -> Result<(), Error> {
+        self.claim_name_with(name, Wait::Never).await
+    }
+
+    /// Claims a well-known name, queueing for it while another process
+    /// holds it as `wait` says (`Wait::Never`: fail at once with
+    /// `NameTaken`; a timeout: `Timeout`). Dropping the future withdraws
+    /// the claim; if the name was granted just then, it is released again.
+    pub async fn claim_name_with(&self, name: &str, wait: Wait) -> Result<(), Error> {
+        let response = self
+            .roundtrip(session::claim_name_request(name, wait))
+            .await?;
+        session::expect_name_claimed(response)
+    }
+
+    /// Gives up a name this connection holds; the next queued claimer gets
+    /// it.
+    pub async fn release_name(&self, name: &str) -> Result<(), Error> {
+        let response = self.roundtrip(session::release_name_request(name)).await?;
+        session::expect_name_released(response)
+    }
+
+    /// Every claimed name with its owner, sorted by name.
+    pub async fn names(&self) -> Result<Vec<NameInfo>, Error> {
+        session::expect_names(self.roundtrip(Request::ListNames).await?)
+    }
+
+    /// Sets the capacity of this connection's inbox (default
+    /// [`DEFAULT_INBOX_CAPACITY`]); messages already in it stay.
+    pub async fn set_inbox_capacity(&self, capacity: Capacity) -> Result<(), Error> {
+        let response = self
+            .roundtrip(session::inbox_capacity_request(capacity))
+            .await?;
+        session::expect_inbox_capacity_set(response)
     }
 
     /// Sends every payload to `mailbox` with up to `window` sends in flight.
@@ -1464,5 +1989,206 @@ mod tests {
             .filter(|f| matches!(f.request, Request::Cancel { .. }))
             .count();
         assert!(cancels >= 2, "every outstanding receive was cancelled");
+    }
+
+    /// A message with a call id and a sender of its own.
+    fn from_sender(sequence: u64, sender: u64) -> Message {
+        let mut message = message(sequence, b"m");
+        message.metadata.sender_connection = sender;
+        message
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_held_message_crossing_the_cancel_waits_for_the_next_held_receive() {
+        let (client, broker) = connected(|frame| match &frame.request {
+            Request::ReceiveWith {
+                wait: Wait::Forever,
+                ..
+            } => Vec::new(),
+            Request::Cancel { request } => vec![
+                answer(*request, Ok(Response::Received(message(1, b"held")))),
+                answer(frame.id, Ok(Response::CancelResult { cancelled: false })),
+            ],
+            Request::Receive { .. } | Request::ReceiveWith { .. } => vec![answer(
+                frame.id,
+                Err(BrokerError::new(ErrorKind::WouldBlock, "empty")),
+            )],
+            _ => vec![answer(frame.id, Ok(Response::Mailboxes(Vec::new())))],
+        })
+        .await;
+        within(async {
+            let gave_up = tokio::time::timeout(
+                Duration::from_millis(50),
+                client.receive_held("jobs", Wait::Forever),
+            )
+            .await;
+            assert!(gave_up.is_err());
+            client.list().await.expect("listed");
+            // A plain receive does not take a message held for acknowledgement.
+            assert_eq!(client.try_receive("jobs").await.expect("no error"), None);
+            let held = client
+                .receive_held("jobs", Wait::Never)
+                .await
+                .expect("kept");
+            assert_eq!(held.mailbox.as_deref(), Some("jobs"));
+            assert_eq!(held.message.payload, "held");
+        })
+        .await;
+        drop(client);
+        let frames = broker.finish().frames;
+        assert_eq!(frames.len(), 4, "the last receive never reached the broker");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn kept_inbox_messages_go_to_inbox_receives_by_sender() {
+        let (client, broker) = connected(|frame| match &frame.request {
+            Request::ReceiveWith {
+                wait: Wait::Forever,
+                options: ReceiveOptions { max: Some(_), .. },
+                ..
+            } => Vec::new(),
+            Request::Cancel { request } => vec![
+                answer(
+                    *request,
+                    Ok(Response::ReceivedMany(vec![
+                        from_sender(1, 40),
+                        from_sender(2, 41),
+                        from_sender(3, 40),
+                    ])),
+                ),
+                answer(frame.id, Ok(Response::CancelResult { cancelled: false })),
+            ],
+            Request::ReceiveWith { .. } | Request::Receive { .. } => vec![answer(
+                frame.id,
+                Err(BrokerError::new(ErrorKind::WouldBlock, "empty")),
+            )],
+            _ => vec![answer(frame.id, Ok(Response::Mailboxes(Vec::new())))],
+        })
+        .await;
+        within(async {
+            let batch = ReceiveOptions {
+                max: Some(10),
+                ..ReceiveOptions::default()
+            };
+            let gave_up = tokio::time::timeout(
+                Duration::from_millis(50),
+                client.fetch(Source::Inbox { from: None }, batch, Wait::Forever),
+            )
+            .await;
+            assert!(gave_up.is_err());
+            client.list().await.expect("listed");
+            // Not for a mailbox's receives, nor for a sender known by name.
+            assert_eq!(client.try_receive("jobs").await.expect("no error"), None);
+            assert_eq!(
+                client.try_receive_from("svc").await.expect("no error"),
+                None
+            );
+            let from_41 = client.try_receive_from(41).await.expect("no error");
+            assert_eq!(from_41.map(|m| m.metadata.sequence), Some(2));
+            assert_eq!(
+                client
+                    .receive_inbox()
+                    .await
+                    .expect("kept")
+                    .metadata
+                    .sequence,
+                1
+            );
+            assert_eq!(
+                client
+                    .receive_from(40)
+                    .await
+                    .expect("kept")
+                    .metadata
+                    .sequence,
+                3
+            );
+            assert!(client.connection.shared.lock().orphans.is_empty());
+        })
+        .await;
+        drop(client);
+        assert_eq!(
+            broker.finish().frames.len(),
+            5,
+            "fetch, cancel, list, the mailbox's and the named sender's receives"
+        );
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_name_granted_as_its_claim_is_dropped_is_released_again() {
+        let (client, broker) = connected(|frame| match &frame.request {
+            Request::ClaimName { .. } => Vec::new(),
+            Request::Cancel { request } => vec![
+                answer(*request, Ok(Response::NameClaimed)),
+                answer(frame.id, Ok(Response::CancelResult { cancelled: false })),
+            ],
+            Request::ReleaseName { .. } => vec![answer(frame.id, Ok(Response::NameReleased))],
+            _ => vec![answer(frame.id, Ok(Response::Mailboxes(Vec::new())))],
+        })
+        .await;
+        within(async {
+            let gave_up = tokio::time::timeout(
+                Duration::from_millis(50),
+                client.claim_name_with("svc", Wait::Forever),
+            )
+            .await;
+            assert!(gave_up.is_err());
+            // Answered after the crossing grant, so the release is queued.
+            client.list().await.expect("listed");
+            while client.connection.shared.lock().session.in_flight() > 0 {
+                tokio::task::yield_now().await;
+            }
+        })
+        .await;
+        drop(client);
+        let frames = broker.finish().frames;
+        assert!(
+            frames
+                .iter()
+                .any(|frame| frame.request == Request::ReleaseName { name: "svc".into() }),
+            "{frames:?}"
+        );
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn many_calls_wait_on_one_connection_and_get_their_own_replies() {
+        // The broker holds three calls, then replies in reverse order.
+        let mut held: Vec<(RequestId, Bytes)> = Vec::new();
+        let (client, _broker) = connected(move |frame| match &frame.request {
+            Request::Call { payload, .. } => {
+                held.push((frame.id, payload.clone()));
+                if held.len() < 3 {
+                    return Vec::new();
+                }
+                held.drain(..)
+                    .rev()
+                    .map(|(id, payload)| {
+                        let mut reply = message(id, b"");
+                        reply.payload = payload;
+                        answer(id, Ok(Response::Received(reply)))
+                    })
+                    .collect()
+            }
+            _ => Vec::new(),
+        })
+        .await;
+        within(async {
+            let calls: Vec<_> = ["a", "b", "c"]
+                .into_iter()
+                .map(|payload| {
+                    let client = client.clone();
+                    tokio::spawn(async move {
+                        client
+                            .call(Target::process("svc"), payload, Duration::from_secs(5))
+                            .await
+                    })
+                })
+                .collect();
+            for (call, payload) in calls.into_iter().zip(["a", "b", "c"]) {
+                let reply = call.await.expect("task").expect("reply");
+                assert_eq!(reply.payload, payload);
+            }
+        })
+        .await;
     }
 }

@@ -20,9 +20,9 @@ use std::ops::Range;
 
 use bytes::{Bytes, BytesMut};
 use mailbox_proto::{
-    codec, encode_frame, BrokerError, BrokerStatus, ClientFrame, EncodeError, ErrorKind, Hello,
-    MailboxInfo, Message, Request, RequestId, Response, ServerFrame, Wait, Welcome,
-    PROTOCOL_VERSION,
+    codec, encode_frame, Address, BrokerError, BrokerStatus, Capacity, ClientFrame, EncodeError,
+    ErrorKind, Hello, MailboxInfo, Message, NameInfo, ReceiveOptions, Request, RequestId, Response,
+    SendOptions, ServerFrame, Source, Target, Verdict, Wait, Welcome, PROTOCOL_VERSION,
 };
 
 use crate::error::Error;
@@ -278,6 +278,12 @@ fn unexpected(expected: &str, response: &Response) -> Error {
         Response::Status(_) => "Status",
         Response::SentMany { .. } => "SentMany",
         Response::ReceivedMany(_) => "ReceivedMany",
+        Response::Settled => "Settled",
+        Response::Replied => "Replied",
+        Response::NameClaimed => "NameClaimed",
+        Response::NameReleased => "NameReleased",
+        Response::Names(_) => "Names",
+        Response::InboxCapacitySet => "InboxCapacitySet",
     };
     Error::Protocol(format!(
         "the broker answered {got} where {expected} was due"
@@ -479,6 +485,241 @@ pub(crate) fn optional_messages(
         Ok(response) => expect_received_many(response, max),
         Err(error) if error.kind() == Some(ErrorKind::WouldBlock) => Ok(Vec::new()),
         Err(error) => Err(error),
+    }
+}
+
+/// A message received with manual acknowledgement: this connection holds
+/// it until it is settled ([`Client::ack`](crate::Client::ack),
+/// [`Client::nack`](crate::Client::nack)) or the connection ends, which
+/// returns it to the head of where it came from.
+///
+/// ```
+/// use mailbox_client::{Bytes, Held, Message, Metadata, Source};
+/// let message = Message {
+///     metadata: Metadata {
+///         sequence: 4,
+///         sender_pid: 1,
+///         sender_uid: 1000,
+///         sender_gid: 1000,
+///         sender_connection: 9,
+///         accepted_at_unix_nanos: 0,
+///         redeliveries: 0,
+///         details: None,
+///     },
+///     payload: Bytes::from_static(b"job"),
+/// };
+/// let held = Held::from_source(&Source::Mailbox("jobs".into()), message);
+/// assert_eq!(held.mailbox.as_deref(), Some("jobs"));
+/// assert_eq!(held.sequence(), 4);
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Held {
+    /// The mailbox it came from; `None` for this connection's inbox.
+    pub mailbox: Option<String>,
+    /// The message itself.
+    pub message: Message,
+}
+
+impl Held {
+    /// A message that a manual-acknowledgement receive from `source` took
+    /// (for building a [`Held`] from what
+    /// [`fetch`](crate::Client::fetch) returned with
+    /// [`ReceiveOptions::manual_ack`]).
+    pub fn from_source(source: &Source, message: Message) -> Self {
+        let mailbox = match source {
+            Source::Mailbox(name) => Some(name.clone()),
+            Source::Inbox { .. } => None,
+        };
+        Self { mailbox, message }
+    }
+
+    /// The message's sequence number, by which it is settled.
+    pub fn sequence(&self) -> u64 {
+        self.message.metadata.sequence
+    }
+
+    /// The request that settles it.
+    pub(crate) fn settle_request(&self, verdict: Verdict) -> Request {
+        Request::Settle {
+            mailbox: self.mailbox.clone(),
+            sequence: self.sequence(),
+            verdict,
+        }
+    }
+}
+
+/// The general send: to a mailbox or a process, with options.
+pub(crate) fn post_request(
+    to: Target,
+    payload: Bytes,
+    options: SendOptions,
+    wait: Wait,
+) -> Request {
+    Request::SendWith {
+        to,
+        payload,
+        options,
+        wait,
+    }
+}
+
+/// A plain send to a process's inbox.
+pub(crate) fn send_to_request(process: Address, payload: Bytes, wait: Wait) -> Request {
+    post_request(
+        Target::Process(process),
+        payload,
+        SendOptions::default(),
+        wait,
+    )
+}
+
+/// The general receive (a batch `max` of 0 counts as 1, as the broker
+/// counts it).
+pub(crate) fn fetch_request(from: Source, mut options: ReceiveOptions, wait: Wait) -> Request {
+    options.max = options.max.map(|max| max.max(1));
+    Request::ReceiveWith {
+        from,
+        options,
+        wait,
+    }
+}
+
+/// A receive of one message from this connection's inbox, from any sender
+/// (`None`) or from one.
+pub(crate) fn inbox_request(from: Option<Address>, manual_ack: bool, wait: Wait) -> Request {
+    fetch_request(
+        Source::Inbox { from },
+        ReceiveOptions {
+            manual_ack,
+            ..ReceiveOptions::default()
+        },
+        wait,
+    )
+}
+
+/// A receive of one message from `mailbox`, held until settled.
+pub(crate) fn held_request(mailbox: &str, wait: Wait) -> Request {
+    fetch_request(
+        Source::Mailbox(mailbox.to_owned()),
+        ReceiveOptions {
+            manual_ack: true,
+            ..ReceiveOptions::default()
+        },
+        wait,
+    )
+}
+
+/// A call: a request message whose answer is its reply.
+pub(crate) fn call_request(
+    to: Target,
+    payload: Bytes,
+    options: SendOptions,
+    wait: Wait,
+) -> Request {
+    Request::Call {
+        to,
+        payload,
+        options,
+        wait,
+    }
+}
+
+/// The reply to the call `request`, refused here when `request` is no
+/// call's request (the broker would answer `NotHeld`).
+pub(crate) fn reply_request(request: &Message, payload: Bytes) -> Result<Request, Error> {
+    match request.metadata.call() {
+        Some(call) => Ok(Request::Reply { call, payload }),
+        None => Err(Error::Broker(BrokerError::new(
+            ErrorKind::NotHeld,
+            format!(
+                "message #{} from process {} is not a call (its metadata has no call id), \
+                 so there is nothing to reply to; not sent",
+                request.metadata.sequence, request.metadata.sender_connection
+            ),
+        ))),
+    }
+}
+
+/// Claims a well-known name, waiting for it as `wait` says.
+pub(crate) fn claim_name_request(name: &str, wait: Wait) -> Request {
+    Request::ClaimName {
+        name: name.to_owned(),
+        wait,
+    }
+}
+
+/// Gives a claimed name up.
+pub(crate) fn release_name_request(name: &str) -> Request {
+    Request::ReleaseName {
+        name: name.to_owned(),
+    }
+}
+
+/// Sets this connection's inbox capacity.
+pub(crate) fn inbox_capacity_request(capacity: Capacity) -> Request {
+    Request::SetInboxCapacity { capacity }
+}
+
+/// `ReceiveWith` with batch size `max` → the messages: exactly one for
+/// `None`, one to `max` for `Some(max)`.
+pub(crate) fn expect_fetched(response: Response, max: Option<u32>) -> Result<Vec<Message>, Error> {
+    match max {
+        None => expect_message(response).map(|message| vec![message]),
+        Some(max) => expect_received_many(response, max),
+    }
+}
+
+/// A manual-acknowledgement receive of one message from `source` → the
+/// held message.
+pub(crate) fn expect_held(response: Response, source: &Source) -> Result<Held, Error> {
+    expect_message(response).map(|message| Held::from_source(source, message))
+}
+
+/// `Settle` → done.
+pub(crate) fn expect_settled(response: Response) -> Result<(), Error> {
+    match response {
+        Response::Settled => Ok(()),
+        other => Err(unexpected("Settled", &other)),
+    }
+}
+
+/// `Reply` → the reply reached the caller.
+pub(crate) fn expect_replied(response: Response) -> Result<(), Error> {
+    match response {
+        Response::Replied => Ok(()),
+        other => Err(unexpected("Replied", &other)),
+    }
+}
+
+/// `ClaimName` → this connection holds the name.
+pub(crate) fn expect_name_claimed(response: Response) -> Result<(), Error> {
+    match response {
+        Response::NameClaimed => Ok(()),
+        other => Err(unexpected("NameClaimed", &other)),
+    }
+}
+
+/// `ReleaseName` → done.
+pub(crate) fn expect_name_released(response: Response) -> Result<(), Error> {
+    match response {
+        Response::NameReleased => Ok(()),
+        other => Err(unexpected("NameReleased", &other)),
+    }
+}
+
+/// `ListNames` → every claimed name.
+pub(crate) fn expect_names(response: Response) -> Result<Vec<NameInfo>, Error> {
+    match response {
+        Response::Names(names) => Ok(names),
+        other => Err(unexpected("Names", &other)),
+    }
+}
+
+/// `SetInboxCapacity` → done.
+pub(crate) fn expect_inbox_capacity_set(response: Response) -> Result<(), Error> {
+    match response {
+        Response::InboxCapacitySet => Ok(()),
+        other => Err(unexpected("InboxCapacitySet", &other)),
     }
 }
 
@@ -1029,6 +1270,8 @@ mod tests {
                 sender_gid: 3,
                 sender_connection: 4,
                 accepted_at_unix_nanos: 5,
+                redeliveries: 0,
+                details: None,
             },
             payload: Bytes::from_static(payload),
         }
@@ -1626,6 +1869,213 @@ mod tests {
         assert_eq!(
             tally.finish().expect_err("should fail").kind(),
             Some(ErrorKind::Timeout)
+        );
+    }
+
+    fn call_message(call: Option<u64>) -> Message {
+        let mut message = message(5, b"request");
+        message.metadata.details = call.map(|call| {
+            Box::new(mailbox_proto::Details {
+                call: Some(call),
+                ..Default::default()
+            })
+        });
+        message
+    }
+
+    #[test]
+    fn protocol_2_requests_encode_as_client_frames() {
+        let held = Held::from_source(&Source::Inbox { from: None }, message(3, b"x"));
+        let requests = vec![
+            send_to_request(
+                Address::from("worker"),
+                Bytes::from_static(b"hi"),
+                Wait::Never,
+            ),
+            post_request(
+                Target::mailbox("jobs"),
+                Bytes::from_static(b"hi"),
+                SendOptions {
+                    stage: mailbox_proto::Stage::Acknowledged,
+                    key: Some("k".into()),
+                    ttl_millis: Some(1000),
+                },
+                Wait::Timeout { millis: 5 },
+            ),
+            inbox_request(Some(Address::Process(9)), false, Wait::Forever),
+            held_request("jobs", Wait::Never),
+            held.settle_request(Verdict::Nack { to_tail: true }),
+            call_request(
+                Target::process(4),
+                Bytes::from_static(b"?"),
+                SendOptions::default(),
+                Wait::Forever,
+            ),
+            reply_request(&call_message(Some(77)), Bytes::from_static(b"!")).expect("a call"),
+            claim_name_request("svc", Wait::Never),
+            release_name_request("svc"),
+            Request::ListNames,
+            inbox_capacity_request(Capacity::Bounded(8)),
+        ];
+        let mut session = Session::new(&welcome(PROTOCOL_VERSION));
+        let mut out = BytesMut::new();
+        for request in &requests {
+            session
+                .start(request.clone(), (), &mut out)
+                .expect("encodes");
+        }
+        let decoded: Vec<Request> = std::iter::from_fn(|| {
+            mailbox_proto::decode_frame::<ClientFrame>(&mut out, MAX).expect("valid")
+        })
+        .map(|frame| frame.request)
+        .collect();
+        assert_eq!(decoded, requests);
+        // Spot checks of what the helpers build.
+        assert_eq!(
+            decoded[0],
+            Request::SendWith {
+                to: Target::Process(Address::Name("worker".into())),
+                payload: Bytes::from_static(b"hi"),
+                options: SendOptions::default(),
+                wait: Wait::Never,
+            }
+        );
+        assert_eq!(
+            decoded[3],
+            Request::ReceiveWith {
+                from: Source::Mailbox("jobs".into()),
+                options: ReceiveOptions {
+                    max: None,
+                    manual_ack: true,
+                    priority: 0
+                },
+                wait: Wait::Never,
+            }
+        );
+        assert_eq!(
+            decoded[4],
+            Request::Settle {
+                mailbox: None,
+                sequence: 3,
+                verdict: Verdict::Nack { to_tail: true }
+            }
+        );
+        assert_eq!(
+            decoded[6],
+            Request::Reply {
+                call: 77,
+                payload: Bytes::from_static(b"!")
+            }
+        );
+    }
+
+    #[test]
+    fn a_reply_to_a_message_that_is_no_call_is_refused_here() {
+        let error = reply_request(&call_message(None), Bytes::new()).expect_err("no call");
+        assert_eq!(error.kind(), Some(ErrorKind::NotHeld));
+        assert!(error.is_broker_answer(), "the connection stays usable");
+        assert!(error.to_string().contains("is not a call"), "{error}");
+    }
+
+    #[test]
+    fn a_batch_of_zero_counts_as_one() {
+        let request = fetch_request(
+            Source::Inbox { from: None },
+            ReceiveOptions {
+                max: Some(0),
+                ..ReceiveOptions::default()
+            },
+            Wait::Forever,
+        );
+        assert!(matches!(
+            request,
+            Request::ReceiveWith {
+                options: ReceiveOptions { max: Some(1), .. },
+                ..
+            }
+        ));
+    }
+
+    #[test]
+    fn protocol_2_answers_become_typed_results() {
+        expect_settled(Response::Settled).expect("settled");
+        expect_replied(Response::Replied).expect("replied");
+        expect_name_claimed(Response::NameClaimed).expect("claimed");
+        expect_name_released(Response::NameReleased).expect("released");
+        expect_inbox_capacity_set(Response::InboxCapacitySet).expect("set");
+        let names = vec![NameInfo {
+            name: "svc".into(),
+            process: 3,
+            pid: 10,
+            uid: 20,
+            queued_claims: 0,
+        }];
+        assert_eq!(
+            expect_names(Response::Names(names.clone())).expect("names"),
+            names
+        );
+        // Each refuses the others' answers as a protocol error.
+        for error in [
+            expect_settled(Response::Replied).expect_err("wrong"),
+            expect_replied(Response::Settled).expect_err("wrong"),
+            expect_name_claimed(Response::NameReleased).expect_err("wrong"),
+            expect_name_released(Response::NameClaimed).expect_err("wrong"),
+            expect_names(Response::InboxCapacitySet).expect_err("wrong"),
+            expect_inbox_capacity_set(Response::Names(Vec::new())).expect_err("wrong"),
+        ] {
+            assert!(matches!(error, Error::Protocol(_)), "{error}");
+        }
+        let error = expect_settled(Response::Names(Vec::new())).expect_err("wrong");
+        assert!(
+            error.to_string().contains("answered Names where Settled"),
+            "{error}"
+        );
+        // Errors of the new kinds stay typed.
+        for kind in [
+            ErrorKind::NoSuchProcess,
+            ErrorKind::NameTaken,
+            ErrorKind::NoReply,
+            ErrorKind::NotHeld,
+            ErrorKind::TimeoutInFlight,
+            ErrorKind::Expired,
+            ErrorKind::DeadLettered,
+            ErrorKind::CallEnded,
+            ErrorKind::InvalidRequest,
+        ] {
+            let error = into_result(Err(BrokerError::new(kind, "x"))).expect_err("refused");
+            assert_eq!(error.kind(), Some(kind));
+        }
+    }
+
+    #[test]
+    fn general_receives_expect_one_message_or_a_batch() {
+        assert_eq!(
+            expect_fetched(Response::Received(message(1, b"a")), None).expect("one"),
+            vec![message(1, b"a")]
+        );
+        let batch = expect_fetched(received_many(1..=2).expect("ok"), Some(2)).expect("two");
+        assert_eq!(batch.len(), 2);
+        for (response, max) in [
+            (Response::ReceivedMany(vec![message(1, b"a")]), None),
+            (Response::Received(message(1, b"a")), Some(2)),
+            (received_many(1..=3).expect("ok"), Some(2)),
+        ] {
+            let error = expect_fetched(response, max).expect_err("wrong shape");
+            assert!(matches!(error, Error::Protocol(_)), "{error}");
+        }
+        let held = expect_held(
+            Response::Received(message(4, b"job")),
+            &Source::Mailbox("jobs".into()),
+        )
+        .expect("held");
+        assert_eq!(held.mailbox.as_deref(), Some("jobs"));
+        assert_eq!(
+            held.settle_request(Verdict::Ack),
+            Request::Settle {
+                mailbox: Some("jobs".into()),
+                sequence: 4,
+                verdict: Verdict::Ack
+            }
         );
     }
 }

@@ -55,6 +55,8 @@ pub(crate) fn message(sequence: u64, payload: &'static [u8]) -> Message {
             sender_gid: 30,
             sender_connection: 40,
             accepted_at_unix_nanos: 50,
+            redeliveries: 0,
+            details: None,
         },
         payload: Bytes::from_static(payload),
     }

@@ -6,19 +6,20 @@
 //! exit codes ([`exit_code`], the one table) and the one-line failure
 //! messages ([`describe`]). It has no protocol logic of its own.
 
-use std::ffi::OsString;
+use std::ffi::{OsStr, OsString};
 use std::fmt::Write as _;
 use std::io::{self, Read, Write};
 use std::os::unix::ffi::OsStringExt;
 use std::path::PathBuf;
-use std::process::ExitCode;
+use std::process::{ExitCode, Stdio};
 use std::time::Duration;
 
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, CommandFactory, Parser, Subcommand, ValueEnum};
 use mailbox_client::blocking::Client;
 use mailbox_client::{
-    parse_duration, wait_at_most, BrokerStatus, Bytes, Capacity, DeliveryPolicy, Error, ErrorKind,
-    MailboxInfo, MailboxSettings, Message, Wait, DEFAULT_MAX_MESSAGE_SIZE,
+    parse_duration, wait_at_most, Address, BrokerStatus, Bytes, Capacity, DeliveryPolicy, Error,
+    ErrorKind, Held, MailboxInfo, MailboxSettings, Message, NameInfo, ReceiveOptions, SendOptions,
+    Source, Stage, Target, Wait, DEFAULT_MAX_MESSAGE_SIZE,
 };
 use serde_json::json;
 
@@ -27,10 +28,12 @@ use serde_json::json;
 /// The broker's socket is --socket, else $MAILBOX_SOCKET, else
 /// $XDG_RUNTIME_DIR/mailbox/mailboxd.sock, else /run/mailbox/mailboxd.sock.
 ///
-/// Exit codes: 0 success; 1 other failure; 2 usage; 65 message or settings
-/// refused; 66 no such mailbox; 69 broker unreachable; 73 mailbox exists with
-/// other settings; 75 would block (mailbox full or empty); 77 permission
-/// denied; 124 timed out.
+/// Exit codes: 0 success; 1 other failure; 2 usage; 65 message, settings or
+/// request refused; 66 no such mailbox; 68 no such process; 69 broker
+/// unreachable; 73 mailbox exists with other settings, or name taken; 75
+/// would block (mailbox full or empty); 76 no reply to a call; 77
+/// permission denied; 120 timed out after a receiver took the message; 124
+/// timed out.
 #[derive(Debug, Parser)]
 #[command(name = "mailboxctl", version, verbatim_doc_comment)]
 struct Cli {
@@ -40,6 +43,11 @@ struct Cli {
     /// Print one JSON object per line on stdout instead of text.
     #[arg(long, global = true)]
     json: bool,
+    /// Claim this well-known name for the command's connection first, so
+    /// that others reach its inbox by that name (exit 73 if another process
+    /// holds it).
+    #[arg(long = "as", global = true, value_name = "NAME")]
+    as_name: Option<String>,
     #[command(subcommand)]
     command: Command,
 }
@@ -53,7 +61,9 @@ enum Command {
         /// How many messages it buffers: zero (rendezvous), a number, or unbounded.
         #[arg(long, default_value = "unbounded")]
         capacity: Capacity,
-        /// Who gets each message: round-robin (one receiver) or broadcast (every subscriber).
+        /// Who gets each message: round-robin (one receiver), broadcast (every
+        /// subscriber), hash (the same receiver for the same --key) or priority
+        /// (the waiting receiver with the highest --priority).
         #[arg(long, default_value = "round-robin")]
         policy: DeliveryPolicy,
         /// Largest message accepted, in bytes (suffixes KiB and MiB allowed).
@@ -62,6 +72,17 @@ enum Command {
         /// Accept only messages of exactly this size, in bytes.
         #[arg(long, value_name = "BYTES", value_parser = parse_size)]
         fixed_size: Option<u32>,
+        /// A message delivered this many times with manual acknowledgement
+        /// that comes back again is dead-lettered (or dropped) instead.
+        #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+        max_deliveries: Option<u32>,
+        /// Where dead-lettered and expired messages go (a mailbox); without
+        /// it they are dropped and counted.
+        #[arg(long, value_name = "NAME")]
+        dead_letter: Option<String>,
+        /// Time-to-live of every message, like 30s or 5m.
+        #[arg(long, value_name = "DURATION", value_parser = parse_ttl)]
+        ttl: Option<u64>,
     },
     /// Delete a mailbox; whoever waits on it gets an error.
     Delete {
@@ -76,11 +97,26 @@ enum Command {
         name: String,
     },
     /// Send one message: MESSAGE's bytes, or all of stdin.
+    ///
+    /// To a mailbox (MAILBOX), or with --to straight to a process's inbox;
+    /// then the only argument is the message.
     Send {
-        /// The mailbox's name.
-        name: String,
-        /// The message; when absent, stdin is read to its end and sent as one message.
-        message: Option<OsString>,
+        #[command(flatten)]
+        to: Addressing,
+        /// How far to wait before exiting: queued (the broker holds the
+        /// message), received (a receiver took it) or acknowledged (a
+        /// receiver acknowledged it). With --timeout, running out after a
+        /// receiver took it exits 120 (the message was not withdrawn).
+        #[arg(long = "wait", value_name = "STAGE")]
+        stage: Option<StageArg>,
+        /// Routing key: on a hash mailbox, messages with the same key go to
+        /// the same receiver.
+        #[arg(long, value_name = "K")]
+        key: Option<String>,
+        /// Time-to-live of the message, like 30s (the mailbox's own applies
+        /// when shorter).
+        #[arg(long, value_name = "DURATION", value_parser = parse_ttl)]
+        ttl: Option<u64>,
         #[command(flatten)]
         wait: WaitArgs,
     },
@@ -89,28 +125,163 @@ enum Command {
     /// Payloads are written back to back, with no separator. With --json each
     /// message is one line: {"mailbox", "sequence", "sender_pid",
     /// "sender_uid", "sender_gid", "sender_connection",
-    /// "accepted_at_unix_nanos", "payload", "payload_base64"}, where
-    /// "payload_base64" always holds the exact bytes (standard alphabet,
-    /// padded) and "payload" is the same bytes as a string when they are
-    /// valid UTF-8, else null.
+    /// "accepted_at_unix_nanos", "redeliveries", "key", "call",
+    /// "expires_at_unix_nanos", "dead_letter", "payload", "payload_base64"},
+    /// where "payload_base64" always holds the exact bytes (standard
+    /// alphabet, padded) and "payload" is the same bytes as a string when
+    /// they are valid UTF-8, else null; "mailbox" is null for the inbox.
     ///
     /// On a broadcast mailbox this subscribes first, so it only sees messages
     /// sent after it started.
+    ///
+    /// With --exec CMD, each message is handed to `sh -c CMD` instead of
+    /// being printed: the payload on its stdin, and in its environment
+    /// MAILBOX_MAILBOX (unset for the inbox), MAILBOX_SEQUENCE,
+    /// MAILBOX_SENDER (the sender's process address), MAILBOX_SENDER_PID,
+    /// MAILBOX_SENDER_UID, MAILBOX_SENDER_GID, MAILBOX_REDELIVERIES,
+    /// MAILBOX_KEY (when it has one) and MAILBOX_CALL (when it is a call).
+    /// A call is answered with CMD's stdout when CMD exits 0. With --ack the
+    /// message is acknowledged when CMD exits 0 and put back at the head
+    /// otherwise. Without --follow the exit code is 0 if CMD succeeded for
+    /// every message, else 1.
     #[command(verbatim_doc_comment)]
     Recv {
-        /// The mailbox's name.
-        name: String,
+        /// The mailbox's name (leave it out with --inbox).
+        #[arg(required_unless_present_any = ["inbox", "from"])]
+        name: Option<String>,
+        /// Receive from this connection's own inbox instead of a mailbox
+        /// (with --as NAME, others can send to it by that name).
+        #[arg(long, conflicts_with = "name")]
+        inbox: bool,
+        /// Only messages from this process (its address or well-known name)
+        /// in the inbox; implies --inbox.
+        #[arg(
+            long,
+            value_name = "PROCESS",
+            conflicts_with = "name",
+            value_parser = parse_address
+        )]
+        from: Option<Address>,
+        /// Manual acknowledgement: acknowledge each message only once it was
+        /// written to stdout (with --exec: once CMD exits 0). A message not
+        /// acknowledged goes back to the head when mailboxctl exits.
+        #[arg(long)]
+        ack: bool,
+        /// On a priority mailbox, waiting receivers with a higher N are
+        /// served first.
+        #[arg(
+            long,
+            value_name = "N",
+            default_value_t = 0,
+            allow_negative_numbers = true
+        )]
+        priority: i32,
+        /// Run CMD with `sh -c` for each message (see above) instead of
+        /// printing it.
+        #[arg(long, value_name = "CMD")]
+        exec: Option<OsString>,
         #[command(flatten)]
         wait: WaitArgs,
         /// Receive this many messages, then exit.
         #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..), conflicts_with = "follow")]
         count: u64,
-        /// Keep receiving until killed.
+        /// Keep receiving until killed or the broker goes away.
         #[arg(long)]
         follow: bool,
     },
+    /// Call: send a request message and print the reply's bytes (like recv).
+    ///
+    /// To a mailbox (MAILBOX), or with --to to a process; then the only
+    /// argument is the message.
+    Call {
+        #[command(flatten)]
+        to: Addressing,
+        /// Wait at most this long for the reply, like 500ms, 2s, 1.5s or 1m
+        /// (exit 124); without it, wait as long as it takes.
+        #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+        timeout: Option<Duration>,
+        /// Routing key of the request, for hash mailboxes.
+        #[arg(long, value_name = "K")]
+        key: Option<String>,
+    },
+    /// List the claimed well-known names and who holds them.
+    Names,
     /// Show the broker's figures.
     Status,
+}
+
+/// Where a send or call goes, and its message.
+#[derive(Debug, Args)]
+struct Addressing {
+    /// The mailbox's name; leave it out with --to.
+    #[arg(value_name = "MAILBOX")]
+    mailbox: Option<OsString>,
+    /// The message; when absent, stdin is read to its end and sent as one message.
+    #[arg(value_name = "MESSAGE")]
+    message: Option<OsString>,
+    /// A process's inbox instead of a mailbox: its address (digits) or a
+    /// well-known name it holds.
+    #[arg(long, value_name = "PROCESS", value_parser = parse_address)]
+    to: Option<Address>,
+}
+
+impl Addressing {
+    /// Checks that exactly one of MAILBOX and --to is given; with --to, the
+    /// one argument is the message.
+    fn normalize(&mut self) -> Result<(), clap::Error> {
+        let usage = |text: &str| {
+            Cli::command().error(clap::error::ErrorKind::ArgumentConflict, text.to_owned())
+        };
+        match (&self.to, &self.mailbox, &self.message) {
+            (Some(_), Some(_), Some(_)) => Err(usage(
+                "give either MAILBOX or --to PROCESS, not both (with --to, the only \
+                 argument is the message)",
+            )),
+            (Some(_), _, None) => {
+                self.message = self.mailbox.take();
+                Ok(())
+            }
+            (None, None, _) => Err(usage("give a MAILBOX, or --to PROCESS")),
+            (None, Some(mailbox), _) if mailbox.to_str().is_none() => Err(usage(
+                "the mailbox name is not UTF-8; use 1 to 255 of letters, digits and . _ / -",
+            )),
+            _ => Ok(()),
+        }
+    }
+
+    /// The mailbox's name, once normalised.
+    fn mailbox(&self) -> Option<&str> {
+        self.mailbox.as_deref().and_then(OsStr::to_str)
+    }
+
+    /// Where to, once normalised.
+    fn target(&self) -> Target {
+        match (&self.to, self.mailbox()) {
+            (Some(process), _) => Target::Process(process.clone()),
+            (None, mailbox) => Target::mailbox(mailbox.unwrap_or_default()),
+        }
+    }
+}
+
+/// The stages a send may wait for, as `--wait` spells them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum StageArg {
+    /// The broker holds the message.
+    Queued,
+    /// A receiver took it.
+    Received,
+    /// A receiver acknowledged it.
+    Acknowledged,
+}
+
+impl From<StageArg> for Stage {
+    fn from(stage: StageArg) -> Self {
+        match stage {
+            StageArg::Queued => Stage::Queued,
+            StageArg::Received => Stage::Received,
+            StageArg::Acknowledged => Stage::Acknowledged,
+        }
+    }
 }
 
 #[derive(Debug, Args)]
@@ -133,16 +304,57 @@ impl WaitArgs {
     }
 }
 
+impl Cli {
+    /// Parses the command line, usage errors included (exit 2).
+    fn parse_checked() -> Self {
+        let mut cli = Cli::parse();
+        if let Err(error) = cli.check() {
+            error.exit();
+        }
+        cli
+    }
+
+    /// The checks clap cannot express: exactly one of MAILBOX and --to.
+    fn check(&mut self) -> Result<(), clap::Error> {
+        match &mut self.command {
+            Command::Send { to, .. } | Command::Call { to, .. } => to.normalize(),
+            _ => Ok(()),
+        }
+    }
+}
+
 impl Command {
     /// The mailbox the command is about, for failure messages.
     fn mailbox(&self) -> Option<&str> {
         match self {
-            Command::Create { name, .. }
-            | Command::Delete { name }
-            | Command::Info { name }
-            | Command::Send { name, .. }
-            | Command::Recv { name, .. } => Some(name),
-            Command::List | Command::Status => None,
+            Command::Create { name, .. } | Command::Delete { name } | Command::Info { name } => {
+                Some(name)
+            }
+            Command::Recv { name, .. } => name.as_deref(),
+            Command::Send { to, .. } | Command::Call { to, .. } => match to.to {
+                Some(_) => None,
+                None => to.mailbox(),
+            },
+            Command::List | Command::Names | Command::Status => None,
+        }
+    }
+
+    /// The process the command is about (`--to`, `--from`), for failure messages.
+    fn process(&self) -> Option<&Address> {
+        match self {
+            Command::Send { to, .. } | Command::Call { to, .. } => to.to.as_ref(),
+            Command::Recv { from, .. } => from.as_ref(),
+            _ => None,
+        }
+    }
+
+    /// What the command sends to or receives from, in words.
+    fn subject(&self) -> String {
+        match (self.mailbox(), self, self.process()) {
+            (Some(name), _, _) => format!("mailbox {name}"),
+            (None, Command::Recv { .. }, _) => "this connection's inbox".to_owned(),
+            (None, _, Some(process)) => format!("the inbox of {process}"),
+            (None, _, None) => "?".to_owned(),
         }
     }
 }
@@ -158,18 +370,26 @@ mod exit {
     /// Usage error; clap exits with it itself.
     #[allow(dead_code)]
     pub const USAGE: u8 = 2;
-    /// The broker refused the message, name or settings (EX_DATAERR).
+    /// The broker refused the message, name, settings or request (EX_DATAERR).
     pub const REFUSED: u8 = 65;
     /// No such mailbox (EX_NOINPUT).
     pub const NO_SUCH_MAILBOX: u8 = 66;
+    /// No process with that address or name (EX_NOHOST).
+    pub const NO_SUCH_PROCESS: u8 = 68;
     /// The broker cannot be reached or ended the connection (EX_UNAVAILABLE).
     pub const UNREACHABLE: u8 = 69;
-    /// A mailbox of that name exists with other settings (EX_CANTCREAT).
+    /// A mailbox of that name exists with other settings, or the
+    /// well-known name is held by another process (EX_CANTCREAT).
     pub const EXISTS: u8 = 73;
     /// Would block: mailbox full or empty (EX_TEMPFAIL).
     pub const WOULD_BLOCK: u8 = 75;
+    /// The process handling a call left without replying (EX_PROTOCOL).
+    pub const NO_REPLY: u8 = 76;
     /// Permission denied (EX_NOPERM).
     pub const PERMISSION_DENIED: u8 = 77;
+    /// Timed out after a receiver took the message but before it
+    /// acknowledged it: the message was not withdrawn.
+    pub const TIMEOUT_IN_FLIGHT: u8 = 120;
     /// Timed out (as timeout(1)).
     pub const TIMEOUT: u8 = 124;
 }
@@ -183,12 +403,16 @@ fn exit_code(error: &Error) -> u8 {
             ErrorKind::InvalidName
             | ErrorKind::InvalidSettings
             | ErrorKind::MessageTooLarge
-            | ErrorKind::WrongMessageSize => exit::REFUSED,
+            | ErrorKind::WrongMessageSize
+            | ErrorKind::InvalidRequest => exit::REFUSED,
             ErrorKind::NoSuchMailbox => exit::NO_SUCH_MAILBOX,
+            ErrorKind::NoSuchProcess => exit::NO_SUCH_PROCESS,
             ErrorKind::BrokerShuttingDown => exit::UNREACHABLE,
-            ErrorKind::MailboxExists => exit::EXISTS,
+            ErrorKind::MailboxExists | ErrorKind::NameTaken => exit::EXISTS,
             ErrorKind::WouldBlock => exit::WOULD_BLOCK,
+            ErrorKind::NoReply => exit::NO_REPLY,
             ErrorKind::PermissionDenied => exit::PERMISSION_DENIED,
+            ErrorKind::TimeoutInFlight => exit::TIMEOUT_IN_FLIGHT,
             ErrorKind::Timeout => exit::TIMEOUT,
             ErrorKind::MailboxDeleted
             | ErrorKind::BrokerFull
@@ -199,7 +423,11 @@ fn exit_code(error: &Error) -> u8 {
             | ErrorKind::TooManyRequests
             | ErrorKind::ProtocolViolation
             | ErrorKind::UnsupportedVersion
-            | ErrorKind::Internal => exit::FAILURE,
+            | ErrorKind::Internal
+            | ErrorKind::Expired
+            | ErrorKind::DeadLettered
+            | ErrorKind::NotHeld
+            | ErrorKind::CallEnded => exit::FAILURE,
         },
     }
 }
@@ -226,6 +454,24 @@ impl Failure {
         }
     }
 
+    /// A failure of the `--as NAME` claim.
+    fn claim(error: Error, name: &str, command: &Command) -> Self {
+        let code = exit_code(&error);
+        match error.kind() {
+            Some(ErrorKind::NameTaken) => Self::new(
+                code,
+                format!("the name {name} is held by another process"),
+                "see who holds it with `mailboxctl names`, or pick another name for --as",
+            ),
+            Some(ErrorKind::InvalidName) => Self::new(
+                code,
+                format!("invalid name {name:?} for --as"),
+                "use 1 to 255 of letters, digits and . _ / -",
+            ),
+            _ => Self::client(error, command),
+        }
+    }
+
     fn stdout(error: io::Error) -> Self {
         Self::new(
             exit::FAILURE,
@@ -245,10 +491,13 @@ fn one_line(text: &str) -> String {
 /// What happened and what to do about it, for a client error.
 fn describe(error: &Error, command: &Command) -> String {
     let name = command.mailbox().unwrap_or("?");
+    let subject = command.subject();
     let waited = match command {
         Command::Send { wait, .. } | Command::Recv { wait, .. } => wait.timeout,
+        Command::Call { timeout, .. } => *timeout,
         _ => None,
     };
+    let within = waited.map(|d| format!(" within {d:?}")).unwrap_or_default();
     // The broker's own message, up to its own advice (which ours replaces).
     let broker_message =
         |error: &mailbox_client::BrokerError| match error.message.split("; ").next().map(str::trim)
@@ -290,10 +539,16 @@ fn describe(error: &Error, command: &Command) -> String {
         Error::Broker(refusal) => {
             let said = broker_message(refusal);
             match refusal.kind {
-                ErrorKind::InvalidName => format!(
-                    "invalid mailbox name {name:?}; \
-                     use 1 to 255 of letters, digits and . _ / -"
-                ),
+                ErrorKind::InvalidName => match command.process() {
+                    Some(Address::Name(process)) if command.mailbox().is_none() => format!(
+                        "invalid process name {process:?}; \
+                         use 1 to 255 of letters, digits and . _ / -"
+                    ),
+                    _ => format!(
+                        "invalid mailbox name {name:?}; \
+                         use 1 to 255 of letters, digits and . _ / -"
+                    ),
+                },
                 ErrorKind::InvalidSettings => format!(
                     "invalid mailbox settings ({said}); \
                      fix the options (see `mailboxctl create --help`)"
@@ -314,26 +569,50 @@ fn describe(error: &Error, command: &Command) -> String {
                      `mailboxctl delete {name}`"
                 ),
                 ErrorKind::WouldBlock => match command {
+                    Command::Recv { name: None, .. } => format!(
+                        "{subject} is empty; try again later or drop --nonblock to wait"
+                    ),
                     Command::Recv { .. } => format!(
                         "mailbox {name} is empty; try again later or drop --nonblock to wait"
+                    ),
+                    _ if command.mailbox().is_none() => format!(
+                        "{subject} has no room now; try again later or drop --nonblock to wait"
                     ),
                     _ => format!(
                         "mailbox {name} has no room now (or, with capacity zero, no receiver \
                          is waiting); try again later or drop --nonblock to wait"
                     ),
                 },
-                ErrorKind::Timeout => {
-                    let within = waited.map(|d| format!(" within {d:?}")).unwrap_or_default();
-                    match command {
-                        Command::Recv { .. } => format!(
-                            "no message arrived in {name}{within}; try again or raise --timeout"
-                        ),
-                        _ => format!(
-                            "no room in {name}{within}, so the message was withdrawn and will \
-                             not be delivered; try again or raise --timeout"
-                        ),
+                ErrorKind::Timeout => match command {
+                    Command::Recv { name: None, .. } => format!(
+                        "no message arrived in {subject}{within}; try again or raise --timeout"
+                    ),
+                    Command::Recv { .. } => format!(
+                        "no message arrived in {name}{within}; try again or raise --timeout"
+                    ),
+                    Command::Call { .. } => format!(
+                        "no reply arrived{within}; the handler's late reply will be refused; \
+                         try again or raise --timeout"
+                    ),
+                    Command::Send { stage: Some(stage), .. } if *stage != StageArg::Queued => {
+                        format!(
+                            "no receiver took the message from {subject}{within}, so it was \
+                             withdrawn and will not be delivered; try again or raise --timeout"
+                        )
                     }
-                }
+                    _ if command.mailbox().is_none() => format!(
+                        "no room in {subject}{within}, so the message was withdrawn and will \
+                         not be delivered; try again or raise --timeout"
+                    ),
+                    _ => format!(
+                        "no room in {name}{within}, so the message was withdrawn and will \
+                         not be delivered; try again or raise --timeout"
+                    ),
+                },
+                ErrorKind::TimeoutInFlight => format!(
+                    "a receiver took the message but did not finish with it{within}; it was \
+                     not withdrawn and may still be processed, so check before sending it again"
+                ),
                 ErrorKind::MailboxDeleted => format!(
                     "mailbox {name} was deleted while waiting; recreate it with \
                      `mailboxctl create {name}`"
@@ -354,6 +633,41 @@ fn describe(error: &Error, command: &Command) -> String {
                      subscribing"
                 ),
                 ErrorKind::Cancelled => "the request was cancelled; try again".to_owned(),
+                ErrorKind::NoSuchProcess => {
+                    let process = command
+                        .process()
+                        .map_or_else(|| "that process".to_owned(), ToString::to_string);
+                    format!(
+                        "no {process} is connected ({said}); start it first, or see the \
+                         claimed names with `mailboxctl names`"
+                    )
+                }
+                ErrorKind::NameTaken => format!(
+                    "{said}; see who holds it with `mailboxctl names`, or pick another name"
+                ),
+                ErrorKind::NoReply => format!(
+                    "the process handling the call left without replying ({said}); \
+                     check the handler and call again"
+                ),
+                ErrorKind::Expired => format!(
+                    "the message expired before it was delivered ({said}); send it again or \
+                     raise --ttl"
+                ),
+                ErrorKind::DeadLettered => format!(
+                    "the message was dead-lettered after too many deliveries ({said}); see \
+                     the mailbox's dead-letter mailbox (`mailboxctl info {name}`)"
+                ),
+                ErrorKind::InvalidRequest => format!(
+                    "the request does not apply to {subject} ({said}); check the options \
+                     against its policy (`mailboxctl info {name}`)"
+                ),
+                ErrorKind::CallEnded => format!(
+                    "the caller stopped waiting before the reply ({said}); nothing to do"
+                ),
+                ErrorKind::NotHeld => format!(
+                    "this connection does not hold that message or call ({said}); it was \
+                     settled or answered already"
+                ),
                 ErrorKind::NotSubscribed
                 | ErrorKind::DuplicateRequestId
                 | ErrorKind::TooManyRequests
@@ -369,7 +683,7 @@ fn describe(error: &Error, command: &Command) -> String {
 // Commands.
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = Cli::parse_checked();
     match run(&cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(failure) => {
@@ -383,8 +697,15 @@ fn run(cli: &Cli) -> Result<(), Failure> {
     let command = &cli.command;
     // Read stdin before connecting, so a slow producer holds no connection.
     let stdin_payload = match command {
-        Command::Send { message: None, .. } => Some(read_stdin()?),
+        Command::Send { to, .. } | Command::Call { to, .. } if to.message.is_none() => {
+            Some(read_stdin()?)
+        }
         _ => None,
+    };
+    let payload = |to: &Addressing| match (&to.message, &stdin_payload) {
+        (Some(message), _) => Bytes::from(message.clone().into_vec()),
+        (None, Some(payload)) => payload.clone(),
+        (None, None) => Bytes::new(),
     };
     let fail = |error| Failure::client(error, command);
     let mut client = match &cli.socket {
@@ -392,6 +713,11 @@ fn run(cli: &Cli) -> Result<(), Failure> {
         None => Client::connect_default(),
     }
     .map_err(fail)?;
+    if let Some(name) = &cli.as_name {
+        client
+            .claim_name(name)
+            .map_err(|error| Failure::claim(error, name, command))?;
+    }
     let mut out = Output::new(cli.json);
     match command {
         Command::Create {
@@ -400,12 +726,18 @@ fn run(cli: &Cli) -> Result<(), Failure> {
             policy,
             max_size,
             fixed_size,
+            max_deliveries,
+            dead_letter,
+            ttl,
         } => {
             let settings = MailboxSettings {
                 capacity: *capacity,
                 policy: *policy,
                 max_message_size: *max_size,
                 fixed_size: *fixed_size,
+                max_deliveries: *max_deliveries,
+                dead_letter: dead_letter.clone(),
+                ttl_millis: *ttl,
             };
             let created = client.create(name, settings).map_err(fail)?;
             out.emit(
@@ -441,22 +773,44 @@ fn run(cli: &Cli) -> Result<(), Failure> {
             let info = client.info(name).map_err(fail)?;
             out.emit(|| mailbox_json(&info), || mailbox_text(&info))
         }
+        Command::Names => {
+            let names = client.names().map_err(fail)?;
+            if cli.json {
+                for info in &names {
+                    out.emit(|| name_json(info), String::new)?;
+                }
+                Ok(())
+            } else {
+                out.text(&names_table(&names))
+            }
+        }
         Command::Status => {
             let status = client.status().map_err(fail)?;
             out.emit(|| status_json(&status), || status_text(&status))
         }
         Command::Send {
-            name,
-            message,
+            to,
+            stage,
+            key,
+            ttl,
             wait,
         } => {
-            let payload = match (message, stdin_payload) {
-                (Some(message), _) => Bytes::from(message.clone().into_vec()),
-                (None, Some(payload)) => payload,
-                (None, None) => Bytes::new(),
-            };
-            let receipt = client.send_with(name, payload, wait.wait()).map_err(fail)?;
-            if receipt.recipients == 0 {
+            let payload = payload(to);
+            let plain = to.to.is_none() && stage.is_none() && key.is_none() && ttl.is_none();
+            let receipt = match to.mailbox() {
+                // The protocol's first send, for what it can say.
+                Some(mailbox) if plain => client.send_with(mailbox, payload, wait.wait()),
+                _ => {
+                    let options = SendOptions {
+                        stage: stage.map_or(Stage::Queued, Stage::from),
+                        key: key.clone(),
+                        ttl_millis: *ttl,
+                    };
+                    client.post(to.target(), payload, options, wait.wait())
+                }
+            }
+            .map_err(fail)?;
+            if receipt.recipients == 0 && to.to.is_none() {
                 eprintln!("note: no subscribers; nobody will receive it");
             }
             if cli.json {
@@ -467,12 +821,46 @@ fn run(cli: &Cli) -> Result<(), Failure> {
             }
             Ok(())
         }
-        Command::Recv {
-            name,
-            wait,
-            count,
-            follow,
-        } => {
+        Command::Call { to, timeout, key } => {
+            let options = SendOptions {
+                key: key.clone(),
+                ..SendOptions::default()
+            };
+            let wait = timeout.map_or(Wait::Forever, wait_at_most);
+            let reply = client
+                .call_with(to.target(), payload(to), options, wait)
+                .map_err(fail)?;
+            if cli.json {
+                out.emit(|| message_json(None, &reply), String::new)
+            } else {
+                out.raw(&reply.payload)
+            }
+        }
+        Command::Recv { .. } => receive(cli, &mut client, &mut out),
+    }
+}
+
+/// `recv`: takes messages one by one, prints each or hands it to `--exec`,
+/// and settles it when `--ack` asks for that.
+fn receive(cli: &Cli, client: &mut Client, out: &mut Output) -> Result<(), Failure> {
+    let command = &cli.command;
+    let Command::Recv {
+        name,
+        from,
+        ack,
+        priority,
+        exec,
+        wait,
+        count,
+        follow,
+        ..
+    } = command
+    else {
+        return Ok(());
+    };
+    let fail = |error| Failure::client(error, command);
+    let source = match name {
+        Some(name) => {
             // Broadcast mailboxes need a subscription; on others the broker
             // says NotBroadcast and there is nothing to do.
             match client.subscribe(name) {
@@ -480,19 +868,189 @@ fn run(cli: &Cli) -> Result<(), Failure> {
                 Err(error) if error.kind() == Some(ErrorKind::NotBroadcast) => {}
                 Err(error) => return Err(fail(error)),
             }
-            let mut received = 0u64;
-            while *follow || received < *count {
-                let message = client.receive_with(name, wait.wait()).map_err(fail)?;
-                received += 1;
-                if cli.json {
-                    out.emit(|| message_json(name, &message), String::new)?;
-                } else {
-                    out.raw(&message.payload)?;
+            Source::Mailbox(name.clone())
+        }
+        None => Source::Inbox { from: from.clone() },
+    };
+    let options = ReceiveOptions {
+        max: None,
+        manual_ack: *ack,
+        priority: *priority,
+    };
+    let mut handled = 0u64;
+    let mut failed: Option<(u64, Ran)> = None;
+    while *follow || handled < *count {
+        let message = match (name, *ack, *priority) {
+            // The protocol's first receive, for what it can say.
+            (Some(name), false, 0) => client.receive_with(name, wait.wait()),
+            _ => fetch_one(client, &source, options, wait.wait()),
+        }
+        .map_err(fail)?;
+        handled += 1;
+        let received = Held::from_source(&source, message);
+        let Some(cmd) = exec else {
+            if cli.json {
+                out.emit(
+                    || message_json(name.as_deref(), &received.message),
+                    String::new,
+                )?;
+            } else {
+                out.raw(&received.message.payload)?;
+            }
+            // Only once the message is out (written and flushed).
+            if *ack {
+                client.ack(&received).map_err(fail)?;
+            }
+            continue;
+        };
+        let ran = execute(cmd, name.as_deref(), &received.message)?;
+        let call = received.message.metadata.call();
+        if ran.status.success() {
+            if let Some(call) = call {
+                match client.reply(&received.message, ran.stdout.clone()) {
+                    Ok(()) => {}
+                    Err(error) if error.kind() == Some(ErrorKind::CallEnded) => {
+                        eprintln!("note: the caller of call {call} stopped waiting; reply dropped");
+                    }
+                    Err(error) => return Err(fail(error)),
                 }
             }
-            Ok(())
+            if *ack {
+                client.ack(&received).map_err(fail)?;
+            }
+        } else {
+            if *ack {
+                client.nack(&received, false).map_err(fail)?;
+            }
+            if *follow {
+                eprintln!(
+                    "note: the command failed ({}) for message #{}{}",
+                    ran.status,
+                    received.sequence(),
+                    if *ack {
+                        "; it was put back"
+                    } else if call.is_some() {
+                        "; the call was not answered"
+                    } else {
+                        ""
+                    }
+                );
+            }
+            failed = Some((received.sequence(), ran));
         }
     }
+    match failed {
+        None => Ok(()),
+        Some((sequence, ran)) => Err(Failure::new(
+            exit::FAILURE,
+            format!(
+                "the command failed ({}) for message #{sequence}",
+                ran.status
+            ),
+            if *ack {
+                "see its output above; the message was put back at the head"
+            } else {
+                "see its output above; the message was consumed (use --ack to have it put back)"
+            },
+        )),
+    }
+}
+
+/// One message with [`ReceiveOptions`] (`max` of `None`).
+fn fetch_one(
+    client: &mut Client,
+    source: &Source,
+    options: ReceiveOptions,
+    wait: Wait,
+) -> Result<Message, Error> {
+    client
+        .fetch(source.clone(), options, wait)?
+        .into_iter()
+        .next()
+        .ok_or_else(|| Error::Protocol("the broker answered a receive with no message".into()))
+}
+
+/// What `--exec`'s command did with one message.
+#[derive(Debug)]
+struct Ran {
+    status: std::process::ExitStatus,
+    /// Its standard output, when the message is a call (else it is
+    /// mailboxctl's own).
+    stdout: Vec<u8>,
+}
+
+/// The environment `--exec`'s command gets for `message`: every variable
+/// to set, or to remove (so that none leaks from mailboxctl's own).
+fn exec_environment(
+    mailbox: Option<&str>,
+    message: &Message,
+) -> Vec<(&'static str, Option<String>)> {
+    let metadata = &message.metadata;
+    vec![
+        ("MAILBOX_MAILBOX", mailbox.map(str::to_owned)),
+        ("MAILBOX_SEQUENCE", Some(metadata.sequence.to_string())),
+        (
+            "MAILBOX_SENDER",
+            Some(metadata.sender_connection.to_string()),
+        ),
+        ("MAILBOX_SENDER_PID", Some(metadata.sender_pid.to_string())),
+        ("MAILBOX_SENDER_UID", Some(metadata.sender_uid.to_string())),
+        ("MAILBOX_SENDER_GID", Some(metadata.sender_gid.to_string())),
+        (
+            "MAILBOX_REDELIVERIES",
+            Some(metadata.redeliveries.to_string()),
+        ),
+        ("MAILBOX_KEY", metadata.key().map(str::to_owned)),
+        ("MAILBOX_CALL", metadata.call().map(|call| call.to_string())),
+    ]
+}
+
+/// Runs `sh -c cmd` with the payload on its stdin and the metadata in its
+/// environment; captures its stdout when the message is a call.
+fn execute(cmd: &OsStr, mailbox: Option<&str>, message: &Message) -> Result<Ran, Failure> {
+    let mut shell = std::process::Command::new("sh");
+    shell.arg("-c").arg(cmd).stdin(Stdio::piped());
+    for (variable, value) in exec_environment(mailbox, message) {
+        match value {
+            Some(value) => shell.env(variable, value),
+            None => shell.env_remove(variable),
+        };
+    }
+    let is_call = message.metadata.call().is_some();
+    shell.stdout(if is_call {
+        Stdio::piped()
+    } else {
+        Stdio::inherit()
+    });
+    let cannot = |error: io::Error| {
+        Failure::new(
+            exit::FAILURE,
+            format!("cannot run the command with sh: {error}"),
+            "check that /bin/sh works and the command is right",
+        )
+    };
+    let mut child = shell.spawn().map_err(cannot)?;
+    let stdin = child.stdin.take();
+    let stdout = child.stdout.take();
+    let payload = message.payload.clone();
+    std::thread::scope(|scope| {
+        // A command that does not read all of its input is no failure of
+        // mailboxctl's (its exit status says how it went).
+        scope.spawn(move || {
+            if let Some(mut stdin) = stdin {
+                let _ = stdin.write_all(&payload);
+            }
+        });
+        let mut captured = Vec::new();
+        if let Some(mut stdout) = stdout {
+            stdout.read_to_end(&mut captured).map_err(cannot)?;
+        }
+        let status = child.wait().map_err(cannot)?;
+        Ok(Ran {
+            status,
+            stdout: captured,
+        })
+    })
 }
 
 fn read_stdin() -> Result<Bytes, Failure> {
@@ -562,39 +1120,75 @@ fn fixed_size_text(settings: &MailboxSettings) -> String {
 }
 
 fn mailbox_json(info: &MailboxInfo) -> serde_json::Value {
+    let settings = &info.settings;
     json!({
         "name": info.name,
-        "capacity": info.settings.capacity.to_string(),
-        "policy": info.settings.policy.to_string(),
-        "max_message_size": info.settings.max_message_size,
-        "fixed_size": info.settings.fixed_size,
+        "capacity": settings.capacity.to_string(),
+        "policy": settings.policy.to_string(),
+        "max_message_size": settings.max_message_size,
+        "fixed_size": settings.fixed_size,
+        "max_deliveries": settings.max_deliveries,
+        "dead_letter": settings.dead_letter,
+        "ttl_millis": settings.ttl_millis,
         "queued_messages": info.queued_messages,
         "queued_bytes": info.queued_bytes,
+        "in_flight": info.in_flight,
         "waiting_senders": info.waiting_senders,
         "waiting_receivers": info.waiting_receivers,
         "subscribers": info.subscribers,
         "messages_accepted": info.messages_accepted,
         "messages_delivered": info.messages_delivered,
+        "messages_redelivered": info.messages_redelivered,
+        "messages_expired": info.messages_expired,
+        "messages_dead_lettered": info.messages_dead_lettered,
+        "messages_dropped": info.messages_dropped,
     })
 }
 
 fn mailbox_text(info: &MailboxInfo) -> String {
+    let settings = &info.settings;
+    let none = || "none".to_owned();
     let rows = [
         ("name", info.name.clone()),
-        ("capacity", info.settings.capacity.to_string()),
-        ("policy", info.settings.policy.to_string()),
+        ("capacity", settings.capacity.to_string()),
+        ("policy", settings.policy.to_string()),
         (
             "max message size",
-            human_bytes(u64::from(info.settings.max_message_size)),
+            human_bytes(u64::from(settings.max_message_size)),
         ),
-        ("fixed size", fixed_size_text(&info.settings)),
+        ("fixed size", fixed_size_text(settings)),
+        (
+            "max deliveries",
+            settings.max_deliveries.map_or_else(none, |n| n.to_string()),
+        ),
+        (
+            "dead letter",
+            settings.dead_letter.clone().unwrap_or_else(none),
+        ),
+        (
+            "time to live",
+            settings.ttl_millis.map_or_else(none, |millis| {
+                format!("{:?}", Duration::from_millis(millis))
+            }),
+        ),
         ("queued messages", info.queued_messages.to_string()),
         ("queued bytes", human_bytes(info.queued_bytes)),
+        ("in flight", info.in_flight.to_string()),
         ("waiting senders", info.waiting_senders.to_string()),
         ("waiting receivers", info.waiting_receivers.to_string()),
         ("subscribers", info.subscribers.to_string()),
         ("messages accepted", info.messages_accepted.to_string()),
         ("messages delivered", info.messages_delivered.to_string()),
+        (
+            "messages redelivered",
+            info.messages_redelivered.to_string(),
+        ),
+        ("messages expired", info.messages_expired.to_string()),
+        (
+            "messages dead-lettered",
+            info.messages_dead_lettered.to_string(),
+        ),
+        ("messages dropped", info.messages_dropped.to_string()),
     ];
     key_values(&rows)
 }
@@ -603,6 +1197,35 @@ fn key_values(rows: &[(&str, String)]) -> String {
     let mut text = String::new();
     for (key, value) in rows {
         let _ = writeln!(text, "{key}: {value}");
+    }
+    text
+}
+
+/// A table with a header; the first `left` columns (names and words) are
+/// aligned to the left, the others (counts) to the right.
+fn table<const N: usize>(header: [&str; N], rows: &[[String; N]], left: usize) -> String {
+    let mut widths = header.map(str::len);
+    for row in rows {
+        for (width, cell) in widths.iter_mut().zip(row) {
+            *width = (*width).max(cell.len());
+        }
+    }
+    let mut text = String::new();
+    let mut line = |cells: [&str; N]| {
+        let mut row = String::new();
+        for (column, (cell, width)) in cells.iter().zip(widths).enumerate() {
+            let _ = if column < left {
+                write!(row, "{cell:<width$}  ")
+            } else {
+                write!(row, "{cell:>width$}  ")
+            };
+        }
+        text.push_str(row.trim_end());
+        text.push('\n');
+    };
+    line(header);
+    for row in rows {
+        line(row.each_ref().map(String::as_str));
     }
     text
 }
@@ -631,30 +1254,34 @@ fn mailbox_table(mailboxes: &[MailboxInfo]) -> String {
             ]
         })
         .collect();
-    let mut widths = header.map(str::len);
-    for row in &rows {
-        for (width, cell) in widths.iter_mut().zip(row) {
-            *width = (*width).max(cell.len());
-        }
-    }
-    let mut text = String::new();
-    let mut line = |cells: [&str; 7]| {
-        let mut row = String::new();
-        for (column, (cell, width)) in cells.iter().zip(widths).enumerate() {
-            // Names and words to the left, counts to the right.
-            let _ = match column {
-                0..=2 => write!(row, "{cell:<width$}  "),
-                _ => write!(row, "{cell:>width$}  "),
-            };
-        }
-        text.push_str(row.trim_end());
-        text.push('\n');
-    };
-    line(header);
-    for row in &rows {
-        line(row.each_ref().map(String::as_str));
-    }
-    text
+    table(header, &rows, 3)
+}
+
+fn name_json(info: &NameInfo) -> serde_json::Value {
+    json!({
+        "name": info.name,
+        "process": info.process,
+        "pid": info.pid,
+        "uid": info.uid,
+        "queued_claims": info.queued_claims,
+    })
+}
+
+fn names_table(names: &[NameInfo]) -> String {
+    let header = ["NAME", "PROCESS", "PID", "UID", "QUEUED"];
+    let rows: Vec<[String; 5]> = names
+        .iter()
+        .map(|info| {
+            [
+                info.name.clone(),
+                info.process.to_string(),
+                info.pid.to_string(),
+                info.uid.to_string(),
+                info.queued_claims.to_string(),
+            ]
+        })
+        .collect();
+    table(header, &rows, 1)
 }
 
 fn status_json(status: &BrokerStatus) -> serde_json::Value {
@@ -697,8 +1324,11 @@ fn status_text(status: &BrokerStatus) -> String {
     key_values(&rows)
 }
 
-fn message_json(mailbox: &str, message: &Message) -> serde_json::Value {
+/// A message as one JSON object; `mailbox` is `None` for the inbox (and
+/// for a call's reply).
+fn message_json(mailbox: Option<&str>, message: &Message) -> serde_json::Value {
     let metadata = &message.metadata;
+    let details = metadata.details.as_deref();
     json!({
         "mailbox": mailbox,
         "sequence": metadata.sequence,
@@ -707,6 +1337,15 @@ fn message_json(mailbox: &str, message: &Message) -> serde_json::Value {
         "sender_gid": metadata.sender_gid,
         "sender_connection": metadata.sender_connection,
         "accepted_at_unix_nanos": metadata.accepted_at_unix_nanos,
+        "redeliveries": metadata.redeliveries,
+        "key": metadata.key(),
+        "call": metadata.call(),
+        "expires_at_unix_nanos": details.and_then(|d| d.expires_at_unix_nanos),
+        "dead_letter": details.and_then(|d| d.dead_letter.as_ref()).map(|dead| json!({
+            "mailbox": dead.mailbox,
+            "sequence": dead.sequence,
+            "reason": dead.reason,
+        })),
         "payload": std::str::from_utf8(&message.payload).ok(),
         "payload_base64": base64(&message.payload),
     })
@@ -767,6 +1406,21 @@ fn base64(bytes: &[u8]) -> String {
     text
 }
 
+/// A process: digits are its address, anything else a well-known name.
+/// (Explicit, because clap would prefer `Address`'s `From<&str>`, a name.)
+fn parse_address(text: &str) -> Result<Address, std::convert::Infallible> {
+    text.parse()
+}
+
+/// A time-to-live: a duration in whole milliseconds (rounded up), at least 1.
+fn parse_ttl(text: &str) -> Result<u64, String> {
+    let duration = parse_duration(text).map_err(|error| error.to_string())?;
+    u64::try_from(duration.as_nanos().div_ceil(1_000_000))
+        .ok()
+        .filter(|&millis| millis > 0)
+        .ok_or_else(|| format!("{text:?} is no time-to-live; give at least 1ms, like 30s or 5m"))
+}
+
 /// A size in bytes: a number, optionally followed by `KiB` or `MiB`.
 fn parse_size(text: &str) -> Result<u32, String> {
     let text = text.trim();
@@ -796,21 +1450,28 @@ mod tests {
         Error::Broker(BrokerError::new(kind, "the broker's words"))
     }
 
+    /// Parses a command line as `main` does, usage checks included.
+    fn parse(args: &[&str]) -> Result<Cli, clap::Error> {
+        let mut cli =
+            Cli::try_parse_from(std::iter::once("mailboxctl").chain(args.iter().copied()))?;
+        cli.check()?;
+        Ok(cli)
+    }
+
+    fn command(args: &[&str]) -> Command {
+        parse(args).expect("valid command line").command
+    }
+
+    fn usage_error(args: &[&str]) -> clap::Error {
+        parse(args).expect_err("a usage error")
+    }
+
     fn recv(name: &str) -> Command {
-        Command::Recv {
-            name: name.into(),
-            wait: WaitArgs {
-                nonblock: true,
-                timeout: None,
-            },
-            count: 1,
-            follow: false,
-        }
+        command(&["recv", name, "--nonblock"])
     }
 
     #[test]
     fn the_command_line_is_consistent() {
-        use clap::CommandFactory;
         Cli::command().debug_assert();
     }
 
@@ -844,6 +1505,15 @@ mod tests {
             (broker(ErrorKind::MailboxDeleted), 1),
             (broker(ErrorKind::BrokerFull), 1),
             (Error::Protocol("?".into()), 1),
+            (broker(ErrorKind::NoSuchProcess), 68),
+            (broker(ErrorKind::NameTaken), 73),
+            (broker(ErrorKind::NoReply), 76),
+            (broker(ErrorKind::TimeoutInFlight), 120),
+            (broker(ErrorKind::InvalidRequest), 65),
+            (broker(ErrorKind::Expired), 1),
+            (broker(ErrorKind::DeadLettered), 1),
+            (broker(ErrorKind::NotHeld), 1),
+            (broker(ErrorKind::CallEnded), 1),
         ];
         for (error, code) in cases {
             assert_eq!(exit_code(&error), code, "{error:?}");
@@ -912,6 +1582,11 @@ mod tests {
             subscribers: 0,
             messages_accepted: 12,
             messages_delivered: 0,
+            in_flight: 0,
+            messages_redelivered: 0,
+            messages_expired: 0,
+            messages_dead_lettered: 0,
+            messages_dropped: 0,
         };
         let table = mailbox_table(&[info]);
         let lines: Vec<&str> = table.lines().collect();
@@ -933,12 +1608,399 @@ mod tests {
                 sender_gid: 4,
                 sender_connection: 5,
                 accepted_at_unix_nanos: 6,
+                redeliveries: 0,
+                details: None,
             },
             payload: Bytes::from_static(&[0xff, b'a']),
         };
-        let value = message_json("jobs", &message);
+        let value = message_json(Some("jobs"), &message);
         assert_eq!(value["payload"], serde_json::Value::Null);
         assert_eq!(value["payload_base64"], "/2E=");
         assert_eq!(value["sequence"], 1);
+    }
+
+    fn call_message(call: Option<u64>, key: Option<&str>) -> Message {
+        let details = (call.is_some() || key.is_some()).then(|| {
+            Box::new(mailbox_client::Details {
+                key: key.map(str::to_owned),
+                call,
+                ..Default::default()
+            })
+        });
+        Message {
+            metadata: mailbox_client::Metadata {
+                sequence: 9,
+                sender_pid: 100,
+                sender_uid: 1000,
+                sender_gid: 1001,
+                sender_connection: 42,
+                accepted_at_unix_nanos: 6,
+                redeliveries: 2,
+                details,
+            },
+            payload: Bytes::from_static(b"ping"),
+        }
+    }
+
+    #[test]
+    fn send_goes_to_exactly_one_of_a_mailbox_and_a_process() {
+        // A mailbox and a message, as before.
+        let Command::Send { to, .. } = command(&["send", "jobs", "hi"]) else {
+            panic!("send");
+        };
+        assert_eq!(to.target(), Target::mailbox("jobs"));
+        assert_eq!(to.message.as_deref(), Some(OsStr::new("hi")));
+
+        // With --to, the one argument is the message.
+        let Command::Send { to, .. } = command(&["send", "--to", "worker", "hi"]) else {
+            panic!("send");
+        };
+        assert_eq!(to.target(), Target::process("worker"));
+        assert_eq!(to.message.as_deref(), Some(OsStr::new("hi")));
+        assert_eq!(to.mailbox, None);
+
+        // Digits are a process address; no argument: the message is stdin.
+        let Command::Send { to, .. } = command(&["send", "--to", "42"]) else {
+            panic!("send");
+        };
+        assert_eq!(to.target(), Target::Process(Address::Process(42)));
+        assert_eq!(to.message, None);
+
+        for args in [
+            &["send", "jobs", "hi", "--to", "worker"][..],
+            &["send"][..],
+            &["send", "--nonblock"][..],
+            &["call", "jobs", "ping", "--to", "7"][..],
+            &["call"][..],
+        ] {
+            let error = usage_error(args);
+            assert_eq!(error.exit_code(), 2, "{args:?}: {error}");
+        }
+        let both = usage_error(&["send", "jobs", "hi", "--to", "worker"]).to_string();
+        assert!(both.contains("not both"), "{both}");
+    }
+
+    #[test]
+    fn send_takes_a_stage_a_key_and_a_time_to_live() {
+        let Command::Send {
+            stage, key, ttl, ..
+        } = command(&[
+            "send",
+            "jobs",
+            "hi",
+            "--wait",
+            "acknowledged",
+            "--key",
+            "customer-1",
+            "--ttl",
+            "1.5s",
+        ])
+        else {
+            panic!("send");
+        };
+        assert_eq!(stage.map(Stage::from), Some(Stage::Acknowledged));
+        assert_eq!(key.as_deref(), Some("customer-1"));
+        assert_eq!(ttl, Some(1500));
+        let Command::Send { stage, ttl, .. } =
+            command(&["send", "jobs", "--wait", "received", "--ttl", "0.1ms"])
+        else {
+            panic!("send");
+        };
+        assert_eq!(stage, Some(StageArg::Received));
+        assert_eq!(ttl, Some(1), "rounded up to whole milliseconds");
+        for args in [
+            &["send", "jobs", "--wait", "delivered"][..],
+            &["send", "jobs", "--ttl", "0ms"][..],
+            &["send", "jobs", "--ttl", "10"][..],
+        ] {
+            assert_eq!(usage_error(args).exit_code(), 2, "{args:?}");
+        }
+    }
+
+    #[test]
+    fn recv_takes_the_inbox_acks_priorities_and_a_command() {
+        let Command::Recv {
+            name,
+            inbox,
+            from,
+            ack,
+            priority,
+            exec,
+            follow,
+            ..
+        } = command(&[
+            "recv",
+            "--from",
+            "7",
+            "--ack",
+            "--priority",
+            "-3",
+            "--exec",
+            "wc -c",
+            "--follow",
+        ])
+        else {
+            panic!("recv");
+        };
+        assert_eq!(name, None);
+        assert!(!inbox, "--from implies it");
+        assert!(ack && follow);
+        assert_eq!(from, Some(Address::Process(7)));
+        assert_eq!(priority, -3);
+        assert_eq!(exec.as_deref(), Some(OsStr::new("wc -c")));
+        let Command::Recv { priority, ack, .. } = command(&["recv", "jobs"]) else {
+            panic!("recv");
+        };
+        assert_eq!((priority, ack), (0, false));
+        assert!(matches!(
+            command(&["recv", "--inbox"]),
+            Command::Recv {
+                name: None,
+                inbox: true,
+                from: None,
+                ..
+            }
+        ));
+        for args in [
+            &["recv"][..],
+            &["recv", "jobs", "--inbox"][..],
+            &["recv", "jobs", "--from", "7"][..],
+            &["recv", "jobs", "--count", "2", "--follow"][..],
+            &["recv", "jobs", "--priority", "high"][..],
+        ] {
+            assert_eq!(usage_error(args).exit_code(), 2, "{args:?}");
+        }
+    }
+
+    #[test]
+    fn call_create_names_and_as_parse() {
+        let cli = parse(&[
+            "call",
+            "--to",
+            "svc",
+            "ping",
+            "--timeout",
+            "2s",
+            "--as",
+            "me",
+        ])
+        .expect("valid");
+        assert_eq!(cli.as_name.as_deref(), Some("me"));
+        let Command::Call { to, timeout, key } = cli.command else {
+            panic!("call");
+        };
+        assert_eq!(to.target(), Target::process("svc"));
+        assert_eq!(to.message.as_deref(), Some(OsStr::new("ping")));
+        assert_eq!(timeout, Some(Duration::from_secs(2)));
+        assert_eq!(key, None);
+
+        let Command::Create {
+            policy,
+            max_deliveries,
+            dead_letter,
+            ttl,
+            ..
+        } = command(&[
+            "create",
+            "jobs",
+            "--policy",
+            "hash",
+            "--max-deliveries",
+            "3",
+            "--dead-letter",
+            "jobs.dead",
+            "--ttl",
+            "1m",
+        ])
+        else {
+            panic!("create");
+        };
+        assert_eq!(policy, DeliveryPolicy::Hash);
+        assert_eq!(max_deliveries, Some(3));
+        assert_eq!(dead_letter.as_deref(), Some("jobs.dead"));
+        assert_eq!(ttl, Some(60_000));
+        assert!(matches!(
+            command(&["create", "p", "--policy", "priority"]),
+            Command::Create {
+                policy: DeliveryPolicy::Priority,
+                ..
+            }
+        ));
+        assert_eq!(
+            usage_error(&["create", "jobs", "--max-deliveries", "0"]).exit_code(),
+            2
+        );
+        assert!(matches!(command(&["--as", "me", "names"]), Command::Names));
+    }
+
+    #[test]
+    fn failures_about_processes_and_names_say_what_to_do() {
+        let send = command(&["send", "--to", "worker", "hi"]);
+        let line = Failure::client(broker(ErrorKind::NoSuchProcess), &send).line;
+        assert!(
+            line.starts_with("no process named worker is connected"),
+            "{line}"
+        );
+        assert!(line.contains("mailboxctl names"), "{line}");
+        let line = Failure::client(broker(ErrorKind::InvalidName), &send).line;
+        assert!(
+            line.starts_with("invalid process name \"worker\""),
+            "{line}"
+        );
+
+        let taken = Failure::claim(broker(ErrorKind::NameTaken), "svc", &Command::Names);
+        assert_eq!(taken.code, 73);
+        assert_eq!(
+            taken.line,
+            "the name svc is held by another process; see who holds it with \
+             `mailboxctl names`, or pick another name for --as"
+        );
+
+        let inbox = command(&["recv", "--inbox", "--nonblock"]);
+        let line = Failure::client(broker(ErrorKind::WouldBlock), &inbox).line;
+        assert!(
+            line.starts_with("this connection's inbox is empty; "),
+            "{line}"
+        );
+
+        let call = command(&["call", "jobs", "x", "--timeout", "1s"]);
+        let line = Failure::client(broker(ErrorKind::Timeout), &call).line;
+        assert!(line.starts_with("no reply arrived within 1s"), "{line}");
+        let failure = Failure::client(broker(ErrorKind::NoReply), &call);
+        assert_eq!(failure.code, 76);
+
+        let acked = command(&[
+            "send",
+            "jobs",
+            "x",
+            "--wait",
+            "acknowledged",
+            "--timeout",
+            "1s",
+        ]);
+        let failure = Failure::client(broker(ErrorKind::TimeoutInFlight), &acked);
+        assert_eq!(failure.code, 120);
+        assert!(failure.line.contains("not withdrawn"), "{}", failure.line);
+        for kind in [
+            ErrorKind::Expired,
+            ErrorKind::DeadLettered,
+            ErrorKind::NotHeld,
+            ErrorKind::CallEnded,
+            ErrorKind::InvalidRequest,
+        ] {
+            let line = Failure::client(broker(kind), &acked).line;
+            assert!(line.contains("; ") && !line.contains('\n'), "{line}");
+        }
+    }
+
+    #[test]
+    fn exec_gets_the_metadata_in_its_environment() {
+        let environment = exec_environment(Some("jobs"), &call_message(Some(5), Some("k1")));
+        let get = |name: &str| {
+            environment
+                .iter()
+                .find(|(variable, _)| *variable == name)
+                .and_then(|(_, value)| value.clone())
+        };
+        assert_eq!(get("MAILBOX_MAILBOX").as_deref(), Some("jobs"));
+        assert_eq!(get("MAILBOX_SEQUENCE").as_deref(), Some("9"));
+        assert_eq!(get("MAILBOX_SENDER").as_deref(), Some("42"));
+        assert_eq!(get("MAILBOX_SENDER_PID").as_deref(), Some("100"));
+        assert_eq!(get("MAILBOX_SENDER_UID").as_deref(), Some("1000"));
+        assert_eq!(get("MAILBOX_REDELIVERIES").as_deref(), Some("2"));
+        assert_eq!(get("MAILBOX_KEY").as_deref(), Some("k1"));
+        assert_eq!(get("MAILBOX_CALL").as_deref(), Some("5"));
+        // Unset ones are removed, so that none leaks from mailboxctl's own.
+        let plain = exec_environment(None, &call_message(None, None));
+        for name in ["MAILBOX_MAILBOX", "MAILBOX_KEY", "MAILBOX_CALL"] {
+            assert!(plain.contains(&(name, None)), "{name} removed");
+        }
+    }
+
+    #[test]
+    fn exec_feeds_the_payload_and_captures_a_calls_reply() {
+        let ran = execute(
+            OsStr::new(r#"cat; printf ' %s %s' "$MAILBOX_CALL" "$MAILBOX_MAILBOX""#),
+            Some("jobs"),
+            &call_message(Some(5), None),
+        )
+        .expect("ran");
+        assert!(ran.status.success());
+        assert_eq!(ran.stdout, b"ping 5 jobs");
+        // A command that ignores its input and fails.
+        let ran = execute(OsStr::new("exit 3"), None, &call_message(None, None)).expect("ran");
+        assert_eq!(ran.status.code(), Some(3));
+        assert!(ran.stdout.is_empty(), "not a call: stdout is not captured");
+    }
+
+    #[test]
+    fn the_names_table_lines_up_and_json_has_every_field() {
+        let info = NameInfo {
+            name: "resolver".into(),
+            process: 12,
+            pid: 4242,
+            uid: 1000,
+            queued_claims: 1,
+        };
+        let table = names_table(std::slice::from_ref(&info));
+        let lines: Vec<&str> = table.lines().collect();
+        assert_eq!(lines[0], "NAME      PROCESS   PID   UID  QUEUED");
+        assert_eq!(lines[1], "resolver       12  4242  1000       1");
+        let value = name_json(&info);
+        assert_eq!(value["process"], 12);
+        assert_eq!(value["queued_claims"], 1);
+    }
+
+    #[test]
+    fn json_messages_carry_the_new_metadata() {
+        let value = message_json(None, &call_message(Some(5), Some("k1")));
+        assert_eq!(value["mailbox"], serde_json::Value::Null);
+        assert_eq!(value["call"], 5);
+        assert_eq!(value["key"], "k1");
+        assert_eq!(value["redeliveries"], 2);
+        assert_eq!(value["dead_letter"], serde_json::Value::Null);
+        assert_eq!(value["payload"], "ping");
+    }
+
+    #[test]
+    fn info_shows_the_new_settings_and_counters() {
+        let info = MailboxInfo {
+            name: "jobs".into(),
+            settings: MailboxSettings {
+                max_deliveries: Some(3),
+                dead_letter: Some("jobs.dead".into()),
+                ttl_millis: Some(1500),
+                ..MailboxSettings::default()
+            },
+            queued_messages: 0,
+            queued_bytes: 0,
+            waiting_senders: 0,
+            waiting_receivers: 0,
+            subscribers: 0,
+            messages_accepted: 10,
+            messages_delivered: 9,
+            in_flight: 2,
+            messages_redelivered: 3,
+            messages_expired: 4,
+            messages_dead_lettered: 5,
+            messages_dropped: 6,
+        };
+        let text = mailbox_text(&info);
+        for line in [
+            "max deliveries: 3",
+            "dead letter: jobs.dead",
+            "time to live: 1.5s",
+            "in flight: 2",
+            "messages redelivered: 3",
+            "messages expired: 4",
+            "messages dead-lettered: 5",
+            "messages dropped: 6",
+        ] {
+            assert!(text.lines().any(|l| l == line), "{line} in {text}");
+        }
+        let value = mailbox_json(&info);
+        assert_eq!(value["in_flight"], 2);
+        assert_eq!(value["dead_letter"], "jobs.dead");
+        assert_eq!(value["messages_dropped"], 6);
     }
 }
