@@ -820,6 +820,33 @@ impl Client {
         session::expect_names(self.roundtrip(Request::ListNames)?)
     }
 
+    /// Changes a mailbox's owner (root only), group or mode; `None` keeps
+    /// what it is. Needs the manage right.
+    pub fn set_permissions(
+        &mut self,
+        mailbox: &str,
+        owner: Option<u32>,
+        group: Option<u32>,
+        mode: Option<u32>,
+    ) -> Result<(), Error> {
+        let response = self.roundtrip(Request::SetPermissions {
+            name: mailbox.to_owned(),
+            owner,
+            group,
+            mode,
+        })?;
+        session::expect_permissions_set(response)
+    }
+
+    /// Discards every queued message of `mailbox` (not those in flight);
+    /// returns how many. Needs the manage right.
+    pub fn purge(&mut self, mailbox: &str) -> Result<u64, Error> {
+        let response = self.roundtrip(Request::Purge {
+            name: mailbox.to_owned(),
+        })?;
+        session::expect_purged(response)
+    }
+
     /// Sets the capacity of this connection's inbox (default
     /// [`DEFAULT_INBOX_CAPACITY`](crate::DEFAULT_INBOX_CAPACITY)); messages
     /// already in it stay.

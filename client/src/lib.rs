@@ -1214,8 +1214,38 @@ impl Client {
         session::expect_names(self.roundtrip(Request::ListNames).await?)
     }
 
-    /// Sets the capacity of this connection's inbox (default
-    /// [`DEFAULT_INBOX_CAPACITY`]); messages already in it stay.
+    /// Changes a mailbox's owner (root only), group or mode; `None` keeps
+    /// what it is. Needs the manage right.
+    pub async fn set_permissions(
+        &self,
+        mailbox: &str,
+        owner: Option<u32>,
+        group: Option<u32>,
+        mode: Option<u32>,
+    ) -> Result<(), Error> {
+        let response = self
+            .roundtrip(Request::SetPermissions {
+                name: mailbox.to_owned(),
+                owner,
+                group,
+                mode,
+            })
+            .await?;
+        session::expect_permissions_set(response)
+    }
+
+    /// Discards every queued message of `mailbox` (not those in flight);
+    /// returns how many. Needs the manage right.
+    pub async fn purge(&self, mailbox: &str) -> Result<u64, Error> {
+        let response = self
+            .roundtrip(Request::Purge {
+                name: mailbox.to_owned(),
+            })
+            .await?;
+        session::expect_purged(response)
+    }
+
+    /// Sets the capacity of this connection's inbox; messages already in it stay.
     pub async fn set_inbox_capacity(&self, capacity: Capacity) -> Result<(), Error> {
         let response = self
             .roundtrip(session::inbox_capacity_request(capacity))

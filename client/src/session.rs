@@ -284,6 +284,8 @@ fn unexpected(expected: &str, response: &Response) -> Error {
         Response::NameReleased => "NameReleased",
         Response::Names(_) => "Names",
         Response::InboxCapacitySet => "InboxCapacitySet",
+        Response::PermissionsSet => "PermissionsSet",
+        Response::Purged { .. } => "Purged",
     };
     Error::Protocol(format!(
         "the broker answered {got} where {expected} was due"
@@ -720,6 +722,22 @@ pub(crate) fn expect_inbox_capacity_set(response: Response) -> Result<(), Error>
     match response {
         Response::InboxCapacitySet => Ok(()),
         other => Err(unexpected("InboxCapacitySet", &other)),
+    }
+}
+
+/// `SetPermissions` → done.
+pub(crate) fn expect_permissions_set(response: Response) -> Result<(), Error> {
+    match response {
+        Response::PermissionsSet => Ok(()),
+        other => Err(unexpected("PermissionsSet", &other)),
+    }
+}
+
+/// `Purge` → how many queued messages were discarded.
+pub(crate) fn expect_purged(response: Response) -> Result<u64, Error> {
+    match response {
+        Response::Purged { discarded } => Ok(discarded),
+        other => Err(unexpected("Purged", &other)),
     }
 }
 

@@ -259,6 +259,25 @@ pub enum Request {
         /// The new capacity.
         capacity: Capacity,
     },
+    /// Changes a mailbox's owner, group or mode (the manage right).
+    /// Answered with [`Response::PermissionsSet`].
+    SetPermissions {
+        /// The mailbox.
+        name: String,
+        /// New owner uid, if any (root only).
+        owner: Option<u32>,
+        /// New group gid, if any.
+        group: Option<u32>,
+        /// New mode, if any (`0o[owner][group][others]`, each receive 4,
+        /// send 2, manage 1).
+        mode: Option<u32>,
+    },
+    /// Discards every queued message of a mailbox (the manage right);
+    /// messages in flight stay. Answered with [`Response::Purged`].
+    Purge {
+        /// The mailbox.
+        name: String,
+    },
 }
 
 /// Capacity of a connection's inbox until it sets one.
@@ -486,6 +505,13 @@ pub enum Response {
     Names(Vec<NameInfo>),
     /// The inbox has its new capacity.
     InboxCapacitySet,
+    /// The mailbox has its new owner, group and mode.
+    PermissionsSet,
+    /// The queued messages are gone.
+    Purged {
+        /// How many were discarded.
+        discarded: u64,
+    },
 }
 
 /// What went wrong, as a kind a program can match on and a message for humans.
@@ -582,6 +608,8 @@ pub enum ErrorKind {
     /// The request does not apply to this mailbox (e.g. manual
     /// acknowledgement on broadcast, a call to a broadcast mailbox).
     InvalidRequest,
+    /// The message was discarded by a purge of its mailbox.
+    Purged,
 }
 
 impl fmt::Display for ErrorKind {
@@ -616,6 +644,7 @@ impl fmt::Display for ErrorKind {
             ErrorKind::DeadLettered => "dead-lettered",
             ErrorKind::CallEnded => "call ended",
             ErrorKind::InvalidRequest => "invalid request",
+            ErrorKind::Purged => "purged",
         })
     }
 }

@@ -27,8 +27,9 @@ pub use frame::{
     DEFAULT_INBOX_CAPACITY, HELLO_MAGIC, MAX_KEY_LEN, PROTOCOL_VERSION,
 };
 pub use mailbox::{
-    BrokerStatus, Capacity, DeliveryPolicy, InvalidName, MailboxInfo, MailboxName, MailboxSettings,
-    ParseCapacityError, ParsePolicyError, DEFAULT_MAX_MESSAGE_SIZE, MAX_MESSAGE_SIZE_LIMIT,
+    BrokerStatus, Capacity, DeliveryPolicy, InvalidName, Limit, MailboxInfo, MailboxName,
+    MailboxSettings, ParseCapacityError, ParsePolicyError, DEFAULT_MAX_MESSAGE_SIZE,
+    MAX_MESSAGE_SIZE_LIMIT,
 };
 pub use message::{DeadLetter, Details, Message, Metadata};
 

@@ -296,6 +296,12 @@ pub struct MailboxInfo {
     /// dead-letter mailbox to take them, or withdrawn by their sender's
     /// timeout after they were queued.
     pub messages_dropped: u64,
+    /// Owner uid.
+    pub owner_uid: u32,
+    /// Group gid.
+    pub group_gid: u32,
+    /// Rights: `0o[owner][group][others]`, each receive 4, send 2, manage 1.
+    pub mode: u32,
 }
 
 /// Broker-wide figures, as `mailboxctl status` shows them.
@@ -319,4 +325,15 @@ pub struct BrokerStatus {
     pub queued_bytes: u64,
     /// The broker-wide budget for held payload bytes.
     pub memory_budget_bytes: u64,
+    /// Every limit in force, by the name the configuration file uses.
+    pub limits: Vec<Limit>,
+}
+
+/// One limit in force.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Limit {
+    /// Its name in the configuration file (`max_connections`, ...).
+    pub name: String,
+    /// Its value (bytes, a count, or milliseconds for durations).
+    pub value: u64,
 }

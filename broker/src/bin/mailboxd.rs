@@ -150,6 +150,7 @@ async fn serve(args: Args, activated: Option<StdUnixListener>) -> anyhow::Result
             memory_budget: args.memory_budget,
             max_queued_messages: args.max_queued_messages,
             max_waiting_per_connection: args.max_waiting_per_connection,
+            ..Limits::default()
         },
         spin: std::time::Duration::from_micros(args.spin_us),
         notifier: Notifier::from_env(),

@@ -35,6 +35,13 @@ impl Budget {
         }
     }
 
+    /// Changes the limits; what is held stays held (a lower limit only
+    /// refuses later reservations).
+    pub fn set_limits(&mut self, limit: u64, max_messages: u64) {
+        self.limit = limit;
+        self.max_messages = max_messages;
+    }
+
     /// Reserves `bytes` in `messages` messages, or reserves nothing and says
     /// which limit that would go over.
     pub fn try_reserve(&mut self, bytes: u64, messages: u64) -> Result<(), Exhausted> {

@@ -43,6 +43,7 @@ use mailbox_proto::{
     MailboxSettings, Message, Metadata, Response, Verdict,
 };
 
+use super::access::Permissions;
 use super::budget::Budget;
 use super::types::{Clock, ConnectionId, Effect, Outcome, Peer, Place, Ticket};
 
@@ -239,9 +240,23 @@ struct Ledger {
     dead_letter: Option<String>,
     watches: HashMap<u64, Watch>,
     in_flight: BTreeMap<u64, InFlight>,
+    /// Payload bytes of the messages in flight.
+    in_flight_bytes: u64,
 }
 
 impl Ledger {
+    fn hold(&mut self, message: Message, holder: ConnectionId) {
+        self.in_flight_bytes += message.payload.len() as u64;
+        self.in_flight
+            .insert(message.metadata.sequence, InFlight { message, holder });
+    }
+
+    fn unhold(&mut self, sequence: u64) -> Option<InFlight> {
+        let held = self.in_flight.remove(&sequence)?;
+        self.in_flight_bytes -= held.message.payload.len() as u64;
+        Some(held)
+    }
+
     /// Admits the payload at the front of the send at `index` of the
     /// senders' line, answering that send when it is now fully admitted (or
     /// watching it when it waits for a later stage). Returns the stamped
@@ -433,13 +448,7 @@ impl Ledger {
         }
         if receiver.manual {
             for message in &messages {
-                self.in_flight.insert(
-                    message.metadata.sequence,
-                    InFlight {
-                        message: message.clone(),
-                        holder: receiver.ticket.connection,
-                    },
-                );
+                self.hold(message.clone(), receiver.ticket.connection);
             }
         } else {
             ctx.budget.release(bytes, count);
@@ -763,6 +772,7 @@ fn room(capacity: Capacity, queued: usize) -> usize {
 pub(crate) struct Mailbox {
     name: String,
     settings: MailboxSettings,
+    permissions: Permissions,
     ledger: Ledger,
     senders: VecDeque<WaitingSend>,
     lines: Lines,
@@ -777,7 +787,7 @@ fn deleted(name: &str) -> BrokerError {
 
 impl Mailbox {
     /// A named mailbox.
-    pub fn new(name: String, settings: MailboxSettings) -> Self {
+    pub fn new(name: String, settings: MailboxSettings, permissions: Permissions) -> Self {
         let lines = match settings.policy {
             DeliveryPolicy::RoundRobin | DeliveryPolicy::Priority => Lines::RoundRobin {
                 queue: VecDeque::new(),
@@ -789,7 +799,13 @@ impl Mailbox {
             },
             DeliveryPolicy::Hash => Lines::Hash(HashLines::default()),
         };
-        Self::with_lines(Place::Mailbox(name.clone()), name, settings, lines)
+        Self::with_lines(
+            Place::Mailbox(name.clone()),
+            name,
+            settings,
+            permissions,
+            lines,
+        )
     }
 
     /// The inbox of `owner`.
@@ -803,16 +819,30 @@ impl Mailbox {
             queue: VecDeque::new(),
             receivers: VecDeque::new(),
         };
+        // Inboxes are not checked: anyone may write to a process.
+        let permissions = Permissions {
+            owner: 0,
+            group: 0,
+            mode: 0o777,
+        };
         Self::with_lines(
             Place::Inbox(owner),
             format!("inbox of process {}", owner.0),
             settings,
+            permissions,
             lines,
         )
     }
 
-    fn with_lines(place: Place, name: String, settings: MailboxSettings, lines: Lines) -> Self {
+    fn with_lines(
+        place: Place,
+        name: String,
+        settings: MailboxSettings,
+        permissions: Permissions,
+        lines: Lines,
+    ) -> Self {
         Self {
+            permissions,
             ledger: Ledger {
                 place,
                 name: name.clone(),
@@ -829,6 +859,7 @@ impl Mailbox {
                 dead_letter: settings.dead_letter.clone(),
                 watches: HashMap::new(),
                 in_flight: BTreeMap::new(),
+                in_flight_bytes: 0,
             },
             name,
             settings,
@@ -839,6 +870,19 @@ impl Mailbox {
 
     pub fn settings(&self) -> &MailboxSettings {
         &self.settings
+    }
+
+    pub fn permissions(&self) -> &Permissions {
+        &self.permissions
+    }
+
+    pub fn set_permissions(&mut self, permissions: Permissions) {
+        self.permissions = permissions;
+    }
+
+    /// Payload bytes held in the mailbox: queued and in flight.
+    pub fn held_bytes(&self) -> u64 {
+        self.ledger.queued_bytes + self.ledger.in_flight_bytes
     }
 
     pub fn name(&self) -> &str {
@@ -1130,7 +1174,7 @@ impl Mailbox {
                 ))
             }
         }
-        let Some(held) = self.ledger.in_flight.remove(&sequence) else {
+        let Some(held) = self.ledger.unhold(sequence) else {
             return Ok(());
         };
         match verdict {
@@ -1167,7 +1211,7 @@ impl Mailbox {
         }
         // Newest first onto the head, so the oldest ends up in front.
         for sequence in held.into_iter().rev() {
-            if let Some(held) = self.ledger.in_flight.remove(&sequence) {
+            if let Some(held) = self.ledger.unhold(sequence) {
                 if let Some(message) = self.ledger.comes_back(held.message, ctx) {
                     self.requeue(message, false);
                 }
@@ -1372,6 +1416,7 @@ impl Mailbox {
         for sequence in watched {
             self.ledger.drop_watch(sequence, error.clone(), ctx);
         }
+        self.ledger.in_flight_bytes = 0;
         let in_flight = std::mem::take(&mut self.ledger.in_flight);
         let in_flight_bytes: u64 = in_flight
             .values()
@@ -1474,7 +1519,57 @@ impl Mailbox {
             messages_expired: self.ledger.expired,
             messages_dead_lettered: self.ledger.dead_lettered,
             messages_dropped: self.ledger.dropped,
+            owner_uid: self.permissions.owner,
+            group_gid: self.permissions.group,
+            mode: self.permissions.mode,
         }
+    }
+
+    /// Discards every queued message (not those in flight); senders waiting
+    /// for their stage learn `Purged`. Returns how many were discarded.
+    pub fn purge(&mut self, ctx: &mut Context<'_>) -> u64 {
+        let next = self.ledger.next_sequence;
+        let discarded: Vec<Message> = match &mut self.lines {
+            Lines::RoundRobin { queue, .. } | Lines::Inbox { queue, .. } => {
+                queue.drain(..).collect()
+            }
+            Lines::Hash(hash) => {
+                let mut all: Vec<Message> = hash.shared.drain(..).collect();
+                for member in hash.members.values_mut() {
+                    all.extend(member.queue.drain(..));
+                }
+                hash.queued = 0;
+                all
+            }
+            Lines::Broadcast { log, subscribers } => {
+                for subscriber in subscribers.values_mut() {
+                    subscriber.cursor = next;
+                }
+                log.drain(..).map(|entry| entry.message).collect()
+            }
+        };
+        let count = discarded.len() as u64;
+        let bytes: u64 = discarded.iter().map(|m| m.payload.len() as u64).sum();
+        self.ledger.queued_bytes -= bytes;
+        self.ledger.dropped += count;
+        ctx.budget.release(bytes, count);
+        if !self.ledger.watches.is_empty() {
+            for message in &discarded {
+                self.ledger.drop_watch(
+                    message.metadata.sequence,
+                    BrokerError::new(
+                        ErrorKind::Purged,
+                        format!(
+                            "{} was purged before the message reached its stage",
+                            self.name
+                        ),
+                    ),
+                    ctx,
+                );
+            }
+        }
+        self.pump(ctx);
+        count
     }
 
     /// Moves messages as far as the rules allow, until nothing moves: waiting

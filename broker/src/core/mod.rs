@@ -11,6 +11,7 @@
 //! What it deliberately does not do: framing, I/O, permissions (a later layer),
 //! or anything that can block.
 
+mod access;
 mod budget;
 mod calls;
 mod mailbox;
@@ -19,6 +20,8 @@ mod types;
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+use tests::peer_of as peer_of_test;
 
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BinaryHeap, HashMap, HashSet};
@@ -30,9 +33,11 @@ use mailbox_proto::{
     Target, Wait, DEFAULT_INBOX_CAPACITY, MAX_KEY_LEN, PROTOCOL_VERSION,
 };
 
+pub use access::{AccessPolicy, Permissions, Right, DEFAULT_MODE};
 pub use budget::{Budget, Exhausted};
 pub use types::{Clock, ConnectionId, Outcome, Peer, Reply, Ticket};
 
+use access::Caller;
 use calls::CallState;
 use mailbox::{
     Batch, Context, Load, Mailbox, Progress, SendExtra, Until, WaitingReceive, WaitingSend,
@@ -52,6 +57,16 @@ pub struct Limits {
     pub max_queued_messages: u64,
     /// Requests one connection may have waiting at once.
     pub max_waiting_per_connection: usize,
+    /// Open connections in all.
+    pub max_connections: usize,
+    /// Open connections of one uid.
+    pub max_connections_per_uid: usize,
+    /// Mailboxes one uid may own.
+    pub max_mailboxes_per_uid: usize,
+    /// Payload bytes one mailbox may hold queued.
+    pub max_queued_bytes_per_mailbox: u64,
+    /// The largest maximum message size a mailbox may be created with.
+    pub max_message_size: u32,
 }
 
 impl Default for Limits {
@@ -60,8 +75,27 @@ impl Default for Limits {
             memory_budget: 1 << 30,
             max_queued_messages: 4 << 20,
             max_waiting_per_connection: 65_536,
+            max_connections: 16_384,
+            max_connections_per_uid: 16_384,
+            max_mailboxes_per_uid: 65_536,
+            max_queued_bytes_per_mailbox: 1 << 30,
+            max_message_size: mailbox_proto::MAX_MESSAGE_SIZE_LIMIT,
         }
     }
+}
+
+/// What [`Core::declare`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Declared {
+    /// The mailbox did not exist and does now.
+    Created,
+    /// It existed as declared.
+    Unchanged,
+    /// It existed; its owner, group or mode changed.
+    PermissionsChanged,
+    /// It exists with other settings, which were kept (its permissions
+    /// were applied); delete it to recreate it as declared.
+    SettingsDiffer,
 }
 
 /// Below this many deadlines the heap is never swept.
@@ -81,6 +115,8 @@ struct Waiting {
 #[derive(Debug)]
 struct Connection {
     peer: Peer,
+    /// Supplementary groups, for group rights.
+    groups: Vec<u32>,
     waiting: HashMap<RequestId, Waiting>,
     /// Broadcast mailboxes it subscribes to and hash mailboxes whose pool
     /// it is in.
@@ -149,6 +185,11 @@ pub struct Core {
     compact_deadlines_at: usize,
     budget: Budget,
     shutting_down: bool,
+    policy: AccessPolicy,
+    /// Open connections per uid.
+    connections_of: HashMap<u32, usize>,
+    /// Mailboxes owned per uid.
+    mailboxes_of: HashMap<u32, usize>,
 }
 
 fn error(kind: ErrorKind, message: impl Into<String>) -> BrokerError {
@@ -184,15 +225,69 @@ impl Core {
             compact_deadlines_at: MIN_DEADLINES_BEFORE_COMPACTING,
             budget: Budget::new(limits.memory_budget, limits.max_queued_messages),
             shutting_down: false,
+            policy: AccessPolicy::default(),
+            connections_of: HashMap::new(),
+            mailboxes_of: HashMap::new(),
         }
+    }
+
+    /// The limits in force.
+    pub fn limits(&self) -> Limits {
+        self.limits
+    }
+
+    /// Changes the limits (a configuration reload). Nothing held is dropped:
+    /// a lower limit only refuses what comes next.
+    pub fn set_limits(&mut self, limits: Limits) {
+        self.limits = limits;
+        self.budget
+            .set_limits(limits.memory_budget, limits.max_queued_messages);
+    }
+
+    /// Changes the access rules (a configuration reload).
+    pub fn set_access_policy(&mut self, policy: AccessPolicy) {
+        self.policy = policy;
+    }
+
+    /// Whether a new connection of `peer` is within the connection limits;
+    /// the error says which one it would break.
+    pub fn may_connect(&self, peer: &Peer) -> Result<(), BrokerError> {
+        if self.connections.len() >= self.limits.max_connections {
+            return Err(error(
+                ErrorKind::TooManyRequests,
+                format!(
+                    "the broker has its limit of {} connections",
+                    self.limits.max_connections
+                ),
+            ));
+        }
+        let of_uid = self.connections_of.get(&peer.uid).copied().unwrap_or(0);
+        if of_uid >= self.limits.max_connections_per_uid {
+            return Err(error(
+                ErrorKind::TooManyRequests,
+                format!(
+                    "uid {} has its limit of {} connections",
+                    peer.uid, self.limits.max_connections_per_uid
+                ),
+            ));
+        }
+        Ok(())
     }
 
     /// Registers a new connection with its peer credentials.
     pub fn connect(&mut self, connection: ConnectionId, peer: Peer) {
+        self.connect_with_groups(connection, peer, Vec::new());
+    }
+
+    /// Registers a new connection with its peer credentials and
+    /// supplementary groups.
+    pub fn connect_with_groups(&mut self, connection: ConnectionId, peer: Peer, groups: Vec<u32>) {
+        *self.connections_of.entry(peer.uid).or_default() += 1;
         self.connections.insert(
             connection,
             Connection {
                 peer,
+                groups,
                 waiting: HashMap::new(),
                 subscriptions: Vec::new(),
                 holds: HashSet::new(),
@@ -213,6 +308,12 @@ impl Core {
         let Some(state) = self.connections.remove(&connection) else {
             return;
         };
+        if let Some(count) = self.connections_of.get_mut(&state.peer.uid) {
+            *count -= 1;
+            if *count == 0 {
+                self.connections_of.remove(&state.peer.uid);
+            }
+        }
         let mark = out.replies.len();
         let mut ctx = Context {
             out,
@@ -341,14 +442,37 @@ impl Core {
         }
         let peer = state.peer;
         match request {
-            Request::CreateMailbox { name, settings } => self.create(name, settings),
-            Request::DeleteMailbox { name } => self.delete(&name, clock, out),
+            Request::CreateMailbox { name, settings } => self.create(peer, name, settings),
+            Request::DeleteMailbox { name } => {
+                self.check(ticket.connection, &name, Right::Manage)?;
+                self.delete(&name, clock, out)
+            }
             Request::ListMailboxes => {
-                let mut list: Vec<_> = self.places.mailboxes.values().map(Mailbox::info).collect();
+                let caller = self.caller(ticket.connection);
+                let mut list: Vec<_> = self
+                    .places
+                    .mailboxes
+                    .values()
+                    .filter(|m| caller.is_none_or(|c| m.permissions().visible_to(&c, &self.policy)))
+                    .map(Mailbox::info)
+                    .collect();
                 list.sort_by(|a, b| a.name.cmp(&b.name));
                 Ok(Some(Response::Mailboxes(list)))
             }
-            Request::MailboxInfo { name } => Ok(Some(Response::Info(self.mailbox(&name)?.info()))),
+            Request::MailboxInfo { name } => {
+                let mailbox = self.mailbox(&name)?;
+                if let Some(caller) = self.caller(ticket.connection) {
+                    if !mailbox.permissions().visible_to(&caller, &self.policy) {
+                        mailbox.permissions().check(
+                            &caller,
+                            Right::Receive,
+                            &self.policy,
+                            &name,
+                        )?;
+                    }
+                }
+                Ok(Some(Response::Info(mailbox.info())))
+            }
             Request::Send {
                 mailbox,
                 payload,
@@ -445,6 +569,7 @@ impl Core {
                 Ok(Some(Response::Settled))
             }
             Request::Subscribe { mailbox } => {
+                self.check(ticket.connection, &mailbox, Right::Receive)?;
                 let created = self.mailbox_mut(&mailbox)?.subscribe(ticket.connection)?;
                 if created {
                     if let Some(state) = self.connections.get_mut(&ticket.connection) {
@@ -483,12 +608,61 @@ impl Core {
                 Ok(Some(Response::CancelResult { cancelled }))
             }
             Request::Status => Ok(Some(Response::Status(self.status(clock)))),
-            Request::ClaimName { name, wait } => self.claim_name(ticket, name, wait, clock, out),
+            Request::ClaimName { name, wait } => {
+                if let Some(caller) = self.caller(ticket.connection) {
+                    self.policy.check_name(&caller, &name)?;
+                }
+                self.claim_name(ticket, name, wait, clock, out)
+            }
             Request::ReleaseName { name } => {
                 self.release_name(ticket.connection, &name, out)?;
                 Ok(Some(Response::NameReleased))
             }
             Request::ListNames => Ok(Some(Response::Names(self.list_names()))),
+            Request::SetPermissions {
+                name,
+                owner,
+                group,
+                mode,
+            } => {
+                self.check(ticket.connection, &name, Right::Manage)?;
+                let mailbox = self.mailbox(&name)?;
+                let old = *mailbox.permissions();
+                if owner.is_some_and(|owner| owner != old.owner) && peer.uid != 0 {
+                    return Err(error(
+                        ErrorKind::PermissionDenied,
+                        format!("only root may give mailbox {name} to another owner"),
+                    ));
+                }
+                if mode.is_some_and(|mode| mode > 0o777) {
+                    return Err(error(
+                        ErrorKind::InvalidSettings,
+                        format!("mode {:o} has bits above 0o777", mode.unwrap_or_default()),
+                    ));
+                }
+                let new = Permissions {
+                    owner: owner.unwrap_or(old.owner),
+                    group: group.unwrap_or(old.group),
+                    mode: mode.unwrap_or(old.mode),
+                };
+                let settings = mailbox.settings().clone();
+                self.declare(&name, settings, new)?;
+                Ok(Some(Response::PermissionsSet))
+            }
+            Request::Purge { name } => {
+                self.check(ticket.connection, &name, Right::Manage)?;
+                let mut ctx = Context {
+                    out,
+                    budget: &mut self.budget,
+                    clock,
+                };
+                let Some(mailbox) = self.places.mailboxes.get_mut(&name) else {
+                    check_name(&name)?;
+                    return Err(no_such_mailbox(&name));
+                };
+                let discarded = mailbox.purge(&mut ctx);
+                Ok(Some(Response::Purged { discarded }))
+            }
             Request::SetInboxCapacity { capacity } => {
                 if capacity == Capacity::Bounded(0) {
                     return Err(error(
@@ -509,6 +683,27 @@ impl Core {
                 }
                 Ok(Some(Response::InboxCapacitySet))
             }
+        }
+    }
+
+    /// The credentials of `connection`, for access checks.
+    fn caller(&self, connection: ConnectionId) -> Option<Caller<'_>> {
+        self.connections.get(&connection).map(|state| Caller {
+            peer: state.peer,
+            groups: &state.groups,
+        })
+    }
+
+    /// `Ok` when `connection` has `right` on mailbox `name` (or the mailbox
+    /// does not exist: the operation itself then says so).
+    fn check(&self, connection: ConnectionId, name: &str, right: Right) -> Result<(), BrokerError> {
+        match (self.places.mailboxes.get(name), self.caller(connection)) {
+            (Some(mailbox), Some(caller)) => {
+                mailbox
+                    .permissions()
+                    .check(&caller, right, &self.policy, name)
+            }
+            _ => Ok(()),
         }
     }
 
@@ -701,6 +896,7 @@ impl Core {
 
     fn create(
         &mut self,
+        creator: Peer,
         name: String,
         settings: MailboxSettings,
     ) -> Result<Option<Response>, BrokerError> {
@@ -708,6 +904,15 @@ impl Core {
         settings
             .validate()
             .map_err(|why| error(ErrorKind::InvalidSettings, why))?;
+        if settings.max_message_size > self.limits.max_message_size {
+            return Err(error(
+                ErrorKind::InvalidSettings,
+                format!(
+                    "max message size {} is above this broker's limit of {} bytes",
+                    settings.max_message_size, self.limits.max_message_size
+                ),
+            ));
+        }
         if let Some(existing) = self.places.mailboxes.get(&name) {
             if *existing.settings() == settings {
                 return Ok(Some(Response::Created { created: false }));
@@ -720,10 +925,68 @@ impl Core {
                 ),
             ));
         }
+        let owned = self.mailboxes_of.get(&creator.uid).copied().unwrap_or(0);
+        if owned >= self.limits.max_mailboxes_per_uid && creator.uid != 0 {
+            return Err(error(
+                ErrorKind::TooManyRequests,
+                format!(
+                    "uid {} owns {owned} mailboxes, its limit; delete some first",
+                    creator.uid
+                ),
+            ));
+        }
+        let permissions = Permissions {
+            owner: creator.uid,
+            group: creator.gid,
+            mode: self.policy.default_mode,
+        };
+        self.adopt_mailbox(name, settings, permissions);
+        Ok(Some(Response::Created { created: true }))
+    }
+
+    /// Makes a mailbox declared in the configuration exist with these
+    /// settings and permissions: creates it, or gives an existing one the
+    /// permissions. Settings of an existing mailbox are never changed (that
+    /// could drop queued messages): the answer says when they differ.
+    pub fn declare(
+        &mut self,
+        name: &str,
+        settings: MailboxSettings,
+        permissions: Permissions,
+    ) -> Result<Declared, BrokerError> {
+        check_name(name)?;
+        settings
+            .validate()
+            .map_err(|why| error(ErrorKind::InvalidSettings, why))?;
+        match self.places.mailboxes.get_mut(name) {
+            None => {
+                self.adopt_mailbox(name.to_owned(), settings, permissions);
+                Ok(Declared::Created)
+            }
+            Some(mailbox) => {
+                let old_owner = mailbox.permissions().owner;
+                let changed = *mailbox.permissions() != permissions;
+                mailbox.set_permissions(permissions);
+                let differs = *mailbox.settings() != settings;
+                if old_owner != permissions.owner {
+                    self.disown(old_owner);
+                    *self.mailboxes_of.entry(permissions.owner).or_default() += 1;
+                }
+                Ok(match (differs, changed) {
+                    (true, _) => Declared::SettingsDiffer,
+                    (false, true) => Declared::PermissionsChanged,
+                    (false, false) => Declared::Unchanged,
+                })
+            }
+        }
+    }
+
+    /// Adds a mailbox with `permissions`, counting it for its owner.
+    fn adopt_mailbox(&mut self, name: String, settings: MailboxSettings, permissions: Permissions) {
+        *self.mailboxes_of.entry(permissions.owner).or_default() += 1;
         self.places
             .mailboxes
-            .insert(name.clone(), Mailbox::new(name, settings));
-        Ok(Some(Response::Created { created: true }))
+            .insert(name.clone(), Mailbox::new(name, settings, permissions));
     }
 
     fn delete(
@@ -736,6 +999,7 @@ impl Core {
             check_name(name)?;
             return Err(no_such_mailbox(name));
         };
+        self.disown(mailbox.permissions().owner);
         let mut ctx = Context {
             out,
             budget: &mut self.budget,
@@ -769,6 +1033,17 @@ impl Core {
                 _ => error(ErrorKind::NoSuchProcess, "the process left"),
             });
         };
+        if let (Place::Mailbox(name), Some(state)) =
+            (&plan.place, self.connections.get(&ticket.connection))
+        {
+            let caller = Caller {
+                peer: state.peer,
+                groups: &state.groups,
+            };
+            mailbox
+                .permissions()
+                .check(&caller, Right::Send, &self.policy, name)?;
+        }
         let held = match &load {
             Load::One(payload) => {
                 mailbox.check_payload(payload.len())?;
@@ -803,6 +1078,17 @@ impl Core {
             Load::One(_) => 1,
             Load::Many(batch) => batch.rest.len() as u64,
         };
+        if mailbox.held_bytes().saturating_add(held) > self.limits.max_queued_bytes_per_mailbox {
+            return Err(error(
+                ErrorKind::BrokerFull,
+                format!(
+                    "{} holds {} payload bytes; its limit is {}",
+                    mailbox.name(),
+                    mailbox.held_bytes(),
+                    self.limits.max_queued_bytes_per_mailbox
+                ),
+            ));
+        }
         if let Err(exhausted) = self.budget.try_reserve(held, count) {
             let why = match exhausted {
                 Exhausted::Bytes => format!(
@@ -875,6 +1161,17 @@ impl Core {
                 _ => error(ErrorKind::Internal, "inbox missing"),
             });
         };
+        if let (Place::Mailbox(name), Some(state)) =
+            (&place, self.connections.get(&ticket.connection))
+        {
+            let caller = Caller {
+                peer: state.peer,
+                groups: &state.groups,
+            };
+            mailbox
+                .permissions()
+                .check(&caller, Right::Receive, &self.policy, name)?;
+        }
         if mailbox.settings().policy == DeliveryPolicy::Hash {
             if let (Place::Mailbox(name), Some(state)) =
                 (&place, self.connections.get_mut(&ticket.connection))
@@ -1032,6 +1329,16 @@ impl Core {
         };
         out.reply(target, result);
         true
+    }
+
+    /// One mailbox fewer for `owner`.
+    fn disown(&mut self, owner: u32) {
+        if let Some(count) = self.mailboxes_of.get_mut(&owner) {
+            *count -= 1;
+            if *count == 0 {
+                self.mailboxes_of.remove(&owner);
+            }
+        }
     }
 
     /// Carries out what mailboxes decided beyond themselves, until nothing
@@ -1258,7 +1565,35 @@ impl Core {
             queued_messages,
             queued_bytes: self.budget.held(),
             memory_budget_bytes: self.budget.limit(),
+            limits: self.limit_list(),
         }
+    }
+
+    /// The limits in force, by their configuration names.
+    fn limit_list(&self) -> Vec<mailbox_proto::Limit> {
+        let l = &self.limits;
+        [
+            ("memory_budget", l.memory_budget),
+            ("max_queued_messages", l.max_queued_messages),
+            (
+                "max_requests_in_flight",
+                l.max_waiting_per_connection as u64,
+            ),
+            ("max_connections", l.max_connections as u64),
+            ("max_connections_per_uid", l.max_connections_per_uid as u64),
+            ("max_mailboxes_per_uid", l.max_mailboxes_per_uid as u64),
+            (
+                "max_queued_bytes_per_mailbox",
+                l.max_queued_bytes_per_mailbox,
+            ),
+            ("max_message_size", u64::from(l.max_message_size)),
+        ]
+        .into_iter()
+        .map(|(name, value)| mailbox_proto::Limit {
+            name: name.to_owned(),
+            value,
+        })
+        .collect()
     }
 
     /// Number of open connections.

@@ -25,7 +25,9 @@
 //!   `inbox`; `ack PLACE SEQ`, `nack PLACE SEQ [tail]` (PLACE a mailbox or
 //!   `inbox`); `reply CALL PAYLOAD`; `claim NAME [WAIT]` (default `never`),
 //!   `release NAME`, `names`, `inboxcap CAPACITY`; and the settings `hash`,
-//!   `priority`, `deliveries=N`, `dlq=NAME`, `ttl=MS`.
+//!   `priority`, `deliveries=N`, `dlq=NAME`, `ttl=MS`. Step 4 adds `chmod NAME
+//!   OCTAL`, `chown NAME UID`, `chgrp NAME GID` and `purge NAME` (answered
+//!   `permissions`, `purged N`).
 //! - `advance MILLIS`, `expire`, `connect cN`, `disconnect cN`, `shutdown`.
 //!
 //! Replies read `c1#7 sent 3 to 1` (sequence, recipients), `c2#1 got 3 hi from
@@ -58,11 +60,12 @@ use proptest::prelude::*;
 use super::{Clock, ConnectionId, Core, Limits, Outcome, Peer, Reply, Ticket};
 
 mod step3;
+mod step4;
 
 /// Wall time at the start of every test, in nanoseconds since the epoch.
 const UNIX_BASE: u64 = 1_700_000_000_000_000_000;
 
-fn peer_of(connection: ConnectionId) -> Peer {
+pub(super) fn peer_of(connection: ConnectionId) -> Peer {
     let n = connection.0 as u32;
     Peer {
         pid: 1000 + n,
@@ -83,8 +86,15 @@ struct Harness {
 impl Harness {
     fn new(limits: Limits) -> Self {
         let started = Instant::now();
+        let mut core = Core::new(limits, started);
+        // Access control has its own tests (`access.rs`); elsewhere every
+        // connection may do everything.
+        core.set_access_policy(super::AccessPolicy {
+            default_mode: 0o777,
+            ..super::AccessPolicy::default()
+        });
         Self {
-            core: Core::new(limits, started),
+            core,
             started,
             elapsed_millis: 0,
             gone: HashSet::new(),
@@ -348,6 +358,25 @@ fn parse_request(words: &[&str]) -> Request {
         },
         ["release", name] => Request::ReleaseName { name: text(name) },
         ["names"] => Request::ListNames,
+        ["chmod", name, mode] => Request::SetPermissions {
+            name: text(name),
+            owner: None,
+            group: None,
+            mode: Some(u32::from_str_radix(mode, 8).unwrap_or_else(|_| panic!("bad mode {mode}"))),
+        },
+        ["chown", name, owner] => Request::SetPermissions {
+            name: text(name),
+            owner: Some(number(owner)),
+            group: None,
+            mode: None,
+        },
+        ["chgrp", name, group] => Request::SetPermissions {
+            name: text(name),
+            owner: None,
+            group: Some(number(group)),
+            mode: None,
+        },
+        ["purge", name] => Request::Purge { name: text(name) },
         ["inboxcap", capacity] => Request::SetInboxCapacity {
             capacity: capacity
                 .parse()
@@ -566,6 +595,8 @@ fn show(reply: &Reply) -> String {
         Ok(Response::NameClaimed) => "claimed".to_owned(),
         Ok(Response::NameReleased) => "released".to_owned(),
         Ok(Response::InboxCapacitySet) => "inboxcap".to_owned(),
+        Ok(Response::PermissionsSet) => "permissions".to_owned(),
+        Ok(Response::Purged { discarded }) => format!("purged {discarded}"),
         Ok(Response::Names(names)) => {
             let names: Vec<String> = names
                 .iter()
@@ -2268,6 +2299,8 @@ struct ModelSubscriber {
 #[derive(Debug)]
 struct ModelMailbox {
     settings: MailboxSettings,
+    /// Who created it (its owner).
+    creator: Peer,
     next_sequence: u64,
     delivered: u64,
     senders: VecDeque<ModelSend>,
@@ -2277,9 +2310,10 @@ struct ModelMailbox {
 }
 
 impl ModelMailbox {
-    fn new(settings: MailboxSettings) -> Self {
+    fn new(settings: MailboxSettings, creator: Peer) -> Self {
         Self {
             settings,
+            creator,
             next_sequence: 1,
             delivered: 0,
             senders: VecDeque::new(),
@@ -2537,8 +2571,40 @@ impl ModelMailbox {
             messages_expired: 0,
             messages_dead_lettered: 0,
             messages_dropped: 0,
+            owner_uid: self.creator.uid,
+            group_gid: self.creator.gid,
+            mode: 0o777,
         }
     }
+}
+
+/// The limits `status` reports, as the core names them.
+fn status_limits(limits: &Limits) -> Vec<mailbox_proto::Limit> {
+    [
+        ("memory_budget", limits.memory_budget),
+        ("max_queued_messages", limits.max_queued_messages),
+        (
+            "max_requests_in_flight",
+            limits.max_waiting_per_connection as u64,
+        ),
+        ("max_connections", limits.max_connections as u64),
+        (
+            "max_connections_per_uid",
+            limits.max_connections_per_uid as u64,
+        ),
+        ("max_mailboxes_per_uid", limits.max_mailboxes_per_uid as u64),
+        (
+            "max_queued_bytes_per_mailbox",
+            limits.max_queued_bytes_per_mailbox,
+        ),
+        ("max_message_size", u64::from(limits.max_message_size)),
+    ]
+    .into_iter()
+    .map(|(name, value)| mailbox_proto::Limit {
+        name: name.to_owned(),
+        value,
+    })
+    .collect()
 }
 
 fn reply(ticket: Ticket, result: Result<Response, mailbox_proto::BrokerError>) -> Reply {
@@ -2642,7 +2708,10 @@ impl Model {
                 }
                 Some(_) => Err(ErrorKind::MailboxExists),
                 None => {
-                    self.mailboxes.insert(name, ModelMailbox::new(settings));
+                    self.mailboxes.insert(
+                        name,
+                        ModelMailbox::new(settings, peer_of(ticket.connection)),
+                    );
                     Ok(Response::Created { created: true })
                 }
             },
@@ -2677,6 +2746,7 @@ impl Model {
                     .sum(),
                 queued_bytes: self.held_bytes(),
                 memory_budget_bytes: self.limits.memory_budget,
+                limits: status_limits(&self.limits),
             })),
             Request::Send {
                 mailbox: name,

@@ -427,7 +427,8 @@ fn exit_code(error: &Error) -> u8 {
             | ErrorKind::Expired
             | ErrorKind::DeadLettered
             | ErrorKind::NotHeld
-            | ErrorKind::CallEnded => exit::FAILURE,
+            | ErrorKind::CallEnded
+            | ErrorKind::Purged => exit::FAILURE,
         },
     }
 }
@@ -668,9 +669,17 @@ fn describe(error: &Error, command: &Command) -> String {
                     "this connection does not hold that message or call ({said}); it was \
                      settled or answered already"
                 ),
+                ErrorKind::Purged => format!(
+                    "the message was purged from {subject} before a receiver took it ({said}); \
+                     send it again"
+                ),
+                ErrorKind::TooManyRequests => format!(
+                    "a broker limit was reached ({said}); close other connections or \
+                     requests, or ask the administrator to raise it (`mailboxctl status` shows \
+                     the limits)"
+                ),
                 ErrorKind::NotSubscribed
                 | ErrorKind::DuplicateRequestId
-                | ErrorKind::TooManyRequests
                 | ErrorKind::ProtocolViolation
                 | ErrorKind::UnsupportedVersion
                 | ErrorKind::Internal => format!("the broker refused the request ({said}); {bug}"),
@@ -1587,6 +1596,9 @@ mod tests {
             messages_expired: 0,
             messages_dead_lettered: 0,
             messages_dropped: 0,
+            owner_uid: 1000,
+            group_gid: 1000,
+            mode: 0o760,
         };
         let table = mailbox_table(&[info]);
         let lines: Vec<&str> = table.lines().collect();
@@ -1984,6 +1996,9 @@ mod tests {
             messages_expired: 4,
             messages_dead_lettered: 5,
             messages_dropped: 6,
+            owner_uid: 1000,
+            group_gid: 1000,
+            mode: 0o760,
         };
         let text = mailbox_text(&info);
         for line in [
