@@ -319,7 +319,7 @@ pub(crate) fn expect_mailboxes(response: Response) -> Result<Vec<MailboxInfo>, E
 /// `MailboxInfo` → one mailbox.
 pub(crate) fn expect_info(response: Response) -> Result<MailboxInfo, Error> {
     match response {
-        Response::Info(info) => Ok(info),
+        Response::Info(info) => Ok(*info),
         other => Err(unexpected("Info", &other)),
     }
 }
@@ -375,7 +375,7 @@ pub(crate) fn expect_unsubscribed(response: Response) -> Result<(), Error> {
 /// `Status` → the broker's figures.
 pub(crate) fn expect_status(response: Response) -> Result<BrokerStatus, Error> {
     match response {
-        Response::Status(status) => Ok(status),
+        Response::Status(status) => Ok(*status),
         other => Err(unexpected("Status", &other)),
     }
 }
@@ -560,7 +560,7 @@ pub(crate) fn post_request(
     Request::SendWith {
         to,
         payload,
-        options,
+        options: Box::new(options),
         wait,
     }
 }
@@ -621,7 +621,7 @@ pub(crate) fn call_request(
     Request::Call {
         to,
         payload,
-        options,
+        options: Box::new(options),
         wait,
     }
 }
@@ -1954,7 +1954,7 @@ mod tests {
             Request::SendWith {
                 to: Target::Process(Address::Name("worker".into())),
                 payload: Bytes::from_static(b"hi"),
-                options: SendOptions::default(),
+                options: Box::default(),
                 wait: Wait::Never,
             }
         );

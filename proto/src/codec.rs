@@ -1077,7 +1077,7 @@ mod tests {
                 .prop_map(|(to, payload, options, wait)| Request::SendWith {
                     to,
                     payload,
-                    options,
+                    options: Box::new(options),
                     wait
                 }),
             (
@@ -1115,7 +1115,7 @@ mod tests {
                 |(to, payload, options, wait)| Request::Call {
                     to,
                     payload,
-                    options,
+                    options: Box::new(options),
                     wait
                 }
             ),

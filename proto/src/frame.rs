@@ -189,7 +189,7 @@ pub enum Request {
         /// The message's bytes.
         payload: Bytes,
         /// Key, time-to-live, stage.
-        options: SendOptions,
+        options: Box<SendOptions>,
         /// How long to wait, for everything up to the stage.
         wait: Wait,
     },
@@ -225,7 +225,7 @@ pub enum Request {
         /// The request's bytes.
         payload: Bytes,
         /// Key and time-to-live of the request message (the stage is ignored).
-        options: SendOptions,
+        options: Box<SendOptions>,
         /// How long to wait for the reply, in all.
         wait: Wait,
     },
@@ -448,7 +448,7 @@ pub enum Response {
     /// Every mailbox, sorted by name.
     Mailboxes(Vec<MailboxInfo>),
     /// One mailbox.
-    Info(MailboxInfo),
+    Info(Box<MailboxInfo>),
     /// The message was accepted.
     Sent {
         /// The sequence number it got.
@@ -472,8 +472,8 @@ pub enum Response {
         /// Whether a waiting request was withdrawn.
         cancelled: bool,
     },
-    /// Broker-wide figures.
-    Status(BrokerStatus),
+    /// Broker-wide figures (boxed like [`Response::Info`]).
+    Status(Box<BrokerStatus>),
     /// The answer to [`Request::SendMany`]: the first `admitted` payloads were
     /// accepted with sequence numbers `first_sequence..first_sequence +
     /// admitted`; when that is not all of them, `stopped` says why the rest

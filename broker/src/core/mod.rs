@@ -256,7 +256,7 @@ impl Core {
             return Err(error(
                 ErrorKind::TooManyRequests,
                 format!(
-                    "the broker has its limit of {} connections",
+                    "the broker has its limit of {} connections (limits.max_connections)",
                     self.limits.max_connections
                 ),
             ));
@@ -266,7 +266,7 @@ impl Core {
             return Err(error(
                 ErrorKind::TooManyRequests,
                 format!(
-                    "uid {} has its limit of {} connections",
+                    "uid {} has its limit of {} connections (limits.max_connections_per_uid)",
                     peer.uid, self.limits.max_connections_per_uid
                 ),
             ));
@@ -398,18 +398,26 @@ impl Core {
             self.expire_messages(clock, out);
         }
         let mark = out.replies.len();
-        let mut duplicate = false;
-        match self.dispatch(ticket, request, clock, out) {
-            Ok(Some(response)) => out.reply(ticket, Ok(response)),
-            Ok(None) => {}
-            Err(error) => {
-                duplicate = error.kind == ErrorKind::DuplicateRequestId;
-                out.reply(ticket, Err(error))
+        let waits = match self.dispatch(ticket, request, clock, out) {
+            Ok(Some(response)) => {
+                out.reply(ticket, Ok(response));
+                false
             }
-        }
+            Ok(None) => true,
+            Err(error) => {
+                out.reply(ticket, Err(error));
+                false
+            }
+        };
         self.carry_out(clock, out);
-        // The reply to a duplicate id must not end the wait that has that id.
-        self.settle(out, mark, duplicate.then_some(ticket));
+        // A request answered at once never registered a wait, and the reply
+        // to a duplicate id must not end the wait that has that id: skip it,
+        // unless it registered one and something since answered it.
+        let answered_while_waiting = waits
+            && out.replies[mark..]
+                .iter()
+                .any(|reply| reply.ticket == ticket);
+        self.settle(out, mark, (!answered_while_waiting).then_some(ticket));
     }
 
     fn dispatch(
@@ -471,7 +479,7 @@ impl Core {
                         )?;
                     }
                 }
-                Ok(Some(Response::Info(mailbox.info())))
+                Ok(Some(Response::Info(Box::new(mailbox.info()))))
             }
             Request::Send {
                 mailbox,
@@ -507,7 +515,7 @@ impl Core {
                 options,
                 wait,
             } => {
-                let plan = self.plan_send(ticket, &to, options, wait, None)?;
+                let plan = self.plan_send(ticket, &to, *options, wait, None)?;
                 self.send(ticket, peer, plan, Load::One(payload), wait, clock, out)
             }
             Request::Call {
@@ -515,9 +523,10 @@ impl Core {
                 payload,
                 options,
                 wait,
-            } => self.call(ticket, peer, to, payload, options, wait, clock, out),
+            } => self.call(ticket, peer, to, payload, *options, wait, clock, out),
             Request::Reply { call, payload } => self.reply(ticket, peer, call, payload, clock, out),
             Request::Receive { mailbox, wait } => self.receive(
+                peer,
                 Place::Mailbox(mailbox),
                 WaitingReceive::plain(ticket, None),
                 wait,
@@ -525,6 +534,7 @@ impl Core {
                 out,
             ),
             Request::ReceiveMany { mailbox, max, wait } => self.receive(
+                peer,
                 Place::Mailbox(mailbox),
                 WaitingReceive::plain(ticket, Some(max)),
                 wait,
@@ -537,7 +547,7 @@ impl Core {
                 wait,
             } => {
                 let (place, receive) = self.plan_receive(ticket, from, options)?;
-                self.receive(place, receive, wait, clock, out)
+                self.receive(peer, place, receive, wait, clock, out)
             }
             Request::Settle {
                 mailbox,
@@ -607,7 +617,7 @@ impl Core {
                 );
                 Ok(Some(Response::CancelResult { cancelled }))
             }
-            Request::Status => Ok(Some(Response::Status(self.status(clock)))),
+            Request::Status => Ok(Some(Response::Status(Box::new(self.status(clock))))),
             Request::ClaimName { name, wait } => {
                 if let Some(caller) = self.caller(ticket.connection) {
                     self.policy.check_name(&caller, &name)?;
@@ -908,7 +918,7 @@ impl Core {
             return Err(error(
                 ErrorKind::InvalidSettings,
                 format!(
-                    "max message size {} is above this broker's limit of {} bytes",
+                    "max message size {} is above this broker's limit of {} bytes (limits.max_message_size)",
                     settings.max_message_size, self.limits.max_message_size
                 ),
             ));
@@ -930,7 +940,7 @@ impl Core {
             return Err(error(
                 ErrorKind::TooManyRequests,
                 format!(
-                    "uid {} owns {owned} mailboxes, its limit; delete some first",
+                    "uid {} owns {owned} mailboxes, its limit (limits.max_mailboxes_per_uid); delete some first",
                     creator.uid
                 ),
             ));
@@ -1033,16 +1043,16 @@ impl Core {
                 _ => error(ErrorKind::NoSuchProcess, "the process left"),
             });
         };
-        if let (Place::Mailbox(name), Some(state)) =
-            (&plan.place, self.connections.get(&ticket.connection))
-        {
-            let caller = Caller {
-                peer: state.peer,
-                groups: &state.groups,
-            };
-            mailbox
-                .permissions()
-                .check(&caller, Right::Send, &self.policy, name)?;
+        if let Place::Mailbox(name) = &plan.place {
+            allowed(
+                mailbox.permissions(),
+                &self.connections,
+                peer,
+                ticket.connection,
+                Right::Send,
+                &self.policy,
+                name,
+            )?;
         }
         let held = match &load {
             Load::One(payload) => {
@@ -1082,7 +1092,7 @@ impl Core {
             return Err(error(
                 ErrorKind::BrokerFull,
                 format!(
-                    "{} holds {} payload bytes; its limit is {}",
+                    "{} holds {} payload bytes, its limit (limits.max_queued_bytes_per_mailbox) is {}",
                     mailbox.name(),
                     mailbox.held_bytes(),
                     self.limits.max_queued_bytes_per_mailbox
@@ -1092,12 +1102,12 @@ impl Core {
         if let Err(exhausted) = self.budget.try_reserve(held, count) {
             let why = match exhausted {
                 Exhausted::Bytes => format!(
-                    "the broker holds {} of its {} byte budget; receive from some mailboxes or raise --memory-budget",
+                    "the broker holds {} of its {} byte budget; receive from some mailboxes or raise limits.memory_budget",
                     self.budget.held(),
                     self.budget.limit()
                 ),
                 Exhausted::Messages => format!(
-                    "the broker holds {} of its {} message limit; receive from some mailboxes or raise --max-queued-messages",
+                    "the broker holds {} of its {} message limit; receive from some mailboxes or raise limits.max_queued_messages",
                     self.budget.messages(),
                     self.budget.max_messages()
                 ),
@@ -1145,6 +1155,7 @@ impl Core {
 
     fn receive(
         &mut self,
+        peer: Peer,
         place: Place,
         receive: WaitingReceive,
         wait: Wait,
@@ -1161,16 +1172,16 @@ impl Core {
                 _ => error(ErrorKind::Internal, "inbox missing"),
             });
         };
-        if let (Place::Mailbox(name), Some(state)) =
-            (&place, self.connections.get(&ticket.connection))
-        {
-            let caller = Caller {
-                peer: state.peer,
-                groups: &state.groups,
-            };
-            mailbox
-                .permissions()
-                .check(&caller, Right::Receive, &self.policy, name)?;
+        if let Place::Mailbox(name) = &place {
+            allowed(
+                mailbox.permissions(),
+                &self.connections,
+                peer,
+                ticket.connection,
+                Right::Receive,
+                &self.policy,
+                name,
+            )?;
         }
         if mailbox.settings().policy == DeliveryPolicy::Hash {
             if let (Place::Mailbox(name), Some(state)) =
@@ -1607,6 +1618,34 @@ impl Core {
     }
 }
 
+/// `Ok` when the connection of `peer` has `right` on a mailbox with
+/// `permissions`. The common cases (root, the owner, a right every user has)
+/// are decided from `peer` alone; only a group check looks the connection's
+/// supplementary groups up.
+#[allow(clippy::too_many_arguments)]
+fn allowed(
+    permissions: &Permissions,
+    connections: &HashMap<ConnectionId, Connection>,
+    peer: Peer,
+    connection: ConnectionId,
+    right: Right,
+    policy: &AccessPolicy,
+    name: &str,
+) -> Result<(), BrokerError> {
+    // Without supplementary groups the class (owner, group, others) is
+    // certain only for root, the owner and members by primary group.
+    let class_known =
+        peer.uid == 0 || peer.uid == permissions.owner || peer.gid == permissions.group;
+    let no_groups = Caller { peer, groups: &[] };
+    if class_known {
+        return permissions.check(&no_groups, right, policy, name);
+    }
+    let groups = connections
+        .get(&connection)
+        .map_or(&[][..], |state| &state.groups[..]);
+    permissions.check(&Caller { peer, groups }, right, policy, name)
+}
+
 fn no_such_mailbox(name: &str) -> BrokerError {
     error(
         ErrorKind::NoSuchMailbox,
@@ -1617,7 +1656,9 @@ fn no_such_mailbox(name: &str) -> BrokerError {
 fn too_many_waiting(limit: usize) -> BrokerError {
     error(
         ErrorKind::TooManyRequests,
-        format!("this connection already has {limit} requests waiting"),
+        format!(
+            "this connection already has {limit} requests waiting (limits.max_requests_in_flight)"
+        ),
     )
 }
 

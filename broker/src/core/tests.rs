@@ -304,7 +304,7 @@ fn parse_request(words: &[&str]) -> Request {
             Request::SendWith {
                 to: parse_target(target),
                 payload: Bytes::from(text(payload)),
-                options,
+                options: Box::new(options),
                 wait,
             }
         }
@@ -313,7 +313,7 @@ fn parse_request(words: &[&str]) -> Request {
             Request::Call {
                 to: parse_target(target),
                 payload: Bytes::from(text(payload)),
-                options,
+                options: Box::new(options),
                 wait,
             }
         }
@@ -2724,7 +2724,7 @@ impl Model {
             },
             Request::MailboxInfo { name } => match self.mailboxes.get(&name) {
                 None => Err(ErrorKind::NoSuchMailbox),
-                Some(mailbox) => Ok(Response::Info(mailbox.info(&name))),
+                Some(mailbox) => Ok(Response::Info(Box::new(mailbox.info(&name)))),
             },
             Request::ListMailboxes => Ok(Response::Mailboxes(
                 self.mailboxes
@@ -2732,7 +2732,7 @@ impl Model {
                     .map(|(name, mailbox)| mailbox.info(name))
                     .collect(),
             )),
-            Request::Status => Ok(Response::Status(BrokerStatus {
+            Request::Status => Ok(Response::Status(Box::new(BrokerStatus {
                 broker_version: env!("CARGO_PKG_VERSION").to_owned(),
                 protocol_version: PROTOCOL_VERSION,
                 pid: std::process::id(),
@@ -2747,7 +2747,7 @@ impl Model {
                 queued_bytes: self.held_bytes(),
                 memory_budget_bytes: self.limits.memory_budget,
                 limits: status_limits(&self.limits),
-            })),
+            }))),
             Request::Send {
                 mailbox: name,
                 payload,
