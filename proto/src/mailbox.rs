@@ -293,8 +293,9 @@ pub struct MailboxInfo {
     /// Messages moved to the dead-letter mailbox.
     pub messages_dead_lettered: u64,
     /// Messages dropped: expired or past their maximum deliveries with no
-    /// dead-letter mailbox to take them, or withdrawn by their sender's
-    /// timeout after they were queued.
+    /// dead-letter mailbox to take them, purged, or withdrawn by their
+    /// sender's timeout (a send or call waiting for a later stage) after
+    /// they were queued.
     pub messages_dropped: u64,
     /// Owner uid.
     pub owner_uid: u32,

@@ -8,8 +8,11 @@ use serde::{Deserialize, Serialize};
 /// peer credentials.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Metadata {
-    /// Position in the mailbox's stream of accepted messages, from 1, without
-    /// gaps: a withdrawn send never takes a number.
+    /// Position in the mailbox's stream of accepted messages, from 1. A send
+    /// withdrawn before admission never takes a number; a gap appears only
+    /// where an admitted message was withdrawn (its sender's timeout while
+    /// waiting for a later stage), expired, dead-lettered or purged. Replies
+    /// to calls carry 0.
     pub sequence: u64,
     /// Process id of the sender.
     pub sender_pid: u32,

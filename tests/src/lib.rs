@@ -328,3 +328,185 @@ pub fn require_tool(name: &str, install: &str) -> PathBuf {
         .find(|candidate| candidate.is_file())
         .unwrap_or_else(|| panic!("{name} is not installed; install it with `{install}`"))
 }
+
+// ---------------------------------------------------------------------------
+// Helpers for the step-3 tests: process groups, peers, gates, JSON lines.
+
+/// A background process in a process group of its own, together with every
+/// process it starts (e.g. the commands of `mailboxctl recv --exec`): the
+/// whole group is killed with SIGKILL when dropped, so that no grandchild
+/// outlives the test (or holds its output pipes open).
+pub struct Group {
+    child: Option<Child>,
+}
+
+impl Group {
+    /// Spawns `command` (its stdout and stderr captured) as the leader of a
+    /// new process group.
+    pub fn spawn(command: &mut Command) -> Self {
+        use std::os::unix::process::CommandExt;
+        let child = command
+            .process_group(0)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn process group");
+        Self { child: Some(child) }
+    }
+
+    /// The leader's pid (also the group's id).
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().map_or(0, Child::id)
+    }
+
+    /// Whether the leader is still running.
+    pub fn is_running(&mut self) -> bool {
+        self.child
+            .as_mut()
+            .is_some_and(|child| matches!(child.try_wait(), Ok(None)))
+    }
+
+    /// Sends `signal` to the leader only (its children stay).
+    pub fn signal_leader(&self, signal_number: libc::c_int) {
+        signal(self.pid(), signal_number);
+    }
+
+    /// Waits (at most [`PATIENCE`]) for the leader to exit, kills what is
+    /// left of its group, and returns the leader's output.
+    pub fn finish(mut self) -> Output {
+        let mut child = self.child.take().expect("running group");
+        let pgid = child.id();
+        let exited = wait_timeout(&mut child).is_some();
+        kill_group(pgid);
+        let output = child.wait_with_output().expect("collect output");
+        assert!(
+            exited,
+            "process group {pgid} did not finish: stderr {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        output
+    }
+
+    /// Sends `signal` to the leader, then [`finish`](Self::finish)es.
+    pub fn stop(self, signal_number: libc::c_int) -> Output {
+        self.signal_leader(signal_number);
+        self.finish()
+    }
+}
+
+impl Drop for Group {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            kill_group(child.id());
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+/// SIGKILLs every process of the group `pgid` (none left is no error).
+fn kill_group(pgid: u32) {
+    // SAFETY: kill(2) has no memory-safety preconditions.
+    unsafe {
+        libc::kill(-(pgid as libc::pid_t), libc::SIGKILL);
+    }
+}
+
+impl Running {
+    /// Sends `signal` to it, then waits for it to exit; returns its output.
+    pub fn stop(self, signal_number: libc::c_int) -> Output {
+        signal(self.pid(), signal_number);
+        self.finish()
+    }
+}
+
+impl Broker {
+    /// Starts `mailboxctl ARGS` in the background in a process group of its
+    /// own (see [`Group`]): for `recv --exec`, whose commands are killed
+    /// with it.
+    pub fn spawn_group(&self, args: &[&str]) -> Group {
+        Group::spawn(self.ctl().args(args))
+    }
+
+    /// Starts `mailbox-peer ROLE SOCKET MAILBOX COUNT` in the background,
+    /// output captured.
+    pub fn peer(&self, role: &str, mailbox: &str, count: u64) -> Running {
+        let child = Command::new(binary("mailbox-peer"))
+            .arg(role)
+            .arg(&self.socket)
+            .arg(mailbox)
+            .arg(count.to_string())
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn mailbox-peer");
+        Running::from_child(child)
+    }
+
+    /// `mailboxctl --json names`, parsed: one object per claimed name.
+    pub fn names(&self) -> Vec<serde_json::Value> {
+        json_lines(self.ok(&["--json", "names"]).as_bytes())
+    }
+}
+
+/// Parses output of one JSON object per line.
+pub fn json_lines(output: &[u8]) -> Vec<serde_json::Value> {
+    String::from_utf8_lossy(output)
+        .lines()
+        .filter(|line| !line.trim().is_empty())
+        .map(|line| serde_json::from_str(line).unwrap_or_else(|error| panic!("{error}: {line:?}")))
+        .collect()
+}
+
+/// The exit code of a process that exited normally.
+pub fn exit_code(output: &Output) -> i32 {
+    output.status.code().unwrap_or_else(|| {
+        panic!(
+            "killed by a signal ({:?}); stderr: {}",
+            output.status,
+            String::from_utf8_lossy(&output.stderr)
+        )
+    })
+}
+
+/// A gate for shell commands (e.g. `recv --exec`) to wait at: a file that
+/// does not exist until [`Gate::open`]; removed with its directory when
+/// dropped.
+pub struct Gate {
+    path: PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+impl Gate {
+    /// A closed gate.
+    pub fn new() -> Self {
+        let dir = tempfile::tempdir().expect("temp dir");
+        Self {
+            path: dir.path().join("open"),
+            _dir: dir,
+        }
+    }
+
+    /// A shell snippet that waits until the gate opens (at most
+    /// [`PATIENCE`], then it fails).
+    pub fn shell_wait(&self) -> String {
+        let tries = PATIENCE.as_millis() / 10;
+        format!(
+            "i=0; while [ ! -e '{}' ]; do i=$((i+1)); [ $i -gt {tries} ] && exit 99; \
+             sleep 0.01; done",
+            self.path.display()
+        )
+    }
+
+    /// Opens it: every waiting snippet goes on.
+    pub fn open(&self) {
+        std::fs::write(&self.path, b"").expect("open the gate");
+    }
+}
+
+impl Default for Gate {
+    fn default() -> Self {
+        Self::new()
+    }
+}

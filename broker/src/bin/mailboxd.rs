@@ -1,29 +1,43 @@
 //! `mailboxd`: the mailbox broker daemon.
 //!
-//! Parses arguments, binds the socket (or takes the one systemd passed, see
-//! [`mailbox_broker::systemd`]), and hands it to
-//! [`mailbox_broker::server::run`] until SIGTERM or SIGINT.
+//! Parses arguments, reads the configuration file (see
+//! [`mailbox_broker::config`]), binds the socket (or takes the one systemd
+//! passed, see [`mailbox_broker::systemd`]), and hands it to
+//! [`mailbox_broker::server::run`] until SIGTERM or SIGINT. SIGHUP reloads
+//! the configuration file.
 
 use std::os::unix::net::UnixListener as StdUnixListener;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::Context as _;
 use clap::Parser;
+use mailbox_broker::config::{self, parse_size, FileConfig, SocketConfig};
 use mailbox_broker::core::Limits;
-use mailbox_broker::server::{self, Config};
+use mailbox_broker::server::{self, Config, Control, Reload};
 use mailbox_broker::systemd::{self, journal::JournalFormat, Notifier};
 use mailbox_proto::socket_path;
 use tokio::net::UnixListener;
-use tokio::signal::unix::{signal, SignalKind};
+use tokio::signal::unix::{signal, Signal, SignalKind};
 use tracing::{error, info, warn};
 
 /// The mailbox IPC broker: named mailboxes over a Unix socket.
 #[derive(Debug, Parser)]
 #[command(version, about)]
 struct Args {
-    /// Socket to listen on [default: $MAILBOX_SOCKET, else
-    /// $XDG_RUNTIME_DIR/mailbox/mailboxd.sock, else /run/mailbox/mailboxd.sock]
+    /// Configuration file [default: /etc/mailbox/mailboxd.toml; built-in
+    /// defaults when it does not exist]. SIGHUP reads it again.
+    #[arg(long, value_name = "PATH")]
+    config: Option<PathBuf>,
+
+    /// Check the configuration file and exit: 0 and "ok: PATH" when it is
+    /// good, 1 and the error (FILE:LINE: KEY: what is wrong) when not.
+    #[arg(long)]
+    check_config: bool,
+
+    /// Socket to listen on [default: [socket] path of the configuration,
+    /// else $MAILBOX_SOCKET, else $XDG_RUNTIME_DIR/mailbox/mailboxd.sock,
+    /// else /run/mailbox/mailboxd.sock]
     #[arg(long, value_name = "PATH")]
     socket: Option<PathBuf>,
 
@@ -31,11 +45,6 @@ struct Args {
     /// `mailbox_broker=debug`); RUST_LOG overrides it.
     #[arg(long, value_name = "LEVEL", default_value = "info")]
     log_level: String,
-
-    /// Payload bytes the broker may hold in all mailboxes together; sends
-    /// beyond it fail with BrokerFull. Accepts K, M, G suffixes (powers of 1024).
-    #[arg(long, value_name = "BYTES", default_value = "1G", value_parser = parse_bytes)]
-    memory_budget: u64,
 
     /// Worker threads. 1 (the default) runs every connection on one thread:
     /// the mailbox core is serialised anyway, and on a small machine the
@@ -49,36 +58,61 @@ struct Args {
     #[arg(long, value_name = "MICROSECONDS", default_value_t = 0)]
     spin_us: u64,
 
-    /// Messages the broker may hold in all mailboxes together (each costs
-    /// memory for its metadata even when empty); sends beyond it fail with
-    /// BrokerFull.
-    #[arg(long, value_name = "N", default_value_t = Limits::default().max_queued_messages)]
-    max_queued_messages: u64,
-
-    /// Requests one connection may have waiting at once.
-    #[arg(long, value_name = "N", default_value_t = Limits::default().max_waiting_per_connection)]
-    max_waiting_per_connection: usize,
+    #[command(flatten)]
+    overrides: Overrides,
 }
 
-fn parse_bytes(text: &str) -> Result<u64, String> {
-    let text = text.trim();
-    let (digits, unit) = match text.char_indices().find(|(_, c)| !c.is_ascii_digit()) {
-        Some((index, _)) => text.split_at(index),
-        None => (text, ""),
-    };
-    let value: u64 = digits
-        .parse()
-        .map_err(|_| format!("{text:?} is not a byte count like 1048576, 512K, 64M or 1G"))?;
-    let shift = match unit.to_ascii_uppercase().as_str() {
-        "" | "B" => 0,
-        "K" | "KB" | "KIB" => 10,
-        "M" | "MB" | "MIB" => 20,
-        "G" | "GB" | "GIB" => 30,
-        _ => return Err(format!("unknown unit {unit:?} in {text:?}; use K, M or G")),
-    };
-    value
-        .checked_mul(1 << shift)
-        .ok_or_else(|| format!("{text:?} is too large"))
+/// Limits given on the command line: they win over the configuration file,
+/// at start and at every reload.
+#[derive(Debug, Clone, Copy, clap::Args)]
+struct Overrides {
+    /// Payload bytes the broker may hold in all mailboxes together; sends
+    /// beyond it fail with BrokerFull. Accepts K, M, G suffixes (powers of
+    /// 1024) [default: limits.memory_budget of the configuration, 1G]
+    #[arg(long, value_name = "BYTES", value_parser = parse_size)]
+    memory_budget: Option<u64>,
+
+    /// Messages the broker may hold in all mailboxes together (each costs
+    /// memory for its metadata even when empty); sends beyond it fail with
+    /// BrokerFull [default: limits.max_queued_messages of the configuration,
+    /// 4194304]
+    #[arg(long, value_name = "N")]
+    max_queued_messages: Option<u64>,
+
+    /// Requests one connection may have waiting at once [default:
+    /// limits.max_requests_in_flight of the configuration, 65536]
+    #[arg(long, value_name = "N")]
+    max_waiting_per_connection: Option<usize>,
+}
+
+impl Overrides {
+    /// `limits` with the command line's on top.
+    fn apply(self, mut limits: Limits) -> Limits {
+        if let Some(bytes) = self.memory_budget {
+            limits.memory_budget = bytes;
+        }
+        if let Some(count) = self.max_queued_messages {
+            limits.max_queued_messages = count;
+        }
+        if let Some(count) = self.max_waiting_per_connection {
+            limits.max_waiting_per_connection = count;
+        }
+        limits
+    }
+}
+
+/// `--check-config`: says whether the configuration is good.
+fn check_config(path: Option<&Path>) -> ExitCode {
+    match config::load(path) {
+        Ok(config) => {
+            println!("ok: {}", config.describe_source());
+            ExitCode::SUCCESS
+        }
+        Err(error) => {
+            eprintln!("{error}");
+            ExitCode::FAILURE
+        }
+    }
 }
 
 /// Sets up logging to stderr; in the journal's format when stderr is the
@@ -103,11 +137,19 @@ fn init_logging(level: &str) -> bool {
 /// a socket passed by systemd belongs to systemd and stays.
 fn listen(
     socket: Option<PathBuf>,
+    configured: &SocketConfig,
     activated: Option<StdUnixListener>,
 ) -> anyhow::Result<(UnixListener, Option<PathBuf>)> {
+    let socket = socket.or_else(|| configured.path.clone());
     let Some(activated) = activated else {
         let path = socket_path::resolve(socket);
         let listener = server::bind(&path)?;
+        if let Err(error) = server::set_socket_permissions(&path, configured.mode, configured.group)
+        {
+            let _ = std::fs::remove_file(&path);
+            return Err(error)
+                .context("cannot apply the [socket] mode and group of the configuration");
+        }
         return Ok((listener, Some(path)));
     };
     let listener = UnixListener::from_std(activated)
@@ -116,8 +158,11 @@ fn listen(
     if let Some(requested) = socket.filter(|r| Some(r) != path.as_ref()) {
         warn!(
             requested = %requested.display(),
-            "ignoring --socket: the service manager passed the socket to listen on"
+            "ignoring --socket / [socket] path: the service manager passed the socket to listen on"
         );
+    }
+    if configured.mode.is_some() || configured.group.is_some() {
+        info!("[socket] mode and group are left to the service manager, which owns the socket (SocketMode=, SocketGroup=)");
     }
     info!("using the socket passed by the service manager (socket activation); it stays when mailboxd exits");
     Ok((listener, None))
@@ -129,35 +174,55 @@ fn local_path(listener: &UnixListener) -> Option<PathBuf> {
     address.as_pathname().map(PathBuf::from)
 }
 
-async fn serve(args: Args, activated: Option<StdUnixListener>) -> anyhow::Result<()> {
-    let (listener, bound) = listen(args.socket, activated)?;
+async fn serve(
+    args: Args,
+    file: FileConfig,
+    activated: Option<StdUnixListener>,
+) -> anyhow::Result<()> {
+    let (listener, bound) = listen(args.socket.clone(), &file.socket, activated)?;
     let shown = local_path(&listener).map_or_else(
         || "(unnamed socket)".to_owned(),
         |path| path.display().to_string(),
     );
     // Install the handlers before announcing readiness, so a signal sent as
-    // soon as the socket answers is not lost.
+    // soon as the socket answers is not lost (SIGHUP would even kill us).
     let mut terminate = signal(SignalKind::terminate()).context("cannot handle SIGTERM")?;
     let mut interrupt = signal(SignalKind::interrupt()).context("cannot handle SIGINT")?;
+    let hangup = signal(SignalKind::hangup()).context("cannot handle SIGHUP")?;
     let shutdown = async move {
         tokio::select! {
             _ = terminate.recv() => info!("SIGTERM received"),
             _ = interrupt.recv() => info!("SIGINT received"),
         }
     };
+    let control = Control::default();
     let config = Config {
-        limits: Limits {
-            memory_budget: args.memory_budget,
-            max_queued_messages: args.max_queued_messages,
-            max_waiting_per_connection: args.max_waiting_per_connection,
-            ..Limits::default()
-        },
+        limits: args.overrides.apply(file.limits),
+        access: file.access.clone(),
+        mailboxes: file.mailboxes.clone(),
+        control: control.clone(),
+        max_frame_len: file.max_frame_len,
+        handshake_timeout: file.handshake_timeout,
         spin: std::time::Duration::from_micros(args.spin_us),
         notifier: Notifier::from_env(),
         ..Config::default()
     };
-    info!(socket = %shown, pid = std::process::id(), "mailboxd listening");
+    info!(
+        socket = %shown,
+        pid = std::process::id(),
+        config = %file.describe_source(),
+        "mailboxd listening"
+    );
+    let reloader = Reloader {
+        path: args.config.clone(),
+        overrides: args.overrides,
+        in_force: file,
+        bound: bound.clone(),
+        control,
+    };
+    let reloads = tokio::spawn(reloader.run(hangup));
     let result = server::run(listener, config, shutdown).await;
+    reloads.abort();
     if let Some(path) = bound {
         if let Err(error) = std::fs::remove_file(&path) {
             error!(%error, socket = %path.display(), "cannot remove the socket");
@@ -166,9 +231,88 @@ async fn serve(args: Args, activated: Option<StdUnixListener>) -> anyhow::Result
     result.with_context(|| format!("serving {shown}"))
 }
 
+/// Reloads the configuration on SIGHUP.
+struct Reloader {
+    /// `--config`, if given.
+    path: Option<PathBuf>,
+    overrides: Overrides,
+    /// The configuration in force (settings that need a restart keep their
+    /// values from the start).
+    in_force: FileConfig,
+    /// The socket we bound, whose mode and group we may change.
+    bound: Option<PathBuf>,
+    control: Control,
+}
+
+impl Reloader {
+    async fn run(mut self, mut hangup: Signal) {
+        while hangup.recv().await.is_some() {
+            info!("SIGHUP received: reloading the configuration");
+            let path = self.path.clone();
+            // Reading the file and looking up names may block (NSS).
+            match tokio::task::spawn_blocking(move || config::load(path.as_deref())).await {
+                Ok(Ok(file)) => self.apply(file),
+                Ok(Err(error)) => {
+                    error!("configuration not reloaded, the current one stays in force: {error}");
+                }
+                Err(error) => error!(%error, "configuration not reloaded: the reading task failed"),
+            }
+        }
+    }
+
+    fn apply(&mut self, mut file: FileConfig) {
+        let old = &self.in_force;
+        let mut need_restart = Vec::new();
+        if file.socket.path != old.socket.path {
+            need_restart.push("socket.path");
+        }
+        if file.max_frame_len != old.max_frame_len {
+            need_restart.push("limits.max_frame_size");
+        }
+        if file.handshake_timeout != old.handshake_timeout {
+            need_restart.push("limits.handshake_timeout");
+        }
+        if !need_restart.is_empty() {
+            warn!(
+                "changed settings take effect only when mailboxd restarts: {}",
+                need_restart.join(", ")
+            );
+        }
+        file.socket.path.clone_from(&old.socket.path);
+        file.max_frame_len = old.max_frame_len;
+        file.handshake_timeout = old.handshake_timeout;
+        if let Some(socket) = &self.bound {
+            let (mode, group) = (file.socket.mode, file.socket.group);
+            if (mode, group) != (old.socket.mode, old.socket.group) {
+                if let Err(error) = server::set_socket_permissions(socket, mode, group) {
+                    error!(%error, "cannot apply the new [socket] mode and group");
+                }
+            }
+        }
+        let reload = Reload {
+            limits: self.overrides.apply(file.limits),
+            access: file.access.clone(),
+            mailboxes: file.mailboxes.clone(),
+        };
+        if self.control.reload(&reload) {
+            info!(config = %file.describe_source(), "configuration reloaded");
+        } else {
+            warn!("configuration not reloaded: the server is not running");
+        }
+        self.in_force = file;
+    }
+}
+
 fn main() -> ExitCode {
     let args = Args::parse();
+    if args.check_config {
+        return check_config(args.config.as_deref());
+    }
     let journal = init_logging(&args.log_level);
+    let file = match config::load(args.config.as_deref()) {
+        Ok(file) => file,
+        Err(error) => return fail(journal, &anyhow::Error::new(error)),
+    };
     // Before the runtime starts any thread: this edits the environment.
     let activated = match systemd::take_listener() {
         Ok(activated) => activated,
@@ -188,7 +332,7 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(serve(args, activated)) {
+    match runtime.block_on(serve(args, file, activated)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => fail(journal, &error),
     }
@@ -204,20 +348,4 @@ fn fail(journal: bool, error: &anyhow::Error) -> ExitCode {
         eprintln!("mailboxd: {error:#}");
     }
     ExitCode::FAILURE
-}
-
-#[cfg(test)]
-mod tests {
-    use super::parse_bytes;
-
-    #[test]
-    fn byte_counts_take_binary_suffixes() {
-        assert_eq!(parse_bytes("1024"), Ok(1024));
-        assert_eq!(parse_bytes("512K"), Ok(512 << 10));
-        assert_eq!(parse_bytes("64M"), Ok(64 << 20));
-        assert_eq!(parse_bytes("1G"), Ok(1 << 30));
-        assert!(parse_bytes("1T").is_err());
-        assert!(parse_bytes("lots").is_err());
-        assert!(parse_bytes("99999999999G").is_err());
-    }
 }

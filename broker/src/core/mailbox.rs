@@ -2026,6 +2026,10 @@ impl Mailbox {
         self.ledger.watches.values().map(|w| w.ticket).collect()
     }
 
+    pub fn sender_tickets(&self) -> Vec<Ticket> {
+        self.senders.iter().map(|send| send.ticket).collect()
+    }
+
     pub fn in_flight_bytes(&self) -> (u64, u64) {
         (
             self.ledger

@@ -13,6 +13,7 @@
 mod connection;
 mod notify;
 mod outbox;
+mod reload;
 mod socket;
 mod spin;
 mod timer;
@@ -23,23 +24,31 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use mailbox_proto::{codec, ServerFrame};
+use mailbox_proto::{codec, ErrorKind, ServerFrame};
 use tokio::net::UnixListener;
 use tokio::sync::{watch, Notify};
 use tokio::task::JoinSet;
 use tracing::{info, warn};
 
-use crate::core::{Clock, ConnectionId, Core, Limits, Outcome};
+use crate::config::Declaration;
+use crate::core::{AccessPolicy, Clock, ConnectionId, Core, Limits, Outcome};
 use crate::systemd::Notifier;
 use outbox::Outbox;
 
-pub use socket::{bind, BindError};
+pub use reload::{Control, Reload};
+pub use socket::{bind, set_socket_permissions, BindError};
 
 /// How the server runs.
 #[derive(Debug, Clone)]
 pub struct Config {
     /// Limits enforced by the core.
     pub limits: Limits,
+    /// Access rules enforced by the core.
+    pub access: AccessPolicy,
+    /// Mailboxes that exist from the start (the configuration's).
+    pub mailboxes: Vec<Declaration>,
+    /// Reaches the running server to reload its configuration.
+    pub control: Control,
     /// Largest frame body accepted from a client.
     pub max_frame_len: u32,
     /// How long a new connection may take to send its hello.
@@ -48,6 +57,14 @@ pub struct Config {
     /// many bytes of replies wait to be written to it, so a client that never
     /// reads cannot make the broker buffer without bound.
     pub outbox_high_water: usize,
+    /// A connection whose replies waiting to be written (queued, or taken
+    /// by a writer the client does not read from) would go past this many
+    /// bytes is closed with a `Goodbye` (`TooManyRequests`). The
+    /// high-water mark only pauses a connection's own requests; this bounds
+    /// the answers to its waiting ones, which other connections' sends
+    /// decide (thousands of posted receives, each handed a message). Raised
+    /// to at least the high-water mark plus two of the largest frames.
+    pub outbox_limit: usize,
     /// How long shutdown waits for connections to flush before closing them.
     pub shutdown_grace: Duration,
     /// After handling requests, keep polling the sockets this long before
@@ -64,13 +81,28 @@ impl Default for Config {
     fn default() -> Self {
         Self {
             limits: Limits::default(),
+            access: AccessPolicy::default(),
+            mailboxes: Vec::new(),
+            control: Control::default(),
             max_frame_len: codec::DEFAULT_MAX_FRAME_LEN,
             handshake_timeout: Duration::from_secs(10),
             outbox_high_water: 8 * 1024 * 1024,
+            outbox_limit: 64 * 1024 * 1024,
             shutdown_grace: Duration::from_secs(5),
             spin: Duration::ZERO,
             notifier: Notifier::disabled(),
         }
+    }
+}
+
+impl Config {
+    /// [`Config::outbox_limit`] as enforced: never so low that one large
+    /// answer past the high-water mark would cut a reading client off.
+    pub(crate) fn outbox_limit(&self) -> usize {
+        let floor = self
+            .outbox_high_water
+            .saturating_add(2 * self.max_frame_len as usize);
+        self.outbox_limit.max(floor)
     }
 }
 
@@ -90,6 +122,15 @@ impl State {
         for reply in out.replies.drain(..) {
             // A reply to a connection that is gone has nobody to read it; the
             // core never hands a message to one (disconnect withdrew its waits).
+            if let Err(error) = &reply.result {
+                if error.kind == ErrorKind::PermissionDenied {
+                    tracing::warn!(
+                        connection = reply.ticket.connection.0,
+                        %error,
+                        "permission denied"
+                    );
+                }
+            }
             if let Some(outbox) = self.outboxes.get(&reply.ticket.connection) {
                 outbox.push(ServerFrame::Response {
                     id: reply.ticket.request,
@@ -185,6 +226,7 @@ pub async fn run(
         active: AtomicBool::new(false),
         next_connection: AtomicU64::new(1),
     });
+    reload::start(&shared);
     let (stop_tx, stop_rx) = watch::channel(false);
     let mut tasks = JoinSet::new();
     tasks.spawn(timer::run(shared.clone(), stop_rx.clone()));

@@ -1,5 +1,5 @@
 //! Binding the broker's socket: create its directory, clear a stale socket,
-//! refuse to start beside a live broker.
+//! refuse to start beside a live broker; give it the configured mode and group.
 
 use std::io;
 use std::os::unix::net::UnixStream as StdUnixStream;
@@ -76,4 +76,34 @@ pub fn bind(path: &Path) -> Result<UnixListener, BindError> {
             source,
         }),
     }
+}
+
+/// Gives the socket file at `path` the configured `mode` and `group` (the
+/// `[socket]` section), after binding it. Unchanged where `None`.
+pub fn set_socket_permissions(
+    path: &Path,
+    mode: Option<u32>,
+    group: Option<u32>,
+) -> io::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    if let Some(gid) = group {
+        std::os::unix::fs::chown(path, None, Some(gid)).map_err(|error| {
+            io::Error::new(
+                error.kind(),
+                format!("cannot give {} the group {gid}: {error}", path.display()),
+            )
+        })?;
+    }
+    if let Some(mode) = mode {
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).map_err(|error| {
+            io::Error::new(
+                error.kind(),
+                format!(
+                    "cannot give {} the mode {mode:04o}: {error}",
+                    path.display()
+                ),
+            )
+        })?;
+    }
+    Ok(())
 }

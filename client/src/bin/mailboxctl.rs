@@ -15,6 +15,9 @@ use std::process::{ExitCode, Stdio};
 use std::time::Duration;
 
 use clap::{Args, CommandFactory, Parser, Subcommand, ValueEnum};
+
+#[path = "mailboxctl/top.rs"]
+mod top;
 use mailbox_client::blocking::Client;
 use mailbox_client::{
     parse_duration, wait_at_most, Address, BrokerStatus, Bytes, Capacity, DeliveryPolicy, Error,
@@ -83,6 +86,39 @@ enum Command {
         /// Time-to-live of every message, like 30s or 5m.
         #[arg(long, value_name = "DURATION", value_parser = parse_ttl)]
         ttl: Option<u64>,
+        /// Rights in octal, like 0760 (see `chmod`); default: the broker's
+        /// default mode.
+        #[arg(long, value_name = "MODE", value_parser = parse_mode)]
+        mode: Option<u32>,
+        /// Group of the mailbox (a name or a gid); default: the creator's.
+        #[arg(long, value_name = "GROUP", value_parser = parse_group)]
+        group: Option<u32>,
+    },
+    /// Change who may do what with a mailbox (needs the manage right).
+    ///
+    /// MODE is octal, like file permissions: owner, group, others, each the
+    /// sum of receive 4, send 2 and manage 1 (delete, chmod, chown, purge).
+    /// 0760: the owner everything, the group send and receive, others nothing.
+    Chmod {
+        /// The mailbox's name.
+        name: String,
+        /// The rights, in octal.
+        #[arg(value_parser = parse_mode)]
+        mode: u32,
+    },
+    /// Change a mailbox's owner and/or group (needs the manage right).
+    Chown {
+        /// The mailbox's name.
+        name: String,
+        /// USER, USER:GROUP or :GROUP; names or numeric ids.
+        #[arg(value_name = "[USER][:GROUP]", value_parser = parse_owner)]
+        owner: Owner,
+    },
+    /// Discard every queued message of a mailbox (not those a receiver
+    /// holds unacknowledged); needs the manage right.
+    Purge {
+        /// The mailbox's name.
+        name: String,
     },
     /// Delete a mailbox; whoever waits on it gets an error.
     Delete {
@@ -206,8 +242,23 @@ enum Command {
     },
     /// List the claimed well-known names and who holds them.
     Names,
-    /// Show the broker's figures.
-    Status,
+    /// Show the broker's figures, the limits in force and every mailbox's
+    /// rates (measured over --interval).
+    Status {
+        /// How long to measure the rates over (0 leaves them out).
+        #[arg(long, value_name = "DURATION", default_value = "500ms", value_parser = parse_duration)]
+        interval: Duration,
+    },
+    /// Show the mailboxes live (depth, rates, waiting senders and
+    /// receivers), refreshing in the terminal.
+    Top {
+        /// Time between refreshes.
+        #[arg(long, value_name = "DURATION", default_value = "1s", value_parser = parse_duration)]
+        interval: Duration,
+        /// Stop after this many refreshes (default: until interrupted).
+        #[arg(long, value_name = "N")]
+        iterations: Option<u64>,
+    },
 }
 
 /// Where a send or call goes, and its message.
@@ -327,15 +378,18 @@ impl Command {
     /// The mailbox the command is about, for failure messages.
     fn mailbox(&self) -> Option<&str> {
         match self {
-            Command::Create { name, .. } | Command::Delete { name } | Command::Info { name } => {
-                Some(name)
-            }
+            Command::Create { name, .. }
+            | Command::Delete { name }
+            | Command::Info { name }
+            | Command::Chmod { name, .. }
+            | Command::Chown { name, .. }
+            | Command::Purge { name } => Some(name),
             Command::Recv { name, .. } => name.as_deref(),
             Command::Send { to, .. } | Command::Call { to, .. } => match to.to {
                 Some(_) => None,
                 None => to.mailbox(),
             },
-            Command::List | Command::Names | Command::Status => None,
+            Command::List | Command::Names | Command::Status { .. } | Command::Top { .. } => None,
         }
     }
 
@@ -528,6 +582,11 @@ fn describe(error: &Error, command: &Command) -> String {
                  use the mailboxctl that came with this mailboxd",
                 broker_message(refusal)
             ),
+            ErrorKind::TooManyRequests => format!(
+                "the broker refused the connection: {}; close other connections or ask \
+                 the administrator to raise the limit in mailboxd.toml",
+                broker_message(refusal)
+            ),
             _ => format!(
                 "the broker ended the connection ({}); read the broker's log",
                 broker_message(refusal)
@@ -620,7 +679,7 @@ fn describe(error: &Error, command: &Command) -> String {
                 ),
                 ErrorKind::BrokerFull => format!(
                     "the broker's memory budget is spent ({said}); receive queued messages \
-                     first or restart mailboxd with a larger --memory-budget"
+                     first or ask the administrator to raise the limit in mailboxd.toml"
                 ),
                 ErrorKind::BrokerShuttingDown => {
                     "the broker is shutting down; retry once mailboxd runs again".to_owned()
@@ -738,6 +797,8 @@ fn run(cli: &Cli) -> Result<(), Failure> {
             max_deliveries,
             dead_letter,
             ttl,
+            mode,
+            group,
         } => {
             let settings = MailboxSettings {
                 capacity: *capacity,
@@ -749,6 +810,11 @@ fn run(cli: &Cli) -> Result<(), Failure> {
                 ttl_millis: *ttl,
             };
             let created = client.create(name, settings).map_err(fail)?;
+            if mode.is_some() || group.is_some() {
+                client
+                    .set_permissions(name, None, *group, *mode)
+                    .map_err(fail)?;
+            }
             out.emit(
                 || json!({ "name": name, "created": created }),
                 || {
@@ -758,6 +824,42 @@ fn run(cli: &Cli) -> Result<(), Failure> {
                         format!("{name} already exists with the same settings\n")
                     }
                 },
+            )
+        }
+        Command::Chmod { name, mode } => {
+            client
+                .set_permissions(name, None, None, Some(*mode))
+                .map_err(fail)?;
+            out.emit(
+                || json!({ "name": name, "mode": format!("{mode:04o}") }),
+                || format!("mode of {name} is now {mode:04o}\n"),
+            )
+        }
+        Command::Chown { name, owner } => {
+            client
+                .set_permissions(name, owner.user, owner.group, None)
+                .map_err(fail)?;
+            out.emit(
+                || json!({ "name": name, "owner_uid": owner.user, "group_gid": owner.group }),
+                || {
+                    let mut text = format!("{name}:");
+                    if let Some(uid) = owner.user {
+                        let _ = write!(text, " owner is now uid {uid}");
+                    }
+                    if let Some(gid) = owner.group {
+                        let sep = if owner.user.is_some() { "," } else { "" };
+                        let _ = write!(text, "{sep} group is now gid {gid}");
+                    }
+                    text.push('\n');
+                    text
+                },
+            )
+        }
+        Command::Purge { name } => {
+            let purged = client.purge(name).map_err(fail)?;
+            out.emit(
+                || json!({ "name": name, "purged": purged }),
+                || format!("purged {purged} queued messages from {name}\n"),
             )
         }
         Command::Delete { name } => {
@@ -793,9 +895,79 @@ fn run(cli: &Cli) -> Result<(), Failure> {
                 out.text(&names_table(&names))
             }
         }
-        Command::Status => {
+        Command::Status { interval } => {
             let status = client.status().map_err(fail)?;
-            out.emit(|| status_json(&status), || status_text(&status))
+            let rates = if interval.is_zero() {
+                None
+            } else {
+                let before = client.list().map_err(fail)?;
+                let started = std::time::Instant::now();
+                std::thread::sleep(*interval);
+                let after = client.list().map_err(fail)?;
+                Some(top::rates(&before, &after, started.elapsed()))
+            };
+            out.emit(
+                || {
+                    let mut value = status_json(&status);
+                    if let (Some(rates), Some(object)) = (&rates, value.as_object_mut()) {
+                        object.insert("mailbox_rates".into(), top::json(rates));
+                    }
+                    value
+                },
+                || {
+                    let mut text = status_text(&status);
+                    if let Some(rates) = &rates {
+                        text.push_str(&format!(
+                            "rates over {}:\n",
+                            humantime_like(*interval)
+                        ));
+                        text.push_str(&top::table(rates));
+                    }
+                    text
+                },
+            )
+        }
+        Command::Top {
+            interval,
+            iterations,
+        } => {
+            let clear = std::io::IsTerminal::is_terminal(&io::stdout()) && !cli.json;
+            let mut before = client.list().map_err(fail)?;
+            let mut last = std::time::Instant::now();
+            let mut shown = 0;
+            while iterations.is_none_or(|n| shown < n) {
+                std::thread::sleep(*interval);
+                let status = client.status().map_err(fail)?;
+                let after = client.list().map_err(fail)?;
+                let rates = top::rates(&before, &after, last.elapsed());
+                last = std::time::Instant::now();
+                before = after;
+                shown += 1;
+                if cli.json {
+                    out.emit(|| top::json(&rates), String::new)?;
+                    continue;
+                }
+                let mut screen = String::new();
+                if clear {
+                    // Home and clear, so each refresh replaces the last.
+                    screen.push_str("\x1b[H\x1b[2J");
+                }
+                screen.push_str(&format!(
+                    "mailboxd {} pid {}: {} connections, {} mailboxes, {} queued ({})\n\n",
+                    status.broker_version,
+                    status.pid,
+                    status.connections,
+                    status.mailboxes,
+                    status.queued_messages,
+                    human_bytes(status.queued_bytes)
+                ));
+                screen.push_str(&top::table(&rates));
+                if !clear {
+                    screen.push('\n');
+                }
+                out.text(&screen)?;
+            }
+            Ok(())
         }
         Command::Send {
             to,
@@ -1151,6 +1323,9 @@ fn mailbox_json(info: &MailboxInfo) -> serde_json::Value {
         "messages_expired": info.messages_expired,
         "messages_dead_lettered": info.messages_dead_lettered,
         "messages_dropped": info.messages_dropped,
+        "owner_uid": info.owner_uid,
+        "group_gid": info.group_gid,
+        "mode": format!("{:04o}", info.mode),
     })
 }
 
@@ -1198,6 +1373,9 @@ fn mailbox_text(info: &MailboxInfo) -> String {
             info.messages_dead_lettered.to_string(),
         ),
         ("messages dropped", info.messages_dropped.to_string()),
+        ("owner", format!("uid {}", info.owner_uid)),
+        ("group", format!("gid {}", info.group_gid)),
+        ("mode", format!("{:04o}", info.mode)),
     ];
     key_values(&rows)
 }
@@ -1293,6 +1471,15 @@ fn names_table(names: &[NameInfo]) -> String {
     table(header, &rows, 1)
 }
 
+/// `500ms`, `2s`: how an interval is shown.
+fn humantime_like(interval: Duration) -> String {
+    if interval.subsec_millis() == 0 {
+        format!("{}s", interval.as_secs())
+    } else {
+        format!("{}ms", interval.as_millis())
+    }
+}
+
 fn status_json(status: &BrokerStatus) -> serde_json::Value {
     json!({
         "broker_version": status.broker_version,
@@ -1304,6 +1491,11 @@ fn status_json(status: &BrokerStatus) -> serde_json::Value {
         "queued_messages": status.queued_messages,
         "queued_bytes": status.queued_bytes,
         "memory_budget_bytes": status.memory_budget_bytes,
+        "limits": status
+            .limits
+            .iter()
+            .map(|limit| (limit.name.clone(), json!(limit.value)))
+            .collect::<serde_json::Map<_, _>>(),
     })
 }
 
@@ -1330,7 +1522,17 @@ fn status_text(status: &BrokerStatus) -> String {
         ),
         ("memory budget", human_bytes(status.memory_budget_bytes)),
     ];
-    key_values(&rows)
+    let mut text = key_values(&rows);
+    let limits: Vec<(&str, String)> = status
+        .limits
+        .iter()
+        .map(|limit| (limit.name.as_str(), limit.value.to_string()))
+        .collect();
+    if !limits.is_empty() {
+        text.push_str("limits:\n");
+        text.push_str(&key_values(&limits));
+    }
+    text
 }
 
 /// A message as one JSON object; `mailbox` is `None` for the inbox (and
@@ -1419,6 +1621,137 @@ fn base64(bytes: &[u8]) -> String {
 /// (Explicit, because clap would prefer `Address`'s `From<&str>`, a name.)
 fn parse_address(text: &str) -> Result<Address, std::convert::Infallible> {
     text.parse()
+}
+
+/// Rights in octal: `0760`, `760` or `0o760`, at most `0777`.
+fn parse_mode(text: &str) -> Result<u32, String> {
+    let digits = text.strip_prefix("0o").unwrap_or(text);
+    if !digits.is_empty() && digits.bytes().all(|b| (b'0'..=b'7').contains(&b)) {
+        if let Ok(mode) = u32::from_str_radix(digits, 8) {
+            if mode <= 0o777 {
+                return Ok(mode);
+            }
+        }
+    }
+    Err(format!(
+        "{text:?} is not a mode; write it in octal like 0760 (owner, group, others; \
+         receive 4, send 2, manage 1)"
+    ))
+}
+
+/// `chown`'s `[USER][:GROUP]`, resolved to ids.
+#[derive(Debug, Clone, Copy)]
+struct Owner {
+    user: Option<u32>,
+    group: Option<u32>,
+}
+
+fn parse_owner(text: &str) -> Result<Owner, String> {
+    let (user, group) = match text.split_once(':') {
+        Some((user, group)) => (user, Some(group)),
+        None => (text, None),
+    };
+    let owner = Owner {
+        user: Some(user)
+            .filter(|user| !user.is_empty())
+            .map(parse_user)
+            .transpose()?,
+        group: group
+            .filter(|group| !group.is_empty())
+            .map(parse_group)
+            .transpose()?,
+    };
+    if owner.user.is_none() && owner.group.is_none() {
+        return Err("give USER, USER:GROUP or :GROUP (names or numeric ids)".to_owned());
+    }
+    Ok(owner)
+}
+
+fn parse_user(text: &str) -> Result<u32, String> {
+    principal(text, "user", "uid", users::user_id)
+}
+
+fn parse_group(text: &str) -> Result<u32, String> {
+    principal(text, "group", "gid", users::group_id)
+}
+
+/// A numeric id, or a name looked up.
+fn principal(
+    text: &str,
+    what: &str,
+    id: &str,
+    lookup: fn(&str) -> io::Result<Option<u32>>,
+) -> Result<u32, String> {
+    if !text.is_empty() && text.bytes().all(|b| b.is_ascii_digit()) {
+        return text
+            .parse::<u32>()
+            .ok()
+            .filter(|&n| n != u32::MAX)
+            .ok_or_else(|| format!("{text} is not a valid {id}"));
+    }
+    match lookup(text) {
+        Ok(Some(id)) => Ok(id),
+        Ok(None) => Err(format!(
+            "no {what} named {text:?}; give a {what} name or a {id}"
+        )),
+        Err(error) => Err(format!("cannot look up the {what} {text:?}: {error}")),
+    }
+}
+
+/// User and group names (`getpwnam_r`, `getgrnam_r`).
+mod users {
+    use std::ffi::CString;
+    use std::io;
+    use std::mem::MaybeUninit;
+
+    type Lookup<T> = unsafe extern "C" fn(
+        *const libc::c_char,
+        *mut T,
+        *mut libc::c_char,
+        libc::size_t,
+        *mut *mut T,
+    ) -> libc::c_int;
+
+    pub fn user_id(name: &str) -> io::Result<Option<u32>> {
+        lookup(name, libc::getpwnam_r, |entry: &libc::passwd| entry.pw_uid)
+    }
+
+    pub fn group_id(name: &str) -> io::Result<Option<u32>> {
+        lookup(name, libc::getgrnam_r, |entry: &libc::group| entry.gr_gid)
+    }
+
+    fn lookup<T>(name: &str, call: Lookup<T>, id: fn(&T) -> u32) -> io::Result<Option<u32>> {
+        let Ok(c_name) = CString::new(name) else {
+            return Ok(None);
+        };
+        let mut buffer: Vec<libc::c_char> = vec![0; 1024];
+        loop {
+            let mut entry = MaybeUninit::<T>::uninit();
+            let mut found: *mut T = std::ptr::null_mut();
+            // SAFETY: the name is a C string, `entry` has room for one `T`,
+            // the buffer is `len` bytes; all outlive the call.
+            let rc = unsafe {
+                call(
+                    c_name.as_ptr(),
+                    entry.as_mut_ptr(),
+                    buffer.as_mut_ptr(),
+                    buffer.len(),
+                    &mut found,
+                )
+            };
+            match rc {
+                0 if found.is_null() => return Ok(None),
+                // SAFETY: on success `found` points at the filled-in `entry`.
+                0 => return Ok(Some(id(unsafe { &*found }))),
+                libc::ERANGE if buffer.len() < 1 << 24 => {
+                    let len = buffer.len() * 2;
+                    buffer.resize(len, 0);
+                }
+                libc::ENOENT | libc::ESRCH | libc::EBADF | libc::EPERM => return Ok(None),
+                rc => return Err(io::Error::from_raw_os_error(rc)),
+            }
+        }
+    }
 }
 
 /// A time-to-live: a duration in whole milliseconds (rounded up), at least 1.

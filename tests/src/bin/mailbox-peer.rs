@@ -6,15 +6,30 @@
 //! mailbox-peer produce SOCKET MAILBOX COUNT          blocking sends of 0..COUNT
 //! mailbox-peer consume SOCKET MAILBOX COUNT          blocking receives, checked
 //! mailbox-peer consume-async SOCKET MAILBOX COUNT    the same with the async client
+//! mailbox-peer hold SOCKET MAILBOX COUNT             takes COUNT with manual ack, then hangs
+//! mailbox-peer ack SOCKET MAILBOX COUNT              takes COUNT with manual ack, acks each
+//! mailbox-peer serve-reversed SOCKET MAILBOX COUNT   takes COUNT calls, replies last first
 //! ```
 //!
-//! Payloads are the message's index as 8 little-endian bytes. A consumer
-//! checks that it gets 0..COUNT in order with increasing sequence numbers,
-//! prints `ok COUNT` and exits 0; anything else exits 1 with the reason.
+//! For `produce` and `consume`, payloads are the message's index as 8
+//! little-endian bytes. A consumer checks that it gets 0..COUNT in order
+//! with increasing sequence numbers, prints `ok COUNT` and exits 0;
+//! anything else exits 1 with the reason.
+//!
+//! The other roles take any payload and print one line per message as it
+//! goes (flushed at once, so a test can watch): `hold` prints
+//! `held SEQUENCE REDELIVERIES PAYLOAD` for each message it holds and then
+//! waits forever without settling them (a worker that hangs, for a test to
+//! kill); `ack` prints `SEQUENCE REDELIVERIES PAYLOAD` and acknowledges it;
+//! `serve-reversed` waits until it holds COUNT call requests (proof that
+//! they were outstanding together), printing `request CALL SENDER PAYLOAD`
+//! for each, then answers them in reverse order with the payload in upper
+//! case. Payloads are printed as lossy UTF-8.
 
+use std::io::Write;
 use std::process::ExitCode;
 
-use mailbox_client::{blocking, Client, Message};
+use mailbox_client::{blocking, Client, Message, Wait};
 
 fn index_of(message: &Message) -> Result<u64, String> {
     let bytes: [u8; 8] = message.payload[..]
@@ -88,10 +103,84 @@ fn consume_async(socket: &str, mailbox: &str, count: u64) -> Result<(), String> 
     })
 }
 
+/// Prints one line and flushes it, so that a watching test sees it at once.
+fn say(line: &str) -> Result<(), String> {
+    let mut stdout = std::io::stdout().lock();
+    writeln!(stdout, "{line}")
+        .and_then(|()| stdout.flush())
+        .map_err(|e| format!("stdout: {e}"))
+}
+
+fn describe(message: &Message) -> String {
+    format!(
+        "{} {} {}",
+        message.metadata.sequence,
+        message.metadata.redeliveries,
+        String::from_utf8_lossy(&message.payload)
+    )
+}
+
+fn hold(socket: &str, mailbox: &str, count: u64) -> Result<(), String> {
+    let mut client = blocking::Client::connect(socket).map_err(|e| e.to_string())?;
+    let mut held = Vec::new();
+    for _ in 0..count {
+        let message = client
+            .receive_held(mailbox, Wait::Forever)
+            .map_err(|e| e.to_string())?;
+        say(&format!("held {}", describe(&message.message)))?;
+        held.push(message);
+    }
+    // Hang with everything held and the connection open, until killed.
+    loop {
+        std::thread::park();
+    }
+}
+
+fn ack(socket: &str, mailbox: &str, count: u64) -> Result<(), String> {
+    let mut client = blocking::Client::connect(socket).map_err(|e| e.to_string())?;
+    for _ in 0..count {
+        let held = client
+            .receive_held(mailbox, Wait::Forever)
+            .map_err(|e| e.to_string())?;
+        say(&describe(&held.message))?;
+        client
+            .ack(&held)
+            .map_err(|e| format!("ack {}: {e}", held.sequence()))?;
+    }
+    Ok(())
+}
+
+fn serve_reversed(socket: &str, mailbox: &str, count: u64) -> Result<(), String> {
+    let mut client = blocking::Client::connect(socket).map_err(|e| e.to_string())?;
+    let mut requests = Vec::new();
+    for _ in 0..count {
+        let request = client.receive(mailbox).map_err(|e| e.to_string())?;
+        let call = request
+            .metadata
+            .call()
+            .ok_or_else(|| format!("message {} is no call", request.metadata.sequence))?;
+        say(&format!(
+            "request {call} {} {}",
+            request.metadata.sender_connection,
+            String::from_utf8_lossy(&request.payload)
+        ))?;
+        requests.push(request);
+    }
+    for request in requests.iter().rev() {
+        client
+            .reply(request, request.payload.to_ascii_uppercase())
+            .map_err(|e| format!("reply: {e}"))?;
+    }
+    Ok(())
+}
+
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let [role, socket, mailbox, count] = args.as_slice() else {
-        eprintln!("usage: mailbox-peer produce|consume|consume-async SOCKET MAILBOX COUNT");
+        eprintln!(
+            "usage: mailbox-peer produce|consume|consume-async|hold|ack|serve-reversed \
+             SOCKET MAILBOX COUNT"
+        );
         return ExitCode::from(2);
     };
     let Ok(count) = count.parse::<u64>() else {
@@ -102,6 +191,9 @@ fn main() -> ExitCode {
         "produce" => produce(socket, mailbox, count),
         "consume" => consume(socket, mailbox, count),
         "consume-async" => consume_async(socket, mailbox, count),
+        "hold" => hold(socket, mailbox, count),
+        "ack" => ack(socket, mailbox, count),
+        "serve-reversed" => serve_reversed(socket, mailbox, count),
         other => Err(format!("unknown role {other:?}")),
     };
     match result {

@@ -609,3 +609,19 @@ fn shutdown_answers_queued_claims_and_calls() {
         ",
     );
 }
+
+#[test]
+fn shutdown_answers_a_call_whose_request_still_waits_to_be_sent_only_once() {
+    // Found by the `core_requests` fuzz target: such a call was answered as
+    // a waiting sender and again as an open call, two replies to one id.
+    check(
+        "
+        c2#1 inboxcap zero              => c2#1 inboxcap
+        c1#1 call p2 ping               =>
+        c1#2 create full cap=1          => c1#2 created
+        c1#3 send full x                => c1#3 sent 1 to 1
+        c3#1 call full y                =>
+        shutdown                        => c1#1 BrokerShuttingDown; c3#1 BrokerShuttingDown
+        ",
+    );
+}

@@ -1,0 +1,92 @@
+//! Configuration applied to a running server: at start and on every reload
+//! (SIGHUP in `mailboxd`), under the lock, between two batches of requests.
+//!
+//! A reload changes the core's limits and access rules and (re)declares the
+//! configured mailboxes: new ones appear, permissions change, settings of an
+//! existing mailbox are kept (changing them could drop queued messages) and
+//! a mailbox no longer in the file stays. Nothing queued is ever dropped.
+
+use std::sync::{Arc, OnceLock, Weak};
+
+use tracing::{info, warn};
+
+use super::Shared;
+use crate::config::Declaration;
+use crate::core::{AccessPolicy, Core, Declared, Limits};
+
+/// What a reload changes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Reload {
+    /// The core's limits.
+    pub limits: Limits,
+    /// The access rules.
+    pub access: AccessPolicy,
+    /// The declared mailboxes.
+    pub mailboxes: Vec<Declaration>,
+}
+
+/// A handle on a running server, to reload its configuration. Put a clone in
+/// [`Config::control`](super::Config::control) before [`run`](super::run);
+/// [`Control::reload`] then reaches that server while it runs.
+#[derive(Debug, Clone, Default)]
+pub struct Control {
+    shared: Arc<OnceLock<Weak<Shared>>>,
+}
+
+impl Control {
+    /// Applies `reload` to the running server; `false` when none runs (yet,
+    /// or any more).
+    pub fn reload(&self, reload: &Reload) -> bool {
+        let Some(shared) = self.shared.get().and_then(Weak::upgrade) else {
+            return false;
+        };
+        let mut state = shared.lock();
+        apply(&mut state.core, reload);
+        true
+    }
+}
+
+/// Attaches the server's [`Control`] and applies the configured access
+/// rules and mailboxes (the limits are the core's from the start), before
+/// the first connection is accepted.
+pub(crate) fn start(shared: &Arc<Shared>) {
+    let _ = shared.config.control.shared.set(Arc::downgrade(shared));
+    let initial = Reload {
+        limits: shared.config.limits,
+        access: shared.config.access.clone(),
+        mailboxes: shared.config.mailboxes.clone(),
+    };
+    apply(&mut shared.lock().core, &initial);
+}
+
+/// Applies `reload` to `core`, logging what changed for each mailbox.
+pub(crate) fn apply(core: &mut Core, reload: &Reload) {
+    if core.limits() != reload.limits {
+        info!(limits = ?reload.limits, "limits changed");
+        core.set_limits(reload.limits);
+    }
+    core.set_access_policy(reload.access.clone());
+    for declaration in &reload.mailboxes {
+        let name = &declaration.name;
+        let permissions = declaration.permissions;
+        let owner = permissions.owner;
+        let group = permissions.group;
+        let mode = format!("{:03o}", permissions.mode);
+        match core.declare(name, declaration.settings.clone(), permissions) {
+            Ok(Declared::Created) => {
+                info!(mailbox = %name, owner, group, %mode, "declared mailbox created");
+            }
+            Ok(Declared::Unchanged) => {}
+            Ok(Declared::PermissionsChanged) => {
+                info!(mailbox = %name, owner, group, %mode, "declared mailbox: permissions changed");
+            }
+            Ok(Declared::SettingsDiffer) => warn!(
+                mailbox = %name,
+                "mailbox exists with other settings than the configuration declares; \
+                 kept its settings and queued messages (its permissions were applied); \
+                 delete it to have it recreated as declared at the next reload"
+            ),
+            Err(error) => warn!(mailbox = %name, %error, "cannot declare mailbox"),
+        }
+    }
+}
