@@ -209,6 +209,7 @@ struct RawLimits {
     max_connections_per_uid: Field,
     max_mailboxes_per_uid: Field,
     max_queued_bytes_per_mailbox: Field,
+    max_queued_bytes_per_uid: Field,
     max_message_size: Field,
     max_frame_size: Field,
     handshake_timeout: Field,
@@ -361,6 +362,12 @@ impl Document<'_> {
                 &raw.max_queued_bytes_per_mailbox,
                 d.max_queued_bytes_per_mailbox,
                 max,
+            )?,
+            max_queued_bytes_per_uid: size(
+                "max_queued_bytes_per_uid",
+                &raw.max_queued_bytes_per_uid,
+                d.max_queued_bytes_per_uid,
+                u64::MAX,
             )?,
             max_message_size: size(
                 "max_message_size",
@@ -968,6 +975,7 @@ mod tests {
                 max_connections_per_uid: 10,
                 max_mailboxes_per_uid: 20,
                 max_queued_bytes_per_mailbox: 1 << 20,
+                max_queued_bytes_per_uid: u64::MAX,
                 max_message_size: 64 << 10,
             }
         );

@@ -65,6 +65,10 @@ pub struct Limits {
     pub max_mailboxes_per_uid: usize,
     /// Payload bytes one mailbox may hold queued.
     pub max_queued_bytes_per_mailbox: u64,
+    /// Payload bytes the mailboxes one uid owns may hold in all
+    /// (`u64::MAX`: no limit but the broker's budget). Checked by a pass over
+    /// the mailboxes on each send, so meant for moderate mailbox counts.
+    pub max_queued_bytes_per_uid: u64,
     /// The largest maximum message size a mailbox may be created with.
     pub max_message_size: u32,
 }
@@ -79,6 +83,7 @@ impl Default for Limits {
             max_connections_per_uid: 16_384,
             max_mailboxes_per_uid: 65_536,
             max_queued_bytes_per_mailbox: 1 << 30,
+            max_queued_bytes_per_uid: u64::MAX,
             max_message_size: mailbox_proto::MAX_MESSAGE_SIZE_LIMIT,
         }
     }
@@ -1034,6 +1039,9 @@ impl Core {
         out: &mut Outcome,
     ) -> Result<Option<Response>, BrokerError> {
         let mark = out.replies.len();
+        if self.limits.max_queued_bytes_per_uid != u64::MAX {
+            self.check_owner_bytes(&plan.place, &load)?;
+        }
         let Some(mailbox) = self.places.get_mut(&plan.place) else {
             return Err(match &plan.place {
                 Place::Mailbox(name) => {
@@ -1151,6 +1159,43 @@ impl Core {
                 send.failed(refused, mailbox.next_sequence()).map(Some)
             }
         }
+    }
+
+    /// `BrokerFull` when `load` would take the mailboxes owned by the owner
+    /// of `place` past `max_queued_bytes_per_uid`.
+    fn check_owner_bytes(&self, place: &Place, load: &Load) -> Result<(), BrokerError> {
+        let Place::Mailbox(name) = place else {
+            return Ok(());
+        };
+        let Some(owner) = self
+            .places
+            .mailboxes
+            .get(name)
+            .map(|mailbox| mailbox.permissions().owner)
+        else {
+            return Ok(());
+        };
+        let incoming: u64 = match load {
+            Load::One(payload) => payload.len() as u64,
+            Load::Many(batch) => batch.rest.iter().map(|p| p.len() as u64).sum(),
+        };
+        let held: u64 = self
+            .places
+            .mailboxes
+            .values()
+            .filter(|mailbox| mailbox.permissions().owner == owner)
+            .map(Mailbox::held_bytes)
+            .sum();
+        if held.saturating_add(incoming) > self.limits.max_queued_bytes_per_uid {
+            return Err(error(
+                ErrorKind::BrokerFull,
+                format!(
+                    "the mailboxes of uid {owner} hold {held} payload bytes, their limit (limits.max_queued_bytes_per_uid) is {}",
+                    self.limits.max_queued_bytes_per_uid
+                ),
+            ));
+        }
+        Ok(())
     }
 
     fn receive(
@@ -1603,6 +1648,7 @@ impl Core {
                 "max_queued_bytes_per_mailbox",
                 l.max_queued_bytes_per_mailbox,
             ),
+            ("max_queued_bytes_per_uid", l.max_queued_bytes_per_uid),
             ("max_message_size", u64::from(l.max_message_size)),
         ]
         .into_iter()

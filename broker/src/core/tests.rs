@@ -2597,6 +2597,7 @@ fn status_limits(limits: &Limits) -> Vec<mailbox_proto::Limit> {
             "max_queued_bytes_per_mailbox",
             limits.max_queued_bytes_per_mailbox,
         ),
+        ("max_queued_bytes_per_uid", limits.max_queued_bytes_per_uid),
         ("max_message_size", u64::from(limits.max_message_size)),
     ]
     .into_iter()

@@ -193,3 +193,23 @@ fn the_manage_right_changes_permissions_and_purges() {
         ",
     );
 }
+
+#[test]
+fn the_mailboxes_of_one_uid_hold_only_so_many_bytes_in_all() {
+    let limits = Limits {
+        max_queued_bytes_per_uid: 5,
+        ..Limits::default()
+    };
+    harness(limits, AccessPolicy::default()).run(
+        "
+        c1#1 create a                   => c1#1 created
+        c1#2 create b                   => c1#2 created
+        c2#1 create c                   => c2#1 created
+        c1#3 send a abc                 => c1#3 sent 1 to 1
+        c1#4 send b abc                 => c1#4 BrokerFull
+        c2#2 send c abc                 => c2#2 sent 1 to 1
+        c1#5 recv a never               => c1#5 got 1 abc from c1
+        c1#6 send b abc                 => c1#6 sent 1 to 1
+        ",
+    );
+}
