@@ -312,9 +312,10 @@ async fn a_client_that_dies_while_backed_up_is_disconnected_and_gets_nothing_mor
                 .await
                 .expect("fill");
         }
-        // One receive waits on `later`; sixteen on `big` take 3.2 MiB the
-        // client never reads. The writer blocks on the first eight; the
-        // second eight pile up in the outbox above the high-water mark.
+        // One receive waits on `later`; sixteen on `big` would take 3.2 MiB
+        // the client never reads. The writer blocks on the first answers,
+        // the next ones stay queued above the high-water mark, and the
+        // reader stops applying the rest of the receives until they drain.
         let mut requests = vec![mailbox_proto::Request::Receive {
             mailbox: "later".into(),
             wait: mailbox_proto::Wait::Forever,
@@ -328,7 +329,8 @@ async fn a_client_that_dies_while_backed_up_is_disconnected_and_gets_nothing_mor
         let mut stalled = raw_client_that_stops_reading(&broker.socket, requests);
         loop {
             let info = client.info("big").await.expect("info");
-            if info.queued_messages == 0 && info.waiting_receivers == 8 {
+            let later = client.info("later").await.expect("info");
+            if later.waiting_receivers == 1 && info.messages_delivered >= 2 {
                 break;
             }
             tokio::time::sleep(Duration::from_millis(5)).await;

@@ -12,6 +12,7 @@ use mailbox_proto::{
     decode_client_frame, decode_frame, encode_server_frame_detached, BrokerError, ClientFrame,
     Detached, ErrorKind, Hello, ServerFrame, Welcome, HELLO_MAGIC, PROTOCOL_VERSION,
 };
+use std::collections::VecDeque;
 use std::sync::Arc;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::unix::{OwnedReadHalf, OwnedWriteHalf};
@@ -42,6 +43,10 @@ enum CloseReason {
     Io(std::io::Error),
     /// Writing failed, so nothing more can be answered.
     WriterStopped,
+    /// Replies went past the outbox's limit unread; it was told so.
+    Overflowed,
+    /// A connection limit refused it; it was told which.
+    Refused(BrokerError),
 }
 
 fn peer_of(stream: &UnixStream) -> Peer {
@@ -55,6 +60,39 @@ fn peer_of(stream: &UnixStream) -> Peer {
     }
 }
 
+/// The peer's supplementary groups, from the socket (`SO_PEERGROUPS`), for
+/// group rights on mailboxes; empty when the kernel cannot say.
+fn peer_groups(fd: std::os::fd::RawFd) -> Vec<u32> {
+    let mut groups = vec![0 as libc::gid_t; 64];
+    loop {
+        let mut len = (groups.len() * std::mem::size_of::<libc::gid_t>()) as libc::socklen_t;
+        // SAFETY: the buffer is `len` bytes long and lives across the call.
+        let rc = unsafe {
+            libc::getsockopt(
+                fd,
+                libc::SOL_SOCKET,
+                libc::SO_PEERGROUPS,
+                groups.as_mut_ptr().cast(),
+                &mut len,
+            )
+        };
+        let count = len as usize / std::mem::size_of::<libc::gid_t>();
+        if rc == 0 {
+            groups.truncate(count);
+            return groups;
+        }
+        // ERANGE: `len` says how much room the list needs.
+        if std::io::Error::last_os_error().raw_os_error() == Some(libc::ERANGE)
+            && count > groups.len()
+            && count <= 65_536
+        {
+            groups.resize(count, 0);
+            continue;
+        }
+        return Vec::new();
+    }
+}
+
 /// Serves one connection until it closes or the broker stops.
 pub(crate) async fn serve(
     shared: Arc<Shared>,
@@ -63,18 +101,24 @@ pub(crate) async fn serve(
     stop: watch::Receiver<bool>,
 ) {
     let peer = peer_of(&stream);
+    let groups = peer_groups(std::os::fd::AsRawFd::as_raw_fd(&stream));
     let span = info_span!("connection", id = id.0, pid = peer.pid, uid = peer.uid);
     async move {
         let (reader, writer) = stream.into_split();
-        let outbox = Arc::new(Outbox::default());
+        let outbox = Arc::new(Outbox::new(shared.config.outbox_limit()));
         let mut writer_task = tokio::spawn(write_loop(writer, outbox.clone()));
-        let reason = read_loop(&shared, id, peer, reader, &outbox, stop).await;
+        let reason = read_loop(&shared, id, (peer, groups), reader, &outbox, stop).await;
         match &reason {
             CloseReason::ClientClosed => debug!("client closed the connection"),
             CloseReason::Shutdown => debug!("closed for shutdown"),
             CloseReason::ProtocolViolation(error) => warn!(%error, "closing: protocol violation"),
             CloseReason::Io(error) => info!(%error, "closing: read failed"),
+            CloseReason::Refused(error) => warn!(%error, "refused: connection limit"),
             CloseReason::WriterStopped => info!("closing: writing to the client failed"),
+            CloseReason::Overflowed => warn!(
+                limit = shared.config.outbox_limit(),
+                "closing: the client does not read its replies"
+            ),
         }
         {
             let mut state = shared.lock();
@@ -128,7 +172,7 @@ async fn handshake(
 async fn read_loop(
     shared: &Shared,
     id: ConnectionId,
-    peer: Peer,
+    (peer, groups): (Peer, Vec<u32>),
     mut reader: OwnedReadHalf,
     outbox: &Arc<Outbox>,
     mut stop: watch::Receiver<bool>,
@@ -187,7 +231,11 @@ async fn read_loop(
             drop(state);
             return goodbye(outbox, CloseReason::Shutdown);
         }
-        state.core.connect(id, peer);
+        if let Err(refused) = state.core.may_connect(&peer) {
+            drop(state);
+            return goodbye(outbox, CloseReason::Refused(refused));
+        }
+        state.core.connect_with_groups(id, peer, groups);
         state.outboxes.insert(id, outbox.clone());
     }
     outbox.push(ServerFrame::Welcome(Welcome {
@@ -197,61 +245,79 @@ async fn read_loop(
         max_frame_len: config.max_frame_len,
     }));
 
-    let mut frames: Vec<ClientFrame> = Vec::new();
+    let mut frames: VecDeque<ClientFrame> = VecDeque::new();
+    let mut violation: Option<BrokerError> = None;
     let mut out = Outcome::new();
     let mut busy = false;
     loop {
         // Decode everything already buffered before waiting for more.
-        let violation = loop {
+        while violation.is_none() {
             match decode_client_frame(&mut buffer, config.max_frame_len) {
-                Ok(Some(frame)) => frames.push(frame),
-                Ok(None) => break None,
+                Ok(Some(frame)) => frames.push_back(frame),
+                Ok(None) => break,
                 Err(error) => {
-                    break Some(BrokerError::new(
+                    violation = Some(BrokerError::new(
                         ErrorKind::ProtocolViolation,
                         format!("undecodable request: {error}"),
                     ))
                 }
             }
-        };
+        }
         if !frames.is_empty() {
             let now = clock();
             let mut state = shared.lock();
-            for frame in frames.drain(..) {
+            while let Some(frame) = frames.pop_front() {
                 state
                     .core
                     .apply(id, frame.id, frame.request, &now, &mut out);
+                state.route(&mut out);
+                // One read can hold thousands of small requests with large
+                // answers (a list of every mailbox, say): stop at the
+                // high-water mark, not after the whole read, and apply the
+                // rest once the client has read its replies.
+                if outbox.queued_bytes() > config.outbox_high_water {
+                    break;
+                }
             }
-            state.route(&mut out);
             if state.timer_needs_wake() {
                 shared.timer_wake.notify_one();
             }
             drop(state);
             shared.note_activity();
         }
-        if let Some(error) = violation {
-            // The requests decoded before the bad frame were applied above;
-            // the stream is out of step after it, so nothing more can be read.
-            return goodbye(outbox, CloseReason::ProtocolViolation(error));
+        if frames.is_empty() {
+            if let Some(error) = violation {
+                // The requests decoded before the bad frame were applied
+                // above; the stream is out of step after it, so nothing
+                // more can be read.
+                return goodbye(outbox, CloseReason::ProtocolViolation(error));
+            }
         }
         tokio::select! {
             () = outbox.wait_below(config.outbox_high_water) => {}
             _ = stop.changed() => return goodbye(outbox, CloseReason::Shutdown),
         }
         if outbox.is_closed() {
-            // The writer stopped: the client is gone or stopped reading.
-            return CloseReason::WriterStopped;
+            return closed(outbox);
+        }
+        if !frames.is_empty() {
+            // Requests held back by the high-water mark go first.
+            continue;
         }
         if buffer.is_empty() {
             // An idle connection (say, one blocked in a receive) holds no
             // buffers while it waits: thousands of them cost little.
             buffer = BytesMut::new();
-            frames = Vec::new();
+            frames = VecDeque::new();
             out = Outcome::new();
             tokio::select! {
                 ready = reader.readable() => if let Err(error) = ready {
                     return CloseReason::Io(error);
                 },
+                // Cut off for not reading while it waits here (its posted
+                // receives were answered by others' sends), or the writer
+                // stopped.
+                () = outbox.closed() => return closed(outbox),
                 _ = stop.changed() => return goodbye(outbox, CloseReason::Shutdown),
             }
         }
@@ -268,20 +334,34 @@ async fn read_loop(
                 Ok(_) => busy = buffer.capacity() == buffer.len(),
                 Err(error) => return CloseReason::Io(error),
             },
+            () = outbox.closed() => return closed(outbox),
             _ = stop.changed() => return goodbye(outbox, CloseReason::Shutdown),
         }
+    }
+}
+
+/// Why the reader stops when it finds the outbox closed.
+fn closed(outbox: &Outbox) -> CloseReason {
+    if outbox.overflowed() {
+        CloseReason::Overflowed
+    } else {
+        // The writer stopped: the client is gone or stopped reading.
+        CloseReason::WriterStopped
     }
 }
 
 /// Queues a goodbye saying why the connection closes, and passes the reason on.
 fn goodbye(outbox: &Outbox, reason: CloseReason) -> CloseReason {
     let error = match &reason {
-        CloseReason::ProtocolViolation(error) => Some(error.clone()),
+        CloseReason::ProtocolViolation(error) | CloseReason::Refused(error) => Some(error.clone()),
         CloseReason::Shutdown => Some(BrokerError::new(
             ErrorKind::BrokerShuttingDown,
             "the broker is stopping",
         )),
-        CloseReason::ClientClosed | CloseReason::Io(_) | CloseReason::WriterStopped => None,
+        CloseReason::ClientClosed
+        | CloseReason::Io(_)
+        | CloseReason::WriterStopped
+        | CloseReason::Overflowed => None,
     };
     if let Some(error) = error {
         outbox.push(ServerFrame::Goodbye(error));

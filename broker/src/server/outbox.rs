@@ -5,20 +5,35 @@
 //! I/O; the connection's writer task takes everything queued at once and
 //! writes it with one system call, so frames that become ready together
 //! leave together.
+//!
+//! Two bounds keep a client that does not read from making the broker hold
+//! its replies without end. Its own requests: the reader stops applying
+//! them while more than the high-water mark is queued (`wait_below`,
+//! `queued_bytes`). Replies to its *waiting* requests, decided by other
+//! connections' traffic (a message for each of thousands of posted
+//! receives: the core releases a message from its budget when it hands it
+//! over, so nothing else limits them): past the outbox's hard limit the
+//! connection is cut off (`push`).
 
 use std::sync::{Mutex, MutexGuard};
 
-use mailbox_proto::{Response, ServerFrame};
+use mailbox_proto::{BrokerError, ErrorKind, Message, Response, ServerFrame};
 use tokio::sync::Notify;
 
 /// Frames queued for one connection.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub(crate) struct Outbox {
     state: Mutex<State>,
+    /// Bytes queued and being written past which the connection is cut off.
+    limit: usize,
     /// Wakes the writer when frames arrive or the outbox closes.
     ready: Notify,
     /// Wakes a reader that paused because too much was queued.
     drained: Notify,
+    /// Wakes whoever waits for the close ([`Outbox::closed`]); apart from
+    /// `drained` so that a reader waiting for the close is not woken by
+    /// every batch the writer takes (a wake-up per round trip, measured).
+    closing: Notify,
 }
 
 #[derive(Debug, Default)]
@@ -26,8 +41,12 @@ struct State {
     frames: Vec<ServerFrame>,
     /// Approximate encoded size of `frames`, for backpressure.
     bytes: usize,
+    /// Approximate size of the batch the writer took and is writing.
+    writing: usize,
     /// No more frames will come: the writer flushes what is left and stops.
     closed: bool,
+    /// Closed because replies went past the limit unread.
+    overflowed: bool,
 }
 
 /// What the writer gets from [`Outbox::take`].
@@ -37,21 +56,72 @@ pub(crate) enum Batch {
     Closed,
 }
 
+/// About what a frame costs queued, and to write: every part that grows
+/// with the request or the broker's state is counted (a list of thousands
+/// of mailboxes is not 64 bytes), so backpressure and the limit see it.
 fn approximate_size(frame: &ServerFrame) -> usize {
-    match frame {
-        ServerFrame::Response {
-            result: Ok(Response::Received(message)),
+    fn message_size(message: &Message) -> usize {
+        let details = message.metadata.details.as_ref().map_or(0, |details| {
+            64 + details.key.as_ref().map_or(0, String::len)
+                + details
+                    .dead_letter
+                    .as_ref()
+                    .map_or(0, |dead| dead.mailbox.len() + dead.reason.len())
+        });
+        64 + details + message.payload.len()
+    }
+    fn error_size(error: &BrokerError) -> usize {
+        64 + error.message.len()
+    }
+    let ServerFrame::Response { result, .. } = frame else {
+        return match frame {
+            ServerFrame::Goodbye(error) => error_size(error),
+            _ => 64,
+        };
+    };
+    match result {
+        Ok(Response::Received(message)) => message_size(message),
+        Ok(Response::ReceivedMany(messages)) => {
+            64 + messages.iter().map(message_size).sum::<usize>()
+        }
+        Ok(Response::Mailboxes(list)) => {
+            64 + list
+                .iter()
+                .map(|info| {
+                    192 + info.name.len()
+                        + info.settings.dead_letter.as_ref().map_or(0, String::len)
+                })
+                .sum::<usize>()
+        }
+        Ok(Response::Info(info)) => {
+            192 + info.name.len() + info.settings.dead_letter.as_ref().map_or(0, String::len)
+        }
+        Ok(Response::Names(names)) => {
+            64 + names.iter().map(|name| 64 + name.name.len()).sum::<usize>()
+        }
+        Ok(Response::Status(status)) => 128 + status.broker_version.len(),
+        Ok(Response::SentMany {
+            stopped: Some(error),
             ..
-        } => 64 + message.payload.len(),
-        ServerFrame::Response {
-            result: Ok(Response::ReceivedMany(messages)),
-            ..
-        } => 64 + messages.iter().map(|m| 64 + m.payload.len()).sum::<usize>(),
-        _ => 64,
+        }) => 64 + error_size(error),
+        Ok(_) => 64,
+        Err(error) => error_size(error),
     }
 }
 
 impl Outbox {
+    /// An empty outbox that cuts its connection off once more than `limit`
+    /// bytes of replies are queued or being written.
+    pub fn new(limit: usize) -> Self {
+        Self {
+            state: Mutex::new(State::default()),
+            limit,
+            ready: Notify::new(),
+            drained: Notify::new(),
+            closing: Notify::new(),
+        }
+    }
+
     fn lock(&self) -> MutexGuard<'_, State> {
         // A panic while holding this lock cannot leave the frame list
         // inconsistent, so a poisoned lock is still usable.
@@ -62,12 +132,41 @@ impl Outbox {
 
     /// Queues a frame; frames pushed after [`Outbox::close`] are dropped
     /// (the connection is gone and the core has forgotten it).
+    ///
+    /// A frame that would take the replies queued and being written past
+    /// the limit closes the outbox instead: what is queued is dropped, a
+    /// `Goodbye` says why, and the reader, woken by the close, ends the
+    /// connection (the core withdraws its waiting requests and returns the
+    /// messages it held unacknowledged). Replies handed over meanwhile are
+    /// dropped with the rest: the client was not reading them.
     pub fn push(&self, frame: ServerFrame) {
         let mut state = self.lock();
         if state.closed {
             return;
         }
-        state.bytes += approximate_size(&frame);
+        let size = approximate_size(&frame);
+        let pending = state.bytes + state.writing;
+        if pending.saturating_add(size) > self.limit {
+            state.frames.clear();
+            state.bytes = 0;
+            state.frames.push(ServerFrame::Goodbye(BrokerError::new(
+                ErrorKind::TooManyRequests,
+                format!(
+                    "closing the connection: over {} bytes of replies are waiting and the \
+                     client is not reading them; read replies as they come, or keep fewer \
+                     requests in flight",
+                    self.limit
+                ),
+            )));
+            state.closed = true;
+            state.overflowed = true;
+            drop(state);
+            self.ready.notify_one();
+            self.drained.notify_waiters();
+            self.closing.notify_waiters();
+            return;
+        }
+        state.bytes += size;
         state.frames.push(frame);
         let first = state.frames.len() == 1;
         drop(state);
@@ -83,11 +182,35 @@ impl Outbox {
         // A reader paused on backpressure must see the close too, or a dead
         // client's connection would never be torn down.
         self.drained.notify_waiters();
+        self.closing.notify_waiters();
     }
 
     /// Whether the outbox was closed (the writer stopped).
     pub fn is_closed(&self) -> bool {
         self.lock().closed
+    }
+
+    /// Whether it was closed because replies went past the limit unread.
+    pub fn overflowed(&self) -> bool {
+        self.lock().overflowed
+    }
+
+    /// Approximate bytes queued (not counting the batch being written).
+    pub fn queued_bytes(&self) -> usize {
+        self.lock().bytes
+    }
+
+    /// Waits until the outbox is closed.
+    pub async fn closed(&self) {
+        loop {
+            let closing = self.closing.notified();
+            tokio::pin!(closing);
+            closing.as_mut().enable();
+            if self.lock().closed {
+                return;
+            }
+            closing.await;
+        }
     }
 
     /// Waits for frames, and takes all of them. The outbox is left with no
@@ -97,9 +220,12 @@ impl Outbox {
         loop {
             {
                 let mut state = self.lock();
+                // The writer asks for more only once it wrote what it took.
+                state.writing = 0;
                 if !state.frames.is_empty() {
                     let frames = std::mem::take(&mut state.frames);
                     let bytes = std::mem::take(&mut state.bytes);
+                    state.writing = bytes;
                     drop(state);
                     self.drained.notify_waiters();
                     return Batch::Frames(frames, bytes);
@@ -126,5 +252,122 @@ impl Outbox {
             }
             drained.await;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use mailbox_proto::{Bytes, Capacity, MailboxInfo, MailboxSettings, Metadata};
+
+    fn received(len: usize) -> ServerFrame {
+        ServerFrame::Response {
+            id: 1,
+            result: Ok(Response::Received(Message {
+                metadata: Metadata {
+                    sequence: 1,
+                    sender_pid: 1,
+                    sender_uid: 1,
+                    sender_gid: 1,
+                    sender_connection: 1,
+                    accepted_at_unix_nanos: 1,
+                    redeliveries: 0,
+                    details: None,
+                },
+                payload: Bytes::from(vec![0u8; len]),
+            })),
+        }
+    }
+
+    fn mailboxes(count: usize) -> ServerFrame {
+        let info = MailboxInfo {
+            name: "m".repeat(200),
+            settings: MailboxSettings {
+                capacity: Capacity::Unbounded,
+                ..MailboxSettings::default()
+            },
+            queued_messages: 0,
+            queued_bytes: 0,
+            waiting_senders: 0,
+            waiting_receivers: 0,
+            subscribers: 0,
+            messages_accepted: 0,
+            messages_delivered: 0,
+            in_flight: 0,
+            messages_redelivered: 0,
+            messages_expired: 0,
+            messages_dead_lettered: 0,
+            messages_dropped: 0,
+            owner_uid: 0,
+            group_gid: 0,
+            mode: 0o760,
+        };
+        ServerFrame::Response {
+            id: 2,
+            result: Ok(Response::Mailboxes(vec![info; count])),
+        }
+    }
+
+    #[test]
+    fn a_list_of_mailboxes_counts_for_what_it_holds() {
+        // It used to count as 64 bytes whatever its length, so a client
+        // asking for thousands of lists never reached the high-water mark.
+        let outbox = Outbox::new(usize::MAX);
+        outbox.push(mailboxes(1000));
+        assert!(outbox.queued_bytes() > 1000 * 200);
+    }
+
+    #[tokio::test]
+    async fn replies_past_the_limit_close_the_outbox_with_a_goodbye() {
+        let outbox = Outbox::new(10_000);
+        outbox.push(received(4_000));
+        outbox.push(received(4_000));
+        assert!(!outbox.is_closed());
+        // The writer takes both and writes them (slowly): they still count.
+        let Batch::Frames(frames, _) = outbox.take().await else {
+            panic!("expected frames");
+        };
+        assert_eq!(frames.len(), 2);
+        outbox.push(received(1_000));
+        assert!(!outbox.is_closed());
+        outbox.push(received(2_000));
+        assert!(outbox.is_closed() && outbox.overflowed());
+        // What was queued is dropped; the goodbye says why.
+        let Batch::Frames(frames, _) = outbox.take().await else {
+            panic!("expected the goodbye");
+        };
+        match &frames[..] {
+            [ServerFrame::Goodbye(error)] => assert_eq!(error.kind, ErrorKind::TooManyRequests),
+            other => panic!("expected only a goodbye, got {other:?}"),
+        }
+        outbox.push(received(1));
+        assert!(matches!(outbox.take().await, Batch::Closed));
+        outbox.closed().await;
+    }
+
+    #[tokio::test]
+    async fn a_written_batch_no_longer_counts() {
+        let outbox = Outbox::new(10_000);
+        outbox.push(received(8_000));
+        assert!(matches!(outbox.take().await, Batch::Frames(..)));
+        // The writer asks for more: what it took is written.
+        let next = outbox.take();
+        tokio::pin!(next);
+        assert!(futures_poll_once(next.as_mut()).await.is_none());
+        outbox.push(received(8_000));
+        assert!(!outbox.is_closed());
+        assert!(matches!(next.await, Batch::Frames(..)));
+    }
+
+    /// Polls a future once: its output if it was ready.
+    async fn futures_poll_once<F: std::future::Future + Unpin>(future: F) -> Option<F::Output> {
+        let mut future = future;
+        std::future::poll_fn(|cx| {
+            std::task::Poll::Ready(match std::pin::Pin::new(&mut future).poll(cx) {
+                std::task::Poll::Ready(output) => Some(output),
+                std::task::Poll::Pending => None,
+            })
+        })
+        .await
     }
 }
