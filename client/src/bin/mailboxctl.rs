@@ -917,10 +917,7 @@ fn run(cli: &Cli) -> Result<(), Failure> {
                 || {
                     let mut text = status_text(&status);
                     if let Some(rates) = &rates {
-                        text.push_str(&format!(
-                            "rates over {}:\n",
-                            humantime_like(*interval)
-                        ));
+                        text.push_str(&format!("rates over {}:\n", humantime_like(*interval)));
                         text.push_str(&top::table(rates));
                     }
                     text
