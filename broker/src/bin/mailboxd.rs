@@ -143,13 +143,8 @@ fn listen(
     let socket = socket.or_else(|| configured.path.clone());
     let Some(activated) = activated else {
         let path = socket_path::resolve(socket);
-        let listener = server::bind(&path)?;
-        if let Err(error) = server::set_socket_permissions(&path, configured.mode, configured.group)
-        {
-            let _ = std::fs::remove_file(&path);
-            return Err(error)
-                .context("cannot apply the [socket] mode and group of the configuration");
-        }
+        let listener = server::bind_with_permissions(&path, configured.mode, configured.group)
+            .context("cannot listen with the [socket] mode and group of the configuration")?;
         return Ok((listener, Some(path)));
     };
     let listener = UnixListener::from_std(activated)

@@ -36,7 +36,7 @@ use crate::systemd::Notifier;
 use outbox::Outbox;
 
 pub use reload::{Control, Reload};
-pub use socket::{bind, set_socket_permissions, BindError};
+pub use socket::{bind, bind_with_permissions, set_socket_permissions, BindError};
 
 /// How the server runs.
 #[derive(Debug, Clone)]

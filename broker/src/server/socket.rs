@@ -78,8 +78,60 @@ pub fn bind(path: &Path) -> Result<UnixListener, BindError> {
     }
 }
 
+/// Binds like [`bind`], but the socket appears at `path` only once it has
+/// the configured `mode` and `group`: it is bound under a temporary name in
+/// the same directory, given them, and renamed into place, so no client can
+/// connect through permissions it should not have had.
+pub fn bind_with_permissions(
+    path: &Path,
+    mode: Option<u32>,
+    group: Option<u32>,
+) -> Result<UnixListener, BindError> {
+    if mode.is_none() && group.is_none() {
+        return bind(path);
+    }
+    if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+        std::fs::create_dir_all(parent).map_err(|source| BindError::Directory {
+            path: parent.to_owned(),
+            source,
+        })?;
+    }
+    // What is at the path now: a live broker, a stale socket (replaced by
+    // the rename), or something that is not ours to replace.
+    if std::fs::symlink_metadata(path).is_ok() {
+        match StdUnixStream::connect(path) {
+            Ok(_) => return Err(BindError::InUse(path.to_owned())),
+            Err(_) if is_socket(path) => {}
+            Err(error) => {
+                return Err(BindError::Bind {
+                    path: path.to_owned(),
+                    source: error,
+                })
+            }
+        }
+    }
+    let name = path.file_name().map_or_else(
+        || "mailboxd.sock".into(),
+        |n| n.to_string_lossy().into_owned(),
+    );
+    let temporary = path.with_file_name(format!(".{name}.{}.tmp", std::process::id()));
+    let _ = std::fs::remove_file(&temporary);
+    let failed = |source: io::Error| BindError::Bind {
+        path: path.to_owned(),
+        source,
+    };
+    let listener = UnixListener::bind(&temporary).map_err(failed)?;
+    let placed = set_socket_permissions(&temporary, mode, group)
+        .and_then(|()| std::fs::rename(&temporary, path));
+    if let Err(error) = placed {
+        let _ = std::fs::remove_file(&temporary);
+        return Err(failed(error));
+    }
+    Ok(listener)
+}
+
 /// Gives the socket file at `path` the configured `mode` and `group` (the
-/// `[socket]` section), after binding it. Unchanged where `None`.
+/// `[socket]` section). Unchanged where `None`.
 pub fn set_socket_permissions(
     path: &Path,
     mode: Option<u32>,
