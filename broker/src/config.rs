@@ -78,6 +78,9 @@ pub struct FileConfig {
     /// `limits.handshake_timeout`: how long a new connection may take to
     /// send its hello.
     pub handshake_timeout: Duration,
+    /// `limits.max_unread_reply_bytes`: replies a connection may leave
+    /// unread before it is cut off (the server's outbox limit).
+    pub outbox_limit: usize,
     /// `[access]`.
     pub access: AccessPolicy,
     /// `[[mailbox]]`, in file order.
@@ -93,6 +96,7 @@ impl Default for FileConfig {
             limits: Limits::default(),
             max_frame_len: server.max_frame_len,
             handshake_timeout: server.handshake_timeout,
+            outbox_limit: server.outbox_limit,
             access: AccessPolicy::default(),
             mailboxes: Vec::new(),
         }
@@ -213,6 +217,7 @@ struct RawLimits {
     max_message_size: Field,
     max_frame_size: Field,
     handshake_timeout: Field,
+    max_unread_reply_bytes: Field,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -302,6 +307,19 @@ impl Document<'_> {
             }
         }
         let (limits, max_frame_len, handshake_timeout) = self.limits(&raw.limits, &defaults)?;
+        let outbox_limit = match &raw.limits.max_unread_reply_bytes {
+            None => defaults.outbox_limit,
+            Some(field) => {
+                let bytes = self.size("limits.max_unread_reply_bytes", field)?;
+                usize::try_from(bytes).map_err(|_| {
+                    self.error(
+                        field.span(),
+                        "limits.max_unread_reply_bytes",
+                        "too large for this machine",
+                    )
+                })?
+            }
+        };
         let access = self.access(&raw.access)?;
         let mailboxes = self.mailboxes(&raw.mailbox, &access, &limits)?;
         Ok(FileConfig {
@@ -310,6 +328,7 @@ impl Document<'_> {
             limits,
             max_frame_len,
             handshake_timeout,
+            outbox_limit,
             access,
             mailboxes,
         })
@@ -931,6 +950,7 @@ mod tests {
             max_message_size = "64K"
             max_frame_size = "1M"
             handshake_timeout = "200ms"
+            max_unread_reply_bytes = "32M"
 
             [access]
             admin_group = 10
@@ -981,6 +1001,7 @@ mod tests {
         );
         assert_eq!(config.max_frame_len, 1 << 20);
         assert_eq!(config.handshake_timeout, Duration::from_millis(200));
+        assert_eq!(config.outbox_limit, 32 << 20);
         assert_eq!(config.access.admin_group, Some(10));
         assert_eq!(config.access.default_mode, 0o700);
         assert_eq!(

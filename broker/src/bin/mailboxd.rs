@@ -198,6 +198,7 @@ async fn serve(
         control: control.clone(),
         max_frame_len: file.max_frame_len,
         handshake_timeout: file.handshake_timeout,
+        outbox_limit: file.outbox_limit,
         spin: std::time::Duration::from_micros(args.spin_us),
         notifier: Notifier::from_env(),
         ..Config::default()
@@ -267,6 +268,9 @@ impl Reloader {
         if file.handshake_timeout != old.handshake_timeout {
             need_restart.push("limits.handshake_timeout");
         }
+        if file.outbox_limit != old.outbox_limit {
+            need_restart.push("limits.max_unread_reply_bytes");
+        }
         if !need_restart.is_empty() {
             warn!(
                 "changed settings take effect only when mailboxd restarts: {}",
@@ -276,6 +280,7 @@ impl Reloader {
         file.socket.path.clone_from(&old.socket.path);
         file.max_frame_len = old.max_frame_len;
         file.handshake_timeout = old.handshake_timeout;
+        file.outbox_limit = old.outbox_limit;
         if let Some(socket) = &self.bound {
             let (mode, group) = (file.socket.mode, file.socket.group);
             if (mode, group) != (old.socket.mode, old.socket.group) {

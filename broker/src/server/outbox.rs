@@ -15,6 +15,7 @@
 //! over, so nothing else limits them): past the outbox's hard limit the
 //! connection is cut off (`push`).
 
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Mutex, MutexGuard};
 
 use mailbox_proto::{BrokerError, ErrorKind, Message, Response, ServerFrame};
@@ -26,6 +27,9 @@ pub(crate) struct Outbox {
     state: Mutex<State>,
     /// Bytes queued and being written past which the connection is cut off.
     limit: usize,
+    /// `State::bytes`, readable without the lock: the reader checks it
+    /// after every request it applies.
+    queued: AtomicUsize,
     /// Wakes the writer when frames arrive or the outbox closes.
     ready: Notify,
     /// Wakes a reader that paused because too much was queued.
@@ -116,6 +120,7 @@ impl Outbox {
         Self {
             state: Mutex::new(State::default()),
             limit,
+            queued: AtomicUsize::new(0),
             ready: Notify::new(),
             drained: Notify::new(),
             closing: Notify::new(),
@@ -149,6 +154,7 @@ impl Outbox {
         if pending.saturating_add(size) > self.limit {
             state.frames.clear();
             state.bytes = 0;
+            self.queued.store(0, Ordering::Relaxed);
             state.frames.push(ServerFrame::Goodbye(BrokerError::new(
                 ErrorKind::TooManyRequests,
                 format!(
@@ -167,6 +173,7 @@ impl Outbox {
             return;
         }
         state.bytes += size;
+        self.queued.store(state.bytes, Ordering::Relaxed);
         state.frames.push(frame);
         let first = state.frames.len() == 1;
         drop(state);
@@ -197,7 +204,7 @@ impl Outbox {
 
     /// Approximate bytes queued (not counting the batch being written).
     pub fn queued_bytes(&self) -> usize {
-        self.lock().bytes
+        self.queued.load(Ordering::Relaxed)
     }
 
     /// Waits until the outbox is closed.
@@ -225,6 +232,7 @@ impl Outbox {
                 if !state.frames.is_empty() {
                     let frames = std::mem::take(&mut state.frames);
                     let bytes = std::mem::take(&mut state.bytes);
+                    self.queued.store(0, Ordering::Relaxed);
                     state.writing = bytes;
                     drop(state);
                     self.drained.notify_waiters();
