@@ -395,7 +395,11 @@ fn append_message<B: FrameBuffer>(
     head.push(u64::from(meta.sender_gid));
     head.push(meta.sender_connection);
     head.push(meta.accepted_at_unix_nanos);
-    head.push(u64::from(meta.redeliveries));
+    // Almost always one byte: spare the general varint's branches.
+    match u8::try_from(meta.redeliveries) {
+        Ok(small) if small < 251 => head.push_byte(small),
+        _ => head.push(u64::from(meta.redeliveries)),
+    }
     // `details`: `None`.
     head.push_byte(0);
     head.push(message.payload.len() as u64);
@@ -449,6 +453,7 @@ impl Varints {
     }
 
     /// One raw byte (an `Option` tag, say).
+    #[inline]
     fn push_byte(&mut self, byte: u8) {
         self.bytes[self.len] = byte;
         self.len += 1;
