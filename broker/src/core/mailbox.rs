@@ -226,34 +226,87 @@ struct InFlight {
 #[derive(Debug)]
 struct Ledger {
     place: Place,
-    name: String,
     next_sequence: u64,
     accepted: u64,
     delivered: u64,
+    queued_bytes: u64,
+    /// What only mailboxes that use step-3 features need (a time-to-live,
+    /// dead letters, senders waiting for a stage, manual acknowledgement);
+    /// allocated on first use, so a plain or idle mailbox stays small.
+    more: Option<Box<More>>,
+}
+
+/// What [`Ledger::view`] shows of a mailbox that never needed [`More`].
+static NOTHING_MORE: More = More {
+    redelivered: 0,
+    expired: 0,
+    dead_lettered: 0,
+    dropped: 0,
+    ttl: None,
+    max_deliveries: None,
+    dead_letter: None,
+    watches: BTreeMap::new(),
+    in_flight: BTreeMap::new(),
+    in_flight_bytes: 0,
+};
+
+/// The part of a [`Ledger`] that plain mailboxes never need.
+#[derive(Debug, Default)]
+struct More {
     redelivered: u64,
     expired: u64,
     dead_lettered: u64,
     dropped: u64,
-    queued_bytes: u64,
     ttl: Option<Duration>,
     max_deliveries: Option<u32>,
     dead_letter: Option<String>,
-    watches: HashMap<u64, Watch>,
+    watches: BTreeMap<u64, Watch>,
     in_flight: BTreeMap<u64, InFlight>,
     /// Payload bytes of the messages in flight.
     in_flight_bytes: u64,
 }
 
 impl Ledger {
+    /// The rarely needed part, allocated on first use.
+    fn more(&mut self) -> &mut More {
+        self.more.get_or_insert_with(Box::default)
+    }
+
+    /// The rarely needed part, read-only, without allocating it.
+    fn view(&self) -> &More {
+        self.more.as_deref().unwrap_or(&NOTHING_MORE)
+    }
+
+    /// Ends the watch on `sequence`, if there is one, without allocating.
+    fn take_watch(&mut self, sequence: u64) -> Option<Watch> {
+        self.more.as_mut()?.watches.remove(&sequence)
+    }
+
+    /// Whether any sender waits for a stage of a message here.
+    fn has_watches(&self) -> bool {
+        self.more
+            .as_ref()
+            .is_some_and(|more| !more.watches.is_empty())
+    }
+
+    /// The mailbox's name, for messages (an inbox says whose it is).
+    fn name(&self) -> &str {
+        match &self.place {
+            Place::Mailbox(name) | Place::Name(name) => name,
+            Place::Inbox(_) => "the inbox",
+        }
+    }
+
     fn hold(&mut self, message: Message, holder: ConnectionId) {
-        self.in_flight_bytes += message.payload.len() as u64;
-        self.in_flight
+        self.more().in_flight_bytes += message.payload.len() as u64;
+        self.more()
+            .in_flight
             .insert(message.metadata.sequence, InFlight { message, holder });
     }
 
     fn unhold(&mut self, sequence: u64) -> Option<InFlight> {
-        let held = self.in_flight.remove(&sequence)?;
-        self.in_flight_bytes -= held.message.payload.len() as u64;
+        let held = self.more().in_flight.remove(&sequence)?;
+        self.more().in_flight_bytes -= held.message.payload.len() as u64;
         Some(held)
     }
 
@@ -301,7 +354,7 @@ impl Ledger {
                                 }),
                             );
                         } else {
-                            self.watches.insert(
+                            self.more().watches.insert(
                                 sequence,
                                 Watch {
                                     ticket: send.ticket,
@@ -365,7 +418,7 @@ impl Ledger {
         self.next_sequence += 1;
         self.accepted += 1;
         // Plain messages (the hot path) carry no details.
-        let details = if extra.is_none() && self.ttl.is_none() {
+        let details = if extra.is_none() && self.view().ttl.is_none() {
             None
         } else {
             self.details(sequence, extra, ctx)
@@ -394,7 +447,7 @@ impl Ledger {
         extra: Option<&SendExtra>,
         ctx: &mut Context<'_>,
     ) -> Option<Box<Details>> {
-        let ttl = match (self.ttl, extra.and_then(|e| e.ttl)) {
+        let ttl = match (self.view().ttl, extra.and_then(|e| e.ttl)) {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
         };
@@ -437,11 +490,14 @@ impl Ledger {
     ) {
         let count = messages.len() as u64;
         self.delivered += count;
-        self.redelivered += messages
+        let redelivered = messages
             .iter()
             .filter(|m| m.metadata.redeliveries > 0)
             .count() as u64;
-        if !self.watches.is_empty() {
+        if redelivered > 0 {
+            self.more().redelivered += redelivered;
+        }
+        if self.has_watches() {
             for message in &messages {
                 self.on_delivered(message.metadata.sequence, receiver, ctx);
             }
@@ -457,26 +513,26 @@ impl Ledger {
     }
 
     fn on_delivered(&mut self, sequence: u64, receiver: WaitingReceive, ctx: &mut Context<'_>) {
-        let Some(watch) = self.watches.get(&sequence).copied() else {
+        let Some(watch) = self.view().watches.get(&sequence).copied() else {
             return;
         };
         match watch.until {
             Until::Queued => {
-                self.watches.remove(&sequence);
+                self.more().watches.remove(&sequence);
             }
             Until::Received => {
-                self.watches.remove(&sequence);
+                self.more().watches.remove(&sequence);
                 ctx.out.reply(watch.ticket, Ok(sent(sequence)));
             }
             Until::Acknowledged => {
                 if !receiver.manual {
-                    self.watches.remove(&sequence);
+                    self.more().watches.remove(&sequence);
                     ctx.out.reply(watch.ticket, Ok(sent(sequence)));
                 }
             }
             Until::Reply(call) => {
                 if !receiver.manual {
-                    self.watches.remove(&sequence);
+                    self.more().watches.remove(&sequence);
                 }
                 ctx.out.effects.push(Effect::CallDelivered {
                     call,
@@ -489,7 +545,10 @@ impl Ledger {
     /// Ends the watch on `sequence`, if any, because the message is gone
     /// without reaching its stage.
     fn drop_watch(&mut self, sequence: u64, why: BrokerError, ctx: &mut Context<'_>) {
-        let Some(watch) = self.watches.remove(&sequence) else {
+        if !self.has_watches() {
+            return;
+        }
+        let Some(watch) = self.more().watches.remove(&sequence) else {
             return;
         };
         match watch.until {
@@ -518,23 +577,24 @@ impl Ledger {
                 kind,
                 format!(
                     "message {} of {} was retired ({reason}) before reaching the stage waited for",
-                    message.metadata.sequence, self.name
+                    message.metadata.sequence,
+                    self.name()
                 ),
             ),
             ctx,
         );
-        match &self.dead_letter {
-            Some(to) if *to != self.name => {
-                self.dead_lettered += 1;
+        match self.view().dead_letter.clone() {
+            Some(to) if to != self.name() => {
+                self.more().dead_lettered += 1;
                 ctx.out.effects.push(Effect::DeadLetter {
-                    to: to.clone(),
+                    to,
                     from: self.place.clone(),
                     message,
                     reason,
                 });
             }
             _ => {
-                self.dropped += 1;
+                self.more().dropped += 1;
                 ctx.budget.release(message.payload.len() as u64, 1);
             }
         }
@@ -547,11 +607,12 @@ impl Ledger {
         if let Some(Watch {
             until: Until::Reply(call),
             ..
-        }) = self.watches.get(&message.metadata.sequence)
+        }) = self.view().watches.get(&message.metadata.sequence)
         {
             ctx.out.effects.push(Effect::CallReturned { call: *call });
         }
         if self
+            .view()
             .max_deliveries
             .is_some_and(|max| message.metadata.redeliveries >= max)
         {
@@ -713,7 +774,7 @@ enum Lines {
         log: VecDeque<LogEntry>,
         subscribers: BTreeMap<ConnectionId, Subscriber>,
     },
-    Hash(HashLines),
+    Hash(Box<HashLines>),
     Inbox {
         queue: VecDeque<Message>,
         receivers: VecDeque<WaitingReceive>,
@@ -770,7 +831,6 @@ fn room(capacity: Capacity, queued: usize) -> usize {
 /// A named mailbox, or a connection's inbox.
 #[derive(Debug)]
 pub(crate) struct Mailbox {
-    name: String,
     settings: MailboxSettings,
     permissions: Permissions,
     ledger: Ledger,
@@ -797,15 +857,9 @@ impl Mailbox {
                 log: VecDeque::new(),
                 subscribers: BTreeMap::new(),
             },
-            DeliveryPolicy::Hash => Lines::Hash(HashLines::default()),
+            DeliveryPolicy::Hash => Lines::Hash(Box::default()),
         };
-        Self::with_lines(
-            Place::Mailbox(name.clone()),
-            name,
-            settings,
-            permissions,
-            lines,
-        )
+        Self::with_lines(Place::Mailbox(name), settings, permissions, lines)
     }
 
     /// The inbox of `owner`.
@@ -825,18 +879,11 @@ impl Mailbox {
             group: 0,
             mode: 0o777,
         };
-        Self::with_lines(
-            Place::Inbox(owner),
-            format!("inbox of process {}", owner.0),
-            settings,
-            permissions,
-            lines,
-        )
+        Self::with_lines(Place::Inbox(owner), settings, permissions, lines)
     }
 
     fn with_lines(
         place: Place,
-        name: String,
         settings: MailboxSettings,
         permissions: Permissions,
         lines: Lines,
@@ -845,23 +892,22 @@ impl Mailbox {
             permissions,
             ledger: Ledger {
                 place,
-                name: name.clone(),
                 next_sequence: 1,
                 accepted: 0,
                 delivered: 0,
-                redelivered: 0,
-                expired: 0,
-                dead_lettered: 0,
-                dropped: 0,
                 queued_bytes: 0,
-                ttl: settings.ttl_millis.map(Duration::from_millis),
-                max_deliveries: settings.max_deliveries,
-                dead_letter: settings.dead_letter.clone(),
-                watches: HashMap::new(),
-                in_flight: BTreeMap::new(),
-                in_flight_bytes: 0,
+                more: (settings.ttl_millis.is_some()
+                    || settings.max_deliveries.is_some()
+                    || settings.dead_letter.is_some())
+                .then(|| {
+                    Box::new(More {
+                        ttl: settings.ttl_millis.map(Duration::from_millis),
+                        max_deliveries: settings.max_deliveries,
+                        dead_letter: settings.dead_letter.clone(),
+                        ..More::default()
+                    })
+                }),
             },
-            name,
             settings,
             senders: VecDeque::new(),
             lines,
@@ -882,11 +928,11 @@ impl Mailbox {
 
     /// Payload bytes held in the mailbox: queued and in flight.
     pub fn held_bytes(&self) -> u64 {
-        self.ledger.queued_bytes + self.ledger.in_flight_bytes
+        self.ledger.queued_bytes + self.ledger.view().in_flight_bytes
     }
 
     pub fn name(&self) -> &str {
-        &self.name
+        self.ledger.name()
     }
 
     pub fn is_broadcast(&self) -> bool {
@@ -911,7 +957,8 @@ impl Mailbox {
                 ErrorKind::MessageTooLarge,
                 format!(
                     "message of {len} bytes is above {}'s limit of {} bytes",
-                    self.name, self.settings.max_message_size
+                    self.ledger.name(),
+                    self.settings.max_message_size
                 ),
             ));
         }
@@ -921,7 +968,7 @@ impl Mailbox {
                     ErrorKind::WrongMessageSize,
                     format!(
                         "message of {len} bytes, but mailbox {} takes exactly {fixed} bytes",
-                        self.name
+                        self.ledger.name()
                     ),
                 ));
             }
@@ -999,7 +1046,7 @@ impl Mailbox {
                         ErrorKind::NotSubscribed,
                         format!(
                             "mailbox {} is a broadcast mailbox; subscribe to it before receiving",
-                            self.name
+                            self.ledger.name()
                         ),
                     ))
                 }
@@ -1084,17 +1131,18 @@ impl Mailbox {
     ) -> Option<Withdrawn> {
         let sequence = self
             .ledger
+            .view()
             .watches
             .iter()
             .find(|(_, watch)| watch.ticket == ticket)
             .map(|(sequence, _)| *sequence)?;
-        self.ledger.watches.remove(&sequence);
-        if self.ledger.in_flight.contains_key(&sequence) || !drop_queued {
+        self.ledger.more().watches.remove(&sequence);
+        if self.ledger.view().in_flight.contains_key(&sequence) || !drop_queued {
             return Some(Withdrawn::InFlight);
         }
         match self.take_queued(sequence) {
             Some(message) => {
-                self.ledger.dropped += 1;
+                self.ledger.more().dropped += 1;
                 ctx.budget.release(message.payload.len() as u64, 1);
                 Some(Withdrawn::Queued)
             }
@@ -1141,14 +1189,14 @@ impl Mailbox {
             {
                 if !entry.expired {
                     entry.expired = true;
-                    self.ledger.expired += 1;
+                    self.ledger.more().expired += 1;
                 }
             }
             self.pump(ctx);
             return;
         }
         if let Some(message) = self.take_queued(sequence) {
-            self.ledger.expired += 1;
+            self.ledger.more().expired += 1;
             self.ledger.retire(message, EXPIRED, ctx);
             self.pump(ctx);
         }
@@ -1162,14 +1210,14 @@ impl Mailbox {
         verdict: Verdict,
         ctx: &mut Context<'_>,
     ) -> Result<(), BrokerError> {
-        match self.ledger.in_flight.get(&sequence) {
+        match self.ledger.view().in_flight.get(&sequence) {
             Some(held) if held.holder == holder => {}
             _ => {
                 return Err(BrokerError::new(
                     ErrorKind::NotHeld,
                     format!(
                         "this connection holds no message {sequence} of {}; it was settled already, came back, or was never received with manual acknowledgement",
-                        self.name
+                        self.ledger.name()
                     ),
                 ))
             }
@@ -1180,7 +1228,7 @@ impl Mailbox {
         match verdict {
             Verdict::Ack => {
                 ctx.budget.release(held.message.payload.len() as u64, 1);
-                if let Some(watch) = self.ledger.watches.remove(&sequence) {
+                if let Some(watch) = self.ledger.more().watches.remove(&sequence) {
                     if watch.until == Until::Acknowledged {
                         ctx.out.reply(watch.ticket, Ok(sent(sequence)));
                     }
@@ -1201,6 +1249,7 @@ impl Mailbox {
     pub fn return_held(&mut self, holder: ConnectionId, ctx: &mut Context<'_>) {
         let held: Vec<u64> = self
             .ledger
+            .view()
             .in_flight
             .iter()
             .filter(|(_, held)| held.holder == holder)
@@ -1294,8 +1343,8 @@ impl Mailbox {
 
     /// Counts a dead letter this mailbox sent that could not be taken.
     pub fn dead_letter_refused(&mut self) {
-        self.ledger.dead_lettered -= 1;
-        self.ledger.dropped += 1;
+        self.ledger.more().dead_lettered -= 1;
+        self.ledger.more().dropped += 1;
     }
 
     fn queued_count(&self) -> usize {
@@ -1343,7 +1392,8 @@ impl Mailbox {
                 ErrorKind::NotBroadcast,
                 format!(
                     "mailbox {} is {}; receive from it without subscribing",
-                    self.name, self.settings.policy
+                    self.ledger.name(),
+                    self.settings.policy
                 ),
             )),
         }
@@ -1363,7 +1413,10 @@ impl Mailbox {
         let not_subscribed = || {
             BrokerError::new(
                 ErrorKind::NotSubscribed,
-                format!("this connection is not subscribed to {}", self.name),
+                format!(
+                    "this connection is not subscribed to {}",
+                    self.ledger.name()
+                ),
             )
         };
         let waiting = match &mut self.lines {
@@ -1387,7 +1440,8 @@ impl Mailbox {
                     ErrorKind::NotBroadcast,
                     format!(
                         "mailbox {} is {}; it has no subscribers",
-                        self.name, self.settings.policy
+                        self.ledger.name(),
+                        self.settings.policy
                     ),
                 ))
             }
@@ -1398,7 +1452,10 @@ impl Mailbox {
                     receive.ticket,
                     Err(BrokerError::new(
                         ErrorKind::NotSubscribed,
-                        format!("the subscription to {} ended while waiting", self.name),
+                        format!(
+                            "the subscription to {} ended while waiting",
+                            self.ledger.name()
+                        ),
                     )),
                 );
             }
@@ -1410,14 +1467,19 @@ impl Mailbox {
     /// Answers every waiting operation with `MailboxDeleted` (or `error`)
     /// and releases everything the mailbox held.
     pub fn delete(mut self, error: Option<BrokerError>, ctx: &mut Context<'_>) {
-        let error = error.unwrap_or_else(|| deleted(&self.name));
+        let error = error.unwrap_or_else(|| deleted(self.ledger.name()));
         self.fail_all_waiters(&error, ctx);
-        let watched: Vec<u64> = self.ledger.watches.keys().copied().collect();
+        let watched: Vec<u64> = self.ledger.view().watches.keys().copied().collect();
         for sequence in watched {
             self.ledger.drop_watch(sequence, error.clone(), ctx);
         }
-        self.ledger.in_flight_bytes = 0;
-        let in_flight = std::mem::take(&mut self.ledger.in_flight);
+        let in_flight = match self.ledger.more.as_mut() {
+            Some(more) => {
+                more.in_flight_bytes = 0;
+                std::mem::take(&mut more.in_flight)
+            }
+            None => BTreeMap::new(),
+        };
         let in_flight_bytes: u64 = in_flight
             .values()
             .map(|held| held.message.payload.len() as u64)
@@ -1452,7 +1514,10 @@ impl Mailbox {
         for receive in waiting {
             ctx.out.reply(receive.ticket, Err(error.clone()));
         }
-        let watches: Vec<(u64, Watch)> = self.ledger.watches.drain().collect();
+        let watches: Vec<(u64, Watch)> = match self.ledger.more.as_mut() {
+            Some(more) => std::mem::take(&mut more.watches).into_iter().collect(),
+            None => Vec::new(),
+        };
         for (_, watch) in watches {
             match watch.until {
                 Until::Reply(call) => ctx.out.effects.push(Effect::CallDropped {
@@ -1505,7 +1570,7 @@ impl Mailbox {
             _ => 0,
         };
         MailboxInfo {
-            name: self.name.clone(),
+            name: self.ledger.name().to_owned(),
             settings: self.settings.clone(),
             queued_messages: self.queued_count() as u64,
             queued_bytes: self.ledger.queued_bytes,
@@ -1514,11 +1579,11 @@ impl Mailbox {
             subscribers: subscribers as u32,
             messages_accepted: self.ledger.accepted,
             messages_delivered: self.ledger.delivered,
-            in_flight: self.ledger.in_flight.len() as u64,
-            messages_redelivered: self.ledger.redelivered,
-            messages_expired: self.ledger.expired,
-            messages_dead_lettered: self.ledger.dead_lettered,
-            messages_dropped: self.ledger.dropped,
+            in_flight: self.ledger.view().in_flight.len() as u64,
+            messages_redelivered: self.ledger.view().redelivered,
+            messages_expired: self.ledger.view().expired,
+            messages_dead_lettered: self.ledger.view().dead_lettered,
+            messages_dropped: self.ledger.view().dropped,
             owner_uid: self.permissions.owner,
             group_gid: self.permissions.group,
             mode: self.permissions.mode,
@@ -1551,9 +1616,11 @@ impl Mailbox {
         let count = discarded.len() as u64;
         let bytes: u64 = discarded.iter().map(|m| m.payload.len() as u64).sum();
         self.ledger.queued_bytes -= bytes;
-        self.ledger.dropped += count;
+        if count > 0 {
+            self.ledger.more().dropped += count;
+        }
         ctx.budget.release(bytes, count);
-        if !self.ledger.watches.is_empty() {
+        if self.ledger.has_watches() {
             for message in &discarded {
                 self.ledger.drop_watch(
                     message.metadata.sequence,
@@ -1561,7 +1628,7 @@ impl Mailbox {
                         ErrorKind::Purged,
                         format!(
                             "{} was purged before the message reached its stage",
-                            self.name
+                            self.ledger.name()
                         ),
                     ),
                     ctx,
@@ -1779,7 +1846,7 @@ impl Mailbox {
                                     receive.deliver(vec![message.clone()], ctx.out);
                                 }
                             }
-                            if let Some(watch) = ledger.watches.remove(&sequence) {
+                            if let Some(watch) = ledger.take_watch(sequence) {
                                 ctx.out
                                     .reply(watch.ticket, Ok(broadcast_sent(sequence, recipients)));
                             }
@@ -1797,7 +1864,7 @@ impl Mailbox {
                         if recipients == 0 {
                             // Reaches nobody: nothing to keep.
                             ctx.budget.release(len, 1);
-                            if let Some(watch) = ledger.watches.remove(&message.metadata.sequence) {
+                            if let Some(watch) = ledger.take_watch(message.metadata.sequence) {
                                 ctx.out.reply(
                                     watch.ticket,
                                     Ok(broadcast_sent(message.metadata.sequence, 0)),
@@ -1852,7 +1919,7 @@ impl Mailbox {
                             ledger.queued_bytes -= len;
                             ctx.budget.release(len, 1);
                             let sequence = entry.message.metadata.sequence;
-                            if let Some(watch) = ledger.watches.remove(&sequence) {
+                            if let Some(watch) = ledger.take_watch(sequence) {
                                 ctx.out
                                     .reply(watch.ticket, Ok(broadcast_sent(sequence, recipients)));
                             }
@@ -2023,7 +2090,12 @@ impl Mailbox {
     }
 
     pub fn watched_tickets(&self) -> Vec<Ticket> {
-        self.ledger.watches.values().map(|w| w.ticket).collect()
+        self.ledger
+            .view()
+            .watches
+            .values()
+            .map(|w| w.ticket)
+            .collect()
     }
 
     pub fn sender_tickets(&self) -> Vec<Ticket> {
@@ -2033,11 +2105,12 @@ impl Mailbox {
     pub fn in_flight_bytes(&self) -> (u64, u64) {
         (
             self.ledger
+                .view()
                 .in_flight
                 .values()
                 .map(|h| h.message.payload.len() as u64)
                 .sum(),
-            self.ledger.in_flight.len() as u64,
+            self.ledger.view().in_flight.len() as u64,
         )
     }
 }

@@ -24,7 +24,7 @@ mod tests;
 use tests::peer_of as peer_of_test;
 
 use std::cmp::Reverse;
-use std::collections::{BTreeMap, BinaryHeap, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, BinaryHeap, HashMap};
 use std::time::{Duration, Instant};
 
 use mailbox_proto::{
@@ -121,13 +121,13 @@ struct Waiting {
 struct Connection {
     peer: Peer,
     /// Supplementary groups, for group rights.
-    groups: Vec<u32>,
+    groups: Box<[u32]>,
     waiting: HashMap<RequestId, Waiting>,
     /// Broadcast mailboxes it subscribes to and hash mailboxes whose pool
     /// it is in.
     subscriptions: Vec<String>,
     /// Where it received with manual acknowledgement (what it may hold).
-    holds: HashSet<Place>,
+    holds: BTreeSet<Place>,
     /// Well-known names it holds.
     names: Vec<String>,
     /// Capacity of its inbox.
@@ -151,25 +151,32 @@ struct Expiry {
 /// Every place messages wait: named mailboxes and connections' inboxes.
 #[derive(Debug, Default)]
 struct Places {
-    mailboxes: HashMap<String, Mailbox>,
-    inboxes: HashMap<ConnectionId, Mailbox>,
+    // Boxed: a mailbox is a few hundred bytes, and a map keeps spare slots.
+    mailboxes: HashMap<String, Box<Mailbox>>,
+    inboxes: HashMap<ConnectionId, Box<Mailbox>>,
 }
 
 impl Places {
     fn get_mut(&mut self, place: &Place) -> Option<&mut Mailbox> {
         match place {
-            Place::Mailbox(name) => self.mailboxes.get_mut(name),
-            Place::Inbox(owner) => self.inboxes.get_mut(owner),
+            Place::Mailbox(name) => self.mailboxes.get_mut(name).map(|m| &mut **m),
+            Place::Inbox(owner) => self.inboxes.get_mut(owner).map(|m| &mut **m),
             Place::Name(_) => None,
         }
     }
 
     fn all(&self) -> impl Iterator<Item = &Mailbox> {
-        self.mailboxes.values().chain(self.inboxes.values())
+        self.mailboxes
+            .values()
+            .chain(self.inboxes.values())
+            .map(|mailbox| &**mailbox)
     }
 
     fn all_mut(&mut self) -> impl Iterator<Item = &mut Mailbox> {
-        self.mailboxes.values_mut().chain(self.inboxes.values_mut())
+        self.mailboxes
+            .values_mut()
+            .chain(self.inboxes.values_mut())
+            .map(|mailbox| &mut **mailbox)
     }
 }
 
@@ -179,7 +186,9 @@ pub struct Core {
     limits: Limits,
     started: Instant,
     places: Places,
-    connections: HashMap<ConnectionId, Connection>,
+    // Boxed like mailboxes: thousands of idle connections, and a map
+    // keeps spare slots.
+    connections: HashMap<ConnectionId, Box<Connection>>,
     names: BTreeMap<String, NameEntry>,
     calls: HashMap<u64, CallState>,
     next_call: u64,
@@ -290,15 +299,15 @@ impl Core {
         *self.connections_of.entry(peer.uid).or_default() += 1;
         self.connections.insert(
             connection,
-            Connection {
+            Box::new(Connection {
                 peer,
-                groups,
+                groups: groups.into_boxed_slice(),
                 waiting: HashMap::new(),
                 subscriptions: Vec::new(),
-                holds: HashSet::new(),
+                holds: BTreeSet::new(),
                 names: Vec::new(),
                 inbox_capacity: DEFAULT_INBOX_CAPACITY,
-            },
+            }),
         );
     }
 
@@ -467,7 +476,7 @@ impl Core {
                     .mailboxes
                     .values()
                     .filter(|m| caller.is_none_or(|c| m.permissions().visible_to(&c, &self.policy)))
-                    .map(Mailbox::info)
+                    .map(|mailbox| mailbox.info())
                     .collect();
                 list.sort_by(|a, b| a.name.cmp(&b.name));
                 Ok(Some(Response::Mailboxes(list)))
@@ -830,7 +839,7 @@ impl Core {
                 self.places
                     .inboxes
                     .entry(owner)
-                    .or_insert_with(|| Mailbox::inbox(owner, capacity));
+                    .or_insert_with(|| Box::new(Mailbox::inbox(owner, capacity)));
                 Place::Inbox(owner)
             }
         };
@@ -897,7 +906,7 @@ impl Core {
                 self.places
                     .inboxes
                     .entry(owner)
-                    .or_insert_with(|| Mailbox::inbox(owner, capacity));
+                    .or_insert_with(|| Box::new(Mailbox::inbox(owner, capacity)));
                 Place::Inbox(owner)
             }
         };
@@ -999,9 +1008,10 @@ impl Core {
     /// Adds a mailbox with `permissions`, counting it for its owner.
     fn adopt_mailbox(&mut self, name: String, settings: MailboxSettings, permissions: Permissions) {
         *self.mailboxes_of.entry(permissions.owner).or_default() += 1;
-        self.places
-            .mailboxes
-            .insert(name.clone(), Mailbox::new(name, settings, permissions));
+        self.places.mailboxes.insert(
+            name.clone(),
+            Box::new(Mailbox::new(name, settings, permissions)),
+        );
     }
 
     fn delete(
@@ -1184,7 +1194,7 @@ impl Core {
             .mailboxes
             .values()
             .filter(|mailbox| mailbox.permissions().owner == owner)
-            .map(Mailbox::held_bytes)
+            .map(|mailbox| mailbox.held_bytes())
             .sum();
         if held.saturating_add(incoming) > self.limits.max_queued_bytes_per_uid {
             return Err(error(
@@ -1677,7 +1687,7 @@ impl Core {
 #[allow(clippy::too_many_arguments)]
 fn allowed(
     permissions: &Permissions,
-    connections: &HashMap<ConnectionId, Connection>,
+    connections: &HashMap<ConnectionId, Box<Connection>>,
     peer: Peer,
     connection: ConnectionId,
     right: Right,
@@ -1777,8 +1787,8 @@ impl Core {
         let mut held = 0;
         let mut messages = 0;
         let mut waits = 0;
-        let mut watched = HashSet::new();
-        let mut sending = HashSet::new();
+        let mut watched = std::collections::HashSet::new();
+        let mut sending = std::collections::HashSet::new();
         for mailbox in self.places.all() {
             mailbox.check_invariants();
             let (in_flight_bytes, in_flight) = mailbox.in_flight_bytes();

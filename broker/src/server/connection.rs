@@ -79,6 +79,8 @@ fn peer_groups(fd: std::os::fd::RawFd) -> Vec<u32> {
         let count = len as usize / std::mem::size_of::<libc::gid_t>();
         if rc == 0 {
             groups.truncate(count);
+            // Kept for the connection's life: no spare capacity.
+            groups.shrink_to_fit();
             return groups;
         }
         // ERANGE: `len` says how much room the list needs.
