@@ -17,14 +17,13 @@
 //! start and on SIGHUP.
 
 use std::collections::BTreeMap;
-use std::ffi::CString;
 use std::fmt;
 use std::io;
-use std::mem::MaybeUninit;
 use std::ops::Range;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use mailbox_proto::accounts;
 use mailbox_proto::{
     Capacity, DeliveryPolicy, MailboxName, MailboxSettings, DEFAULT_MAX_MESSAGE_SIZE,
     MAX_MESSAGE_SIZE_LIMIT,
@@ -692,11 +691,18 @@ impl Document<'_> {
     }
 
     fn user_value(&self, key: &str, span: Range<usize>, value: &Value) -> Result<u32> {
-        self.principal(key, span, value, "user", "uid", user_id)
+        self.principal(key, span, value, "user", "uid", accounts::user_id)
     }
 
     fn group(&self, key: &str, value: &Spanned<Value>) -> Result<u32> {
-        self.principal(key, value.span(), value.get_ref(), "group", "gid", group_id)
+        self.principal(
+            key,
+            value.span(),
+            value.get_ref(),
+            "group",
+            "gid",
+            accounts::group_id,
+        )
     }
 
     /// A user or group: an id (integer or digits), or a name looked up.
@@ -844,63 +850,6 @@ pub fn parse_mode(text: &str) -> Result<u32, String> {
     match u32::from_str_radix(digits, 8) {
         Ok(mode) if mode <= 0o777 => Ok(mode),
         _ => Err(bad()),
-    }
-}
-
-// ---------------------------------------------------------------------------
-// Users and groups.
-
-type Lookup<T> = unsafe extern "C" fn(
-    *const libc::c_char,
-    *mut T,
-    *mut libc::c_char,
-    libc::size_t,
-    *mut *mut T,
-) -> libc::c_int;
-
-/// The uid of the user `name` (`getpwnam_r`); `Ok(None)` when there is none.
-pub fn user_id(name: &str) -> io::Result<Option<u32>> {
-    lookup(name, libc::getpwnam_r, |entry: &libc::passwd| entry.pw_uid)
-}
-
-/// The gid of the group `name` (`getgrnam_r`); `Ok(None)` when there is none.
-pub fn group_id(name: &str) -> io::Result<Option<u32>> {
-    lookup(name, libc::getgrnam_r, |entry: &libc::group| entry.gr_gid)
-}
-
-fn lookup<T>(name: &str, call: Lookup<T>, id: fn(&T) -> u32) -> io::Result<Option<u32>> {
-    let Ok(c_name) = CString::new(name) else {
-        // A name with a NUL byte names nobody.
-        return Ok(None);
-    };
-    let mut buffer: Vec<libc::c_char> = vec![0; 1024];
-    loop {
-        let mut entry = MaybeUninit::<T>::uninit();
-        let mut found: *mut T = std::ptr::null_mut();
-        // SAFETY: every pointer is valid for the call: the name is a C
-        // string, `entry` has room for one `T`, the buffer is `len` bytes.
-        let rc = unsafe {
-            call(
-                c_name.as_ptr(),
-                entry.as_mut_ptr(),
-                buffer.as_mut_ptr(),
-                buffer.len(),
-                &mut found,
-            )
-        };
-        match rc {
-            0 if found.is_null() => return Ok(None),
-            // SAFETY: on success `found` points at `entry`, which the call
-            // filled in (its strings point into `buffer`, still alive).
-            0 => return Ok(Some(id(unsafe { &*found }))),
-            libc::ERANGE if buffer.len() < 1 << 24 => {
-                let len = buffer.len() * 2;
-                buffer.resize(len, 0);
-            }
-            // Some systems say "not found" with one of these.
-            libc::ENOENT | libc::ESRCH | libc::EBADF | libc::EPERM => return Ok(None),
-            rc => return Err(io::Error::from_raw_os_error(rc)),
-        }
     }
 }
 
@@ -1234,14 +1183,5 @@ mod tests {
         assert!(parse_mode("0800").is_err());
         assert!(parse_mode("1777").is_err());
         assert!(parse_mode("").is_err());
-    }
-
-    #[test]
-    fn users_and_groups_resolve_by_name() {
-        assert_eq!(user_id("root").unwrap(), Some(0));
-        assert_eq!(group_id("root").unwrap(), Some(0));
-        assert_eq!(user_id("no-such-user-here").unwrap(), None);
-        assert_eq!(group_id("no-such-group-here").unwrap(), None);
-        assert_eq!(user_id("nul\0byte").unwrap(), None);
     }
 }

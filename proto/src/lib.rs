@@ -11,6 +11,7 @@
 //! buffers. The full wire format is written down in `PROTOCOL.md` beside this
 //! crate.
 
+pub mod accounts;
 pub mod codec;
 mod frame;
 mod mailbox;

@@ -1665,11 +1665,11 @@ fn parse_owner(text: &str) -> Result<Owner, String> {
 }
 
 fn parse_user(text: &str) -> Result<u32, String> {
-    principal(text, "user", "uid", users::user_id)
+    principal(text, "user", "uid", mailbox_proto::accounts::user_id)
 }
 
 fn parse_group(text: &str) -> Result<u32, String> {
-    principal(text, "group", "gid", users::group_id)
+    principal(text, "group", "gid", mailbox_proto::accounts::group_id)
 }
 
 /// A numeric id, or a name looked up.
@@ -1692,62 +1692,6 @@ fn principal(
             "no {what} named {text:?}; give a {what} name or a {id}"
         )),
         Err(error) => Err(format!("cannot look up the {what} {text:?}: {error}")),
-    }
-}
-
-/// User and group names (`getpwnam_r`, `getgrnam_r`).
-mod users {
-    use std::ffi::CString;
-    use std::io;
-    use std::mem::MaybeUninit;
-
-    type Lookup<T> = unsafe extern "C" fn(
-        *const libc::c_char,
-        *mut T,
-        *mut libc::c_char,
-        libc::size_t,
-        *mut *mut T,
-    ) -> libc::c_int;
-
-    pub fn user_id(name: &str) -> io::Result<Option<u32>> {
-        lookup(name, libc::getpwnam_r, |entry: &libc::passwd| entry.pw_uid)
-    }
-
-    pub fn group_id(name: &str) -> io::Result<Option<u32>> {
-        lookup(name, libc::getgrnam_r, |entry: &libc::group| entry.gr_gid)
-    }
-
-    fn lookup<T>(name: &str, call: Lookup<T>, id: fn(&T) -> u32) -> io::Result<Option<u32>> {
-        let Ok(c_name) = CString::new(name) else {
-            return Ok(None);
-        };
-        let mut buffer: Vec<libc::c_char> = vec![0; 1024];
-        loop {
-            let mut entry = MaybeUninit::<T>::uninit();
-            let mut found: *mut T = std::ptr::null_mut();
-            // SAFETY: the name is a C string, `entry` has room for one `T`,
-            // the buffer is `len` bytes; all outlive the call.
-            let rc = unsafe {
-                call(
-                    c_name.as_ptr(),
-                    entry.as_mut_ptr(),
-                    buffer.as_mut_ptr(),
-                    buffer.len(),
-                    &mut found,
-                )
-            };
-            match rc {
-                0 if found.is_null() => return Ok(None),
-                // SAFETY: on success `found` points at the filled-in `entry`.
-                0 => return Ok(Some(id(unsafe { &*found }))),
-                libc::ERANGE if buffer.len() < 1 << 24 => {
-                    let len = buffer.len() * 2;
-                    buffer.resize(len, 0);
-                }
-                libc::ENOENT | libc::ESRCH | libc::EBADF | libc::EPERM => return Ok(None),
-                rc => return Err(io::Error::from_raw_os_error(rc)),
-            }
-        }
     }
 }
 
