@@ -832,15 +832,7 @@ impl Core {
             }
             Target::Process(address) => {
                 let owner = self.resolve(address)?;
-                let capacity = self
-                    .connections
-                    .get(&owner)
-                    .map_or(DEFAULT_INBOX_CAPACITY, |c| c.inbox_capacity);
-                self.places
-                    .inboxes
-                    .entry(owner)
-                    .or_insert_with(|| Box::new(Mailbox::inbox(owner, capacity)));
-                Place::Inbox(owner)
+                self.open_inbox(owner)
             }
         };
         let _ = ticket;
@@ -855,6 +847,20 @@ impl Core {
             })
         });
         Ok(SendPlan { place, extra, call })
+    }
+
+    /// The inbox of `owner`, created (with the capacity the owner set) on
+    /// first use.
+    fn open_inbox(&mut self, owner: ConnectionId) -> Place {
+        let capacity = self
+            .connections
+            .get(&owner)
+            .map_or(DEFAULT_INBOX_CAPACITY, |c| c.inbox_capacity);
+        self.places
+            .inboxes
+            .entry(owner)
+            .or_insert_with(|| Box::new(Mailbox::inbox(owner, capacity)));
+        Place::Inbox(owner)
     }
 
     /// Checks a `ReceiveWith` and finds where it takes from.
@@ -898,16 +904,7 @@ impl Core {
                         },
                     });
                 }
-                let owner = ticket.connection;
-                let capacity = self
-                    .connections
-                    .get(&owner)
-                    .map_or(DEFAULT_INBOX_CAPACITY, |c| c.inbox_capacity);
-                self.places
-                    .inboxes
-                    .entry(owner)
-                    .or_insert_with(|| Box::new(Mailbox::inbox(owner, capacity)));
-                Place::Inbox(owner)
+                self.open_inbox(ticket.connection)
             }
         };
         if options.manual_ack {
