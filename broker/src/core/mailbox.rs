@@ -812,6 +812,22 @@ fn take_front(queue: &mut VecDeque<Message>, take: usize) -> (Vec<Message>, u64)
 }
 
 /// The size of the next payload the front waiting send would admit.
+/// The line itself, with room for one entry if it had none: most lines
+/// hold one waiting request at a time (a blocked receive, a blocked send),
+/// and a queue's first growth would otherwise make room for four, which
+/// thousands of blocked clients pay for.
+fn lean<T>(line: &mut VecDeque<T>) -> &mut VecDeque<T> {
+    if line.capacity() == 0 {
+        line.reserve_exact(1);
+    }
+    line
+}
+
+/// Adds `entry` at the back of `line` (see [`lean`]).
+fn push_lean<T>(line: &mut VecDeque<T>, entry: T) {
+    lean(line).push_back(entry);
+}
+
 fn front_payload_len(senders: &VecDeque<WaitingSend>) -> usize {
     match senders.front().map(|send| &send.load) {
         Some(Load::One(payload)) => payload.len(),
@@ -990,7 +1006,7 @@ impl Mailbox {
         let ticket = send.ticket;
         let watched = send.until() != Until::Queued;
         let mark = ctx.out.replies.len();
-        self.senders.push_back(send);
+        push_lean(&mut self.senders, send);
         self.pump(ctx);
         if self.senders.back().map(|s| s.ticket) != Some(ticket) {
             let answered = ctx.out.replies[mark..].iter().any(|r| r.ticket == ticket);
@@ -1027,20 +1043,20 @@ impl Mailbox {
                         .iter()
                         .position(|r| r.priority < receive.priority)
                         .unwrap_or(receivers.len());
-                    receivers.insert(at, receive);
+                    lean(receivers).insert(at, receive);
                 } else {
-                    receivers.push_back(receive);
+                    push_lean(receivers, receive);
                 }
             }
-            Lines::Inbox { receivers, .. } => receivers.push_back(receive),
+            Lines::Inbox { receivers, .. } => push_lean(receivers, receive),
             Lines::Hash(hash) => {
                 hash.join(ticket.connection);
                 if let Some(member) = hash.members.get_mut(&ticket.connection) {
-                    member.waiting.push_back(receive);
+                    push_lean(&mut member.waiting, receive);
                 }
             }
             Lines::Broadcast { subscribers, .. } => match subscribers.get_mut(&ticket.connection) {
-                Some(subscriber) => subscriber.waiting.push_back(receive),
+                Some(subscriber) => push_lean(&mut subscriber.waiting, receive),
                 None => {
                     return Err(BrokerError::new(
                         ErrorKind::NotSubscribed,

@@ -17,6 +17,7 @@ mod calls;
 mod mailbox;
 mod names;
 mod types;
+mod waiting;
 
 #[cfg(test)]
 mod tests;
@@ -45,6 +46,7 @@ use mailbox::{
 };
 use names::NameEntry;
 use types::{Effect, Place};
+use waiting::WaitingRequests;
 
 /// Limits the core enforces.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -122,7 +124,7 @@ struct Connection {
     peer: Peer,
     /// Supplementary groups, for group rights.
     groups: Box<[u32]>,
-    waiting: HashMap<RequestId, Waiting>,
+    waiting: WaitingRequests<Waiting>,
     /// Broadcast mailboxes it subscribes to and hash mailboxes whose pool
     /// it is in.
     subscriptions: Vec<String>,
@@ -302,7 +304,7 @@ impl Core {
             Box::new(Connection {
                 peer,
                 groups: groups.into_boxed_slice(),
-                waiting: HashMap::new(),
+                waiting: WaitingRequests::default(),
                 subscriptions: Vec::new(),
                 holds: BTreeSet::new(),
                 names: Vec::new(),
@@ -334,7 +336,7 @@ impl Core {
             budget: &mut self.budget,
             clock,
         };
-        for (request, waiting) in state.waiting {
+        for (request, waiting) in state.waiting.into_entries() {
             let ticket = Ticket {
                 connection,
                 request,

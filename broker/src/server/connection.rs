@@ -96,54 +96,110 @@ fn peer_groups(fd: std::os::fd::RawFd) -> Vec<u32> {
 }
 
 /// Serves one connection until it closes or the broker stops.
-pub(crate) async fn serve(
+///
+/// Not an `async fn` itself: the future it returns is what every connected
+/// client costs while it waits, and an outer async wrapper would keep
+/// second copies of its arguments.
+pub(crate) fn serve(
     shared: Arc<Shared>,
     id: ConnectionId,
     stream: UnixStream,
     stop: watch::Receiver<bool>,
-) {
+) -> impl std::future::Future<Output = ()> {
     let peer = peer_of(&stream);
     let groups = peer_groups(std::os::fd::AsRawFd::as_raw_fd(&stream));
     let span = info_span!("connection", id = id.0, pid = peer.pid, uid = peer.uid);
-    async move {
-        let (reader, writer) = stream.into_split();
-        let outbox = Arc::new(Outbox::new(shared.config.outbox_limit()));
-        let mut writer_task = tokio::spawn(write_loop(writer, outbox.clone()));
-        let reason = read_loop(&shared, id, (peer, groups), reader, &outbox, stop).await;
-        match &reason {
-            CloseReason::ClientClosed => debug!("client closed the connection"),
-            CloseReason::Shutdown => debug!("closed for shutdown"),
-            CloseReason::ProtocolViolation(error) => warn!(%error, "closing: protocol violation"),
-            CloseReason::Io(error) => info!(%error, "closing: read failed"),
-            CloseReason::Refused(error) => warn!(%error, "refused: connection limit"),
-            CloseReason::WriterStopped => info!("closing: writing to the client failed"),
-            CloseReason::Overflowed => warn!(
-                limit = shared.config.outbox_limit(),
-                "closing: the client does not read its replies"
-            ),
-        }
-        {
-            let mut state = shared.lock();
-            let mut out = Outcome::new();
-            state.core.disconnect(id, &clock(), &mut out);
-            state.outboxes.remove(&id);
-            state.route(&mut out);
-        }
-        outbox.close();
-        // The writer flushes what is queued, but a client that never reads
-        // could keep it blocked forever: give it the shutdown grace, then
-        // drop the socket.
-        match tokio::time::timeout(shared.config.shutdown_grace, &mut writer_task).await {
-            Ok(Ok(())) => {}
-            Ok(Err(error)) => warn!(%error, "writer task failed"),
-            Err(_) => {
-                info!("the client did not read its last replies; closing");
-                writer_task.abort();
-            }
+    serve_connected(shared, id, stream, (peer, groups), stop).instrument(span)
+}
+
+async fn serve_connected(
+    shared: Arc<Shared>,
+    id: ConnectionId,
+    stream: UnixStream,
+    credentials: (Peer, Vec<u32>),
+    stop: watch::Receiver<bool>,
+) {
+    let (reader, writer) = stream.into_split();
+    let outbox = Arc::new(Outbox::new(shared.config.outbox_limit()));
+    let mut writer_task = tokio::spawn(write_loop(writer, outbox.clone()));
+    let reason = read_loop(&shared, id, credentials, reader, &outbox, &stop).await;
+    match &reason {
+        CloseReason::ClientClosed => debug!("client closed the connection"),
+        CloseReason::Shutdown => debug!("closed for shutdown"),
+        CloseReason::ProtocolViolation(error) => warn!(%error, "closing: protocol violation"),
+        CloseReason::Io(error) => info!(%error, "closing: read failed"),
+        CloseReason::Refused(error) => warn!(%error, "refused: connection limit"),
+        CloseReason::WriterStopped => info!("closing: writing to the client failed"),
+        CloseReason::Overflowed => warn!(
+            limit = shared.config.outbox_limit(),
+            "closing: the client does not read its replies"
+        ),
+    }
+    {
+        let mut state = shared.lock();
+        let mut out = Outcome::new();
+        state.core.disconnect(id, &clock(), &mut out);
+        state.outboxes.remove(&id);
+        state.route(&mut out);
+    }
+    outbox.close();
+    // The writer flushes what is queued, but a client that never reads
+    // could keep it blocked forever: give it the shutdown grace, then
+    // drop the socket.
+    match tokio::time::timeout(shared.config.shutdown_grace, &mut writer_task).await {
+        Ok(Ok(())) => {}
+        Ok(Err(error)) => warn!(%error, "writer task failed"),
+        Err(_) => {
+            info!("the client did not read its last replies; closing");
+            writer_task.abort();
         }
     }
-    .instrument(span)
-    .await;
+}
+
+/// Reads the hello within the handshake timeout and checks it.
+async fn accept_hello(
+    reader: &mut OwnedReadHalf,
+    buffer: &mut BytesMut,
+    config: &super::Config,
+) -> Result<(), CloseReason> {
+    // The hello is small; a larger limit before it would let anyone who can
+    // connect make the broker allocate a full frame for free.
+    let hello_limit = 4096;
+    let hello = match tokio::time::timeout(
+        config.handshake_timeout,
+        handshake(reader, buffer, hello_limit),
+    )
+    .await
+    {
+        Ok(Ok(hello)) => hello,
+        Ok(Err(reason)) => return Err(reason),
+        Err(_) => {
+            return Err(CloseReason::ProtocolViolation(BrokerError::new(
+                ErrorKind::ProtocolViolation,
+                format!(
+                    "no hello within {:?} of connecting",
+                    config.handshake_timeout
+                ),
+            )))
+        }
+    };
+    if hello.magic != HELLO_MAGIC {
+        return Err(CloseReason::ProtocolViolation(BrokerError::new(
+            ErrorKind::ProtocolViolation,
+            "the first frame is not a mailbox hello (wrong magic)",
+        )));
+    }
+    if hello.protocol_version != PROTOCOL_VERSION {
+        return Err(CloseReason::ProtocolViolation(BrokerError::new(
+            ErrorKind::UnsupportedVersion,
+            format!(
+                "client speaks protocol version {}, this broker speaks {}; use a matching client",
+                hello.protocol_version, PROTOCOL_VERSION
+            ),
+        )));
+    }
+    debug!(client = %hello.client_name, "handshake done");
+    Ok(())
 }
 
 /// Reads the hello; returns the error to send in a goodbye when it is bad.
@@ -177,56 +233,13 @@ async fn read_loop(
     (peer, groups): (Peer, Vec<u32>),
     mut reader: OwnedReadHalf,
     outbox: &Arc<Outbox>,
-    mut stop: watch::Receiver<bool>,
+    stop: &watch::Receiver<bool>,
 ) -> CloseReason {
     let config = &shared.config;
     let mut buffer = BytesMut::with_capacity(256);
-    // The hello is small; a larger limit before it would let anyone who can
-    // connect make the broker allocate a full frame for free.
-    let hello_limit = 4096;
-    let hello = match tokio::time::timeout(
-        config.handshake_timeout,
-        handshake(&mut reader, &mut buffer, hello_limit),
-    )
-    .await
-    {
-        Ok(Ok(hello)) => hello,
-        Ok(Err(reason)) => return goodbye(outbox, reason),
-        Err(_) => {
-            return goodbye(
-                outbox,
-                CloseReason::ProtocolViolation(BrokerError::new(
-                    ErrorKind::ProtocolViolation,
-                    format!(
-                        "no hello within {:?} of connecting",
-                        config.handshake_timeout
-                    ),
-                )),
-            )
-        }
-    };
-    if hello.magic != HELLO_MAGIC {
-        return goodbye(
-            outbox,
-            CloseReason::ProtocolViolation(BrokerError::new(
-                ErrorKind::ProtocolViolation,
-                "the first frame is not a mailbox hello (wrong magic)",
-            )),
-        );
+    if let Err(reason) = accept_hello(&mut reader, &mut buffer, config).await {
+        return goodbye(outbox, reason);
     }
-    if hello.protocol_version != PROTOCOL_VERSION {
-        return goodbye(
-            outbox,
-            CloseReason::ProtocolViolation(BrokerError::new(
-                ErrorKind::UnsupportedVersion,
-                format!(
-                    "client speaks protocol version {}, this broker speaks {}; use a matching client",
-                    hello.protocol_version, PROTOCOL_VERSION
-                ),
-            )),
-        );
-    }
-    debug!(client = %hello.client_name, "handshake done");
     {
         let mut state = shared.lock();
         if *stop.borrow() {
@@ -296,10 +309,8 @@ async fn read_loop(
             }
         }
         if outbox.queued_bytes() > config.outbox_high_water {
-            tokio::select! {
-                () = outbox.wait_below(config.outbox_high_water) => {}
-                _ = stop.changed() => return goodbye(outbox, CloseReason::Shutdown),
-            }
+            // Also ends when the outbox closes (the broker stopping too).
+            outbox.wait_below(config.outbox_high_water).await;
         }
         if outbox.is_closed() {
             return closed(outbox);
@@ -314,15 +325,17 @@ async fn read_loop(
             buffer = BytesMut::new();
             frames = VecDeque::new();
             out = Outcome::new();
+            // Only two things to watch, the socket and the outbox (it
+            // closes for the broker's shutdown too): this wait is what
+            // every idle connection holds, thousands of times over.
             tokio::select! {
                 ready = reader.readable() => if let Err(error) = ready {
                     return CloseReason::Io(error);
                 },
                 // Cut off for not reading while it waits here (its posted
-                // receives were answered by others' sends), or the writer
-                // stopped.
+                // receives were answered by others' sends), the writer
+                // stopped, or the broker is stopping.
                 () = outbox.closed() => return closed(outbox),
-                _ = stop.changed() => return goodbye(outbox, CloseReason::Shutdown),
             }
         }
         // Small reads for small traffic, large ones once a read fills the
@@ -340,7 +353,6 @@ async fn read_loop(
                 tokio::select! {
                     read = reader.read_buf(&mut buffer) => read,
                     () = outbox.closed() => return closed(outbox),
-                    _ = stop.changed() => return goodbye(outbox, CloseReason::Shutdown),
                 }
             }
             read => read,
@@ -355,7 +367,10 @@ async fn read_loop(
 
 /// Why the reader stops when it finds the outbox closed.
 fn closed(outbox: &Outbox) -> CloseReason {
-    if outbox.overflowed() {
+    if outbox.stopping() {
+        // The outbox queued the goodbye itself.
+        CloseReason::Shutdown
+    } else if outbox.overflowed() {
         CloseReason::Overflowed
     } else {
         // The writer stopped: the client is gone or stopped reading.

@@ -274,10 +274,16 @@ pub async fn run(
         let mut out = Outcome::new();
         state.core.shut_down(&clock(), &mut out);
         state.route(&mut out);
+        // Under the lock, so that a connection finishing its handshake
+        // either sees the stop or has its outbox here to be shut down.
+        let _ = stop_tx.send(true);
+        // Each outbox queues a goodbye and closes; its reader, woken by
+        // the close, ends the connection, and its writer flushes and
+        // closes the socket.
+        for outbox in state.outboxes.values() {
+            outbox.shut_down();
+        }
     }
-    // Readers see this, queue a goodbye and close their outboxes; writers
-    // flush and close the sockets.
-    let _ = stop_tx.send(true);
     let grace = shared.config.shutdown_grace;
     let drained = async { while tasks.join_next().await.is_some() {} };
     if tokio::time::timeout(grace, drained).await.is_err() {

@@ -51,6 +51,8 @@ struct State {
     closed: bool,
     /// Closed because replies went past the limit unread.
     overflowed: bool,
+    /// Closed because the broker is stopping.
+    stopping: bool,
 }
 
 /// What the writer gets from [`Outbox::take`].
@@ -180,6 +182,31 @@ impl Outbox {
         if first {
             self.ready.notify_one();
         }
+    }
+
+    /// Closes the outbox for the broker's shutdown: a goodbye saying so
+    /// follows the frames already queued, and the reader, woken by the
+    /// close, ends the connection. Does nothing to an outbox already closed.
+    pub fn shut_down(&self) {
+        let mut state = self.lock();
+        if state.closed {
+            return;
+        }
+        state.frames.push(ServerFrame::Goodbye(BrokerError::new(
+            ErrorKind::BrokerShuttingDown,
+            "the broker is stopping",
+        )));
+        state.closed = true;
+        state.stopping = true;
+        drop(state);
+        self.ready.notify_one();
+        self.drained.notify_waiters();
+        self.closing.notify_waiters();
+    }
+
+    /// Whether it was closed by [`Outbox::shut_down`].
+    pub fn stopping(&self) -> bool {
+        self.lock().stopping
     }
 
     /// Closes the outbox after the frames already queued.
