@@ -105,6 +105,9 @@ enum Hidden {
     /// One producer, consumer, echo or waiter of a run (started by the run itself)
     #[command(hide = true)]
     Role(roles::RoleArgs),
+    /// The relay process of `uds-relay` (started by the run itself)
+    #[command(hide = true)]
+    Relay(systems::relay::RelayArgs),
 }
 
 fn parse_scale(text: &str) -> Result<f64, String> {
@@ -116,8 +119,13 @@ fn parse_scale(text: &str) -> Result<f64, String> {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    if let Some(Hidden::Role(args)) = cli.command {
-        return match roles::run(&args) {
+    let hidden = match cli.command {
+        Some(Hidden::Role(args)) => Some(roles::run(&args)),
+        Some(Hidden::Relay(args)) => Some(systems::relay::serve(&args)),
+        None => None,
+    };
+    if let Some(result) = hidden {
+        return match result {
             Ok(()) => ExitCode::SUCCESS,
             Err(error) => {
                 eprintln!("mailbox-bench: {error:#}");

@@ -40,6 +40,9 @@ pub enum System {
     Mailboxd,
     /// A plain Unix socket between the two processes, no broker.
     UdsDirect,
+    /// The same, through a process that only copies bytes: the floor of
+    /// any broker in the middle.
+    UdsRelay,
     /// POSIX message queues (`mq_open`, `mq_send`, `mq_receive`).
     PosixMq,
     /// Redis 7 lists over its Unix socket (`LPUSH` / `BRPOP`).
@@ -152,9 +155,10 @@ impl Workload {
 
 impl System {
     /// Every system, the broker first.
-    pub const ALL: [System; 4] = [
+    pub const ALL: [System; 5] = [
         System::Mailboxd,
         System::UdsDirect,
+        System::UdsRelay,
         System::PosixMq,
         System::Redis,
     ];
@@ -164,6 +168,7 @@ impl System {
         match self {
             System::Mailboxd => "mailboxd",
             System::UdsDirect => "uds-direct",
+            System::UdsRelay => "uds-relay",
             System::PosixMq => "posix-mq",
             System::Redis => "redis",
         }

@@ -14,6 +14,7 @@
 pub mod mailboxd;
 pub mod posix_mq;
 pub mod redis;
+pub mod relay;
 mod resp;
 pub mod uds;
 
@@ -127,13 +128,15 @@ pub fn unsupported(
             Some("a Redis list exists only while it holds an element: there is no idle one".into())
         }
         System::Redis => None,
-        System::UdsDirect | System::PosixMq if workload == Workload::Conns => {
+        System::UdsDirect | System::UdsRelay | System::PosixMq if workload == Workload::Conns => {
             Some("there is no broker process whose memory and wake-ups could be measured".into())
         }
-        System::UdsDirect | System::PosixMq if workload.measures_broker_memory() => {
+        System::UdsDirect | System::UdsRelay | System::PosixMq
+            if workload.measures_broker_memory() =>
+        {
             Some("there is no broker process whose memory could be measured".into())
         }
-        System::UdsDirect => None,
+        System::UdsDirect | System::UdsRelay => None,
         System::PosixMq => setup.mq.unsupported(workload, shape),
     }
 }
@@ -148,6 +151,7 @@ pub fn prepare(
     Ok(match system {
         System::Mailboxd => Box::new(mailboxd::Server::start(workload, shape, setup)?),
         System::UdsDirect => Box::new(uds::Direct::new(workload)),
+        System::UdsRelay => Box::new(relay::Relay::start(workload, shape, setup)?),
         System::PosixMq => Box::new(posix_mq::Queues::create(workload, shape, setup)?),
         System::Redis => Box::new(redis::Server::start(workload, shape, setup)?),
     })
@@ -157,7 +161,7 @@ pub fn prepare(
 pub fn sink(args: &RoleArgs) -> Result<Box<dyn Sink>> {
     match args.system {
         System::Mailboxd => mailboxd::sink(args),
-        System::UdsDirect => uds::sink(args),
+        System::UdsDirect | System::UdsRelay => uds::sink(args),
         System::PosixMq => posix_mq::sink(args),
         System::Redis => redis::sink(args),
     }
@@ -167,7 +171,7 @@ pub fn sink(args: &RoleArgs) -> Result<Box<dyn Sink>> {
 pub fn source(args: &RoleArgs) -> Result<Box<dyn Source>> {
     match args.system {
         System::Mailboxd => mailboxd::source(args),
-        System::UdsDirect => uds::source(args),
+        System::UdsDirect | System::UdsRelay => uds::source(args),
         System::PosixMq => posix_mq::source(args),
         System::Redis => redis::source(args),
     }
@@ -177,7 +181,7 @@ pub fn source(args: &RoleArgs) -> Result<Box<dyn Source>> {
 pub fn requester(args: &RoleArgs) -> Result<Box<dyn Requester>> {
     match args.system {
         System::Mailboxd => mailboxd::requester(args),
-        System::UdsDirect => uds::requester(args),
+        System::UdsDirect | System::UdsRelay => uds::requester(args),
         System::PosixMq => posix_mq::requester(args),
         System::Redis => redis::requester(args),
     }
@@ -187,7 +191,7 @@ pub fn requester(args: &RoleArgs) -> Result<Box<dyn Requester>> {
 pub fn echo(args: &RoleArgs) -> Result<Box<dyn Echo>> {
     match args.system {
         System::Mailboxd => mailboxd::echo(args),
-        System::UdsDirect => uds::echo(args),
+        System::UdsDirect | System::UdsRelay => uds::echo(args),
         System::PosixMq => posix_mq::echo(args),
         System::Redis => redis::echo(args),
     }

@@ -10,6 +10,9 @@
 //! | rendezvous | one frame, then the producer waits for a 1-byte acknowledgement the consumer writes after taking it |
 //! | rtt | one frame each way, one in flight |
 //! | conns | not run: there is no broker to measure |
+//!
+//! The same roles serve `uds-relay` ([`super::relay`]): the connecting side
+//! connects to the relay instead, which forwards the bytes.
 
 use std::io::{self, IoSlice, Read, Write};
 use std::os::fd::AsRawFd;
@@ -19,11 +22,11 @@ use std::path::{Path, PathBuf};
 use anyhow::{anyhow, bail, Context as _, Result};
 use mailbox_client::Bytes;
 
-use super::{Deliveries, Echo, Requester, Running, Sink, Source};
+use super::{relay, Deliveries, Echo, Requester, Running, Sink, Source};
 use crate::payload::Payloads;
 use crate::process::Deadline;
 use crate::roles::RoleArgs;
-use crate::spec::{Shape, Workload};
+use crate::spec::{Shape, System, Workload};
 
 /// Bytes a producer gathers before one `write`.
 pub const BATCH: usize = 64 * 1024;
@@ -85,16 +88,24 @@ impl Running for Direct {
     }
 }
 
-fn consumer_socket(args: &RoleArgs, consumer: u32) -> PathBuf {
-    args.dir.join(format!("uds-{consumer}.sock"))
+/// Where consumer `consumer` of a run in `dir` listens.
+pub fn consumer_socket(dir: &Path, consumer: u32) -> PathBuf {
+    dir.join(format!("uds-{consumer}.sock"))
 }
 
-fn echo_socket(args: &RoleArgs) -> PathBuf {
-    args.dir.join("uds-echo.sock")
+/// Where the `rtt` echo of a run in `dir` listens.
+pub fn echo_socket(dir: &Path) -> PathBuf {
+    dir.join("uds-echo.sock")
 }
 
-fn connect(path: &Path) -> Result<UnixStream> {
-    UnixStream::connect(path).with_context(|| format!("connecting to {}", path.display()))
+/// Connects the role's side that connects to the listening side at `path`:
+/// directly for `uds-direct`, through the relay's socket for `uds-relay`.
+fn connect(args: &RoleArgs, path: &Path) -> Result<UnixStream> {
+    let path = match args.system {
+        System::UdsRelay => relay::relay_socket(path),
+        _ => path.to_owned(),
+    };
+    UnixStream::connect(&path).with_context(|| format!("connecting to {}", path.display()))
 }
 
 fn prefix_of(payload: &[u8]) -> Result<[u8; PREFIX]> {
@@ -236,7 +247,7 @@ pub fn sink(args: &RoleArgs) -> Result<Box<dyn Sink>> {
     };
     let streams = targets
         .iter()
-        .map(|&consumer| connect(&consumer_socket(args, consumer)))
+        .map(|&consumer| connect(args, &consumer_socket(&args.dir, consumer)))
         .collect::<Result<Vec<_>>>()?;
     Ok(match args.workload {
         Workload::Rendezvous => Box::new(AcknowledgedSink {
@@ -468,7 +479,7 @@ fn receive_acknowledging(
 
 /// The consumer's way in: listens on its socket (producers connect later).
 pub fn source(args: &RoleArgs) -> Result<Box<dyn Source>> {
-    let path = consumer_socket(args, args.index);
+    let path = consumer_socket(&args.dir, args.index);
     let listener =
         UnixListener::bind(&path).with_context(|| format!("binding {}", path.display()))?;
     let producers = match args.workload {
@@ -513,7 +524,7 @@ impl Requester for RttClient {
 /// The `rtt` requester: connects to the echo (already listening).
 pub fn requester(args: &RoleArgs) -> Result<Box<dyn Requester>> {
     Ok(Box::new(RttClient {
-        stream: connect(&echo_socket(args))?,
+        stream: connect(args, &echo_socket(&args.dir))?,
         frame: Vec::new(),
     }))
 }
@@ -539,7 +550,7 @@ impl Echo for RttEcho {
 
 /// The `rtt` echo: listens on its socket.
 pub fn echo(args: &RoleArgs) -> Result<Box<dyn Echo>> {
-    let path = echo_socket(args);
+    let path = echo_socket(&args.dir);
     let listener =
         UnixListener::bind(&path).with_context(|| format!("binding {}", path.display()))?;
     Ok(Box::new(RttEcho { listener }))
