@@ -13,7 +13,9 @@ use mailbox_proto::{
     Detached, ErrorKind, Hello, ServerFrame, Welcome, HELLO_MAGIC, PROTOCOL_VERSION,
 };
 use std::collections::VecDeque;
+use std::future::Future;
 use std::sync::Arc;
+use std::task::Poll;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::unix::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::UnixStream;
@@ -345,17 +347,24 @@ async fn read_loop(
         if buffer.capacity() - buffer.len() < chunk / 4 {
             buffer.reserve(chunk);
         }
-        // Most reads find data (the readiness wait above saw it): try first,
-        // and only wait, watching for the close, when there is none. Setting
-        // up the watch costs a registration per read, measured on rtt.
-        let read = match reader.try_read_buf(&mut buffer) {
-            Err(error) if error.kind() == std::io::ErrorKind::WouldBlock => {
-                tokio::select! {
-                    read = reader.read_buf(&mut buffer) => read,
+        // Most reads find data (the readiness wait above saw it): poll the
+        // read once, and only wait, watching for the close, when there is
+        // none. Setting up the watch costs a registration per read,
+        // measured on rtt. Polling `read_buf` rather than `try_read_buf`:
+        // a read that does not fill the buffer then clears the socket's
+        // readiness (tokio's `poll_read` does, safely against a wake-up in
+        // between), so the next wait sleeps at once instead of costing a
+        // read that finds nothing: one system call fewer per request on a
+        // conversation (measured: 3 to 2 reads per rendezvous message).
+        let read = {
+            let mut read = std::pin::pin!(reader.read_buf(&mut buffer));
+            match std::future::poll_fn(|cx| Poll::Ready(read.as_mut().poll(cx))).await {
+                Poll::Ready(read) => read,
+                Poll::Pending => tokio::select! {
+                    read = read => read,
                     () = outbox.closed() => return closed(outbox),
-                }
+                },
             }
-            read => read,
         };
         match read {
             Ok(0) => return CloseReason::ClientClosed,
