@@ -36,7 +36,7 @@ use mailbox_proto::{
 
 pub use access::{AccessPolicy, Permissions, Right, DEFAULT_MODE};
 pub use budget::{Budget, Exhausted};
-pub use types::{Clock, ConnectionId, Outcome, Peer, Reply, Ticket};
+pub use types::{Clock, ConnectionId, ConnectionMap, Outcome, Peer, Reply, Ticket};
 
 use access::Caller;
 use calls::CallState;
@@ -155,7 +155,7 @@ struct Expiry {
 struct Places {
     // Boxed: a mailbox is a few hundred bytes, and a map keeps spare slots.
     mailboxes: HashMap<String, Box<Mailbox>>,
-    inboxes: HashMap<ConnectionId, Box<Mailbox>>,
+    inboxes: ConnectionMap<Box<Mailbox>>,
 }
 
 impl Places {
@@ -190,7 +190,7 @@ pub struct Core {
     places: Places,
     // Boxed like mailboxes: thousands of idle connections, and a map
     // keeps spare slots.
-    connections: HashMap<ConnectionId, Box<Connection>>,
+    connections: ConnectionMap<Box<Connection>>,
     names: BTreeMap<String, NameEntry>,
     calls: HashMap<u64, CallState>,
     next_call: u64,
@@ -231,7 +231,7 @@ impl Core {
             limits,
             started,
             places: Places::default(),
-            connections: HashMap::new(),
+            connections: ConnectionMap::default(),
             names: BTreeMap::new(),
             calls: HashMap::new(),
             next_call: 1,
@@ -1686,7 +1686,7 @@ impl Core {
 #[allow(clippy::too_many_arguments)]
 fn allowed(
     permissions: &Permissions,
-    connections: &HashMap<ConnectionId, Box<Connection>>,
+    connections: &ConnectionMap<Box<Connection>>,
     peer: Peer,
     connection: ConnectionId,
     right: Right,

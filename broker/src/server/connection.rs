@@ -9,10 +9,9 @@
 
 use bytes::BytesMut;
 use mailbox_proto::{
-    decode_client_frame, decode_frame, encode_server_frame_detached, BrokerError, ClientFrame,
-    Detached, ErrorKind, Hello, ServerFrame, Welcome, HELLO_MAGIC, PROTOCOL_VERSION,
+    decode_client_frame, decode_frame, encode_server_frame_detached, BrokerError, Detached,
+    ErrorKind, Hello, ServerFrame, Welcome, HELLO_MAGIC, PROTOCOL_VERSION,
 };
-use std::collections::VecDeque;
 use std::future::Future;
 use std::sync::Arc;
 use std::task::Poll;
@@ -262,71 +261,30 @@ async fn read_loop(
         max_frame_len: config.max_frame_len,
     }));
 
-    let mut frames: VecDeque<ClientFrame> = VecDeque::new();
-    let mut violation: Option<BrokerError> = None;
-    let mut out = Outcome::new();
     let mut busy = false;
     loop {
-        // Decode everything already buffered before waiting for more.
-        while violation.is_none() {
-            match decode_client_frame(&mut buffer, config.max_frame_len) {
-                Ok(Some(frame)) => frames.push_back(frame),
-                Ok(None) => break,
-                Err(error) => {
-                    violation = Some(BrokerError::new(
-                        ErrorKind::ProtocolViolation,
-                        format!("undecodable request: {error}"),
-                    ))
-                }
-            }
-        }
-        if !frames.is_empty() {
-            let now = clock();
-            let mut state = shared.lock();
-            while let Some(frame) = frames.pop_front() {
-                state
-                    .core
-                    .apply(id, frame.id, frame.request, &now, &mut out);
-                state.route(&mut out);
-                // One read can hold thousands of small requests with large
-                // answers (a list of every mailbox, say): stop at the
-                // high-water mark, not after the whole read, and apply the
-                // rest once the client has read its replies.
-                if outbox.queued_bytes() > config.outbox_high_water {
-                    break;
-                }
-            }
-            if state.timer_needs_wake() {
-                shared.timer_wake.notify_one();
-            }
-            drop(state);
-            shared.note_activity();
-        }
-        if frames.is_empty() {
-            if let Some(error) = violation {
-                // The requests decoded before the bad frame were applied
-                // above; the stream is out of step after it, so nothing
-                // more can be read.
-                return goodbye(outbox, CloseReason::ProtocolViolation(error));
-            }
+        let violation = apply_buffered(shared, id, &mut buffer, outbox);
+        if let Some(error) = violation {
+            // The requests before the bad frame were applied above; the
+            // stream is out of step after it, so nothing more can be read.
+            return goodbye(outbox, CloseReason::ProtocolViolation(error));
         }
         if outbox.queued_bytes() > config.outbox_high_water {
             // Also ends when the outbox closes (the broker stopping too).
             outbox.wait_below(config.outbox_high_water).await;
+            if outbox.is_closed() {
+                return closed(outbox);
+            }
+            // Requests held back by the high-water mark go first.
+            continue;
         }
         if outbox.is_closed() {
             return closed(outbox);
         }
-        if !frames.is_empty() {
-            // Requests held back by the high-water mark go first.
-            continue;
-        }
         if buffer.is_empty() {
             // An idle connection (say, one blocked in a receive) holds no
-            // buffers while it waits: thousands of them cost little.
+            // buffer while it waits: thousands of them cost little.
             buffer = BytesMut::new();
-            frames = VecDeque::new();
-            out = Outcome::new();
             // Only two things to watch, the socket and the outbox (it
             // closes for the broker's shutdown too): this wait is what
             // every idle connection holds, thousands of times over.
@@ -372,6 +330,50 @@ async fn read_loop(
             Err(error) => return CloseReason::Io(error),
         }
     }
+}
+
+/// Decodes and applies the whole frames in `buffer`, under one lock, frame
+/// by frame: one read can hold thousands of small requests with large
+/// answers (a list of every mailbox, say), so it stops at the outbox's
+/// high-water mark, not after the whole read; the rest stays in the buffer
+/// until the client has read its replies. Returns the protocol violation
+/// that stopped it, if one did.
+fn apply_buffered(
+    shared: &Shared,
+    id: ConnectionId,
+    buffer: &mut BytesMut,
+    outbox: &Outbox,
+) -> Option<BrokerError> {
+    let config = &shared.config;
+    let mut state = None;
+    let mut now = None;
+    let mut violation = None;
+    while outbox.queued_bytes() <= config.outbox_high_water {
+        match decode_client_frame(buffer, config.max_frame_len) {
+            Ok(Some(frame)) => {
+                let now = now.get_or_insert_with(clock);
+                state
+                    .get_or_insert_with(|| shared.lock())
+                    .apply(id, frame, now);
+            }
+            Ok(None) => break,
+            Err(error) => {
+                violation = Some(BrokerError::new(
+                    ErrorKind::ProtocolViolation,
+                    format!("undecodable request: {error}"),
+                ));
+                break;
+            }
+        }
+    }
+    if let Some(mut state) = state {
+        if state.timer_needs_wake() {
+            shared.timer_wake.notify_one();
+        }
+        drop(state);
+        shared.note_activity();
+    }
+    violation
 }
 
 /// Why the reader stops when it finds the outbox closed.

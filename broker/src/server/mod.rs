@@ -18,20 +18,19 @@ mod socket;
 mod spin;
 mod timer;
 
-use std::collections::HashMap;
 use std::future::Future;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use mailbox_proto::{codec, ErrorKind, ServerFrame};
+use mailbox_proto::{codec, ClientFrame, ErrorKind, ServerFrame};
 use tokio::net::UnixListener;
 use tokio::sync::{watch, Notify};
 use tokio::task::JoinSet;
 use tracing::{info, warn};
 
 use crate::config::Declaration;
-use crate::core::{AccessPolicy, Clock, ConnectionId, Core, Limits, Outcome};
+use crate::core::{AccessPolicy, Clock, ConnectionId, ConnectionMap, Core, Limits, Outcome};
 use crate::systemd::Notifier;
 use outbox::Outbox;
 
@@ -110,13 +109,25 @@ impl Config {
 #[derive(Debug)]
 pub(crate) struct State {
     pub core: Core,
-    pub outboxes: HashMap<ConnectionId, Arc<Outbox>>,
+    pub outboxes: ConnectionMap<Arc<Outbox>>,
     /// The deadline the timer task sleeps until, so that a request with an
     /// earlier one wakes it.
     pub timer_armed_for: Option<Instant>,
+    /// Where [`State::apply`] collects replies: kept, empty, between
+    /// requests, so that applying one allocates nothing for it.
+    outcome: Outcome,
 }
 
 impl State {
+    /// Applies one request of connection `id` and queues every reply it
+    /// decided on its connection's outbox.
+    pub fn apply(&mut self, id: ConnectionId, frame: ClientFrame, now: &Clock) {
+        let mut out = std::mem::take(&mut self.outcome);
+        self.core.apply(id, frame.id, frame.request, now, &mut out);
+        self.route(&mut out);
+        self.outcome = out;
+    }
+
     /// Queues every reply in `out` on its connection's outbox, and empties it.
     pub fn route(&mut self, out: &mut Outcome) {
         for reply in out.replies.drain(..) {
@@ -217,8 +228,9 @@ pub async fn run(
     let shared = Arc::new(Shared {
         state: Mutex::new(State {
             core: Core::new(config.limits, Instant::now()),
-            outboxes: HashMap::new(),
+            outboxes: ConnectionMap::default(),
             timer_armed_for: None,
+            outcome: Outcome::new(),
         }),
         config,
         timer_wake: Notify::new(),
