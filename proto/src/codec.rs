@@ -500,7 +500,8 @@ pub fn decode_server_frame(
 }
 
 /// Takes one [`ClientFrame`] off the front of `src`, like [`decode_frame`],
-/// with `Send` and `SendMany` read directly: the frame is copied once into
+/// with `Send`, `SendMany`, `Receive` and `ReceiveMany` read directly (a
+/// receive holds nothing to slice: it is built as read); a send is copied once into
 /// its own allocation and the payloads are slices of it, instead of one
 /// allocation per payload. (A copy rather than a slice of `src`, so a queued
 /// message never keeps a whole read buffer alive.)
@@ -511,19 +512,23 @@ pub fn decode_client_frame(
     let Some(body) = split_body(src, max_len)? else {
         return Ok(None);
     };
-    if let Some(parsed) = fast::client_frame(&body) {
-        // A large frame is mostly payload: slice it where it was read rather
-        // than copy it. That keeps the read buffer it came in alive while a
-        // message of it is queued, at most about twice the frame; small
-        // frames are copied so they never pin a large buffer.
-        let owned = if body.len() >= ZERO_COPY_FRAME_LEN {
-            body.freeze()
-        } else {
-            Bytes::copy_from_slice(&body)
-        };
-        return Ok(Some(parsed.into_frame(&owned)));
+    match fast::client_frame(&body) {
+        Some(fast::Parsed::Send(parsed)) => {
+            // A large frame is mostly payload: slice it where it was read
+            // rather than copy it. That keeps the read buffer it came in
+            // alive while a message of it is queued, at most about twice
+            // the frame; small frames are copied so they never pin a large
+            // buffer.
+            let owned = if body.len() >= ZERO_COPY_FRAME_LEN {
+                body.freeze()
+            } else {
+                Bytes::copy_from_slice(&body)
+            };
+            Ok(Some(parsed.into_frame(&owned)))
+        }
+        Some(fast::Parsed::Frame(frame)) => Ok(Some(frame)),
+        None => decode_body(&body).map(Some),
     }
-    decode_body(&body).map(Some)
 }
 
 /// Client frames at least this long are decoded without copying their payloads.
@@ -639,11 +644,21 @@ mod fast {
     }
 
     const REQUEST_SEND: u32 = 4;
+    const REQUEST_RECEIVE: u32 = 5;
     const REQUEST_SEND_MANY: u32 = 10;
+    const REQUEST_RECEIVE_MANY: u32 = 11;
     const SERVER_FRAME_RESPONSE: u32 = 2;
     const RESULT_OK: u32 = 0;
     const RESPONSE_RECEIVED: u32 = 5;
     const RESPONSE_RECEIVED_MANY: u32 = 11;
+
+    /// What the direct reader made of a client frame.
+    pub(super) enum Parsed {
+        /// A send, whose payloads still point into the body.
+        Send(ParsedSend),
+        /// A frame with nothing to slice (a receive).
+        Frame(ClientFrame),
+    }
 
     /// A `Send` or `SendMany` whose payloads are ranges of the frame body.
     pub(super) struct ParsedSend {
@@ -678,10 +693,28 @@ mod fast {
         }
     }
 
-    pub(super) fn client_frame(body: &[u8]) -> Option<ParsedSend> {
+    pub(super) fn client_frame(body: &[u8]) -> Option<Parsed> {
         let mut reader = Reader::new(body);
         let id = reader.varint()?;
         let tag = reader.u32()?;
+        if tag == REQUEST_RECEIVE || tag == REQUEST_RECEIVE_MANY {
+            let mailbox = reader.string()?;
+            let request = if tag == REQUEST_RECEIVE {
+                Request::Receive {
+                    mailbox,
+                    wait: reader.wait()?,
+                }
+            } else {
+                Request::ReceiveMany {
+                    mailbox,
+                    max: reader.u32()?,
+                    wait: reader.wait()?,
+                }
+            };
+            return reader
+                .finished()
+                .then_some(Parsed::Frame(ClientFrame { id, request }));
+        }
         if tag != REQUEST_SEND && tag != REQUEST_SEND_MANY {
             return None;
         }
@@ -704,13 +737,13 @@ mod fast {
         if !reader.finished() {
             return None;
         }
-        Some(ParsedSend {
+        Some(Parsed::Send(ParsedSend {
             id,
             many: tag == REQUEST_SEND_MANY,
             mailbox,
             ranges,
             wait,
-        })
+        }))
     }
 
     fn message(reader: &mut Reader<'_>, body: &Bytes) -> Option<Message> {

@@ -422,11 +422,9 @@ mod tests {
     #[tokio::test]
     async fn a_reader_waiting_for_the_close_is_woken_by_each_way_of_closing() {
         type Close = fn(&Outbox);
-        let closes: [Close; 3] = [
-            Outbox::close,
-            Outbox::shut_down,
-            |outbox| outbox.push(received(20_000)),
-        ];
+        let closes: [Close; 3] = [Outbox::close, Outbox::shut_down, |outbox| {
+            outbox.push(received(20_000))
+        }];
         for close in closes {
             let outbox = std::sync::Arc::new(Outbox::new(10_000));
             let waiting = tokio::spawn({
