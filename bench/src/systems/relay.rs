@@ -41,6 +41,11 @@ pub struct RelayArgs {
     /// (see `relay_socket`).
     #[arg(long = "upstream", required = true)]
     pub upstreams: Vec<PathBuf>,
+    /// Bound once every relay socket is: connections to it are closed at
+    /// once, so the orchestrator can wait for the relay without one of its
+    /// probes being relayed to a consumer as if it were a producer.
+    #[arg(long)]
+    pub ready: PathBuf,
 }
 
 /// The relay process, in the orchestrator.
@@ -59,12 +64,13 @@ impl Relay {
                 .map(|consumer| uds::consumer_socket(&setup.dir, consumer))
                 .collect(),
         };
+        let ready = setup.dir.join("relay-ready.sock");
         let mut command = Command::new(std::env::current_exe().context("finding this binary")?);
-        command.arg("relay");
+        command.arg("relay").arg("--ready").arg(&ready);
         for upstream in &upstreams {
             command.arg("--upstream").arg(upstream);
         }
-        let daemon = Daemon::start("uds relay", command, &relay_socket(&upstreams[0]))?;
+        let daemon = Daemon::start("uds relay", command, &ready)?;
         Ok(Relay {
             direct: Direct::new(workload),
             daemon,
@@ -117,6 +123,9 @@ pub fn serve(args: &RelayArgs) -> Result<()> {
                 UnixListener::bind(&path).with_context(|| format!("binding {}", path.display()))?;
             tokio::spawn(accept(listener, upstream.clone()));
         }
+        let ready = UnixListener::bind(&args.ready)
+            .with_context(|| format!("binding {}", args.ready.display()))?;
+        tokio::spawn(async move { while ready.accept().await.is_ok() {} });
         terminate.recv().await;
         Ok(())
     })
@@ -126,8 +135,7 @@ async fn accept(listener: UnixListener, upstream: PathBuf) {
     while let Ok((mut client, _)) = listener.accept().await {
         let upstream = upstream.clone();
         tokio::spawn(async move {
-            // The orchestrator's readiness probe connects before anyone
-            // listens upstream: it is simply closed.
+            // Nobody listens upstream (yet): the client sees its end close.
             let Ok(mut server) = UnixStream::connect(&upstream).await else {
                 return;
             };
