@@ -32,6 +32,30 @@ fn sigterm_answers_waiting_clients_removes_the_socket_and_exits_0() {
 }
 
 #[test]
+fn a_client_that_never_says_hello_does_not_hold_up_shutdown() {
+    let broker = Broker::start();
+    let mut silent = raw_connection(&broker);
+    // Accepted in order: once this later client is answered, the silent
+    // one has been accepted and waits in its handshake (10 s timeout).
+    broker.ok(&["status"]);
+    let started = std::time::Instant::now();
+    let (status, _log) = broker.terminate();
+    let took = started.elapsed();
+    assert!(
+        status.success(),
+        "mailboxd exits 0 on SIGTERM, got {status:?}"
+    );
+    // Not the handshake timeout, nor the 5 s shutdown grace.
+    assert!(took < Duration::from_secs(3), "shutdown took {took:?}");
+    match decode(&read_frame(&mut silent)) {
+        mailbox_proto::ServerFrame::Goodbye(error) => {
+            assert_eq!(error.kind, mailbox_proto::ErrorKind::BrokerShuttingDown);
+        }
+        other => panic!("expected a goodbye, got {other:?}"),
+    }
+}
+
+#[test]
 fn a_second_broker_refuses_a_socket_a_live_broker_answers_on() {
     let broker = Broker::start();
     let output = Command::new(binary("mailboxd"))

@@ -4,11 +4,15 @@
 //! connects connects to a relay process instead, which opens a connection
 //! to the listening side for each one it accepts and copies bytes both
 //! ways. It parses, queues, routes and acknowledges nothing: one thread
-//! (tokio's, like `mailboxd`'s default), a 64 KiB buffer each way, one
+//! (tokio's, like `mailboxd`'s default), a 1 MiB buffer each way, one
 //! read and one write per batch per hop. What it costs against
 //! `uds-direct` is what the second hop alone costs (two more copies of
-//! every byte, and a third process to wake), so `mailboxd / uds-relay` is
-//! how much the broker adds beyond the hop that any broker pays.
+//! every byte, and a third process to wake), so where the broker's path
+//! has `uds-direct`'s shape plus a hop (stream, rtt, large), `mailboxd /
+//! uds-relay` is how much the broker adds beyond the hop that any broker
+//! pays. It is no floor for `rendezvous` (its acknowledgement comes back
+//! from the consumer through the relay; the broker answers the sender
+//! itself) nor `fanout` (eight copies through it; the broker takes one).
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -22,9 +26,10 @@ use super::{Running, Setup};
 use crate::process::{Daemon, Deadline};
 use crate::spec::{Shape, Workload};
 
-/// Bytes each direction of a relayed connection reads and writes at once,
-/// as `uds-direct` producers batch.
-const BUFFER: usize = uds::BATCH;
+/// Bytes each direction of a relayed connection reads and writes at once:
+/// a whole `large` message, so the relay never cuts a read short (what
+/// one read returns is bounded by the socket's buffer anyway).
+const BUFFER: usize = 1024 * 1024;
 
 /// The relay's socket in front of the listening socket `upstream`.
 pub fn relay_socket(upstream: &Path) -> PathBuf {

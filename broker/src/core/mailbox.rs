@@ -811,7 +811,6 @@ fn take_front(queue: &mut VecDeque<Message>, take: usize) -> (Vec<Message>, u64)
     (messages, bytes)
 }
 
-/// The size of the next payload the front waiting send would admit.
 /// The line itself, with room for one entry if it had none: most lines
 /// hold one waiting request at a time (a blocked receive, a blocked send),
 /// and a queue's first growth would otherwise make room for four, which
@@ -828,6 +827,7 @@ fn push_lean<T>(line: &mut VecDeque<T>, entry: T) {
     lean(line).push_back(entry);
 }
 
+/// The size of the next payload the front waiting send would admit.
 fn front_payload_len(senders: &VecDeque<WaitingSend>) -> usize {
     match senders.front().map(|send| &send.load) {
         Some(Load::One(payload)) => payload.len(),

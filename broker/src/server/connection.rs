@@ -158,20 +158,27 @@ async fn serve_connected(
 }
 
 /// Reads the hello within the handshake timeout and checks it.
+///
+/// A broker that starts stopping meanwhile ends it at once (with a goodbye
+/// saying so) rather than wait out the handshake timeout.
 async fn accept_hello(
     reader: &mut OwnedReadHalf,
     buffer: &mut BytesMut,
     config: &super::Config,
+    stop: &watch::Receiver<bool>,
 ) -> Result<(), CloseReason> {
     // The hello is small; a larger limit before it would let anyone who can
     // connect make the broker allocate a full frame for free.
     let hello_limit = 4096;
-    let hello = match tokio::time::timeout(
-        config.handshake_timeout,
-        handshake(reader, buffer, hello_limit),
-    )
-    .await
-    {
+    let mut stop = stop.clone();
+    let read = tokio::select! {
+        read = tokio::time::timeout(
+            config.handshake_timeout,
+            handshake(reader, buffer, hello_limit),
+        ) => read,
+        _ = stop.wait_for(|stopping| *stopping) => return Err(CloseReason::Shutdown),
+    };
+    let hello = match read {
         Ok(Ok(hello)) => hello,
         Ok(Err(reason)) => return Err(reason),
         Err(_) => {
@@ -238,7 +245,7 @@ async fn read_loop(
 ) -> CloseReason {
     let config = &shared.config;
     let mut buffer = BytesMut::with_capacity(256);
-    if let Err(reason) = accept_hello(&mut reader, &mut buffer, config).await {
+    if let Err(reason) = accept_hello(&mut reader, &mut buffer, config, stop).await {
         return goodbye(outbox, reason);
     }
     {
@@ -263,20 +270,27 @@ async fn read_loop(
 
     let mut busy = false;
     loop {
-        let violation = apply_buffered(shared, id, &mut buffer, outbox);
-        if let Some(error) = violation {
-            // The requests before the bad frame were applied above; the
-            // stream is out of step after it, so nothing more can be read.
-            return goodbye(outbox, CloseReason::ProtocolViolation(error));
-        }
-        if outbox.queued_bytes() > config.outbox_high_water {
-            // Also ends when the outbox closes (the broker stopping too).
-            outbox.wait_below(config.outbox_high_water).await;
-            if outbox.is_closed() {
-                return closed(outbox);
+        match apply_buffered(shared, id, &mut buffer, outbox) {
+            Applied::All => {}
+            Applied::HeldBack => {
+                // Decided from what `apply_buffered` saw, not from the
+                // outbox now: with several runtime threads the writer may
+                // have drained it meanwhile, and the frames left in the
+                // buffer must still be applied before reading again.
+                // Returns at once when already below; also ends when the
+                // outbox closes (the broker stopping too).
+                outbox.wait_below(config.outbox_high_water).await;
+                if outbox.is_closed() {
+                    return closed(outbox);
+                }
+                continue;
             }
-            // Requests held back by the high-water mark go first.
-            continue;
+            Applied::Violation(error) => {
+                // The requests before the bad frame were applied; the
+                // stream is out of step after it, so nothing more can be
+                // read.
+                return goodbye(outbox, CloseReason::ProtocolViolation(error));
+            }
         }
         if outbox.is_closed() {
             return closed(outbox);
@@ -332,22 +346,36 @@ async fn read_loop(
     }
 }
 
+/// How far [`apply_buffered`] got.
+enum Applied {
+    /// Every whole frame in the buffer (what is left is part of one).
+    All,
+    /// It stopped at the outbox's high-water mark; whole frames may be left.
+    HeldBack,
+    /// It stopped at an undecodable frame.
+    Violation(BrokerError),
+}
+
 /// Decodes and applies the whole frames in `buffer`, under one lock, frame
 /// by frame: one read can hold thousands of small requests with large
 /// answers (a list of every mailbox, say), so it stops at the outbox's
 /// high-water mark, not after the whole read; the rest stays in the buffer
-/// until the client has read its replies. Returns the protocol violation
-/// that stopped it, if one did.
+/// until the client has read its replies.
+///
+/// Decoding happens under the lock too (taken at the first whole frame):
+/// with the default single runtime thread nobody waits for it, and it
+/// saves a queue of decoded frames per connection. With `--threads N`,
+/// frames are small next to the work of applying them.
 fn apply_buffered(
     shared: &Shared,
     id: ConnectionId,
     buffer: &mut BytesMut,
     outbox: &Outbox,
-) -> Option<BrokerError> {
+) -> Applied {
     let config = &shared.config;
     let mut state = None;
     let mut now = None;
-    let mut violation = None;
+    let mut applied = Applied::HeldBack;
     while outbox.queued_bytes() <= config.outbox_high_water {
         match decode_client_frame(buffer, config.max_frame_len) {
             Ok(Some(frame)) => {
@@ -356,9 +384,12 @@ fn apply_buffered(
                     .get_or_insert_with(|| shared.lock())
                     .apply(id, frame, now);
             }
-            Ok(None) => break,
+            Ok(None) => {
+                applied = Applied::All;
+                break;
+            }
             Err(error) => {
-                violation = Some(BrokerError::new(
+                applied = Applied::Violation(BrokerError::new(
                     ErrorKind::ProtocolViolation,
                     format!("undecodable request: {error}"),
                 ));
@@ -373,7 +404,7 @@ fn apply_buffered(
         drop(state);
         shared.note_activity();
     }
-    violation
+    applied
 }
 
 /// Why the reader stops when it finds the outbox closed.
@@ -403,7 +434,7 @@ fn goodbye(outbox: &Outbox, reason: CloseReason) -> CloseReason {
         | CloseReason::Overflowed => None,
     };
     if let Some(error) = error {
-        outbox.push(ServerFrame::Goodbye(error));
+        outbox.say_goodbye(error);
     }
     reason
 }

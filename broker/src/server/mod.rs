@@ -125,6 +125,11 @@ impl State {
         let mut out = std::mem::take(&mut self.outcome);
         self.core.apply(id, frame.id, frame.request, now, &mut out);
         self.route(&mut out);
+        // A burst (a delete answering thousands of waiters) does not keep
+        // its room for good.
+        if out.replies.capacity() > 1024 {
+            out = Outcome::new();
+        }
         self.outcome = out;
     }
 

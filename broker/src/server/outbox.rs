@@ -196,16 +196,27 @@ impl Outbox {
     /// follows the frames already queued, and the reader, woken by the
     /// close, ends the connection. Does nothing to an outbox already closed.
     pub fn shut_down(&self) {
+        self.close_with_goodbye(
+            BrokerError::new(ErrorKind::BrokerShuttingDown, "the broker is stopping"),
+            true,
+        );
+    }
+
+    /// Closes the outbox with a goodbye saying why, after the frames
+    /// already queued: one goodbye, however the connection ends (a later
+    /// shutdown finds the outbox closed and adds none).
+    pub fn say_goodbye(&self, error: BrokerError) {
+        self.close_with_goodbye(error, false);
+    }
+
+    fn close_with_goodbye(&self, error: BrokerError, stopping: bool) {
         let mut state = self.lock();
         if state.closed {
             return;
         }
-        state.frames.push(ServerFrame::Goodbye(BrokerError::new(
-            ErrorKind::BrokerShuttingDown,
-            "the broker is stopping",
-        )));
+        state.frames.push(ServerFrame::Goodbye(error));
         state.closed = true;
-        state.stopping = true;
+        state.stopping = stopping;
         let closed_waker = state.closed_waker.take();
         drop(state);
         self.ready.notify_one();
