@@ -63,31 +63,7 @@ impl Broker {
 
     /// Like [`Broker::start`], with extra `mailboxd` arguments.
     pub fn start_with(args: &[&str]) -> Self {
-        let dir = tempfile::tempdir().expect("temp dir");
-        let socket = dir.path().join("run").join("mailboxd.sock");
-        let child = Command::new(binary("mailboxd"))
-            .arg("--socket")
-            .arg(&socket)
-            .args(["--log-level", "warn"])
-            .args(args)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("spawn mailboxd");
-        let broker = Self {
-            child: Some(child),
-            socket,
-            _dir: dir,
-        };
-        broker.wait_ready();
-        broker
-    }
-
-    fn wait_ready(&self) {
-        wait_until("mailboxd accepts connections", || {
-            UnixStream::connect(&self.socket).is_ok()
-        });
+        Self::start_configured(args, |_| {})
     }
 
     /// The broker's socket.

@@ -481,6 +481,28 @@ impl Ledger {
     /// Gives `messages` (of `bytes` payload bytes) to `receiver`: answers
     /// the senders that waited for it, and either keeps the messages in
     /// flight (manual acknowledgement) or lets them go from the budget.
+    /// Admits up to `room` messages of the waiting senders into the
+    /// mailbox's buffer (`keep` puts each where it belongs), counting their
+    /// bytes as queued; whether any was admitted.
+    fn admit_queued(
+        &mut self,
+        senders: &mut VecDeque<WaitingSend>,
+        room: usize,
+        ctx: &mut Context<'_>,
+        mut keep: impl FnMut(Message),
+    ) -> bool {
+        let mut admitted = false;
+        for _ in 0..room {
+            let Some(message) = self.admit(senders, 0, 1, ctx) else {
+                break;
+            };
+            self.queued_bytes += message.payload.len() as u64;
+            keep(message);
+            admitted = true;
+        }
+        admitted
+    }
+
     fn hand_over(
         &mut self,
         receiver: WaitingReceive,
@@ -1665,15 +1687,8 @@ impl Mailbox {
         let senders = &mut self.senders;
         match &mut self.lines {
             Lines::RoundRobin { queue, receivers } => loop {
-                let mut moved = false;
-                for _ in 0..room(capacity, queue.len()) {
-                    let Some(message) = ledger.admit(senders, 0, 1, ctx) else {
-                        break;
-                    };
-                    ledger.queued_bytes += message.payload.len() as u64;
-                    queue.push_back(message);
-                    moved = true;
-                }
+                let space = room(capacity, queue.len());
+                let mut moved = ledger.admit_queued(senders, space, ctx, |m| queue.push_back(m));
                 while !queue.is_empty() {
                     let Some(receiver) = receivers.pop_front() else {
                         break;
@@ -1701,15 +1716,8 @@ impl Mailbox {
                 }
             },
             Lines::Inbox { queue, receivers } => loop {
-                let mut moved = false;
-                for _ in 0..room(capacity, queue.len()) {
-                    let Some(message) = ledger.admit(senders, 0, 1, ctx) else {
-                        break;
-                    };
-                    ledger.queued_bytes += message.payload.len() as u64;
-                    queue.push_back(message);
-                    moved = true;
-                }
+                let space = room(capacity, queue.len());
+                let mut moved = ledger.admit_queued(senders, space, ctx, |m| queue.push_back(m));
                 let mut index = 0;
                 while index < receivers.len() {
                     let receiver = receivers[index];
@@ -1765,15 +1773,9 @@ impl Mailbox {
             },
             Lines::Hash(hash) => {
                 loop {
-                    let mut moved = false;
-                    for _ in 0..room(capacity, hash.queued) {
-                        let Some(message) = ledger.admit(senders, 0, 1, ctx) else {
-                            break;
-                        };
-                        ledger.queued_bytes += message.payload.len() as u64;
-                        hash.route(message, false);
-                        moved = true;
-                    }
+                    let space = room(capacity, hash.queued);
+                    let mut moved =
+                        ledger.admit_queued(senders, space, ctx, |m| hash.route(m, false));
                     // Members first take what is bound to them.
                     for member in hash.members.values_mut() {
                         while !member.queue.is_empty() {

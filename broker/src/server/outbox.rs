@@ -171,15 +171,8 @@ impl Outbox {
                     self.limit
                 ),
             )));
-            state.closed = true;
             state.overflowed = true;
-            let closed_waker = state.closed_waker.take();
-            drop(state);
-            self.ready.notify_one();
-            self.drained.notify_waiters();
-            if let Some(waker) = closed_waker {
-                waker.wake();
-            }
+            self.close_locked(state);
             return;
         }
         state.bytes += size;
@@ -215,15 +208,8 @@ impl Outbox {
             return;
         }
         state.frames.push(ServerFrame::Goodbye(error));
-        state.closed = true;
         state.stopping = stopping;
-        let closed_waker = state.closed_waker.take();
-        drop(state);
-        self.ready.notify_one();
-        self.drained.notify_waiters();
-        if let Some(waker) = closed_waker {
-            waker.wake();
-        }
+        self.close_locked(state);
     }
 
     /// Whether it was closed by [`Outbox::shut_down`].
@@ -233,14 +219,19 @@ impl Outbox {
 
     /// Closes the outbox after the frames already queued.
     pub fn close(&self) {
-        let closed_waker = {
-            let mut state = self.lock();
-            state.closed = true;
-            state.closed_waker.take()
-        };
+        self.close_locked(self.lock());
+    }
+
+    /// Every way of closing ends here: marks the outbox closed, lets the
+    /// lock go, and wakes whoever waits on it. The writer flushes what is
+    /// queued and stops; a reader paused on backpressure must see the close
+    /// too, or a dead client's connection would never be torn down; and the
+    /// reader watching for the close ends the connection.
+    fn close_locked(&self, mut state: MutexGuard<'_, State>) {
+        state.closed = true;
+        let closed_waker = state.closed_waker.take();
+        drop(state);
         self.ready.notify_one();
-        // A reader paused on backpressure must see the close too, or a dead
-        // client's connection would never be torn down.
         self.drained.notify_waiters();
         if let Some(waker) = closed_waker {
             waker.wake();
