@@ -32,7 +32,7 @@ use serde::Deserialize;
 use toml::de::{DeTable, DeValue};
 use toml::{Spanned, Value};
 
-use crate::core::{AccessPolicy, Limits, Permissions};
+use crate::core::{AccessPolicy, Limits, Permissions, Reservation};
 
 /// Where `mailboxd` looks for its configuration without `--config`.
 pub const DEFAULT_PATH: &str = "/etc/mailbox/mailboxd.toml";
@@ -224,8 +224,12 @@ struct RawLimits {
 struct RawAccess {
     admin_group: Field,
     default_mode: Field,
+    default_inbox_mode: Field,
+    dead_letter_targets: Field,
     #[serde(default)]
     names: BTreeMap<String, Spanned<Value>>,
+    #[serde(default)]
+    reserved_prefixes: BTreeMap<String, Spanned<Value>>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -457,6 +461,71 @@ impl Document<'_> {
             }
             policy.reserved_names.insert(name.clone(), uids);
         }
+        if let Some(mode) = self.optional(
+            "access.default_inbox_mode",
+            &raw.default_inbox_mode,
+            Self::mode,
+        )? {
+            policy.default_inbox_mode = mode;
+        }
+        for (prefix, holders) in &raw.reserved_prefixes {
+            let key = format!("access.reserved_prefixes.{prefix}");
+            if prefix.is_empty() {
+                return Err(self.error(holders.span(), &key, "a prefix may not be empty"));
+            }
+            // A single user or group may stand alone; several go in a list.
+            let items = match holders.get_ref() {
+                Value::Array(items) => items.clone(),
+                one => vec![one.clone()],
+            };
+            let mut reservation = Reservation::default();
+            for item in &items {
+                match item {
+                    Value::String(text) if text.starts_with('@') => {
+                        let group = Value::String(text[1..].to_owned());
+                        reservation.gids.push(self.principal(
+                            &key,
+                            holders.span(),
+                            &group,
+                            "group",
+                            "gid",
+                            accounts::group_id,
+                        )?);
+                    }
+                    _ => reservation
+                        .uids
+                        .push(self.user_value(&key, holders.span(), item)?),
+                }
+            }
+            policy.reserved_prefixes.insert(prefix.clone(), reservation);
+        }
+        if let Some(targets) = &raw.dead_letter_targets {
+            let key = "access.dead_letter_targets";
+            let Value::Array(items) = targets.get_ref() else {
+                return Err(self.error(
+                    targets.span(),
+                    key,
+                    "expected a list of mailbox names, like [\"dead.letters\"]",
+                ));
+            };
+            for item in items {
+                let Value::String(name) = item else {
+                    return Err(self.error(
+                        targets.span(),
+                        key,
+                        "expected mailbox names in quotes",
+                    ));
+                };
+                if let Err(why) = MailboxName::validate(name) {
+                    return Err(self.error(
+                        targets.span(),
+                        key,
+                        format!("{name:?} is not a valid mailbox name: {why}"),
+                    ));
+                }
+                policy.dead_letter_targets.insert(name.clone());
+            }
+        }
         Ok(policy)
     }
 
@@ -553,6 +622,35 @@ impl Document<'_> {
                 settings,
                 permissions,
             });
+        }
+        // A dead-letter target declared here under another owner would
+        // refuse every message at run time: say so now.
+        for (index, declaration) in declared.iter().enumerate() {
+            let Some(target) = &declaration.settings.dead_letter else {
+                continue;
+            };
+            let Some(target_declared) = declared.iter().find(|d| &d.name == target) else {
+                continue;
+            };
+            if target_declared.permissions.owner != declaration.permissions.owner
+                && !access.dead_letter_targets.contains(target)
+            {
+                let span = raw[index]
+                    .get_ref()
+                    .dead_letter
+                    .as_ref()
+                    .map_or(raw[index].span(), Spanned::span);
+                return Err(self.error(
+                    span,
+                    &format!("mailbox[{index}].dead_letter"),
+                    format!(
+                        "{target} is owned by uid {}, {} by uid {}: dead letters move only between mailboxes of one owner; list {target} in access.dead_letter_targets to open it to all",
+                        target_declared.permissions.owner,
+                        declaration.name,
+                        declaration.permissions.owner
+                    ),
+                ));
+            }
         }
         Ok(declared)
     }
@@ -905,8 +1003,15 @@ mod tests {
             admin_group = 10
             default_mode = "0700"
 
+            default_inbox_mode = "0620"
+            dead_letter_targets = ["jobs.dead"]
+
             [access.names]
             "org.example.svc" = [1000, "root", "65534"]
+
+            [access.reserved_prefixes]
+            "payroll." = "root"
+            "ops." = [1000, "@root", "@7"]
 
             [[mailbox]]
             name = "jobs"
@@ -953,6 +1058,22 @@ mod tests {
         assert_eq!(config.outbox_limit, 32 << 20);
         assert_eq!(config.access.admin_group, Some(10));
         assert_eq!(config.access.default_mode, 0o700);
+        assert_eq!(config.access.default_inbox_mode, 0o620);
+        assert!(config.access.dead_letter_targets.contains("jobs.dead"));
+        assert_eq!(
+            config.access.reserved_prefixes.get("payroll."),
+            Some(&Reservation {
+                uids: vec![0],
+                gids: vec![]
+            })
+        );
+        assert_eq!(
+            config.access.reserved_prefixes.get("ops."),
+            Some(&Reservation {
+                uids: vec![1000],
+                gids: vec![0, 7]
+            })
+        );
         assert_eq!(
             config.access.reserved_names.get("org.example.svc"),
             Some(&vec![1000, 0, 65534])
@@ -1133,6 +1254,18 @@ mod tests {
             (
                 "limits = 5\n",
                 ":1: limits: invalid type: integer `5`, expected a [limits] table",
+            ),
+            (
+                "[[mailbox]]\nname = \"a\"\nowner = 1000\ndead_letter = \"b\"\n[[mailbox]]\nname = \"b\"\nowner = 1001\n",
+                ":4: mailbox[0].dead_letter: b is owned by uid 1001, a by uid 1000",
+            ),
+            (
+                "[access.reserved_prefixes]\n\"p.\" = \"@no-such-group-here\"\n",
+                ":2: access.reserved_prefixes.p.: no group named",
+            ),
+            (
+                "[access]\ndead_letter_targets = \"dead\"\n",
+                ":2: access.dead_letter_targets: expected a list of mailbox names",
             ),
         ] {
             let error = error_of(text);

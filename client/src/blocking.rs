@@ -129,13 +129,27 @@ impl Client {
         &self.welcome.broker_version
     }
 
-    /// Creates a mailbox; `Ok(false)` when it exists already with the same
-    /// settings (kind `MailboxExists` when its settings differ).
+    /// Creates a mailbox owned by this process's uid, with the broker's
+    /// default mode; `Ok(false)` when this uid owns it already with the same
+    /// settings. Kind `MailboxExists` when its settings differ or another
+    /// uid owns it.
     pub fn create(&mut self, name: &str, settings: MailboxSettings) -> Result<bool, Error> {
-        let response = self.roundtrip(Request::CreateMailbox {
-            name: name.to_owned(),
-            settings,
-        })?;
+        self.create_with(name, settings, None, None)
+    }
+
+    /// Like [`create`](Self::create), with the mode (`0o[owner][group][others]`,
+    /// each receive 4, send 2, manage 1) and group given in the same
+    /// request: the mailbox never exists with other rights. When this uid
+    /// owns it already with the same settings, `mode` and `group` are
+    /// applied to it.
+    pub fn create_with(
+        &mut self,
+        name: &str,
+        settings: MailboxSettings,
+        mode: Option<u32>,
+        group: Option<u32>,
+    ) -> Result<bool, Error> {
+        let response = self.roundtrip(session::create_request(name, settings, mode, group))?;
         session::expect_created(response)
     }
 
@@ -853,6 +867,19 @@ impl Client {
     pub fn set_inbox_capacity(&mut self, capacity: Capacity) -> Result<(), Error> {
         let response = self.roundtrip(session::inbox_capacity_request(capacity))?;
         session::expect_inbox_capacity_set(response)
+    }
+
+    /// Sets who may send to this connection's inbox: `mode` (only the send
+    /// bits count; the broker's default, `0o600`, admits this uid and root
+    /// alone, so `0o622` opens it to everyone) and `group` (this process
+    /// must be a member, unless root).
+    pub fn set_inbox_permissions(
+        &mut self,
+        mode: Option<u32>,
+        group: Option<u32>,
+    ) -> Result<(), Error> {
+        let response = self.roundtrip(Request::SetInboxPermissions { mode, group })?;
+        session::expect_inbox_permissions_set(response)
     }
 
     /// Sends every payload to `mailbox` with up to `window` sends in flight,

@@ -43,8 +43,8 @@ use tokio::task::JoinHandle;
 pub use duration::{parse_duration, ParseDurationError};
 pub use error::Error;
 pub use mailbox_proto::{
-    Address, BrokerError, BrokerStatus, Bytes, Capacity, DeadLetter, DeliveryPolicy, Details,
-    ErrorKind, MailboxInfo, MailboxSettings, Message, Metadata, NameInfo, ReceiveOptions,
+    validate_key, Address, BrokerError, BrokerStatus, Bytes, Capacity, DeadLetter, DeliveryPolicy,
+    Details, ErrorKind, MailboxInfo, MailboxSettings, Message, Metadata, NameInfo, ReceiveOptions,
     SendOptions, Source, Stage, Target, Verdict, Wait, DEFAULT_INBOX_CAPACITY,
     DEFAULT_MAX_MESSAGE_SIZE, MAX_KEY_LEN, MAX_MESSAGE_SIZE_LIMIT,
 };
@@ -571,13 +571,27 @@ impl Client {
         }
     }
 
-    /// Creates a mailbox; `Ok(false)` when it exists already with the same
-    /// settings (kind `MailboxExists` when its settings differ).
+    /// Creates a mailbox owned by this process's uid, with the broker's
+    /// default mode; `Ok(false)` when this uid owns it already with the same
+    /// settings. Kind `MailboxExists` when its settings differ or another
+    /// uid owns it.
     pub async fn create(&self, name: &str, settings: MailboxSettings) -> Result<bool, Error> {
-        let request = Request::CreateMailbox {
-            name: name.to_owned(),
-            settings,
-        };
+        self.create_with(name, settings, None, None).await
+    }
+
+    /// Like [`create`](Self::create), with the mode (`0o[owner][group][others]`,
+    /// each receive 4, send 2, manage 1) and group given in the same
+    /// request: the mailbox never exists with other rights. When this uid
+    /// owns it already with the same settings, `mode` and `group` are
+    /// applied to it.
+    pub async fn create_with(
+        &self,
+        name: &str,
+        settings: MailboxSettings,
+        mode: Option<u32>,
+        group: Option<u32>,
+    ) -> Result<bool, Error> {
+        let request = session::create_request(name, settings, mode, group);
         session::expect_created(self.roundtrip(request).await?)
     }
 
@@ -1251,6 +1265,21 @@ impl Client {
             .roundtrip(session::inbox_capacity_request(capacity))
             .await?;
         session::expect_inbox_capacity_set(response)
+    }
+
+    /// Sets who may send to this connection's inbox: `mode` (only the send
+    /// bits count; the broker's default, `0o600`, admits this uid and root
+    /// alone, so `0o622` opens it to everyone) and `group` (this process
+    /// must be a member, unless root).
+    pub async fn set_inbox_permissions(
+        &self,
+        mode: Option<u32>,
+        group: Option<u32>,
+    ) -> Result<(), Error> {
+        let response = self
+            .roundtrip(Request::SetInboxPermissions { mode, group })
+            .await?;
+        session::expect_inbox_permissions_set(response)
     }
 
     /// Sends every payload to `mailbox` with up to `window` sends in flight.

@@ -284,6 +284,7 @@ fn unexpected(expected: &str, response: &Response) -> Error {
         Response::NameReleased => "NameReleased",
         Response::Names(_) => "Names",
         Response::InboxCapacitySet => "InboxCapacitySet",
+        Response::InboxPermissionsSet => "InboxPermissionsSet",
         Response::PermissionsSet => "PermissionsSet",
         Response::Purged { .. } => "Purged",
     };
@@ -718,6 +719,36 @@ pub(crate) fn expect_names(response: Response) -> Result<Vec<NameInfo>, Error> {
 }
 
 /// `SetInboxCapacity` → done.
+/// `SetInboxPermissions` → done.
+pub(crate) fn expect_inbox_permissions_set(response: Response) -> Result<(), Error> {
+    match response {
+        Response::InboxPermissionsSet => Ok(()),
+        other => Err(unexpected("InboxPermissionsSet", &other)),
+    }
+}
+
+/// The request that creates `name`: with a mode or group, in one step.
+pub(crate) fn create_request(
+    name: &str,
+    settings: mailbox_proto::MailboxSettings,
+    mode: Option<u32>,
+    group: Option<u32>,
+) -> Request {
+    if mode.is_none() && group.is_none() {
+        Request::CreateMailbox {
+            name: name.to_owned(),
+            settings,
+        }
+    } else {
+        Request::CreateMailboxWith {
+            name: name.to_owned(),
+            settings,
+            mode,
+            group,
+        }
+    }
+}
+
 pub(crate) fn expect_inbox_capacity_set(response: Response) -> Result<(), Error> {
     match response {
         Response::InboxCapacitySet => Ok(()),

@@ -278,6 +278,33 @@ pub enum Request {
         /// The mailbox.
         name: String,
     },
+    /// Create a mailbox with a mode and group of the caller's choosing, in
+    /// one step (no window in which it has the default mode). An existing
+    /// mailbox is accepted only when the caller owns it and its settings are
+    /// equal; the mode and group asked for are then applied to it.
+    /// Answered with [`Response::Created`].
+    CreateMailboxWith {
+        /// Its name.
+        name: String,
+        /// Its settings.
+        settings: MailboxSettings,
+        /// Its mode (`0o[owner][group][others]`); `None`: the broker's
+        /// default mode.
+        mode: Option<u32>,
+        /// Its group; `None`: the caller's primary group. A caller other
+        /// than root must be a member of the group, as with `chown(2)`.
+        group: Option<u32>,
+    },
+    /// Sets who may send to this connection's inbox: its mode (only the
+    /// send bits matter; the default, `0o600`, admits the connection's own
+    /// uid and root) and group. Answered with
+    /// [`Response::InboxPermissionsSet`].
+    SetInboxPermissions {
+        /// New mode, if any.
+        mode: Option<u32>,
+        /// New group gid, if any (the caller must be a member, unless root).
+        group: Option<u32>,
+    },
 }
 
 /// Capacity of a connection's inbox until it sets one.
@@ -384,14 +411,49 @@ pub enum Stage {
 pub struct SendOptions {
     /// What the send waits for.
     pub stage: Stage,
-    /// Routing key for `hash` mailboxes (at most [`MAX_KEY_LEN`] bytes).
+    /// Routing key for `hash` mailboxes: see [`validate_key`] for what a
+    /// key may contain.
     pub key: Option<String>,
     /// Time-to-live in milliseconds; the mailbox's own is used when shorter.
     pub ttl_millis: Option<u64>,
 }
 
 /// Longest routing key, in bytes.
-pub const MAX_KEY_LEN: usize = 1024;
+pub const MAX_KEY_LEN: usize = 255;
+
+/// Checks a routing key: 1 to [`MAX_KEY_LEN`] bytes of UTF-8 with no control
+/// characters (no NUL, newline, tab, escape, DEL or C1 controls).
+///
+/// Keys end up in logs, in `mailboxctl` output and in the environment of
+/// `recv --exec` commands; a key that cannot go into any of those would
+/// poison every message behind it, so the broker refuses it at the door.
+///
+/// ```
+/// use mailbox_proto::validate_key;
+/// assert!(validate_key("customer-42").is_ok());
+/// assert!(validate_key("région/7 é").is_ok());
+/// assert!(validate_key("").is_err());
+/// assert!(validate_key("a\0b").is_err());
+/// assert!(validate_key(&"k".repeat(256)).is_err());
+/// ```
+pub fn validate_key(key: &str) -> Result<(), String> {
+    if key.is_empty() {
+        return Err("a key may not be empty".into());
+    }
+    if key.len() > MAX_KEY_LEN {
+        return Err(format!(
+            "a key may have at most {MAX_KEY_LEN} bytes, this one has {}",
+            key.len()
+        ));
+    }
+    if let Some((at, c)) = key.char_indices().find(|(_, c)| c.is_control()) {
+        return Err(format!(
+            "a key may not contain control characters ({:?} at byte {at})",
+            c
+        ));
+    }
+    Ok(())
+}
 
 /// Options of [`Request::ReceiveWith`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
@@ -512,6 +574,8 @@ pub enum Response {
         /// How many were discarded.
         discarded: u64,
     },
+    /// The inbox has its new mode and group.
+    InboxPermissionsSet,
 }
 
 /// What went wrong, as a kind a program can match on and a message for humans.

@@ -23,9 +23,9 @@ pub use codec::{
     encode_server_frame_detached, DecodeError, Detached, EncodeError, Segments,
 };
 pub use frame::{
-    Address, BrokerError, ClientFrame, ErrorKind, Hello, NameInfo, ReceiveOptions, Request,
-    RequestId, Response, SendOptions, ServerFrame, Source, Stage, Target, Verdict, Wait, Welcome,
-    DEFAULT_INBOX_CAPACITY, HELLO_MAGIC, MAX_KEY_LEN, PROTOCOL_VERSION,
+    validate_key, Address, BrokerError, ClientFrame, ErrorKind, Hello, NameInfo, ReceiveOptions,
+    Request, RequestId, Response, SendOptions, ServerFrame, Source, Stage, Target, Verdict, Wait,
+    Welcome, DEFAULT_INBOX_CAPACITY, HELLO_MAGIC, MAX_KEY_LEN, PROTOCOL_VERSION,
 };
 pub use mailbox::{
     BrokerStatus, Capacity, DeliveryPolicy, InvalidName, Limit, MailboxInfo, MailboxName,

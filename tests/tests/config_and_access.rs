@@ -744,6 +744,7 @@ fn the_readme_example_configuration_is_valid() {
                     .replace("\"mailbox-admin\"", "4242")
                     .replace("\"mailbox\"", "4243")
                     .replace("\"staff\"", "4244")
+                    .replace("\"@staff\"", "\"@4244\"")
                     .replace("\"alice\"", "1000");
                 format!("{value}\n")
             }
@@ -753,4 +754,219 @@ fn the_readme_example_configuration_is_valid() {
     std::fs::write(&path, &uncommented).expect("write");
     let output = check_config(&path);
     assert_exit(&output, 0, &uncommented);
+}
+
+// ---------------------------------------------------------------------------
+// What one user can do to another (issue: hostile users).
+
+#[test]
+fn creating_a_mailbox_a_stranger_made_fails_and_leaves_it_as_it_was() {
+    if !root() {
+        return;
+    }
+    let setup = Setup::start(OPEN_SOCKET, &[]);
+    assert_exit(
+        &setup.as_other(&["create", "payroll", "--mode", "0777"]),
+        0,
+        "nobody creates payroll first",
+    );
+    let output = setup.broker.run(&["create", "payroll", "--mode", "0700"]);
+    assert_exit(&output, 73, "root creates payroll second");
+    let said = stderr(&output);
+    assert!(said.contains("belongs to uid 65534"), "{said}");
+    let payroll = setup.broker.info("payroll");
+    assert_eq!(payroll["owner_uid"], OTHER, "{payroll}");
+    assert_eq!(payroll["mode"], "0777", "{payroll}");
+
+    // The other way round, a stranger learns the owner, not the settings.
+    setup
+        .broker
+        .ok(&["create", "secret", "--capacity", "7", "--mode", "0700"]);
+    let output = setup.as_other(&["create", "secret"]);
+    assert_exit(&output, 73, "nobody creates root's secret");
+    let said = stderr(&output);
+    assert!(said.contains("belongs to uid 0"), "{said}");
+    assert!(!said.contains("capacity"), "{said}");
+    assert!(!said.contains("0700"), "{said}");
+
+    // Its owner creating again gets its mailbox, with the mode it asks for.
+    setup
+        .broker
+        .ok(&["create", "secret", "--capacity", "7", "--mode", "0760"]);
+    assert_eq!(setup.broker.info("secret")["mode"], "0760");
+}
+
+#[test]
+fn reserved_prefixes_keep_names_for_their_holders() {
+    if !root() {
+        return;
+    }
+    let setup = Setup::start(
+        &format!("{OPEN_SOCKET}\n[access.reserved_prefixes]\n\"payroll.\" = \"root\"\n"),
+        &[],
+    );
+    let output = setup.as_other(&["create", "payroll.jobs"]);
+    assert_exit(&output, 77, "nobody squats payroll.jobs");
+    assert!(stderr(&output).contains("reserved"), "{}", stderr(&output));
+    assert_exit(
+        &setup.as_other(&["--as", "payroll.svc", "names"]),
+        77,
+        "nobody claims payroll.svc",
+    );
+    assert!(!setup.exists("payroll.jobs"));
+    setup.broker.ok(&["create", "payroll.jobs"]);
+    assert_exit(
+        &setup.as_other(&["create", "payrolls"]),
+        0,
+        "a name outside the prefix",
+    );
+}
+
+#[test]
+fn dead_letters_never_move_into_a_strangers_mailbox() {
+    if !root() {
+        return;
+    }
+    let setup = Setup::start(OPEN_SOCKET, &[]);
+    // Writing into root's mailbox through a dead-letter setting.
+    setup.broker.ok(&["create", "rootonly", "--mode", "0700"]);
+    let output = setup.as_other(&[
+        "create",
+        "nbjobs",
+        "--max-deliveries",
+        "1",
+        "--dead-letter",
+        "rootonly",
+    ]);
+    assert_exit(
+        &output,
+        77,
+        "nobody points its dead letters at root's mailbox",
+    );
+    assert!(!setup.exists("nbjobs"));
+
+    // Reading root's failed messages by creating its dead-letter mailbox.
+    setup.broker.ok(&[
+        "create",
+        "rjobs",
+        "--ttl",
+        "100ms",
+        "--dead-letter",
+        "rjobs.dead",
+    ]);
+    assert_exit(
+        &setup.as_other(&["create", "rjobs.dead", "--mode", "0700"]),
+        0,
+        "nobody creates rjobs.dead",
+    );
+    setup.broker.ok(&["send", "rjobs", "salary of alice"]);
+    wait_until("the message expires", || {
+        setup.broker.info("rjobs")["messages_dropped"] == 1
+    });
+    assert_exit(
+        &setup.as_other(&["recv", "rjobs.dead", "--nonblock"]),
+        75,
+        "nothing reached the stranger",
+    );
+    assert_eq!(setup.broker.info("rjobs")["messages_dead_lettered"], 0);
+    setup.wait_for_log("dead letter refused", 1);
+}
+
+#[test]
+fn a_group_is_given_only_by_its_members_and_an_owner_always_manages() {
+    if !root() {
+        return;
+    }
+    let setup = Setup::start(OPEN_SOCKET, &[]);
+    assert_exit(&setup.as_other(&["create", "mine"]), 0, "create");
+    let output = setup.as_other(&["chown", "mine", ":0"]);
+    assert_exit(&output, 77, "nobody gives its mailbox to group root");
+    assert!(
+        stderr(&output).contains("not a member"),
+        "{}",
+        stderr(&output)
+    );
+    assert_eq!(setup.broker.info("mine")["group_gid"], OTHER);
+    // Mode 0000 takes the owner's own rights away, but not managing them.
+    assert_exit(&setup.as_other(&["chmod", "mine", "0000"]), 0, "chmod 0");
+    assert_exit(&setup.as_other(&["send", "mine", "x"]), 77, "send at 0000");
+    assert_exit(&setup.as_other(&["chmod", "mine", "0700"]), 0, "chmod back");
+    assert_exit(&setup.as_other(&["send", "mine", "x"]), 0, "send at 0700");
+}
+
+#[test]
+fn an_inbox_takes_only_its_own_uid_until_its_owner_opens_it() {
+    if !root() {
+        return;
+    }
+    let setup = Setup::start(OPEN_SOCKET, &[]);
+    let mut closed = setup
+        .broker
+        .ctl()
+        .args(["--as", "svc.closed", "recv", "--inbox", "--timeout", "20s"])
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("spawn receiver");
+    let mut open = setup
+        .broker
+        .ctl()
+        .args([
+            "--as",
+            "svc.open",
+            "--inbox-mode",
+            "0622",
+            "recv",
+            "--inbox",
+            "--timeout",
+            "20s",
+        ])
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("spawn receiver");
+    wait_until("both names are claimed", || {
+        let names = setup.broker.ok(&["names"]);
+        names.contains("svc.closed") && names.contains("svc.open")
+    });
+    let output = setup.as_other(&["send", "--to", "svc.closed", "flood"]);
+    assert_exit(&output, 77, "nobody sends to a closed inbox");
+    assert!(stderr(&output).contains("inbox"), "{}", stderr(&output));
+    assert_exit(
+        &setup.as_other(&["send", "--to", "svc.open", "welcome"]),
+        0,
+        "nobody sends to an opened inbox",
+    );
+    // Root may always send.
+    setup
+        .broker
+        .ok(&["send", "--to", "svc.closed", "from root"]);
+    let mut got = String::new();
+    closed
+        .stdout
+        .take()
+        .expect("stdout")
+        .read_to_string(&mut got)
+        .expect("read");
+    assert_eq!(got, "from root");
+    assert!(closed.wait().expect("wait").success());
+    let mut got = String::new();
+    open.stdout
+        .take()
+        .expect("stdout")
+        .read_to_string(&mut got)
+        .expect("read");
+    assert_eq!(got, "welcome");
+    assert!(open.wait().expect("wait").success());
+}
+
+#[test]
+fn a_key_with_control_characters_is_refused_at_the_door() {
+    let broker = Broker::start();
+    broker.ok(&["create", "h", "--policy", "hash"]);
+    for key in ["a\u{1}b", "tab\there", &"k".repeat(256)] {
+        let output = broker.run(&["send", "h", "x", "--key", key]);
+        assert_exit(&output, 65, &format!("key {key:?}"));
+    }
+    assert_eq!(broker.info("h")["messages_accepted"], 0);
+    broker.ok(&["send", "h", "x", "--key", "région-7"]);
+    assert_eq!(broker.info("h")["messages_accepted"], 1);
 }

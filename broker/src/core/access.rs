@@ -2,14 +2,16 @@
 //! the style of file permissions, with three rights per class (owner, group,
 //! others): receive (4, like `r`), send (2, like `w`) and manage (1, like
 //! `x`: delete, change permissions, purge). Root may do everything; members
-//! of the configured admin group may manage everything. Well-known names
-//! may be reserved to some uids.
+//! of the configured admin group may manage everything; an owner may always
+//! manage its own mailbox (as a file's owner may always `chmod` it).
+//! Well-known names may be reserved to some uids, and name prefixes (for
+//! mailboxes and well-known names alike) to some users and groups.
 //!
 //! ```text
 //! mode 0o760: owner receive+send+manage, group receive+send, others nothing
 //! ```
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use mailbox_proto::{BrokerError, ErrorKind};
 
@@ -19,6 +21,19 @@ use super::Peer;
 /// everything, its group may send and receive, others nothing.
 pub const DEFAULT_MODE: u32 = 0o760;
 
+/// The default mode of a connection's inbox: processes of the same uid (and
+/// root) may send to it, nobody else. Its owner opens it to others with
+/// `SetInboxPermissions`.
+pub const DEFAULT_INBOX_MODE: u32 = 0o600;
+
+/// Who may use the names under a reserved prefix (root always may).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Reservation {
+    /// These uids.
+    pub uids: Vec<u32>,
+    /// Members of these groups (primary or supplementary).
+    pub gids: Vec<u32>,
+}
 /// A mailbox's owner, group and mode.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Permissions {
@@ -68,6 +83,15 @@ pub struct AccessPolicy {
     pub reserved_names: BTreeMap<String, Vec<u32>>,
     /// The mode of a mailbox its creator did not give one.
     pub default_mode: u32,
+    /// Name prefixes kept for some users and groups: only they (and root)
+    /// may create a mailbox or claim a well-known name that starts with one.
+    pub reserved_prefixes: BTreeMap<String, Reservation>,
+    /// Mailboxes any mailbox may retire messages into, whoever owns them
+    /// (otherwise a dead letter may only move between mailboxes of one
+    /// owner).
+    pub dead_letter_targets: BTreeSet<String>,
+    /// The mode of a connection's inbox until its owner sets one.
+    pub default_inbox_mode: u32,
 }
 
 impl Default for AccessPolicy {
@@ -76,6 +100,9 @@ impl Default for AccessPolicy {
             admin_group: None,
             reserved_names: BTreeMap::new(),
             default_mode: DEFAULT_MODE,
+            reserved_prefixes: BTreeMap::new(),
+            dead_letter_targets: BTreeSet::new(),
+            default_inbox_mode: DEFAULT_INBOX_MODE,
         }
     }
 }
@@ -88,7 +115,8 @@ pub struct Caller<'a> {
 }
 
 impl Caller<'_> {
-    fn in_group(&self, gid: u32) -> bool {
+    /// Whether the caller's primary or a supplementary group is `gid`.
+    pub fn in_group(&self, gid: u32) -> bool {
         self.peer.gid == gid || self.groups.contains(&gid)
     }
 }
@@ -111,7 +139,12 @@ impl Permissions {
         if caller.peer.uid == 0 {
             return true;
         }
-        if right == Right::Manage && policy.admin_group.is_some_and(|gid| caller.in_group(gid)) {
+        // An owner who took its own manage bit away can still give it back,
+        // as a file's owner can always chmod.
+        if right == Right::Manage
+            && (caller.peer.uid == self.owner
+                || policy.admin_group.is_some_and(|gid| caller.in_group(gid)))
+        {
             return true;
         }
         self.bits_for(caller) & right.bit() != 0
@@ -150,8 +183,37 @@ impl Permissions {
 }
 
 impl AccessPolicy {
+    /// `Ok` when `caller` may create a mailbox or claim a well-known name
+    /// called `name` as far as reserved prefixes go.
+    pub fn check_prefix(&self, caller: &Caller<'_>, name: &str) -> Result<(), BrokerError> {
+        if caller.peer.uid == 0 {
+            return Ok(());
+        }
+        // Every prefix that `name` starts with must admit the caller: a
+        // longer prefix narrows a shorter one, never widens it.
+        for (prefix, reservation) in self
+            .reserved_prefixes
+            .iter()
+            .filter(|(prefix, _)| name.starts_with(prefix.as_str()))
+        {
+            let admitted = reservation.uids.contains(&caller.peer.uid)
+                || reservation.gids.iter().any(|&gid| caller.in_group(gid));
+            if !admitted {
+                return Err(BrokerError::new(
+                    ErrorKind::PermissionDenied,
+                    format!(
+                        "names starting with {prefix:?} are reserved (access.reserved_prefixes) to uids {:?} and gids {:?}; uid {} may not use {name}",
+                        reservation.uids, reservation.gids, caller.peer.uid
+                    ),
+                ));
+            }
+        }
+        Ok(())
+    }
+
     /// `Ok` when `caller` may claim `name`.
     pub fn check_name(&self, caller: &Caller<'_>, name: &str) -> Result<(), BrokerError> {
+        self.check_prefix(caller, name)?;
         match self.reserved_names.get(name) {
             Some(uids) if caller.peer.uid != 0 && !uids.contains(&caller.peer.uid) => {
                 Err(BrokerError::new(
@@ -238,5 +300,56 @@ mod tests {
             .check_name(&caller(1001, 1, &[]), "org.example.svc")
             .is_err());
         assert!(policy.check_name(&caller(1001, 1, &[]), "free").is_ok());
+    }
+
+    #[test]
+    fn an_owner_may_always_manage_whatever_the_mode() {
+        let perms = Permissions {
+            owner: 1000,
+            group: 1000,
+            mode: 0o000,
+        };
+        let policy = AccessPolicy::default();
+        let owner = caller(1000, 1000, &[]);
+        assert!(perms.allows(&owner, Right::Manage, &policy));
+        assert!(!perms.allows(&owner, Right::Receive, &policy));
+        assert!(!perms.allows(&owner, Right::Send, &policy));
+        assert!(!perms.allows(&caller(1001, 1000, &[]), Right::Manage, &policy));
+    }
+
+    #[test]
+    fn reserved_prefixes_admit_their_users_groups_and_root_only() {
+        let mut policy = AccessPolicy::default();
+        policy.reserved_prefixes.insert(
+            "payroll.".into(),
+            Reservation {
+                uids: vec![1000],
+                gids: vec![50],
+            },
+        );
+        policy.reserved_prefixes.insert(
+            "payroll.secret.".into(),
+            Reservation {
+                uids: vec![1000],
+                gids: vec![],
+            },
+        );
+        let owner = caller(1000, 1000, &[]);
+        let member = caller(1001, 1001, &[50]);
+        let stranger = caller(65534, 65534, &[]);
+        assert!(policy.check_prefix(&owner, "payroll.jobs").is_ok());
+        assert!(policy.check_prefix(&member, "payroll.jobs").is_ok());
+        assert!(policy
+            .check_prefix(&caller(0, 0, &[]), "payroll.jobs")
+            .is_ok());
+        let denied = policy.check_prefix(&stranger, "payroll.jobs").unwrap_err();
+        assert_eq!(denied.kind, ErrorKind::PermissionDenied);
+        assert!(denied.message.contains("payroll."), "{}", denied.message);
+        // The longer prefix narrows: the group's member is out.
+        assert!(policy.check_prefix(&member, "payroll.secret.x").is_err());
+        assert!(policy.check_prefix(&owner, "payroll.secret.x").is_ok());
+        // Prefixes hold for well-known names too.
+        assert!(policy.check_name(&stranger, "payroll.svc").is_err());
+        assert!(policy.check_prefix(&stranger, "payrollx").is_ok());
     }
 }

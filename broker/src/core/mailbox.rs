@@ -900,8 +900,9 @@ impl Mailbox {
         Self::with_lines(Place::Mailbox(name), settings, permissions, lines)
     }
 
-    /// The inbox of `owner`.
-    pub fn inbox(owner: ConnectionId, capacity: Capacity) -> Self {
+    /// The inbox of `owner`; `permissions` say who may send to it (its
+    /// owner alone receives from it).
+    pub fn inbox(owner: ConnectionId, capacity: Capacity, permissions: Permissions) -> Self {
         let settings = MailboxSettings {
             capacity,
             max_message_size: mailbox_proto::MAX_MESSAGE_SIZE_LIMIT,
@@ -910,12 +911,6 @@ impl Mailbox {
         let lines = Lines::Inbox {
             queue: VecDeque::new(),
             receivers: VecDeque::new(),
-        };
-        // Inboxes are not checked: anyone may write to a process.
-        let permissions = Permissions {
-            owner: 0,
-            group: 0,
-            mode: 0o777,
         };
         Self::with_lines(Place::Inbox(owner), settings, permissions, lines)
     }

@@ -29,12 +29,12 @@ use std::collections::{BTreeMap, BTreeSet, BinaryHeap, HashMap};
 use std::time::{Duration, Instant};
 
 use mailbox_proto::{
-    Address, BrokerError, BrokerStatus, Capacity, DeliveryPolicy, ErrorKind, MailboxName,
-    MailboxSettings, ReceiveOptions, Request, RequestId, Response, SendOptions, Source, Stage,
-    Target, Wait, DEFAULT_INBOX_CAPACITY, MAX_KEY_LEN, PROTOCOL_VERSION,
+    validate_key, Address, BrokerError, BrokerStatus, Capacity, DeliveryPolicy, ErrorKind,
+    MailboxName, MailboxSettings, ReceiveOptions, Request, RequestId, Response, SendOptions,
+    Source, Stage, Target, Wait, DEFAULT_INBOX_CAPACITY, PROTOCOL_VERSION,
 };
 
-pub use access::{AccessPolicy, Permissions, Right, DEFAULT_MODE};
+pub use access::{AccessPolicy, Permissions, Reservation, Right, DEFAULT_INBOX_MODE, DEFAULT_MODE};
 pub use budget::{Budget, Exhausted};
 pub use types::{Clock, ConnectionId, ConnectionMap, Outcome, Peer, Reply, Ticket};
 
@@ -134,6 +134,10 @@ struct Connection {
     names: Vec<String>,
     /// Capacity of its inbox.
     inbox_capacity: Capacity,
+    /// Mode of its inbox (who may send to it).
+    inbox_mode: u32,
+    /// Group of its inbox.
+    inbox_group: u32,
 }
 
 #[derive(Debug, PartialEq, Eq, PartialOrd, Ord)]
@@ -159,6 +163,14 @@ struct Places {
 }
 
 impl Places {
+    fn get(&self, place: &Place) -> Option<&Mailbox> {
+        match place {
+            Place::Mailbox(name) => self.mailboxes.get(name).map(|m| &**m),
+            Place::Inbox(owner) => self.inboxes.get(owner).map(|m| &**m),
+            Place::Name(_) => None,
+        }
+    }
+
     fn get_mut(&mut self, place: &Place) -> Option<&mut Mailbox> {
         match place {
             Place::Mailbox(name) => self.mailboxes.get_mut(name).map(|m| &mut **m),
@@ -206,6 +218,9 @@ pub struct Core {
     connections_of: HashMap<u32, usize>,
     /// Mailboxes owned per uid.
     mailboxes_of: HashMap<u32, usize>,
+    /// Mailboxes whose refused dead letters were reported already (one
+    /// warning per mailbox, not one per message).
+    dead_letter_refusals_reported: BTreeSet<String>,
 }
 
 fn error(kind: ErrorKind, message: impl Into<String>) -> BrokerError {
@@ -244,6 +259,7 @@ impl Core {
             policy: AccessPolicy::default(),
             connections_of: HashMap::new(),
             mailboxes_of: HashMap::new(),
+            dead_letter_refusals_reported: BTreeSet::new(),
         }
     }
 
@@ -309,6 +325,8 @@ impl Core {
                 holds: BTreeSet::new(),
                 names: Vec::new(),
                 inbox_capacity: DEFAULT_INBOX_CAPACITY,
+                inbox_mode: self.policy.default_inbox_mode,
+                inbox_group: peer.gid,
             }),
         );
     }
@@ -466,7 +484,15 @@ impl Core {
         }
         let peer = state.peer;
         match request {
-            Request::CreateMailbox { name, settings } => self.create(peer, name, settings),
+            Request::CreateMailbox { name, settings } => {
+                self.create(ticket.connection, name, settings, None, None)
+            }
+            Request::CreateMailboxWith {
+                name,
+                settings,
+                mode,
+                group,
+            } => self.create(ticket.connection, name, settings, mode, group),
             Request::DeleteMailbox { name } => {
                 self.check(ticket.connection, &name, Right::Manage)?;
                 self.delete(&name, clock, out)
@@ -660,11 +686,9 @@ impl Core {
                         format!("only root may give mailbox {name} to another owner"),
                     ));
                 }
-                if mode.is_some_and(|mode| mode > 0o777) {
-                    return Err(error(
-                        ErrorKind::InvalidSettings,
-                        format!("mode {:o} has bits above 0o777", mode.unwrap_or_default()),
-                    ));
+                check_mode(mode)?;
+                if let Some(gid) = group.filter(|&gid| gid != old.group) {
+                    self.check_group_member(ticket.connection, gid, &name)?;
                 }
                 let new = Permissions {
                     owner: owner.unwrap_or(old.owner),
@@ -688,6 +712,29 @@ impl Core {
                 };
                 let discarded = mailbox.purge(&mut ctx);
                 Ok(Some(Response::Purged { discarded }))
+            }
+            Request::SetInboxPermissions { mode, group } => {
+                check_mode(mode)?;
+                if let Some(gid) = group {
+                    self.check_group_member(ticket.connection, gid, "this connection's inbox")?;
+                }
+                let Some(state) = self.connections.get_mut(&ticket.connection) else {
+                    return Err(error(
+                        ErrorKind::Internal,
+                        "request from an unknown connection",
+                    ));
+                };
+                state.inbox_mode = mode.unwrap_or(state.inbox_mode);
+                state.inbox_group = group.unwrap_or(state.inbox_group);
+                let permissions = Permissions {
+                    owner: state.peer.uid,
+                    group: state.inbox_group,
+                    mode: state.inbox_mode,
+                };
+                if let Some(inbox) = self.places.inboxes.get_mut(&ticket.connection) {
+                    inbox.set_permissions(permissions);
+                }
+                Ok(Some(Response::InboxPermissionsSet))
             }
             Request::SetInboxCapacity { capacity } => {
                 if capacity == Capacity::Bounded(0) {
@@ -789,15 +836,8 @@ impl Core {
         wait: Wait,
         call: Option<u64>,
     ) -> Result<SendPlan, BrokerError> {
-        if options
-            .key
-            .as_ref()
-            .is_some_and(|key| key.len() > MAX_KEY_LEN)
-        {
-            return Err(error(
-                ErrorKind::InvalidRequest,
-                format!("a key may have at most {MAX_KEY_LEN} bytes"),
-            ));
+        if let Some(key) = &options.key {
+            validate_key(key).map_err(|why| error(ErrorKind::InvalidRequest, why))?;
         }
         if options.ttl_millis == Some(0) {
             return Err(error(
@@ -854,14 +894,29 @@ impl Core {
     /// The inbox of `owner`, created (with the capacity the owner set) on
     /// first use.
     fn open_inbox(&mut self, owner: ConnectionId) -> Place {
-        let capacity = self
-            .connections
-            .get(&owner)
-            .map_or(DEFAULT_INBOX_CAPACITY, |c| c.inbox_capacity);
+        let (capacity, permissions) = match self.connections.get(&owner) {
+            Some(state) => (
+                state.inbox_capacity,
+                Permissions {
+                    owner: state.peer.uid,
+                    group: state.inbox_group,
+                    mode: state.inbox_mode,
+                },
+            ),
+            // Not reached: addresses resolve only to live connections.
+            None => (
+                DEFAULT_INBOX_CAPACITY,
+                Permissions {
+                    owner: 0,
+                    group: 0,
+                    mode: 0o600,
+                },
+            ),
+        };
         self.places
             .inboxes
             .entry(owner)
-            .or_insert_with(|| Box::new(Mailbox::inbox(owner, capacity)));
+            .or_insert_with(|| Box::new(Mailbox::inbox(owner, capacity, permissions)));
         Place::Inbox(owner)
     }
 
@@ -917,12 +972,27 @@ impl Core {
         Ok((place, receive))
     }
 
+    /// Creates mailbox `name` for the caller, with `mode` and `group` (or
+    /// the defaults) set in the same step. An existing mailbox is accepted
+    /// (`created: false`) only when the caller owns it and its settings are
+    /// equal; `mode` and `group`, when given, are then applied to it (an
+    /// owner may always manage its mailbox). Anything else is
+    /// `MailboxExists`, saying who owns it but, to a caller with no right on
+    /// it, nothing of its settings.
     fn create(
         &mut self,
-        creator: Peer,
+        connection: ConnectionId,
         name: String,
         settings: MailboxSettings,
+        mode: Option<u32>,
+        group: Option<u32>,
     ) -> Result<Option<Response>, BrokerError> {
+        let Some(creator) = self.connections.get(&connection).map(|state| state.peer) else {
+            return Err(error(
+                ErrorKind::Internal,
+                "request from an unknown connection",
+            ));
+        };
         check_name(&name)?;
         settings
             .validate()
@@ -936,17 +1006,55 @@ impl Core {
                 ),
             ));
         }
-        if let Some(existing) = self.places.mailboxes.get(&name) {
-            if *existing.settings() == settings {
-                return Ok(Some(Response::Created { created: false }));
+        check_mode(mode)?;
+        if let Some(caller) = self.caller(connection) {
+            self.policy.check_prefix(&caller, &name)?;
+        }
+        if let Some(gid) = group {
+            self.check_group_member(connection, gid, &name)?;
+        }
+        if let Some(target) = &settings.dead_letter {
+            self.check_dead_letter_target(creator.uid, target)?;
+        }
+        if let Some(existing) = self.places.mailboxes.get_mut(&name) {
+            let old = *existing.permissions();
+            if old.owner != creator.uid {
+                let visible = self
+                    .connections
+                    .get(&connection)
+                    .map(|state| Caller {
+                        peer: state.peer,
+                        groups: &state.groups,
+                    })
+                    .is_some_and(|caller| old.visible_to(&caller, &self.policy));
+                let detail = if visible {
+                    format!(" (group {}, mode {:03o})", old.group, old.mode)
+                } else {
+                    String::new()
+                };
+                return Err(error(
+                    ErrorKind::MailboxExists,
+                    format!(
+                        "mailbox {name} exists and belongs to uid {}{detail}; uid {} cannot create it",
+                        old.owner, creator.uid
+                    ),
+                ));
             }
-            return Err(error(
-                ErrorKind::MailboxExists,
-                format!(
-                    "mailbox {name} exists with other settings ({}); delete it first or use its settings",
-                    describe(existing.settings())
-                ),
-            ));
+            if *existing.settings() != settings {
+                return Err(error(
+                    ErrorKind::MailboxExists,
+                    format!(
+                        "mailbox {name} exists with other settings ({}); delete it first or use its settings",
+                        describe(existing.settings())
+                    ),
+                ));
+            }
+            existing.set_permissions(Permissions {
+                owner: old.owner,
+                group: group.unwrap_or(old.group),
+                mode: mode.unwrap_or(old.mode),
+            });
+            return Ok(Some(Response::Created { created: false }));
         }
         let owned = self.mailboxes_of.get(&creator.uid).copied().unwrap_or(0);
         if owned >= self.limits.max_mailboxes_per_uid && creator.uid != 0 {
@@ -960,11 +1068,54 @@ impl Core {
         }
         let permissions = Permissions {
             owner: creator.uid,
-            group: creator.gid,
-            mode: self.policy.default_mode,
+            group: group.unwrap_or(creator.gid),
+            mode: mode.unwrap_or(self.policy.default_mode),
         };
         self.adopt_mailbox(name, settings, permissions);
         Ok(Some(Response::Created { created: true }))
+    }
+
+    /// `Ok` when a caller other than root is a member of `gid` (primary or
+    /// supplementary), as `chown(2)` requires to give a file to a group.
+    fn check_group_member(
+        &self,
+        connection: ConnectionId,
+        gid: u32,
+        what: &str,
+    ) -> Result<(), BrokerError> {
+        let Some(caller) = self.caller(connection) else {
+            return Ok(());
+        };
+        if caller.peer.uid == 0 || caller.in_group(gid) {
+            return Ok(());
+        }
+        Err(error(
+            ErrorKind::PermissionDenied,
+            format!(
+                "uid {} is not a member of group {gid}, so it may not give {what} to that group",
+                caller.peer.uid
+            ),
+        ))
+    }
+
+    /// `Ok` when a mailbox owned by `owner` may retire messages into
+    /// `target`: only into a mailbox of the same owner, or one the
+    /// administrator named in `access.dead_letter_targets`. A target that
+    /// does not exist yet passes here and is checked again at each move.
+    fn check_dead_letter_target(&self, owner: u32, target: &str) -> Result<(), BrokerError> {
+        let Some(mailbox) = self.places.mailboxes.get(target) else {
+            return Ok(());
+        };
+        let target_owner = mailbox.permissions().owner;
+        if target_owner == owner || self.policy.dead_letter_targets.contains(target) {
+            return Ok(());
+        }
+        Err(error(
+            ErrorKind::PermissionDenied,
+            format!(
+                "dead letters of a mailbox owned by uid {owner} may not go to {target}, owned by uid {target_owner}; use a mailbox of the same owner or one listed in access.dead_letter_targets"
+            ),
+        ))
     }
 
     /// Makes a mailbox declared in the configuration exist with these
@@ -1024,6 +1175,7 @@ impl Core {
             return Err(no_such_mailbox(name));
         };
         self.disown(mailbox.permissions().owner);
+        self.dead_letter_refusals_reported.remove(name);
         let mut ctx = Context {
             out,
             budget: &mut self.budget,
@@ -1060,8 +1212,8 @@ impl Core {
                 _ => error(ErrorKind::NoSuchProcess, "the process left"),
             });
         };
-        if let Place::Mailbox(name) = &plan.place {
-            allowed(
+        match &plan.place {
+            Place::Mailbox(name) => allowed(
                 mailbox.permissions(),
                 &self.connections,
                 peer,
@@ -1069,7 +1221,18 @@ impl Core {
                 Right::Send,
                 &self.policy,
                 name,
-            )?;
+            )?,
+            // A process's own sends to itself are always its business.
+            Place::Inbox(owner) if *owner != ticket.connection => allowed(
+                mailbox.permissions(),
+                &self.connections,
+                peer,
+                ticket.connection,
+                Right::Send,
+                &self.policy,
+                &format!("the inbox of process {}", owner.0),
+            )?,
+            _ => {}
         }
         let held = match &load {
             Load::One(payload) => {
@@ -1433,21 +1596,42 @@ impl Core {
                             Place::Inbox(owner) => format!("inbox of process {}", owner.0),
                             Place::Name(name) => name.clone(),
                         };
+                        // The same owner's mailbox, or one the administrator
+                        // opened to all: a stranger's mailbox of that name may
+                        // have been created after the source was set up.
+                        let source_owner = self.places.get(&from).map(|m| m.permissions().owner);
+                        let target_owner = self
+                            .places
+                            .mailboxes
+                            .get(&to)
+                            .map(|m| m.permissions().owner);
+                        let permitted = self.policy.dead_letter_targets.contains(&to)
+                            || (source_owner.is_some() && source_owner == target_owner);
                         let mut ctx = Context {
                             out,
                             budget: &mut self.budget,
                             clock,
                         };
                         let refused = match self.places.mailboxes.get_mut(&to) {
-                            Some(target) => target
+                            Some(target) if permitted => target
                                 .take_dead_letter(message, &from_name, reason, &mut ctx)
                                 .err(),
-                            None => Some(message),
+                            _ => Some(message),
                         };
                         if let Some(message) = refused {
                             self.budget.release(message.payload.len() as u64, 1);
                             if let Some(source) = self.places.get_mut(&from) {
                                 source.dead_letter_refused();
+                            }
+                            if target_owner.is_some()
+                                && !permitted
+                                && self.dead_letter_refusals_reported.insert(from_name.clone())
+                            {
+                                out.warnings.push(format!(
+                                    "dead letter refused: mailbox {from_name} (owner uid {}) may not retire messages into {to} (owner uid {}); dropping them (counted as dropped; reported once per mailbox)",
+                                    source_owner.map_or_else(|| "?".to_owned(), |uid| uid.to_string()),
+                                    target_owner.map_or_else(|| "?".to_owned(), |uid| uid.to_string()),
+                                ));
                             }
                         }
                     }
@@ -1705,6 +1889,17 @@ fn allowed(
         .get(&connection)
         .map_or(&[][..], |state| &state.groups[..]);
     permissions.check(&Caller { peer, groups }, right, policy, name)
+}
+
+/// `Ok` for a mode of permission bits only (`0o000` to `0o777`).
+fn check_mode(mode: Option<u32>) -> Result<(), BrokerError> {
+    match mode {
+        Some(mode) if mode > 0o777 => Err(error(
+            ErrorKind::InvalidSettings,
+            format!("mode {mode:o} has bits above 0o777"),
+        )),
+        _ => Ok(()),
+    }
 }
 
 fn no_such_mailbox(name: &str) -> BrokerError {

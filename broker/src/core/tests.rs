@@ -61,6 +61,7 @@ use super::{Clock, ConnectionId, Core, Limits, Outcome, Peer, Reply, Ticket};
 
 mod step3;
 mod step4;
+mod strangers;
 
 /// Wall time at the start of every test, in nanoseconds since the epoch.
 const UNIX_BASE: u64 = 1_700_000_000_000_000_000;
@@ -91,6 +92,7 @@ impl Harness {
         // connection may do everything.
         core.set_access_policy(super::AccessPolicy {
             default_mode: 0o777,
+            default_inbox_mode: 0o777,
             ..super::AccessPolicy::default()
         });
         Self {
@@ -271,10 +273,35 @@ fn parse_settings(words: &[&str]) -> MailboxSettings {
 
 fn parse_request(words: &[&str]) -> Request {
     match words {
-        ["create", name, settings @ ..] => Request::CreateMailbox {
-            name: text(name),
-            settings: parse_settings(settings),
-        },
+        ["create", name, settings @ ..] => {
+            // `mode=NNN` and `group=N` make it a CreateMailboxWith.
+            let (access, settings): (Vec<&str>, Vec<&str>) = settings
+                .iter()
+                .partition(|word| word.starts_with("mode=") || word.starts_with("group="));
+            let settings = parse_settings(&settings);
+            if access.is_empty() {
+                Request::CreateMailbox {
+                    name: text(name),
+                    settings,
+                }
+            } else {
+                let mut mode = None;
+                let mut group = None;
+                for word in access {
+                    match word.split_once('=') {
+                        Some(("mode", m)) => mode = Some(parse_octal(m)),
+                        Some(("group", g)) => group = Some(number(g)),
+                        _ => unreachable!(),
+                    }
+                }
+                Request::CreateMailboxWith {
+                    name: text(name),
+                    settings,
+                    mode,
+                    group,
+                }
+            }
+        }
         ["delete", name] => Request::DeleteMailbox { name: text(name) },
         ["info", name] => Request::MailboxInfo { name: text(name) },
         ["list"] => Request::ListMailboxes,
@@ -362,7 +389,7 @@ fn parse_request(words: &[&str]) -> Request {
             name: text(name),
             owner: None,
             group: None,
-            mode: Some(u32::from_str_radix(mode, 8).unwrap_or_else(|_| panic!("bad mode {mode}"))),
+            mode: Some(parse_octal(mode)),
         },
         ["chown", name, owner] => Request::SetPermissions {
             name: text(name),
@@ -377,6 +404,14 @@ fn parse_request(words: &[&str]) -> Request {
             mode: None,
         },
         ["purge", name] => Request::Purge { name: text(name) },
+        ["inboxperm", mode] => Request::SetInboxPermissions {
+            mode: Some(parse_octal(mode)),
+            group: None,
+        },
+        ["inboxperm", mode, group] => Request::SetInboxPermissions {
+            mode: Some(parse_octal(mode)),
+            group: Some(number(group)),
+        },
         ["inboxcap", capacity] => Request::SetInboxCapacity {
             capacity: capacity
                 .parse()
@@ -384,6 +419,10 @@ fn parse_request(words: &[&str]) -> Request {
         },
         _ => panic!("bad request {words:?}"),
     }
+}
+
+fn parse_octal(mode: &str) -> u32 {
+    u32::from_str_radix(mode, 8).unwrap_or_else(|_| panic!("bad mode {mode}"))
 }
 
 /// `pN` is process N, `n:NAME` a well-known name.
@@ -595,6 +634,7 @@ fn show(reply: &Reply) -> String {
         Ok(Response::NameClaimed) => "claimed".to_owned(),
         Ok(Response::NameReleased) => "released".to_owned(),
         Ok(Response::InboxCapacitySet) => "inboxcap".to_owned(),
+        Ok(Response::InboxPermissionsSet) => "inboxperm".to_owned(),
         Ok(Response::PermissionsSet) => "permissions".to_owned(),
         Ok(Response::Purged { discarded }) => format!("purged {discarded}"),
         Ok(Response::Names(names)) => {
@@ -694,7 +734,7 @@ fn create_again_with_the_same_settings_succeeds_without_change() {
         "
         c1#1 create q cap=2 broadcast max=64 fixed=8  => c1#1 created
         c1#2 send q @8                                => c1#2 sent 1 to 0
-        c2#1 create q cap=2 broadcast max=64 fixed=8  => c2#1 exists
+        c1#3 create q cap=2 broadcast max=64 fixed=8  => c1#3 exists
         c2#2 info q => c2#2 info queued=0 bytes=0 senders=0 receivers=0 subscribers=0 accepted=1 delivered=0
         ",
     );
@@ -2704,7 +2744,11 @@ impl Model {
     ) -> Option<Result<Response, ErrorKind>> {
         let answer = match request {
             Request::CreateMailbox { name, settings } => match self.mailboxes.get(&name) {
-                Some(existing) if existing.settings == settings => {
+                // Only its owner may find its own mailbox again.
+                Some(existing)
+                    if existing.settings == settings
+                        && existing.creator.uid == peer_of(ticket.connection).uid =>
+                {
                     Ok(Response::Created { created: false })
                 }
                 Some(_) => Err(ErrorKind::MailboxExists),

@@ -125,6 +125,9 @@ pub struct Outcome {
     pub replies: Vec<Reply>,
     /// Effects the core still has to carry out; empty when an operation returns.
     pub(crate) effects: Vec<Effect>,
+    /// Events an administrator should hear of (the server logs them as
+    /// warnings); each is reported once, not per message.
+    pub warnings: Vec<String>,
 }
 
 impl Outcome {

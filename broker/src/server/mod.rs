@@ -135,6 +135,9 @@ impl State {
 
     /// Queues every reply in `out` on its connection's outbox, and empties it.
     pub fn route(&mut self, out: &mut Outcome) {
+        for warning in out.warnings.drain(..) {
+            tracing::warn!("{warning}");
+        }
         for reply in out.replies.drain(..) {
             // A reply to a connection that is gone has nobody to read it; the
             // core never hands a message to one (disconnect withdrew its waits).

@@ -51,6 +51,11 @@ struct Cli {
     /// holds it).
     #[arg(long = "as", global = true, value_name = "NAME")]
     as_name: Option<String>,
+    /// Who may send to this command's inbox, as an octal mode (only the
+    /// send bits count): the default 0600 admits processes of your own uid
+    /// and root; 0622 admits everyone, 0620 your group too.
+    #[arg(long, global = true, value_name = "MODE", value_parser = parse_mode)]
+    inbox_mode: Option<u32>,
     #[command(subcommand)]
     command: Command,
 }
@@ -781,6 +786,13 @@ fn run(cli: &Cli) -> Result<(), Failure> {
         None => Client::connect_default(),
     }
     .map_err(fail)?;
+    // Open the inbox before taking a name, so that nobody reaches the name
+    // while the inbox still refuses them.
+    if cli.inbox_mode.is_some() {
+        client
+            .set_inbox_permissions(cli.inbox_mode, None)
+            .map_err(fail)?;
+    }
     if let Some(name) = &cli.as_name {
         client
             .claim_name(name)
@@ -809,12 +821,9 @@ fn run(cli: &Cli) -> Result<(), Failure> {
                 dead_letter: dead_letter.clone(),
                 ttl_millis: *ttl,
             };
-            let created = client.create(name, settings).map_err(fail)?;
-            if mode.is_some() || group.is_some() {
-                client
-                    .set_permissions(name, None, *group, *mode)
-                    .map_err(fail)?;
-            }
+            let created = client
+                .create_with(name, settings, *mode, *group)
+                .map_err(fail)?;
             out.emit(
                 || json!({ "name": name, "created": created }),
                 || {

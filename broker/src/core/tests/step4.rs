@@ -6,7 +6,7 @@
 use super::{ConnectionId, Harness, Limits};
 use crate::core::{peer_of_test, AccessPolicy};
 
-fn harness(limits: Limits, policy: AccessPolicy) -> Harness {
+pub(super) fn harness(limits: Limits, policy: AccessPolicy) -> Harness {
     let mut harness = Harness::new(limits);
     harness.core.set_access_policy(policy);
     for n in 1..=4 {
@@ -185,11 +185,12 @@ fn the_manage_right_changes_permissions_and_purges() {
         c3#4 send q c                   => c3#4 sent 3 to 1
         c3#5 recv q never               => c3#5 PermissionDenied
         c1#5 chown q 2003               => c1#5 PermissionDenied
-        c1#6 chgrp q 3003               => c1#6 permissions
+        c1#6 chgrp q 3003               => c1#6 PermissionDenied
+        c1#7 chmod q 766                => c1#7 permissions
         c3#6 recv q never               => c3#6 got 1 a from c1
-        c1#7 chmod q 1777               => c1#7 InvalidSettings
-        c1#8 purge q                    => c1#8 purged 2; c1#3 Purged
-        c1#9 info q                     => c1#9 info queued=0 bytes=0 senders=0 receivers=0 subscribers=0 accepted=3 delivered=1 inflight=0 redelivered=0 expired=0 dead=0 dropped=2
+        c1#8 chmod q 1777               => c1#8 InvalidSettings
+        c1#9 purge q                    => c1#9 purged 2; c1#3 Purged
+        c1#10 info q                    => c1#10 info queued=0 bytes=0 senders=0 receivers=0 subscribers=0 accepted=3 delivered=1 inflight=0 redelivered=0 expired=0 dead=0 dropped=2
         ",
     );
 }
