@@ -306,8 +306,16 @@ fn send_options(input: &mut Unstructured<'_>) -> Result<SendOptions> {
     })
 }
 
+fn mode(input: &mut Unstructured<'_>) -> Result<Option<u32>> {
+    Ok(if input.arbitrary()? {
+        Some(*input.choose(&[0, 0o600, 0o640, 0o666, 0o777, 0o7777, u32::MAX])?)
+    } else {
+        None
+    })
+}
+
 fn request(input: &mut Unstructured<'_>) -> Result<Request> {
-    Ok(match input.int_in_range(0..=22)? {
+    Ok(match input.int_in_range(0..=24)? {
         0 => Request::CreateMailbox {
             name: name(input)?,
             settings: settings(input)?,
@@ -423,13 +431,27 @@ fn request(input: &mut Unstructured<'_>) -> Result<Request> {
             } else {
                 None
             },
-            mode: if input.arbitrary()? {
-                Some(*input.choose(&[0, 0o600, 0o640, 0o666, 0o777, 0o7777, u32::MAX])?)
+            mode: mode(input)?,
+        },
+        21 => Request::Purge { name: name(input)? },
+        22 => Request::CreateMailboxWith {
+            name: name(input)?,
+            settings: settings(input)?,
+            mode: mode(input)?,
+            group: if input.arbitrary()? {
+                Some(*input.choose(&UIDS)?)
             } else {
                 None
             },
         },
-        21 => Request::Purge { name: name(input)? },
+        23 => Request::SetInboxPermissions {
+            mode: mode(input)?,
+            group: if input.arbitrary()? {
+                Some(*input.choose(&UIDS)?)
+            } else {
+                None
+            },
+        },
         _ => Request::SetInboxCapacity {
             capacity: capacity(input)?,
         },
