@@ -271,6 +271,16 @@ fn settings(input: &mut Unstructured<'_>) -> Result<MailboxSettings> {
         } else {
             None
         },
+        ack_timeout_millis: if input.ratio(1, 3)? {
+            Some(*input.choose(&[0, 1, 100, u64::MAX])?)
+        } else {
+            None
+        },
+        cut_slow_subscribers_after_millis: if input.ratio(1, 3)? {
+            Some(*input.choose(&[0, 1, 100, u64::MAX])?)
+        } else {
+            None
+        },
     })
 }
 

@@ -832,6 +832,8 @@ mod tests {
                         max_deliveries: Some(3),
                         dead_letter: Some("jobs.dead".into()),
                         ttl_millis: None,
+                        ack_timeout_millis: None,
+                        cut_slow_subscribers_after_millis: Some(5000),
                     },
                 },
             },
@@ -1049,6 +1051,8 @@ mod tests {
                 proptest::option::of(any::<u32>()),
                 proptest::option::of("[a-z]{1,8}"),
                 proptest::option::of(any::<u64>()),
+                proptest::option::of(any::<u64>()),
+                proptest::option::of(any::<u64>()),
             ),
         )
             .prop_map(
@@ -1057,7 +1061,7 @@ mod tests {
                     policy,
                     max_message_size,
                     fixed_size,
-                    (max_deliveries, dead_letter, ttl_millis),
+                    (max_deliveries, dead_letter, ttl_millis, ack_timeout_millis, cut_after),
                 )| MailboxSettings {
                     capacity,
                     policy,
@@ -1066,6 +1070,8 @@ mod tests {
                     max_deliveries,
                     dead_letter,
                     ttl_millis,
+                    ack_timeout_millis,
+                    cut_slow_subscribers_after_millis: cut_after,
                 },
             )
     }

@@ -610,6 +610,10 @@ pub enum ErrorKind {
     InvalidRequest,
     /// The message was discarded by a purge of its mailbox.
     Purged,
+    /// This connection's subscription was cut off because its backlog
+    /// stayed full for longer than the mailbox allows (a slow consumer);
+    /// its unread messages are gone. Subscribe again to read on.
+    SlowConsumer,
 }
 
 impl fmt::Display for ErrorKind {
@@ -645,6 +649,7 @@ impl fmt::Display for ErrorKind {
             ErrorKind::CallEnded => "call ended",
             ErrorKind::InvalidRequest => "invalid request",
             ErrorKind::Purged => "purged",
+            ErrorKind::SlowConsumer => "cut off as a slow consumer",
         })
     }
 }

@@ -134,6 +134,9 @@ struct Connection {
     names: Vec<String>,
     /// Capacity of its inbox.
     inbox_capacity: Capacity,
+    /// Broadcast mailboxes that cut its subscription off as a slow
+    /// consumer and have not told it yet: its next receive there does.
+    cut_from: Vec<String>,
 }
 
 #[derive(Debug, PartialEq, Eq, PartialOrd, Ord)]
@@ -148,6 +151,14 @@ struct Expiry {
     at: Instant,
     place: Place,
     sequence: u64,
+}
+
+/// A time a mailbox asked to be woken at (`Effect::Wake`): at most one
+/// live per mailbox, plus stale ones that do nothing when they fire.
+#[derive(Debug, PartialEq, Eq, PartialOrd, Ord)]
+struct Wake {
+    at: Instant,
+    place: Place,
 }
 
 /// Every place messages wait: named mailboxes and connections' inboxes.
@@ -196,6 +207,7 @@ pub struct Core {
     next_call: u64,
     deadlines: BinaryHeap<Reverse<Deadline>>,
     expiries: BinaryHeap<Reverse<Expiry>>,
+    wakes: BinaryHeap<Reverse<Wake>>,
     next_serial: u64,
     /// Heap size at which stale deadlines are swept out next.
     compact_deadlines_at: usize,
@@ -237,6 +249,7 @@ impl Core {
             next_call: 1,
             deadlines: BinaryHeap::new(),
             expiries: BinaryHeap::new(),
+            wakes: BinaryHeap::new(),
             next_serial: 0,
             compact_deadlines_at: MIN_DEADLINES_BEFORE_COMPACTING,
             budget: Budget::new(limits.memory_budget, limits.max_queued_messages),
@@ -309,6 +322,7 @@ impl Core {
                 holds: BTreeSet::new(),
                 names: Vec::new(),
                 inbox_capacity: DEFAULT_INBOX_CAPACITY,
+                cut_from: Vec::new(),
             }),
         );
     }
@@ -412,6 +426,15 @@ impl Core {
             .is_some_and(|Reverse(expiry)| expiry.at <= clock.now)
         {
             self.expire_messages(clock, out);
+        }
+        // Nor may a settle be taken after its acknowledgement deadline, or
+        // a cut subscriber read on.
+        if self
+            .wakes
+            .peek()
+            .is_some_and(|Reverse(wake)| wake.at <= clock.now)
+        {
+            self.wake_mailboxes(clock, out);
         }
         let mark = out.replies.len();
         let waits = match self.dispatch(ticket, request, clock, out) {
@@ -597,8 +620,11 @@ impl Core {
             Request::Subscribe { mailbox } => {
                 self.check(ticket.connection, &mailbox, Right::Receive)?;
                 let created = self.mailbox_mut(&mailbox)?.subscribe(ticket.connection)?;
-                if created {
-                    if let Some(state) = self.connections.get_mut(&ticket.connection) {
+                if let Some(state) = self.connections.get_mut(&ticket.connection) {
+                    if !state.cut_from.is_empty() {
+                        state.cut_from.retain(|name| *name != mailbox);
+                    }
+                    if created {
                         state.subscriptions.push(mailbox);
                     }
                 }
@@ -614,6 +640,11 @@ impl Core {
                     budget: &mut self.budget,
                     clock,
                 };
+                if let Some(state) = self.connections.get_mut(&ticket.connection) {
+                    if !state.cut_from.is_empty() {
+                        state.cut_from.retain(|name| *name != mailbox);
+                    }
+                }
                 target.unsubscribe(ticket.connection, true, &mut ctx)?;
                 if let Some(state) = self.connections.get_mut(&ticket.connection) {
                     state.subscriptions.retain(|name| *name != mailbox);
@@ -1246,6 +1277,14 @@ impl Core {
                 }
             }
         }
+        if let (Place::Mailbox(name), Some(state)) =
+            (&place, self.connections.get_mut(&ticket.connection))
+        {
+            if let Some(at) = state.cut_from.iter().position(|cut| cut == name) {
+                state.cut_from.swap_remove(at);
+                return Err(mailbox.slow_consumer_error());
+            }
+        }
         let plan = WaitPlan::new(wait, clock.now);
         let mark = out.replies.len();
         let mut ctx = Context {
@@ -1451,6 +1490,19 @@ impl Core {
                             }
                         }
                     }
+                    Effect::Wake { at, place } => self.wakes.push(Reverse(Wake { at, place })),
+                    Effect::SubscriberCut {
+                        connection,
+                        mailbox,
+                        tell,
+                    } => {
+                        if let Some(state) = self.connections.get_mut(&connection) {
+                            state.subscriptions.retain(|name| *name != mailbox);
+                            if tell && !state.cut_from.contains(&mailbox) {
+                                state.cut_from.push(mailbox);
+                            }
+                        }
+                    }
                     Effect::CallDelivered { call, holder } => {
                         if let Some(state) = self.calls.get_mut(&call) {
                             state.holder = Some(holder);
@@ -1525,10 +1577,8 @@ impl Core {
             self.deadlines.pop();
         }
         let expiry = self.expiries.peek().map(|Reverse(expiry)| expiry.at);
-        match (next, expiry) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        }
+        let wake = self.wakes.peek().map(|Reverse(wake)| wake.at);
+        [next, expiry, wake].into_iter().flatten().min()
     }
 
     /// Fails every waiting operation whose deadline is at or before
@@ -1537,6 +1587,7 @@ impl Core {
     /// every queued message whose time-to-live is up.
     pub fn expire(&mut self, clock: &Clock, out: &mut Outcome) {
         self.expire_messages(clock, out);
+        self.wake_mailboxes(clock, out);
         while let Some(Reverse(deadline)) = self.deadlines.peek() {
             if deadline.at > clock.now {
                 break;
@@ -1581,6 +1632,32 @@ impl Core {
             }
         }
         self.carry_out(clock, out);
+        self.settle(out, mark, None);
+    }
+
+    /// Wakes every mailbox whose asked-for time has come (acknowledgement
+    /// deadlines, slow subscribers; see `Mailbox::wake`).
+    fn wake_mailboxes(&mut self, clock: &Clock, out: &mut Outcome) {
+        let mark = out.replies.len();
+        while let Some(Reverse(wake)) = self.wakes.peek() {
+            if wake.at > clock.now {
+                break;
+            }
+            let Some(Reverse(wake)) = self.wakes.pop() else {
+                break;
+            };
+            let mut ctx = Context {
+                out,
+                budget: &mut self.budget,
+                clock,
+            };
+            if let Some(mailbox) = self.places.get_mut(&wake.place) {
+                mailbox.wake(wake.at, &mut ctx);
+            }
+            // A wake may ask for the next one at once: carry it out before
+            // looking at the heap again.
+            self.carry_out(clock, out);
+        }
         self.settle(out, mark, None);
     }
 
@@ -1775,6 +1852,12 @@ fn describe(settings: &MailboxSettings) -> String {
     }
     if let Some(ttl) = settings.ttl_millis {
         text.push_str(&format!(", ttl {ttl} ms"));
+    }
+    if let Some(timeout) = settings.ack_timeout_millis {
+        text.push_str(&format!(", ack timeout {timeout} ms"));
+    }
+    if let Some(after) = settings.cut_slow_subscribers_after_millis {
+        text.push_str(&format!(", cuts slow subscribers after {after} ms"));
     }
     text
 }
