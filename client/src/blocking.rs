@@ -2038,12 +2038,14 @@ mod tests {
                 &Request::Settle {
                     mailbox: Some("jobs".into()),
                     sequence: 3,
-                    verdict: Verdict::Ack
+                    verdict: Verdict::Ack,
+                    redeliveries: Some(0),
                 },
                 &Request::Settle {
                     mailbox: None,
                     sequence: 3,
-                    verdict: Verdict::Nack { to_tail: true }
+                    verdict: Verdict::Nack { to_tail: true },
+                    redeliveries: Some(0),
                 },
             ]
         );

@@ -404,6 +404,11 @@ fn request(input: &mut Unstructured<'_>) -> Result<Request> {
                     to_tail: input.arbitrary()?,
                 }
             },
+            redeliveries: if input.arbitrary()? {
+                Some(input.int_in_range(0..=3)?)
+            } else {
+                None
+            },
         },
         15 => Request::Call {
             to: target(input)?,

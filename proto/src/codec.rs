@@ -1148,12 +1148,16 @@ mod tests {
                 prop_oneof![
                     Just(crate::Verdict::Ack),
                     any::<bool>().prop_map(|to_tail| crate::Verdict::Nack { to_tail })
-                ]
+                ],
+                proptest::option::of(any::<u32>()),
             )
-                .prop_map(|(mailbox, sequence, verdict)| Request::Settle {
-                    mailbox,
-                    sequence,
-                    verdict
+                .prop_map(|(mailbox, sequence, verdict, redeliveries)| {
+                    Request::Settle {
+                        mailbox,
+                        sequence,
+                        verdict,
+                        redeliveries,
+                    }
                 }),
             (target, payload.clone(), arb_send_options(), arb_wait()).prop_map(
                 |(to, payload, options, wait)| Request::Call {

@@ -214,6 +214,12 @@ pub enum Request {
         sequence: u64,
         /// Done, or back to the mailbox.
         verdict: Verdict,
+        /// The message's `redeliveries` as this connection received it:
+        /// the settle then applies only to that delivery, and fails with
+        /// [`ErrorKind::NotHeld`] when the message came back since (its
+        /// acknowledgement timeout passed) even if it was delivered to this
+        /// connection again. `None`: whichever delivery it holds.
+        redeliveries: Option<u32>,
     },
     /// Sends a request and waits for its reply: answered with
     /// [`Response::Received`] carrying the reply, [`ErrorKind::NoReply`] when

@@ -1301,15 +1301,31 @@ impl Mailbox {
         }
     }
 
-    /// Settles a message `holder` received with manual acknowledgement.
+    /// Settles a message `holder` received with manual acknowledgement
+    /// (when `redeliveries` is given: only that delivery of it).
     pub fn settle(
         &mut self,
         holder: ConnectionId,
         sequence: u64,
+        redeliveries: Option<u32>,
         verdict: Verdict,
         ctx: &mut Context<'_>,
     ) -> Result<(), BrokerError> {
         match self.ledger.view().in_flight.get(&sequence) {
+            Some(held)
+                if held.holder == holder
+                    && redeliveries.is_some_and(|r| r != held.message.metadata.redeliveries) =>
+            {
+                return Err(BrokerError::new(
+                    ErrorKind::NotHeld,
+                    format!(
+                        "the delivery of message {sequence} of {} being settled (redelivery {}) came back (its acknowledgement timeout passed); this connection holds it again as redelivery {}, settle that one",
+                        self.ledger.name(),
+                        redeliveries.unwrap_or_default(),
+                        held.message.metadata.redeliveries
+                    ),
+                ))
+            }
             Some(held) if held.holder == holder => {}
             _ => {
                 return Err(BrokerError::new(

@@ -592,6 +592,7 @@ impl Core {
                 mailbox,
                 sequence,
                 verdict,
+                redeliveries,
             } => {
                 let place = match mailbox {
                     Some(name) => Place::Mailbox(name),
@@ -604,7 +605,13 @@ impl Core {
                 };
                 match self.places.get_mut(&place) {
                     Some(mailbox) => {
-                        mailbox.settle(ticket.connection, sequence, verdict, &mut ctx)?
+                        mailbox.settle(
+                            ticket.connection,
+                            sequence,
+                            redeliveries,
+                            verdict,
+                            &mut ctx,
+                        )?
                     }
                     None => {
                         return Err(error(

@@ -23,7 +23,7 @@
 //!   (process N) or `n:NAME` (a well-known name); `recvw SOURCE [ack]
 //!   [prio=N] [max=N] [from=pN|n:NAME] [WAIT]` with SOURCE a mailbox or
 //!   `inbox`; `ack PLACE SEQ`, `nack PLACE SEQ [tail]` (PLACE a mailbox or
-//!   `inbox`); `reply CALL PAYLOAD`; `claim NAME [WAIT]` (default `never`),
+//!   `inbox`; `SEQ/R` settles only the delivery with R redeliveries); `reply CALL PAYLOAD`; `claim NAME [WAIT]` (default `never`),
 //!   `release NAME`, `names`, `inboxcap CAPACITY`; and the settings `hash`,
 //!   `priority`, `deliveries=N`, `dlq=NAME`, `ttl=MS`; the settings `ack=MS`
 //!   (acknowledgement timeout, tests in `ack_timeouts.rs`) and `cut=MS`
@@ -428,10 +428,16 @@ fn parse_send_options(words: &[&str]) -> (SendOptions, Wait) {
 }
 
 fn settle(place: &str, sequence: &str, verdict: Verdict) -> Request {
+    // `SEQ` settles whichever delivery is held, `SEQ/R` only redelivery R.
+    let (sequence, redeliveries) = match sequence.split_once('/') {
+        Some((sequence, r)) => (sequence, Some(number(r))),
+        None => (sequence, None),
+    };
     Request::Settle {
         mailbox: (place != "inbox").then(|| text(place)),
         sequence: number(sequence),
         verdict,
+        redeliveries,
     }
 }
 
