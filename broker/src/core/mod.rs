@@ -1646,13 +1646,20 @@ impl Core {
     /// deadlines, slow subscribers; see `Mailbox::wake`).
     fn wake_mailboxes(&mut self, clock: &Clock, out: &mut Outcome) {
         let mark = out.replies.len();
-        while let Some(Reverse(wake)) = self.wakes.peek() {
-            if wake.at > clock.now {
-                break;
+        // Only the wakes due when this starts: a mailbox asks for its next
+        // one later than now, but even if one asked for now, this call
+        // would end (and the timer fire again) rather than spin.
+        let mut due = Vec::new();
+        while self
+            .wakes
+            .peek()
+            .is_some_and(|Reverse(wake)| wake.at <= clock.now)
+        {
+            if let Some(Reverse(wake)) = self.wakes.pop() {
+                due.push(wake);
             }
-            let Some(Reverse(wake)) = self.wakes.pop() else {
-                break;
-            };
+        }
+        for wake in due {
             let mut ctx = Context {
                 out,
                 budget: &mut self.budget,
@@ -1661,8 +1668,6 @@ impl Core {
             if let Some(mailbox) = self.places.get_mut(&wake.place) {
                 mailbox.wake(wake.at, &mut ctx);
             }
-            // A wake may ask for the next one at once: carry it out before
-            // looking at the heap again.
             self.carry_out(clock, out);
         }
         self.settle(out, mark, None);

@@ -140,3 +140,192 @@ fn cutting_slow_subscribers_needs_a_bounded_broadcast_mailbox() {
         ",
     );
 }
+
+// --- Random subscribers against the limit -----------------------------------
+
+mod random {
+    use std::collections::{BTreeMap, BTreeSet};
+
+    use bytes::Bytes;
+    use mailbox_proto::{
+        Capacity, DeliveryPolicy, ErrorKind, MailboxSettings, Request, Response, Wait,
+    };
+    use proptest::prelude::*;
+
+    use super::super::{ConnectionId, Harness, Limits, Reply, Ticket};
+
+    #[derive(Debug, Clone)]
+    enum Op {
+        Send { wait: bool },
+        Receive { slot: usize, wait: bool },
+        Subscribe { slot: usize },
+        Unsubscribe { slot: usize },
+        Advance { millis: u64, fire: bool },
+        Disconnect { slot: usize },
+    }
+
+    fn op() -> impl Strategy<Value = Op> {
+        prop_oneof![
+            4 => any::<bool>().prop_map(|wait| Op::Send { wait }),
+            4 => (0..3usize, any::<bool>()).prop_map(|(slot, wait)| Op::Receive { slot, wait }),
+            2 => (0..3usize).prop_map(|slot| Op::Subscribe { slot }),
+            1 => (0..3usize).prop_map(|slot| Op::Unsubscribe { slot }),
+            3 => (1..=25u64, any::<bool>()).prop_map(|(millis, fire)| Op::Advance { millis, fire }),
+            1 => (0..3usize).prop_map(|slot| Op::Disconnect { slot }),
+        ]
+    }
+
+    const SENDER: ConnectionId = ConnectionId(99);
+
+    struct Run {
+        harness: Harness,
+        slots: [ConnectionId; 3],
+        next_connection: u64,
+        next_id: u64,
+        /// The last sequence each connection received on its current
+        /// subscription.
+        last: BTreeMap<ConnectionId, u64>,
+        answered: BTreeSet<Ticket>,
+    }
+
+    impl Run {
+        fn request(&mut self, connection: ConnectionId, request: Request) -> Vec<Reply> {
+            self.next_id += 1;
+            self.harness.req(connection, self.next_id, request)
+        }
+
+        fn check(&mut self, replies: &[Reply]) {
+            for reply in replies {
+                assert!(
+                    self.answered.insert(reply.ticket),
+                    "{:?} answered twice",
+                    reply.ticket
+                );
+                let connection = reply.ticket.connection;
+                match &reply.result {
+                    Ok(Response::Received(message)) => {
+                        let sequence = message.metadata.sequence;
+                        if let Some(last) = self.last.insert(connection, sequence) {
+                            assert_eq!(sequence, last + 1, "{connection:?} missed a message");
+                        }
+                    }
+                    Ok(Response::Subscribed { created: true }) => {
+                        self.last.remove(&connection);
+                    }
+                    Err(error)
+                        if matches!(
+                            error.kind,
+                            ErrorKind::SlowConsumer | ErrorKind::NotSubscribed
+                        ) =>
+                    {
+                        self.last.remove(&connection);
+                    }
+                    _ => {}
+                }
+            }
+        }
+
+        fn step(&mut self, op: &Op) {
+            let replies = match op {
+                Op::Send { wait } => self.request(
+                    SENDER,
+                    Request::Send {
+                        mailbox: "b".into(),
+                        payload: Bytes::from_static(b"m"),
+                        wait: if *wait { Wait::Forever } else { Wait::Never },
+                    },
+                ),
+                Op::Receive { slot, wait } => self.request(
+                    self.slots[*slot],
+                    Request::Receive {
+                        mailbox: "b".into(),
+                        wait: if *wait { Wait::Forever } else { Wait::Never },
+                    },
+                ),
+                Op::Subscribe { slot } => self.request(
+                    self.slots[*slot],
+                    Request::Subscribe {
+                        mailbox: "b".into(),
+                    },
+                ),
+                Op::Unsubscribe { slot } => self.request(
+                    self.slots[*slot],
+                    Request::Unsubscribe {
+                        mailbox: "b".into(),
+                    },
+                ),
+                Op::Advance { millis, fire } => {
+                    self.harness.advance(*millis);
+                    if !*fire {
+                        return;
+                    }
+                    self.harness.expire()
+                }
+                Op::Disconnect { slot } => {
+                    let gone = self.slots[*slot];
+                    let replies = self.harness.disconnect(gone);
+                    self.last.remove(&gone);
+                    self.next_connection += 1;
+                    self.slots[*slot] = ConnectionId(self.next_connection);
+                    self.harness.connect(self.slots[*slot]);
+                    replies
+                }
+            };
+            self.check(&replies);
+        }
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig {
+            cases: 128,
+            failure_persistence: None,
+            ..ProptestConfig::default()
+        })]
+
+        /// Whatever subscribers do, no subscriber misses a message while it
+        /// is subscribed, no request is answered twice, and once nobody
+        /// reads any more every waiting sender completes within a few
+        /// limits' time.
+        #[test]
+        fn subscribers_miss_nothing_and_senders_never_wait_for_ever(
+            capacity in 1..=3u32,
+            after in 1..=30u64,
+            ops in prop::collection::vec(op(), 1..60),
+        ) {
+            let mut harness = Harness::new(Limits::default());
+            for n in [1, 2, 3, 99] {
+                harness.connect(ConnectionId(n));
+            }
+            let settings = MailboxSettings {
+                capacity: Capacity::Bounded(capacity),
+                policy: DeliveryPolicy::Broadcast,
+                cut_slow_subscribers_after_millis: Some(after),
+                ..MailboxSettings::default()
+            };
+            harness.req(SENDER, 1, Request::CreateMailbox { name: "b".into(), settings });
+            let mut run = Run {
+                harness,
+                slots: [ConnectionId(1), ConnectionId(2), ConnectionId(3)],
+                next_connection: 3,
+                next_id: 1,
+                last: BTreeMap::new(),
+                answered: BTreeSet::new(),
+            };
+            for op in &ops {
+                run.step(op);
+            }
+            // Each round cuts whoever has been full since before it; at most
+            // one round per subscriber, and one to admit what is left.
+            for _ in 0..5 {
+                run.harness.advance(after);
+                let replies = run.harness.expire();
+                run.check(&replies);
+            }
+            let info = run.request(SENDER, Request::MailboxInfo { name: "b".into() });
+            let Some(Ok(Response::Info(info))) = info.first().map(|r| &r.result) else {
+                panic!("info answered {info:?}");
+            };
+            prop_assert_eq!(info.waiting_senders, 0);
+        }
+    }
+}
