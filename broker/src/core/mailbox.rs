@@ -32,7 +32,13 @@
 //!   every queue; a message that comes back (nack, holder left) keeps its
 //!   number, and one withdrawn or expired leaves a gap.
 //! - a message handed to a receiver that acknowledges manually stays in
-//!   `in_flight` (and in the budget) until it is settled or comes back.
+//!   `in_flight` (and in the budget) until it is settled or comes back; with
+//!   an acknowledgement timeout its deadline is in `ack_deadlines` exactly
+//!   as long.
+//! - on a broadcast mailbox that cuts slow subscribers, a subscriber's
+//!   `full_since` is set exactly while its backlog is full.
+//! - a mailbox with a deadline (acknowledgement, backlog full) has a wake
+//!   pending no later than the earliest one (`More::armed`).
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::time::{Duration, Instant};

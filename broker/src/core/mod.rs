@@ -1284,12 +1284,16 @@ impl Core {
                 }
             }
         }
-        if let (Place::Mailbox(name), Some(state)) =
-            (&place, self.connections.get_mut(&ticket.connection))
-        {
-            if let Some(at) = state.cut_from.iter().position(|cut| cut == name) {
-                state.cut_from.swap_remove(at);
-                return Err(mailbox.slow_consumer_error());
+        // Only broadcast mailboxes cut subscribers: other receives skip the
+        // connection lookup.
+        if mailbox.is_broadcast() {
+            if let (Place::Mailbox(name), Some(state)) =
+                (&place, self.connections.get_mut(&ticket.connection))
+            {
+                if let Some(at) = state.cut_from.iter().position(|cut| cut == name) {
+                    state.cut_from.swap_remove(at);
+                    return Err(mailbox.slow_consumer_error());
+                }
             }
         }
         let plan = WaitPlan::new(wait, clock.now);
