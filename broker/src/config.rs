@@ -243,6 +243,8 @@ struct RawMailbox {
     max_deliveries: Field,
     dead_letter: Field,
     ttl: Field,
+    ack_timeout: Field,
+    cut_slow_subscribers_after: Field,
     owner: Field,
     group: Field,
     mode: Field,
@@ -588,6 +590,16 @@ impl Document<'_> {
                 ttl_millis: self
                     .optional(&at("ttl"), &m.ttl, Self::duration)?
                     .map(|ttl| ttl.as_millis().min(u128::from(u64::MAX)) as u64),
+                ack_timeout_millis: self
+                    .optional(&at("ack_timeout"), &m.ack_timeout, Self::duration)?
+                    .map(|timeout| timeout.as_millis().min(u128::from(u64::MAX)) as u64),
+                cut_slow_subscribers_after_millis: self
+                    .optional(
+                        &at("cut_slow_subscribers_after"),
+                        &m.cut_slow_subscribers_after,
+                        Self::duration,
+                    )?
+                    .map(|after| after.as_millis().min(u128::from(u64::MAX)) as u64),
             };
             if let Err(why) = settings.validate() {
                 return Err(self.error(entry.span(), &format!("mailbox[{index}]"), why));
@@ -1022,6 +1034,7 @@ mod tests {
             max_deliveries = 3
             dead_letter = "jobs.dead"
             ttl = "10m"
+            ack_timeout = "30s"
             owner = "root"
             group = 100
             mode = "0764"
@@ -1029,6 +1042,12 @@ mod tests {
             [[mailbox]]
             name = "jobs.dead"
             capacity = "zero"
+
+            [[mailbox]]
+            name = "news"
+            capacity = 8
+            policy = "broadcast"
+            cut_slow_subscribers_after = "5s"
         "#;
         let config = parse_text(text).unwrap();
         assert_eq!(
@@ -1078,7 +1097,7 @@ mod tests {
             config.access.reserved_names.get("org.example.svc"),
             Some(&vec![1000, 0, 65534])
         );
-        assert_eq!(config.mailboxes.len(), 2);
+        assert_eq!(config.mailboxes.len(), 3);
         let jobs = &config.mailboxes[0];
         assert_eq!(jobs.name, "jobs");
         assert_eq!(
@@ -1091,7 +1110,15 @@ mod tests {
                 max_deliveries: Some(3),
                 dead_letter: Some("jobs.dead".into()),
                 ttl_millis: Some(600_000),
+                ack_timeout_millis: Some(30_000),
+                cut_slow_subscribers_after_millis: None,
             }
+        );
+        assert_eq!(
+            config.mailboxes[2]
+                .settings
+                .cut_slow_subscribers_after_millis,
+            Some(5000)
         );
         assert_eq!(
             jobs.permissions,
@@ -1250,6 +1277,22 @@ mod tests {
             (
                 "[[mailbox]]\nname = \"a\"\nowner = \"no-such-user-here\"\n",
                 ":3: mailbox[0].owner: no user named",
+            ),
+            (
+                "[[mailbox]]\nname = \"a\"\nack_timeout = 30\n",
+                ":3: mailbox[0].ack_timeout: expected a duration in quotes",
+            ),
+            (
+                "[[mailbox]]\nname = \"a\"\npolicy = \"broadcast\"\nack_timeout = \"1s\"\n",
+                ":1: mailbox[0]: an acknowledgement timeout needs manual acknowledgement",
+            ),
+            (
+                "[[mailbox]]\nname = \"a\"\npolicy = \"broadcast\"\ncut_slow_subscribers_after = \"5s\"\n",
+                ":1: mailbox[0]: cutting slow subscribers needs a bounded capacity",
+            ),
+            (
+                "[[mailbox]]\nname = \"a\"\ncapacity = 4\ncut_slow_subscribers_after = \"5s\"\n",
+                ":1: mailbox[0]: cutting slow subscribers applies to broadcast, not round-robin",
             ),
             (
                 "limits = 5\n",

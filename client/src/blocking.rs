@@ -708,7 +708,10 @@ impl Client {
     /// Acknowledges a held message: done with it, it leaves the broker (and
     /// a sender waiting for [`Stage::Acknowledged`](crate::Stage) is
     /// answered). Kind `NotHeld` when this connection does not hold it (any
-    /// more).
+    /// more): e.g. the mailbox's acknowledgement timeout
+    /// ([`MailboxSettings::ack_timeout_millis`]) passed and it went back,
+    /// even if it was delivered to this connection again (that delivery is
+    /// another [`Held`]).
     pub fn ack(&mut self, held: &Held) -> Result<(), Error> {
         self.settle(held, Verdict::Ack)
     }
@@ -2065,12 +2068,14 @@ mod tests {
                 &Request::Settle {
                     mailbox: Some("jobs".into()),
                     sequence: 3,
-                    verdict: Verdict::Ack
+                    verdict: Verdict::Ack,
+                    redeliveries: Some(0),
                 },
                 &Request::Settle {
                     mailbox: None,
                     sequence: 3,
-                    verdict: Verdict::Nack { to_tail: true }
+                    verdict: Verdict::Nack { to_tail: true },
+                    redeliveries: Some(0),
                 },
             ]
         );

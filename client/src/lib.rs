@@ -1091,7 +1091,11 @@ impl Client {
 
     /// Acknowledges a held message: done with it, it leaves the broker (and
     /// a sender waiting for [`Stage::Acknowledged`] is answered). Kind
-    /// `NotHeld` when this connection does not hold it (any more).
+    /// `NotHeld` when this connection does not hold it (any more): e.g. the
+    /// mailbox's acknowledgement timeout
+    /// ([`MailboxSettings::ack_timeout_millis`]) passed and it went back,
+    /// even if it was delivered to this connection again (that delivery is
+    /// another [`Held`]).
     pub async fn ack(&self, held: &Held) -> Result<(), Error> {
         self.settle(held, Verdict::Ack).await
     }

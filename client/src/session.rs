@@ -547,6 +547,7 @@ impl Held {
             mailbox: self.mailbox.clone(),
             sequence: self.sequence(),
             verdict,
+            redeliveries: Some(self.message.metadata.redeliveries),
         }
     }
 }
@@ -2006,7 +2007,8 @@ mod tests {
             Request::Settle {
                 mailbox: None,
                 sequence: 3,
-                verdict: Verdict::Nack { to_tail: true }
+                verdict: Verdict::Nack { to_tail: true },
+                redeliveries: Some(0),
             }
         );
         assert_eq!(
@@ -2123,7 +2125,8 @@ mod tests {
             Request::Settle {
                 mailbox: Some("jobs".into()),
                 sequence: 4,
-                verdict: Verdict::Ack
+                verdict: Verdict::Ack,
+                redeliveries: Some(0),
             }
         );
     }

@@ -271,6 +271,16 @@ fn settings(input: &mut Unstructured<'_>) -> Result<MailboxSettings> {
         } else {
             None
         },
+        ack_timeout_millis: if input.ratio(1, 3)? {
+            Some(*input.choose(&[0, 1, 100, u64::MAX])?)
+        } else {
+            None
+        },
+        cut_slow_subscribers_after_millis: if input.ratio(1, 3)? {
+            Some(*input.choose(&[0, 1, 100, u64::MAX])?)
+        } else {
+            None
+        },
     })
 }
 
@@ -401,6 +411,11 @@ fn request(input: &mut Unstructured<'_>) -> Result<Request> {
                 Verdict::Nack {
                     to_tail: input.arbitrary()?,
                 }
+            },
+            redeliveries: if input.arbitrary()? {
+                Some(input.int_in_range(0..=3)?)
+            } else {
+                None
             },
         },
         15 => Request::Call {

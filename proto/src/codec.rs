@@ -832,6 +832,8 @@ mod tests {
                         max_deliveries: Some(3),
                         dead_letter: Some("jobs.dead".into()),
                         ttl_millis: None,
+                        ack_timeout_millis: None,
+                        cut_slow_subscribers_after_millis: Some(5000),
                     },
                 },
             },
@@ -1049,6 +1051,8 @@ mod tests {
                 proptest::option::of(any::<u32>()),
                 proptest::option::of("[a-z]{1,8}"),
                 proptest::option::of(any::<u64>()),
+                proptest::option::of(any::<u64>()),
+                proptest::option::of(any::<u64>()),
             ),
         )
             .prop_map(
@@ -1057,7 +1061,7 @@ mod tests {
                     policy,
                     max_message_size,
                     fixed_size,
-                    (max_deliveries, dead_letter, ttl_millis),
+                    (max_deliveries, dead_letter, ttl_millis, ack_timeout_millis, cut_after),
                 )| MailboxSettings {
                     capacity,
                     policy,
@@ -1066,6 +1070,8 @@ mod tests {
                     max_deliveries,
                     dead_letter,
                     ttl_millis,
+                    ack_timeout_millis,
+                    cut_slow_subscribers_after_millis: cut_after,
                 },
             )
     }
@@ -1142,12 +1148,16 @@ mod tests {
                 prop_oneof![
                     Just(crate::Verdict::Ack),
                     any::<bool>().prop_map(|to_tail| crate::Verdict::Nack { to_tail })
-                ]
+                ],
+                proptest::option::of(any::<u32>()),
             )
-                .prop_map(|(mailbox, sequence, verdict)| Request::Settle {
-                    mailbox,
-                    sequence,
-                    verdict
+                .prop_map(|(mailbox, sequence, verdict, redeliveries)| {
+                    Request::Settle {
+                        mailbox,
+                        sequence,
+                        verdict,
+                        redeliveries,
+                    }
                 }),
             (target, payload.clone(), arb_send_options(), arb_wait()).prop_map(
                 |(to, payload, options, wait)| Request::Call {

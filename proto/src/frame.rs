@@ -214,6 +214,12 @@ pub enum Request {
         sequence: u64,
         /// Done, or back to the mailbox.
         verdict: Verdict,
+        /// The message's `redeliveries` as this connection received it:
+        /// the settle then applies only to that delivery, and fails with
+        /// [`ErrorKind::NotHeld`] when the message came back since (its
+        /// acknowledgement timeout passed) even if it was delivered to this
+        /// connection again. `None`: whichever delivery it holds.
+        redeliveries: Option<u32>,
     },
     /// Sends a request and waits for its reply: answered with
     /// [`Response::Received`] carrying the reply, [`ErrorKind::NoReply`] when
@@ -674,6 +680,10 @@ pub enum ErrorKind {
     InvalidRequest,
     /// The message was discarded by a purge of its mailbox.
     Purged,
+    /// This connection's subscription was cut off because its backlog
+    /// stayed full for longer than the mailbox allows (a slow consumer);
+    /// its unread messages are gone. Subscribe again to read on.
+    SlowConsumer,
 }
 
 impl fmt::Display for ErrorKind {
@@ -709,6 +719,7 @@ impl fmt::Display for ErrorKind {
             ErrorKind::CallEnded => "call ended",
             ErrorKind::InvalidRequest => "invalid request",
             ErrorKind::Purged => "purged",
+            ErrorKind::SlowConsumer => "cut off as a slow consumer",
         })
     }
 }

@@ -208,6 +208,18 @@ pub struct MailboxSettings {
     pub dead_letter: Option<String>,
     /// Time-to-live of every message, in milliseconds.
     pub ttl_millis: Option<u64>,
+    /// Acknowledgement deadline, in milliseconds: a message a receiver
+    /// holds with manual acknowledgement for longer goes back to the head
+    /// of the mailbox as if its holder had left, one redelivery more
+    /// (counted towards `max_deliveries`). Not on broadcast (which has no
+    /// manual acknowledgement).
+    pub ack_timeout_millis: Option<u64>,
+    /// Broadcast with a bounded capacity only: a subscriber whose backlog
+    /// stays full (`capacity` unread messages) for longer than this many
+    /// milliseconds, holding every sender back, is cut off: its backlog is
+    /// released and its next receive fails with `SlowConsumer`. Without it
+    /// senders wait for the slowest subscriber (back-pressure).
+    pub cut_slow_subscribers_after_millis: Option<u64>,
 }
 
 impl Default for MailboxSettings {
@@ -220,6 +232,8 @@ impl Default for MailboxSettings {
             max_deliveries: None,
             dead_letter: None,
             ttl_millis: None,
+            ack_timeout_millis: None,
+            cut_slow_subscribers_after_millis: None,
         }
     }
 }
@@ -256,6 +270,35 @@ impl MailboxSettings {
         if let Some(dead_letter) = &self.dead_letter {
             MailboxName::validate(dead_letter)
                 .map_err(|why| format!("dead-letter mailbox: {why}"))?;
+        }
+        if let Some(ack_timeout) = self.ack_timeout_millis {
+            if ack_timeout == 0 {
+                return Err("an acknowledgement timeout must be at least 1 ms".to_owned());
+            }
+            if self.policy == DeliveryPolicy::Broadcast {
+                return Err(
+                    "an acknowledgement timeout needs manual acknowledgement, which broadcast has not"
+                        .to_owned(),
+                );
+            }
+        }
+        if let Some(after) = self.cut_slow_subscribers_after_millis {
+            if after == 0 {
+                return Err("cutting slow subscribers needs a time of at least 1 ms".to_owned());
+            }
+            if self.policy != DeliveryPolicy::Broadcast {
+                return Err(format!(
+                    "cutting slow subscribers applies to broadcast, not {}",
+                    self.policy
+                ));
+            }
+            if !matches!(self.capacity, Capacity::Bounded(_)) {
+                return Err(format!(
+                    "cutting slow subscribers needs a bounded capacity (a number), not {}: \
+                     on unbounded no subscriber holds senders back, on zero every one does",
+                    self.capacity
+                ));
+            }
         }
         Ok(())
     }
@@ -303,6 +346,11 @@ pub struct MailboxInfo {
     pub group_gid: u32,
     /// Rights: `0o[owner][group][others]`, each receive 4, send 2, manage 1.
     pub mode: u32,
+    /// Messages that went back because their holder did not settle them
+    /// within the acknowledgement timeout.
+    pub ack_timeouts: u64,
+    /// Subscribers cut off because their backlog stayed full too long.
+    pub slow_subscribers_cut: u64,
 }
 
 /// Broker-wide figures, as `mailboxctl status` shows them.

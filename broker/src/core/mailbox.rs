@@ -32,10 +32,16 @@
 //!   every queue; a message that comes back (nack, holder left) keeps its
 //!   number, and one withdrawn or expired leaves a gap.
 //! - a message handed to a receiver that acknowledges manually stays in
-//!   `in_flight` (and in the budget) until it is settled or comes back.
+//!   `in_flight` (and in the budget) until it is settled or comes back; with
+//!   an acknowledgement timeout its deadline is in `ack_deadlines` exactly
+//!   as long.
+//! - on a broadcast mailbox that cuts slow subscribers, a subscriber's
+//!   `full_since` is set exactly while its backlog is full.
+//! - a mailbox with a deadline (acknowledgement, backlog full) has a wake
+//!   pending no later than the earliest one (`More::armed`).
 
-use std::collections::{BTreeMap, HashMap, VecDeque};
-use std::time::Duration;
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use mailbox_proto::{
@@ -219,6 +225,9 @@ struct Watch {
 struct InFlight {
     message: Message,
     holder: ConnectionId,
+    /// When it goes back unless settled (the mailbox's acknowledgement
+    /// timeout); its entry in `More::ack_deadlines`.
+    deadline: Option<Instant>,
 }
 
 /// Counters, the sequence, watches and messages in flight: apart from the
@@ -248,6 +257,11 @@ static NOTHING_MORE: More = More {
     watches: BTreeMap::new(),
     in_flight: BTreeMap::new(),
     in_flight_bytes: 0,
+    ack_timeout: None,
+    ack_deadlines: BTreeSet::new(),
+    armed: None,
+    ack_timeouts: 0,
+    slow_subscribers_cut: 0,
 };
 
 /// The part of a [`Ledger`] that plain mailboxes never need.
@@ -264,6 +278,20 @@ struct More {
     in_flight: BTreeMap<u64, InFlight>,
     /// Payload bytes of the messages in flight.
     in_flight_bytes: u64,
+    /// How long a receiver may hold a message unsettled.
+    ack_timeout: Option<Duration>,
+    /// The deadlines of the messages in flight, earliest first (deadline,
+    /// sequence): what `wake` returns is found in O(log n), and a settled
+    /// message leaves no trace.
+    ack_deadlines: BTreeSet<(Instant, u64)>,
+    /// The time of the one `Effect::Wake` the core keeps for this mailbox,
+    /// if any; it is never later than the earliest acknowledgement
+    /// deadline or backlog-full deadline. A wake at another time is stale.
+    armed: Option<Instant>,
+    /// Messages that went back on their acknowledgement deadline.
+    ack_timeouts: u64,
+    /// Subscribers cut off as slow consumers.
+    slow_subscribers_cut: u64,
 }
 
 impl Ledger {
@@ -297,17 +325,51 @@ impl Ledger {
         }
     }
 
-    fn hold(&mut self, message: Message, holder: ConnectionId) {
-        self.more().in_flight_bytes += message.payload.len() as u64;
-        self.more()
-            .in_flight
-            .insert(message.metadata.sequence, InFlight { message, holder });
+    fn hold(&mut self, message: Message, holder: ConnectionId, ctx: &mut Context<'_>) {
+        let sequence = message.metadata.sequence;
+        let more = self.more();
+        more.in_flight_bytes += message.payload.len() as u64;
+        let deadline = more
+            .ack_timeout
+            .and_then(|timeout| ctx.clock.now.checked_add(timeout));
+        more.in_flight.insert(
+            sequence,
+            InFlight {
+                message,
+                holder,
+                deadline,
+            },
+        );
+        if let Some(at) = deadline {
+            self.more().ack_deadlines.insert((at, sequence));
+            self.arm(at, ctx);
+        }
     }
 
     fn unhold(&mut self, sequence: u64) -> Option<InFlight> {
-        let held = self.more().in_flight.remove(&sequence)?;
-        self.more().in_flight_bytes -= held.message.payload.len() as u64;
+        let more = self.more();
+        let held = more.in_flight.remove(&sequence)?;
+        more.in_flight_bytes -= held.message.payload.len() as u64;
+        if let Some(at) = held.deadline {
+            more.ack_deadlines.remove(&(at, sequence));
+        }
         Some(held)
+    }
+
+    /// Makes sure the mailbox is woken at `at` or before: asks the core for
+    /// a wake unless one at or before `at` is pending. Deadlines are set at
+    /// `now` plus a fixed time, so they come in order and a mailbox has one
+    /// pending wake, not one per message.
+    fn arm(&mut self, at: Instant, ctx: &mut Context<'_>) {
+        let more = self.more();
+        if more.armed.is_some_and(|armed| armed <= at) {
+            return;
+        }
+        more.armed = Some(at);
+        ctx.out.effects.push(Effect::Wake {
+            at,
+            place: self.place.clone(),
+        });
     }
 
     /// Admits the payload at the front of the send at `index` of the
@@ -526,7 +588,7 @@ impl Ledger {
         }
         if receiver.manual {
             for message in &messages {
-                self.hold(message.clone(), receiver.ticket.connection);
+                self.hold(message.clone(), receiver.ticket.connection, ctx);
             }
         } else {
             ctx.budget.release(bytes, count);
@@ -669,6 +731,9 @@ struct Subscriber {
     /// Sequence number of the next message it will read.
     cursor: u64,
     waiting: VecDeque<WaitingReceive>,
+    /// Since when its backlog has been full (a bounded mailbox that cuts
+    /// slow subscribers only): reset by every message it takes.
+    full_since: Option<Instant>,
 }
 
 /// A member of a hash mailbox's pool.
@@ -931,12 +996,14 @@ impl Mailbox {
                 queued_bytes: 0,
                 more: (settings.ttl_millis.is_some()
                     || settings.max_deliveries.is_some()
-                    || settings.dead_letter.is_some())
+                    || settings.dead_letter.is_some()
+                    || settings.ack_timeout_millis.is_some())
                 .then(|| {
                     Box::new(More {
                         ttl: settings.ttl_millis.map(Duration::from_millis),
                         max_deliveries: settings.max_deliveries,
                         dead_letter: settings.dead_letter.clone(),
+                        ack_timeout: settings.ack_timeout_millis.map(Duration::from_millis),
                         ..More::default()
                     })
                 }),
@@ -1235,21 +1302,37 @@ impl Mailbox {
         }
     }
 
-    /// Settles a message `holder` received with manual acknowledgement.
+    /// Settles a message `holder` received with manual acknowledgement
+    /// (when `redeliveries` is given: only that delivery of it).
     pub fn settle(
         &mut self,
         holder: ConnectionId,
         sequence: u64,
+        redeliveries: Option<u32>,
         verdict: Verdict,
         ctx: &mut Context<'_>,
     ) -> Result<(), BrokerError> {
         match self.ledger.view().in_flight.get(&sequence) {
+            Some(held)
+                if held.holder == holder
+                    && redeliveries.is_some_and(|r| r != held.message.metadata.redeliveries) =>
+            {
+                return Err(BrokerError::new(
+                    ErrorKind::NotHeld,
+                    format!(
+                        "the delivery of message {sequence} of {} being settled (redelivery {}) came back (its acknowledgement timeout passed); this connection holds it again as redelivery {}, settle that one",
+                        self.ledger.name(),
+                        redeliveries.unwrap_or_default(),
+                        held.message.metadata.redeliveries
+                    ),
+                ))
+            }
             Some(held) if held.holder == holder => {}
             _ => {
                 return Err(BrokerError::new(
                     ErrorKind::NotHeld,
                     format!(
-                        "this connection holds no message {sequence} of {}; it was settled already, came back, or was never received with manual acknowledgement",
+                        "this connection holds no message {sequence} of {}; it was settled already, came back (nacked, its holder left, or its acknowledgement timeout passed), or was never received with manual acknowledgement",
                         self.ledger.name()
                     ),
                 ))
@@ -1412,6 +1495,7 @@ impl Mailbox {
                     Subscriber {
                         cursor: next,
                         waiting: VecDeque::new(),
+                        full_since: None,
                     },
                 );
                 Ok(true)
@@ -1509,6 +1593,7 @@ impl Mailbox {
         let in_flight = match self.ledger.more.as_mut() {
             Some(more) => {
                 more.in_flight_bytes = 0;
+                more.ack_deadlines.clear();
                 std::mem::take(&mut more.in_flight)
             }
             None => BTreeMap::new(),
@@ -1620,6 +1705,8 @@ impl Mailbox {
             owner_uid: self.permissions.owner,
             group_gid: self.permissions.group,
             mode: self.permissions.mode,
+            ack_timeouts: self.ledger.view().ack_timeouts,
+            slow_subscribers_cut: self.ledger.view().slow_subscribers_cut,
         }
     }
 
@@ -1912,6 +1999,7 @@ impl Mailbox {
                                 }
                             }
                             subscriber.cursor += take as u64;
+                            subscriber.full_since = None;
                             moved = true;
                             if messages.is_empty() {
                                 // Everything it reached had expired.
@@ -1945,6 +2033,167 @@ impl Mailbox {
                 }
             },
         }
+        if let Some(after) = self.settings.cut_slow_subscribers_after_millis {
+            self.watch_backlogs(after, ctx);
+        }
+    }
+
+    /// Notes whose backlog is full (a bounded broadcast mailbox that cuts
+    /// slow subscribers: `capacity` unread messages, so the log is full
+    /// and this subscriber is one that holds it so), since when, and asks
+    /// to be woken when the first of them will have been full for
+    /// `after_millis`. Runs after every pump: a subscriber's backlog fills
+    /// only when a message is admitted and empties only when it takes one
+    /// (or is purged), and both happen in a pump.
+    fn watch_backlogs(&mut self, after_millis: u64, ctx: &mut Context<'_>) {
+        let (Lines::Broadcast { subscribers, .. }, Capacity::Bounded(capacity)) =
+            (&mut self.lines, self.settings.capacity)
+        else {
+            return;
+        };
+        let next = self.ledger.next_sequence;
+        let now = ctx.clock.now;
+        let mut newly_full = false;
+        for subscriber in subscribers.values_mut() {
+            if next - subscriber.cursor < u64::from(capacity) {
+                subscriber.full_since = None;
+            } else if subscriber.full_since.is_none() {
+                subscriber.full_since = Some(now);
+                newly_full = true;
+            }
+        }
+        if newly_full {
+            if let Some(at) = now.checked_add(Duration::from_millis(after_millis)) {
+                self.ledger.arm(at, ctx);
+            }
+        }
+    }
+
+    /// The time this mailbox asked to be woken at (see `Ledger::arm`) has
+    /// come: messages held past their acknowledgement deadline go back,
+    /// subscribers whose backlog stayed full too long are cut off, and the
+    /// next wake is asked for. A wake at another time than the one pending
+    /// is stale (what it was for was settled, or an earlier mailbox of the
+    /// same name asked for it) and does nothing.
+    pub fn wake(&mut self, at: Instant, ctx: &mut Context<'_>) {
+        if self.ledger.view().armed != Some(at) {
+            return;
+        }
+        self.ledger.more().armed = None;
+        self.return_overdue(ctx);
+        self.cut_slow_subscribers(ctx);
+        self.pump(ctx);
+        let next_ack = self.ledger.view().ack_deadlines.first().map(|(at, _)| *at);
+        let next = match (next_ack, self.next_cut()) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+        if let Some(at) = next {
+            self.ledger.arm(at, ctx);
+        }
+    }
+
+    /// Every message held past its acknowledgement deadline goes back to
+    /// the head, in order, with one redelivery more (or is retired at its
+    /// maximum of deliveries), as if its holder had left. The holder's late
+    /// settle then fails with `NotHeld`; a sender waiting for the
+    /// `acknowledged` stage keeps waiting for the redelivered copy.
+    fn return_overdue(&mut self, ctx: &mut Context<'_>) {
+        let now = ctx.clock.now;
+        let mut due: Vec<u64> = self
+            .ledger
+            .view()
+            .ack_deadlines
+            .iter()
+            .take_while(|(at, _)| *at <= now)
+            .map(|(_, sequence)| *sequence)
+            .collect();
+        if due.is_empty() {
+            return;
+        }
+        due.sort_unstable();
+        // Newest first onto the head, so the oldest ends up in front.
+        for sequence in due.into_iter().rev() {
+            if let Some(held) = self.ledger.unhold(sequence) {
+                self.ledger.more().ack_timeouts += 1;
+                if let Some(message) = self.ledger.comes_back(held.message, ctx) {
+                    self.requeue(message, false);
+                }
+            }
+        }
+    }
+
+    /// When the first subscriber whose backlog is full will have been so
+    /// for the mailbox's limit.
+    fn next_cut(&self) -> Option<Instant> {
+        let after = Duration::from_millis(self.settings.cut_slow_subscribers_after_millis?);
+        let Lines::Broadcast { subscribers, .. } = &self.lines else {
+            return None;
+        };
+        subscribers
+            .values()
+            .filter_map(|s| s.full_since?.checked_add(after))
+            .min()
+    }
+
+    /// Cuts off every subscriber whose backlog has been full for the
+    /// mailbox's limit: its subscription ends, its unread backlog is
+    /// released (so waiting senders proceed in the pump that follows), and
+    /// it learns why, at its waiting receive or else at its next receive
+    /// (through the core, `Effect::SubscriberCut`).
+    fn cut_slow_subscribers(&mut self, ctx: &mut Context<'_>) {
+        let Some(after) = self.settings.cut_slow_subscribers_after_millis else {
+            return;
+        };
+        let after = Duration::from_millis(after);
+        let now = ctx.clock.now;
+        let error = self.slow_consumer_error();
+        let name = self.ledger.name().to_owned();
+        let Lines::Broadcast { log, subscribers } = &mut self.lines else {
+            return;
+        };
+        let slow: Vec<ConnectionId> = subscribers
+            .iter()
+            .filter(|(_, s)| {
+                s.full_since
+                    .and_then(|since| since.checked_add(after))
+                    .is_some_and(|at| at <= now)
+            })
+            .map(|(id, _)| *id)
+            .collect();
+        let first = self.ledger.next_sequence - log.len() as u64;
+        for connection in slow {
+            let Some(subscriber) = subscribers.remove(&connection) else {
+                continue;
+            };
+            let unread_from = subscriber.cursor.saturating_sub(first) as usize;
+            for entry in log.iter_mut().skip(unread_from) {
+                entry.unread_by -= 1;
+            }
+            let tell = subscriber.waiting.is_empty();
+            for receive in subscriber.waiting {
+                ctx.out.reply(receive.ticket, Err(error.clone()));
+            }
+            self.ledger.more().slow_subscribers_cut += 1;
+            ctx.out.effects.push(Effect::SubscriberCut {
+                connection,
+                mailbox: name.clone(),
+                tell,
+            });
+        }
+    }
+
+    /// What a subscriber cut off as a slow consumer learns.
+    pub fn slow_consumer_error(&self) -> BrokerError {
+        BrokerError::new(
+            ErrorKind::SlowConsumer,
+            format!(
+                "this connection's subscription to {} was cut off: its backlog stayed full ({} unread messages) for longer than {} ms, holding every sender back; its unread messages are gone, subscribe again to read on",
+                self.ledger.name(),
+                self.settings.capacity,
+                self.settings.cut_slow_subscribers_after_millis.unwrap_or_default()
+            ),
+        )
     }
 }
 
@@ -2070,11 +2319,42 @@ impl Mailbox {
                     if !subscriber.waiting.is_empty() {
                         assert_eq!(subscriber.cursor, self.ledger.next_sequence);
                     }
+                    if let (Some(_), Capacity::Bounded(n)) = (
+                        self.settings.cut_slow_subscribers_after_millis,
+                        self.settings.capacity,
+                    ) {
+                        let full = self.ledger.next_sequence - subscriber.cursor >= u64::from(n);
+                        assert_eq!(full, subscriber.full_since.is_some(), "full since");
+                    }
                 }
                 log.iter().map(|e| e.message.payload.len() as u64).sum()
             }
         };
         assert_eq!(bytes, self.ledger.queued_bytes);
+        // A pending wake comes no later than anything it must act on.
+        let more = self.ledger.view();
+        let earliest = more
+            .ack_deadlines
+            .first()
+            .map(|(at, _)| *at)
+            .into_iter()
+            .chain(self.next_cut())
+            .min();
+        if let Some(earliest) = earliest {
+            assert!(
+                more.armed.is_some_and(|armed| armed <= earliest),
+                "a deadline without a wake"
+            );
+        }
+        let deadlines: BTreeSet<(Instant, u64)> = more
+            .in_flight
+            .iter()
+            .filter_map(|(sequence, held)| Some((held.deadline?, *sequence)))
+            .collect();
+        assert!(
+            deadlines == more.ack_deadlines,
+            "acknowledgement deadlines out of step with the messages in flight"
+        );
     }
 
     pub fn waiting_payload_bytes(&self) -> u64 {

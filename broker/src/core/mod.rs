@@ -138,6 +138,9 @@ struct Connection {
     inbox_mode: u32,
     /// Group of its inbox.
     inbox_group: u32,
+    /// Broadcast mailboxes that cut its subscription off as a slow
+    /// consumer and have not told it yet: its next receive there does.
+    cut_from: Vec<String>,
 }
 
 #[derive(Debug, PartialEq, Eq, PartialOrd, Ord)]
@@ -152,6 +155,14 @@ struct Expiry {
     at: Instant,
     place: Place,
     sequence: u64,
+}
+
+/// A time a mailbox asked to be woken at (`Effect::Wake`): at most one
+/// live per mailbox, plus stale ones that do nothing when they fire.
+#[derive(Debug, PartialEq, Eq, PartialOrd, Ord)]
+struct Wake {
+    at: Instant,
+    place: Place,
 }
 
 /// Every place messages wait: named mailboxes and connections' inboxes.
@@ -208,6 +219,7 @@ pub struct Core {
     next_call: u64,
     deadlines: BinaryHeap<Reverse<Deadline>>,
     expiries: BinaryHeap<Reverse<Expiry>>,
+    wakes: BinaryHeap<Reverse<Wake>>,
     next_serial: u64,
     /// Heap size at which stale deadlines are swept out next.
     compact_deadlines_at: usize,
@@ -252,6 +264,7 @@ impl Core {
             next_call: 1,
             deadlines: BinaryHeap::new(),
             expiries: BinaryHeap::new(),
+            wakes: BinaryHeap::new(),
             next_serial: 0,
             compact_deadlines_at: MIN_DEADLINES_BEFORE_COMPACTING,
             budget: Budget::new(limits.memory_budget, limits.max_queued_messages),
@@ -327,6 +340,7 @@ impl Core {
                 inbox_capacity: DEFAULT_INBOX_CAPACITY,
                 inbox_mode: self.policy.default_inbox_mode,
                 inbox_group: peer.gid,
+                cut_from: Vec::new(),
             }),
         );
     }
@@ -430,6 +444,15 @@ impl Core {
             .is_some_and(|Reverse(expiry)| expiry.at <= clock.now)
         {
             self.expire_messages(clock, out);
+        }
+        // Nor may a settle be taken after its acknowledgement deadline, or
+        // a cut subscriber read on.
+        if self
+            .wakes
+            .peek()
+            .is_some_and(|Reverse(wake)| wake.at <= clock.now)
+        {
+            self.wake_mailboxes(clock, out);
         }
         let mark = out.replies.len();
         let waits = match self.dispatch(ticket, request, clock, out) {
@@ -595,6 +618,7 @@ impl Core {
                 mailbox,
                 sequence,
                 verdict,
+                redeliveries,
             } => {
                 let place = match mailbox {
                     Some(name) => Place::Mailbox(name),
@@ -607,7 +631,13 @@ impl Core {
                 };
                 match self.places.get_mut(&place) {
                     Some(mailbox) => {
-                        mailbox.settle(ticket.connection, sequence, verdict, &mut ctx)?
+                        mailbox.settle(
+                            ticket.connection,
+                            sequence,
+                            redeliveries,
+                            verdict,
+                            &mut ctx,
+                        )?
                     }
                     None => {
                         return Err(error(
@@ -623,8 +653,11 @@ impl Core {
             Request::Subscribe { mailbox } => {
                 self.check(ticket.connection, &mailbox, Right::Receive)?;
                 let created = self.mailbox_mut(&mailbox)?.subscribe(ticket.connection)?;
-                if created {
-                    if let Some(state) = self.connections.get_mut(&ticket.connection) {
+                if let Some(state) = self.connections.get_mut(&ticket.connection) {
+                    if !state.cut_from.is_empty() {
+                        state.cut_from.retain(|name| *name != mailbox);
+                    }
+                    if created {
                         state.subscriptions.push(mailbox);
                     }
                 }
@@ -640,6 +673,11 @@ impl Core {
                     budget: &mut self.budget,
                     clock,
                 };
+                if let Some(state) = self.connections.get_mut(&ticket.connection) {
+                    if !state.cut_from.is_empty() {
+                        state.cut_from.retain(|name| *name != mailbox);
+                    }
+                }
                 target.unsubscribe(ticket.connection, true, &mut ctx)?;
                 if let Some(state) = self.connections.get_mut(&ticket.connection) {
                     state.subscriptions.retain(|name| *name != mailbox);
@@ -1409,6 +1447,18 @@ impl Core {
                 }
             }
         }
+        // Only broadcast mailboxes cut subscribers: other receives skip the
+        // connection lookup.
+        if mailbox.is_broadcast() {
+            if let (Place::Mailbox(name), Some(state)) =
+                (&place, self.connections.get_mut(&ticket.connection))
+            {
+                if let Some(at) = state.cut_from.iter().position(|cut| cut == name) {
+                    state.cut_from.swap_remove(at);
+                    return Err(mailbox.slow_consumer_error());
+                }
+            }
+        }
         let plan = WaitPlan::new(wait, clock.now);
         let mark = out.replies.len();
         let mut ctx = Context {
@@ -1635,6 +1685,19 @@ impl Core {
                             }
                         }
                     }
+                    Effect::Wake { at, place } => self.wakes.push(Reverse(Wake { at, place })),
+                    Effect::SubscriberCut {
+                        connection,
+                        mailbox,
+                        tell,
+                    } => {
+                        if let Some(state) = self.connections.get_mut(&connection) {
+                            state.subscriptions.retain(|name| *name != mailbox);
+                            if tell && !state.cut_from.contains(&mailbox) {
+                                state.cut_from.push(mailbox);
+                            }
+                        }
+                    }
                     Effect::CallDelivered { call, holder } => {
                         if let Some(state) = self.calls.get_mut(&call) {
                             state.holder = Some(holder);
@@ -1709,10 +1772,8 @@ impl Core {
             self.deadlines.pop();
         }
         let expiry = self.expiries.peek().map(|Reverse(expiry)| expiry.at);
-        match (next, expiry) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        }
+        let wake = self.wakes.peek().map(|Reverse(wake)| wake.at);
+        [next, expiry, wake].into_iter().flatten().min()
     }
 
     /// Fails every waiting operation whose deadline is at or before
@@ -1721,6 +1782,7 @@ impl Core {
     /// every queued message whose time-to-live is up.
     pub fn expire(&mut self, clock: &Clock, out: &mut Outcome) {
         self.expire_messages(clock, out);
+        self.wake_mailboxes(clock, out);
         while let Some(Reverse(deadline)) = self.deadlines.peek() {
             if deadline.at > clock.now {
                 break;
@@ -1765,6 +1827,37 @@ impl Core {
             }
         }
         self.carry_out(clock, out);
+        self.settle(out, mark, None);
+    }
+
+    /// Wakes every mailbox whose asked-for time has come (acknowledgement
+    /// deadlines, slow subscribers; see `Mailbox::wake`).
+    fn wake_mailboxes(&mut self, clock: &Clock, out: &mut Outcome) {
+        let mark = out.replies.len();
+        // Only the wakes due when this starts: a mailbox asks for its next
+        // one later than now, but even if one asked for now, this call
+        // would end (and the timer fire again) rather than spin.
+        let mut due = Vec::new();
+        while self
+            .wakes
+            .peek()
+            .is_some_and(|Reverse(wake)| wake.at <= clock.now)
+        {
+            if let Some(Reverse(wake)) = self.wakes.pop() {
+                due.push(wake);
+            }
+        }
+        for wake in due {
+            let mut ctx = Context {
+                out,
+                budget: &mut self.budget,
+                clock,
+            };
+            if let Some(mailbox) = self.places.get_mut(&wake.place) {
+                mailbox.wake(wake.at, &mut ctx);
+            }
+            self.carry_out(clock, out);
+        }
         self.settle(out, mark, None);
     }
 
@@ -1970,6 +2063,12 @@ fn describe(settings: &MailboxSettings) -> String {
     }
     if let Some(ttl) = settings.ttl_millis {
         text.push_str(&format!(", ttl {ttl} ms"));
+    }
+    if let Some(timeout) = settings.ack_timeout_millis {
+        text.push_str(&format!(", ack timeout {timeout} ms"));
+    }
+    if let Some(after) = settings.cut_slow_subscribers_after_millis {
+        text.push_str(&format!(", cuts slow subscribers after {after} ms"));
     }
     text
 }

@@ -23,9 +23,11 @@
 //!   (process N) or `n:NAME` (a well-known name); `recvw SOURCE [ack]
 //!   [prio=N] [max=N] [from=pN|n:NAME] [WAIT]` with SOURCE a mailbox or
 //!   `inbox`; `ack PLACE SEQ`, `nack PLACE SEQ [tail]` (PLACE a mailbox or
-//!   `inbox`); `reply CALL PAYLOAD`; `claim NAME [WAIT]` (default `never`),
+//!   `inbox`; `SEQ/R` settles only the delivery with R redeliveries); `reply CALL PAYLOAD`; `claim NAME [WAIT]` (default `never`),
 //!   `release NAME`, `names`, `inboxcap CAPACITY`; and the settings `hash`,
-//!   `priority`, `deliveries=N`, `dlq=NAME`, `ttl=MS`. Step 4 adds `chmod NAME
+//!   `priority`, `deliveries=N`, `dlq=NAME`, `ttl=MS`; the settings `ack=MS`
+//!   (acknowledgement timeout, tests in `ack_timeouts.rs`) and `cut=MS`
+//!   (cut slow subscribers after, `slow_subscribers.rs`). Step 4 adds `chmod NAME
 //!   OCTAL`, `chown NAME UID`, `chgrp NAME GID` and `purge NAME` (answered
 //!   `permissions`, `purged N`).
 //! - `advance MILLIS`, `expire`, `connect cN`, `disconnect cN`, `shutdown`.
@@ -42,7 +44,8 @@
 //! by commas (`gotmany 1:a from c1, 2:b 3:c from c2`). A received message
 //! shows what it carries beyond that: ` r=N` (redeliveries), ` key=K`, ` call=N`,
 //! ` dead=MAILBOX#SEQ:REASON`; `info` adds ` inflight=.. redelivered=..
-//! expired=.. dead=.. dropped=..` when any of them is not zero. Step 3
+//! expired=.. dead=.. dropped=..` when any of them is not zero, then
+//! ` acktimeouts=N` and ` cut=N` when not zero. Step 3
 //! replies: `settled`, `replied`, `claimed`, `released`, `inboxcap`, `names
 //! NAME=cN+QUEUED...`.
 
@@ -59,6 +62,8 @@ use proptest::prelude::*;
 
 use super::{Clock, ConnectionId, Core, Limits, Outcome, Peer, Reply, Ticket};
 
+mod ack_timeouts;
+mod slow_subscribers;
 mod step3;
 mod step4;
 mod strangers;
@@ -262,6 +267,8 @@ fn parse_settings(words: &[&str]) -> MailboxSettings {
             Some(("deliveries", n)) => settings.max_deliveries = Some(number(n)),
             Some(("dlq", name)) => settings.dead_letter = Some(text(name)),
             Some(("ttl", n)) => settings.ttl_millis = Some(number(n)),
+            Some(("ack", n)) => settings.ack_timeout_millis = Some(number(n)),
+            Some(("cut", n)) => settings.cut_slow_subscribers_after_millis = Some(number(n)),
             Some(("cap", n)) => settings.capacity = Capacity::Bounded(number(n)),
             Some(("max", n)) => settings.max_message_size = number(n),
             Some(("fixed", n)) => settings.fixed_size = Some(number(n)),
@@ -460,10 +467,16 @@ fn parse_send_options(words: &[&str]) -> (SendOptions, Wait) {
 }
 
 fn settle(place: &str, sequence: &str, verdict: Verdict) -> Request {
+    // `SEQ` settles whichever delivery is held, `SEQ/R` only redelivery R.
+    let (sequence, redeliveries) = match sequence.split_once('/') {
+        Some((sequence, r)) => (sequence, Some(number(r))),
+        None => (sequence, None),
+    };
     Request::Settle {
         mailbox: (place != "inbox").then(|| text(place)),
         sequence: number(sequence),
         verdict,
+        redeliveries,
     }
 }
 
@@ -574,6 +587,12 @@ fn show(reply: &Reply) -> String {
                     " inflight={} redelivered={} expired={} dead={} dropped={}",
                     counters[0], counters[1], counters[2], counters[3], counters[4]
                 ));
+            }
+            if info.ack_timeouts > 0 {
+                text.push_str(&format!(" acktimeouts={}", info.ack_timeouts));
+            }
+            if info.slow_subscribers_cut > 0 {
+                text.push_str(&format!(" cut={}", info.slow_subscribers_cut));
             }
             text
         }
@@ -2614,6 +2633,8 @@ impl ModelMailbox {
             owner_uid: self.creator.uid,
             group_gid: self.creator.gid,
             mode: 0o777,
+            ack_timeouts: 0,
+            slow_subscribers_cut: 0,
         }
     }
 }

@@ -108,6 +108,18 @@ pub(crate) enum Effect {
         message: Message,
         reason: &'static str,
     },
+    /// The mailbox at `place` wants [`Mailbox::wake`] called at `at` (an
+    /// acknowledgement deadline, a subscriber's backlog full too long).
+    ///
+    /// [`Mailbox::wake`]: super::mailbox::Mailbox::wake
+    Wake { at: Instant, place: Place },
+    /// `connection`'s subscription to broadcast mailbox `mailbox` was cut
+    /// (a slow consumer); `tell` when its next receive there must learn it.
+    SubscriberCut {
+        connection: ConnectionId,
+        mailbox: String,
+        tell: bool,
+    },
     /// A call's request was handed to `holder`.
     CallDelivered { call: u64, holder: ConnectionId },
     /// A call's request came back to its mailbox (nack, holder left).

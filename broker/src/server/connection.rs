@@ -142,6 +142,11 @@ async fn serve_connected(
         state.core.disconnect(id, &clock(), &mut out);
         state.outboxes.remove(&id);
         state.route(&mut out);
+        // Messages it held may have gone to receivers with an
+        // acknowledgement deadline, which the timer must see.
+        if state.timer_needs_wake() {
+            shared.timer_wake.notify_one();
+        }
     }
     outbox.close();
     // The writer flushes what is queued, but a client that never reads

@@ -363,6 +363,8 @@ mod tests {
             owner_uid: 0,
             group_gid: 0,
             mode: 0o760,
+            ack_timeouts: 0,
+            slow_subscribers_cut: 0,
         };
         ServerFrame::Response {
             id: 2,

@@ -91,6 +91,18 @@ enum Command {
         /// Time-to-live of every message, like 30s or 5m.
         #[arg(long, value_name = "DURATION", value_parser = parse_ttl)]
         ttl: Option<u64>,
+        /// A message held with manual acknowledgement (`recv --ack`) for
+        /// longer than this, like 30s, goes back to the head of the mailbox
+        /// with one redelivery more, as if its receiver had left; the late
+        /// ack or nack fails. Not on broadcast.
+        #[arg(long, value_name = "DURATION", value_parser = parse_ack_timeout)]
+        ack_timeout: Option<u64>,
+        /// Broadcast with a bounded --capacity: a subscriber whose backlog
+        /// stays full for longer than this, like 5s, is cut off (its
+        /// receive fails with exit code 121) so that senders and the other
+        /// subscribers go on. Without it senders wait for the slowest.
+        #[arg(long, value_name = "DURATION", value_parser = parse_cut_after)]
+        cut_slow_subscribers_after: Option<u64>,
         /// Rights in octal, like 0760 (see `chmod`); default: the broker's
         /// default mode.
         #[arg(long, value_name = "MODE", value_parser = parse_mode)]
@@ -449,6 +461,9 @@ mod exit {
     /// Timed out after a receiver took the message but before it
     /// acknowledged it: the message was not withdrawn.
     pub const TIMEOUT_IN_FLIGHT: u8 = 120;
+    /// A broadcast subscription was cut off: the subscriber's backlog
+    /// stayed full for longer than its mailbox allows.
+    pub const SLOW_CONSUMER: u8 = 121;
     /// Timed out (as timeout(1)).
     pub const TIMEOUT: u8 = 124;
 }
@@ -473,6 +488,7 @@ fn exit_code(error: &Error) -> u8 {
             ErrorKind::PermissionDenied => exit::PERMISSION_DENIED,
             ErrorKind::TimeoutInFlight => exit::TIMEOUT_IN_FLIGHT,
             ErrorKind::Timeout => exit::TIMEOUT,
+            ErrorKind::SlowConsumer => exit::SLOW_CONSUMER,
             ErrorKind::MailboxDeleted
             | ErrorKind::BrokerFull
             | ErrorKind::NotSubscribed
@@ -731,11 +747,17 @@ fn describe(error: &Error, command: &Command) -> String {
                 ),
                 ErrorKind::NotHeld => format!(
                     "this connection does not hold that message or call ({said}); it was \
-                     settled or answered already"
+                     settled or answered already, or came back after the mailbox's \
+                     --ack-timeout"
                 ),
                 ErrorKind::Purged => format!(
                     "the message was purged from {subject} before a receiver took it ({said}); \
                      send it again"
+                ),
+                ErrorKind::SlowConsumer => format!(
+                    "the subscription was cut off because this subscriber did not keep up \
+                     ({said}); read faster or in batches, subscribe again, or ask the owner of \
+                     {subject} for a larger --capacity"
                 ),
                 ErrorKind::TooManyRequests => format!(
                     "a broker limit was reached ({said}); close other connections or \
@@ -809,6 +831,8 @@ fn run(cli: &Cli) -> Result<(), Failure> {
             max_deliveries,
             dead_letter,
             ttl,
+            ack_timeout,
+            cut_slow_subscribers_after,
             mode,
             group,
         } => {
@@ -820,6 +844,8 @@ fn run(cli: &Cli) -> Result<(), Failure> {
                 max_deliveries: *max_deliveries,
                 dead_letter: dead_letter.clone(),
                 ttl_millis: *ttl,
+                ack_timeout_millis: *ack_timeout,
+                cut_slow_subscribers_after_millis: *cut_slow_subscribers_after,
             };
             let created = client
                 .create_with(name, settings, *mode, *group)
@@ -1317,6 +1343,8 @@ fn mailbox_json(info: &MailboxInfo) -> serde_json::Value {
         "max_deliveries": settings.max_deliveries,
         "dead_letter": settings.dead_letter,
         "ttl_millis": settings.ttl_millis,
+        "ack_timeout_millis": settings.ack_timeout_millis,
+        "cut_slow_subscribers_after_millis": settings.cut_slow_subscribers_after_millis,
         "queued_messages": info.queued_messages,
         "queued_bytes": info.queued_bytes,
         "in_flight": info.in_flight,
@@ -1329,6 +1357,8 @@ fn mailbox_json(info: &MailboxInfo) -> serde_json::Value {
         "messages_expired": info.messages_expired,
         "messages_dead_lettered": info.messages_dead_lettered,
         "messages_dropped": info.messages_dropped,
+        "ack_timeouts": info.ack_timeouts,
+        "slow_subscribers_cut": info.slow_subscribers_cut,
         "owner_uid": info.owner_uid,
         "group_gid": info.group_gid,
         "mode": format!("{:04o}", info.mode),
@@ -1361,6 +1391,20 @@ fn mailbox_text(info: &MailboxInfo) -> String {
                 format!("{:?}", Duration::from_millis(millis))
             }),
         ),
+        (
+            "ack timeout",
+            settings.ack_timeout_millis.map_or_else(none, |millis| {
+                format!("{:?}", Duration::from_millis(millis))
+            }),
+        ),
+        (
+            "cut slow subscribers after",
+            settings
+                .cut_slow_subscribers_after_millis
+                .map_or_else(none, |millis| {
+                    format!("{:?}", Duration::from_millis(millis))
+                }),
+        ),
         ("queued messages", info.queued_messages.to_string()),
         ("queued bytes", human_bytes(info.queued_bytes)),
         ("in flight", info.in_flight.to_string()),
@@ -1379,6 +1423,11 @@ fn mailbox_text(info: &MailboxInfo) -> String {
             info.messages_dead_lettered.to_string(),
         ),
         ("messages dropped", info.messages_dropped.to_string()),
+        ("ack timeouts", info.ack_timeouts.to_string()),
+        (
+            "slow subscribers cut",
+            info.slow_subscribers_cut.to_string(),
+        ),
         ("owner", format!("uid {}", info.owner_uid)),
         ("group", format!("gid {}", info.group_gid)),
         ("mode", format!("{:04o}", info.mode)),
@@ -1706,11 +1755,24 @@ fn principal(
 
 /// A time-to-live: a duration in whole milliseconds (rounded up), at least 1.
 fn parse_ttl(text: &str) -> Result<u64, String> {
+    positive_millis(text, "time-to-live")
+}
+
+fn parse_ack_timeout(text: &str) -> Result<u64, String> {
+    positive_millis(text, "acknowledgement timeout")
+}
+
+fn parse_cut_after(text: &str) -> Result<u64, String> {
+    positive_millis(text, "time to cut slow subscribers after")
+}
+
+/// A duration of at least 1 ms, in whole milliseconds (rounded up).
+fn positive_millis(text: &str, what: &str) -> Result<u64, String> {
     let duration = parse_duration(text).map_err(|error| error.to_string())?;
     u64::try_from(duration.as_nanos().div_ceil(1_000_000))
         .ok()
         .filter(|&millis| millis > 0)
-        .ok_or_else(|| format!("{text:?} is no time-to-live; give at least 1ms, like 30s or 5m"))
+        .ok_or_else(|| format!("{text:?} is no {what}; give at least 1ms, like 30s or 5m"))
 }
 
 /// A size in bytes: a number, optionally followed by `KiB` or `MiB`.
@@ -1806,6 +1868,7 @@ mod tests {
             (broker(ErrorKind::DeadLettered), 1),
             (broker(ErrorKind::NotHeld), 1),
             (broker(ErrorKind::CallEnded), 1),
+            (broker(ErrorKind::SlowConsumer), 121),
         ];
         for (error, code) in cases {
             assert_eq!(exit_code(&error), code, "{error:?}");
@@ -1882,6 +1945,8 @@ mod tests {
             owner_uid: 1000,
             group_gid: 1000,
             mode: 0o760,
+            ack_timeouts: 0,
+            slow_subscribers_cut: 0,
         };
         let table = mailbox_table(&[info]);
         let lines: Vec<&str> = table.lines().collect();
@@ -2265,6 +2330,7 @@ mod tests {
                 max_deliveries: Some(3),
                 dead_letter: Some("jobs.dead".into()),
                 ttl_millis: Some(1500),
+                ack_timeout_millis: Some(30_000),
                 ..MailboxSettings::default()
             },
             queued_messages: 0,
@@ -2282,6 +2348,8 @@ mod tests {
             owner_uid: 1000,
             group_gid: 1000,
             mode: 0o760,
+            ack_timeouts: 7,
+            slow_subscribers_cut: 0,
         };
         let text = mailbox_text(&info);
         for line in [
@@ -2293,6 +2361,9 @@ mod tests {
             "messages expired: 4",
             "messages dead-lettered: 5",
             "messages dropped: 6",
+            "ack timeout: 30s",
+            "cut slow subscribers after: none",
+            "ack timeouts: 7",
         ] {
             assert!(text.lines().any(|l| l == line), "{line} in {text}");
         }
@@ -2300,5 +2371,7 @@ mod tests {
         assert_eq!(value["in_flight"], 2);
         assert_eq!(value["dead_letter"], "jobs.dead");
         assert_eq!(value["messages_dropped"], 6);
+        assert_eq!(value["ack_timeout_millis"], 30_000);
+        assert_eq!(value["ack_timeouts"], 7);
     }
 }

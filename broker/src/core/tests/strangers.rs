@@ -218,6 +218,7 @@ fn a_refused_dead_letter_is_reported_once_per_mailbox() {
             mailbox: Some("rjobs".into()),
             sequence,
             verdict: mailbox_proto::Verdict::Nack { to_tail: false },
+            redeliveries: None,
         };
         harness
             .core
