@@ -2188,7 +2188,7 @@ impl Mailbox {
         BrokerError::new(
             ErrorKind::SlowConsumer,
             format!(
-                "this connection's subscription to {} was cut off: its backlog stayed full ({} unread messages) for longer than {} ms, holding every sender back; its unread messages are gone, subscribe again to read on",
+                "this connection's subscription to {} was cut off: its backlog stayed full (the mailbox's capacity, {} unread) for longer than {} ms, holding every sender back; its unread messages are gone, subscribe again to read on",
                 self.ledger.name(),
                 self.settings.capacity,
                 self.settings.cut_slow_subscribers_after_millis.unwrap_or_default()
