@@ -14,7 +14,7 @@ use std::ops::Range;
 use std::os::unix::io::AsRawFd;
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
 use mailbox_proto::{
@@ -23,6 +23,7 @@ use mailbox_proto::{
     Verdict, Wait, Welcome,
 };
 
+use crate::connect::{self, ConnectOptions};
 use crate::error::Error;
 use crate::session::{
     self, BatchReceipt, Batcher, Held, PipelineError, ReceiveTally, SendReceipt, SendTally,
@@ -62,6 +63,15 @@ pub struct Client {
     answered: HashMap<RequestId, Result<Response, BrokerError>>,
     /// Why the connection is unusable, once it is.
     closed: Option<Error>,
+    /// Whether the socket has read and write timeouts set (for a timed
+    /// request), to clear before an untimed one.
+    timed: bool,
+    /// When the timed request in progress gives up, and its whole wait
+    /// (for its [`Error::NoAnswer`]).
+    deadline: Option<(Instant, Duration)>,
+    /// How long a request without a timeout of its own may wait for its
+    /// answer ([`Client::set_untimed_limit`]).
+    untimed_limit: Option<Duration>,
 }
 
 impl fmt::Debug for Client {
@@ -75,14 +85,31 @@ impl fmt::Debug for Client {
 }
 
 impl Client {
-    /// Connects to the broker listening at `path` and performs the handshake.
+    /// Connects to the broker listening at `path` and performs the
+    /// handshake, with the default [`ConnectOptions`].
     pub fn connect(path: impl AsRef<Path>) -> Result<Self, Error> {
+        Self::connect_with(path, &ConnectOptions::default())
+    }
+
+    /// Connects to the broker listening at `path`, checks that it runs as a
+    /// user `options` trust ([`Error::UntrustedBroker`] otherwise: nothing
+    /// is sent), and performs the handshake within `options`' timeout if it
+    /// has one ([`Error::NoAnswer`] otherwise).
+    pub fn connect_with(path: impl AsRef<Path>, options: &ConnectOptions) -> Result<Self, Error> {
         let path = path.as_ref();
         let stream = UnixStream::connect(path).map_err(|source| Error::Connect {
             path: path.to_owned(),
+            hint: connect::connect_hint(path, &source).into(),
             source,
         })?;
-        Self::from_stream(stream)
+        connect::check_broker(stream.as_raw_fd(), path, options)?;
+        Self::handshake(stream, options.timeout)
+    }
+
+    /// Connects to the broker's socket found by the usual rule (as
+    /// [`connect_default`](Self::connect_default)) with `options`.
+    pub fn connect_default_with(options: &ConnectOptions) -> Result<Self, Error> {
+        Self::connect_with(socket_path::resolve(None::<PathBuf>), options)
     }
 
     /// Connects to the broker's socket found by the usual rule:
@@ -93,21 +120,35 @@ impl Client {
     }
 
     /// Performs the handshake on an already connected stream (for example
-    /// one end of a socket pair).
-    pub fn from_stream(mut stream: UnixStream) -> Result<Self, Error> {
+    /// one end of a socket pair; the caller chose its peer: no credentials
+    /// are checked).
+    pub fn from_stream(stream: UnixStream) -> Result<Self, Error> {
+        Self::handshake(stream, None)
+    }
+
+    /// Says hello and waits for the welcome, within `limit` if given.
+    fn handshake(mut stream: UnixStream, limit: Option<Duration>) -> Result<Self, Error> {
+        let deadline = limit.map(|limit| (Instant::now() + limit, limit));
+        let no_answer = |error: Error| match (deadline, &error) {
+            (Some((_, waited)), Error::Io(io)) if is_timeout(io) => Error::NoAnswer { waited },
+            _ => error,
+        };
         let mut outgoing = BytesMut::new();
         session::encode_hello(&session::default_client_name(), &mut outgoing)?;
+        set_timeouts(&stream, deadline.map(|(at, _)| at)).map_err(Error::Io)?;
         stream
             .write_all(&outgoing)
-            .map_err(Error::from_connection_io)?;
+            .map_err(|error| no_answer(Error::from_connection_io(error)))?;
         outgoing.clear();
         let mut incoming = BytesMut::new();
         let welcome = loop {
             if let Some(frame) = session::decode_server_frame(&mut incoming)? {
                 break session::accept_handshake(frame)?;
             }
-            read_some(&mut stream, &mut incoming)?;
+            set_timeouts(&stream, deadline.map(|(at, _)| at)).map_err(Error::Io)?;
+            read_some(&mut stream, &mut incoming).map_err(no_answer)?;
         };
+        set_timeouts(&stream, None).map_err(Error::Io)?;
         Ok(Self {
             stream,
             session: Session::new(&welcome),
@@ -116,12 +157,24 @@ impl Client {
             outgoing,
             answered: HashMap::new(),
             closed: None,
+            timed: false,
+            deadline: None,
+            untimed_limit: None,
         })
     }
 
     /// The broker's id for this connection, as message metadata shows it.
     pub fn connection_id(&self) -> u64 {
         self.welcome.connection_id
+    }
+
+    /// Makes requests that have no timeout of their own (create, list,
+    /// subscribe, ack, ...) give up with [`Error::NoAnswer`] when the broker
+    /// has not answered within `limit` (`None`, the default: wait as long
+    /// as it takes). Timed requests always give up after their timeout plus
+    /// [`ANSWER_GRACE`](crate::ANSWER_GRACE).
+    pub fn set_untimed_limit(&mut self, limit: Option<Duration>) {
+        self.untimed_limit = limit;
     }
 
     /// The broker's version, as it announced it in the handshake.
@@ -1176,11 +1229,19 @@ impl Client {
         }
     }
 
-    /// One request, one answer.
+    /// One request, one answer. A timed request gives up on a broker that
+    /// does not answer within its timeout plus [`ANSWER_GRACE`]
+    /// ([`Error::NoAnswer`]), and closes the connection: its answer may
+    /// still come, and nothing else could be told apart from it.
+    ///
+    /// [`ANSWER_GRACE`]: crate::ANSWER_GRACE
     fn roundtrip(&mut self, request: Request) -> Result<Response, Error> {
+        let limit = connect::answer_limit(&request, self.untimed_limit);
         let id = self.start(request)?;
-        self.flush()?;
-        self.wait_for(id)
+        self.deadline = limit.map(|limit| (Instant::now() + limit, limit));
+        let answer = self.flush().and_then(|()| self.wait_for(id));
+        self.deadline = None;
+        answer
     }
 
     /// Reads until the request `id` is answered.
@@ -1191,6 +1252,30 @@ impl Client {
             }
             self.pump()?;
         }
+    }
+
+    /// Makes the socket's next read or write wait at most until the
+    /// deadline of the request in progress, or without limit when it has
+    /// none; a deadline already past is [`Error::NoAnswer`] (and closes the
+    /// connection).
+    fn apply_deadline(&mut self) -> Result<(), Error> {
+        if let Some(error) = &self.closed {
+            return Err(error.replicate());
+        }
+        match self.deadline {
+            None if !self.timed => return Ok(()),
+            None => self.timed = false,
+            Some((at, waited)) => {
+                if at <= Instant::now() {
+                    return Err(self.close(Error::NoAnswer { waited }));
+                }
+                self.timed = true;
+            }
+        }
+        if let Err(error) = set_timeouts(&self.stream, self.deadline.map(|(at, _)| at)) {
+            return Err(self.close(Error::Io(error)));
+        }
+        Ok(())
     }
 
     /// Queues a request's frame for the next [`flush`](Self::flush).
@@ -1206,18 +1291,21 @@ impl Client {
         if self.outgoing.is_empty() {
             return Ok(());
         }
+        self.apply_deadline()?;
         let written = self.stream.write_all(&self.outgoing);
         self.outgoing.clear();
-        written.map_err(|error| self.close(Error::from_connection_io(error)))
+        written.map_err(|error| {
+            let error = self.no_answer(Error::from_connection_io(error));
+            self.close(error)
+        })
     }
 
     /// Reads once (blocking until something arrives) and files every whole
     /// answer under its request's id.
     fn pump(&mut self) -> Result<(), Error> {
-        if let Some(error) = &self.closed {
-            return Err(error.replicate());
-        }
+        self.apply_deadline()?;
         if let Err(error) = read_some(&mut self.stream, &mut self.incoming) {
+            let error = self.no_answer(error);
             return Err(self.close(error));
         }
         loop {
@@ -1233,6 +1321,17 @@ impl Client {
         }
     }
 
+    /// A read or write that ran into the socket's timeout (set for a timed
+    /// request) is the broker not answering.
+    fn no_answer(&self, error: Error) -> Error {
+        match (&error, self.deadline) {
+            (Error::Io(io), Some((_, waited))) if self.timed && is_timeout(io) => {
+                Error::NoAnswer { waited }
+            }
+            _ => error,
+        }
+    }
+
     /// Marks the connection unusable for good and returns `error`.
     fn close(&mut self, error: Error) -> Error {
         self.session.drain().for_each(drop);
@@ -1242,6 +1341,25 @@ impl Client {
         let _ = self.stream.shutdown(std::net::Shutdown::Both);
         error
     }
+}
+
+/// Whether an I/O error is a socket timeout (`SO_RCVTIMEO`, `SO_SNDTIMEO`).
+fn is_timeout(error: &io::Error) -> bool {
+    matches!(
+        error.kind(),
+        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+    )
+}
+
+/// Sets the socket's read and write timeouts to the time left until
+/// `deadline` (at least a millisecond), or clears them.
+fn set_timeouts(stream: &UnixStream, deadline: Option<Instant>) -> io::Result<()> {
+    let left = deadline.map(|at| {
+        at.saturating_duration_since(Instant::now())
+            .max(Duration::from_millis(1))
+    });
+    stream.set_read_timeout(left)?;
+    stream.set_write_timeout(left)
 }
 
 /// Reads once into `incoming`, straight into its spare capacity (no copy

@@ -15,10 +15,19 @@
 //! `$MAILBOX_SOCKET`, else `$XDG_RUNTIME_DIR/mailbox/mailboxd.sock`, else
 //! `/run/mailbox/mailboxd.sock`.
 //!
-//! This crate does not retry, reconnect or time out on its own: timeouts are
-//! the broker's ([`Wait`]), and a broken connection fails every call on it.
+//! Before sending anything, a client checks who answers on the socket
+//! (`SO_PEERCRED`): root, the service user `mailbox`, its own uid, or the
+//! user named by `$MAILBOX_BROKER_UID` or [`ConnectOptions::broker_user`];
+//! anyone else is [`Error::UntrustedBroker`].
+//!
+//! This crate does not retry or reconnect: timeouts are the broker's
+//! ([`Wait`]), and a broken connection fails every call on it. It only
+//! stops waiting on its own when the broker fails to answer a timed
+//! request within its timeout plus [`ANSWER_GRACE`] (a stopped or hung
+//! broker): [`Error::NoAnswer`].
 
 pub mod blocking;
+mod connect;
 mod duration;
 mod error;
 mod session;
@@ -40,6 +49,7 @@ use tokio::net::UnixStream;
 use tokio::sync::{oneshot, Notify};
 use tokio::task::JoinHandle;
 
+pub use connect::{ConnectOptions, ANSWER_GRACE, BROKER_UID_VARIABLE};
 pub use duration::{parse_duration, ParseDurationError};
 pub use error::Error;
 pub use mailbox_proto::{
@@ -493,16 +503,42 @@ impl fmt::Debug for Client {
 }
 
 impl Client {
-    /// Connects to the broker listening at `path` and performs the handshake.
+    /// Connects to the broker listening at `path` and performs the handshake,
+    /// with the default [`ConnectOptions`].
     pub async fn connect(path: impl AsRef<Path>) -> Result<Self, Error> {
+        Self::connect_with(path, &ConnectOptions::default()).await
+    }
+
+    /// Connects to the broker listening at `path`, checks that it runs as a
+    /// user `options` trust ([`Error::UntrustedBroker`] otherwise), and
+    /// performs the handshake, all within `options`' timeout if it has one
+    /// ([`Error::NoAnswer`] otherwise).
+    pub async fn connect_with(
+        path: impl AsRef<Path>,
+        options: &ConnectOptions,
+    ) -> Result<Self, Error> {
         let path = path.as_ref();
-        let stream = UnixStream::connect(path)
-            .await
-            .map_err(|source| Error::Connect {
-                path: path.to_owned(),
-                source,
-            })?;
-        Self::from_stream(stream).await
+        let connecting = async {
+            let stream = UnixStream::connect(path)
+                .await
+                .map_err(|source| Error::Connect {
+                    path: path.to_owned(),
+                    hint: connect::connect_hint(path, &source).into(),
+                    source,
+                })?;
+            connect::check_broker(
+                std::os::unix::io::AsRawFd::as_raw_fd(&stream),
+                path,
+                options,
+            )?;
+            Self::from_stream(stream).await
+        };
+        match options.timeout {
+            None => connecting.await,
+            Some(limit) => tokio::time::timeout(limit, connecting)
+                .await
+                .unwrap_or(Err(Error::NoAnswer { waited: limit })),
+        }
     }
 
     /// Connects to the broker's socket found by the usual rule:
@@ -512,7 +548,8 @@ impl Client {
         Self::connect(socket_path::resolve(None::<PathBuf>)).await
     }
 
-    /// Performs the handshake on an already connected stream.
+    /// Performs the handshake on an already connected stream (the caller
+    /// chose its peer: no credentials are checked).
     pub async fn from_stream(mut stream: UnixStream) -> Result<Self, Error> {
         let mut outgoing = BytesMut::new();
         session::encode_hello(&session::default_client_name(), &mut outgoing)?;
@@ -564,10 +601,20 @@ impl Client {
         &self.connection.welcome.broker_version
     }
 
+    /// One request, one answer; a timed request gives up on a broker that
+    /// does not answer within its timeout plus [`ANSWER_GRACE`] (dropping
+    /// the wait cancels the request, and whatever crossed the cancel is
+    /// kept as for any dropped receive).
     async fn roundtrip(&self, request: Request) -> Result<Response, Error> {
+        let limit = connect::answer_limit(&request, None);
         match self.connection.shared.begin(request)? {
             Begun::Ready(response) => Ok(response),
-            Begun::Waiting(call) => call.wait().await,
+            Begun::Waiting(call) => match limit {
+                None => call.wait().await,
+                Some(limit) => tokio::time::timeout(limit, call.wait())
+                    .await
+                    .unwrap_or(Err(Error::NoAnswer { waited: limit })),
+            },
         }
     }
 

@@ -20,9 +20,9 @@ use clap::{Args, CommandFactory, Parser, Subcommand, ValueEnum};
 mod top;
 use mailbox_client::blocking::Client;
 use mailbox_client::{
-    parse_duration, wait_at_most, Address, BrokerStatus, Bytes, Capacity, DeliveryPolicy, Error,
-    ErrorKind, Held, MailboxInfo, MailboxSettings, Message, NameInfo, ReceiveOptions, SendOptions,
-    Source, Stage, Target, Wait, DEFAULT_MAX_MESSAGE_SIZE,
+    parse_duration, wait_at_most, Address, BrokerStatus, Bytes, Capacity, ConnectOptions,
+    DeliveryPolicy, Error, ErrorKind, Held, MailboxInfo, MailboxSettings, Message, NameInfo,
+    ReceiveOptions, SendOptions, Source, Stage, Target, Wait, DEFAULT_MAX_MESSAGE_SIZE,
 };
 use serde_json::json;
 
@@ -33,10 +33,10 @@ use serde_json::json;
 ///
 /// Exit codes: 0 success; 1 other failure; 2 usage; 65 message, settings or
 /// request refused; 66 no such mailbox; 68 no such process; 69 broker
-/// unreachable; 73 mailbox exists with other settings, or name taken; 75
-/// would block (mailbox full or empty); 76 no reply to a call; 77
-/// permission denied; 120 timed out after a receiver took the message; 124
-/// timed out.
+/// unreachable or not answering; 73 mailbox exists with other settings, or
+/// name taken; 75 would block (mailbox full or empty); 76 no reply to a
+/// call; 77 permission denied; 78 the socket's owner is not a trusted
+/// broker; 120 timed out after a receiver took the message; 124 timed out.
 #[derive(Debug, Parser)]
 #[command(name = "mailboxctl", version, verbatim_doc_comment)]
 struct Cli {
@@ -51,6 +51,11 @@ struct Cli {
     /// holds it).
     #[arg(long = "as", global = true, value_name = "NAME")]
     as_name: Option<String>,
+    /// Also accept a broker running as this user (uid or name); by default
+    /// only root, the user mailbox and your own uid are (exit 78 for any
+    /// other). Default: $MAILBOX_BROKER_UID.
+    #[arg(long, global = true, value_name = "USER")]
+    broker_uid: Option<String>,
     #[command(subcommand)]
     command: Command,
 }
@@ -375,6 +380,18 @@ impl Cli {
 }
 
 impl Command {
+    /// The command's own time limit: its --timeout, or zero for --nonblock.
+    fn time_limit(&self) -> Option<Duration> {
+        match self {
+            Command::Send { wait, .. } | Command::Recv { wait, .. } => match wait.nonblock {
+                true => Some(Duration::ZERO),
+                false => wait.timeout,
+            },
+            Command::Call { timeout, .. } => *timeout,
+            _ => None,
+        }
+    }
+
     /// The mailbox the command is about, for failure messages.
     fn mailbox(&self) -> Option<&str> {
         match self {
@@ -430,7 +447,9 @@ mod exit {
     pub const NO_SUCH_MAILBOX: u8 = 66;
     /// No process with that address or name (EX_NOHOST).
     pub const NO_SUCH_PROCESS: u8 = 68;
-    /// The broker cannot be reached or ended the connection (EX_UNAVAILABLE).
+    /// The broker cannot be reached, ended the connection, or did not
+    /// answer a timed request within its timeout plus the grace
+    /// (EX_UNAVAILABLE).
     pub const UNREACHABLE: u8 = 69;
     /// A mailbox of that name exists with other settings, or the
     /// well-known name is held by another process (EX_CANTCREAT).
@@ -441,6 +460,9 @@ mod exit {
     pub const NO_REPLY: u8 = 76;
     /// Permission denied (EX_NOPERM).
     pub const PERMISSION_DENIED: u8 = 77;
+    /// The process answering on the socket runs as a user not trusted as
+    /// the broker (EX_CONFIG: the socket path or --broker-uid is wrong).
+    pub const UNTRUSTED_BROKER: u8 = 78;
     /// Timed out after a receiver took the message but before it
     /// acknowledged it: the message was not withdrawn.
     pub const TIMEOUT_IN_FLIGHT: u8 = 120;
@@ -451,7 +473,11 @@ mod exit {
 /// The exit code for a client error.
 fn exit_code(error: &Error) -> u8 {
     match error {
-        Error::Connect { .. } | Error::Disconnected | Error::Rejected(_) => exit::UNREACHABLE,
+        Error::Connect { .. }
+        | Error::Disconnected
+        | Error::Rejected(_)
+        | Error::NoAnswer { .. } => exit::UNREACHABLE,
+        Error::UntrustedBroker { .. } => exit::UNTRUSTED_BROKER,
         Error::Io(_) | Error::Protocol(_) => exit::FAILURE,
         Error::Broker(error) | Error::Partial { error, .. } => match error.kind {
             ErrorKind::InvalidName
@@ -563,6 +589,14 @@ fn describe(error: &Error, command: &Command) -> String {
     let bug = "this looks like a bug; please report it with the broker's log";
     match error {
         Error::Connect { .. } => error.to_string(),
+        Error::UntrustedBroker { .. } => {
+            format!("{error} (or pass --broker-uid); else check --socket and $MAILBOX_SOCKET")
+        }
+        Error::NoAnswer { waited } => format!(
+            "the broker did not answer within {waited:?} (the timeout plus a grace of {:?}); \
+             it may be stopped (SIGSTOP) or overloaded: check mailboxd's state and log",
+            mailbox_client::ANSWER_GRACE
+        ),
         Error::Disconnected => {
             "the broker closed the connection; check that mailboxd is still running and read its log".to_owned()
         }
@@ -776,11 +810,22 @@ fn run(cli: &Cli) -> Result<(), Failure> {
         (None, None) => Bytes::new(),
     };
     let fail = |error| Failure::client(error, command);
+    let mut options = ConnectOptions::new();
+    if let Some(user) = &cli.broker_uid {
+        options = options.broker_user(user.clone());
+    }
+    // A command with a time limit also bounds connecting by it.
+    if let Some(limit) = command.time_limit() {
+        options = options.timeout(limit.saturating_add(mailbox_client::ANSWER_GRACE));
+    }
     let mut client = match &cli.socket {
-        Some(path) => Client::connect(path),
-        None => Client::connect_default(),
+        Some(path) => Client::connect_with(path, &options),
+        None => Client::connect_default_with(&options),
     }
     .map_err(fail)?;
+    if command.time_limit().is_some() {
+        client.set_untimed_limit(Some(mailbox_client::ANSWER_GRACE));
+    }
     if let Some(name) = &cli.as_name {
         client
             .claim_name(name)
@@ -1778,8 +1823,24 @@ mod tests {
                 Error::Connect {
                     path: "/x".into(),
                     source: io::ErrorKind::NotFound.into(),
+                    hint: "".into(),
                 },
                 69,
+            ),
+            (
+                Error::NoAnswer {
+                    waited: Duration::from_secs(1),
+                },
+                69,
+            ),
+            (
+                Error::UntrustedBroker {
+                    path: "/x".into(),
+                    uid: 65534,
+                    pid: 1,
+                    named: None,
+                },
+                78,
             ),
             (broker(ErrorKind::MailboxExists), 73),
             (broker(ErrorKind::WouldBlock), 75),
