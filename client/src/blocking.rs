@@ -26,8 +26,8 @@ use mailbox_proto::{
 use crate::connect::{self, ConnectOptions};
 use crate::error::Error;
 use crate::session::{
-    self, BatchReceipt, Batcher, Held, PipelineError, ReceiveTally, SendReceipt, SendTally,
-    Session, StreamError, StreamReceipt, StreamReceiveTally, StreamSendTally,
+    self, BatchReceipt, Batcher, Held, Page, PipelineError, ReceiveTally, SendReceipt, SendTally,
+    Session, StreamError, StreamReceipt, StreamReceiveTally, StreamSendTally, PAGE_ROWS,
 };
 
 /// Bytes asked of the socket per read.
@@ -200,10 +200,26 @@ impl Client {
         session::expect_deleted(response)
     }
 
-    /// Describes every mailbox, sorted by name.
+    /// Describes every mailbox (that this user has some right on), sorted
+    /// by name, fetching page after page ([`list_page`](Self::list_page)),
+    /// so that it works however many there are.
     pub fn list(&mut self) -> Result<Vec<MailboxInfo>, Error> {
-        let response = self.roundtrip(Request::ListMailboxes)?;
-        session::expect_mailboxes(response)
+        let mut all = Vec::new();
+        let mut after: Option<String> = None;
+        loop {
+            let page = self.list_page(after.as_deref(), PAGE_ROWS)?;
+            match session::follow_page(&mut all, after.as_deref(), page)? {
+                Some(next) => after = Some(next),
+                None => return Ok(all),
+            }
+        }
+    }
+
+    /// One page of [`list`](Self::list): at most `max` mailboxes whose
+    /// names sort after `after` (`None`: from the first), and where the
+    /// next page starts.
+    pub fn list_page(&mut self, after: Option<&str>, max: u32) -> Result<Page<MailboxInfo>, Error> {
+        session::expect_mailbox_page(self.roundtrip(session::mailbox_page_request(after, max))?)
     }
 
     /// Describes one mailbox.
@@ -870,7 +886,21 @@ impl Client {
 
     /// Every claimed name with its owner, sorted by name.
     pub fn names(&mut self) -> Result<Vec<NameInfo>, Error> {
-        session::expect_names(self.roundtrip(Request::ListNames)?)
+        let mut all = Vec::new();
+        let mut after: Option<String> = None;
+        loop {
+            let page = self.names_page(after.as_deref(), PAGE_ROWS)?;
+            match session::follow_page(&mut all, after.as_deref(), page)? {
+                Some(next) => after = Some(next),
+                None => return Ok(all),
+            }
+        }
+    }
+
+    /// One page of [`names`](Self::names): at most `max` names sorting
+    /// after `after`, and where the next page starts.
+    pub fn names_page(&mut self, after: Option<&str>, max: u32) -> Result<Page<NameInfo>, Error> {
+        session::expect_name_page(self.roundtrip(session::name_page_request(after, max))?)
     }
 
     /// Changes a mailbox's owner (root only), group or mode; `None` keeps
@@ -1976,7 +2006,13 @@ mod tests {
         let server = std::thread::spawn(move || {
             let (stream, _) = listener.accept().expect("accept");
             fake_broker(stream, |frame| {
-                answer(frame, Ok(Response::Mailboxes(Vec::new())))
+                answer(
+                    frame,
+                    Ok(Response::MailboxPage {
+                        mailboxes: Vec::new(),
+                        next: None,
+                    }),
+                )
             })
             .finish()
         });
@@ -2029,13 +2065,16 @@ mod tests {
             } => refuse(ErrorKind::NameTaken),
             Request::ClaimName { .. } => Ok(Response::NameClaimed),
             Request::ReleaseName { .. } => Ok(Response::NameReleased),
-            Request::ListNames => Ok(Response::Names(vec![NameInfo {
-                name: "svc".into(),
-                process: 1,
-                pid: 2,
-                uid: 3,
-                queued_claims: 0,
-            }])),
+            Request::ListNamePage { .. } => Ok(Response::NamePage {
+                names: vec![NameInfo {
+                    name: "svc".into(),
+                    process: 1,
+                    pid: 2,
+                    uid: 3,
+                    queued_claims: 0,
+                }],
+                next: None,
+            }),
             Request::SetInboxCapacity { .. } => Ok(Response::InboxCapacitySet),
             _ => refuse(ErrorKind::Internal),
         };

@@ -59,7 +59,8 @@ pub use mailbox_proto::{
     DEFAULT_MAX_MESSAGE_SIZE, MAX_KEY_LEN, MAX_MESSAGE_SIZE_LIMIT,
 };
 pub use session::{
-    wait_at_most, BatchReceipt, Held, PipelineError, SendReceipt, StreamError, StreamReceipt,
+    wait_at_most, BatchReceipt, Held, Page, PipelineError, SendReceipt, StreamError, StreamReceipt,
+    PAGE_ROWS,
 };
 
 use session::{Batcher, ReceiveTally, SendTally, Session, StreamReceiveTally, StreamSendTally};
@@ -636,9 +637,31 @@ impl Client {
         session::expect_deleted(self.roundtrip(request).await?)
     }
 
-    /// Describes every mailbox, sorted by name.
+    /// Describes every mailbox (that this user has some right on), sorted
+    /// by name, fetching page after page ([`list_page`](Self::list_page)),
+    /// so that it works however many there are.
     pub async fn list(&self) -> Result<Vec<MailboxInfo>, Error> {
-        session::expect_mailboxes(self.roundtrip(Request::ListMailboxes).await?)
+        let mut all = Vec::new();
+        let mut after: Option<String> = None;
+        loop {
+            let page = self.list_page(after.as_deref(), PAGE_ROWS).await?;
+            match session::follow_page(&mut all, after.as_deref(), page)? {
+                Some(next) => after = Some(next),
+                None => return Ok(all),
+            }
+        }
+    }
+
+    /// One page of [`list`](Self::list): at most `max` mailboxes whose
+    /// names sort after `after` (`None`: from the first), and where the
+    /// next page starts.
+    pub async fn list_page(
+        &self,
+        after: Option<&str>,
+        max: u32,
+    ) -> Result<Page<MailboxInfo>, Error> {
+        let request = session::mailbox_page_request(after, max);
+        session::expect_mailbox_page(self.roundtrip(request).await?)
     }
 
     /// Describes one mailbox.
@@ -1258,7 +1281,22 @@ impl Client {
 
     /// Every claimed name with its owner, sorted by name.
     pub async fn names(&self) -> Result<Vec<NameInfo>, Error> {
-        session::expect_names(self.roundtrip(Request::ListNames).await?)
+        let mut all = Vec::new();
+        let mut after: Option<String> = None;
+        loop {
+            let page = self.names_page(after.as_deref(), PAGE_ROWS).await?;
+            match session::follow_page(&mut all, after.as_deref(), page)? {
+                Some(next) => after = Some(next),
+                None => return Ok(all),
+            }
+        }
+    }
+
+    /// One page of [`names`](Self::names): at most `max` names sorting
+    /// after `after`, and where the next page starts.
+    pub async fn names_page(&self, after: Option<&str>, max: u32) -> Result<Page<NameInfo>, Error> {
+        let request = session::name_page_request(after, max);
+        session::expect_name_page(self.roundtrip(request).await?)
     }
 
     /// Changes a mailbox's owner (root only), group or mode; `None` keeps
@@ -1640,7 +1678,13 @@ mod tests {
                 ));
                 replies
             }
-            _ => vec![answer(frame.id, Ok(Response::Mailboxes(Vec::new())))],
+            _ => vec![answer(
+                frame.id,
+                Ok(Response::MailboxPage {
+                    mailboxes: Vec::new(),
+                    next: None,
+                }),
+            )],
         })
         .await;
         within(async {
@@ -1684,7 +1728,13 @@ mod tests {
                 cancelled(*request),
                 answer(frame.id, Ok(Response::CancelResult { cancelled: true })),
             ],
-            _ => vec![answer(frame.id, Ok(Response::Mailboxes(Vec::new())))],
+            _ => vec![answer(
+                frame.id,
+                Ok(Response::MailboxPage {
+                    mailboxes: Vec::new(),
+                    next: None,
+                }),
+            )],
         })
         .await;
         within(async {
@@ -1717,7 +1767,13 @@ mod tests {
                 answer(*request, Ok(Response::Received(message(1, b"kept")))),
                 answer(frame.id, Ok(Response::CancelResult { cancelled: false })),
             ],
-            _ => vec![answer(frame.id, Ok(Response::Mailboxes(Vec::new())))],
+            _ => vec![answer(
+                frame.id,
+                Ok(Response::MailboxPage {
+                    mailboxes: Vec::new(),
+                    next: None,
+                }),
+            )],
         })
         .await;
         within(async {
@@ -1857,7 +1913,13 @@ mod tests {
                 answer(*request, Ok(Response::ReceivedMany(messages(1, 3)))),
                 answer(frame.id, Ok(Response::CancelResult { cancelled: false })),
             ],
-            _ => vec![answer(frame.id, Ok(Response::Mailboxes(Vec::new())))],
+            _ => vec![answer(
+                frame.id,
+                Ok(Response::MailboxPage {
+                    mailboxes: Vec::new(),
+                    next: None,
+                }),
+            )],
         })
         .await;
         within(async {
@@ -2090,7 +2152,13 @@ mod tests {
                 frame.id,
                 Err(BrokerError::new(ErrorKind::WouldBlock, "empty")),
             )],
-            _ => vec![answer(frame.id, Ok(Response::Mailboxes(Vec::new())))],
+            _ => vec![answer(
+                frame.id,
+                Ok(Response::MailboxPage {
+                    mailboxes: Vec::new(),
+                    next: None,
+                }),
+            )],
         })
         .await;
         within(async {
@@ -2139,7 +2207,13 @@ mod tests {
                 frame.id,
                 Err(BrokerError::new(ErrorKind::WouldBlock, "empty")),
             )],
-            _ => vec![answer(frame.id, Ok(Response::Mailboxes(Vec::new())))],
+            _ => vec![answer(
+                frame.id,
+                Ok(Response::MailboxPage {
+                    mailboxes: Vec::new(),
+                    next: None,
+                }),
+            )],
         })
         .await;
         within(async {
@@ -2200,7 +2274,13 @@ mod tests {
                 answer(frame.id, Ok(Response::CancelResult { cancelled: false })),
             ],
             Request::ReleaseName { .. } => vec![answer(frame.id, Ok(Response::NameReleased))],
-            _ => vec![answer(frame.id, Ok(Response::Mailboxes(Vec::new())))],
+            _ => vec![answer(
+                frame.id,
+                Ok(Response::MailboxPage {
+                    mailboxes: Vec::new(),
+                    next: None,
+                }),
+            )],
         })
         .await;
         within(async {

@@ -307,7 +307,7 @@ fn send_options(input: &mut Unstructured<'_>) -> Result<SendOptions> {
 }
 
 fn request(input: &mut Unstructured<'_>) -> Result<Request> {
-    Ok(match input.int_in_range(0..=22)? {
+    Ok(match input.int_in_range(0..=24)? {
         0 => Request::CreateMailbox {
             name: name(input)?,
             settings: settings(input)?,
@@ -430,6 +430,22 @@ fn request(input: &mut Unstructured<'_>) -> Result<Request> {
             },
         },
         21 => Request::Purge { name: name(input)? },
+        22 => Request::ListMailboxPage {
+            after: if input.arbitrary()? {
+                Some(name(input)?)
+            } else {
+                None
+            },
+            max: *input.choose(&[0, 1, 2, 1000, u32::MAX])?,
+        },
+        23 => Request::ListNamePage {
+            after: if input.arbitrary()? {
+                Some(name(input)?)
+            } else {
+                None
+            },
+            max: *input.choose(&[0, 1, 2, u32::MAX])?,
+        },
         _ => Request::SetInboxCapacity {
             capacity: capacity(input)?,
         },

@@ -59,6 +59,7 @@ use proptest::prelude::*;
 
 use super::{Clock, ConnectionId, Core, Limits, Outcome, Peer, Reply, Ticket};
 
+mod listing;
 mod step3;
 mod step4;
 
@@ -603,6 +604,13 @@ fn show(reply: &Reply) -> String {
                 .map(|n| format!("{}=c{}+{}", n.name, n.process, n.queued_claims))
                 .collect();
             format!("names {}", names.join(" ")).trim_end().to_owned()
+        }
+        // Pages have their own tests (`tests/listing.rs`), not scripts.
+        Ok(Response::MailboxPage { mailboxes, next }) => {
+            format!("mailbox page of {} next {next:?}", mailboxes.len())
+        }
+        Ok(Response::NamePage { names, next }) => {
+            format!("name page of {} next {next:?}", names.len())
         }
     };
     format!(

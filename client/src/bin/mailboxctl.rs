@@ -917,10 +917,13 @@ fn run(cli: &Cli) -> Result<(), Failure> {
         Command::List => {
             let mailboxes = client.list().map_err(fail)?;
             if cli.json {
+                // One write for the lot: a listing may have many thousands.
+                let mut lines = String::new();
                 for info in &mailboxes {
-                    out.emit(|| mailbox_json(info), String::new)?;
+                    lines.push_str(&mailbox_json(info).to_string());
+                    lines.push('\n');
                 }
-                Ok(())
+                out.text(&lines)
             } else {
                 out.text(&mailbox_table(&mailboxes))
             }
