@@ -329,3 +329,199 @@ fn a_socket_behind_a_closed_directory_is_a_permission_problem() {
     );
     assert!(said.contains("mode 0700"), "{said}");
 }
+
+// ---------------------------------------------------------------------------
+// 17. `send` reads all of stdin before checking the size.
+
+#[test]
+fn send_stops_reading_stdin_at_the_largest_message_and_fails_at_once() {
+    use std::io::Write;
+    let broker = Broker::start();
+    broker.ok(&["create", "small", "--max-size", "1KiB"]);
+    let mut child = broker
+        .ctl()
+        .args(["send", "small"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn mailboxctl");
+    let mut stdin = child.stdin.take().expect("stdin");
+    const OFFERED: usize = 64 << 20;
+    let writer = std::thread::spawn(move || {
+        let chunk = vec![b'x'; 1 << 20];
+        let mut written = 0;
+        while written < OFFERED {
+            match stdin.write_all(&chunk) {
+                Ok(()) => written += chunk.len(),
+                Err(error) => {
+                    assert_eq!(error.kind(), std::io::ErrorKind::BrokenPipe, "{error}");
+                    break;
+                }
+            }
+        }
+        written
+    });
+    let output = finish_within(child, Duration::from_secs(15), "send");
+    let written = writer.join().expect("writer");
+    assert_eq!(exit_code(&output), 65, "{}", stderr(&output));
+    assert!(
+        stderr(&output).contains("larger than"),
+        "{}",
+        stderr(&output)
+    );
+    // It stopped at 16 MiB (plus what the pipe holds), not at 64.
+    assert!(
+        written < 24 << 20,
+        "mailboxctl read {written} bytes of stdin"
+    );
+    // Below the protocol's limit, the mailbox's own maximum is the broker's
+    // to enforce, with the same exit code.
+    let over = broker.run_with_input(&["send", "small"], &[b'x'; 2048]);
+    assert_eq!(exit_code(&over), 65, "{}", stderr(&over));
+}
+
+// ---------------------------------------------------------------------------
+// 16. `recv --exec` leaves its command running when mailboxctl is killed.
+
+/// Whether `pid` is gone (or a zombie nobody reaped yet).
+fn is_gone(pid: i32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Err(_) => true,
+        Ok(stat) => stat
+            .rsplit_once(')')
+            .is_some_and(|(_, rest)| rest.trim_start().starts_with('Z')),
+    }
+}
+
+#[test]
+fn killing_mailboxctl_kills_its_exec_command_and_what_that_started() {
+    let broker = Broker::start();
+    broker.ok(&["create", "jobs"]);
+    broker.ok(&["send", "jobs", "task"]);
+    let dir = tempfile::tempdir().expect("temp dir");
+    let pids = dir.path().join("pids");
+    // The shell, and a grandchild it waits for (not exec'd in its place).
+    let command = format!(
+        "echo $$ >> {0}; sleep 300 & echo $! >> {0}; wait",
+        pids.display()
+    );
+    let worker = broker
+        .ctl()
+        .args(["recv", "jobs", "--ack", "--exec", &command])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn mailboxctl");
+    mailbox_tests::wait_until("the command started its sleep", || {
+        std::fs::read_to_string(&pids).is_ok_and(|text| text.lines().count() == 2)
+    });
+    let started: Vec<i32> = std::fs::read_to_string(&pids)
+        .expect("pids")
+        .lines()
+        .map(|line| line.trim().parse().expect("a pid"))
+        .collect();
+    let mut worker = Running::from_child(worker);
+    signal(worker.pid(), libc::SIGKILL);
+    while worker.is_running() {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    for pid in started {
+        mailbox_tests::wait_until(&format!("process {pid} of the command is gone"), || {
+            is_gone(pid)
+        });
+    }
+    // Its message was not acknowledged: it is back for the next worker.
+    assert_eq!(broker.ok(&["recv", "jobs", "--nonblock"]), "task");
+}
+
+#[test]
+fn a_command_that_ends_normally_leaves_its_background_work_alone() {
+    let broker = Broker::start();
+    broker.ok(&["create", "jobs"]);
+    broker.ok(&["send", "jobs", "task"]);
+    let dir = tempfile::tempdir().expect("temp dir");
+    let pid_file = dir.path().join("pid");
+    let command = format!(
+        "sleep 300 > /dev/null 2>&1 & echo $! > {}",
+        pid_file.display()
+    );
+    broker.ok(&["recv", "jobs", "--exec", &command]);
+    let pid: i32 = std::fs::read_to_string(&pid_file)
+        .expect("pid")
+        .trim()
+        .parse()
+        .expect("a pid");
+    // The guardian stood down: the background sleep still runs.
+    std::thread::sleep(Duration::from_millis(200));
+    assert!(!is_gone(pid), "a normal end kills nothing");
+    signal(pid as u32, libc::SIGKILL);
+}
+
+// ---------------------------------------------------------------------------
+// 9. `--exec` never fails because of what a message contains; a message it
+// cannot hand over is put back once, never retried in a loop.
+
+#[test]
+fn a_message_the_worker_cannot_hand_over_goes_back_once_behind_the_others() {
+    let broker = Broker::start();
+    broker.ok(&["create", "jobs", "--max-deliveries", "3"]);
+    broker.ok(&["send", "jobs", "first"]);
+    broker.ok(&["send", "jobs", "second"]);
+    // No sh on PATH: the command cannot be started, whatever the message.
+    let child = broker
+        .ctl()
+        .args(["recv", "jobs", "--ack", "--follow", "--exec", "cat"])
+        .env("PATH", "/nonexistent")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn mailboxctl");
+    let output = finish_within(child, Duration::from_secs(15), "the worker");
+    assert_eq!(exit_code(&output), 1, "{}", stderr(&output));
+    assert!(
+        stderr(&output).contains("cannot start the command"),
+        "{}",
+        stderr(&output)
+    );
+    // Put back at the tail, counted: the next message is not blocked.
+    let next = broker.ok(&["--json", "recv", "jobs", "--nonblock"]);
+    assert_eq!(
+        mailbox_tests::json_lines(next.as_bytes())[0]["payload"],
+        "second"
+    );
+    let again = broker.ok(&["--json", "recv", "jobs", "--nonblock"]);
+    let again = &mailbox_tests::json_lines(again.as_bytes())[0];
+    assert_eq!(again["payload"], "first");
+    assert_eq!(again["redeliveries"], 1);
+}
+
+#[test]
+fn a_key_no_environment_variable_can_hold_reaches_the_command_in_hex() {
+    let broker = Broker::start();
+    broker.ok(&["create", "jobs"]);
+    let mut client = mailbox_client::blocking::Client::connect(broker.socket()).expect("connect");
+    let options = mailbox_client::SendOptions {
+        key: Some("a\0b".into()),
+        ..Default::default()
+    };
+    let sent = client.post(
+        mailbox_client::Target::mailbox("jobs"),
+        "poison",
+        options,
+        mailbox_client::Wait::Never,
+    );
+    if let Err(error) = sent {
+        // A broker that validates keys refuses it: nothing can reach --exec.
+        assert!(error.is_broker_answer(), "{error}");
+        return;
+    }
+    let output = broker.run(&[
+        "recv",
+        "jobs",
+        "--ack",
+        "--exec",
+        r#"test -z "${MAILBOX_KEY+set}" && test "$MAILBOX_KEY_HEX" = 610062 && test "$(cat)" = poison"#,
+    ]);
+    assert_eq!(exit_code(&output), 0, "{}", stderr(&output));
+}
