@@ -97,13 +97,10 @@ impl Client {
     /// has one ([`Error::NoAnswer`] otherwise).
     pub fn connect_with(path: impl AsRef<Path>, options: &ConnectOptions) -> Result<Self, Error> {
         let path = path.as_ref();
-        let stream = UnixStream::connect(path).map_err(|source| Error::Connect {
-            path: path.to_owned(),
-            hint: connect::connect_hint(path, &source).into(),
-            source,
-        })?;
+        let deadline = options.timeout.map(|limit| (Instant::now() + limit, limit));
+        let stream = connect::connect_stream(path, options.timeout)?;
         connect::check_broker(stream.as_raw_fd(), path, options)?;
-        Self::handshake(stream, options.timeout)
+        Self::handshake(stream, deadline)
     }
 
     /// Connects to the broker's socket found by the usual rule (as
@@ -126,9 +123,12 @@ impl Client {
         Self::handshake(stream, None)
     }
 
-    /// Says hello and waits for the welcome, within `limit` if given.
-    fn handshake(mut stream: UnixStream, limit: Option<Duration>) -> Result<Self, Error> {
-        let deadline = limit.map(|limit| (Instant::now() + limit, limit));
+    /// Says hello and waits for the welcome, until the deadline if given
+    /// (with the whole limit, for the error).
+    fn handshake(
+        mut stream: UnixStream,
+        deadline: Option<(Instant, Duration)>,
+    ) -> Result<Self, Error> {
         let no_answer = |error: Error| match (deadline, &error) {
             (Some((_, waited)), Error::Io(io)) if is_timeout(io) => Error::NoAnswer { waited },
             _ => error,
@@ -987,7 +987,7 @@ impl Client {
             if in_flight.is_empty() {
                 break;
             }
-            let pumped = self.flush().and_then(|()| self.pump());
+            let pumped = self.pump_within(wait);
             in_flight.retain(|id, position| match self.answered.remove(id) {
                 Some(result) => {
                     tally.record(*position, session::into_result(result));
@@ -1054,7 +1054,7 @@ impl Client {
             if in_flight.is_empty() {
                 break;
             }
-            let pumped = self.flush().and_then(|()| self.pump());
+            let pumped = self.pump_within(wait);
             while let Some(result) = in_flight.front().and_then(|id| self.answered.remove(id)) {
                 in_flight.pop_front();
                 if let Some(message) = tally.record(session::into_result(result)) {
@@ -1140,7 +1140,7 @@ impl Client {
             if in_flight.is_empty() {
                 break;
             }
-            let pumped = self.flush().and_then(|()| self.pump());
+            let pumped = self.pump_within(wait);
             in_flight.retain(|(id, positions)| match self.answered.remove(id) {
                 Some(result) => {
                     tally.record(positions.clone(), session::into_result(result));
@@ -1220,7 +1220,7 @@ impl Client {
             if in_flight.is_empty() {
                 break;
             }
-            let pumped = self.flush().and_then(|()| self.pump());
+            let pumped = self.pump_within(wait);
             while let Some(result) = in_flight
                 .front()
                 .and_then(|(id, _)| self.answered.remove(id))
@@ -1272,6 +1272,18 @@ impl Client {
         let answer = self.flush().and_then(|()| self.wait_for(id));
         self.deadline = None;
         answer
+    }
+
+    /// Writes what is queued and reads once, for a pipeline whose requests
+    /// wait as `wait` says: the read gives up after that wait plus
+    /// [`ANSWER_GRACE`](crate::ANSWER_GRACE) without a byte from the broker
+    /// ([`Error::NoAnswer`]).
+    fn pump_within(&mut self, wait: Wait) -> Result<(), Error> {
+        let limit = connect::wait_limit(wait);
+        self.deadline = limit.map(|limit| (Instant::now() + limit, limit));
+        let pumped = self.flush().and_then(|()| self.pump());
+        self.deadline = None;
+        pumped
     }
 
     /// Reads until the request `id` is answered.

@@ -8,11 +8,13 @@
 
 use std::ffi::CString;
 use std::io;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::MetadataExt;
 use std::os::unix::io::RawFd;
+use std::os::unix::net::UnixStream;
 use std::path::Path;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use mailbox_proto::{accounts, Request, Wait};
 
@@ -42,7 +44,7 @@ pub const ANSWER_GRACE: Duration = Duration::from_secs(2);
 ///
 /// ```
 /// use mailbox_client::ConnectOptions;
-/// use std::time::Duration;
+/// use std::time::{Duration, Instant};
 ///
 /// let options = ConnectOptions::new()
 ///     .timeout(Duration::from_secs(1))
@@ -171,6 +173,74 @@ pub(crate) fn check_broker(fd: RawFd, path: &Path, options: &ConnectOptions) -> 
     })
 }
 
+/// Connects a blocking stream to `path`. With a `limit`, the connect itself
+/// is bounded too: a stopped broker's full listen backlog makes `connect(2)`
+/// block, so it is tried non-blocking, again every few milliseconds, until
+/// the limit ([`Error::NoAnswer`]).
+pub(crate) fn connect_stream(path: &Path, limit: Option<Duration>) -> Result<UnixStream, Error> {
+    let failed = |source: io::Error| Error::Connect {
+        path: path.to_owned(),
+        hint: connect_hint(path, &source).into(),
+        source,
+    };
+    let Some(limit) = limit else {
+        return UnixStream::connect(path).map_err(failed);
+    };
+    let deadline = Instant::now() + limit;
+    let bytes = path.as_os_str().as_bytes();
+    // SAFETY: an all-zero sockaddr_un is valid.
+    let mut address: libc::sockaddr_un = unsafe { std::mem::zeroed() };
+    if bytes.len() >= address.sun_path.len() || bytes.contains(&0) {
+        return Err(failed(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "the socket path is too long or has a NUL byte",
+        )));
+    }
+    address.sun_family = libc::AF_UNIX as libc::sa_family_t;
+    for (to, from) in address.sun_path.iter_mut().zip(bytes) {
+        *to = *from as libc::c_char;
+    }
+    // SAFETY: creating a socket has no memory preconditions.
+    let fd = unsafe {
+        libc::socket(
+            libc::AF_UNIX,
+            libc::SOCK_STREAM | libc::SOCK_CLOEXEC | libc::SOCK_NONBLOCK,
+            0,
+        )
+    };
+    if fd < 0 {
+        return Err(failed(io::Error::last_os_error()));
+    }
+    // SAFETY: the socket was just created and is owned by nobody else.
+    let socket = unsafe { OwnedFd::from_raw_fd(fd) };
+    loop {
+        // SAFETY: `address` is a valid sockaddr_un of the size given.
+        let rc = unsafe {
+            libc::connect(
+                socket.as_raw_fd(),
+                (&address as *const libc::sockaddr_un).cast(),
+                std::mem::size_of::<libc::sockaddr_un>() as libc::socklen_t,
+            )
+        };
+        if rc == 0 {
+            break;
+        }
+        let error = io::Error::last_os_error();
+        match error.raw_os_error() {
+            Some(libc::EINTR) => continue,
+            // The listen backlog is full: the broker is not accepting.
+            Some(libc::EAGAIN) if Instant::now() < deadline => {
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            Some(libc::EAGAIN) => return Err(Error::NoAnswer { waited: limit }),
+            _ => return Err(failed(error)),
+        }
+    }
+    let stream = UnixStream::from(socket);
+    stream.set_nonblocking(false).map_err(failed)?;
+    Ok(stream)
+}
+
 /// How long to wait for the answer to `request` before giving up on the
 /// broker: its own timeout plus [`ANSWER_GRACE`] (just the grace for a
 /// non-blocking request), `None` for a request that may wait forever, and
@@ -187,6 +257,13 @@ pub(crate) fn answer_limit(request: &Request, untimed: Option<Duration>) -> Opti
         | Request::ClaimName { wait, .. } => *wait,
         _ => return untimed,
     };
+    wait_limit(wait)
+}
+
+/// How long to wait for an answer to a request that waits as `wait` says:
+/// its timeout plus [`ANSWER_GRACE`], just the grace for [`Wait::Never`],
+/// `None` for [`Wait::Forever`].
+pub(crate) fn wait_limit(wait: Wait) -> Option<Duration> {
     match wait {
         Wait::Forever => None,
         Wait::Never => Some(ANSWER_GRACE),
@@ -200,6 +277,9 @@ pub(crate) fn answer_limit(request: &Request, untimed: Option<Duration>) -> Opti
 pub(crate) fn connect_hint(path: &Path, error: &io::Error) -> String {
     match error.kind() {
         io::ErrorKind::PermissionDenied => permission_hint(path),
+        io::ErrorKind::WouldBlock => "the broker's queue of new connections is full: it is \
+            not accepting them (stopped or overloaded); check mailboxd's state and log"
+            .to_owned(),
         _ => "is the broker running? start it with `mailboxd` or set MAILBOX_SOCKET".to_owned(),
     }
 }
@@ -286,8 +366,6 @@ fn account_name(id: u32, user: bool) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::os::unix::io::AsRawFd;
-    use std::os::unix::net::UnixStream;
 
     #[test]
     fn a_socket_pair_is_our_own_uid_and_trusted() {

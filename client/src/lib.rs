@@ -65,6 +65,20 @@ pub use session::{
 
 use session::{Batcher, ReceiveTally, SendTally, Session, StreamReceiveTally, StreamSendTally};
 
+/// Waits for an answer at most `limit` (then [`Error::NoAnswer`]; dropping
+/// the wait cancels its request), or as long as it takes for `None`.
+async fn bounded(
+    limit: Option<Duration>,
+    answer: impl std::future::Future<Output = Result<Response, Error>>,
+) -> Result<Response, Error> {
+    match limit {
+        None => answer.await,
+        Some(limit) => tokio::time::timeout(limit, answer)
+            .await
+            .unwrap_or(Err(Error::NoAnswer { waited: limit })),
+    }
+}
+
 /// Bytes the reader asks of the socket per read, at least.
 const READ_CHUNK: usize = 64 * 1024;
 
@@ -610,12 +624,7 @@ impl Client {
         let limit = connect::answer_limit(&request, None);
         match self.connection.shared.begin(request)? {
             Begun::Ready(response) => Ok(response),
-            Begun::Waiting(call) => match limit {
-                None => call.wait().await,
-                Some(limit) => tokio::time::timeout(limit, call.wait())
-                    .await
-                    .unwrap_or(Err(Error::NoAnswer { waited: limit })),
-            },
+            Begun::Waiting(call) => bounded(limit, call.wait()).await,
         }
     }
 
@@ -1380,7 +1389,10 @@ impl Client {
             let Some((position, call)) = in_flight.pop_front() else {
                 break;
             };
-            tally.record(position, call.wait().await);
+            tally.record(
+                position,
+                bounded(connect::wait_limit(wait), call.wait()).await,
+            );
         }
         tally.finish()
     }
@@ -1433,7 +1445,9 @@ impl Client {
             let Some(call) = in_flight.pop_front() else {
                 break;
             };
-            if let Some(message) = tally.record(call.wait().await) {
+            if let Some(message) =
+                tally.record(bounded(connect::wait_limit(wait), call.wait()).await)
+            {
                 each(message);
             }
         }
@@ -1494,7 +1508,10 @@ impl Client {
             let Some((positions, call)) = in_flight.pop_front() else {
                 break;
             };
-            tally.record(positions, call.wait().await);
+            tally.record(
+                positions,
+                bounded(connect::wait_limit(wait), call.wait()).await,
+            );
         }
         tally.finish()
     }
@@ -1549,7 +1566,7 @@ impl Client {
             let Some((max, call)) = in_flight.pop_front() else {
                 break;
             };
-            let messages = tally.record(max, call.wait().await);
+            let messages = tally.record(max, bounded(connect::wait_limit(wait), call.wait()).await);
             messages.into_iter().for_each(&mut each);
         }
         tally.finish()

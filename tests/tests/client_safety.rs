@@ -525,3 +525,69 @@ fn a_key_no_environment_variable_can_hold_reaches_the_command_in_hex() {
     ]);
     assert_eq!(exit_code(&output), 0, "{}", stderr(&output));
 }
+
+/// Fills the listen backlog of a stopped broker with connections nobody
+/// accepts, until a non-blocking connect says EAGAIN; returns them (to keep
+/// them open) or `None` if the backlog did not fill within `most`.
+fn fill_backlog(socket: &Path, most: usize) -> Option<Vec<std::os::fd::OwnedFd>> {
+    use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+    use std::os::unix::ffi::OsStrExt;
+    let bytes = socket.as_os_str().as_bytes();
+    // SAFETY: an all-zero sockaddr_un is valid.
+    let mut address: libc::sockaddr_un = unsafe { std::mem::zeroed() };
+    address.sun_family = libc::AF_UNIX as libc::sa_family_t;
+    for (to, from) in address.sun_path.iter_mut().zip(bytes) {
+        *to = *from as libc::c_char;
+    }
+    let mut held = Vec::new();
+    while held.len() < most {
+        // SAFETY: plain system calls; the fd is owned at once.
+        let socket = unsafe {
+            OwnedFd::from_raw_fd(libc::socket(
+                libc::AF_UNIX,
+                libc::SOCK_STREAM | libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC,
+                0,
+            ))
+        };
+        // SAFETY: `address` is a valid sockaddr_un of the size given.
+        let rc = unsafe {
+            libc::connect(
+                socket.as_raw_fd(),
+                (&address as *const libc::sockaddr_un).cast(),
+                std::mem::size_of::<libc::sockaddr_un>() as libc::socklen_t,
+            )
+        };
+        if rc != 0 {
+            let error = std::io::Error::last_os_error();
+            assert_eq!(error.raw_os_error(), Some(libc::EAGAIN), "{error}");
+            return Some(held);
+        }
+        held.push(socket);
+    }
+    None
+}
+
+#[test]
+fn a_full_backlog_of_a_stopped_broker_does_not_hang_a_timed_command() {
+    let broker = Broker::start();
+    broker.ok(&["create", "q"]);
+    let _stopped = Stopped::new(&broker);
+    let Some(_held) = fill_backlog(broker.socket(), 10_000) else {
+        eprintln!("skipped: the listen backlog did not fill with 10,000 connections");
+        return;
+    };
+    let child = broker
+        .ctl()
+        .args(["recv", "q", "--timeout", "500ms"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn mailboxctl");
+    let output = finish_within(child, Duration::from_secs(15), "recv");
+    assert_eq!(exit_code(&output), 69, "{}", stderr(&output));
+    assert!(
+        stderr(&output).contains("did not answer"),
+        "{}",
+        stderr(&output)
+    );
+}
