@@ -1460,6 +1460,83 @@ mod tests {
     }
 
     #[test]
+    fn list_and_names_follow_the_pages_to_the_end() {
+        // A broker with names "m0".."m9", three to a page.
+        let names: Vec<String> = (0..10).map(|n| format!("m{n}")).collect();
+        let page_of = move |after: &Option<String>| {
+            let rest: Vec<String> = names
+                .iter()
+                .filter(|name| after.as_ref().is_none_or(|after| *name > after))
+                .cloned()
+                .collect();
+            let page: Vec<String> = rest.iter().take(3).cloned().collect();
+            let next = (rest.len() > 3).then(|| page[2].clone());
+            (page, next)
+        };
+        let (mut client, broker) = connected(move |frame| match &frame.request {
+            Request::ListMailboxPage { after, .. } => {
+                let (page, next) = page_of(after);
+                let mailboxes = page
+                    .into_iter()
+                    .map(|name| MailboxInfo {
+                        name,
+                        settings: MailboxSettings::default(),
+                        queued_messages: 0,
+                        queued_bytes: 0,
+                        waiting_senders: 0,
+                        waiting_receivers: 0,
+                        subscribers: 0,
+                        messages_accepted: 0,
+                        messages_delivered: 0,
+                        in_flight: 0,
+                        messages_redelivered: 0,
+                        messages_expired: 0,
+                        messages_dead_lettered: 0,
+                        messages_dropped: 0,
+                        owner_uid: 0,
+                        group_gid: 0,
+                        mode: 0o760,
+                    })
+                    .collect();
+                answer(frame, Ok(Response::MailboxPage { mailboxes, next }))
+            }
+            Request::ListNamePage { after, .. } => {
+                let (page, next) = page_of(after);
+                let names = page
+                    .into_iter()
+                    .map(|name| NameInfo {
+                        name,
+                        process: 1,
+                        pid: 2,
+                        uid: 3,
+                        queued_claims: 0,
+                    })
+                    .collect();
+                answer(frame, Ok(Response::NamePage { names, next }))
+            }
+            _ => answer(frame, Err(BrokerError::new(ErrorKind::Internal, "no"))),
+        });
+        let listed: Vec<String> = client
+            .list()
+            .expect("list")
+            .into_iter()
+            .map(|info| info.name)
+            .collect();
+        let named: Vec<String> = client
+            .names()
+            .expect("names")
+            .into_iter()
+            .map(|info| info.name)
+            .collect();
+        let expected: Vec<String> = (0..10).map(|n| format!("m{n}")).collect();
+        assert_eq!(listed, expected);
+        assert_eq!(named, expected);
+        drop(client);
+        // Four pages each: 3 + 3 + 3 + 1.
+        assert_eq!(broker.finish().frames.len(), 8);
+    }
+
+    #[test]
     fn requests_get_their_answers() {
         let (mut client, broker) = connected(|frame| match &frame.request {
             Request::CreateMailbox { .. } => answer(frame, Ok(Response::Created { created: true })),
