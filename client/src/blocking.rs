@@ -14,7 +14,7 @@ use std::ops::Range;
 use std::os::unix::io::AsRawFd;
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
 use mailbox_proto::{
@@ -23,10 +23,11 @@ use mailbox_proto::{
     Verdict, Wait, Welcome,
 };
 
+use crate::connect::{self, ConnectOptions};
 use crate::error::Error;
 use crate::session::{
-    self, BatchReceipt, Batcher, Held, PipelineError, ReceiveTally, SendReceipt, SendTally,
-    Session, StreamError, StreamReceipt, StreamReceiveTally, StreamSendTally,
+    self, BatchReceipt, Batcher, Held, Page, PipelineError, ReceiveTally, SendReceipt, SendTally,
+    Session, StreamError, StreamReceipt, StreamReceiveTally, StreamSendTally, PAGE_ROWS,
 };
 
 /// Bytes asked of the socket per read.
@@ -62,6 +63,15 @@ pub struct Client {
     answered: HashMap<RequestId, Result<Response, BrokerError>>,
     /// Why the connection is unusable, once it is.
     closed: Option<Error>,
+    /// Whether the socket has read and write timeouts set (for a timed
+    /// request), to clear before an untimed one.
+    timed: bool,
+    /// When the timed request in progress gives up, and its whole wait
+    /// (for its [`Error::NoAnswer`]).
+    deadline: Option<(Instant, Duration)>,
+    /// How long a request without a timeout of its own may wait for its
+    /// answer ([`Client::set_untimed_limit`]).
+    untimed_limit: Option<Duration>,
 }
 
 impl fmt::Debug for Client {
@@ -75,14 +85,28 @@ impl fmt::Debug for Client {
 }
 
 impl Client {
-    /// Connects to the broker listening at `path` and performs the handshake.
+    /// Connects to the broker listening at `path` and performs the
+    /// handshake, with the default [`ConnectOptions`].
     pub fn connect(path: impl AsRef<Path>) -> Result<Self, Error> {
+        Self::connect_with(path, &ConnectOptions::default())
+    }
+
+    /// Connects to the broker listening at `path`, checks that it runs as a
+    /// user `options` trust ([`Error::UntrustedBroker`] otherwise: nothing
+    /// is sent), and performs the handshake within `options`' timeout if it
+    /// has one ([`Error::NoAnswer`] otherwise).
+    pub fn connect_with(path: impl AsRef<Path>, options: &ConnectOptions) -> Result<Self, Error> {
         let path = path.as_ref();
-        let stream = UnixStream::connect(path).map_err(|source| Error::Connect {
-            path: path.to_owned(),
-            source,
-        })?;
-        Self::from_stream(stream)
+        let deadline = options.timeout.map(|limit| (Instant::now() + limit, limit));
+        let stream = connect::connect_stream(path, options.timeout)?;
+        connect::check_broker(stream.as_raw_fd(), path, options)?;
+        Self::handshake(stream, deadline)
+    }
+
+    /// Connects to the broker's socket found by the usual rule (as
+    /// [`connect_default`](Self::connect_default)) with `options`.
+    pub fn connect_default_with(options: &ConnectOptions) -> Result<Self, Error> {
+        Self::connect_with(socket_path::resolve(None::<PathBuf>), options)
     }
 
     /// Connects to the broker's socket found by the usual rule:
@@ -93,21 +117,38 @@ impl Client {
     }
 
     /// Performs the handshake on an already connected stream (for example
-    /// one end of a socket pair).
-    pub fn from_stream(mut stream: UnixStream) -> Result<Self, Error> {
+    /// one end of a socket pair; the caller chose its peer: no credentials
+    /// are checked).
+    pub fn from_stream(stream: UnixStream) -> Result<Self, Error> {
+        Self::handshake(stream, None)
+    }
+
+    /// Says hello and waits for the welcome, until the deadline if given
+    /// (with the whole limit, for the error).
+    fn handshake(
+        mut stream: UnixStream,
+        deadline: Option<(Instant, Duration)>,
+    ) -> Result<Self, Error> {
+        let no_answer = |error: Error| match (deadline, &error) {
+            (Some((_, waited)), Error::Io(io)) if is_timeout(io) => Error::NoAnswer { waited },
+            _ => error,
+        };
         let mut outgoing = BytesMut::new();
         session::encode_hello(&session::default_client_name(), &mut outgoing)?;
+        set_timeouts(&stream, deadline.map(|(at, _)| at)).map_err(Error::Io)?;
         stream
             .write_all(&outgoing)
-            .map_err(Error::from_connection_io)?;
+            .map_err(|error| no_answer(Error::from_connection_io(error)))?;
         outgoing.clear();
         let mut incoming = BytesMut::new();
         let welcome = loop {
             if let Some(frame) = session::decode_server_frame(&mut incoming)? {
                 break session::accept_handshake(frame)?;
             }
-            read_some(&mut stream, &mut incoming)?;
+            set_timeouts(&stream, deadline.map(|(at, _)| at)).map_err(Error::Io)?;
+            read_some(&mut stream, &mut incoming).map_err(no_answer)?;
         };
+        set_timeouts(&stream, None).map_err(Error::Io)?;
         Ok(Self {
             stream,
             session: Session::new(&welcome),
@@ -116,12 +157,24 @@ impl Client {
             outgoing,
             answered: HashMap::new(),
             closed: None,
+            timed: false,
+            deadline: None,
+            untimed_limit: None,
         })
     }
 
     /// The broker's id for this connection, as message metadata shows it.
     pub fn connection_id(&self) -> u64 {
         self.welcome.connection_id
+    }
+
+    /// Makes requests that have no timeout of their own (create, list,
+    /// subscribe, ack, ...) give up with [`Error::NoAnswer`] when the broker
+    /// has not answered within `limit` (`None`, the default: wait as long
+    /// as it takes). Timed requests always give up after their timeout plus
+    /// [`ANSWER_GRACE`](crate::ANSWER_GRACE).
+    pub fn set_untimed_limit(&mut self, limit: Option<Duration>) {
+        self.untimed_limit = limit;
     }
 
     /// The broker's version, as it announced it in the handshake.
@@ -161,10 +214,26 @@ impl Client {
         session::expect_deleted(response)
     }
 
-    /// Describes every mailbox, sorted by name.
+    /// Describes every mailbox (that this user has some right on), sorted
+    /// by name, fetching page after page ([`list_page`](Self::list_page)),
+    /// so that it works however many there are.
     pub fn list(&mut self) -> Result<Vec<MailboxInfo>, Error> {
-        let response = self.roundtrip(Request::ListMailboxes)?;
-        session::expect_mailboxes(response)
+        let mut all = Vec::new();
+        let mut after: Option<String> = None;
+        loop {
+            let page = self.list_page(after.as_deref(), PAGE_ROWS)?;
+            match session::follow_page(&mut all, after.as_deref(), page)? {
+                Some(next) => after = Some(next),
+                None => return Ok(all),
+            }
+        }
+    }
+
+    /// One page of [`list`](Self::list): at most `max` mailboxes whose
+    /// names sort after `after` (`None`: from the first), and where the
+    /// next page starts.
+    pub fn list_page(&mut self, after: Option<&str>, max: u32) -> Result<Page<MailboxInfo>, Error> {
+        session::expect_mailbox_page(self.roundtrip(session::mailbox_page_request(after, max))?)
     }
 
     /// Describes one mailbox.
@@ -834,7 +903,21 @@ impl Client {
 
     /// Every claimed name with its owner, sorted by name.
     pub fn names(&mut self) -> Result<Vec<NameInfo>, Error> {
-        session::expect_names(self.roundtrip(Request::ListNames)?)
+        let mut all = Vec::new();
+        let mut after: Option<String> = None;
+        loop {
+            let page = self.names_page(after.as_deref(), PAGE_ROWS)?;
+            match session::follow_page(&mut all, after.as_deref(), page)? {
+                Some(next) => after = Some(next),
+                None => return Ok(all),
+            }
+        }
+    }
+
+    /// One page of [`names`](Self::names): at most `max` names sorting
+    /// after `after`, and where the next page starts.
+    pub fn names_page(&mut self, after: Option<&str>, max: u32) -> Result<Page<NameInfo>, Error> {
+        session::expect_name_page(self.roundtrip(session::name_page_request(after, max))?)
     }
 
     /// Changes a mailbox's owner (root only), group or mode; `None` keeps
@@ -934,7 +1017,7 @@ impl Client {
             if in_flight.is_empty() {
                 break;
             }
-            let pumped = self.flush().and_then(|()| self.pump());
+            let pumped = self.pump_within(wait);
             in_flight.retain(|id, position| match self.answered.remove(id) {
                 Some(result) => {
                     tally.record(*position, session::into_result(result));
@@ -1001,7 +1084,7 @@ impl Client {
             if in_flight.is_empty() {
                 break;
             }
-            let pumped = self.flush().and_then(|()| self.pump());
+            let pumped = self.pump_within(wait);
             while let Some(result) = in_flight.front().and_then(|id| self.answered.remove(id)) {
                 in_flight.pop_front();
                 if let Some(message) = tally.record(session::into_result(result)) {
@@ -1087,7 +1170,7 @@ impl Client {
             if in_flight.is_empty() {
                 break;
             }
-            let pumped = self.flush().and_then(|()| self.pump());
+            let pumped = self.pump_within(wait);
             in_flight.retain(|(id, positions)| match self.answered.remove(id) {
                 Some(result) => {
                     tally.record(positions.clone(), session::into_result(result));
@@ -1167,7 +1250,7 @@ impl Client {
             if in_flight.is_empty() {
                 break;
             }
-            let pumped = self.flush().and_then(|()| self.pump());
+            let pumped = self.pump_within(wait);
             while let Some(result) = in_flight
                 .front()
                 .and_then(|(id, _)| self.answered.remove(id))
@@ -1206,11 +1289,31 @@ impl Client {
         }
     }
 
-    /// One request, one answer.
+    /// One request, one answer. A timed request gives up on a broker that
+    /// does not answer within its timeout plus [`ANSWER_GRACE`]
+    /// ([`Error::NoAnswer`]), and closes the connection: its answer may
+    /// still come, and nothing else could be told apart from it.
+    ///
+    /// [`ANSWER_GRACE`]: crate::ANSWER_GRACE
     fn roundtrip(&mut self, request: Request) -> Result<Response, Error> {
+        let limit = connect::answer_limit(&request, self.untimed_limit);
         let id = self.start(request)?;
-        self.flush()?;
-        self.wait_for(id)
+        self.deadline = limit.map(|limit| (Instant::now() + limit, limit));
+        let answer = self.flush().and_then(|()| self.wait_for(id));
+        self.deadline = None;
+        answer
+    }
+
+    /// Writes what is queued and reads once, for a pipeline whose requests
+    /// wait as `wait` says: the read gives up after that wait plus
+    /// [`ANSWER_GRACE`](crate::ANSWER_GRACE) without a byte from the broker
+    /// ([`Error::NoAnswer`]).
+    fn pump_within(&mut self, wait: Wait) -> Result<(), Error> {
+        let limit = connect::wait_limit(wait);
+        self.deadline = limit.map(|limit| (Instant::now() + limit, limit));
+        let pumped = self.flush().and_then(|()| self.pump());
+        self.deadline = None;
+        pumped
     }
 
     /// Reads until the request `id` is answered.
@@ -1221,6 +1324,30 @@ impl Client {
             }
             self.pump()?;
         }
+    }
+
+    /// Makes the socket's next read or write wait at most until the
+    /// deadline of the request in progress, or without limit when it has
+    /// none; a deadline already past is [`Error::NoAnswer`] (and closes the
+    /// connection).
+    fn apply_deadline(&mut self) -> Result<(), Error> {
+        if let Some(error) = &self.closed {
+            return Err(error.replicate());
+        }
+        match self.deadline {
+            None if !self.timed => return Ok(()),
+            None => self.timed = false,
+            Some((at, waited)) => {
+                if at <= Instant::now() {
+                    return Err(self.close(Error::NoAnswer { waited }));
+                }
+                self.timed = true;
+            }
+        }
+        if let Err(error) = set_timeouts(&self.stream, self.deadline.map(|(at, _)| at)) {
+            return Err(self.close(Error::Io(error)));
+        }
+        Ok(())
     }
 
     /// Queues a request's frame for the next [`flush`](Self::flush).
@@ -1236,18 +1363,21 @@ impl Client {
         if self.outgoing.is_empty() {
             return Ok(());
         }
+        self.apply_deadline()?;
         let written = self.stream.write_all(&self.outgoing);
         self.outgoing.clear();
-        written.map_err(|error| self.close(Error::from_connection_io(error)))
+        written.map_err(|error| {
+            let error = self.no_answer(Error::from_connection_io(error));
+            self.close(error)
+        })
     }
 
     /// Reads once (blocking until something arrives) and files every whole
     /// answer under its request's id.
     fn pump(&mut self) -> Result<(), Error> {
-        if let Some(error) = &self.closed {
-            return Err(error.replicate());
-        }
+        self.apply_deadline()?;
         if let Err(error) = read_some(&mut self.stream, &mut self.incoming) {
+            let error = self.no_answer(error);
             return Err(self.close(error));
         }
         loop {
@@ -1263,6 +1393,17 @@ impl Client {
         }
     }
 
+    /// A read or write that ran into the socket's timeout (set for a timed
+    /// request) is the broker not answering.
+    fn no_answer(&self, error: Error) -> Error {
+        match (&error, self.deadline) {
+            (Error::Io(io), Some((_, waited))) if self.timed && is_timeout(io) => {
+                Error::NoAnswer { waited }
+            }
+            _ => error,
+        }
+    }
+
     /// Marks the connection unusable for good and returns `error`.
     fn close(&mut self, error: Error) -> Error {
         self.session.drain().for_each(drop);
@@ -1272,6 +1413,25 @@ impl Client {
         let _ = self.stream.shutdown(std::net::Shutdown::Both);
         error
     }
+}
+
+/// Whether an I/O error is a socket timeout (`SO_RCVTIMEO`, `SO_SNDTIMEO`).
+fn is_timeout(error: &io::Error) -> bool {
+    matches!(
+        error.kind(),
+        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+    )
+}
+
+/// Sets the socket's read and write timeouts to the time left until
+/// `deadline` (at least a millisecond), or clears them.
+fn set_timeouts(stream: &UnixStream, deadline: Option<Instant>) -> io::Result<()> {
+    let left = deadline.map(|at| {
+        at.saturating_duration_since(Instant::now())
+            .max(Duration::from_millis(1))
+    });
+    stream.set_read_timeout(left)?;
+    stream.set_write_timeout(left)
 }
 
 /// Reads once into `incoming`, straight into its spare capacity (no copy
@@ -1327,6 +1487,85 @@ mod tests {
             id: frame.id,
             result,
         }]
+    }
+
+    #[test]
+    fn list_and_names_follow_the_pages_to_the_end() {
+        // A broker with names "m0".."m9", three to a page.
+        let names: Vec<String> = (0..10).map(|n| format!("m{n}")).collect();
+        let page_of = move |after: &Option<String>| {
+            let rest: Vec<String> = names
+                .iter()
+                .filter(|name| after.as_ref().is_none_or(|after| *name > after))
+                .cloned()
+                .collect();
+            let page: Vec<String> = rest.iter().take(3).cloned().collect();
+            let next = (rest.len() > 3).then(|| page[2].clone());
+            (page, next)
+        };
+        let (mut client, broker) = connected(move |frame| match &frame.request {
+            Request::ListMailboxPage { after, .. } => {
+                let (page, next) = page_of(after);
+                let mailboxes = page
+                    .into_iter()
+                    .map(|name| MailboxInfo {
+                        name,
+                        settings: MailboxSettings::default(),
+                        queued_messages: 0,
+                        queued_bytes: 0,
+                        waiting_senders: 0,
+                        waiting_receivers: 0,
+                        subscribers: 0,
+                        messages_accepted: 0,
+                        messages_delivered: 0,
+                        in_flight: 0,
+                        messages_redelivered: 0,
+                        messages_expired: 0,
+                        messages_dead_lettered: 0,
+                        messages_dropped: 0,
+                        owner_uid: 0,
+                        group_gid: 0,
+                        mode: 0o760,
+                        ack_timeouts: 0,
+                        slow_subscribers_cut: 0,
+                    })
+                    .collect();
+                answer(frame, Ok(Response::MailboxPage { mailboxes, next }))
+            }
+            Request::ListNamePage { after, .. } => {
+                let (page, next) = page_of(after);
+                let names = page
+                    .into_iter()
+                    .map(|name| NameInfo {
+                        name,
+                        process: 1,
+                        pid: 2,
+                        uid: 3,
+                        queued_claims: 0,
+                    })
+                    .collect();
+                answer(frame, Ok(Response::NamePage { names, next }))
+            }
+            _ => answer(frame, Err(BrokerError::new(ErrorKind::Internal, "no"))),
+        });
+        let listed: Vec<String> = client
+            .list()
+            .expect("list")
+            .into_iter()
+            .map(|info| info.name)
+            .collect();
+        let named: Vec<String> = client
+            .names()
+            .expect("names")
+            .into_iter()
+            .map(|info| info.name)
+            .collect();
+        let expected: Vec<String> = (0..10).map(|n| format!("m{n}")).collect();
+        assert_eq!(listed, expected);
+        assert_eq!(named, expected);
+        drop(client);
+        // Four pages each: 3 + 3 + 3 + 1.
+        assert_eq!(broker.finish().frames.len(), 8);
     }
 
     #[test]
@@ -1888,7 +2127,13 @@ mod tests {
         let server = std::thread::spawn(move || {
             let (stream, _) = listener.accept().expect("accept");
             fake_broker(stream, |frame| {
-                answer(frame, Ok(Response::Mailboxes(Vec::new())))
+                answer(
+                    frame,
+                    Ok(Response::MailboxPage {
+                        mailboxes: Vec::new(),
+                        next: None,
+                    }),
+                )
             })
             .finish()
         });
@@ -1941,13 +2186,16 @@ mod tests {
             } => refuse(ErrorKind::NameTaken),
             Request::ClaimName { .. } => Ok(Response::NameClaimed),
             Request::ReleaseName { .. } => Ok(Response::NameReleased),
-            Request::ListNames => Ok(Response::Names(vec![NameInfo {
-                name: "svc".into(),
-                process: 1,
-                pid: 2,
-                uid: 3,
-                queued_claims: 0,
-            }])),
+            Request::ListNamePage { .. } => Ok(Response::NamePage {
+                names: vec![NameInfo {
+                    name: "svc".into(),
+                    process: 1,
+                    pid: 2,
+                    uid: 3,
+                    queued_claims: 0,
+                }],
+                next: None,
+            }),
             Request::SetInboxCapacity { .. } => Ok(Response::InboxCapacitySet),
             _ => refuse(ErrorKind::Internal),
         };

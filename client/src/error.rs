@@ -14,16 +14,51 @@ use mailbox_proto::{BrokerError, ErrorKind};
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     /// The socket could not be connected to.
-    #[error(
-        "cannot connect to mailboxd at {}: {source}; is the broker running? \
-         start it with `mailboxd` or set MAILBOX_SOCKET",
-        .path.display()
-    )]
+    #[error("cannot connect to mailboxd at {}: {source}; {hint}", .path.display())]
     Connect {
         /// The socket path tried.
         path: PathBuf,
         /// Why the connection failed.
         source: io::Error,
+        /// What to do about it: start the broker, or, for a socket this
+        /// user may not open, whose directory or socket it is and what
+        /// access it needs.
+        hint: Box<str>,
+    },
+    /// The process answering on the socket runs as a user this client does
+    /// not trust as the broker (see [`ConnectOptions`](crate::ConnectOptions)):
+    /// nothing was sent to it.
+    #[error(
+        "the process answering at {} (pid {pid}) runs as uid {uid}, which this client does \
+         not trust as the broker (trusted: root, the user mailbox, your own uid {}{}); \
+         if it is the broker you mean, set MAILBOX_BROKER_UID={uid}",
+        .path.display(),
+        // SAFETY: geteuid cannot fail.
+        unsafe { libc::geteuid() },
+        .named.as_ref().map(|user| format!(", and {user} named by MAILBOX_BROKER_UID or the option")).unwrap_or_default()
+    )]
+    UntrustedBroker {
+        /// The socket path.
+        path: PathBuf,
+        /// The uid the answering process runs as (`SO_PEERCRED`).
+        uid: u32,
+        /// Its process id.
+        pid: u32,
+        /// The user also trusted by `$MAILBOX_BROKER_UID` or the option.
+        named: Option<Box<str>>,
+    },
+    /// The broker did not answer within a timed request's timeout plus
+    /// [`ANSWER_GRACE`](crate::ANSWER_GRACE) (or a connect's timeout): it is
+    /// stopped, hung or overloaded. The blocking client closes the
+    /// connection (every later call fails with this error); the async one
+    /// withdraws the request and keeps the connection.
+    #[error(
+        "the broker did not answer within {waited:?}; it may be stopped (SIGSTOP) or \
+         overloaded"
+    )]
+    NoAnswer {
+        /// How long the client waited.
+        waited: std::time::Duration,
     },
     /// Reading from or writing to the connection failed.
     #[error("i/o error on the broker connection: {0}")]
@@ -115,7 +150,12 @@ impl Error {
             Error::Broker(error) | Error::Rejected(error) | Error::Partial { error, .. } => {
                 Some(error.kind)
             }
-            Error::Connect { .. } | Error::Io(_) | Error::Protocol(_) | Error::Disconnected => None,
+            Error::Connect { .. }
+            | Error::UntrustedBroker { .. }
+            | Error::NoAnswer { .. }
+            | Error::Io(_)
+            | Error::Protocol(_)
+            | Error::Disconnected => None,
         }
     }
 
@@ -140,10 +180,23 @@ impl Error {
     /// request that was waiting on the connection (`io::Error` is not `Clone`).
     pub(crate) fn replicate(&self) -> Error {
         match self {
-            Error::Connect { path, source } => Error::Connect {
+            Error::Connect { path, source, hint } => Error::Connect {
                 path: path.clone(),
                 source: io::Error::new(source.kind(), source.to_string()),
+                hint: hint.clone(),
             },
+            Error::UntrustedBroker {
+                path,
+                uid,
+                pid,
+                named,
+            } => Error::UntrustedBroker {
+                path: path.clone(),
+                uid: *uid,
+                pid: *pid,
+                named: named.clone(),
+            },
+            Error::NoAnswer { waited } => Error::NoAnswer { waited: *waited },
             Error::Io(error) => Error::Io(io::Error::new(error.kind(), error.to_string())),
             Error::Protocol(message) => Error::Protocol(message.clone()),
             Error::Rejected(error) => Error::Rejected(error.clone()),
@@ -180,9 +233,12 @@ mod tests {
 
     #[test]
     fn connect_error_says_what_to_do() {
+        let path = std::path::Path::new("/tmp/x.sock");
+        let source = io::Error::from(io::ErrorKind::NotFound);
         let error = Error::Connect {
-            path: "/tmp/x.sock".into(),
-            source: io::Error::from(io::ErrorKind::NotFound),
+            path: path.to_owned(),
+            hint: crate::connect::connect_hint(path, &source).into(),
+            source,
         };
         let text = error.to_string();
         assert!(

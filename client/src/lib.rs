@@ -15,10 +15,19 @@
 //! `$MAILBOX_SOCKET`, else `$XDG_RUNTIME_DIR/mailbox/mailboxd.sock`, else
 //! `/run/mailbox/mailboxd.sock`.
 //!
-//! This crate does not retry, reconnect or time out on its own: timeouts are
-//! the broker's ([`Wait`]), and a broken connection fails every call on it.
+//! Before sending anything, a client checks who answers on the socket
+//! (`SO_PEERCRED`): root, the service user `mailbox`, its own uid, or the
+//! user named by `$MAILBOX_BROKER_UID` or [`ConnectOptions::broker_user`];
+//! anyone else is [`Error::UntrustedBroker`].
+//!
+//! This crate does not retry or reconnect: timeouts are the broker's
+//! ([`Wait`]), and a broken connection fails every call on it. It only
+//! stops waiting on its own when the broker fails to answer a timed
+//! request within its timeout plus [`ANSWER_GRACE`] (a stopped or hung
+//! broker): [`Error::NoAnswer`].
 
 pub mod blocking;
+mod connect;
 mod duration;
 mod error;
 mod session;
@@ -40,6 +49,7 @@ use tokio::net::UnixStream;
 use tokio::sync::{oneshot, Notify};
 use tokio::task::JoinHandle;
 
+pub use connect::{ConnectOptions, ANSWER_GRACE, BROKER_UID_VARIABLE};
 pub use duration::{parse_duration, ParseDurationError};
 pub use error::Error;
 pub use mailbox_proto::{
@@ -49,10 +59,25 @@ pub use mailbox_proto::{
     DEFAULT_MAX_MESSAGE_SIZE, MAX_KEY_LEN, MAX_MESSAGE_SIZE_LIMIT,
 };
 pub use session::{
-    wait_at_most, BatchReceipt, Held, PipelineError, SendReceipt, StreamError, StreamReceipt,
+    wait_at_most, BatchReceipt, Held, Page, PipelineError, SendReceipt, StreamError, StreamReceipt,
+    PAGE_ROWS,
 };
 
 use session::{Batcher, ReceiveTally, SendTally, Session, StreamReceiveTally, StreamSendTally};
+
+/// Waits for an answer at most `limit` (then [`Error::NoAnswer`]; dropping
+/// the wait cancels its request), or as long as it takes for `None`.
+async fn bounded(
+    limit: Option<Duration>,
+    answer: impl std::future::Future<Output = Result<Response, Error>>,
+) -> Result<Response, Error> {
+    match limit {
+        None => answer.await,
+        Some(limit) => tokio::time::timeout(limit, answer)
+            .await
+            .unwrap_or(Err(Error::NoAnswer { waited: limit })),
+    }
+}
 
 /// Bytes the reader asks of the socket per read, at least.
 const READ_CHUNK: usize = 64 * 1024;
@@ -493,16 +518,42 @@ impl fmt::Debug for Client {
 }
 
 impl Client {
-    /// Connects to the broker listening at `path` and performs the handshake.
+    /// Connects to the broker listening at `path` and performs the handshake,
+    /// with the default [`ConnectOptions`].
     pub async fn connect(path: impl AsRef<Path>) -> Result<Self, Error> {
+        Self::connect_with(path, &ConnectOptions::default()).await
+    }
+
+    /// Connects to the broker listening at `path`, checks that it runs as a
+    /// user `options` trust ([`Error::UntrustedBroker`] otherwise), and
+    /// performs the handshake, all within `options`' timeout if it has one
+    /// ([`Error::NoAnswer`] otherwise).
+    pub async fn connect_with(
+        path: impl AsRef<Path>,
+        options: &ConnectOptions,
+    ) -> Result<Self, Error> {
         let path = path.as_ref();
-        let stream = UnixStream::connect(path)
-            .await
-            .map_err(|source| Error::Connect {
-                path: path.to_owned(),
-                source,
-            })?;
-        Self::from_stream(stream).await
+        let connecting = async {
+            let stream = UnixStream::connect(path)
+                .await
+                .map_err(|source| Error::Connect {
+                    path: path.to_owned(),
+                    hint: connect::connect_hint(path, &source).into(),
+                    source,
+                })?;
+            connect::check_broker(
+                std::os::unix::io::AsRawFd::as_raw_fd(&stream),
+                path,
+                options,
+            )?;
+            Self::from_stream(stream).await
+        };
+        match options.timeout {
+            None => connecting.await,
+            Some(limit) => tokio::time::timeout(limit, connecting)
+                .await
+                .unwrap_or(Err(Error::NoAnswer { waited: limit })),
+        }
     }
 
     /// Connects to the broker's socket found by the usual rule:
@@ -512,7 +563,8 @@ impl Client {
         Self::connect(socket_path::resolve(None::<PathBuf>)).await
     }
 
-    /// Performs the handshake on an already connected stream.
+    /// Performs the handshake on an already connected stream (the caller
+    /// chose its peer: no credentials are checked).
     pub async fn from_stream(mut stream: UnixStream) -> Result<Self, Error> {
         let mut outgoing = BytesMut::new();
         session::encode_hello(&session::default_client_name(), &mut outgoing)?;
@@ -564,10 +616,15 @@ impl Client {
         &self.connection.welcome.broker_version
     }
 
+    /// One request, one answer; a timed request gives up on a broker that
+    /// does not answer within its timeout plus [`ANSWER_GRACE`] (dropping
+    /// the wait cancels the request, and whatever crossed the cancel is
+    /// kept as for any dropped receive).
     async fn roundtrip(&self, request: Request) -> Result<Response, Error> {
+        let limit = connect::answer_limit(&request, None);
         match self.connection.shared.begin(request)? {
             Begun::Ready(response) => Ok(response),
-            Begun::Waiting(call) => call.wait().await,
+            Begun::Waiting(call) => bounded(limit, call.wait()).await,
         }
     }
 
@@ -603,9 +660,31 @@ impl Client {
         session::expect_deleted(self.roundtrip(request).await?)
     }
 
-    /// Describes every mailbox, sorted by name.
+    /// Describes every mailbox (that this user has some right on), sorted
+    /// by name, fetching page after page ([`list_page`](Self::list_page)),
+    /// so that it works however many there are.
     pub async fn list(&self) -> Result<Vec<MailboxInfo>, Error> {
-        session::expect_mailboxes(self.roundtrip(Request::ListMailboxes).await?)
+        let mut all = Vec::new();
+        let mut after: Option<String> = None;
+        loop {
+            let page = self.list_page(after.as_deref(), PAGE_ROWS).await?;
+            match session::follow_page(&mut all, after.as_deref(), page)? {
+                Some(next) => after = Some(next),
+                None => return Ok(all),
+            }
+        }
+    }
+
+    /// One page of [`list`](Self::list): at most `max` mailboxes whose
+    /// names sort after `after` (`None`: from the first), and where the
+    /// next page starts.
+    pub async fn list_page(
+        &self,
+        after: Option<&str>,
+        max: u32,
+    ) -> Result<Page<MailboxInfo>, Error> {
+        let request = session::mailbox_page_request(after, max);
+        session::expect_mailbox_page(self.roundtrip(request).await?)
     }
 
     /// Describes one mailbox.
@@ -1229,7 +1308,22 @@ impl Client {
 
     /// Every claimed name with its owner, sorted by name.
     pub async fn names(&self) -> Result<Vec<NameInfo>, Error> {
-        session::expect_names(self.roundtrip(Request::ListNames).await?)
+        let mut all = Vec::new();
+        let mut after: Option<String> = None;
+        loop {
+            let page = self.names_page(after.as_deref(), PAGE_ROWS).await?;
+            match session::follow_page(&mut all, after.as_deref(), page)? {
+                Some(next) => after = Some(next),
+                None => return Ok(all),
+            }
+        }
+    }
+
+    /// One page of [`names`](Self::names): at most `max` names sorting
+    /// after `after`, and where the next page starts.
+    pub async fn names_page(&self, after: Option<&str>, max: u32) -> Result<Page<NameInfo>, Error> {
+        let request = session::name_page_request(after, max);
+        session::expect_name_page(self.roundtrip(request).await?)
     }
 
     /// Changes a mailbox's owner (root only), group or mode; `None` keeps
@@ -1328,7 +1422,10 @@ impl Client {
             let Some((position, call)) = in_flight.pop_front() else {
                 break;
             };
-            tally.record(position, call.wait().await);
+            tally.record(
+                position,
+                bounded(connect::wait_limit(wait), call.wait()).await,
+            );
         }
         tally.finish()
     }
@@ -1381,7 +1478,9 @@ impl Client {
             let Some(call) = in_flight.pop_front() else {
                 break;
             };
-            if let Some(message) = tally.record(call.wait().await) {
+            if let Some(message) =
+                tally.record(bounded(connect::wait_limit(wait), call.wait()).await)
+            {
                 each(message);
             }
         }
@@ -1442,7 +1541,10 @@ impl Client {
             let Some((positions, call)) = in_flight.pop_front() else {
                 break;
             };
-            tally.record(positions, call.wait().await);
+            tally.record(
+                positions,
+                bounded(connect::wait_limit(wait), call.wait()).await,
+            );
         }
         tally.finish()
     }
@@ -1497,7 +1599,7 @@ impl Client {
             let Some((max, call)) = in_flight.pop_front() else {
                 break;
             };
-            let messages = tally.record(max, call.wait().await);
+            let messages = tally.record(max, bounded(connect::wait_limit(wait), call.wait()).await);
             messages.into_iter().for_each(&mut each);
         }
         tally.finish()
@@ -1626,7 +1728,13 @@ mod tests {
                 ));
                 replies
             }
-            _ => vec![answer(frame.id, Ok(Response::Mailboxes(Vec::new())))],
+            _ => vec![answer(
+                frame.id,
+                Ok(Response::MailboxPage {
+                    mailboxes: Vec::new(),
+                    next: None,
+                }),
+            )],
         })
         .await;
         within(async {
@@ -1670,7 +1778,13 @@ mod tests {
                 cancelled(*request),
                 answer(frame.id, Ok(Response::CancelResult { cancelled: true })),
             ],
-            _ => vec![answer(frame.id, Ok(Response::Mailboxes(Vec::new())))],
+            _ => vec![answer(
+                frame.id,
+                Ok(Response::MailboxPage {
+                    mailboxes: Vec::new(),
+                    next: None,
+                }),
+            )],
         })
         .await;
         within(async {
@@ -1703,7 +1817,13 @@ mod tests {
                 answer(*request, Ok(Response::Received(message(1, b"kept")))),
                 answer(frame.id, Ok(Response::CancelResult { cancelled: false })),
             ],
-            _ => vec![answer(frame.id, Ok(Response::Mailboxes(Vec::new())))],
+            _ => vec![answer(
+                frame.id,
+                Ok(Response::MailboxPage {
+                    mailboxes: Vec::new(),
+                    next: None,
+                }),
+            )],
         })
         .await;
         within(async {
@@ -1843,7 +1963,13 @@ mod tests {
                 answer(*request, Ok(Response::ReceivedMany(messages(1, 3)))),
                 answer(frame.id, Ok(Response::CancelResult { cancelled: false })),
             ],
-            _ => vec![answer(frame.id, Ok(Response::Mailboxes(Vec::new())))],
+            _ => vec![answer(
+                frame.id,
+                Ok(Response::MailboxPage {
+                    mailboxes: Vec::new(),
+                    next: None,
+                }),
+            )],
         })
         .await;
         within(async {
@@ -2076,7 +2202,13 @@ mod tests {
                 frame.id,
                 Err(BrokerError::new(ErrorKind::WouldBlock, "empty")),
             )],
-            _ => vec![answer(frame.id, Ok(Response::Mailboxes(Vec::new())))],
+            _ => vec![answer(
+                frame.id,
+                Ok(Response::MailboxPage {
+                    mailboxes: Vec::new(),
+                    next: None,
+                }),
+            )],
         })
         .await;
         within(async {
@@ -2125,7 +2257,13 @@ mod tests {
                 frame.id,
                 Err(BrokerError::new(ErrorKind::WouldBlock, "empty")),
             )],
-            _ => vec![answer(frame.id, Ok(Response::Mailboxes(Vec::new())))],
+            _ => vec![answer(
+                frame.id,
+                Ok(Response::MailboxPage {
+                    mailboxes: Vec::new(),
+                    next: None,
+                }),
+            )],
         })
         .await;
         within(async {
@@ -2186,7 +2324,13 @@ mod tests {
                 answer(frame.id, Ok(Response::CancelResult { cancelled: false })),
             ],
             Request::ReleaseName { .. } => vec![answer(frame.id, Ok(Response::NameReleased))],
-            _ => vec![answer(frame.id, Ok(Response::Mailboxes(Vec::new())))],
+            _ => vec![answer(
+                frame.id,
+                Ok(Response::MailboxPage {
+                    mailboxes: Vec::new(),
+                    next: None,
+                }),
+            )],
         })
         .await;
         within(async {

@@ -287,6 +287,8 @@ fn unexpected(expected: &str, response: &Response) -> Error {
         Response::InboxPermissionsSet => "InboxPermissionsSet",
         Response::PermissionsSet => "PermissionsSet",
         Response::Purged { .. } => "Purged",
+        Response::MailboxPage { .. } => "MailboxPage",
+        Response::NamePage { .. } => "NamePage",
     };
     Error::Protocol(format!(
         "the broker answered {got} where {expected} was due"
@@ -309,11 +311,72 @@ pub(crate) fn expect_deleted(response: Response) -> Result<(), Error> {
     }
 }
 
-/// `ListMailboxes` → every mailbox.
-pub(crate) fn expect_mailboxes(response: Response) -> Result<Vec<MailboxInfo>, Error> {
+/// One page of a listing ([`Client::list_page`](crate::Client::list_page),
+/// [`Client::names_page`](crate::Client::names_page)), in name order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Page<T> {
+    /// The rows of this page; possibly none even when more follow (the
+    /// broker bounds the work of one page, and may have looked only at
+    /// rows the caller may not see).
+    pub items: Vec<T>,
+    /// Where the next page starts (pass it as `after`); `None` on the last
+    /// page.
+    pub next: Option<String>,
+}
+
+/// How many rows the whole-listing calls ask for per page (the broker also
+/// ends a page at [`mailbox_proto::MAX_PAGE_BYTES`]).
+pub const PAGE_ROWS: u32 = 1024;
+
+/// `ListMailboxPage`.
+pub(crate) fn mailbox_page_request(after: Option<&str>, max: u32) -> Request {
+    Request::ListMailboxPage {
+        after: after.map(str::to_owned),
+        max,
+    }
+}
+
+/// `ListNamePage`.
+pub(crate) fn name_page_request(after: Option<&str>, max: u32) -> Request {
+    Request::ListNamePage {
+        after: after.map(str::to_owned),
+        max,
+    }
+}
+
+/// `ListMailboxPage` → a page of mailboxes.
+pub(crate) fn expect_mailbox_page(response: Response) -> Result<Page<MailboxInfo>, Error> {
     match response {
-        Response::Mailboxes(mailboxes) => Ok(mailboxes),
-        other => Err(unexpected("Mailboxes", &other)),
+        Response::MailboxPage { mailboxes, next } => Ok(Page {
+            items: mailboxes,
+            next,
+        }),
+        other => Err(unexpected("MailboxPage", &other)),
+    }
+}
+
+/// `ListNamePage` → a page of claimed names.
+pub(crate) fn expect_name_page(response: Response) -> Result<Page<NameInfo>, Error> {
+    match response {
+        Response::NamePage { names, next } => Ok(Page { items: names, next }),
+        other => Err(unexpected("NamePage", &other)),
+    }
+}
+
+/// Adds `page` to `all` and says where the next page starts (`None`: done);
+/// a cursor that does not move forward is a broken broker, not a reason to
+/// loop forever.
+pub(crate) fn follow_page<T>(
+    all: &mut Vec<T>,
+    after: Option<&str>,
+    page: Page<T>,
+) -> Result<Option<String>, Error> {
+    all.extend(page.items);
+    match (page.next, after) {
+        (Some(next), Some(after)) if next.as_str() <= after => Err(Error::Protocol(format!(
+            "the broker's next page starts at {next:?}, not after {after:?}"
+        ))),
+        (next, _) => Ok(next),
     }
 }
 
@@ -708,14 +771,6 @@ pub(crate) fn expect_name_released(response: Response) -> Result<(), Error> {
     match response {
         Response::NameReleased => Ok(()),
         other => Err(unexpected("NameReleased", &other)),
-    }
-}
-
-/// `ListNames` → every claimed name.
-pub(crate) fn expect_names(response: Response) -> Result<Vec<NameInfo>, Error> {
-    match response {
-        Response::Names(names) => Ok(names),
-        other => Err(unexpected("Names", &other)),
     }
 }
 
@@ -2061,17 +2116,28 @@ mod tests {
             uid: 20,
             queued_claims: 0,
         }];
-        assert_eq!(
-            expect_names(Response::Names(names.clone())).expect("names"),
-            names
-        );
+        let page = expect_name_page(Response::NamePage {
+            names: names.clone(),
+            next: Some("svc".into()),
+        })
+        .expect("names");
+        assert_eq!(page.items, names);
+        assert_eq!(page.next.as_deref(), Some("svc"));
+        // A cursor that does not move on is refused, not followed forever.
+        let mut all = Vec::new();
+        let stuck = Page {
+            items: Vec::<NameInfo>::new(),
+            next: Some("a".into()),
+        };
+        assert!(follow_page(&mut all, Some("b"), stuck).is_err());
         // Each refuses the others' answers as a protocol error.
         for error in [
             expect_settled(Response::Replied).expect_err("wrong"),
             expect_replied(Response::Settled).expect_err("wrong"),
             expect_name_claimed(Response::NameReleased).expect_err("wrong"),
             expect_name_released(Response::NameClaimed).expect_err("wrong"),
-            expect_names(Response::InboxCapacitySet).expect_err("wrong"),
+            expect_name_page(Response::InboxCapacitySet).expect_err("wrong"),
+            expect_mailbox_page(Response::Names(Vec::new())).expect_err("wrong"),
             expect_inbox_capacity_set(Response::Names(Vec::new())).expect_err("wrong"),
         ] {
             assert!(matches!(error, Error::Protocol(_)), "{error}");

@@ -325,7 +325,7 @@ fn mode(input: &mut Unstructured<'_>) -> Result<Option<u32>> {
 }
 
 fn request(input: &mut Unstructured<'_>) -> Result<Request> {
-    Ok(match input.int_in_range(0..=24)? {
+    Ok(match input.int_in_range(0..=26)? {
         0 => Request::CreateMailbox {
             name: name(input)?,
             settings: settings(input)?,
@@ -466,6 +466,22 @@ fn request(input: &mut Unstructured<'_>) -> Result<Request> {
             } else {
                 None
             },
+        },
+        24 => Request::ListMailboxPage {
+            after: if input.arbitrary()? {
+                Some(name(input)?)
+            } else {
+                None
+            },
+            max: *input.choose(&[0, 1, 2, 1000, u32::MAX])?,
+        },
+        25 => Request::ListNamePage {
+            after: if input.arbitrary()? {
+                Some(name(input)?)
+            } else {
+                None
+            },
+            max: *input.choose(&[0, 1, 2, u32::MAX])?,
         },
         _ => Request::SetInboxCapacity {
             capacity: capacity(input)?,

@@ -67,6 +67,14 @@ fn options() -> impl Options {
         .reject_trailing_bytes()
 }
 
+/// How many bytes `value` takes encoded (inside a frame), for callers that
+/// must keep a frame under a size they choose (the pages of a listing).
+pub fn encoded_len<T: Serialize>(value: &T) -> usize {
+    options()
+        .serialized_size(value)
+        .map_or(usize::MAX, |len| usize::try_from(len).unwrap_or(usize::MAX))
+}
+
 /// A buffer frames can be appended to.
 pub trait FrameBuffer {
     /// Bytes in the buffer.
@@ -1171,6 +1179,10 @@ mod tests {
             ("[a-z]{0,8}", arb_wait()).prop_map(|(name, wait)| Request::ClaimName { name, wait }),
             "[a-z]{0,8}".prop_map(|name| Request::ReleaseName { name }),
             Just(Request::ListNames),
+            (proptest::option::of("[a-z]{0,8}"), any::<u32>())
+                .prop_map(|(after, max)| Request::ListMailboxPage { after, max }),
+            (proptest::option::of("[a-z]{0,8}"), any::<u32>())
+                .prop_map(|(after, max)| Request::ListNamePage { after, max }),
             prop_oneof![
                 Just(Capacity::Zero),
                 Just(Capacity::Unbounded),
@@ -1263,6 +1275,25 @@ mod tests {
                 }])
             )),
             ".{0,30}".prop_map(|message| Err(BrokerError::new(ErrorKind::InvalidRequest, message))),
+            (
+                "[a-z]{0,8}",
+                any::<u64>(),
+                proptest::option::of("[a-z]{0,8}")
+            )
+                .prop_map(|(name, process, next)| Ok(Response::NamePage {
+                    names: vec![crate::NameInfo {
+                        name,
+                        process,
+                        pid: 1,
+                        uid: 2,
+                        queued_claims: 3
+                    }],
+                    next
+                })),
+            proptest::option::of("[a-z]{0,8}").prop_map(|next| Ok(Response::MailboxPage {
+                mailboxes: Vec::new(),
+                next
+            })),
         ]
     }
 

@@ -115,7 +115,9 @@ pub enum Request {
         /// Its name.
         name: String,
     },
-    /// Describe every mailbox.
+    /// Describe every mailbox (those the caller has some right on). Fails
+    /// with [`ErrorKind::InvalidRequest`] when the list would take more than
+    /// [`MAX_LIST_BYTES`]: use [`Request::ListMailboxPage`].
     ListMailboxes,
     /// Describe one mailbox.
     MailboxInfo {
@@ -257,7 +259,9 @@ pub enum Request {
         /// The name.
         name: String,
     },
-    /// Every claimed name and its owner.
+    /// Every claimed name and its owner. Fails with
+    /// [`ErrorKind::InvalidRequest`] when the list would take more than
+    /// [`MAX_LIST_BYTES`]: use [`Request::ListNamePage`].
     ListNames,
     /// Sets the capacity of this connection's inbox (default
     /// [`DEFAULT_INBOX_CAPACITY`]); messages already in it stay.
@@ -311,7 +315,37 @@ pub enum Request {
         /// New group gid, if any (the caller must be a member, unless root).
         group: Option<u32>,
     },
+    /// Describes the mailboxes (those the caller has some right on) whose
+    /// names sort after `after`, in name order, a page at a time: answered
+    /// with [`Response::MailboxPage`]. A page holds at most `max` mailboxes
+    /// (at least one is asked for; the broker may cap it) and at most
+    /// [`MAX_PAGE_BYTES`] of encoded rows, so it always fits a frame;
+    /// [`Request::ListMailboxes`] fails once the whole list would not.
+    ListMailboxPage {
+        /// Start after this name (`None`: from the first).
+        after: Option<String>,
+        /// The most mailboxes in the page.
+        max: u32,
+    },
+    /// Like [`Request::ListNames`], a page at a time, as
+    /// [`Request::ListMailboxPage`]: answered with [`Response::NamePage`].
+    ListNamePage {
+        /// Start after this name (`None`: from the first).
+        after: Option<String>,
+        /// The most names in the page.
+        max: u32,
+    },
 }
+
+/// The most bytes of encoded rows in one page of a listing
+/// ([`Request::ListMailboxPage`], [`Request::ListNamePage`]); a single row
+/// is always far smaller (names are at most 255 bytes).
+pub const MAX_PAGE_BYTES: usize = 1024 * 1024;
+
+/// The most bytes of encoded rows the one-frame listings
+/// ([`Request::ListMailboxes`], [`Request::ListNames`]) answer with, so that
+/// their answer stays within a client's frame limit.
+pub const MAX_LIST_BYTES: usize = crate::mailbox::MAX_MESSAGE_SIZE_LIMIT as usize;
 
 /// Capacity of a connection's inbox until it sets one.
 pub const DEFAULT_INBOX_CAPACITY: Capacity = Capacity::Bounded(1024);
@@ -582,6 +616,23 @@ pub enum Response {
     },
     /// The inbox has its new mode and group.
     InboxPermissionsSet,
+    /// A page of [`Request::ListMailboxPage`], in name order.
+    MailboxPage {
+        /// The mailboxes of this page (possibly none: the broker also ends
+        /// a page after looking at a bounded number of mailboxes the caller
+        /// may not see).
+        mailboxes: Vec<MailboxInfo>,
+        /// Where the next page starts (its `after`); `None` when this is the
+        /// last page.
+        next: Option<String>,
+    },
+    /// A page of [`Request::ListNamePage`], in name order.
+    NamePage {
+        /// The claimed names of this page.
+        names: Vec<NameInfo>,
+        /// Where the next page starts; `None` when this is the last page.
+        next: Option<String>,
+    },
 }
 
 /// What went wrong, as a kind a program can match on and a message for humans.

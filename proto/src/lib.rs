@@ -25,7 +25,8 @@ pub use codec::{
 pub use frame::{
     validate_key, Address, BrokerError, ClientFrame, ErrorKind, Hello, NameInfo, ReceiveOptions,
     Request, RequestId, Response, SendOptions, ServerFrame, Source, Stage, Target, Verdict, Wait,
-    Welcome, DEFAULT_INBOX_CAPACITY, HELLO_MAGIC, MAX_KEY_LEN, PROTOCOL_VERSION,
+    Welcome, DEFAULT_INBOX_CAPACITY, HELLO_MAGIC, MAX_KEY_LEN, MAX_LIST_BYTES, MAX_PAGE_BYTES,
+    PROTOCOL_VERSION,
 };
 pub use mailbox::{
     BrokerStatus, Capacity, DeliveryPolicy, InvalidName, Limit, MailboxInfo, MailboxName,

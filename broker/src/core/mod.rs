@@ -14,6 +14,7 @@
 mod access;
 mod budget;
 mod calls;
+mod listing;
 mod mailbox;
 mod names;
 mod types;
@@ -169,7 +170,9 @@ struct Wake {
 #[derive(Debug, Default)]
 struct Places {
     // Boxed: a mailbox is a few hundred bytes, and a map keeps spare slots.
-    mailboxes: HashMap<String, Box<Mailbox>>,
+    // Ordered, so that a listing's page starts where the last one ended
+    // without building the whole list (`listing.rs`).
+    mailboxes: BTreeMap<String, Box<Mailbox>>,
     inboxes: ConnectionMap<Box<Mailbox>>,
 }
 
@@ -520,17 +523,16 @@ impl Core {
                 self.check(ticket.connection, &name, Right::Manage)?;
                 self.delete(&name, clock, out)
             }
-            Request::ListMailboxes => {
-                let caller = self.caller(ticket.connection);
-                let mut list: Vec<_> = self
-                    .places
-                    .mailboxes
-                    .values()
-                    .filter(|m| caller.is_none_or(|c| m.permissions().visible_to(&c, &self.policy)))
-                    .map(|mailbox| mailbox.info())
-                    .collect();
-                list.sort_by(|a, b| a.name.cmp(&b.name));
-                Ok(Some(Response::Mailboxes(list)))
+            Request::ListMailboxes => Ok(Some(Response::Mailboxes(
+                self.mailbox_list(ticket.connection)?,
+            ))),
+            Request::ListMailboxPage { after, max } => {
+                let (mailboxes, next) = self.mailbox_page(ticket.connection, after.as_deref(), max);
+                Ok(Some(Response::MailboxPage { mailboxes, next }))
+            }
+            Request::ListNamePage { after, max } => {
+                let (names, next) = self.name_page(after.as_deref(), max);
+                Ok(Some(Response::NamePage { names, next }))
             }
             Request::MailboxInfo { name } => {
                 let mailbox = self.mailbox(&name)?;
@@ -708,7 +710,7 @@ impl Core {
                 self.release_name(ticket.connection, &name, out)?;
                 Ok(Some(Response::NameReleased))
             }
-            Request::ListNames => Ok(Some(Response::Names(self.list_names()))),
+            Request::ListNames => Ok(Some(Response::Names(self.name_list()?))),
             Request::SetPermissions {
                 name,
                 owner,

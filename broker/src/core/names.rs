@@ -123,23 +123,19 @@ impl Core {
         self.names.remove(name);
     }
 
-    pub(super) fn list_names(&self) -> Vec<NameInfo> {
-        self.names
-            .iter()
-            .map(|(name, entry)| {
-                let peer = self
-                    .connections
-                    .get(&entry.owner)
-                    .map(|c| c.peer)
-                    .unwrap_or_default();
-                NameInfo {
-                    name: name.clone(),
-                    process: entry.owner.0,
-                    pid: peer.pid,
-                    uid: peer.uid,
-                    queued_claims: entry.queue.len() as u32,
-                }
-            })
-            .collect()
+    /// What `ListNames` and `ListNamePage` show of one claimed name.
+    pub(super) fn name_info(&self, name: &str, entry: &NameEntry) -> NameInfo {
+        let peer = self
+            .connections
+            .get(&entry.owner)
+            .map(|c| c.peer)
+            .unwrap_or_default();
+        NameInfo {
+            name: name.to_owned(),
+            process: entry.owner.0,
+            pid: peer.pid,
+            uid: peer.uid,
+            queued_claims: entry.queue.len() as u32,
+        }
     }
 }

@@ -63,6 +63,7 @@ use proptest::prelude::*;
 use super::{Clock, ConnectionId, Core, Limits, Outcome, Peer, Reply, Ticket};
 
 mod ack_timeouts;
+mod listing;
 mod slow_subscribers;
 mod step3;
 mod step4;
@@ -662,6 +663,13 @@ fn show(reply: &Reply) -> String {
                 .map(|n| format!("{}=c{}+{}", n.name, n.process, n.queued_claims))
                 .collect();
             format!("names {}", names.join(" ")).trim_end().to_owned()
+        }
+        // Pages have their own tests (`tests/listing.rs`), not scripts.
+        Ok(Response::MailboxPage { mailboxes, next }) => {
+            format!("mailbox page of {} next {next:?}", mailboxes.len())
+        }
+        Ok(Response::NamePage { names, next }) => {
+            format!("name page of {} next {next:?}", names.len())
         }
     };
     format!(

@@ -96,7 +96,10 @@ fn approximate_size(frame: &ServerFrame) -> usize {
         Ok(Response::ReceivedMany(messages)) => {
             64 + messages.iter().map(message_size).sum::<usize>()
         }
-        Ok(Response::Mailboxes(list)) => {
+        Ok(Response::Mailboxes(list))
+        | Ok(Response::MailboxPage {
+            mailboxes: list, ..
+        }) => {
             64 + list
                 .iter()
                 .map(|info| {
@@ -108,7 +111,8 @@ fn approximate_size(frame: &ServerFrame) -> usize {
         Ok(Response::Info(info)) => {
             192 + info.name.len() + info.settings.dead_letter.as_ref().map_or(0, String::len)
         }
-        Ok(Response::Names(names)) => {
+        // A page's cursor (at most a name) fits in the 64 bytes of slack.
+        Ok(Response::Names(names)) | Ok(Response::NamePage { names, .. }) => {
             64 + names.iter().map(|name| 64 + name.name.len()).sum::<usize>()
         }
         Ok(Response::Status(status)) => 128 + status.broker_version.len(),

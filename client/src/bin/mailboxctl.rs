@@ -11,18 +11,21 @@ use std::fmt::Write as _;
 use std::io::{self, Read, Write};
 use std::os::unix::ffi::OsStringExt;
 use std::path::PathBuf;
-use std::process::{ExitCode, Stdio};
+use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::{Args, CommandFactory, Parser, Subcommand, ValueEnum};
 
+#[path = "mailboxctl/exec.rs"]
+mod exec;
 #[path = "mailboxctl/top.rs"]
 mod top;
 use mailbox_client::blocking::Client;
 use mailbox_client::{
-    parse_duration, wait_at_most, Address, BrokerStatus, Bytes, Capacity, DeliveryPolicy, Error,
-    ErrorKind, Held, MailboxInfo, MailboxSettings, Message, NameInfo, ReceiveOptions, SendOptions,
-    Source, Stage, Target, Wait, DEFAULT_MAX_MESSAGE_SIZE,
+    parse_duration, wait_at_most, Address, BrokerStatus, Bytes, Capacity, ConnectOptions,
+    DeliveryPolicy, Error, ErrorKind, Held, MailboxInfo, MailboxSettings, Message, NameInfo,
+    ReceiveOptions, SendOptions, Source, Stage, Target, Wait, DEFAULT_MAX_MESSAGE_SIZE,
+    MAX_MESSAGE_SIZE_LIMIT,
 };
 use serde_json::json;
 
@@ -33,10 +36,10 @@ use serde_json::json;
 ///
 /// Exit codes: 0 success; 1 other failure; 2 usage; 65 message, settings or
 /// request refused; 66 no such mailbox; 68 no such process; 69 broker
-/// unreachable; 73 mailbox exists with other settings, or name taken; 75
-/// would block (mailbox full or empty); 76 no reply to a call; 77
-/// permission denied; 120 timed out after a receiver took the message; 124
-/// timed out.
+/// unreachable or not answering; 73 mailbox exists with other settings, or
+/// name taken; 75 would block (mailbox full or empty); 76 no reply to a
+/// call; 77 permission denied; 78 the socket's owner is not a trusted
+/// broker; 120 timed out after a receiver took the message; 124 timed out.
 #[derive(Debug, Parser)]
 #[command(name = "mailboxctl", version, verbatim_doc_comment)]
 struct Cli {
@@ -56,6 +59,11 @@ struct Cli {
     /// and root; 0622 admits everyone, 0620 your group too.
     #[arg(long, global = true, value_name = "MODE", value_parser = parse_mode)]
     inbox_mode: Option<u32>,
+    /// Also accept a broker running as this user (uid or name); by default
+    /// only root, the user mailbox and your own uid are (exit 78 for any
+    /// other). Default: $MAILBOX_BROKER_UID.
+    #[arg(long, global = true, value_name = "USER")]
+    broker_uid: Option<String>,
     #[command(subcommand)]
     command: Command,
 }
@@ -192,11 +200,14 @@ enum Command {
     /// MAILBOX_MAILBOX (unset for the inbox), MAILBOX_SEQUENCE,
     /// MAILBOX_SENDER (the sender's process address), MAILBOX_SENDER_PID,
     /// MAILBOX_SENDER_UID, MAILBOX_SENDER_GID, MAILBOX_REDELIVERIES,
-    /// MAILBOX_KEY (when it has one) and MAILBOX_CALL (when it is a call).
-    /// A call is answered with CMD's stdout when CMD exits 0. With --ack the
-    /// message is acknowledged when CMD exits 0 and put back at the head
-    /// otherwise. Without --follow the exit code is 0 if CMD succeeded for
-    /// every message, else 1.
+    /// MAILBOX_KEY and MAILBOX_KEY_HEX (when it has one; MAILBOX_KEY is
+    /// left out for a key with a NUL byte) and MAILBOX_CALL (when it is a
+    /// call). A call is answered with CMD's stdout when CMD exits 0. With
+    /// --ack the message is acknowledged when CMD exits 0 and put back at
+    /// the head otherwise. If sh cannot be started at all, the message is
+    /// put back once at the tail (with --ack) and mailboxctl exits 1. CMD
+    /// and what it starts are killed if mailboxctl dies. Without --follow
+    /// the exit code is 0 if CMD succeeded for every message, else 1.
     #[command(verbatim_doc_comment)]
     Recv {
         /// The mailbox's name (leave it out with --inbox).
@@ -284,7 +295,8 @@ struct Addressing {
     /// The mailbox's name; leave it out with --to.
     #[arg(value_name = "MAILBOX")]
     mailbox: Option<OsString>,
-    /// The message; when absent, stdin is read to its end and sent as one message.
+    /// The message; when absent, stdin is read to its end and sent as one
+    /// message (at most 16 MiB: more fails at once, exit 65).
     #[arg(value_name = "MESSAGE")]
     message: Option<OsString>,
     /// A process's inbox instead of a mailbox: its address (digits) or a
@@ -392,6 +404,18 @@ impl Cli {
 }
 
 impl Command {
+    /// The command's own time limit: its --timeout, or zero for --nonblock.
+    fn time_limit(&self) -> Option<Duration> {
+        match self {
+            Command::Send { wait, .. } | Command::Recv { wait, .. } => match wait.nonblock {
+                true => Some(Duration::ZERO),
+                false => wait.timeout,
+            },
+            Command::Call { timeout, .. } => *timeout,
+            _ => None,
+        }
+    }
+
     /// The mailbox the command is about, for failure messages.
     fn mailbox(&self) -> Option<&str> {
         match self {
@@ -447,7 +471,9 @@ mod exit {
     pub const NO_SUCH_MAILBOX: u8 = 66;
     /// No process with that address or name (EX_NOHOST).
     pub const NO_SUCH_PROCESS: u8 = 68;
-    /// The broker cannot be reached or ended the connection (EX_UNAVAILABLE).
+    /// The broker cannot be reached, ended the connection, or did not
+    /// answer a timed request within its timeout plus the grace
+    /// (EX_UNAVAILABLE).
     pub const UNREACHABLE: u8 = 69;
     /// A mailbox of that name exists with other settings, or the
     /// well-known name is held by another process (EX_CANTCREAT).
@@ -458,6 +484,9 @@ mod exit {
     pub const NO_REPLY: u8 = 76;
     /// Permission denied (EX_NOPERM).
     pub const PERMISSION_DENIED: u8 = 77;
+    /// The process answering on the socket runs as a user not trusted as
+    /// the broker (EX_CONFIG: the socket path or --broker-uid is wrong).
+    pub const UNTRUSTED_BROKER: u8 = 78;
     /// Timed out after a receiver took the message but before it
     /// acknowledged it: the message was not withdrawn.
     pub const TIMEOUT_IN_FLIGHT: u8 = 120;
@@ -471,7 +500,11 @@ mod exit {
 /// The exit code for a client error.
 fn exit_code(error: &Error) -> u8 {
     match error {
-        Error::Connect { .. } | Error::Disconnected | Error::Rejected(_) => exit::UNREACHABLE,
+        Error::Connect { .. }
+        | Error::Disconnected
+        | Error::Rejected(_)
+        | Error::NoAnswer { .. } => exit::UNREACHABLE,
+        Error::UntrustedBroker { .. } => exit::UNTRUSTED_BROKER,
         Error::Io(_) | Error::Protocol(_) => exit::FAILURE,
         Error::Broker(error) | Error::Partial { error, .. } => match error.kind {
             ErrorKind::InvalidName
@@ -584,6 +617,14 @@ fn describe(error: &Error, command: &Command) -> String {
     let bug = "this looks like a bug; please report it with the broker's log";
     match error {
         Error::Connect { .. } => error.to_string(),
+        Error::UntrustedBroker { .. } => {
+            format!("{error} (or pass --broker-uid); else check --socket and $MAILBOX_SOCKET")
+        }
+        Error::NoAnswer { waited } => format!(
+            "the broker did not answer within {waited:?} (the timeout plus a grace of {:?}); \
+             it may be stopped (SIGSTOP) or overloaded: check mailboxd's state and log",
+            mailbox_client::ANSWER_GRACE
+        ),
         Error::Disconnected => {
             "the broker closed the connection; check that mailboxd is still running and read its log".to_owned()
         }
@@ -803,13 +844,24 @@ fn run(cli: &Cli) -> Result<(), Failure> {
         (None, None) => Bytes::new(),
     };
     let fail = |error| Failure::client(error, command);
+    let mut options = ConnectOptions::new();
+    if let Some(user) = &cli.broker_uid {
+        options = options.broker_user(user.clone());
+    }
+    // A command with a time limit also bounds connecting by it.
+    if let Some(limit) = command.time_limit() {
+        options = options.timeout(limit.saturating_add(mailbox_client::ANSWER_GRACE));
+    }
     let mut client = match &cli.socket {
-        Some(path) => Client::connect(path),
-        None => Client::connect_default(),
+        Some(path) => Client::connect_with(path, &options),
+        None => Client::connect_default_with(&options),
     }
     .map_err(fail)?;
     // Open the inbox before taking a name, so that nobody reaches the name
     // while the inbox still refuses them.
+    if command.time_limit().is_some() {
+        client.set_untimed_limit(Some(mailbox_client::ANSWER_GRACE));
+    }
     if cli.inbox_mode.is_some() {
         client
             .set_inbox_permissions(cli.inbox_mode, None)
@@ -907,10 +959,13 @@ fn run(cli: &Cli) -> Result<(), Failure> {
         Command::List => {
             let mailboxes = client.list().map_err(fail)?;
             if cli.json {
+                // One write for the lot: a listing may have many thousands.
+                let mut lines = String::new();
                 for info in &mailboxes {
-                    out.emit(|| mailbox_json(info), String::new)?;
+                    lines.push_str(&mailbox_json(info).to_string());
+                    lines.push('\n');
                 }
-                Ok(())
+                out.text(&lines)
             } else {
                 out.text(&mailbox_table(&mailboxes))
             }
@@ -1091,7 +1146,7 @@ fn receive(cli: &Cli, client: &mut Client, out: &mut Output) -> Result<(), Failu
         priority: *priority,
     };
     let mut handled = 0u64;
-    let mut failed: Option<(u64, Ran)> = None;
+    let mut failed: Option<(u64, exec::Ran)> = None;
     while *follow || handled < *count {
         let message = match (name, *ack, *priority) {
             // The protocol's first receive, for what it can say.
@@ -1116,7 +1171,39 @@ fn receive(cli: &Cli, client: &mut Client, out: &mut Output) -> Result<(), Failu
             }
             continue;
         };
-        let ran = execute(cmd, name.as_deref(), &received.message)?;
+        let cannot = |error: io::Error| {
+            Failure::new(
+                exit::FAILURE,
+                format!("the command's output or exit was lost: {error}"),
+                "check the command; an unacknowledged message goes back at the head",
+            )
+        };
+        let ran = match exec::execute(cmd, name.as_deref(), &received.message).map_err(cannot)? {
+            exec::Handed::Ran(ran) => ran,
+            exec::Handed::NotStarted(error) => {
+                // Nothing ran. Put the message back once, behind the others
+                // (counted as a delivery, so --max-deliveries retires it in
+                // the end), and take no other: this worker cannot run its
+                // command, and retrying would only loop.
+                if *ack {
+                    client.nack(&received, true).map_err(fail)?;
+                }
+                return Err(Failure::new(
+                    exit::FAILURE,
+                    format!(
+                        "cannot start the command with sh for message #{}: {error}",
+                        received.sequence()
+                    ),
+                    if *ack {
+                        "check that sh is on PATH and processes can be started; the message \
+                         was put back at the tail"
+                    } else {
+                        "check that sh is on PATH and processes can be started; the message \
+                         was consumed (use --ack to have it put back)"
+                    },
+                ));
+            }
+        };
         let call = received.message.metadata.call();
         if ran.status.success() {
             if let Some(call) = call {
@@ -1183,93 +1270,17 @@ fn fetch_one(
         .ok_or_else(|| Error::Protocol("the broker answered a receive with no message".into()))
 }
 
-/// What `--exec`'s command did with one message.
-#[derive(Debug)]
-struct Ran {
-    status: std::process::ExitStatus,
-    /// Its standard output, when the message is a call (else it is
-    /// mailboxctl's own).
-    stdout: Vec<u8>,
-}
-
-/// The environment `--exec`'s command gets for `message`: every variable
-/// to set, or to remove (so that none leaks from mailboxctl's own).
-fn exec_environment(
-    mailbox: Option<&str>,
-    message: &Message,
-) -> Vec<(&'static str, Option<String>)> {
-    let metadata = &message.metadata;
-    vec![
-        ("MAILBOX_MAILBOX", mailbox.map(str::to_owned)),
-        ("MAILBOX_SEQUENCE", Some(metadata.sequence.to_string())),
-        (
-            "MAILBOX_SENDER",
-            Some(metadata.sender_connection.to_string()),
-        ),
-        ("MAILBOX_SENDER_PID", Some(metadata.sender_pid.to_string())),
-        ("MAILBOX_SENDER_UID", Some(metadata.sender_uid.to_string())),
-        ("MAILBOX_SENDER_GID", Some(metadata.sender_gid.to_string())),
-        (
-            "MAILBOX_REDELIVERIES",
-            Some(metadata.redeliveries.to_string()),
-        ),
-        ("MAILBOX_KEY", metadata.key().map(str::to_owned)),
-        ("MAILBOX_CALL", metadata.call().map(|call| call.to_string())),
-    ]
-}
-
-/// Runs `sh -c cmd` with the payload on its stdin and the metadata in its
-/// environment; captures its stdout when the message is a call.
-fn execute(cmd: &OsStr, mailbox: Option<&str>, message: &Message) -> Result<Ran, Failure> {
-    let mut shell = std::process::Command::new("sh");
-    shell.arg("-c").arg(cmd).stdin(Stdio::piped());
-    for (variable, value) in exec_environment(mailbox, message) {
-        match value {
-            Some(value) => shell.env(variable, value),
-            None => shell.env_remove(variable),
-        };
-    }
-    let is_call = message.metadata.call().is_some();
-    shell.stdout(if is_call {
-        Stdio::piped()
-    } else {
-        Stdio::inherit()
-    });
-    let cannot = |error: io::Error| {
-        Failure::new(
-            exit::FAILURE,
-            format!("cannot run the command with sh: {error}"),
-            "check that /bin/sh works and the command is right",
-        )
-    };
-    let mut child = shell.spawn().map_err(cannot)?;
-    let stdin = child.stdin.take();
-    let stdout = child.stdout.take();
-    let payload = message.payload.clone();
-    std::thread::scope(|scope| {
-        // A command that does not read all of its input is no failure of
-        // mailboxctl's (its exit status says how it went).
-        scope.spawn(move || {
-            if let Some(mut stdin) = stdin {
-                let _ = stdin.write_all(&payload);
-            }
-        });
-        let mut captured = Vec::new();
-        if let Some(mut stdout) = stdout {
-            stdout.read_to_end(&mut captured).map_err(cannot)?;
-        }
-        let status = child.wait().map_err(cannot)?;
-        Ok(Ran {
-            status,
-            stdout: captured,
-        })
-    })
-}
-
+/// Reads the message from standard input, but never more than the largest
+/// message any mailbox accepts ([`MAX_MESSAGE_SIZE_LIMIT`]): past that it
+/// stops reading and fails at once (exit 65), so that a runaway producer
+/// costs neither memory nor time. (A smaller maximum of the mailbox is the
+/// broker's to enforce: it answers `MessageTooLarge`, exit 65 as well.)
 fn read_stdin() -> Result<Bytes, Failure> {
+    let limit = u64::from(MAX_MESSAGE_SIZE_LIMIT);
     let mut payload = Vec::new();
     io::stdin()
         .lock()
+        .take(limit + 1)
         .read_to_end(&mut payload)
         .map_err(|error| {
             Failure::new(
@@ -1278,6 +1289,17 @@ fn read_stdin() -> Result<Bytes, Failure> {
                 "pass the message as an argument instead",
             )
         })?;
+    if payload.len() as u64 > limit {
+        return Err(Failure::new(
+            exit::REFUSED,
+            format!(
+                "the message on standard input is larger than {}, the most any mailbox \
+                 accepts (stopped reading there)",
+                human_bytes(limit)
+            ),
+            "send a smaller message, or split it into several",
+        ));
+    }
     Ok(Bytes::from(payload))
 }
 
@@ -1849,8 +1871,24 @@ mod tests {
                 Error::Connect {
                     path: "/x".into(),
                     source: io::ErrorKind::NotFound.into(),
+                    hint: "".into(),
                 },
                 69,
+            ),
+            (
+                Error::NoAnswer {
+                    waited: Duration::from_secs(1),
+                },
+                69,
+            ),
+            (
+                Error::UntrustedBroker {
+                    path: "/x".into(),
+                    uid: 65534,
+                    pid: 1,
+                    named: None,
+                },
+                78,
             ),
             (broker(ErrorKind::MailboxExists), 73),
             (broker(ErrorKind::WouldBlock), 75),
@@ -2255,12 +2293,13 @@ mod tests {
 
     #[test]
     fn exec_gets_the_metadata_in_its_environment() {
-        let environment = exec_environment(Some("jobs"), &call_message(Some(5), Some("k1")));
+        let environment = exec::environment(Some("jobs"), &call_message(Some(5), Some("k1")));
         let get = |name: &str| {
             environment
                 .iter()
                 .find(|(variable, _)| *variable == name)
                 .and_then(|(_, value)| value.clone())
+                .map(|value| value.into_string().expect("utf-8"))
         };
         assert_eq!(get("MAILBOX_MAILBOX").as_deref(), Some("jobs"));
         assert_eq!(get("MAILBOX_SEQUENCE").as_deref(), Some("9"));
@@ -2271,24 +2310,60 @@ mod tests {
         assert_eq!(get("MAILBOX_KEY").as_deref(), Some("k1"));
         assert_eq!(get("MAILBOX_CALL").as_deref(), Some("5"));
         // Unset ones are removed, so that none leaks from mailboxctl's own.
-        let plain = exec_environment(None, &call_message(None, None));
-        for name in ["MAILBOX_MAILBOX", "MAILBOX_KEY", "MAILBOX_CALL"] {
+        assert_eq!(get("MAILBOX_KEY_HEX").as_deref(), Some("6b31"));
+        let plain = exec::environment(None, &call_message(None, None));
+        for name in [
+            "MAILBOX_MAILBOX",
+            "MAILBOX_KEY",
+            "MAILBOX_KEY_HEX",
+            "MAILBOX_CALL",
+        ] {
             assert!(plain.contains(&(name, None)), "{name} removed");
         }
+        // A key no environment variable can hold is left out, and given in
+        // hexadecimal; no value holds a NUL byte, so the command can start.
+        let poison = exec::environment(None, &call_message(None, Some("a\0b")));
+        assert!(poison.contains(&("MAILBOX_KEY", None)));
+        assert!(poison.contains(&("MAILBOX_KEY_HEX", Some("610062".into()))));
+        for (name, value) in &poison {
+            let bytes = value.as_ref().map(|v| v.as_encoded_bytes().to_vec());
+            assert!(
+                !bytes.unwrap_or_default().contains(&0),
+                "{name} holds a NUL"
+            );
+        }
+        let ran = exec::execute(
+            OsStr::new("test -z \"$MAILBOX_KEY\" && test \"$MAILBOX_KEY_HEX\" = 610062"),
+            None,
+            &call_message(None, Some("a\0b")),
+        )
+        .expect("ran");
+        assert!(
+            matches!(ran, exec::Handed::Ran(ref ran) if ran.status.success()),
+            "{ran:?}"
+        );
     }
 
     #[test]
     fn exec_feeds_the_payload_and_captures_a_calls_reply() {
-        let ran = execute(
-            OsStr::new(r#"cat; printf ' %s %s' "$MAILBOX_CALL" "$MAILBOX_MAILBOX""#),
+        let ran = |cmd: &str, message: &Message| match exec::execute(
+            OsStr::new(cmd),
             Some("jobs"),
-            &call_message(Some(5), None),
+            message,
         )
-        .expect("ran");
-        assert!(ran.status.success());
-        assert_eq!(ran.stdout, b"ping 5 jobs");
+        .expect("ran")
+        {
+            exec::Handed::Ran(ran) => ran,
+            exec::Handed::NotStarted(error) => panic!("not started: {error}"),
+        };
+        let ran1 = ran(
+            r#"cat; printf ' %s %s' "$MAILBOX_CALL" "$MAILBOX_MAILBOX""#,
+            &call_message(Some(5), None),
+        );
+        assert!(ran1.status.success());
+        assert_eq!(ran1.stdout, b"ping 5 jobs");
         // A command that ignores its input and fails.
-        let ran = execute(OsStr::new("exit 3"), None, &call_message(None, None)).expect("ran");
+        let ran = ran("exit 3", &call_message(None, None));
         assert_eq!(ran.status.code(), Some(3));
         assert!(ran.stdout.is_empty(), "not a call: stdout is not captured");
     }
