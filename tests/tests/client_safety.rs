@@ -497,31 +497,38 @@ fn a_message_the_worker_cannot_hand_over_goes_back_once_behind_the_others() {
 }
 
 #[test]
-fn a_key_no_environment_variable_can_hold_reaches_the_command_in_hex() {
+fn a_poison_key_is_refused_at_the_broker_and_a_valid_one_reaches_the_command() {
     let broker = Broker::start();
     broker.ok(&["create", "jobs"]);
     let mut client = mailbox_client::blocking::Client::connect(broker.socket()).expect("connect");
-    let options = mailbox_client::SendOptions {
-        key: Some("a\0b".into()),
-        ..Default::default()
+    let post = |client: &mut mailbox_client::blocking::Client, key: &str| {
+        let options = mailbox_client::SendOptions {
+            key: Some(key.into()),
+            ..Default::default()
+        };
+        client.post(
+            mailbox_client::Target::mailbox("jobs"),
+            "poison",
+            options,
+            mailbox_client::Wait::Never,
+        )
     };
-    let sent = client.post(
-        mailbox_client::Target::mailbox("jobs"),
-        "poison",
-        options,
-        mailbox_client::Wait::Never,
+    // Sent with the protocol directly (mailboxctl's arguments cannot hold a
+    // NUL): the broker refuses it, so it can never block a worker.
+    let refused = post(&mut client, "a\0b").expect_err("a NUL in a key");
+    assert_eq!(
+        refused.kind(),
+        Some(mailbox_client::ErrorKind::InvalidRequest),
+        "{refused}"
     );
-    if let Err(error) = sent {
-        // A broker that validates keys refuses it: nothing can reach --exec.
-        assert!(error.is_broker_answer(), "{error}");
-        return;
-    }
+    assert_eq!(broker.info("jobs")["messages_accepted"], 0);
+    post(&mut client, "é-1").expect("a valid key");
     let output = broker.run(&[
         "recv",
         "jobs",
         "--ack",
         "--exec",
-        r#"test -z "${MAILBOX_KEY+set}" && test "$MAILBOX_KEY_HEX" = 610062 && test "$(cat)" = poison"#,
+        r#"test "$MAILBOX_KEY" = "é-1" && test "$MAILBOX_KEY_HEX" = c3a92d31 && test "$(cat)" = poison"#,
     ]);
     assert_eq!(exit_code(&output), 0, "{}", stderr(&output));
 }
