@@ -14,7 +14,7 @@ use anyhow::Context as _;
 use clap::Parser;
 use mailbox_broker::config::{self, parse_size, FileConfig, SocketConfig};
 use mailbox_broker::core::Limits;
-use mailbox_broker::server::{self, Config, Control, Reload};
+use mailbox_broker::server::{self, BoundSocket, Config, Control, Reload};
 use mailbox_broker::systemd::{self, journal::JournalFormat, Notifier};
 use mailbox_proto::socket_path;
 use tokio::net::UnixListener;
@@ -133,19 +133,19 @@ fn init_logging(level: &str) -> bool {
     journal
 }
 
-/// The listener, and the path to remove at exit when we bound it ourselves:
-/// a socket passed by systemd belongs to systemd and stays.
+/// The listener, and the socket to remove at exit when we bound it
+/// ourselves: a socket passed by systemd belongs to systemd and stays.
 fn listen(
     socket: Option<PathBuf>,
     configured: &SocketConfig,
     activated: Option<StdUnixListener>,
-) -> anyhow::Result<(UnixListener, Option<PathBuf>)> {
+) -> anyhow::Result<(UnixListener, Option<BoundSocket>)> {
     let socket = socket.or_else(|| configured.path.clone());
     let Some(activated) = activated else {
         let path = socket_path::resolve(socket);
-        let listener = server::bind_with_permissions(&path, configured.mode, configured.group)
-            .context("cannot listen with the [socket] mode and group of the configuration")?;
-        return Ok((listener, Some(path)));
+        let (listener, bound) =
+            server::bind_with_permissions(&path, configured.mode, configured.group)?;
+        return Ok((listener, Some(bound)));
     };
     let listener = UnixListener::from_std(activated)
         .context("cannot use the socket passed by the service manager")?;
@@ -219,9 +219,15 @@ async fn serve(
     let reloads = tokio::spawn(reloader.run(hangup));
     let result = server::run(listener, config, shutdown).await;
     reloads.abort();
-    if let Some(path) = bound {
-        if let Err(error) = std::fs::remove_file(&path) {
-            error!(%error, socket = %path.display(), "cannot remove the socket");
+    if let Some(bound) = bound {
+        let socket = bound.path().display();
+        match bound.remove() {
+            Ok(true) => {}
+            Ok(false) => warn!(
+                %socket,
+                "left the socket path alone: the file there is no longer the socket this broker bound"
+            ),
+            Err(error) => error!(%error, %socket, "cannot remove the socket"),
         }
     }
     result.with_context(|| format!("serving {shown}"))
@@ -236,7 +242,7 @@ struct Reloader {
     /// values from the start).
     in_force: FileConfig,
     /// The socket we bound, whose mode and group we may change.
-    bound: Option<PathBuf>,
+    bound: Option<BoundSocket>,
     control: Control,
 }
 
@@ -281,10 +287,10 @@ impl Reloader {
         file.max_frame_len = old.max_frame_len;
         file.handshake_timeout = old.handshake_timeout;
         file.outbox_limit = old.outbox_limit;
-        if let Some(socket) = &self.bound {
+        if let Some(socket) = self.bound.as_ref().filter(|bound| bound.is_still_there()) {
             let (mode, group) = (file.socket.mode, file.socket.group);
             if (mode, group) != (old.socket.mode, old.socket.group) {
-                if let Err(error) = server::set_socket_permissions(socket, mode, group) {
+                if let Err(error) = server::set_socket_permissions(socket.path(), mode, group) {
                     error!(%error, "cannot apply the new [socket] mode and group");
                 }
             }

@@ -35,7 +35,9 @@ use crate::systemd::Notifier;
 use outbox::Outbox;
 
 pub use reload::{Control, Reload};
-pub use socket::{bind, bind_with_permissions, set_socket_permissions, BindError};
+pub use socket::{
+    bind, bind_recorded, bind_with_permissions, set_socket_permissions, BindError, BoundSocket,
+};
 
 /// How the server runs.
 #[derive(Debug, Clone)]
