@@ -13,15 +13,19 @@
 //! connections' traffic (a message for each of thousands of posted
 //! receives: the core releases a message from its budget when it hands it
 //! over, so nothing else limits them): past the outbox's hard limit the
-//! connection is cut off (`push`).
+//! connection is cut off (`push`). What every outbox holds also counts
+//! against the broker-wide and per-uid limits of [`super::buffers`]: a reply
+//! past them cuts the connection off too, unless it is the only one it has.
 
 use std::future::Future;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Poll, Waker};
 
 use mailbox_proto::{BrokerError, ErrorKind, Message, Response, ServerFrame};
 use tokio::sync::Notify;
+
+use super::buffers::Account;
 
 /// Frames queued for one connection.
 #[derive(Debug)]
@@ -36,6 +40,8 @@ pub(crate) struct Outbox {
     ready: Notify,
     /// Wakes a reader that paused because too much was queued.
     drained: Notify,
+    /// Where its queued and written bytes count (none in unit tests).
+    account: Option<Arc<Account>>,
 }
 
 #[derive(Debug, Default)]
@@ -51,6 +57,8 @@ struct State {
     overflowed: bool,
     /// Closed because the broker is stopping.
     stopping: bool,
+    /// Closed because the client read nothing for the write timeout.
+    stalled: bool,
     /// The task waiting in [`Outbox::closed`] (the connection's reader),
     /// woken by the close only: not by every batch the writer takes (a
     /// wake-up per round trip, measured). A slot rather than a `Notify`:
@@ -131,6 +139,15 @@ impl Outbox {
             queued: AtomicUsize::new(0),
             ready: Notify::new(),
             drained: Notify::new(),
+            account: None,
+        }
+    }
+
+    /// Like [`Outbox::new`], its bytes counted in `account`.
+    pub fn with_account(limit: usize, account: Arc<Account>) -> Self {
+        Self {
+            account: Some(account),
+            ..Self::new(limit)
         }
     }
 
@@ -159,21 +176,32 @@ impl Outbox {
         let size = approximate_size(&frame);
         let pending = state.bytes + state.writing;
         if pending.saturating_add(size) > self.limit {
-            state.frames.clear();
-            state.bytes = 0;
-            self.queued.store(0, Ordering::Relaxed);
-            state.frames.push(ServerFrame::Goodbye(BrokerError::new(
-                ErrorKind::TooManyRequests,
-                format!(
-                    "closing the connection: over {} bytes of replies are waiting and the \
-                     client is not reading them; read replies as they come, or keep fewer \
-                     requests in flight",
-                    self.limit
-                ),
-            )));
-            state.overflowed = true;
-            self.close_locked(state);
+            let message = format!(
+                "closing the connection: over {} bytes of replies are waiting and the client is \
+                 not reading them; read replies as they come, or keep fewer requests in flight",
+                self.limit
+            );
+            self.overflow(state, message);
             return;
+        }
+        if let Some(account) = &self.account {
+            // A client that reads its replies may always have one waiting,
+            // whatever the others hold.
+            if !account.try_reserve(size) {
+                if pending > 0 {
+                    let message = format!(
+                        "closing the connection: the broker's buffers for unread replies are \
+                         full ({} bytes in all, {} per uid: limits.max_buffered_bytes, \
+                         limits.max_buffered_bytes_per_uid) and this client has {pending} bytes \
+                         of replies it has not read; read replies as they come",
+                        self.limits_of(account).0,
+                        self.limits_of(account).1,
+                    );
+                    self.overflow(state, message);
+                    return;
+                }
+                account.force(size);
+            }
         }
         state.bytes += size;
         self.queued.store(state.bytes, Ordering::Relaxed);
@@ -183,6 +211,46 @@ impl Outbox {
         if first {
             self.ready.notify_one();
         }
+    }
+
+    fn limits_of(&self, account: &Account) -> (usize, usize) {
+        let limits = account.buffers().limits();
+        (limits.max_bytes, limits.max_bytes_per_uid)
+    }
+
+    /// Cuts the connection off for replies it does not read: what is queued
+    /// is dropped, a `Goodbye` (`TooManyRequests`) says why, and the reader,
+    /// woken by the close, ends the connection.
+    fn overflow(&self, mut state: MutexGuard<'_, State>, message: String) {
+        state.frames.clear();
+        let dropped = std::mem::take(&mut state.bytes);
+        self.queued.store(0, Ordering::Relaxed);
+        let goodbye = ServerFrame::Goodbye(BrokerError::new(ErrorKind::TooManyRequests, message));
+        if let Some(account) = &self.account {
+            account.release(dropped);
+            let size = approximate_size(&goodbye);
+            account.force(size);
+            state.bytes = size;
+        }
+        state.frames.push(goodbye);
+        state.overflowed = true;
+        self.close_locked(state);
+    }
+
+    /// Closes the outbox because the client read none of its replies for
+    /// the write timeout; nothing more is written.
+    pub fn stall(&self) {
+        let mut state = self.lock();
+        if state.closed {
+            return;
+        }
+        state.stalled = true;
+        self.close_locked(state);
+    }
+
+    /// Whether it was closed by [`Outbox::stall`].
+    pub fn stalled(&self) -> bool {
+        self.lock().stalled
     }
 
     /// Closes the outbox for the broker's shutdown: a goodbye saying so
@@ -282,7 +350,10 @@ impl Outbox {
             {
                 let mut state = self.lock();
                 // The writer asks for more only once it wrote what it took.
-                state.writing = 0;
+                let written = std::mem::take(&mut state.writing);
+                if let Some(account) = &self.account {
+                    account.release(written);
+                }
                 if !state.frames.is_empty() {
                     let frames = std::mem::take(&mut state.frames);
                     let bytes = std::mem::take(&mut state.bytes);
