@@ -509,7 +509,7 @@ fn frame_too_slow(config: &super::Config, buffer: &BytesMut) -> CloseReason {
         ErrorKind::ProtocolViolation,
         format!(
             "a frame did not complete within {:?} of its first bytes (limits.frame_timeout): \
-             {} bytes of {promised} arrived",
+             {} of its {promised} arrived",
             config.buffers.frame_timeout,
             buffer.len()
         ),
@@ -615,6 +615,12 @@ fn apply_buffered(
     let mut now = None;
     let mut applied = Applied::HeldBack;
     while outbox.queued_bytes() <= config.outbox_high_water {
+        // Cut off (for replies it does not read): what is left in the
+        // buffer would be worked out for nobody.
+        if outbox.is_closed() {
+            applied = Applied::All;
+            break;
+        }
         // A frame still arriving is left alone: the decoder would reserve
         // room for all of it on the promise of its header.
         if frame_total(buffer)
