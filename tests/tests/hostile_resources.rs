@@ -49,6 +49,12 @@ struct Setup {
 
 impl Setup {
     fn start(limits: &str, args: &[&str]) -> Self {
+        Self::start_under(&[], limits, args)
+    }
+
+    /// Like [`Setup::start`], `mailboxd` run by `wrapper` (a command and
+    /// its arguments, like `prlimit --nofile=N`).
+    fn start_under(wrapper: &[&str], limits: &str, args: &[&str]) -> Self {
         let dir = tempfile::Builder::new()
             .prefix("mailbox-hostile-")
             .tempdir_in("/tmp")
@@ -63,7 +69,15 @@ impl Setup {
         .expect("write config");
         let socket = dir.path().join("mailboxd.sock");
         let log = dir.path().join("mailboxd.log");
-        let child = Command::new(binary("mailboxd"))
+        let mut command = match wrapper {
+            [program, rest @ ..] => {
+                let mut command = Command::new(program);
+                command.args(rest).arg(binary("mailboxd"));
+                command
+            }
+            [] => Command::new(binary("mailboxd")),
+        };
+        let child = command
             .arg("--config")
             .arg(&config)
             .arg("--socket")
@@ -442,6 +456,10 @@ fn a_good_client_is_served_while_hostile_clients_attack_resources() {
         40,
         "{no_read:?}"
     );
+    assert!(
+        no_read["goodbyes"].contains("limits.max_buffered_bytes_per_uid"),
+        "{no_read:?}"
+    );
     // Frames that never completed were cut at the frame timeout.
     assert_eq!(number(dribble, "cut"), 40, "{dribble:?}");
     assert!(
@@ -467,4 +485,101 @@ fn a_good_client_is_served_while_hostile_clients_attack_resources() {
     );
     // Still serving after it all.
     round_trip(&mut witness);
+}
+
+#[test]
+fn a_client_that_reads_none_of_its_replies_is_cut_after_the_write_timeout() {
+    // Buffer limits high enough that only the write timeout can cut it.
+    let setup = Setup::start("", &["--write-timeout", "1s"]);
+    setup.broker.ok(&["create", "own"]);
+    let mut stream = UnixStream::connect(setup.broker.socket()).expect("connect");
+    stream.write_all(&hello_bytes()).expect("hello");
+    // 12 MiB of replies asked for, none read: past the socket's buffer, so
+    // the broker's writer waits; the reader pauses at the 8 MiB high-water
+    // mark. Before, the connection stayed like that for good.
+    let payload = bytes::Bytes::from(vec![7u8; 256 * 1024]);
+    let mut flood = BytesMut::new();
+    for id in 0..48u64 {
+        let send = mailbox_proto::Request::Send {
+            mailbox: "own".into(),
+            payload: payload.clone(),
+            wait: mailbox_proto::Wait::Never,
+        };
+        let receive = mailbox_proto::Request::Receive {
+            mailbox: "own".into(),
+            wait: mailbox_proto::Wait::Never,
+        };
+        for (n, request) in [(2 * id, send), (2 * id + 1, receive)] {
+            encode_frame(
+                &mailbox_proto::ClientFrame { id: n, request },
+                &mut flood,
+                u32::MAX,
+            )
+            .expect("encode");
+        }
+    }
+    stream.set_nonblocking(true).expect("nonblocking");
+    let mut written = 0;
+    let started = Instant::now();
+    while written < flood.len() && started.elapsed() < Duration::from_secs(2) {
+        match stream.write(&flood[written..]) {
+            Ok(n) => written += n,
+            Err(error) if error.kind() == std::io::ErrorKind::WouldBlock => {
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            Err(_) => break,
+        }
+    }
+    wait_until("the broker cuts the client off", || {
+        setup.log().contains("limits.write_timeout")
+    });
+    // What was written before is still there to read; then the close.
+    stream.set_nonblocking(false).expect("blocking");
+    stream
+        .set_read_timeout(Some(PATIENCE))
+        .expect("read timeout");
+    let mut rest = Vec::new();
+    match stream.read_to_end(&mut rest) {
+        Ok(_) => {}
+        Err(error) => assert_eq!(
+            error.kind(),
+            std::io::ErrorKind::ConnectionReset,
+            "the connection is closed: {error}"
+        ),
+    }
+    round_trip(&mut setup.client());
+}
+
+#[test]
+fn past_the_descriptor_limit_connections_are_refused_at_once_and_root_gets_in() {
+    if !root() {
+        return;
+    }
+    let prlimit = require_tool("prlimit", "apt-get install util-linux");
+    let prlimit = prlimit.to_str().expect("utf-8 path");
+    // 160 descriptors: 32 connections, 8 of them for root.
+    let setup = Setup::start_under(&[prlimit, "--nofile=160:160"], "", &[]);
+    let mut witness = setup.client();
+    let limits = witness.status().expect("status").limits;
+    let max = limits
+        .iter()
+        .find(|limit| limit.name == "max_connections")
+        .expect("max_connections")
+        .value;
+    assert_eq!(max, 32);
+    assert!(setup.log().contains("RLIMIT_NOFILE"), "{}", setup.log());
+
+    // A uid opens 200 connections that never say hello: before, each took
+    // a descriptor until the handshake timeout, accept failed with EMFILE,
+    // and everyone else waited seconds.
+    let attack = setup.attack(60001, "idle", 3.0, 200, "");
+    wait_until("the unreserved connections are taken", || {
+        witness.status().expect("status").connections == 24
+    });
+    let started = Instant::now();
+    round_trip(&mut setup.client());
+    let took = started.elapsed();
+    assert!(took < Duration::from_secs(2), "root waited {took:?}");
+    let idle = attack.finish();
+    assert_eq!(number(&idle, "refused"), 200 - 23, "{idle:?}");
 }

@@ -449,7 +449,9 @@ async fn read_loop(
         let chunk = if busy { READ_CHUNK } else { SMALL_READ };
         if buffer.capacity() - buffer.len() < chunk / 4 {
             let grown = grow(&mut buffer, chunk, account, &mut counted);
-            if !grown {
+            // Without room to grow, a read still fits in what the buffer
+            // has left; only a full buffer waits.
+            if !grown && buffer.capacity() == buffer.len() {
                 // The buffer limits are reached: read nothing more (and
                 // hold nothing more) until others release some, this
                 // frame's time runs out, or the connection closes.
@@ -800,5 +802,73 @@ async fn progress(
     match tokio::time::timeout(timeout, write).await {
         Ok(result) => result,
         Err(_) => Err(std::io::ErrorKind::TimedOut.into()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::server::buffers::Buffers;
+    use crate::server::BufferLimits;
+
+    fn account(max_bytes: usize) -> (Arc<Buffers>, Account) {
+        let buffers = Arc::new(Buffers::new(BufferLimits {
+            max_bytes,
+            max_bytes_per_uid: max_bytes,
+            ..BufferLimits::default()
+        }));
+        let account = buffers.open(1000);
+        (buffers, account)
+    }
+
+    /// A buffer holding the first `arrived` bytes of a frame of `len`.
+    fn partial_frame(len: u32, arrived: usize) -> BytesMut {
+        let mut buffer = BytesMut::with_capacity(arrived);
+        buffer.extend_from_slice(&len.to_le_bytes());
+        buffer.resize(arrived, 0);
+        buffer
+    }
+
+    #[test]
+    fn a_header_promising_a_large_frame_reserves_only_what_arrives() {
+        let (buffers, account) = account(usize::MAX);
+        let mut buffer = partial_frame(16 << 20, 1000);
+        let mut counted = 0;
+        assert!(grow(&mut buffer, READ_CHUNK, &account, &mut counted));
+        // Room for one more read, not for the 16 MiB the header promised.
+        assert!(
+            buffer.capacity() < 2 * (1000 + READ_CHUNK),
+            "{}",
+            buffer.capacity()
+        );
+        assert_eq!(counted, counted_bytes(buffer.capacity()));
+        assert_eq!(buffers.total(), counted);
+        // As bytes arrive it doubles, never past the frame.
+        let mut buffer = partial_frame(300_000, 200_000);
+        counted = 0;
+        assert!(grow(&mut buffer, READ_CHUNK, &account, &mut counted));
+        assert_eq!(buffer.capacity(), 300_004);
+    }
+
+    #[test]
+    fn without_room_a_partial_frame_waits_and_a_new_one_takes_a_small_read() {
+        let (buffers, account) = account(256 * 1024);
+        let other = buffers.open(1001);
+        assert!(other.try_reserve(256 * 1024));
+        // Full: the buffer of a frame that started does not grow.
+        let mut buffer = partial_frame(1 << 20, 8192);
+        let mut counted = 0;
+        let before = buffer.capacity();
+        assert!(!grow(&mut buffer, READ_CHUNK, &account, &mut counted));
+        assert_eq!((buffer.capacity(), counted), (before, 0));
+        // An empty one still reads a small request, uncounted.
+        let mut empty = BytesMut::new();
+        assert!(grow(&mut empty, READ_CHUNK, &account, &mut counted));
+        assert!(empty.capacity() >= SMALL_READ.min(FREE_READ_BYTES));
+        assert_eq!(counted, 0);
+        // Released room is usable again.
+        drop(other);
+        assert!(grow(&mut buffer, READ_CHUNK, &account, &mut counted));
+        assert!(counted > 0);
     }
 }
