@@ -1684,6 +1684,7 @@ impl Core {
             ),
             ("max_connections", l.max_connections as u64),
             ("max_connections_per_uid", l.max_connections_per_uid as u64),
+            ("reserved_connections", l.reserved_connections as u64),
             ("max_mailboxes_per_uid", l.max_mailboxes_per_uid as u64),
             (
                 "max_queued_bytes_per_mailbox",

@@ -18,7 +18,7 @@
 //! past them cuts the connection off too, unless it is the only one it has.
 
 use std::future::Future;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Poll, Waker};
 
@@ -36,6 +36,9 @@ pub(crate) struct Outbox {
     /// `State::bytes`, readable without the lock: the reader checks it
     /// after every request it applies.
     queued: AtomicUsize,
+    /// `State::closed`, readable without the lock: the reader checks it
+    /// before every request it applies.
+    closed: AtomicBool,
     /// Wakes the writer when frames arrive or the outbox closes.
     ready: Notify,
     /// Wakes a reader that paused because too much was queued.
@@ -137,6 +140,7 @@ impl Outbox {
             state: Mutex::new(State::default()),
             limit,
             queued: AtomicUsize::new(0),
+            closed: AtomicBool::new(false),
             ready: Notify::new(),
             drained: Notify::new(),
             account: None,
@@ -297,6 +301,7 @@ impl Outbox {
     /// reader watching for the close ends the connection.
     fn close_locked(&self, mut state: MutexGuard<'_, State>) {
         state.closed = true;
+        self.closed.store(true, Ordering::Release);
         let closed_waker = state.closed_waker.take();
         drop(state);
         self.ready.notify_one();
@@ -308,7 +313,7 @@ impl Outbox {
 
     /// Whether the outbox was closed (the writer stopped).
     pub fn is_closed(&self) -> bool {
-        self.lock().closed
+        self.closed.load(Ordering::Acquire)
     }
 
     /// Whether it was closed because replies went past the limit unread.
