@@ -1101,6 +1101,18 @@ mod tests {
     fn bad_values_are_explained() {
         for (text, expected) in [
             (
+                "[limits]\nframe_timeout = \"0s\"\n",
+                ":2: limits.frame_timeout: must be longer than 0",
+            ),
+            (
+                "[limits]\nwrite_timeout = 30\n",
+                ":2: limits.write_timeout: expected a duration in quotes",
+            ),
+            (
+                "[limits]\nmax_buffered_bytes_per_uid = 0\n",
+                ":2: limits.max_buffered_bytes_per_uid: must be at least 1",
+            ),
+            (
                 "[limits]\nmemory_budget = \"64Q\"\n",
                 ":2: limits.memory_budget: unknown unit \"Q\" in \"64Q\"; use K, M or G",
             ),
