@@ -473,10 +473,11 @@ fn a_good_client_is_served_while_hostile_clients_attack_resources() {
         slowest < Duration::from_secs(2),
         "a round trip took {slowest:?} under attack"
     );
-    // Budgets plus the documented fixed overhead (64 MiB: the binary, the
-    // runtime, the connections' fixed costs, mailboxes and waiting
-    // requests of this test).
-    let bound = budget + buffered + 64 * MIB;
+    // Budgets (buffers with their overdraft of a quarter) plus the
+    // documented fixed overhead (64 MiB: the binary, the runtime, the
+    // connections' fixed costs, mailboxes and waiting requests of this
+    // test).
+    let bound = budget + buffered + buffered / 4 + 64 * MIB;
     assert!(
         rss < bound,
         "the broker grew to {} MiB (bound {} MiB)",

@@ -12,8 +12,9 @@
 //!   that cannot finish its frame in time is cut and its buffer released;
 //! - a reply that would take either total past its limit closes the
 //!   connection it is for (a `Goodbye`, `TooManyRequests`), unless that
-//!   connection has nothing else queued or being written: a client that
-//!   reads its replies may always have one (`Outbox::push`);
+//!   connection has nothing else queued or being written and the limits'
+//!   overdraft (a quarter more) has room: a client that reads its replies
+//!   gets them while others hold the buffers (`Outbox::push`);
 //! - a client that reads none of its replies for `limits.write_timeout` is
 //!   cut (the writer), which releases its outbox.
 //!
@@ -109,9 +110,27 @@ impl Account {
     /// Counts `bytes` more if both limits have room for them.
     pub fn try_reserve(&self, bytes: usize) -> bool {
         let limits = &self.buffers.limits;
+        self.reserve_within(bytes, limits.max_bytes, limits.max_bytes_per_uid)
+    }
+
+    /// Counts `bytes` more if both limits raised by their overdraft (a
+    /// quarter) have room: for the one reply a connection with nothing else
+    /// waiting may always have, so that a client that reads its replies is
+    /// served while others hold the buffers, and the total stays bounded.
+    pub fn try_overdraw(&self, bytes: usize) -> bool {
+        let limits = &self.buffers.limits;
+        let with_overdraft = |limit: usize| limit.saturating_add(limit / 4);
+        self.reserve_within(
+            bytes,
+            with_overdraft(limits.max_bytes),
+            with_overdraft(limits.max_bytes_per_uid),
+        )
+    }
+
+    fn reserve_within(&self, bytes: usize, max_bytes: usize, max_bytes_per_uid: usize) -> bool {
         let total = self.buffers.total.fetch_add(bytes, Ordering::Relaxed) + bytes;
         let of_uid = self.of_uid.fetch_add(bytes, Ordering::Relaxed) + bytes;
-        if total > limits.max_bytes || of_uid > limits.max_bytes_per_uid {
+        if total > max_bytes || of_uid > max_bytes_per_uid {
             self.buffers.total.fetch_sub(bytes, Ordering::Relaxed);
             self.of_uid.fetch_sub(bytes, Ordering::Relaxed);
             return false;
@@ -120,8 +139,8 @@ impl Account {
         true
     }
 
-    /// Counts `bytes` more whatever the limits say (what a connection may
-    /// always hold: its one reply).
+    /// Counts `bytes` more whatever the limits say (a goodbye; what a read
+    /// buffer turned out to hold).
     pub fn force(&self, bytes: usize) {
         self.buffers.total.fetch_add(bytes, Ordering::Relaxed);
         self.of_uid.fetch_add(bytes, Ordering::Relaxed);
@@ -202,6 +221,23 @@ mod tests {
         drop((a2, b, c));
         assert_eq!(buffers.total(), 0);
         assert!(buffers.uids.lock().unwrap().is_empty());
+    }
+
+    #[test]
+    fn the_overdraft_is_a_quarter_more() {
+        let buffers = buffers(1000, 400);
+        let a = buffers.open(1);
+        assert!(a.try_reserve(400));
+        assert!(!a.try_reserve(1));
+        assert!(a.try_overdraw(100));
+        assert!(!a.try_overdraw(1), "uid 1 is at 400 + 100");
+        let b = buffers.open(2);
+        assert!(b.try_reserve(400));
+        let c = buffers.open(3);
+        assert!(c.try_reserve(100));
+        assert!(!c.try_reserve(1));
+        assert!(c.try_overdraw(250));
+        assert!(!c.try_overdraw(1), "all together are at 1000 + 250");
     }
 
     #[test]

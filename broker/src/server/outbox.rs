@@ -15,7 +15,8 @@
 //! over, so nothing else limits them): past the outbox's hard limit the
 //! connection is cut off (`push`). What every outbox holds also counts
 //! against the broker-wide and per-uid limits of [`super::buffers`]: a reply
-//! past them cuts the connection off too, unless it is the only one it has.
+//! past them cuts the connection off too, unless it is the only one it has
+//! (within the limits' overdraft).
 
 use std::future::Future;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -189,22 +190,21 @@ impl Outbox {
             return;
         }
         if let Some(account) = &self.account {
-            // A client that reads its replies may always have one waiting,
-            // whatever the others hold.
-            if !account.try_reserve(size) {
-                if pending > 0 {
-                    let message = format!(
-                        "closing the connection: the broker's buffers for unread replies are \
-                         full ({} bytes in all, {} per uid: limits.max_buffered_bytes, \
-                         limits.max_buffered_bytes_per_uid) and this client has {pending} bytes \
-                         of replies it has not read; read replies as they come",
-                        self.limits_of(account).0,
-                        self.limits_of(account).1,
-                    );
-                    self.overflow(state, message);
-                    return;
-                }
-                account.force(size);
+            // A client that reads its replies gets one waiting, whatever
+            // the others hold, as long as the overdraft lasts.
+            let admitted =
+                account.try_reserve(size) || (pending == 0 && account.try_overdraw(size));
+            if !admitted {
+                let (max_bytes, max_bytes_per_uid) = self.limits_of(account);
+                let message = format!(
+                    "closing the connection: the broker's buffers for unread replies are full \
+                     ({max_bytes} bytes in all, {max_bytes_per_uid} per uid: \
+                     limits.max_buffered_bytes, limits.max_buffered_bytes_per_uid) and this \
+                     client has {pending} bytes of replies it has not read; read replies as \
+                     they come"
+                );
+                self.overflow(state, message);
+                return;
             }
         }
         state.bytes += size;
@@ -481,6 +481,53 @@ mod tests {
         outbox.push(received(1));
         assert!(matches!(outbox.take().await, Batch::Closed));
         outbox.closed().await;
+    }
+
+    #[tokio::test]
+    async fn past_the_buffer_limits_a_client_with_replies_unread_is_cut_and_one_without_is_served()
+    {
+        use crate::server::buffers::Buffers;
+        use crate::server::BufferLimits;
+        let buffers = Arc::new(Buffers::new(BufferLimits {
+            max_bytes: 100_000,
+            max_bytes_per_uid: 100_000,
+            ..BufferLimits::default()
+        }));
+        let hog = Outbox::with_account(usize::MAX, Arc::new(buffers.open(1)));
+        hog.push(received(90_000));
+        let reader = Outbox::with_account(usize::MAX, Arc::new(buffers.open(2)));
+        // Nothing else waiting: served, from the overdraft.
+        reader.push(received(20_000));
+        assert!(!reader.is_closed());
+        // A second reply while the first is unread: cut, told why.
+        reader.push(received(1_000));
+        assert!(reader.is_closed() && reader.overflowed());
+        let Batch::Frames(frames, _) = reader.take().await else {
+            panic!("expected the goodbye");
+        };
+        match &frames[..] {
+            [ServerFrame::Goodbye(error)] => {
+                assert_eq!(error.kind, ErrorKind::TooManyRequests);
+                assert!(
+                    error.message.contains("limits.max_buffered_bytes"),
+                    "{error}"
+                );
+            }
+            other => panic!("expected only a goodbye, got {other:?}"),
+        }
+        // The overdraft is bounded too: past it, even a first reply is refused.
+        let late = Outbox::with_account(usize::MAX, Arc::new(buffers.open(3)));
+        late.push(received(40_000));
+        assert!(late.is_closed());
+        // What the hog held is released once it is written.
+        assert!(matches!(hog.take().await, Batch::Frames(..)));
+        let next = hog.take();
+        tokio::pin!(next);
+        assert!(futures_poll_once(next.as_mut()).await.is_none());
+        let fresh = Outbox::with_account(usize::MAX, Arc::new(buffers.open(4)));
+        fresh.push(received(50_000));
+        fresh.push(received(10_000));
+        assert!(!fresh.is_closed());
     }
 
     #[tokio::test]
