@@ -33,6 +33,7 @@ use toml::de::{DeTable, DeValue};
 use toml::{Spanned, Value};
 
 use crate::core::{AccessPolicy, Limits, Permissions, Reservation};
+use crate::server::BufferLimits;
 
 /// Where `mailboxd` looks for its configuration without `--config`.
 pub const DEFAULT_PATH: &str = "/etc/mailbox/mailboxd.toml";
@@ -80,6 +81,9 @@ pub struct FileConfig {
     /// `limits.max_unread_reply_bytes`: replies a connection may leave
     /// unread before it is cut off (the server's outbox limit).
     pub outbox_limit: usize,
+    /// `limits.max_buffered_bytes`, `limits.max_buffered_bytes_per_uid`,
+    /// `limits.frame_timeout` and `limits.write_timeout`.
+    pub buffers: BufferLimits,
     /// `[access]`.
     pub access: AccessPolicy,
     /// `[[mailbox]]`, in file order.
@@ -96,6 +100,7 @@ impl Default for FileConfig {
             max_frame_len: server.max_frame_len,
             handshake_timeout: server.handshake_timeout,
             outbox_limit: server.outbox_limit,
+            buffers: server.buffers,
             access: AccessPolicy::default(),
             mailboxes: Vec::new(),
         }
@@ -217,6 +222,11 @@ struct RawLimits {
     max_frame_size: Field,
     handshake_timeout: Field,
     max_unread_reply_bytes: Field,
+    reserved_connections: Field,
+    max_buffered_bytes: Field,
+    max_buffered_bytes_per_uid: Field,
+    frame_timeout: Field,
+    write_timeout: Field,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -325,6 +335,7 @@ impl Document<'_> {
                 })?
             }
         };
+        let buffers = self.buffers(&raw.limits, &defaults.buffers)?;
         let access = self.access(&raw.access)?;
         let mailboxes = self.mailboxes(&raw.mailbox, &access, &limits)?;
         Ok(FileConfig {
@@ -334,6 +345,7 @@ impl Document<'_> {
             max_frame_len,
             handshake_timeout,
             outbox_limit,
+            buffers,
             access,
             mailboxes,
         })
@@ -375,6 +387,12 @@ impl Document<'_> {
                 d.max_connections_per_uid as u64,
                 max_usize,
             )? as usize,
+            reserved_connections: match &raw.reserved_connections {
+                // Zero is a choice here: no reserve.
+                Some(field) => usize::try_from(self.count("limits.reserved_connections", field)?)
+                    .unwrap_or(usize::MAX),
+                None => d.reserved_connections,
+            },
             max_mailboxes_per_uid: count(
                 "max_mailboxes_per_uid",
                 &raw.max_mailboxes_per_uid,
@@ -435,6 +453,36 @@ impl Document<'_> {
             }
         };
         Ok((limits, max_frame_len, handshake_timeout))
+    }
+
+    /// The limits on connection buffers.
+    fn buffers(&self, raw: &RawLimits, d: &BufferLimits) -> Result<BufferLimits> {
+        let max_usize = usize::MAX as u64;
+        let size = |name: &str, field: &Field, default: usize| {
+            self.bounded(name, field, Self::size, default as u64, max_usize)
+                .map(|n| n as usize)
+        };
+        let timeout = |name: &str, field: &Field, default: Duration| {
+            let key = format!("limits.{name}");
+            let Some(value) = field else {
+                return Ok(default);
+            };
+            let timeout = self.duration(&key, value)?;
+            if timeout.is_zero() {
+                return Err(self.error(value.span(), &key, "must be longer than 0"));
+            }
+            Ok(timeout)
+        };
+        Ok(BufferLimits {
+            max_bytes: size("max_buffered_bytes", &raw.max_buffered_bytes, d.max_bytes)?,
+            max_bytes_per_uid: size(
+                "max_buffered_bytes_per_uid",
+                &raw.max_buffered_bytes_per_uid,
+                d.max_bytes_per_uid,
+            )?,
+            frame_timeout: timeout("frame_timeout", &raw.frame_timeout, d.frame_timeout)?,
+            write_timeout: timeout("write_timeout", &raw.write_timeout, d.write_timeout)?,
+        })
     }
 
     fn access(&self, raw: &RawAccess) -> Result<AccessPolicy> {
@@ -1010,6 +1058,11 @@ mod tests {
             max_frame_size = "1M"
             handshake_timeout = "200ms"
             max_unread_reply_bytes = "32M"
+            reserved_connections = 0
+            max_buffered_bytes = "100M"
+            max_buffered_bytes_per_uid = "10M"
+            frame_timeout = "2s"
+            write_timeout = "3s"
 
             [access]
             admin_group = 10
@@ -1066,6 +1119,7 @@ mod tests {
                 max_waiting_per_connection: 50,
                 max_connections: 100,
                 max_connections_per_uid: 10,
+                reserved_connections: 0,
                 max_mailboxes_per_uid: 20,
                 max_queued_bytes_per_mailbox: 1 << 20,
                 max_queued_bytes_per_uid: u64::MAX,
@@ -1075,6 +1129,15 @@ mod tests {
         assert_eq!(config.max_frame_len, 1 << 20);
         assert_eq!(config.handshake_timeout, Duration::from_millis(200));
         assert_eq!(config.outbox_limit, 32 << 20);
+        assert_eq!(
+            config.buffers,
+            BufferLimits {
+                max_bytes: 100 << 20,
+                max_bytes_per_uid: 10 << 20,
+                frame_timeout: Duration::from_secs(2),
+                write_timeout: Duration::from_secs(3),
+            }
+        );
         assert_eq!(config.access.admin_group, Some(10));
         assert_eq!(config.access.default_mode, 0o700);
         assert_eq!(config.access.default_inbox_mode, 0o620);
@@ -1185,6 +1248,18 @@ mod tests {
     #[test]
     fn bad_values_are_explained() {
         for (text, expected) in [
+            (
+                "[limits]\nframe_timeout = \"0s\"\n",
+                ":2: limits.frame_timeout: must be longer than 0",
+            ),
+            (
+                "[limits]\nwrite_timeout = 30\n",
+                ":2: limits.write_timeout: expected a duration in quotes",
+            ),
+            (
+                "[limits]\nmax_buffered_bytes_per_uid = 0\n",
+                ":2: limits.max_buffered_bytes_per_uid: must be at least 1",
+            ),
             (
                 "[limits]\nmemory_budget = \"64Q\"\n",
                 ":2: limits.memory_budget: unknown unit \"Q\" in \"64Q\"; use K, M or G",

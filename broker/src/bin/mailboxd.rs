@@ -9,12 +9,13 @@
 use std::os::unix::net::UnixListener as StdUnixListener;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::time::Duration;
 
 use anyhow::Context as _;
 use clap::Parser;
-use mailbox_broker::config::{self, parse_size, FileConfig, SocketConfig};
+use mailbox_broker::config::{self, parse_duration, parse_size, FileConfig, SocketConfig};
 use mailbox_broker::core::Limits;
-use mailbox_broker::server::{self, Config, Control, Reload};
+use mailbox_broker::server::{self, BoundSocket, BufferLimits, Config, Control, Reload};
 use mailbox_broker::systemd::{self, journal::JournalFormat, Notifier};
 use mailbox_proto::socket_path;
 use tokio::net::UnixListener;
@@ -60,6 +61,57 @@ struct Args {
 
     #[command(flatten)]
     overrides: Overrides,
+
+    #[command(flatten)]
+    buffers: BufferOverrides,
+}
+
+/// Limits on connection buffers given on the command line: they win over
+/// the configuration file; taken at start only (like the file's).
+#[derive(Debug, Clone, Copy, clap::Args)]
+struct BufferOverrides {
+    /// Bytes all connections together may hold in buffers: replies not yet
+    /// read by their clients and frames partly received. K, M, G suffixes
+    /// [default: limits.max_buffered_bytes of the configuration, 256M]
+    #[arg(long, value_name = "BYTES", value_parser = parse_size)]
+    max_buffered_bytes: Option<u64>,
+
+    /// The same for the connections of one uid [default:
+    /// limits.max_buffered_bytes_per_uid of the configuration, 64M]
+    #[arg(long, value_name = "BYTES", value_parser = parse_size)]
+    max_buffered_bytes_per_uid: Option<u64>,
+
+    /// How long a frame may take to arrive once its first bytes did; a
+    /// client that misses it gets a Goodbye and is disconnected, like 10s
+    /// [default: limits.frame_timeout of the configuration, 10s]
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    frame_timeout: Option<Duration>,
+
+    /// How long a client may read none of its replies while some wait to be
+    /// written, before it is disconnected, like 30s [default:
+    /// limits.write_timeout of the configuration, 30s]
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    write_timeout: Option<Duration>,
+}
+
+impl BufferOverrides {
+    /// `limits` with the command line's on top.
+    fn apply(self, mut limits: BufferLimits) -> BufferLimits {
+        let usize_of = |bytes: u64| usize::try_from(bytes).unwrap_or(usize::MAX);
+        if let Some(bytes) = self.max_buffered_bytes {
+            limits.max_bytes = usize_of(bytes);
+        }
+        if let Some(bytes) = self.max_buffered_bytes_per_uid {
+            limits.max_bytes_per_uid = usize_of(bytes);
+        }
+        if let Some(timeout) = self.frame_timeout {
+            limits.frame_timeout = timeout;
+        }
+        if let Some(timeout) = self.write_timeout {
+            limits.write_timeout = timeout;
+        }
+        limits
+    }
 }
 
 /// Limits given on the command line: they win over the configuration file,
@@ -83,6 +135,23 @@ struct Overrides {
     /// limits.max_requests_in_flight of the configuration, 65536]
     #[arg(long, value_name = "N")]
     max_waiting_per_connection: Option<usize>,
+
+    /// Connections in all, counted from accept (held to what the descriptor
+    /// limit leaves room for) [default: limits.max_connections of the
+    /// configuration, 16384]
+    #[arg(long, value_name = "N")]
+    max_connections: Option<usize>,
+
+    /// Connections of one uid; root is not limited by it [default:
+    /// limits.max_connections_per_uid of the configuration, 1024]
+    #[arg(long, value_name = "N")]
+    max_connections_per_uid: Option<usize>,
+
+    /// Connections only root and the admin group may use, at most a quarter
+    /// of --max-connections [default: limits.reserved_connections of the
+    /// configuration, 64]
+    #[arg(long, value_name = "N")]
+    reserved_connections: Option<usize>,
 }
 
 impl Overrides {
@@ -96,6 +165,15 @@ impl Overrides {
         }
         if let Some(count) = self.max_waiting_per_connection {
             limits.max_waiting_per_connection = count;
+        }
+        if let Some(count) = self.max_connections {
+            limits.max_connections = count;
+        }
+        if let Some(count) = self.max_connections_per_uid {
+            limits.max_connections_per_uid = count;
+        }
+        if let Some(count) = self.reserved_connections {
+            limits.reserved_connections = count;
         }
         limits
     }
@@ -133,19 +211,19 @@ fn init_logging(level: &str) -> bool {
     journal
 }
 
-/// The listener, and the path to remove at exit when we bound it ourselves:
-/// a socket passed by systemd belongs to systemd and stays.
+/// The listener, and the socket to remove at exit when we bound it
+/// ourselves: a socket passed by systemd belongs to systemd and stays.
 fn listen(
     socket: Option<PathBuf>,
     configured: &SocketConfig,
     activated: Option<StdUnixListener>,
-) -> anyhow::Result<(UnixListener, Option<PathBuf>)> {
+) -> anyhow::Result<(UnixListener, Option<BoundSocket>)> {
     let socket = socket.or_else(|| configured.path.clone());
     let Some(activated) = activated else {
         let path = socket_path::resolve(socket);
-        let listener = server::bind_with_permissions(&path, configured.mode, configured.group)
-            .context("cannot listen with the [socket] mode and group of the configuration")?;
-        return Ok((listener, Some(path)));
+        let (listener, bound) =
+            server::bind_with_permissions(&path, configured.mode, configured.group)?;
+        return Ok((listener, Some(bound)));
     };
     let listener = UnixListener::from_std(activated)
         .context("cannot use the socket passed by the service manager")?;
@@ -199,6 +277,7 @@ async fn serve(
         max_frame_len: file.max_frame_len,
         handshake_timeout: file.handshake_timeout,
         outbox_limit: file.outbox_limit,
+        buffers: args.buffers.apply(file.buffers),
         spin: std::time::Duration::from_micros(args.spin_us),
         notifier: Notifier::from_env(),
         ..Config::default()
@@ -219,9 +298,15 @@ async fn serve(
     let reloads = tokio::spawn(reloader.run(hangup));
     let result = server::run(listener, config, shutdown).await;
     reloads.abort();
-    if let Some(path) = bound {
-        if let Err(error) = std::fs::remove_file(&path) {
-            error!(%error, socket = %path.display(), "cannot remove the socket");
+    if let Some(bound) = bound {
+        let socket = bound.path().display();
+        match bound.remove() {
+            Ok(true) => {}
+            Ok(false) => warn!(
+                %socket,
+                "left the socket path alone: the file there is no longer the socket this broker bound"
+            ),
+            Err(error) => error!(%error, %socket, "cannot remove the socket"),
         }
     }
     result.with_context(|| format!("serving {shown}"))
@@ -236,7 +321,7 @@ struct Reloader {
     /// values from the start).
     in_force: FileConfig,
     /// The socket we bound, whose mode and group we may change.
-    bound: Option<PathBuf>,
+    bound: Option<BoundSocket>,
     control: Control,
 }
 
@@ -271,6 +356,11 @@ impl Reloader {
         if file.outbox_limit != old.outbox_limit {
             need_restart.push("limits.max_unread_reply_bytes");
         }
+        if file.buffers != old.buffers {
+            need_restart.push(
+                "limits.max_buffered_bytes, max_buffered_bytes_per_uid, frame_timeout, write_timeout",
+            );
+        }
         if !need_restart.is_empty() {
             warn!(
                 "changed settings take effect only when mailboxd restarts: {}",
@@ -281,10 +371,11 @@ impl Reloader {
         file.max_frame_len = old.max_frame_len;
         file.handshake_timeout = old.handshake_timeout;
         file.outbox_limit = old.outbox_limit;
-        if let Some(socket) = &self.bound {
+        file.buffers = old.buffers;
+        if let Some(socket) = self.bound.as_ref().filter(|bound| bound.is_still_there()) {
             let (mode, group) = (file.socket.mode, file.socket.group);
             if (mode, group) != (old.socket.mode, old.socket.group) {
-                if let Err(error) = server::set_socket_permissions(socket, mode, group) {
+                if let Err(error) = server::set_socket_permissions(socket.path(), mode, group) {
                     error!(%error, "cannot apply the new [socket] mode and group");
                 }
             }
@@ -309,6 +400,7 @@ fn main() -> ExitCode {
         return check_config(args.config.as_deref());
     }
     let journal = init_logging(&args.log_level);
+    raise_descriptor_limit();
     let file = match config::load(args.config.as_deref()) {
         Ok(file) => file,
         Err(error) => return fail(journal, &anyhow::Error::new(error)),
@@ -335,6 +427,38 @@ fn main() -> ExitCode {
     match runtime.block_on(serve(args, file, activated)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => fail(journal, &error),
+    }
+}
+
+/// Raises the soft limit on open descriptors to the hard one: each
+/// connection takes one, and the soft limit is often 1024 while the hard
+/// one allows far more. `limits.max_connections` is then held to what it
+/// leaves room for (see the server).
+fn raise_descriptor_limit() {
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: `limit` is a valid rlimit for the calls to read and fill.
+    unsafe {
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) != 0 || limit.rlim_cur >= limit.rlim_max
+        {
+            return;
+        }
+        let from = limit.rlim_cur;
+        limit.rlim_cur = limit.rlim_max;
+        if libc::setrlimit(libc::RLIMIT_NOFILE, &limit) == 0 {
+            info!(
+                from,
+                to = limit.rlim_max,
+                "raised the descriptor limit (RLIMIT_NOFILE)"
+            );
+        } else {
+            warn!(
+                error = %std::io::Error::last_os_error(),
+                "cannot raise the descriptor limit (RLIMIT_NOFILE)"
+            );
+        }
     }
 }
 

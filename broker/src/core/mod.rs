@@ -62,8 +62,13 @@ pub struct Limits {
     pub max_waiting_per_connection: usize,
     /// Open connections in all.
     pub max_connections: usize,
-    /// Open connections of one uid.
+    /// Open connections of one uid (root is not limited by it, only by
+    /// `max_connections`).
     pub max_connections_per_uid: usize,
+    /// Of `max_connections`, how many only root and the admin group may
+    /// use (at most a quarter of them), so that other users filling the
+    /// broker never lock out its administrators.
+    pub reserved_connections: usize,
     /// Mailboxes one uid may own.
     pub max_mailboxes_per_uid: usize,
     /// Payload bytes one mailbox may hold queued.
@@ -83,7 +88,8 @@ impl Default for Limits {
             max_queued_messages: 4 << 20,
             max_waiting_per_connection: 65_536,
             max_connections: 16_384,
-            max_connections_per_uid: 16_384,
+            max_connections_per_uid: 1_024,
+            reserved_connections: 64,
             max_mailboxes_per_uid: 65_536,
             max_queued_bytes_per_mailbox: 1 << 30,
             max_queued_bytes_per_uid: u64::MAX,
@@ -300,7 +306,14 @@ impl Core {
     /// Whether a new connection of `peer` is within the connection limits;
     /// the error says which one it would break.
     pub fn may_connect(&self, peer: &Peer) -> Result<(), BrokerError> {
-        if self.connections.len() >= self.limits.max_connections {
+        self.may_connect_with_groups(peer, &[])
+    }
+
+    /// Like [`Core::may_connect`], knowing the peer's supplementary groups
+    /// (a member of the admin group may use the reserved connections).
+    pub fn may_connect_with_groups(&self, peer: &Peer, groups: &[u32]) -> Result<(), BrokerError> {
+        let total = self.connections.len();
+        if total >= self.limits.max_connections {
             return Err(error(
                 ErrorKind::TooManyRequests,
                 format!(
@@ -309,8 +322,27 @@ impl Core {
                 ),
             ));
         }
+        let root = peer.uid == 0;
+        let admin = self
+            .policy
+            .admin_group
+            .is_some_and(|gid| peer.gid == gid || groups.contains(&gid));
+        let reserved = self
+            .limits
+            .reserved_connections
+            .min(self.limits.max_connections / 4);
+        if !root && !admin && total >= self.limits.max_connections - reserved {
+            return Err(error(
+                ErrorKind::TooManyRequests,
+                format!(
+                    "the broker has {total} connections; the last {reserved} of its {} are kept \
+                     for root and the admin group (limits.reserved_connections)",
+                    self.limits.max_connections
+                ),
+            ));
+        }
         let of_uid = self.connections_of.get(&peer.uid).copied().unwrap_or(0);
-        if of_uid >= self.limits.max_connections_per_uid {
+        if !root && of_uid >= self.limits.max_connections_per_uid {
             return Err(error(
                 ErrorKind::TooManyRequests,
                 format!(
@@ -1931,6 +1963,7 @@ impl Core {
             ),
             ("max_connections", l.max_connections as u64),
             ("max_connections_per_uid", l.max_connections_per_uid as u64),
+            ("reserved_connections", l.reserved_connections as u64),
             ("max_mailboxes_per_uid", l.max_mailboxes_per_uid as u64),
             (
                 "max_queued_bytes_per_mailbox",

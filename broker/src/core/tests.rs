@@ -2661,6 +2661,7 @@ fn status_limits(limits: &Limits) -> Vec<mailbox_proto::Limit> {
             "max_connections_per_uid",
             limits.max_connections_per_uid as u64,
         ),
+        ("reserved_connections", limits.reserved_connections as u64),
         ("max_mailboxes_per_uid", limits.max_mailboxes_per_uid as u64),
         (
             "max_queued_bytes_per_mailbox",

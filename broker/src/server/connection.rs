@@ -6,6 +6,12 @@
 //! lock and one read per batch, not per message. A protocol violation
 //! (undecodable frame, oversized length, bad handshake) is answered with a
 //! `Goodbye` naming it and closes only this connection.
+//!
+//! A connection is admitted (or refused) at `accept`, by its peer's
+//! credentials, before it says hello: the connection limits count it from
+//! then on. Its read buffer grows only as bytes arrive, beyond a small free
+//! part only as the buffer limits allow ([`super::buffers`]), and a frame
+//! must complete within the frame timeout once it started.
 
 use bytes::BytesMut;
 use mailbox_proto::{
@@ -13,14 +19,18 @@ use mailbox_proto::{
     ErrorKind, Hello, ServerFrame, Welcome, HELLO_MAGIC, PROTOCOL_VERSION,
 };
 use std::future::Future;
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::task::Poll;
+use std::time::{Duration, Instant};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::unix::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::UnixStream;
 use tokio::sync::watch;
 use tracing::{debug, info, info_span, warn, Instrument};
 
+use super::buffers::{Account, FREE_READ_BYTES};
+use super::log_limit::Verdict;
 use super::outbox::{Batch, Outbox};
 use super::{clock, Shared};
 use crate::core::{ConnectionId, Outcome, Peer};
@@ -46,8 +56,8 @@ enum CloseReason {
     WriterStopped,
     /// Replies went past the outbox's limit unread; it was told so.
     Overflowed,
-    /// A connection limit refused it; it was told which.
-    Refused(BrokerError),
+    /// The client read none of its replies for the write timeout.
+    Stalled,
 }
 
 fn peer_of(stream: &UnixStream) -> Peer {
@@ -96,44 +106,154 @@ fn peer_groups(fd: std::os::fd::RawFd) -> Vec<u32> {
     }
 }
 
-/// Serves one connection until it closes or the broker stops.
+/// What to do with a connection just accepted.
+pub(crate) enum Admission<S, R> {
+    /// Serve it: it is registered and counted.
+    Serve(S),
+    /// Tell it why it is refused, then close it.
+    Refuse(R),
+    /// Close it without a word (the broker is stopping, or too many
+    /// refusals are under way).
+    Close,
+}
+
+/// Refused connections being told why at once; past this many, further
+/// ones are closed without a word, so that a flood of them costs no more
+/// than this many descriptors for a moment.
+const MAX_REFUSING: usize = 64;
+
+/// How long a refused connection has to send its hello and read the
+/// goodbye before it is closed.
+const REFUSAL_TIME: Duration = Duration::from_millis(500);
+
+/// Admits a connection just accepted, by its peer's credentials: within the
+/// connection limits it is registered (counted from now, before its hello)
+/// and served until it closes or the broker stops; otherwise it is told why
+/// in a `Goodbye` and closed.
 ///
-/// Not an `async fn` itself: the future it returns is what every connected
-/// client costs while it waits, and an outer async wrapper would keep
-/// second copies of its arguments.
-pub(crate) fn serve(
-    shared: Arc<Shared>,
+/// The futures are not `async fn`s': the one serving is what every
+/// connected client costs while it waits, and an outer async wrapper would
+/// keep second copies of its arguments.
+pub(crate) fn admit(
+    shared: &Arc<Shared>,
     id: ConnectionId,
     stream: UnixStream,
-    stop: watch::Receiver<bool>,
-) -> impl std::future::Future<Output = ()> {
+    stop: &watch::Receiver<bool>,
+) -> Admission<impl Future<Output = ()>, impl Future<Output = ()>> {
     let peer = peer_of(&stream);
     let groups = peer_groups(std::os::fd::AsRawFd::as_raw_fd(&stream));
+    let (outbox, account) = {
+        let mut state = shared.lock();
+        if *stop.borrow() {
+            return Admission::Close;
+        }
+        if let Err(refused) = state.core.may_connect_with_groups(&peer, &groups) {
+            let verdict = state.refusals.line(Instant::now());
+            drop(state);
+            log_refusal(&peer, &refused, verdict);
+            let Some(slot) = RefusalSlot::take(shared) else {
+                return Admission::Close;
+            };
+            return Admission::Refuse(refuse(stream, refused, slot));
+        }
+        let account = Arc::new(shared.buffers.open(peer.uid));
+        let outbox = Arc::new(Outbox::with_account(
+            shared.config.outbox_limit(),
+            account.clone(),
+        ));
+        state.core.connect_with_groups(id, peer, groups);
+        state.outboxes.insert(id, outbox.clone());
+        (outbox, account)
+    };
     let span = info_span!("connection", id = id.0, pid = peer.pid, uid = peer.uid);
-    serve_connected(shared, id, stream, (peer, groups), stop).instrument(span)
+    Admission::Serve(
+        serve_connected(shared.clone(), id, stream, outbox, account, stop.clone()).instrument(span),
+    )
+}
+
+fn log_refusal(peer: &Peer, refused: &BrokerError, verdict: Verdict) {
+    match verdict {
+        Verdict::Suppress => return,
+        Verdict::WriteAfterSummary(suppressed) => warn!(
+            suppressed,
+            "{suppressed} more connections were refused (not logged: at most {} lines every {:?})",
+            super::log_limit::LINES_PER_INTERVAL,
+            super::log_limit::INTERVAL
+        ),
+        Verdict::Write => {}
+    }
+    warn!(pid = peer.pid, uid = peer.uid, error = %refused, "connection refused");
+}
+
+/// One of the [`MAX_REFUSING`] refusals under way.
+struct RefusalSlot(Arc<Shared>);
+
+impl RefusalSlot {
+    fn take(shared: &Arc<Shared>) -> Option<Self> {
+        let under_way = shared.refusing.fetch_add(1, Ordering::Relaxed);
+        if under_way >= MAX_REFUSING {
+            shared.refusing.fetch_sub(1, Ordering::Relaxed);
+            return None;
+        }
+        Some(Self(shared.clone()))
+    }
+}
+
+impl Drop for RefusalSlot {
+    fn drop(&mut self) {
+        self.0.refusing.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// Tells a refused connection why. Its hello is read first (clients send it
+/// at once): closing a socket with unread data in it makes the client see
+/// a reset instead of the goodbye.
+async fn refuse(mut stream: UnixStream, refused: BrokerError, _slot: RefusalSlot) {
+    let mut hello = BytesMut::with_capacity(256);
+    let _ = tokio::time::timeout(REFUSAL_TIME, async {
+        while frame_total(&hello).is_none_or(|total| hello.len() < total.min(4096)) {
+            match stream.read_buf(&mut hello).await {
+                Ok(0) | Err(_) => break,
+                Ok(_) if hello.len() >= 4096 => break,
+                Ok(_) => {}
+            }
+        }
+    })
+    .await;
+    let mut goodbye = Vec::with_capacity(256);
+    if mailbox_proto::encode_server_frame(&ServerFrame::Goodbye(refused), &mut goodbye, u32::MAX)
+        .is_ok()
+    {
+        let _ = tokio::time::timeout(REFUSAL_TIME, stream.write_all(&goodbye)).await;
+    }
+    let _ = stream.shutdown().await;
 }
 
 async fn serve_connected(
     shared: Arc<Shared>,
     id: ConnectionId,
     stream: UnixStream,
-    credentials: (Peer, Vec<u32>),
+    outbox: Arc<Outbox>,
+    account: Arc<Account>,
     stop: watch::Receiver<bool>,
 ) {
     let (reader, writer) = stream.into_split();
-    let outbox = Arc::new(Outbox::new(shared.config.outbox_limit()));
-    let mut writer_task = tokio::spawn(write_loop(writer, outbox.clone()));
-    let reason = read_loop(&shared, id, credentials, reader, &outbox, &stop).await;
+    let write_timeout = shared.config.buffers.write_timeout;
+    let mut writer_task = tokio::spawn(write_loop(writer, outbox.clone(), write_timeout));
+    let reason = read_loop(&shared, id, reader, &outbox, &account, &stop).await;
     match &reason {
         CloseReason::ClientClosed => debug!("client closed the connection"),
         CloseReason::Shutdown => debug!("closed for shutdown"),
         CloseReason::ProtocolViolation(error) => warn!(%error, "closing: protocol violation"),
         CloseReason::Io(error) => info!(%error, "closing: read failed"),
-        CloseReason::Refused(error) => warn!(%error, "refused: connection limit"),
         CloseReason::WriterStopped => info!("closing: writing to the client failed"),
         CloseReason::Overflowed => warn!(
             limit = shared.config.outbox_limit(),
             "closing: the client does not read its replies"
+        ),
+        CloseReason::Stalled => warn!(
+            timeout = ?write_timeout,
+            "closing: the client read none of its replies within limits.write_timeout"
         ),
     }
     {
@@ -147,6 +267,7 @@ async fn serve_connected(
         if state.timer_needs_wake() {
             shared.timer_wake.notify_one();
         }
+        state.forget_log_counts(id);
     }
     outbox.close();
     // The writer flushes what is queued, but a client that never reads
@@ -243,28 +364,15 @@ async fn handshake(
 async fn read_loop(
     shared: &Shared,
     id: ConnectionId,
-    (peer, groups): (Peer, Vec<u32>),
     mut reader: OwnedReadHalf,
     outbox: &Arc<Outbox>,
+    account: &Account,
     stop: &watch::Receiver<bool>,
 ) -> CloseReason {
     let config = &shared.config;
     let mut buffer = BytesMut::with_capacity(256);
     if let Err(reason) = accept_hello(&mut reader, &mut buffer, config, stop).await {
         return goodbye(outbox, reason);
-    }
-    {
-        let mut state = shared.lock();
-        if *stop.borrow() {
-            drop(state);
-            return goodbye(outbox, CloseReason::Shutdown);
-        }
-        if let Err(refused) = state.core.may_connect(&peer) {
-            drop(state);
-            return goodbye(outbox, CloseReason::Refused(refused));
-        }
-        state.core.connect_with_groups(id, peer, groups);
-        state.outboxes.insert(id, outbox.clone());
     }
     outbox.push(ServerFrame::Welcome(Welcome {
         protocol_version: PROTOCOL_VERSION,
@@ -274,7 +382,12 @@ async fn read_loop(
     }));
 
     let mut busy = false;
+    // Read buffer bytes counted in the connection's account.
+    let mut counted = 0;
+    // When the frame at the front of the buffer started to arrive.
+    let mut frame_started: Option<Instant> = None;
     loop {
+        let before = buffer.len();
         match apply_buffered(shared, id, &mut buffer, outbox) {
             Applied::All => {}
             Applied::HeldBack => {
@@ -288,6 +401,9 @@ async fn read_loop(
                 if outbox.is_closed() {
                     return closed(outbox);
                 }
+                // Not reading was the broker's doing: the next frame's
+                // time starts now.
+                frame_started = None;
                 continue;
             }
             Applied::Violation(error) => {
@@ -300,10 +416,15 @@ async fn read_loop(
         if outbox.is_closed() {
             return closed(outbox);
         }
+        if buffer.len() != before {
+            // A frame completed: the next one (if started) has its own time.
+            frame_started = None;
+        }
         if buffer.is_empty() {
             // An idle connection (say, one blocked in a receive) holds no
             // buffer while it waits: thousands of them cost little.
             buffer = BytesMut::new();
+            settle(account, &mut counted, &buffer);
             // Only two things to watch, the socket and the outbox (it
             // closes for the broker's shutdown too): this wait is what
             // every idle connection holds, thousands of times over.
@@ -316,13 +437,38 @@ async fn read_loop(
                 // stopped, or the broker is stopping.
                 () = outbox.closed() => return closed(outbox),
             }
+        } else {
+            settle(account, &mut counted, &buffer);
         }
+        let deadline = if buffer.is_empty() {
+            None
+        } else {
+            let started = *frame_started.get_or_insert_with(Instant::now);
+            Some(tokio::time::Instant::from_std(
+                started + config.buffers.frame_timeout,
+            ))
+        };
         // Small reads for small traffic, large ones once a read fills the
         // buffer: a big buffer per request would fragment the heap between
         // thousands of mostly idle connections.
         let chunk = if busy { READ_CHUNK } else { SMALL_READ };
         if buffer.capacity() - buffer.len() < chunk / 4 {
-            buffer.reserve(chunk);
+            let grown = grow(&mut buffer, chunk, account, &mut counted);
+            // Without room to grow, a read still fits in what the buffer
+            // has left; only a full buffer waits.
+            if !grown && buffer.capacity() == buffer.len() {
+                // The buffer limits are reached: read nothing more (and
+                // hold nothing more) until others release some, this
+                // frame's time runs out, or the connection closes.
+                tokio::select! {
+                    () = account.buffers().room_released() => {}
+                    () = sleep_until(deadline) => {
+                        return goodbye(outbox, frame_too_slow(config, &buffer));
+                    }
+                    () = outbox.closed() => return closed(outbox),
+                }
+                continue;
+            }
         }
         // Most reads find data (the readiness wait above saw it): poll the
         // read once, and only wait, watching for the close, when there is
@@ -340,6 +486,9 @@ async fn read_loop(
                 Poll::Pending => tokio::select! {
                     read = read => read,
                     () = outbox.closed() => return closed(outbox),
+                    () = sleep_until(deadline) => {
+                        return goodbye(outbox, frame_too_slow(config, &buffer));
+                    }
                 },
             }
         };
@@ -349,6 +498,89 @@ async fn read_loop(
             Err(error) => return CloseReason::Io(error),
         }
     }
+}
+
+/// Sleeps until `deadline`, or forever without one.
+async fn sleep_until(deadline: Option<tokio::time::Instant>) {
+    match deadline {
+        Some(deadline) => tokio::time::sleep_until(deadline).await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Why a frame that did not complete in time closes its connection.
+fn frame_too_slow(config: &super::Config, buffer: &BytesMut) -> CloseReason {
+    let promised = frame_total(buffer)
+        .map_or_else(|| "its length".to_owned(), |total| format!("{total} bytes"));
+    CloseReason::ProtocolViolation(BrokerError::new(
+        ErrorKind::ProtocolViolation,
+        format!(
+            "a frame did not complete within {:?} of its first bytes (limits.frame_timeout): \
+             {} of its {promised} arrived",
+            config.buffers.frame_timeout,
+            buffer.len()
+        ),
+    ))
+}
+
+/// The whole length (header included) of the frame at the front of
+/// `buffer`, once its header is there.
+fn frame_total(buffer: &BytesMut) -> Option<usize> {
+    let header: [u8; 4] = buffer.get(..4)?.try_into().ok()?;
+    Some(4 + u32::from_le_bytes(header) as usize)
+}
+
+/// The part of a read buffer of `capacity` bytes that counts against the
+/// buffer limits.
+fn counted_bytes(capacity: usize) -> usize {
+    capacity.saturating_sub(FREE_READ_BYTES)
+}
+
+/// Brings the account to what the buffer holds now (it shrinks as frames
+/// are split off it).
+fn settle(account: &Account, counted: &mut usize, buffer: &BytesMut) {
+    let now = counted_bytes(buffer.capacity());
+    if now < *counted {
+        account.release(*counted - now);
+    } else if now > *counted {
+        account.force(now - *counted);
+    }
+    *counted = now;
+}
+
+/// Makes room for a read of about `chunk` bytes, if the buffer limits allow
+/// what that costs; `false` (nothing changed) when they do not.
+///
+/// A buffer holding part of a large frame grows by doubling (at most twice
+/// what arrived): room is made as bytes arrive, not on the promise of a
+/// header (a 16 MiB header followed by a trickle costs what arrived). A
+/// buffer with no frame started may always take a small read: small
+/// requests are never held up by others filling the buffers.
+fn grow(buffer: &mut BytesMut, chunk: usize, account: &Account, counted: &mut usize) -> bool {
+    let len = buffer.len();
+    let target = match frame_total(buffer) {
+        Some(total) if total > len => (len + chunk).max((2 * len).min(total)),
+        _ => len + chunk,
+    };
+    // What the buffer may hold afterwards: `reserve` may double it (and
+    // then the extra is released below). Not an exact allocation and a
+    // copy: `reserve` reallocates in place where it can, which matters
+    // for frames of megabytes (measured: a third of the `large`
+    // benchmark's throughput).
+    let bound = (2 * buffer.capacity()).max(target);
+    let needed = counted_bytes(bound).saturating_sub(*counted);
+    if needed > 0 && !account.try_reserve(needed) {
+        if !buffer.is_empty() {
+            return false;
+        }
+        *buffer = BytesMut::with_capacity(SMALL_READ.min(FREE_READ_BYTES));
+        settle(account, counted, buffer);
+        return true;
+    }
+    *counted += needed;
+    buffer.reserve(target - len);
+    settle(account, counted, buffer);
+    true
 }
 
 /// How far [`apply_buffered`] got.
@@ -382,6 +614,20 @@ fn apply_buffered(
     let mut now = None;
     let mut applied = Applied::HeldBack;
     while outbox.queued_bytes() <= config.outbox_high_water {
+        // Cut off (for replies it does not read): what is left in the
+        // buffer would be worked out for nobody.
+        if outbox.is_closed() {
+            applied = Applied::All;
+            break;
+        }
+        // A frame still arriving is left alone: the decoder would reserve
+        // room for all of it on the promise of its header.
+        if frame_total(buffer)
+            .is_some_and(|total| buffer.len() < total && total - 4 <= config.max_frame_len as usize)
+        {
+            applied = Applied::All;
+            break;
+        }
         match decode_client_frame(buffer, config.max_frame_len) {
             Ok(Some(frame)) => {
                 let now = now.get_or_insert_with(clock);
@@ -419,6 +665,8 @@ fn closed(outbox: &Outbox) -> CloseReason {
         CloseReason::Shutdown
     } else if outbox.overflowed() {
         CloseReason::Overflowed
+    } else if outbox.stalled() {
+        CloseReason::Stalled
     } else {
         // The writer stopped: the client is gone or stopped reading.
         CloseReason::WriterStopped
@@ -428,7 +676,7 @@ fn closed(outbox: &Outbox) -> CloseReason {
 /// Queues a goodbye saying why the connection closes, and passes the reason on.
 fn goodbye(outbox: &Outbox, reason: CloseReason) -> CloseReason {
     let error = match &reason {
-        CloseReason::ProtocolViolation(error) | CloseReason::Refused(error) => Some(error.clone()),
+        CloseReason::ProtocolViolation(error) => Some(error.clone()),
         CloseReason::Shutdown => Some(BrokerError::new(
             ErrorKind::BrokerShuttingDown,
             "the broker is stopping",
@@ -436,7 +684,8 @@ fn goodbye(outbox: &Outbox, reason: CloseReason) -> CloseReason {
         CloseReason::ClientClosed
         | CloseReason::Io(_)
         | CloseReason::WriterStopped
-        | CloseReason::Overflowed => None,
+        | CloseReason::Overflowed
+        | CloseReason::Stalled => None,
     };
     if let Some(error) = error {
         outbox.say_goodbye(error);
@@ -448,7 +697,10 @@ fn goodbye(outbox: &Outbox, reason: CloseReason) -> CloseReason {
 /// copied into the write buffer.
 const DETACH_PAYLOADS_FROM: usize = 16 * 1024;
 
-async fn write_loop(mut writer: OwnedWriteHalf, outbox: Arc<Outbox>) {
+/// Writes what the outbox holds until it closes. A write that makes no
+/// progress for `timeout` (the client reads nothing) stalls the outbox:
+/// the connection is cut and what it held is released.
+async fn write_loop(mut writer: OwnedWriteHalf, outbox: Arc<Outbox>, timeout: Duration) {
     let mut detached = Detached::new(DETACH_PAYLOADS_FROM);
     loop {
         let mut buffer: Vec<u8> = match outbox.take().await {
@@ -469,14 +721,21 @@ async fn write_loop(mut writer: OwnedWriteHalf, outbox: Arc<Outbox>) {
             Batch::Closed => break,
         };
         let written = if detached.pieces.is_empty() {
-            writer.write_all(&buffer).await
+            write_all(&mut writer, &buffer, timeout).await
         } else {
-            write_pieces(&mut writer, &buffer, &detached).await
+            write_pieces(&mut writer, &buffer, &detached, timeout).await
         };
         detached.pieces.clear();
-        if let Err(error) = written {
-            debug!(%error, "write failed; the client is gone");
-            break;
+        match written {
+            Ok(()) => {}
+            Err(error) if error.kind() == std::io::ErrorKind::TimedOut => {
+                outbox.stall();
+                break;
+            }
+            Err(error) => {
+                debug!(%error, "write failed; the client is gone");
+                break;
+            }
         }
         // Give the buffer back: an idle connection should cost next to
         // nothing, and the next batch reserves what it needs in one go.
@@ -495,14 +754,119 @@ async fn write_pieces(
     writer: &mut OwnedWriteHalf,
     buffer: &[u8],
     detached: &Detached,
+    timeout: Duration,
 ) -> std::io::Result<()> {
     let mut segments = detached.interleave(buffer);
     while !segments.is_done() {
-        let written = writer.write_vectored(&segments.io_slices()).await?;
+        let written = progress(timeout, writer.write_vectored(&segments.io_slices())).await?;
         if written == 0 {
             return Err(std::io::ErrorKind::WriteZero.into());
         }
         segments.advance(written);
     }
     Ok(())
+}
+
+/// Writes all of `buffer`, each write within `timeout`.
+async fn write_all(
+    writer: &mut OwnedWriteHalf,
+    mut buffer: &[u8],
+    timeout: Duration,
+) -> std::io::Result<()> {
+    while !buffer.is_empty() {
+        let written = progress(timeout, writer.write(buffer)).await?;
+        if written == 0 {
+            return Err(std::io::ErrorKind::WriteZero.into());
+        }
+        buffer = &buffer[written..];
+    }
+    Ok(())
+}
+
+/// One write, failing with `TimedOut` when it makes no progress within
+/// `timeout`. Most writes complete at once; the timer is set only for a
+/// write that has to wait.
+async fn progress(
+    timeout: Duration,
+    write: impl Future<Output = std::io::Result<usize>>,
+) -> std::io::Result<usize> {
+    let mut write = std::pin::pin!(write);
+    if let Poll::Ready(result) =
+        std::future::poll_fn(|cx| Poll::Ready(write.as_mut().poll(cx))).await
+    {
+        return result;
+    }
+    match tokio::time::timeout(timeout, write).await {
+        Ok(result) => result,
+        Err(_) => Err(std::io::ErrorKind::TimedOut.into()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::server::buffers::Buffers;
+    use crate::server::BufferLimits;
+
+    fn account(max_bytes: usize) -> (Arc<Buffers>, Account) {
+        let buffers = Arc::new(Buffers::new(BufferLimits {
+            max_bytes,
+            max_bytes_per_uid: max_bytes,
+            ..BufferLimits::default()
+        }));
+        let account = buffers.open(1000);
+        (buffers, account)
+    }
+
+    /// A buffer holding the first `arrived` bytes of a frame of `len`.
+    fn partial_frame(len: u32, arrived: usize) -> BytesMut {
+        let mut buffer = BytesMut::with_capacity(arrived);
+        buffer.extend_from_slice(&len.to_le_bytes());
+        buffer.resize(arrived, 0);
+        buffer
+    }
+
+    #[test]
+    fn a_header_promising_a_large_frame_reserves_only_what_arrives() {
+        let (buffers, account) = account(usize::MAX);
+        let mut buffer = partial_frame(16 << 20, 1000);
+        let mut counted = 0;
+        assert!(grow(&mut buffer, READ_CHUNK, &account, &mut counted));
+        // Room for one more read, not for the 16 MiB the header promised.
+        assert!(
+            buffer.capacity() < 2 * (1000 + READ_CHUNK),
+            "{}",
+            buffer.capacity()
+        );
+        assert_eq!(counted, counted_bytes(buffer.capacity()));
+        assert_eq!(buffers.total(), counted);
+        // As bytes arrive it doubles, at most.
+        let mut buffer = partial_frame(300_000, 200_000);
+        counted = 0;
+        assert!(grow(&mut buffer, READ_CHUNK, &account, &mut counted));
+        assert!(buffer.capacity() >= 300_004 && buffer.capacity() <= 400_000);
+        assert_eq!(counted, counted_bytes(buffer.capacity()));
+    }
+
+    #[test]
+    fn without_room_a_partial_frame_waits_and_a_new_one_takes_a_small_read() {
+        let (buffers, account) = account(256 * 1024);
+        let other = buffers.open(1001);
+        assert!(other.try_reserve(256 * 1024));
+        // Full: the buffer of a frame that started does not grow.
+        let mut buffer = partial_frame(1 << 20, 8192);
+        let mut counted = 0;
+        let before = buffer.capacity();
+        assert!(!grow(&mut buffer, READ_CHUNK, &account, &mut counted));
+        assert_eq!((buffer.capacity(), counted), (before, 0));
+        // An empty one still reads a small request, uncounted.
+        let mut empty = BytesMut::new();
+        assert!(grow(&mut empty, READ_CHUNK, &account, &mut counted));
+        assert!(empty.capacity() >= SMALL_READ.min(FREE_READ_BYTES));
+        assert_eq!(counted, 0);
+        // Released room is usable again.
+        drop(other);
+        assert!(grow(&mut buffer, READ_CHUNK, &account, &mut counted));
+        assert!(counted > 0);
+    }
 }

@@ -10,7 +10,10 @@
 //! Boundary: nothing here decides mailbox semantics; it decodes frames, drives
 //! the core and writes results.
 
+mod buffers;
 mod connection;
+mod descriptors;
+mod log_limit;
 mod notify;
 mod outbox;
 mod reload;
@@ -19,7 +22,7 @@ mod spin;
 mod timer;
 
 use std::future::Future;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -32,10 +35,42 @@ use tracing::{info, warn};
 use crate::config::Declaration;
 use crate::core::{AccessPolicy, Clock, ConnectionId, ConnectionMap, Core, Limits, Outcome};
 use crate::systemd::Notifier;
+use buffers::Buffers;
+use log_limit::{RepeatedLines, Verdict};
 use outbox::Outbox;
 
 pub use reload::{Control, Reload};
-pub use socket::{bind, bind_with_permissions, set_socket_permissions, BindError};
+pub use socket::{
+    bind, bind_recorded, bind_with_permissions, set_socket_permissions, BindError, BoundSocket,
+};
+
+/// Limits on what connections hold outside the mailboxes: replies not yet
+/// written (outboxes) and read buffers holding part of a frame. Counted
+/// broker-wide and per uid (see `buffers.rs` for the rules).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BufferLimits {
+    /// `limits.max_buffered_bytes`: all connections together.
+    pub max_bytes: usize,
+    /// `limits.max_buffered_bytes_per_uid`: the connections of one uid.
+    pub max_bytes_per_uid: usize,
+    /// `limits.frame_timeout`: once a frame's first bytes arrived, how long
+    /// the rest may take.
+    pub frame_timeout: Duration,
+    /// `limits.write_timeout`: how long writing replies to a client may make
+    /// no progress (it does not read) before the connection is cut.
+    pub write_timeout: Duration,
+}
+
+impl Default for BufferLimits {
+    fn default() -> Self {
+        Self {
+            max_bytes: 256 << 20,
+            max_bytes_per_uid: 64 << 20,
+            frame_timeout: Duration::from_secs(10),
+            write_timeout: Duration::from_secs(30),
+        }
+    }
+}
 
 /// How the server runs.
 #[derive(Debug, Clone)]
@@ -64,6 +99,8 @@ pub struct Config {
     /// decide (thousands of posted receives, each handed a message). Raised
     /// to at least the high-water mark plus two of the largest frames.
     pub outbox_limit: usize,
+    /// Limits on connection buffers (unread replies, partly read frames).
+    pub buffers: BufferLimits,
     /// How long shutdown waits for connections to flush before closing them.
     pub shutdown_grace: Duration,
     /// After handling requests, keep polling the sockets this long before
@@ -87,6 +124,7 @@ impl Default for Config {
             handshake_timeout: Duration::from_secs(10),
             outbox_high_water: 8 * 1024 * 1024,
             outbox_limit: 64 * 1024 * 1024,
+            buffers: BufferLimits::default(),
             shutdown_grace: Duration::from_secs(5),
             spin: Duration::ZERO,
             notifier: Notifier::disabled(),
@@ -116,6 +154,12 @@ pub(crate) struct State {
     /// Where [`State::apply`] collects replies: kept, empty, between
     /// requests, so that applying one allocates nothing for it.
     outcome: Outcome,
+    /// Denied requests logged per connection (only of connections that had
+    /// one): a connection gets a few lines, then counts.
+    denials: ConnectionMap<RepeatedLines>,
+    /// Connections refused at `accept`, for the log: a flood of them gets
+    /// a few lines, then counts.
+    refusals: RepeatedLines,
 }
 
 impl State {
@@ -143,11 +187,7 @@ impl State {
             // core never hands a message to one (disconnect withdrew its waits).
             if let Err(error) = &reply.result {
                 if error.kind == ErrorKind::PermissionDenied {
-                    tracing::warn!(
-                        connection = reply.ticket.connection.0,
-                        %error,
-                        "permission denied"
-                    );
+                    self.log_denial(reply.ticket.connection, error);
                 }
             }
             if let Some(outbox) = self.outboxes.get(&reply.ticket.connection) {
@@ -155,6 +195,39 @@ impl State {
                     id: reply.ticket.request,
                     result: reply.result,
                 });
+            }
+        }
+    }
+
+    /// Logs a denied request, a few per connection and interval: a client
+    /// sending thousands of denied requests would otherwise write a line
+    /// each (20,000 denials, 7.4 MB of log in 0.13 s).
+    fn log_denial(&mut self, connection: ConnectionId, error: &mailbox_proto::BrokerError) {
+        let now = Instant::now();
+        let verdict = if self.outboxes.contains_key(&connection) {
+            self.denials
+                .entry(connection)
+                .or_insert_with(|| RepeatedLines::new(now))
+                .line(now)
+        } else {
+            Verdict::Write
+        };
+        match verdict {
+            Verdict::Suppress => return,
+            Verdict::WriteAfterSummary(suppressed) => {
+                log_suppressed_denials(connection, suppressed);
+            }
+            Verdict::Write => {}
+        }
+        warn!(connection = connection.0, %error, "permission denied");
+    }
+
+    /// Forgets a closed connection's log counts, saying how many of its
+    /// denials were not logged.
+    pub fn forget_log_counts(&mut self, connection: ConnectionId) {
+        if let Some(lines) = self.denials.remove(&connection) {
+            if lines.suppressed() > 0 {
+                log_suppressed_denials(connection, lines.suppressed());
             }
         }
     }
@@ -169,6 +242,17 @@ impl State {
     }
 }
 
+fn log_suppressed_denials(connection: ConnectionId, suppressed: u64) {
+    warn!(
+        connection = connection.0,
+        suppressed,
+        "permission denied {suppressed} more times on this connection (not logged: at most {} \
+         lines per connection every {:?})",
+        log_limit::LINES_PER_INTERVAL,
+        log_limit::INTERVAL,
+    );
+}
+
 /// What every task shares.
 #[derive(Debug)]
 pub(crate) struct Shared {
@@ -179,6 +263,12 @@ pub(crate) struct Shared {
     pub activity: Notify,
     active: AtomicBool,
     next_connection: AtomicU64,
+    /// What connections hold in buffers, counted against the limits.
+    pub buffers: Arc<Buffers>,
+    /// The most connections the descriptor limit leaves room for.
+    pub connection_ceiling: usize,
+    /// Refused connections being told why.
+    pub refusing: AtomicUsize,
 }
 
 impl Shared {
@@ -239,7 +329,12 @@ pub async fn run(
             outboxes: ConnectionMap::default(),
             timer_armed_for: None,
             outcome: Outcome::new(),
+            denials: ConnectionMap::default(),
+            refusals: RepeatedLines::new(Instant::now()),
         }),
+        buffers: Arc::new(Buffers::new(config.buffers)),
+        connection_ceiling: descriptors::connection_ceiling(),
+        refusing: AtomicUsize::new(0),
         config,
         timer_wake: Notify::new(),
         activity: Notify::new(),
@@ -259,6 +354,7 @@ pub async fn run(
         tasks.spawn(notify::run(shared.clone(), stop_rx.clone()));
     }
 
+    let mut spare = descriptors::Spare::new();
     tokio::pin!(shutdown);
     loop {
         tokio::select! {
@@ -266,11 +362,25 @@ pub async fn run(
             accepted = listener.accept() => match accepted {
                 Ok((stream, _)) => {
                     let id = shared.next_connection_id();
-                    tasks.spawn(connection::serve(shared.clone(), id, stream, stop_rx.clone()));
+                    match connection::admit(&shared, id, stream, &stop_rx) {
+                        connection::Admission::Serve(serving) => {
+                            tasks.spawn(serving);
+                        }
+                        connection::Admission::Refuse(refusing) => {
+                            tasks.spawn(refusing);
+                        }
+                        connection::Admission::Close => {}
+                    }
+                }
+                Err(error) if descriptors::is_exhausted(&error) => {
+                    // The connection waiting is closed with the spare
+                    // descriptor, so the loop neither spins on it nor
+                    // leaves it (and everyone after it) hanging.
+                    spare.shed(&listener, &error).await;
                 }
                 Err(error) => {
-                    // Typically EMFILE: keep serving the connections we have
-                    // and retry shortly rather than spin or exit.
+                    // Keep serving the connections we have and retry
+                    // shortly rather than spin or exit.
                     warn!(%error, "accept failed");
                     tokio::time::sleep(Duration::from_millis(50)).await;
                 }

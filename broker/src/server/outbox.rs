@@ -13,15 +13,20 @@
 //! connections' traffic (a message for each of thousands of posted
 //! receives: the core releases a message from its budget when it hands it
 //! over, so nothing else limits them): past the outbox's hard limit the
-//! connection is cut off (`push`).
+//! connection is cut off (`push`). What every outbox holds also counts
+//! against the broker-wide and per-uid limits of [`super::buffers`]: a reply
+//! past them cuts the connection off too, unless it is the only one it has
+//! (within the limits' overdraft).
 
 use std::future::Future;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Mutex, MutexGuard};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Poll, Waker};
 
 use mailbox_proto::{BrokerError, ErrorKind, Message, Response, ServerFrame};
 use tokio::sync::Notify;
+
+use super::buffers::Account;
 
 /// Frames queued for one connection.
 #[derive(Debug)]
@@ -32,10 +37,15 @@ pub(crate) struct Outbox {
     /// `State::bytes`, readable without the lock: the reader checks it
     /// after every request it applies.
     queued: AtomicUsize,
+    /// `State::closed`, readable without the lock: the reader checks it
+    /// before every request it applies.
+    closed: AtomicBool,
     /// Wakes the writer when frames arrive or the outbox closes.
     ready: Notify,
     /// Wakes a reader that paused because too much was queued.
     drained: Notify,
+    /// Where its queued and written bytes count (none in unit tests).
+    account: Option<Arc<Account>>,
 }
 
 #[derive(Debug, Default)]
@@ -51,6 +61,8 @@ struct State {
     overflowed: bool,
     /// Closed because the broker is stopping.
     stopping: bool,
+    /// Closed because the client read nothing for the write timeout.
+    stalled: bool,
     /// The task waiting in [`Outbox::closed`] (the connection's reader),
     /// woken by the close only: not by every batch the writer takes (a
     /// wake-up per round trip, measured). A slot rather than a `Notify`:
@@ -133,8 +145,18 @@ impl Outbox {
             state: Mutex::new(State::default()),
             limit,
             queued: AtomicUsize::new(0),
+            closed: AtomicBool::new(false),
             ready: Notify::new(),
             drained: Notify::new(),
+            account: None,
+        }
+    }
+
+    /// Like [`Outbox::new`], its bytes counted in `account`.
+    pub fn with_account(limit: usize, account: Arc<Account>) -> Self {
+        Self {
+            account: Some(account),
+            ..Self::new(limit)
         }
     }
 
@@ -163,21 +185,31 @@ impl Outbox {
         let size = approximate_size(&frame);
         let pending = state.bytes + state.writing;
         if pending.saturating_add(size) > self.limit {
-            state.frames.clear();
-            state.bytes = 0;
-            self.queued.store(0, Ordering::Relaxed);
-            state.frames.push(ServerFrame::Goodbye(BrokerError::new(
-                ErrorKind::TooManyRequests,
-                format!(
-                    "closing the connection: over {} bytes of replies are waiting and the \
-                     client is not reading them; read replies as they come, or keep fewer \
-                     requests in flight",
-                    self.limit
-                ),
-            )));
-            state.overflowed = true;
-            self.close_locked(state);
+            let message = format!(
+                "closing the connection: over {} bytes of replies are waiting and the client is \
+                 not reading them; read replies as they come, or keep fewer requests in flight",
+                self.limit
+            );
+            self.overflow(state, message);
             return;
+        }
+        if let Some(account) = &self.account {
+            // A client that reads its replies gets one waiting, whatever
+            // the others hold, as long as the overdraft lasts.
+            let admitted =
+                account.try_reserve(size) || (pending == 0 && account.try_overdraw(size));
+            if !admitted {
+                let (max_bytes, max_bytes_per_uid) = self.limits_of(account);
+                let message = format!(
+                    "closing the connection: the broker's buffers for unread replies are full \
+                     ({max_bytes} bytes in all, {max_bytes_per_uid} per uid: \
+                     limits.max_buffered_bytes, limits.max_buffered_bytes_per_uid) and this \
+                     client has {pending} bytes of replies it has not read; read replies as \
+                     they come"
+                );
+                self.overflow(state, message);
+                return;
+            }
         }
         state.bytes += size;
         self.queued.store(state.bytes, Ordering::Relaxed);
@@ -187,6 +219,46 @@ impl Outbox {
         if first {
             self.ready.notify_one();
         }
+    }
+
+    fn limits_of(&self, account: &Account) -> (usize, usize) {
+        let limits = account.buffers().limits();
+        (limits.max_bytes, limits.max_bytes_per_uid)
+    }
+
+    /// Cuts the connection off for replies it does not read: what is queued
+    /// is dropped, a `Goodbye` (`TooManyRequests`) says why, and the reader,
+    /// woken by the close, ends the connection.
+    fn overflow(&self, mut state: MutexGuard<'_, State>, message: String) {
+        state.frames.clear();
+        let dropped = std::mem::take(&mut state.bytes);
+        self.queued.store(0, Ordering::Relaxed);
+        let goodbye = ServerFrame::Goodbye(BrokerError::new(ErrorKind::TooManyRequests, message));
+        if let Some(account) = &self.account {
+            account.release(dropped);
+            let size = approximate_size(&goodbye);
+            account.force(size);
+            state.bytes = size;
+        }
+        state.frames.push(goodbye);
+        state.overflowed = true;
+        self.close_locked(state);
+    }
+
+    /// Closes the outbox because the client read none of its replies for
+    /// the write timeout; nothing more is written.
+    pub fn stall(&self) {
+        let mut state = self.lock();
+        if state.closed {
+            return;
+        }
+        state.stalled = true;
+        self.close_locked(state);
+    }
+
+    /// Whether it was closed by [`Outbox::stall`].
+    pub fn stalled(&self) -> bool {
+        self.lock().stalled
     }
 
     /// Closes the outbox for the broker's shutdown: a goodbye saying so
@@ -233,6 +305,7 @@ impl Outbox {
     /// reader watching for the close ends the connection.
     fn close_locked(&self, mut state: MutexGuard<'_, State>) {
         state.closed = true;
+        self.closed.store(true, Ordering::Release);
         let closed_waker = state.closed_waker.take();
         drop(state);
         self.ready.notify_one();
@@ -244,7 +317,7 @@ impl Outbox {
 
     /// Whether the outbox was closed (the writer stopped).
     pub fn is_closed(&self) -> bool {
-        self.lock().closed
+        self.closed.load(Ordering::Acquire)
     }
 
     /// Whether it was closed because replies went past the limit unread.
@@ -286,7 +359,10 @@ impl Outbox {
             {
                 let mut state = self.lock();
                 // The writer asks for more only once it wrote what it took.
-                state.writing = 0;
+                let written = std::mem::take(&mut state.writing);
+                if let Some(account) = &self.account {
+                    account.release(written);
+                }
                 if !state.frames.is_empty() {
                     let frames = std::mem::take(&mut state.frames);
                     let bytes = std::mem::take(&mut state.bytes);
@@ -411,6 +487,53 @@ mod tests {
         outbox.push(received(1));
         assert!(matches!(outbox.take().await, Batch::Closed));
         outbox.closed().await;
+    }
+
+    #[tokio::test]
+    async fn past_the_buffer_limits_a_client_with_replies_unread_is_cut_and_one_without_is_served()
+    {
+        use crate::server::buffers::Buffers;
+        use crate::server::BufferLimits;
+        let buffers = Arc::new(Buffers::new(BufferLimits {
+            max_bytes: 100_000,
+            max_bytes_per_uid: 100_000,
+            ..BufferLimits::default()
+        }));
+        let hog = Outbox::with_account(usize::MAX, Arc::new(buffers.open(1)));
+        hog.push(received(90_000));
+        let reader = Outbox::with_account(usize::MAX, Arc::new(buffers.open(2)));
+        // Nothing else waiting: served, from the overdraft.
+        reader.push(received(20_000));
+        assert!(!reader.is_closed());
+        // A second reply while the first is unread: cut, told why.
+        reader.push(received(1_000));
+        assert!(reader.is_closed() && reader.overflowed());
+        let Batch::Frames(frames, _) = reader.take().await else {
+            panic!("expected the goodbye");
+        };
+        match &frames[..] {
+            [ServerFrame::Goodbye(error)] => {
+                assert_eq!(error.kind, ErrorKind::TooManyRequests);
+                assert!(
+                    error.message.contains("limits.max_buffered_bytes"),
+                    "{error}"
+                );
+            }
+            other => panic!("expected only a goodbye, got {other:?}"),
+        }
+        // The overdraft is bounded too: past it, even a first reply is refused.
+        let late = Outbox::with_account(usize::MAX, Arc::new(buffers.open(3)));
+        late.push(received(40_000));
+        assert!(late.is_closed());
+        // What the hog held is released once it is written.
+        assert!(matches!(hog.take().await, Batch::Frames(..)));
+        let next = hog.take();
+        tokio::pin!(next);
+        assert!(futures_poll_once(next.as_mut()).await.is_none());
+        let fresh = Outbox::with_account(usize::MAX, Arc::new(buffers.open(4)));
+        fresh.push(received(50_000));
+        fresh.push(received(10_000));
+        assert!(!fresh.is_closed());
     }
 
     #[tokio::test]

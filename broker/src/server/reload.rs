@@ -41,7 +41,7 @@ impl Control {
             return false;
         };
         let mut state = shared.lock();
-        apply(&mut state.core, reload);
+        apply(&mut state.core, reload, shared.connection_ceiling);
         true
     }
 }
@@ -56,14 +56,26 @@ pub(crate) fn start(shared: &Arc<Shared>) {
         access: shared.config.access.clone(),
         mailboxes: shared.config.mailboxes.clone(),
     };
-    apply(&mut shared.lock().core, &initial);
+    apply(&mut shared.lock().core, &initial, shared.connection_ceiling);
 }
 
 /// Applies `reload` to `core`, logging what changed for each mailbox.
-pub(crate) fn apply(core: &mut Core, reload: &Reload) {
-    if core.limits() != reload.limits {
-        info!(limits = ?reload.limits, "limits changed");
-        core.set_limits(reload.limits);
+/// `max_connections` is held to `connection_ceiling`, what the descriptor
+/// limit leaves room for.
+pub(crate) fn apply(core: &mut Core, reload: &Reload, connection_ceiling: usize) {
+    let mut limits = reload.limits;
+    if limits.max_connections > connection_ceiling {
+        warn!(
+            configured = limits.max_connections,
+            ceiling = connection_ceiling,
+            "limits.max_connections is above what the descriptor limit (RLIMIT_NOFILE) leaves \
+             room for; using the ceiling (raise LimitNOFILE= or ulimit -n for more)"
+        );
+        limits.max_connections = connection_ceiling;
+    }
+    if core.limits() != limits {
+        info!(?limits, "limits changed");
+        core.set_limits(limits);
     }
     core.set_access_policy(reload.access.clone());
     for declaration in &reload.mailboxes {

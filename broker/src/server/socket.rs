@@ -1,7 +1,10 @@
-//! Binding the broker's socket: create its directory, clear a stale socket,
-//! refuse to start beside a live broker; give it the configured mode and group.
+//! Binding the broker's socket: create its directory, refuse a directory
+//! others could swap the socket in, clear a stale socket, refuse to start
+//! beside a live broker; give it the configured mode and group; remember
+//! which file it bound, so that only that one is removed at exit.
 
 use std::io;
+use std::os::unix::fs::MetadataExt;
 use std::os::unix::net::UnixStream as StdUnixStream;
 use std::path::{Path, PathBuf};
 
@@ -23,6 +26,15 @@ pub enum BindError {
         /// Why.
         source: io::Error,
     },
+    /// The directory could be changed by someone else than the broker's
+    /// user or root: whoever can write to it can replace the socket.
+    #[error("refusing the socket directory {path}: {reason}")]
+    UnsafeDirectory {
+        /// The directory.
+        path: PathBuf,
+        /// What is wrong with it.
+        reason: String,
+    },
     /// Something else is in the way, or binding failed.
     #[error("cannot listen on {path}: {source}")]
     Bind {
@@ -33,21 +45,123 @@ pub enum BindError {
     },
 }
 
+/// The socket file a broker bound, known by its device and inode: what is
+/// at the path at exit is removed only if it is still that file (another
+/// broker may have replaced it since, and its socket is not ours to remove).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BoundSocket {
+    path: PathBuf,
+    device: u64,
+    inode: u64,
+}
+
+impl BoundSocket {
+    /// Records the file now at `path` (the socket just bound).
+    fn record(path: &Path) -> io::Result<Self> {
+        let meta = std::fs::symlink_metadata(path)?;
+        Ok(Self {
+            path: path.to_owned(),
+            device: meta.dev(),
+            inode: meta.ino(),
+        })
+    }
+
+    /// The path it was bound at.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Whether the file at the path is still the one bound.
+    pub fn is_still_there(&self) -> bool {
+        std::fs::symlink_metadata(&self.path)
+            .is_ok_and(|meta| meta.dev() == self.device && meta.ino() == self.inode)
+    }
+
+    /// Removes the socket file if it is still the one bound; `Ok(false)`
+    /// when something else is at the path now (left alone) or nothing is.
+    pub fn remove(&self) -> io::Result<bool> {
+        if !self.is_still_there() {
+            return Ok(false);
+        }
+        // Between the check and the unlink another broker could only
+        // replace the file if it could write to the directory, which
+        // `prepare_directory` allowed to nobody but us and root.
+        std::fs::remove_file(&self.path).map(|()| true)
+    }
+}
+
+/// Creates the socket's directory if needed and checks that nobody but the
+/// broker's user and root can change what is in it (as OpenSSH and tmux
+/// check theirs): it must be owned by the broker's effective uid or by root,
+/// and not writable by group or others unless it is sticky (like `/tmp`:
+/// there others may add files but not remove or rename ours). Only the
+/// socket's own directory is checked, not the ones above it: whoever can
+/// rename a parent could already run as that parent's owner.
+fn prepare_directory(path: &Path) -> Result<(), BindError> {
+    let parent = match path.parent() {
+        Some(parent) if !parent.as_os_str().is_empty() => parent,
+        _ => Path::new("."),
+    };
+    std::fs::create_dir_all(parent).map_err(|source| BindError::Directory {
+        path: parent.to_owned(),
+        source,
+    })?;
+    let meta = std::fs::metadata(parent).map_err(|source| BindError::Directory {
+        path: parent.to_owned(),
+        source,
+    })?;
+    // SAFETY: geteuid cannot fail and touches no memory of ours.
+    let euid = unsafe { libc::geteuid() };
+    directory_is_safe(meta.uid(), meta.mode(), euid).map_err(|reason| BindError::UnsafeDirectory {
+        path: parent.to_owned(),
+        reason,
+    })
+}
+
+/// The rule of [`prepare_directory`], on a directory's owner and mode.
+fn directory_is_safe(owner: u32, mode: u32, euid: u32) -> Result<(), String> {
+    if owner != euid && owner != 0 {
+        return Err(format!(
+            "it belongs to uid {owner}, not to the broker's uid {euid} or root, so its owner \
+             could replace the socket; use a directory of the broker's user"
+        ));
+    }
+    let sticky = mode & 0o1000 != 0;
+    if mode & 0o022 != 0 && !sticky {
+        return Err(format!(
+            "its mode {:04o} lets others than its owner replace the socket; \
+             remove group and other write (chmod go-w) or use another directory",
+            mode & 0o7777
+        ));
+    }
+    Ok(())
+}
+
 fn is_socket(path: &Path) -> bool {
     use std::os::unix::fs::FileTypeExt;
     std::fs::symlink_metadata(path).is_ok_and(|meta| meta.file_type().is_socket())
 }
 
-/// Binds a listener on `path`, creating its parent directory. A socket file
-/// nobody answers on is a leftover of a broker that died, and is replaced.
-/// Must be called inside a tokio runtime.
+/// Binds a listener on `path`, creating its parent directory (which must be
+/// safe, see [`BindError::UnsafeDirectory`]). A socket file nobody answers
+/// on is a leftover of a broker that died, and is replaced. Must be called
+/// inside a tokio runtime.
 pub fn bind(path: &Path) -> Result<UnixListener, BindError> {
-    if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
-        std::fs::create_dir_all(parent).map_err(|source| BindError::Directory {
-            path: parent.to_owned(),
-            source,
-        })?;
-    }
+    bind_recorded(path).map(|(listener, _)| listener)
+}
+
+/// Like [`bind`], and says which file it bound, to remove at exit.
+pub fn bind_recorded(path: &Path) -> Result<(UnixListener, BoundSocket), BindError> {
+    let listener = bind_in_place(path)?;
+    let bound = BoundSocket::record(path).map_err(|source| BindError::Bind {
+        path: path.to_owned(),
+        source,
+    })?;
+    Ok((listener, bound))
+}
+
+fn bind_in_place(path: &Path) -> Result<UnixListener, BindError> {
+    prepare_directory(path)?;
     match UnixListener::bind(path) {
         Ok(listener) => Ok(listener),
         Err(error) if error.kind() == io::ErrorKind::AddrInUse => {
@@ -81,21 +195,17 @@ pub fn bind(path: &Path) -> Result<UnixListener, BindError> {
 /// Binds like [`bind`], but the socket appears at `path` only once it has
 /// the configured `mode` and `group`: it is bound under a temporary name in
 /// the same directory, given them, and renamed into place, so no client can
-/// connect through permissions it should not have had.
+/// connect through permissions it should not have had. Returns which file
+/// it bound, to remove at exit ([`BoundSocket::remove`]).
 pub fn bind_with_permissions(
     path: &Path,
     mode: Option<u32>,
     group: Option<u32>,
-) -> Result<UnixListener, BindError> {
+) -> Result<(UnixListener, BoundSocket), BindError> {
     if mode.is_none() && group.is_none() {
-        return bind(path);
+        return bind_recorded(path);
     }
-    if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
-        std::fs::create_dir_all(parent).map_err(|source| BindError::Directory {
-            path: parent.to_owned(),
-            source,
-        })?;
-    }
+    prepare_directory(path)?;
     // What is at the path now: a live broker, a stale socket (replaced by
     // the rename), or something that is not ours to replace.
     if std::fs::symlink_metadata(path).is_ok() {
@@ -121,13 +231,22 @@ pub fn bind_with_permissions(
         source,
     };
     let listener = UnixListener::bind(&temporary).map_err(failed)?;
-    let placed = set_socket_permissions(&temporary, mode, group)
-        .and_then(|()| std::fs::rename(&temporary, path));
-    if let Err(error) = placed {
-        let _ = std::fs::remove_file(&temporary);
-        return Err(failed(error));
+    // Recorded under the temporary name: a rename keeps the inode.
+    let placed = BoundSocket::record(&temporary).and_then(|bound| {
+        set_socket_permissions(&temporary, mode, group)?;
+        std::fs::rename(&temporary, path)?;
+        Ok(BoundSocket {
+            path: path.to_owned(),
+            ..bound
+        })
+    });
+    match placed {
+        Ok(bound) => Ok((listener, bound)),
+        Err(error) => {
+            let _ = std::fs::remove_file(&temporary);
+            Err(failed(error))
+        }
     }
-    Ok(listener)
 }
 
 /// Gives the socket file at `path` the configured `mode` and `group` (the
@@ -158,4 +277,35 @@ pub fn set_socket_permissions(
         })?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::directory_is_safe;
+
+    #[test]
+    fn a_socket_directory_is_safe_only_if_nobody_else_can_replace_the_socket() {
+        let cases = [
+            // (owner, mode, broker's euid, safe)
+            (0, 0o755, 0, true),
+            (1000, 0o700, 1000, true),
+            (0, 0o755, 1000, true),
+            // /tmp: sticky, so others cannot remove or rename our socket.
+            (0, 0o1777, 1000, true),
+            (1000, 0o1770, 1000, true),
+            (1000, 0o777, 1000, false),
+            (1000, 0o775, 1000, false),
+            (0, 0o757, 0, false),
+            (65534, 0o700, 0, false),
+            (65534, 0o1777, 0, false),
+            (1001, 0o755, 1000, false),
+        ];
+        for (owner, mode, euid, safe) in cases {
+            assert_eq!(
+                directory_is_safe(owner, mode, euid).is_ok(),
+                safe,
+                "owner {owner}, mode {mode:o}, euid {euid}"
+            );
+        }
+    }
 }

@@ -141,6 +141,7 @@ fn connections_are_limited_in_all_and_per_uid() {
     let limits = Limits {
         max_connections: 5,
         max_connections_per_uid: 1,
+        reserved_connections: 0,
         ..Limits::default()
     };
     let harness = harness(limits, AccessPolicy::default());
@@ -169,6 +170,69 @@ fn connections_are_limited_in_all_and_per_uid() {
         "{}",
         refused.message
     );
+}
+
+#[test]
+fn root_and_the_admin_group_keep_a_reserve_of_connections() {
+    // Four connections (uids 2001..2004) of at most 8, 2 of them reserved.
+    let limits = Limits {
+        max_connections: 8,
+        reserved_connections: 2,
+        ..Limits::default()
+    };
+    let policy = AccessPolicy {
+        admin_group: Some(10),
+        ..AccessPolicy::default()
+    };
+    let mut harness = harness(limits, policy);
+    let peer = |uid: u32, gid: u32| crate::core::Peer { pid: 9, uid, gid };
+    for n in 5..=6 {
+        let stranger = peer(7000 + n as u32, 7000);
+        assert!(harness.core.may_connect(&stranger).is_ok());
+        harness.core.connect(ConnectionId(n), stranger);
+    }
+    // Six of eight: the last two are the reserve.
+    let refused = harness.core.may_connect(&peer(7100, 7100)).unwrap_err();
+    assert_eq!(refused.kind, mailbox_proto::ErrorKind::TooManyRequests);
+    assert!(
+        refused.message.contains("limits.reserved_connections"),
+        "{}",
+        refused.message
+    );
+    // A member of the admin group (primary or supplementary) and root may.
+    assert!(harness.core.may_connect(&peer(7101, 10)).is_ok());
+    assert!(harness
+        .core
+        .may_connect_with_groups(&peer(7102, 7102), &[4, 10])
+        .is_ok());
+    assert!(harness.core.may_connect(&peer(0, 0)).is_ok());
+    harness.core.connect(ConnectionId(7), peer(0, 0));
+    harness.core.connect(ConnectionId(8), peer(0, 0));
+    // The whole limit holds for root too.
+    assert!(harness.core.may_connect(&peer(0, 0)).is_err());
+}
+
+#[test]
+fn the_per_uid_limit_does_not_apply_to_root() {
+    let limits = Limits {
+        max_connections_per_uid: 1,
+        ..Limits::default()
+    };
+    let mut harness = harness(limits, AccessPolicy::default());
+    let root = crate::core::Peer {
+        pid: 1,
+        uid: 0,
+        gid: 0,
+    };
+    for n in 10..13 {
+        assert!(harness.core.may_connect(&root).is_ok());
+        harness.core.connect(ConnectionId(n), root);
+    }
+    // Uid 2001 has its one.
+    assert!(harness
+        .core
+        .may_connect(&peer_of_test(ConnectionId(1)))
+        .is_err());
 }
 
 #[test]
