@@ -80,7 +80,7 @@ pub enum Error {
     /// message that is no call's request (kind `NotHeld`). Either way the
     /// connection is still usable.
     ///
-    /// The kinds of protocol version 2 come through here like the others:
+    /// Every kind of the protocol comes through here like the others:
     ///
     /// ```
     /// use mailbox_client::{BrokerError, Error, ErrorKind};

@@ -14,7 +14,7 @@ use crate::mailbox::{BrokerStatus, Capacity, MailboxInfo, MailboxSettings};
 use crate::message::Message;
 
 /// The protocol version this crate speaks.
-pub const PROTOCOL_VERSION: u32 = 2;
+pub const PROTOCOL_VERSION: u32 = 3;
 
 /// First field of every [`Hello`]: the bytes `MBOX` read as a little-endian
 /// `u32`, so that a peer speaking something else entirely is told so.
