@@ -45,6 +45,7 @@ use mailbox_proto::{
 
 use super::access::Permissions;
 use super::budget::Budget;
+use super::line::{Line, RankedLine, Ticketed};
 use super::types::{Clock, ConnectionId, Effect, Outcome, Peer, Place, Ticket};
 
 /// What an operation needs from the world around the mailbox.
@@ -102,6 +103,18 @@ pub(crate) struct WaitingSend {
     /// Payload bytes not admitted yet (what withdrawing it releases).
     pub held: u64,
     pub extra: Option<Box<SendExtra>>,
+}
+
+impl Ticketed for WaitingSend {
+    fn ticket(&self) -> Ticket {
+        self.ticket
+    }
+}
+
+impl Ticketed for WaitingReceive {
+    fn ticket(&self) -> Ticket {
+        self.ticket
+    }
 }
 
 impl WaitingSend {
@@ -246,6 +259,7 @@ static NOTHING_MORE: More = More {
     max_deliveries: None,
     dead_letter: None,
     watches: BTreeMap::new(),
+    watchers: BTreeMap::new(),
     in_flight: BTreeMap::new(),
     in_flight_bytes: 0,
 };
@@ -261,9 +275,30 @@ struct More {
     max_deliveries: Option<u32>,
     dead_letter: Option<String>,
     watches: BTreeMap<u64, Watch>,
+    /// The sequence number each watching send waits on (so a cancel, a
+    /// timeout or a disconnect finds its watch without a search).
+    watchers: BTreeMap<Ticket, u64>,
     in_flight: BTreeMap<u64, InFlight>,
     /// Payload bytes of the messages in flight.
     in_flight_bytes: u64,
+}
+
+impl More {
+    fn watch(&mut self, sequence: u64, watch: Watch) {
+        self.watchers.insert(watch.ticket, sequence);
+        self.watches.insert(sequence, watch);
+    }
+
+    fn unwatch(&mut self, sequence: u64) -> Option<Watch> {
+        let watch = self.watches.remove(&sequence)?;
+        self.watchers.remove(&watch.ticket);
+        Some(watch)
+    }
+
+    fn take_watches(&mut self) -> BTreeMap<u64, Watch> {
+        self.watchers.clear();
+        std::mem::take(&mut self.watches)
+    }
 }
 
 impl Ledger {
@@ -279,7 +314,7 @@ impl Ledger {
 
     /// Ends the watch on `sequence`, if there is one, without allocating.
     fn take_watch(&mut self, sequence: u64) -> Option<Watch> {
-        self.more.as_mut()?.watches.remove(&sequence)
+        self.more.as_mut()?.unwatch(sequence)
     }
 
     /// Whether any sender waits for a stage of a message here.
@@ -310,25 +345,27 @@ impl Ledger {
         Some(held)
     }
 
-    /// Admits the payload at the front of the send at `index` of the
-    /// senders' line, answering that send when it is now fully admitted (or
-    /// watching it when it waits for a later stage). Returns the stamped
-    /// message.
+    /// Admits the payload at the front of the send of `which` (`None`: the
+    /// front of the senders' line), answering that send when it is now fully
+    /// admitted (or watching it when it waits for a later stage). Returns
+    /// the stamped message.
     fn admit(
         &mut self,
-        senders: &mut VecDeque<WaitingSend>,
-        index: usize,
+        senders: &mut Line<WaitingSend>,
+        which: Option<Ticket>,
         recipients: u32,
         ctx: &mut Context<'_>,
     ) -> Option<Message> {
-        let send = senders.get_mut(index)?;
+        let send = match which {
+            None => senders.front_mut()?,
+            Some(ticket) => senders.get_mut(ticket)?,
+        };
         let sequence = self.next_sequence;
         let payload = match &mut send.load {
             Load::One(_) => {
-                let send = if index == 0 {
-                    senders.pop_front()?
-                } else {
-                    senders.remove(index)?
+                let send = match which {
+                    None => senders.pop_front()?,
+                    Some(ticket) => senders.remove(ticket)?,
                 };
                 let Load::One(payload) = send.load else {
                     return None;
@@ -354,7 +391,7 @@ impl Ledger {
                                 }),
                             );
                         } else {
-                            self.more().watches.insert(
+                            self.more().watch(
                                 sequence,
                                 Watch {
                                     ticket: send.ticket,
@@ -395,11 +432,10 @@ impl Ledger {
                         stopped: None,
                     }),
                 );
-                if index == 0 {
-                    senders.pop_front();
-                } else {
-                    senders.remove(index);
-                }
+                match which {
+                    None => senders.pop_front(),
+                    Some(ticket) => senders.remove(ticket),
+                };
             }
         }
         Some(self.stamp(ticket, sender, payload, None, ctx))
@@ -486,14 +522,14 @@ impl Ledger {
     /// bytes as queued; whether any was admitted.
     fn admit_queued(
         &mut self,
-        senders: &mut VecDeque<WaitingSend>,
+        senders: &mut Line<WaitingSend>,
         room: usize,
         ctx: &mut Context<'_>,
         mut keep: impl FnMut(Message),
     ) -> bool {
         let mut admitted = false;
         for _ in 0..room {
-            let Some(message) = self.admit(senders, 0, 1, ctx) else {
+            let Some(message) = self.admit(senders, None, 1, ctx) else {
                 break;
             };
             self.queued_bytes += message.payload.len() as u64;
@@ -540,21 +576,21 @@ impl Ledger {
         };
         match watch.until {
             Until::Queued => {
-                self.more().watches.remove(&sequence);
+                self.more().unwatch(sequence);
             }
             Until::Received => {
-                self.more().watches.remove(&sequence);
+                self.more().unwatch(sequence);
                 ctx.out.reply(watch.ticket, Ok(sent(sequence)));
             }
             Until::Acknowledged => {
                 if !receiver.manual {
-                    self.more().watches.remove(&sequence);
+                    self.more().unwatch(sequence);
                     ctx.out.reply(watch.ticket, Ok(sent(sequence)));
                 }
             }
             Until::Reply(call) => {
                 if !receiver.manual {
-                    self.more().watches.remove(&sequence);
+                    self.more().unwatch(sequence);
                 }
                 ctx.out.effects.push(Effect::CallDelivered {
                     call,
@@ -570,7 +606,7 @@ impl Ledger {
         if !self.has_watches() {
             return;
         }
-        let Some(watch) = self.more().watches.remove(&sequence) else {
+        let Some(watch) = self.more().unwatch(sequence) else {
             return;
         };
         match watch.until {
@@ -668,7 +704,7 @@ struct LogEntry {
 struct Subscriber {
     /// Sequence number of the next message it will read.
     cursor: u64,
-    waiting: VecDeque<WaitingReceive>,
+    waiting: Line<WaitingReceive>,
 }
 
 /// A member of a hash mailbox's pool.
@@ -676,7 +712,7 @@ struct Subscriber {
 struct Member {
     /// Messages whose keys are bound to it.
     queue: VecDeque<Message>,
-    waiting: VecDeque<WaitingReceive>,
+    waiting: Line<WaitingReceive>,
     /// How many keys are bound to it.
     keys: u64,
 }
@@ -769,7 +805,7 @@ impl HashLines {
 
     /// Removes `connection` from the pool: its keys move to the others with
     /// its queued messages, in order. Returns its waiting receives.
-    fn leave(&mut self, connection: ConnectionId) -> Option<VecDeque<WaitingReceive>> {
+    fn leave(&mut self, connection: ConnectionId) -> Option<Line<WaitingReceive>> {
         let member = self.members.remove(&connection)?;
         self.turn.retain(|id| *id != connection);
         if member.keys > 0 {
@@ -788,7 +824,7 @@ enum Lines {
     /// Round-robin and priority.
     RoundRobin {
         queue: VecDeque<Message>,
-        receivers: VecDeque<WaitingReceive>,
+        receivers: Receivers,
     },
     Broadcast {
         /// Messages not yet read by every subscriber; the last entry has
@@ -799,8 +835,69 @@ enum Lines {
     Hash(Box<HashLines>),
     Inbox {
         queue: VecDeque<Message>,
-        receivers: VecDeque<WaitingReceive>,
+        receivers: Line<WaitingReceive>,
     },
+}
+
+/// The receivers of a round-robin mailbox (first come, first served) or of
+/// a priority mailbox (higher priority first, then first come).
+#[derive(Debug)]
+enum Receivers {
+    Fifo(Line<WaitingReceive>),
+    Ranked(Box<RankedLine<WaitingReceive>>),
+}
+
+impl Receivers {
+    fn push(&mut self, receive: WaitingReceive) {
+        match self {
+            Self::Fifo(line) => line.push_back(receive),
+            Self::Ranked(line) => line.push(receive.priority, receive),
+        }
+    }
+
+    fn pop_front(&mut self) -> Option<WaitingReceive> {
+        match self {
+            Self::Fifo(line) => line.pop_front(),
+            Self::Ranked(line) => line.pop_front(),
+        }
+    }
+
+    fn contains(&self, ticket: Ticket) -> bool {
+        match self {
+            Self::Fifo(line) => line.contains(ticket),
+            Self::Ranked(line) => line.contains(ticket),
+        }
+    }
+
+    fn remove(&mut self, ticket: Ticket) -> Option<WaitingReceive> {
+        match self {
+            Self::Fifo(line) => line.remove(ticket),
+            Self::Ranked(line) => line.remove(ticket),
+        }
+    }
+
+    fn len(&self) -> usize {
+        match self {
+            Self::Fifo(line) => line.len(),
+            Self::Ranked(line) => line.len(),
+        }
+    }
+
+    /// Every receive, in line order.
+    fn drain(&mut self) -> Vec<WaitingReceive> {
+        match self {
+            Self::Fifo(line) => line.drain().collect(),
+            Self::Ranked(line) => line.drain().collect(),
+        }
+    }
+
+    #[cfg(test)]
+    fn to_vec(&self) -> Vec<WaitingReceive> {
+        match self {
+            Self::Fifo(line) => line.iter().copied().collect(),
+            Self::Ranked(line) => line.iter().copied().collect(),
+        }
+    }
 }
 
 /// Encoded bytes a message adds to a batch beside its payload (metadata and
@@ -833,24 +930,8 @@ fn take_front(queue: &mut VecDeque<Message>, take: usize) -> (Vec<Message>, u64)
     (messages, bytes)
 }
 
-/// The line itself, with room for one entry if it had none: most lines
-/// hold one waiting request at a time (a blocked receive, a blocked send),
-/// and a queue's first growth would otherwise make room for four, which
-/// thousands of blocked clients pay for.
-fn lean<T>(line: &mut VecDeque<T>) -> &mut VecDeque<T> {
-    if line.capacity() == 0 {
-        line.reserve_exact(1);
-    }
-    line
-}
-
-/// Adds `entry` at the back of `line` (see [`lean`]).
-fn push_lean<T>(line: &mut VecDeque<T>, entry: T) {
-    lean(line).push_back(entry);
-}
-
 /// The size of the next payload the front waiting send would admit.
-fn front_payload_len(senders: &VecDeque<WaitingSend>) -> usize {
+fn front_payload_len(senders: &Line<WaitingSend>) -> usize {
     match senders.front().map(|send| &send.load) {
         Some(Load::One(payload)) => payload.len(),
         Some(Load::Many(batch)) => batch.rest.front().map_or(0, Bytes::len),
@@ -872,7 +953,7 @@ pub(crate) struct Mailbox {
     settings: MailboxSettings,
     permissions: Permissions,
     ledger: Ledger,
-    senders: VecDeque<WaitingSend>,
+    senders: Line<WaitingSend>,
     lines: Lines,
 }
 
@@ -887,9 +968,13 @@ impl Mailbox {
     /// A named mailbox.
     pub fn new(name: String, settings: MailboxSettings, permissions: Permissions) -> Self {
         let lines = match settings.policy {
-            DeliveryPolicy::RoundRobin | DeliveryPolicy::Priority => Lines::RoundRobin {
+            DeliveryPolicy::RoundRobin => Lines::RoundRobin {
                 queue: VecDeque::new(),
-                receivers: VecDeque::new(),
+                receivers: Receivers::Fifo(Line::default()),
+            },
+            DeliveryPolicy::Priority => Lines::RoundRobin {
+                queue: VecDeque::new(),
+                receivers: Receivers::Ranked(Box::default()),
             },
             DeliveryPolicy::Broadcast => Lines::Broadcast {
                 log: VecDeque::new(),
@@ -909,7 +994,7 @@ impl Mailbox {
         };
         let lines = Lines::Inbox {
             queue: VecDeque::new(),
-            receivers: VecDeque::new(),
+            receivers: Line::default(),
         };
         // Inboxes are not checked: anyone may write to a process.
         let permissions = Permissions {
@@ -947,7 +1032,7 @@ impl Mailbox {
                 }),
             },
             settings,
-            senders: VecDeque::new(),
+            senders: Line::default(),
             lines,
         }
     }
@@ -1028,7 +1113,7 @@ impl Mailbox {
         let ticket = send.ticket;
         let watched = send.until() != Until::Queued;
         let mark = ctx.out.replies.len();
-        push_lean(&mut self.senders, send);
+        self.senders.push_back(send);
         self.pump(ctx);
         if self.senders.back().map(|s| s.ticket) != Some(ticket) {
             let answered = ctx.out.replies[mark..].iter().any(|r| r.ticket == ticket);
@@ -1057,28 +1142,17 @@ impl Mailbox {
         ctx: &mut Context<'_>,
     ) -> Result<Option<Progress>, BrokerError> {
         let ticket = receive.ticket;
-        let by_priority = self.settings.policy == DeliveryPolicy::Priority;
         match &mut self.lines {
-            Lines::RoundRobin { receivers, .. } => {
-                if by_priority {
-                    let at = receivers
-                        .iter()
-                        .position(|r| r.priority < receive.priority)
-                        .unwrap_or(receivers.len());
-                    lean(receivers).insert(at, receive);
-                } else {
-                    push_lean(receivers, receive);
-                }
-            }
-            Lines::Inbox { receivers, .. } => push_lean(receivers, receive),
+            Lines::RoundRobin { receivers, .. } => receivers.push(receive),
+            Lines::Inbox { receivers, .. } => receivers.push_back(receive),
             Lines::Hash(hash) => {
                 hash.join(ticket.connection);
                 if let Some(member) = hash.members.get_mut(&ticket.connection) {
-                    push_lean(&mut member.waiting, receive);
+                    member.waiting.push_back(receive);
                 }
             }
             Lines::Broadcast { subscribers, .. } => match subscribers.get_mut(&ticket.connection) {
-                Some(subscriber) => push_lean(&mut subscriber.waiting, receive),
+                Some(subscriber) => subscriber.waiting.push_back(receive),
                 None => {
                     return Err(BrokerError::new(
                         ErrorKind::NotSubscribed,
@@ -1102,36 +1176,33 @@ impl Mailbox {
     }
 
     fn is_waiting_receive(&self, ticket: Ticket) -> bool {
-        let line = match &self.lines {
-            Lines::RoundRobin { receivers, .. } | Lines::Inbox { receivers, .. } => receivers,
-            Lines::Hash(hash) => match hash.members.get(&ticket.connection) {
-                Some(member) => &member.waiting,
-                None => return false,
-            },
-            Lines::Broadcast { subscribers, .. } => match subscribers.get(&ticket.connection) {
-                Some(subscriber) => &subscriber.waiting,
-                None => return false,
-            },
-        };
-        line.iter().any(|r| r.ticket == ticket)
+        match &self.lines {
+            Lines::RoundRobin { receivers, .. } => receivers.contains(ticket),
+            Lines::Inbox { receivers, .. } => receivers.contains(ticket),
+            Lines::Hash(hash) => hash
+                .members
+                .get(&ticket.connection)
+                .is_some_and(|member| member.waiting.contains(ticket)),
+            Lines::Broadcast { subscribers, .. } => subscribers
+                .get(&ticket.connection)
+                .is_some_and(|subscriber| subscriber.waiting.contains(ticket)),
+        }
     }
 
     fn remove_receive(&mut self, ticket: Ticket) -> bool {
-        let line = match &mut self.lines {
-            Lines::RoundRobin { receivers, .. } | Lines::Inbox { receivers, .. } => Some(receivers),
+        match &mut self.lines {
+            Lines::RoundRobin { receivers, .. } => receivers.remove(ticket).is_some(),
+            Lines::Inbox { receivers, .. } => receivers.remove(ticket).is_some(),
             Lines::Hash(hash) => hash
                 .members
                 .get_mut(&ticket.connection)
-                .map(|member| &mut member.waiting),
+                .and_then(|member| member.waiting.remove(ticket))
+                .is_some(),
             Lines::Broadcast { subscribers, .. } => subscribers
                 .get_mut(&ticket.connection)
-                .map(|subscriber| &mut subscriber.waiting),
-        };
-        line.and_then(|line| {
-            let index = line.iter().position(|r| r.ticket == ticket)?;
-            line.remove(index)
-        })
-        .is_some()
+                .and_then(|subscriber| subscriber.waiting.remove(ticket))
+                .is_some(),
+        }
     }
 
     /// Takes a waiting send or receive out of its line without answering it;
@@ -1144,11 +1215,9 @@ impl Mailbox {
         drop_queued: bool,
         ctx: &mut Context<'_>,
     ) -> Option<Withdrawn> {
-        let withdrawn = if let Some(index) = self.senders.iter().position(|s| s.ticket == ticket) {
-            self.senders.remove(index).map(|send| {
-                ctx.budget.release(send.held, send.waiting_count());
-                Withdrawn::Send(send)
-            })
+        let withdrawn = if let Some(send) = self.senders.remove(ticket) {
+            ctx.budget.release(send.held, send.waiting_count());
+            Some(Withdrawn::Send(send))
         } else if self.remove_receive(ticket) {
             Some(Withdrawn::Receive)
         } else {
@@ -1167,14 +1236,8 @@ impl Mailbox {
         drop_queued: bool,
         ctx: &mut Context<'_>,
     ) -> Option<Withdrawn> {
-        let sequence = self
-            .ledger
-            .view()
-            .watches
-            .iter()
-            .find(|(_, watch)| watch.ticket == ticket)
-            .map(|(sequence, _)| *sequence)?;
-        self.ledger.more().watches.remove(&sequence);
+        let sequence = *self.ledger.view().watchers.get(&ticket)?;
+        self.ledger.more().unwatch(sequence);
         if self.ledger.view().in_flight.contains_key(&sequence) || !drop_queued {
             return Some(Withdrawn::InFlight);
         }
@@ -1266,7 +1329,7 @@ impl Mailbox {
         match verdict {
             Verdict::Ack => {
                 ctx.budget.release(held.message.payload.len() as u64, 1);
-                if let Some(watch) = self.ledger.more().watches.remove(&sequence) {
+                if let Some(watch) = self.ledger.more().unwatch(sequence) {
                     if watch.until == Until::Acknowledged {
                         ctx.out.reply(watch.ticket, Ok(sent(sequence)));
                     }
@@ -1395,7 +1458,8 @@ impl Mailbox {
 
     fn waiting_receivers(&self) -> usize {
         match &self.lines {
-            Lines::RoundRobin { receivers, .. } | Lines::Inbox { receivers, .. } => receivers.len(),
+            Lines::RoundRobin { receivers, .. } => receivers.len(),
+            Lines::Inbox { receivers, .. } => receivers.len(),
             Lines::Broadcast { subscribers, .. } => {
                 subscribers.values().map(|s| s.waiting.len()).sum()
             }
@@ -1416,7 +1480,7 @@ impl Mailbox {
                     connection,
                     Subscriber {
                         cursor: next,
-                        waiting: VecDeque::new(),
+                        waiting: Line::default(),
                     },
                 );
                 Ok(true)
@@ -1457,7 +1521,7 @@ impl Mailbox {
                 ),
             )
         };
-        let waiting = match &mut self.lines {
+        let mut waiting = match &mut self.lines {
             Lines::Broadcast { log, subscribers } => {
                 let Some(subscriber) = subscribers.remove(&connection) else {
                     return Err(not_subscribed());
@@ -1485,7 +1549,7 @@ impl Mailbox {
             }
         };
         if answer_waiters {
-            for receive in waiting {
+            for receive in waiting.drain() {
                 ctx.out.reply(
                     receive.ticket,
                     Err(BrokerError::new(
@@ -1530,30 +1594,29 @@ impl Mailbox {
     /// Answers every waiting operation with `error` and forgets them.
     pub fn fail_all_waiters(&mut self, error: &BrokerError, ctx: &mut Context<'_>) {
         let next_sequence = self.ledger.next_sequence;
-        for send in self.senders.drain(..) {
+        for send in self.senders.drain() {
             ctx.budget.release(send.held, send.waiting_count());
             ctx.out
                 .reply(send.ticket, send.failed(error.clone(), next_sequence));
         }
         let waiting: Vec<WaitingReceive> = match &mut self.lines {
-            Lines::RoundRobin { receivers, .. } | Lines::Inbox { receivers, .. } => {
-                receivers.drain(..).collect()
-            }
+            Lines::RoundRobin { receivers, .. } => receivers.drain(),
+            Lines::Inbox { receivers, .. } => receivers.drain().collect(),
             Lines::Broadcast { subscribers, .. } => subscribers
                 .values_mut()
-                .flat_map(|s| s.waiting.drain(..))
+                .flat_map(|s| s.waiting.drain())
                 .collect(),
             Lines::Hash(hash) => hash
                 .members
                 .values_mut()
-                .flat_map(|m| m.waiting.drain(..))
+                .flat_map(|m| m.waiting.drain())
                 .collect(),
         };
         for receive in waiting {
             ctx.out.reply(receive.ticket, Err(error.clone()));
         }
         let watches: Vec<(u64, Watch)> = match self.ledger.more.as_mut() {
-            Some(more) => std::mem::take(&mut more.watches).into_iter().collect(),
+            Some(more) => more.take_watches().into_iter().collect(),
             None => Vec::new(),
         };
         for (_, watch) in watches {
@@ -1573,8 +1636,8 @@ impl Mailbox {
         let Lines::Inbox { queue, receivers } = &mut self.lines else {
             return;
         };
-        let mut kept = VecDeque::with_capacity(receivers.len());
-        for receive in receivers.drain(..) {
+        let mut kept = Line::default();
+        for receive in receivers.drain() {
             if receive.from == Some(sender) && !queue.iter().any(|m| receive.accepts(m)) {
                 ctx.out.reply(
                     receive.ticket,
@@ -1718,9 +1781,13 @@ impl Mailbox {
             Lines::Inbox { queue, receivers } => loop {
                 let space = room(capacity, queue.len());
                 let mut moved = ledger.admit_queued(senders, space, ctx, |m| queue.push_back(m));
-                let mut index = 0;
-                while index < receivers.len() {
-                    let receiver = receivers[index];
+                if queue.is_empty() && senders.is_empty() {
+                    // Nothing any receiver could take (a receive that just
+                    // joined many others on an empty inbox costs no pass).
+                    break;
+                }
+                let waiting: Vec<WaitingReceive> = receivers.iter().copied().collect();
+                for receiver in waiting {
                     let mut messages = Vec::new();
                     let mut bytes = 0;
                     let mut at = 0;
@@ -1744,14 +1811,15 @@ impl Mailbox {
                     if messages.is_empty() {
                         // Nothing queued for it: take straight from a waiting
                         // send it accepts (the queue may be full of others).
-                        let handoff = senders.iter().position(|send| {
+                        let handoff = senders.iter().find(|send| {
                             matches!(send.load, Load::One(_))
                                 && receiver
                                     .from
                                     .is_none_or(|from| from == send.ticket.connection)
                         });
-                        if let Some(message) =
-                            handoff.and_then(|at| ledger.admit(senders, at, 1, ctx))
+                        if let Some(message) = handoff
+                            .map(|send| send.ticket)
+                            .and_then(|ticket| ledger.admit(senders, Some(ticket), 1, ctx))
                         {
                             ledger.queued_bytes += message.payload.len() as u64;
                             bytes = message.payload.len() as u64;
@@ -1759,10 +1827,9 @@ impl Mailbox {
                         }
                     }
                     if messages.is_empty() {
-                        index += 1;
                         continue;
                     }
-                    receivers.remove(index);
+                    receivers.remove(receiver.ticket);
                     ledger.queued_bytes -= bytes;
                     ledger.hand_over(receiver, messages, bytes, ctx);
                     moved = true;
@@ -1835,7 +1902,7 @@ impl Mailbox {
                             .front()
                             .map(|send| send.extra.as_ref().and_then(|e| e.key.as_deref()));
                         if key.is_some_and(|key| hash.ready_for(key)) {
-                            if let Some(message) = ledger.admit(senders, 0, 1, ctx) {
+                            if let Some(message) = ledger.admit(senders, None, 1, ctx) {
                                 ledger.queued_bytes += message.payload.len() as u64;
                                 hash.route(message, false);
                                 moved = true;
@@ -1854,7 +1921,7 @@ impl Mailbox {
                     // be waiting, so all take the message at once.
                     if !senders.is_empty() && subscribers.values().all(|s| !s.waiting.is_empty()) {
                         let recipients = subscribers.len() as u32;
-                        if let Some(message) = ledger.admit(senders, 0, recipients, ctx) {
+                        if let Some(message) = ledger.admit(senders, None, recipients, ctx) {
                             ctx.budget.release(message.payload.len() as u64, 1);
                             let sequence = message.metadata.sequence;
                             for subscriber in subscribers.values_mut() {
@@ -1874,7 +1941,7 @@ impl Mailbox {
                 } else {
                     let recipients = subscribers.len() as u32;
                     for _ in 0..room(capacity, log.len()) {
-                        let Some(message) = ledger.admit(senders, 0, recipients, ctx) else {
+                        let Some(message) = ledger.admit(senders, None, recipients, ctx) else {
                             break;
                         };
                         moved = true;
@@ -1964,7 +2031,7 @@ fn broadcast_sent(sequence: u64, recipients: u32) -> Response {
 /// to `receiver` may carry (rendezvous).
 fn admit_batch(
     ledger: &mut Ledger,
-    senders: &mut VecDeque<WaitingSend>,
+    senders: &mut Line<WaitingSend>,
     receiver: WaitingReceive,
     ctx: &mut Context<'_>,
 ) -> (Vec<Message>, u64) {
@@ -1977,7 +2044,7 @@ fn admit_batch(
         if !messages.is_empty() && bytes > MAX_BATCH_BYTES {
             break;
         }
-        let Some(message) = ledger.admit(senders, 0, 1, ctx) else {
+        let Some(message) = ledger.admit(senders, None, 1, ctx) else {
             break;
         };
         total += message.payload.len() as u64;
@@ -1993,17 +2060,17 @@ impl Mailbox {
         let bytes: u64 = match &self.lines {
             Lines::RoundRobin { queue, receivers } => {
                 assert!(
-                    queue.is_empty() || receivers.is_empty(),
+                    queue.is_empty() || receivers.len() == 0,
                     "receiver waits beside a message"
                 );
                 if !self.senders.is_empty() {
                     match self.settings.capacity {
-                        Capacity::Zero => assert!(receivers.is_empty()),
+                        Capacity::Zero => assert!(receivers.len() == 0),
                         Capacity::Bounded(n) => assert!(queue.len() >= n as usize),
                         Capacity::Unbounded => panic!("sender waits on unbounded"),
                     }
                 }
-                for pair in receivers.iter().collect::<Vec<_>>().windows(2) {
+                for pair in receivers.to_vec().windows(2) {
                     if self.settings.policy == DeliveryPolicy::Priority {
                         assert!(pair[0].priority >= pair[1].priority, "priority order");
                     }
@@ -2011,7 +2078,7 @@ impl Mailbox {
                 queue.iter().map(|m| m.payload.len() as u64).sum()
             }
             Lines::Inbox { queue, receivers } => {
-                for receive in receivers {
+                for receive in receivers.iter() {
                     assert!(
                         !queue.iter().any(|m| receive.accepts(m)),
                         "inbox receiver waits beside a message it accepts"

@@ -14,6 +14,7 @@
 mod access;
 mod budget;
 mod calls;
+mod line;
 mod mailbox;
 mod names;
 mod types;
@@ -1599,7 +1600,7 @@ impl Core {
             mailbox.fail_all_waiters(&stopping, &mut ctx);
         }
         for entry in self.names.values_mut() {
-            for ticket in entry.queue.drain(..) {
+            for ticket in entry.queue.drain() {
                 out.reply(ticket, Err(stopping.clone()));
             }
         }
