@@ -59,6 +59,7 @@ use proptest::prelude::*;
 
 use super::{Clock, ConnectionId, Core, Limits, Outcome, Peer, Reply, Ticket};
 
+mod many_waiters;
 mod step3;
 mod step4;
 
