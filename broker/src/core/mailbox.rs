@@ -565,7 +565,7 @@ impl Ledger {
                 self.hold(message.clone(), receiver.ticket.connection);
             }
         } else {
-            ctx.budget.release(bytes, count);
+            release_all(ctx.budget, &messages, bytes);
         }
         receiver.deliver(messages, ctx.out);
     }
@@ -653,7 +653,7 @@ impl Ledger {
             }
             _ => {
                 self.more().dropped += 1;
-                ctx.budget.release(message.payload.len() as u64, 1);
+                release(ctx.budget, &message);
             }
         }
     }
@@ -683,6 +683,27 @@ impl Ledger {
 
 const EXPIRED: &str = "expired";
 const MAX_DELIVERIES: &str = "max deliveries";
+
+/// Lets `message` go from the budget, from its sender's share.
+fn release(budget: &mut Budget, message: &Message) {
+    budget.release(message.metadata.sender_uid, message.payload.len() as u64, 1);
+}
+
+/// Lets `messages` (of `bytes` payload bytes in all) go from the budget,
+/// one release per run of messages of one sender (usually one in all).
+fn release_all(budget: &mut Budget, messages: &[Message], bytes: u64) {
+    let Some(first) = messages.first() else {
+        return;
+    };
+    let uid = first.metadata.sender_uid;
+    if messages.iter().all(|m| m.metadata.sender_uid == uid) {
+        budget.release(uid, bytes, messages.len() as u64);
+        return;
+    }
+    for message in messages {
+        release(budget, message);
+    }
+}
 
 fn sent(sequence: u64) -> Response {
     Response::Sent {
@@ -1216,7 +1237,8 @@ impl Mailbox {
         ctx: &mut Context<'_>,
     ) -> Option<Withdrawn> {
         let withdrawn = if let Some(send) = self.senders.remove(ticket) {
-            ctx.budget.release(send.held, send.waiting_count());
+            ctx.budget
+                .release(send.sender.uid, send.held, send.waiting_count());
             Some(Withdrawn::Send(send))
         } else if self.remove_receive(ticket) {
             Some(Withdrawn::Receive)
@@ -1244,7 +1266,7 @@ impl Mailbox {
         match self.take_queued(sequence) {
             Some(message) => {
                 self.ledger.more().dropped += 1;
-                ctx.budget.release(message.payload.len() as u64, 1);
+                release(ctx.budget, &message);
                 Some(Withdrawn::Queued)
             }
             None => Some(Withdrawn::InFlight),
@@ -1328,7 +1350,7 @@ impl Mailbox {
         };
         match verdict {
             Verdict::Ack => {
-                ctx.budget.release(held.message.payload.len() as u64, 1);
+                release(ctx.budget, &held.message);
                 if let Some(watch) = self.ledger.more().unwatch(sequence) {
                     if watch.until == Until::Acknowledged {
                         ctx.out.reply(watch.ticket, Ok(sent(sequence)));
@@ -1426,7 +1448,7 @@ impl Mailbox {
             Lines::Broadcast { log, subscribers } => {
                 let recipients = subscribers.len() as u32;
                 if recipients == 0 {
-                    ctx.budget.release(len, 1);
+                    release(ctx.budget, &message);
                 } else {
                     self.ledger.queued_bytes += len;
                     log.push_back(LogEntry {
@@ -1446,6 +1468,19 @@ impl Mailbox {
     pub fn dead_letter_refused(&mut self) {
         self.ledger.more().dead_lettered -= 1;
         self.ledger.more().dropped += 1;
+    }
+
+    /// Every queued message (for broadcast: every message in the log).
+    fn queued_messages(&self) -> Box<dyn Iterator<Item = &Message> + '_> {
+        match &self.lines {
+            Lines::RoundRobin { queue, .. } | Lines::Inbox { queue, .. } => Box::new(queue.iter()),
+            Lines::Hash(hash) => Box::new(
+                hash.shared
+                    .iter()
+                    .chain(hash.members.values().flat_map(|m| m.queue.iter())),
+            ),
+            Lines::Broadcast { log, .. } => Box::new(log.iter().map(|entry| &entry.message)),
+        }
     }
 
     fn queued_count(&self) -> usize {
@@ -1582,20 +1617,20 @@ impl Mailbox {
             }
             None => BTreeMap::new(),
         };
-        let in_flight_bytes: u64 = in_flight
-            .values()
-            .map(|held| held.message.payload.len() as u64)
-            .sum();
-        ctx.budget.release(in_flight_bytes, in_flight.len() as u64);
-        let discarded = self.queued_count() as u64;
-        ctx.budget.release(self.ledger.queued_bytes, discarded);
+        for held in in_flight.values() {
+            release(ctx.budget, &held.message);
+        }
+        for message in self.queued_messages() {
+            release(ctx.budget, message);
+        }
     }
 
     /// Answers every waiting operation with `error` and forgets them.
     pub fn fail_all_waiters(&mut self, error: &BrokerError, ctx: &mut Context<'_>) {
         let next_sequence = self.ledger.next_sequence;
         for send in self.senders.drain() {
-            ctx.budget.release(send.held, send.waiting_count());
+            ctx.budget
+                .release(send.sender.uid, send.held, send.waiting_count());
             ctx.out
                 .reply(send.ticket, send.failed(error.clone(), next_sequence));
         }
@@ -1720,7 +1755,7 @@ impl Mailbox {
         if count > 0 {
             self.ledger.more().dropped += count;
         }
-        ctx.budget.release(bytes, count);
+        release_all(ctx.budget, &discarded, bytes);
         if self.ledger.has_watches() {
             for message in &discarded {
                 self.ledger.drop_watch(
@@ -1922,7 +1957,7 @@ impl Mailbox {
                     if !senders.is_empty() && subscribers.values().all(|s| !s.waiting.is_empty()) {
                         let recipients = subscribers.len() as u32;
                         if let Some(message) = ledger.admit(senders, None, recipients, ctx) {
-                            ctx.budget.release(message.payload.len() as u64, 1);
+                            release(ctx.budget, &message);
                             let sequence = message.metadata.sequence;
                             for subscriber in subscribers.values_mut() {
                                 if let Some(receive) = subscriber.waiting.pop_front() {
@@ -1948,7 +1983,7 @@ impl Mailbox {
                         let len = message.payload.len() as u64;
                         if recipients == 0 {
                             // Reaches nobody: nothing to keep.
-                            ctx.budget.release(len, 1);
+                            release(ctx.budget, &message);
                             if let Some(watch) = ledger.take_watch(message.metadata.sequence) {
                                 ctx.out.reply(
                                     watch.ticket,
@@ -2002,7 +2037,7 @@ impl Mailbox {
                         if let Some(entry) = log.pop_front() {
                             let len = entry.message.payload.len() as u64;
                             ledger.queued_bytes -= len;
-                            ctx.budget.release(len, 1);
+                            release(ctx.budget, &entry.message);
                             let sequence = entry.message.metadata.sequence;
                             if let Some(watch) = ledger.take_watch(sequence) {
                                 ctx.out
@@ -2164,6 +2199,25 @@ impl Mailbox {
                 held
             })
             .sum()
+    }
+
+    /// What this mailbox holds, by the uid it is charged to (its sender).
+    pub fn charges(&self, into: &mut HashMap<u32, super::Usage>) {
+        let mut charge = |uid: u32, bytes: u64, messages: u64| {
+            let usage = into.entry(uid).or_default();
+            usage.bytes += bytes;
+            usage.messages += messages;
+        };
+        for message in self.queued_messages() {
+            charge(message.metadata.sender_uid, message.payload.len() as u64, 1);
+        }
+        for held in self.ledger.view().in_flight.values() {
+            let message = &held.message;
+            charge(message.metadata.sender_uid, message.payload.len() as u64, 1);
+        }
+        for send in self.senders.iter() {
+            charge(send.sender.uid, send.held, send.waiting_count());
+        }
     }
 
     pub fn waiting_message_count(&self) -> u64 {

@@ -36,7 +36,7 @@ use mailbox_proto::{
 };
 
 pub use access::{AccessPolicy, Permissions, Right, DEFAULT_MODE};
-pub use budget::{Budget, Exhausted};
+pub use budget::{Budget, BudgetLimits, Exhausted, Usage};
 pub use types::{Clock, ConnectionId, ConnectionMap, Outcome, Peer, Reply, Ticket};
 
 use access::Caller;
@@ -68,10 +68,19 @@ pub struct Limits {
     pub max_mailboxes_per_uid: usize,
     /// Payload bytes one mailbox may hold queued.
     pub max_queued_bytes_per_mailbox: u64,
-    /// Payload bytes the mailboxes one uid owns may hold in all
-    /// (`u64::MAX`: no limit but the broker's budget). Checked by a pass over
-    /// the mailboxes on each send, so meant for moderate mailbox counts.
-    pub max_queued_bytes_per_uid: u64,
+    /// Payload bytes the messages one uid sent may hold in the broker, in
+    /// all mailboxes and inboxes, queued, waiting or in flight (`None`: a
+    /// quarter of `memory_budget`). Root and the admin group have no share.
+    pub max_queued_bytes_per_uid: Option<u64>,
+    /// Messages one uid sent the broker may hold (`None`: a quarter of
+    /// `max_queued_messages`).
+    pub max_queued_messages_per_uid: Option<u64>,
+    /// Payload bytes at the top of `memory_budget` that only root and the
+    /// admin group may fill (`None`: an eighth of it).
+    pub admin_reserve_bytes: Option<u64>,
+    /// Messages at the top of `max_queued_messages` that only root and the
+    /// admin group may fill (`None`: an eighth of it).
+    pub admin_reserve_messages: Option<u64>,
     /// The largest maximum message size a mailbox may be created with.
     pub max_message_size: u32,
 }
@@ -86,8 +95,32 @@ impl Default for Limits {
             max_connections_per_uid: 16_384,
             max_mailboxes_per_uid: 65_536,
             max_queued_bytes_per_mailbox: 1 << 30,
-            max_queued_bytes_per_uid: u64::MAX,
+            max_queued_bytes_per_uid: None,
+            max_queued_messages_per_uid: None,
+            admin_reserve_bytes: None,
+            admin_reserve_messages: None,
             max_message_size: mailbox_proto::MAX_MESSAGE_SIZE_LIMIT,
+        }
+    }
+}
+
+impl Limits {
+    /// What the budget enforces: the totals, each uid's share and the
+    /// reserve, with the defaults derived from the totals.
+    pub fn budget(&self) -> BudgetLimits {
+        BudgetLimits {
+            bytes: self.memory_budget,
+            messages: self.max_queued_messages,
+            bytes_per_uid: self
+                .max_queued_bytes_per_uid
+                .unwrap_or(self.memory_budget / 4),
+            messages_per_uid: self
+                .max_queued_messages_per_uid
+                .unwrap_or(self.max_queued_messages / 4),
+            reserved_bytes: self.admin_reserve_bytes.unwrap_or(self.memory_budget / 8),
+            reserved_messages: self
+                .admin_reserve_messages
+                .unwrap_or(self.max_queued_messages / 8),
         }
     }
 }
@@ -240,7 +273,7 @@ impl Core {
             expiries: BinaryHeap::new(),
             next_serial: 0,
             compact_deadlines_at: MIN_DEADLINES_BEFORE_COMPACTING,
-            budget: Budget::new(limits.memory_budget, limits.max_queued_messages),
+            budget: Budget::with_limits(limits.budget()),
             shutting_down: false,
             policy: AccessPolicy::default(),
             connections_of: HashMap::new(),
@@ -257,8 +290,7 @@ impl Core {
     /// a lower limit only refuses what comes next.
     pub fn set_limits(&mut self, limits: Limits) {
         self.limits = limits;
-        self.budget
-            .set_limits(limits.memory_budget, limits.max_queued_messages);
+        self.budget.set_limits(limits.budget());
     }
 
     /// Changes the access rules (a configuration reload).
@@ -1049,9 +1081,7 @@ impl Core {
         out: &mut Outcome,
     ) -> Result<Option<Response>, BrokerError> {
         let mark = out.replies.len();
-        if self.limits.max_queued_bytes_per_uid != u64::MAX {
-            self.check_owner_bytes(&plan.place, &load)?;
-        }
+        let privileged = self.privileged(ticket.connection, peer);
         let Some(mailbox) = self.places.get_mut(&plan.place) else {
             return Err(match &plan.place {
                 Place::Mailbox(name) => {
@@ -1117,20 +1147,11 @@ impl Core {
                 ),
             ));
         }
-        if let Err(exhausted) = self.budget.try_reserve(held, count) {
-            let why = match exhausted {
-                Exhausted::Bytes => format!(
-                    "the broker holds {} of its {} byte budget; receive from some mailboxes or raise limits.memory_budget",
-                    self.budget.held(),
-                    self.budget.limit()
-                ),
-                Exhausted::Messages => format!(
-                    "the broker holds {} of its {} message limit; receive from some mailboxes or raise limits.max_queued_messages",
-                    self.budget.messages(),
-                    self.budget.max_messages()
-                ),
-            };
-            return Err(error(ErrorKind::BrokerFull, why));
+        if let Err(exhausted) = self.budget.try_reserve(peer.uid, privileged, held, count) {
+            return Err(error(
+                ErrorKind::BrokerFull,
+                budget_refusal(&self.budget, exhausted, peer.uid),
+            ));
         }
         if let Some(call) = plan.call {
             self.calls.insert(
@@ -1161,7 +1182,8 @@ impl Core {
                 self.start_wait(ticket, plan.place, wait_plan, plan.call, mark, clock, out)
             }
             Err(send) => {
-                self.budget.release(send.held, send.waiting_count());
+                self.budget
+                    .release(send.sender.uid, send.held, send.waiting_count());
                 if let Some(call) = plan.call {
                     self.calls.remove(&call);
                 }
@@ -1171,41 +1193,20 @@ impl Core {
         }
     }
 
-    /// `BrokerFull` when `load` would take the mailboxes owned by the owner
-    /// of `place` past `max_queued_bytes_per_uid`.
-    fn check_owner_bytes(&self, place: &Place, load: &Load) -> Result<(), BrokerError> {
-        let Place::Mailbox(name) = place else {
-            return Ok(());
-        };
-        let Some(owner) = self
-            .places
-            .mailboxes
-            .get(name)
-            .map(|mailbox| mailbox.permissions().owner)
-        else {
-            return Ok(());
-        };
-        let incoming: u64 = match load {
-            Load::One(payload) => payload.len() as u64,
-            Load::Many(batch) => batch.rest.iter().map(|p| p.len() as u64).sum(),
-        };
-        let held: u64 = self
-            .places
-            .mailboxes
-            .values()
-            .filter(|mailbox| mailbox.permissions().owner == owner)
-            .map(|mailbox| mailbox.held_bytes())
-            .sum();
-        if held.saturating_add(incoming) > self.limits.max_queued_bytes_per_uid {
-            return Err(error(
-                ErrorKind::BrokerFull,
-                format!(
-                    "the mailboxes of uid {owner} hold {held} payload bytes, their limit (limits.max_queued_bytes_per_uid) is {}",
-                    self.limits.max_queued_bytes_per_uid
-                ),
-            ));
+    /// Whether `connection` (of `peer`) may fill the budget's reserve and
+    /// has no per-uid share: root and members of the admin group.
+    fn privileged(&self, connection: ConnectionId, peer: Peer) -> bool {
+        if peer.uid == 0 {
+            return true;
         }
-        Ok(())
+        let Some(admin) = self.policy.admin_group else {
+            return false;
+        };
+        peer.gid == admin
+            || self
+                .connections
+                .get(&connection)
+                .is_some_and(|state| state.groups.contains(&admin))
     }
 
     fn receive(
@@ -1446,7 +1447,11 @@ impl Core {
                             None => Some(message),
                         };
                         if let Some(message) = refused {
-                            self.budget.release(message.payload.len() as u64, 1);
+                            self.budget.release(
+                                message.metadata.sender_uid,
+                                message.payload.len() as u64,
+                                1,
+                            );
                             if let Some(source) = self.places.get_mut(&from) {
                                 source.dead_letter_refused();
                             }
@@ -1644,6 +1649,7 @@ impl Core {
     /// The limits in force, by their configuration names.
     fn limit_list(&self) -> Vec<mailbox_proto::Limit> {
         let l = &self.limits;
+        let budget = l.budget();
         [
             ("memory_budget", l.memory_budget),
             ("max_queued_messages", l.max_queued_messages),
@@ -1658,7 +1664,10 @@ impl Core {
                 "max_queued_bytes_per_mailbox",
                 l.max_queued_bytes_per_mailbox,
             ),
-            ("max_queued_bytes_per_uid", l.max_queued_bytes_per_uid),
+            ("max_queued_bytes_per_uid", budget.bytes_per_uid),
+            ("max_queued_messages_per_uid", budget.messages_per_uid),
+            ("admin_reserve_bytes", budget.reserved_bytes),
+            ("admin_reserve_messages", budget.reserved_messages),
             ("max_message_size", u64::from(l.max_message_size)),
         ]
         .into_iter()
@@ -1706,6 +1715,34 @@ fn allowed(
         .get(&connection)
         .map_or(&[][..], |state| &state.groups[..]);
     permissions.check(&Caller { peer, groups }, right, policy, name)
+}
+
+/// Why the budget refused a send of `uid`, and what to do about it.
+fn budget_refusal(budget: &Budget, exhausted: Exhausted, uid: u32) -> String {
+    let limits = budget.limits();
+    let usage = budget.usage(uid);
+    match exhausted {
+        Exhausted::Bytes => format!(
+            "the broker holds {} of its {} byte budget ({} of which only root and the admin group may fill, limits.admin_reserve_bytes); receive from some mailboxes or raise limits.memory_budget",
+            budget.held(),
+            limits.bytes,
+            limits.reserved_bytes
+        ),
+        Exhausted::Messages => format!(
+            "the broker holds {} of its {} message limit ({} of which only root and the admin group may fill, limits.admin_reserve_messages); receive from some mailboxes or raise limits.max_queued_messages",
+            budget.messages(),
+            limits.messages,
+            limits.reserved_messages
+        ),
+        Exhausted::UidBytes => format!(
+            "messages sent by uid {uid} hold {} payload bytes in the broker, its share (limits.max_queued_bytes_per_uid) is {}; let receivers take some first",
+            usage.bytes, limits.bytes_per_uid
+        ),
+        Exhausted::UidMessages => format!(
+            "uid {uid} has {} messages in the broker, its share (limits.max_queued_messages_per_uid) is {}; let receivers take some first",
+            usage.messages, limits.messages_per_uid
+        ),
+    }
 }
 
 fn no_such_mailbox(name: &str) -> BrokerError {
@@ -1789,7 +1826,9 @@ impl Core {
         let mut waits = 0;
         let mut watched = std::collections::HashSet::new();
         let mut sending = std::collections::HashSet::new();
+        let mut charges = HashMap::new();
         for mailbox in self.places.all() {
+            mailbox.charges(&mut charges);
             mailbox.check_invariants();
             let (in_flight_bytes, in_flight) = mailbox.in_flight_bytes();
             held += mailbox.queued_bytes() + mailbox.waiting_payload_bytes() + in_flight_bytes;
@@ -1809,6 +1848,12 @@ impl Core {
             messages,
             self.budget.messages(),
             "message count out of step with the mailboxes"
+        );
+        charges.retain(|_, usage: &mut Usage| *usage != Usage::default());
+        let usages: HashMap<u32, Usage> = self.budget.usages().collect();
+        assert_eq!(
+            charges, usages,
+            "per-uid charges out of step with the mailboxes"
         );
         waits += watched.len();
         waits += self.names.values().map(|e| e.queue.len()).sum::<usize>();
