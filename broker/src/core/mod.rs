@@ -168,6 +168,9 @@ struct Connection {
     names: Vec<String>,
     /// Capacity of its inbox.
     inbox_capacity: Capacity,
+    /// Senders a receive on its inbox waited for (`receive_from`), so that
+    /// its entries in `Core::awaited_by` go when it does.
+    awaits: Vec<ConnectionId>,
 }
 
 #[derive(Debug, PartialEq, Eq, PartialOrd, Ord)]
@@ -240,6 +243,10 @@ pub struct Core {
     connections_of: HashMap<u32, usize>,
     /// Mailboxes owned per uid.
     mailboxes_of: HashMap<u32, usize>,
+    /// For each sender, the inboxes where a receive waited for a message of
+    /// that sender alone: the inboxes to tell when it leaves (instead of
+    /// every inbox).
+    awaited_by: ConnectionMap<BTreeSet<ConnectionId>>,
 }
 
 fn error(kind: ErrorKind, message: impl Into<String>) -> BrokerError {
@@ -278,6 +285,7 @@ impl Core {
             policy: AccessPolicy::default(),
             connections_of: HashMap::new(),
             mailboxes_of: HashMap::new(),
+            awaited_by: ConnectionMap::default(),
         }
     }
 
@@ -342,6 +350,7 @@ impl Core {
                 holds: BTreeSet::new(),
                 names: Vec::new(),
                 inbox_capacity: DEFAULT_INBOX_CAPACITY,
+                awaits: Vec::new(),
             }),
         );
     }
@@ -412,8 +421,18 @@ impl Core {
                 &mut ctx,
             );
         }
-        for inbox in self.places.inboxes.values_mut() {
-            inbox.sender_left(connection, &mut ctx);
+        for sender in &state.awaits {
+            if let Some(inboxes) = self.awaited_by.get_mut(sender) {
+                inboxes.remove(&connection);
+                if inboxes.is_empty() {
+                    self.awaited_by.remove(sender);
+                }
+            }
+        }
+        for owner in self.awaited_by.remove(&connection).unwrap_or_default() {
+            if let Some(inbox) = self.places.inboxes.get_mut(&owner) {
+                inbox.sender_left(connection, &mut ctx);
+            }
         }
         for name in state.names {
             self.pass_name_on(&name, out);
@@ -1256,10 +1275,25 @@ impl Core {
             clock,
         };
         let name = mailbox.name().to_owned();
+        let from = receive.from;
         match mailbox.receive(receive, plan.may_wait, &mut ctx)? {
             Some(Progress::Done) => Ok(None),
-            Some(Progress::Waiting) => self.start_wait(ticket, place, plan, None, mark, clock, out),
+            Some(Progress::Waiting) => {
+                if let (Place::Inbox(owner), Some(sender)) = (&place, from) {
+                    self.await_sender(*owner, sender);
+                }
+                self.start_wait(ticket, place, plan, None, mark, clock, out)
+            }
             None => Err(not_now(wait, &name, "empty")),
+        }
+    }
+
+    /// Notes that a receive on `owner`'s inbox waits for `sender` alone.
+    fn await_sender(&mut self, owner: ConnectionId, sender: ConnectionId) {
+        if self.awaited_by.entry(sender).or_default().insert(owner) {
+            if let Some(state) = self.connections.get_mut(&owner) {
+                state.awaits.push(sender);
+            }
         }
     }
 
