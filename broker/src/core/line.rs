@@ -40,8 +40,9 @@ thread_local! {
 }
 
 /// Counts `n` slots looked at (tests only; nothing in a release build).
+/// The pumps count the members and subscribers they visit the same way.
 #[inline]
-fn step(n: usize) {
+pub(crate) fn step(n: usize) {
     #[cfg(test)]
     STEPS.with(|steps| steps.set(steps.get() + n as u64));
     #[cfg(not(test))]

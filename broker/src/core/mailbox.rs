@@ -34,7 +34,7 @@
 //! - a message handed to a receiver that acknowledges manually stays in
 //!   `in_flight` (and in the budget) until it is settled or comes back.
 
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -45,7 +45,7 @@ use mailbox_proto::{
 
 use super::access::Permissions;
 use super::budget::Budget;
-use super::line::{Line, RankedLine, Ticketed};
+use super::line::{step, Line, RankedLine, Ticketed};
 use super::types::{Clock, ConnectionId, Effect, Outcome, Peer, Place, Ticket};
 
 /// What an operation needs from the world around the mailbox.
@@ -736,21 +736,79 @@ struct Member {
     waiting: Line<WaitingReceive>,
     /// How many keys are bound to it.
     keys: u64,
+    /// Its turn for the next shared message (lower first).
+    turn: u64,
 }
 
+/// The lines of a hash mailbox. Besides the members, three ordered sets say
+/// who is next for what, so that no operation passes over every member:
+/// `waiting_turns` (who gets the next shared message), `ready` (who has
+/// both messages of its own and a receive waiting: the only members the
+/// pump serves their own queue) and `by_load` (who gets the next new key).
 #[derive(Debug, Default)]
 struct HashLines {
     /// Keyless messages (and keyed ones while the pool is empty).
     shared: VecDeque<Message>,
     members: BTreeMap<ConnectionId, Member>,
-    /// Members in the order they get the next shared message.
-    turn: VecDeque<ConnectionId>,
+    /// Members with a receive waiting, by turn.
+    waiting_turns: BTreeSet<(u64, ConnectionId)>,
+    /// Members with a receive waiting and messages of their own queued.
+    ready: BTreeSet<ConnectionId>,
+    /// Members by how many keys are bound to them, then address.
+    by_load: BTreeSet<(u64, ConnectionId)>,
+    /// The turn a member gets when it joins or has just been served.
+    next_turn: u64,
     keys: HashMap<String, ConnectionId>,
     /// Messages in all queues.
     queued: usize,
 }
 
 impl HashLines {
+    /// Adds a receive of member `id` (who joins first if need be).
+    fn add_waiting(&mut self, id: ConnectionId, receive: WaitingReceive) {
+        self.join(id);
+        let Some(member) = self.members.get_mut(&id) else {
+            return;
+        };
+        member.waiting.push_back(receive);
+        self.waiting_turns.insert((member.turn, id));
+        if !member.queue.is_empty() {
+            self.ready.insert(id);
+        }
+    }
+
+    /// Takes the receive of `ticket` out of its member's line.
+    fn remove_waiting(&mut self, ticket: Ticket) -> bool {
+        let id = ticket.connection;
+        let Some(member) = self.members.get_mut(&id) else {
+            return false;
+        };
+        let removed = member.waiting.remove(ticket).is_some();
+        if member.waiting.is_empty() {
+            self.waiting_turns.remove(&(member.turn, id));
+            self.ready.remove(&id);
+        }
+        removed
+    }
+
+    /// The next receive of member `id`; `rotate` sends it to the back of
+    /// the turns (it takes a shared message).
+    fn pop_waiting(&mut self, id: ConnectionId, rotate: bool) -> Option<WaitingReceive> {
+        let member = self.members.get_mut(&id)?;
+        let receive = member.waiting.pop_front()?;
+        self.waiting_turns.remove(&(member.turn, id));
+        if rotate {
+            member.turn = self.next_turn;
+            self.next_turn += 1;
+        }
+        if member.waiting.is_empty() {
+            self.ready.remove(&id);
+        } else {
+            self.waiting_turns.insert((member.turn, id));
+        }
+        Some(receive)
+    }
+
     /// Puts a message where its key says: the queue of the member the key
     /// is bound to (binding it to the member with the fewest keys, then the
     /// lowest address, when it is new), or the shared queue.
@@ -761,23 +819,25 @@ impl HashLines {
             Some(key) => match self.keys.get(key) {
                 Some(owner) => Some(*owner),
                 None => {
-                    let chosen = self
-                        .members
-                        .iter()
-                        .min_by_key(|(id, member)| (member.keys, **id))
-                        .map(|(id, _)| *id);
-                    if let Some(owner) = chosen {
+                    let chosen = self.by_load.pop_first();
+                    if let Some((keys, owner)) = chosen {
                         self.keys.insert(key.to_owned(), owner);
+                        self.by_load.insert((keys + 1, owner));
                         if let Some(member) = self.members.get_mut(&owner) {
                             member.keys += 1;
                         }
                     }
-                    chosen
+                    chosen.map(|(_, owner)| owner)
                 }
             },
         };
-        let queue = match owner.and_then(|owner| self.members.get_mut(&owner)) {
-            Some(member) => &mut member.queue,
+        let queue = match owner.and_then(|owner| Some((owner, self.members.get_mut(&owner)?))) {
+            Some((owner, member)) => {
+                if !member.waiting.is_empty() {
+                    self.ready.insert(owner);
+                }
+                &mut member.queue
+            }
             None => &mut self.shared,
         };
         if front {
@@ -795,14 +855,10 @@ impl HashLines {
                 .is_some_and(|member| !member.waiting.is_empty())
         };
         match key {
-            None => self.turn.iter().any(waits),
+            None => !self.waiting_turns.is_empty(),
             Some(key) => match self.keys.get(key) {
                 Some(owner) => waits(owner),
-                None => self
-                    .members
-                    .iter()
-                    .min_by_key(|(id, member)| (member.keys, **id))
-                    .is_some_and(|(id, _)| waits(id)),
+                None => self.by_load.first().is_some_and(|(_, id)| waits(id)),
             },
         }
     }
@@ -813,8 +869,15 @@ impl HashLines {
         if self.members.contains_key(&connection) {
             return;
         }
-        self.members.insert(connection, Member::default());
-        self.turn.push_back(connection);
+        self.members.insert(
+            connection,
+            Member {
+                turn: self.next_turn,
+                ..Member::default()
+            },
+        );
+        self.next_turn += 1;
+        self.by_load.insert((0, connection));
         if self.shared.iter().any(|m| m.metadata.key().is_some()) {
             let shared = std::mem::take(&mut self.shared);
             self.queued -= shared.len();
@@ -828,7 +891,9 @@ impl HashLines {
     /// its queued messages, in order. Returns its waiting receives.
     fn leave(&mut self, connection: ConnectionId) -> Option<Line<WaitingReceive>> {
         let member = self.members.remove(&connection)?;
-        self.turn.retain(|id| *id != connection);
+        self.waiting_turns.remove(&(member.turn, connection));
+        self.ready.remove(&connection);
+        self.by_load.remove(&(member.keys, connection));
         if member.keys > 0 {
             self.keys.retain(|_, owner| *owner != connection);
         }
@@ -852,6 +917,12 @@ enum Lines {
         /// sequence `next_sequence - 1`. One shared payload per message.
         log: VecDeque<LogEntry>,
         subscribers: BTreeMap<ConnectionId, Subscriber>,
+        /// Subscribers with a receive waiting.
+        listening: BTreeSet<ConnectionId>,
+        /// Subscribers with a receive waiting and something unread: the only
+        /// ones the pump serves (empty after it), so a receive or a send
+        /// costs no pass over every subscriber.
+        ready: BTreeSet<ConnectionId>,
     },
     Hash(Box<HashLines>),
     Inbox {
@@ -1000,6 +1071,8 @@ impl Mailbox {
             DeliveryPolicy::Broadcast => Lines::Broadcast {
                 log: VecDeque::new(),
                 subscribers: BTreeMap::new(),
+                listening: BTreeSet::new(),
+                ready: BTreeSet::new(),
             },
             DeliveryPolicy::Hash => Lines::Hash(Box::default()),
         };
@@ -1163,17 +1236,24 @@ impl Mailbox {
         ctx: &mut Context<'_>,
     ) -> Result<Option<Progress>, BrokerError> {
         let ticket = receive.ticket;
+        let next = self.ledger.next_sequence;
         match &mut self.lines {
             Lines::RoundRobin { receivers, .. } => receivers.push(receive),
             Lines::Inbox { receivers, .. } => receivers.push_back(receive),
-            Lines::Hash(hash) => {
-                hash.join(ticket.connection);
-                if let Some(member) = hash.members.get_mut(&ticket.connection) {
-                    member.waiting.push_back(receive);
+            Lines::Hash(hash) => hash.add_waiting(ticket.connection, receive),
+            Lines::Broadcast {
+                subscribers,
+                listening,
+                ready,
+                ..
+            } => match subscribers.get_mut(&ticket.connection) {
+                Some(subscriber) => {
+                    subscriber.waiting.push_back(receive);
+                    listening.insert(ticket.connection);
+                    if subscriber.cursor < next {
+                        ready.insert(ticket.connection);
+                    }
                 }
-            }
-            Lines::Broadcast { subscribers, .. } => match subscribers.get_mut(&ticket.connection) {
-                Some(subscriber) => subscriber.waiting.push_back(receive),
                 None => {
                     return Err(BrokerError::new(
                         ErrorKind::NotSubscribed,
@@ -1214,15 +1294,23 @@ impl Mailbox {
         match &mut self.lines {
             Lines::RoundRobin { receivers, .. } => receivers.remove(ticket).is_some(),
             Lines::Inbox { receivers, .. } => receivers.remove(ticket).is_some(),
-            Lines::Hash(hash) => hash
-                .members
-                .get_mut(&ticket.connection)
-                .and_then(|member| member.waiting.remove(ticket))
-                .is_some(),
-            Lines::Broadcast { subscribers, .. } => subscribers
-                .get_mut(&ticket.connection)
-                .and_then(|subscriber| subscriber.waiting.remove(ticket))
-                .is_some(),
+            Lines::Hash(hash) => hash.remove_waiting(ticket),
+            Lines::Broadcast {
+                subscribers,
+                listening,
+                ready,
+                ..
+            } => {
+                let Some(subscriber) = subscribers.get_mut(&ticket.connection) else {
+                    return false;
+                };
+                let removed = subscriber.waiting.remove(ticket).is_some();
+                if subscriber.waiting.is_empty() {
+                    listening.remove(&ticket.connection);
+                    ready.remove(&ticket.connection);
+                }
+                removed
+            }
         }
     }
 
@@ -1445,7 +1533,12 @@ impl Mailbox {
         message.metadata.redeliveries = 0;
         let len = message.payload.len() as u64;
         match &mut self.lines {
-            Lines::Broadcast { log, subscribers } => {
+            Lines::Broadcast {
+                log,
+                subscribers,
+                listening,
+                ready,
+            } => {
                 let recipients = subscribers.len() as u32;
                 if recipients == 0 {
                     release(ctx.budget, &message);
@@ -1456,6 +1549,7 @@ impl Mailbox {
                         unread_by: recipients,
                         expired: false,
                     });
+                    ready.extend(listening.iter().copied());
                 }
             }
             _ => self.requeue(message, true),
@@ -1557,10 +1651,17 @@ impl Mailbox {
             )
         };
         let mut waiting = match &mut self.lines {
-            Lines::Broadcast { log, subscribers } => {
+            Lines::Broadcast {
+                log,
+                subscribers,
+                listening,
+                ready,
+            } => {
                 let Some(subscriber) = subscribers.remove(&connection) else {
                     return Err(not_subscribed());
                 };
+                listening.remove(&connection);
+                ready.remove(&connection);
                 let first = self.ledger.next_sequence - log.len() as u64;
                 let unread_from = subscriber.cursor.saturating_sub(first) as usize;
                 for entry in log.iter_mut().skip(unread_from) {
@@ -1637,15 +1738,27 @@ impl Mailbox {
         let waiting: Vec<WaitingReceive> = match &mut self.lines {
             Lines::RoundRobin { receivers, .. } => receivers.drain(),
             Lines::Inbox { receivers, .. } => receivers.drain().collect(),
-            Lines::Broadcast { subscribers, .. } => subscribers
-                .values_mut()
-                .flat_map(|s| s.waiting.drain())
-                .collect(),
-            Lines::Hash(hash) => hash
-                .members
-                .values_mut()
-                .flat_map(|m| m.waiting.drain())
-                .collect(),
+            Lines::Broadcast {
+                subscribers,
+                listening,
+                ready,
+                ..
+            } => {
+                listening.clear();
+                ready.clear();
+                subscribers
+                    .values_mut()
+                    .flat_map(|s| s.waiting.drain())
+                    .collect()
+            }
+            Lines::Hash(hash) => {
+                hash.waiting_turns.clear();
+                hash.ready.clear();
+                hash.members
+                    .values_mut()
+                    .flat_map(|m| m.waiting.drain())
+                    .collect()
+            }
         };
         for receive in waiting {
             ctx.out.reply(receive.ticket, Err(error.clone()));
@@ -1739,13 +1852,20 @@ impl Mailbox {
                 for member in hash.members.values_mut() {
                     all.extend(member.queue.drain(..));
                 }
+                hash.ready.clear();
                 hash.queued = 0;
                 all
             }
-            Lines::Broadcast { log, subscribers } => {
+            Lines::Broadcast {
+                log,
+                subscribers,
+                ready,
+                ..
+            } => {
                 for subscriber in subscribers.values_mut() {
                     subscriber.cursor = next;
                 }
+                ready.clear();
                 log.drain(..).map(|entry| entry.message).collect()
             }
         };
@@ -1878,10 +1998,15 @@ impl Mailbox {
                     let space = room(capacity, hash.queued);
                     let mut moved =
                         ledger.admit_queued(senders, space, ctx, |m| hash.route(m, false));
-                    // Members first take what is bound to them.
-                    for member in hash.members.values_mut() {
-                        while !member.queue.is_empty() {
-                            let Some(receiver) = member.waiting.pop_front() else {
+                    // Members first take what is bound to them (only the
+                    // ready ones have both a receive and messages).
+                    while let Some(id) = hash.ready.pop_first() {
+                        step(1);
+                        while hash.members.get(&id).is_some_and(|m| !m.queue.is_empty()) {
+                            let Some(receiver) = hash.pop_waiting(id, false) else {
+                                break;
+                            };
+                            let Some(member) = hash.members.get_mut(&id) else {
                                 break;
                             };
                             let take = batch_len(receiver.limit(), member.queue.iter());
@@ -1891,6 +2016,7 @@ impl Mailbox {
                             ledger.hand_over(receiver, messages, bytes, ctx);
                             moved = true;
                         }
+                        hash.ready.remove(&id);
                     }
                     // Shared messages go to waiting members in turn.
                     while !hash.shared.is_empty() {
@@ -1903,19 +2029,11 @@ impl Mailbox {
                             // empty, and a waiting member means it is not.
                             break;
                         }
-                        let Some(at) = hash.turn.iter().position(|id| {
-                            hash.members.get(id).is_some_and(|m| !m.waiting.is_empty())
-                        }) else {
+                        let Some(&(_, id)) = hash.waiting_turns.first() else {
                             break;
                         };
-                        let Some(id) = hash.turn.remove(at) else {
-                            break;
-                        };
-                        hash.turn.push_back(id);
-                        let Some(member) = hash.members.get_mut(&id) else {
-                            break;
-                        };
-                        let Some(receiver) = member.waiting.pop_front() else {
+                        step(1);
+                        let Some(receiver) = hash.pop_waiting(id, true) else {
                             break;
                         };
                         let keyless = hash
@@ -1949,21 +2067,30 @@ impl Mailbox {
                     }
                 }
             }
-            Lines::Broadcast { log, subscribers } => loop {
+            Lines::Broadcast {
+                log,
+                subscribers,
+                listening,
+                ready,
+            } => loop {
                 let mut moved = false;
                 if capacity == Capacity::Zero {
                     // Rendezvous with everyone: all current subscribers must
                     // be waiting, so all take the message at once.
-                    if !senders.is_empty() && subscribers.values().all(|s| !s.waiting.is_empty()) {
+                    if !senders.is_empty() && listening.len() == subscribers.len() {
                         let recipients = subscribers.len() as u32;
                         if let Some(message) = ledger.admit(senders, None, recipients, ctx) {
                             release(ctx.budget, &message);
                             let sequence = message.metadata.sequence;
-                            for subscriber in subscribers.values_mut() {
+                            for (id, subscriber) in subscribers.iter_mut() {
+                                step(1);
                                 if let Some(receive) = subscriber.waiting.pop_front() {
                                     subscriber.cursor += 1;
                                     ledger.delivered += 1;
                                     receive.deliver(vec![message.clone()], ctx.out);
+                                }
+                                if subscriber.waiting.is_empty() {
+                                    listening.remove(id);
                                 }
                             }
                             if let Some(watch) = ledger.take_watch(sequence) {
@@ -1998,10 +2125,18 @@ impl Mailbox {
                             unread_by: recipients,
                             expired: false,
                         });
+                        // Everyone waiting has something unread now (and
+                        // each of them is served below).
+                        ready.extend(listening.iter().copied());
                     }
-                    // Serve subscribers that have a backlog and a waiting receive.
+                    // Serve subscribers that have a backlog and a waiting
+                    // receive: those in `ready`, no one else.
                     let first = ledger.next_sequence - log.len() as u64;
-                    for subscriber in subscribers.values_mut() {
+                    for id in std::mem::take(ready) {
+                        step(1);
+                        let Some(subscriber) = subscribers.get_mut(&id) else {
+                            continue;
+                        };
                         while subscriber.cursor < ledger.next_sequence {
                             let Some(receive) = subscriber.waiting.pop_front() else {
                                 break;
@@ -2027,6 +2162,9 @@ impl Mailbox {
                             }
                             ledger.delivered += messages.len() as u64;
                             receive.deliver(messages, ctx.out);
+                        }
+                        if subscriber.waiting.is_empty() {
+                            listening.remove(&id);
                         }
                     }
                     // Entries everyone has read leave the log, which makes
@@ -2135,9 +2273,23 @@ impl Mailbox {
                     }
                     let bound = hash.keys.values().filter(|owner| *owner == id).count();
                     assert_eq!(bound as u64, member.keys, "member key count");
+                    assert!(hash.by_load.contains(&(member.keys, *id)), "by load");
+                    assert_eq!(
+                        hash.waiting_turns.contains(&(member.turn, *id)),
+                        !member.waiting.is_empty(),
+                        "waiting turns"
+                    );
+                    assert!(
+                        !hash.ready.contains(id),
+                        "ready members left after the pump"
+                    );
                     count += member.queue.len();
                 }
                 assert_eq!(count, hash.queued, "hash queued count");
+                assert_eq!(hash.by_load.len(), hash.members.len(), "by load");
+                let waiting = hash.members.values().filter(|m| !m.waiting.is_empty());
+                assert_eq!(hash.waiting_turns.len(), waiting.count(), "waiting turns");
+                assert!(hash.ready.is_empty(), "ready members left after the pump");
                 assert!(hash.keys.values().all(|o| hash.members.contains_key(o)));
                 let shared: u64 = hash.shared.iter().map(|m| m.payload.len() as u64).sum();
                 shared
@@ -2148,7 +2300,21 @@ impl Mailbox {
                         .map(|m| m.payload.len() as u64)
                         .sum::<u64>()
             }
-            Lines::Broadcast { log, subscribers } => {
+            Lines::Broadcast {
+                log,
+                subscribers,
+                listening,
+                ready,
+            } => {
+                let waiting: BTreeSet<ConnectionId> = subscribers
+                    .iter()
+                    .filter(|(_, s)| !s.waiting.is_empty())
+                    .map(|(id, _)| *id)
+                    .collect();
+                assert_eq!(&waiting, listening, "listening subscribers");
+                if self.settings.capacity != Capacity::Zero {
+                    assert!(ready.is_empty(), "ready subscribers left after the pump");
+                }
                 let first = self.ledger.next_sequence - log.len() as u64;
                 for (index, entry) in log.iter().enumerate() {
                     assert_eq!(entry.message.metadata.sequence, first + index as u64);

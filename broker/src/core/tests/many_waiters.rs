@@ -1,10 +1,13 @@
 //! Waiting lines at scale: 100,000 waiting requests on one line (from one
-//! connection, and from as many connections), half of them leaving from the
-//! middle in random order (cancel, timeout, disconnect), the rest served.
-//! Each test counts the slots the lines looked at ([`line::steps`]) and
-//! asserts a small constant per operation: a line searched from the front
-//! would look at billions. Each also checks that the survivors are served
-//! first come, first served (or by priority, then arrival).
+//! connection, and from as many connections; round-robin, priority,
+//! broadcast, hash, blocked senders, name claimers), half of them leaving
+//! from the middle in random order (cancel, timeout, disconnect), the rest
+//! served. Each test counts the slots the lines looked at and the members
+//! and subscribers the pumps visited ([`line::steps`]) and asserts a small
+//! constant per operation (a delivery counts as one): a line searched from
+//! the front, or a pump passing over every subscriber, would look at
+//! billions. Each also checks that the survivors are served first come,
+//! first served (or by priority, then arrival; or in turn).
 
 use std::collections::HashSet;
 use std::time::Duration;
@@ -363,4 +366,117 @@ fn a_hundred_thousand_blocked_senders_and_claimers_cost_constant_work_each() {
         owner = 3;
     }
     scale.check_steps("senders and claimers");
+}
+
+/// Subscribes (broadcast) or joins (hash) `WAITERS` connections to `name`,
+/// each with one receive waiting; cancels half of them in random order;
+/// returns the connections still waiting, in the order they came.
+fn crowd(scale: &mut Scale, name: &str, subscribe: bool) -> Vec<u64> {
+    for n in 2..WAITERS + 2 {
+        scale.connect(n);
+        if subscribe {
+            let replies = scale.apply(
+                n,
+                1,
+                Request::Subscribe {
+                    mailbox: name.into(),
+                },
+            );
+            assert!(matches!(replies[0].result, Ok(Response::Subscribed { .. })));
+        }
+        assert!(scale.apply(n, 2, receive(name, Wait::Forever)).is_empty());
+    }
+    let everyone: Vec<u64> = (2..WAITERS + 2).collect();
+    let leaving = shuffled(everyone.clone(), 23);
+    let leaving: HashSet<u64> = leaving[..everyone.len() / 2].iter().copied().collect();
+    for n in shuffled(leaving.iter().copied().collect(), 29) {
+        let replies = scale.apply(n, 3, Request::Cancel { request: 2 });
+        assert_eq!(replies.len(), 2, "the cancel and the cancelled");
+    }
+    everyone
+        .into_iter()
+        .filter(|n| !leaving.contains(n))
+        .collect()
+}
+
+#[test]
+fn a_hundred_thousand_subscribers_waiting_cost_constant_work_each() {
+    let mut scale = Scale::new();
+    scale.connect(1);
+    scale.create(
+        "b",
+        MailboxSettings {
+            policy: DeliveryPolicy::Broadcast,
+            capacity: mailbox_proto::Capacity::Bounded(4),
+            ..MailboxSettings::default()
+        },
+    );
+    let waiting = crowd(&mut scale, "b", true);
+    // One message reaches every subscriber that still waits, and no one
+    // else; each delivery counts as an operation.
+    let replies = scale.apply(
+        1,
+        1,
+        Request::Send {
+            mailbox: "b".into(),
+            payload: Bytes::from_static(b"all"),
+            wait: Wait::Never,
+        },
+    );
+    let mut reached: Vec<u64> = replies
+        .iter()
+        .filter(|reply| matches!(reply.result, Ok(Response::Received(_))))
+        .map(|reply| reply.ticket.connection.0)
+        .collect();
+    reached.sort_unstable();
+    assert_eq!(reached, waiting, "every waiting subscriber, and only those");
+    scale.operations += reached.len() as u64;
+    scale.check_steps("broadcast");
+}
+
+#[test]
+fn a_hundred_thousand_hash_members_waiting_cost_constant_work_each() {
+    let mut scale = Scale::new();
+    scale.connect(1);
+    scale.create(
+        "h",
+        MailboxSettings {
+            policy: DeliveryPolicy::Hash,
+            ..MailboxSettings::default()
+        },
+    );
+    let waiting = crowd(&mut scale, "h", false);
+    // Keyless messages go to the waiting members in turn: in the order
+    // they joined.
+    for (id, n) in waiting.iter().enumerate() {
+        let served = scale.serve_one("h", id as u64);
+        assert_eq!(served.connection, ConnectionId(*n), "members in turn");
+    }
+    // A new key goes to the member with the fewest keys, then the lowest
+    // address: all have none, so connection 2.
+    assert!(scale.apply(2, 4, receive("h", Wait::Forever)).is_empty());
+    let replies = scale.apply(
+        1,
+        u64::MAX - 1,
+        Request::SendWith {
+            to: mailbox_proto::Target::Mailbox("h".into()),
+            payload: Bytes::from_static(b"keyed"),
+            options: Box::new(mailbox_proto::SendOptions {
+                key: Some("k".into()),
+                ..mailbox_proto::SendOptions::default()
+            }),
+            wait: Wait::Never,
+        },
+    );
+    let to_two = Ticket {
+        connection: ConnectionId(2),
+        request: 4,
+    };
+    assert!(
+        replies.iter().any(
+            |reply| reply.ticket == to_two && matches!(reply.result, Ok(Response::Received(_)))
+        ),
+        "{replies:?}"
+    );
+    scale.check_steps("hash");
 }
