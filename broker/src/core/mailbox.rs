@@ -1329,7 +1329,10 @@ impl Mailbox {
                 .release(send.sender.uid, send.held, send.waiting_count());
             Some(Withdrawn::Send(send))
         } else if self.remove_receive(ticket) {
-            Some(Withdrawn::Receive)
+            // A receive that leaves makes nothing deliverable (every rule
+            // serves waiting receives; none waits for another to go), so
+            // there is nothing to pump: a cancel costs what its line does.
+            return Some(Withdrawn::Receive);
         } else {
             self.unwatch(ticket, drop_queued, ctx)
         };
