@@ -180,11 +180,6 @@ impl WaitingReceive {
         self.max.map_or(1, |max| max.max(1) as usize)
     }
 
-    fn accepts(&self, message: &Message) -> bool {
-        self.from
-            .is_none_or(|from| from.0 == message.metadata.sender_connection)
-    }
-
     /// Answers it with `messages` (one or more).
     fn deliver(self, mut messages: Vec<Message>, out: &mut Outcome) {
         let response = match self.max {
@@ -925,10 +920,295 @@ enum Lines {
         ready: BTreeSet<ConnectionId>,
     },
     Hash(Box<HashLines>),
-    Inbox {
-        queue: VecDeque<Message>,
-        receivers: Line<WaitingReceive>,
-    },
+    Inbox(Box<InboxLines>),
+}
+
+/// A receive on an inbox with its place in arrival order (receives of any
+/// sender and of one sender wait in separate lines).
+#[derive(Debug, Clone, Copy)]
+struct Arrived {
+    arrival: u64,
+    receive: WaitingReceive,
+}
+
+impl Ticketed for Arrived {
+    fn ticket(&self) -> Ticket {
+        self.receive.ticket
+    }
+}
+
+/// Which line of an inbox a receive waits in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum Which {
+    Any,
+    From(ConnectionId),
+}
+
+/// An inbox's queue and receivers, arranged so that no operation passes
+/// over all of either: the queue is ordered by a key (lower: older; a
+/// message that comes back to the head gets a key below all) with each
+/// sender's keys beside it, so "the oldest message of this sender" is found
+/// at once; receives of any sender wait in one line and receives of one
+/// sender in a line per sender, each stamped with its arrival, and `ready`
+/// names the senders that have both queued messages and receives waiting
+/// for them alone.
+#[derive(Debug, Default)]
+struct InboxLines {
+    queue: BTreeMap<i64, Message>,
+    /// Keys of each sender's queued messages, oldest first.
+    of_sender: HashMap<u64, VecDeque<i64>>,
+    /// Key of the next message at the back (and one below the front's).
+    back: i64,
+    front: i64,
+    any: Line<Arrived>,
+    from: HashMap<ConnectionId, Line<Arrived>>,
+    /// The sender each receive of one sender waits for.
+    filters: HashMap<Ticket, ConnectionId>,
+    ready: BTreeSet<ConnectionId>,
+    next_arrival: u64,
+}
+
+impl InboxLines {
+    fn len(&self) -> usize {
+        self.queue.len()
+    }
+
+    /// Queues `message` at the back (or the head: it came back).
+    fn push(&mut self, message: Message, at_front: bool) {
+        let sender = message.metadata.sender_connection;
+        let key = if at_front {
+            self.front -= 1;
+            self.front
+        } else {
+            self.back += 1;
+            self.back
+        };
+        let keys = self.of_sender.entry(sender).or_default();
+        if at_front {
+            keys.push_front(key);
+        } else {
+            keys.push_back(key);
+        }
+        self.queue.insert(key, message);
+        if self.from.contains_key(&ConnectionId(sender)) {
+            self.ready.insert(ConnectionId(sender));
+        }
+    }
+
+    /// Takes the message under `key` out of the queue.
+    fn take(&mut self, key: i64) -> Option<Message> {
+        let message = self.queue.remove(&key)?;
+        let sender = message.metadata.sender_connection;
+        if let Some(keys) = self.of_sender.get_mut(&sender) {
+            if keys.front() == Some(&key) {
+                keys.pop_front();
+            } else if let Some(at) = keys.iter().position(|k| *k == key) {
+                // Only `take_sequence` (an expiry) takes from the middle.
+                keys.remove(at);
+            }
+            if keys.is_empty() {
+                self.of_sender.remove(&sender);
+                self.ready.remove(&ConnectionId(sender));
+            }
+        }
+        Some(message)
+    }
+
+    fn messages(&self) -> impl Iterator<Item = &Message> {
+        self.queue.values()
+    }
+
+    fn has_from(&self, sender: ConnectionId) -> bool {
+        self.of_sender.contains_key(&sender.0)
+    }
+
+    /// Removes the queued message with `sequence` (a pass over the queue:
+    /// only expiries and withdrawn watched sends come here).
+    fn take_sequence(&mut self, sequence: u64) -> Option<Message> {
+        let key = self
+            .queue
+            .iter()
+            .find(|(_, m)| m.metadata.sequence == sequence)
+            .map(|(key, _)| *key)?;
+        self.take(key)
+    }
+
+    fn drain(&mut self) -> Vec<Message> {
+        self.of_sender.clear();
+        self.ready.clear();
+        std::mem::take(&mut self.queue).into_values().collect()
+    }
+
+    fn add_receive(&mut self, receive: WaitingReceive) {
+        let arrived = Arrived {
+            arrival: self.next_arrival,
+            receive,
+        };
+        self.next_arrival += 1;
+        match receive.from {
+            None => self.any.push_back(arrived),
+            Some(sender) => {
+                self.filters.insert(receive.ticket, sender);
+                self.from.entry(sender).or_default().push_back(arrived);
+                if self.has_from(sender) {
+                    self.ready.insert(sender);
+                }
+            }
+        }
+    }
+
+    fn contains_receive(&self, ticket: Ticket) -> bool {
+        self.filters.contains_key(&ticket) || self.any.contains(ticket)
+    }
+
+    fn remove_receive(&mut self, ticket: Ticket) -> Option<WaitingReceive> {
+        match self.filters.remove(&ticket) {
+            None => self.any.remove(ticket).map(|a| a.receive),
+            Some(sender) => {
+                let line = self.from.get_mut(&sender)?;
+                let removed = line.remove(ticket).map(|a| a.receive);
+                if line.is_empty() {
+                    self.from.remove(&sender);
+                    self.ready.remove(&sender);
+                }
+                removed
+            }
+        }
+    }
+
+    /// The first receive of `which`'s line, taken out of it.
+    fn pop_receive(&mut self, which: Which) -> Option<WaitingReceive> {
+        match which {
+            Which::Any => self.any.pop_front().map(|a| a.receive),
+            Which::From(sender) => {
+                let line = self.from.get_mut(&sender)?;
+                let arrived = line.pop_front()?;
+                self.filters.remove(&arrived.receive.ticket);
+                if line.is_empty() {
+                    self.from.remove(&sender);
+                    self.ready.remove(&sender);
+                }
+                Some(arrived.receive)
+            }
+        }
+    }
+
+    fn receive_count(&self) -> usize {
+        self.any.len() + self.filters.len()
+    }
+
+    /// Every receive, in arrival order.
+    fn drain_receives(&mut self) -> Vec<WaitingReceive> {
+        let mut all: Vec<Arrived> = self.any.drain().collect();
+        for (_, mut line) in self.from.drain() {
+            all.extend(line.drain());
+        }
+        self.filters.clear();
+        self.ready.clear();
+        all.sort_by_key(|a| a.arrival);
+        all.into_iter().map(|a| a.receive).collect()
+    }
+
+    /// Takes the receives waiting for `sender` alone out of their line.
+    fn take_receives_from(&mut self, sender: ConnectionId) -> Vec<WaitingReceive> {
+        self.ready.remove(&sender);
+        let Some(mut line) = self.from.remove(&sender) else {
+            return Vec::new();
+        };
+        let taken: Vec<WaitingReceive> = line.drain().map(|a| a.receive).collect();
+        for receive in &taken {
+            self.filters.remove(&receive.ticket);
+        }
+        taken
+    }
+
+    /// The earliest receive that queued messages wait for: the first of any
+    /// sender when something is queued, or the first of a ready sender.
+    fn next_from_queue(&self) -> Option<(u64, Which)> {
+        let any = self
+            .any
+            .front()
+            .filter(|_| !self.queue.is_empty())
+            .map(|a| (a.arrival, Which::Any));
+        let one = self
+            .ready
+            .iter()
+            .filter_map(|sender| {
+                step(1);
+                let first = self.from.get(sender)?.front()?;
+                Some((first.arrival, Which::From(*sender)))
+            })
+            .min();
+        match (any, one) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    /// The earliest receive that takes a waiting send directly (nothing is
+    /// queued for it), with that send: a pass over the waiting sends, made
+    /// only while some receive could take one.
+    fn next_handoff(&self, senders: &Line<WaitingSend>) -> Option<(u64, Which, Ticket)> {
+        let any = self.any.front().filter(|_| self.queue.is_empty());
+        if any.is_none() && self.from.is_empty() {
+            return None;
+        }
+        let mut best: Option<(u64, Which, Ticket)> = None;
+        let mut seen: BTreeSet<ConnectionId> = BTreeSet::new();
+        for send in senders.iter() {
+            step(1);
+            if !matches!(send.load, Load::One(_)) {
+                continue;
+            }
+            let from = send.ticket.connection;
+            let mut consider = |candidate: (u64, Which, Ticket)| {
+                if best.is_none_or(|b| candidate.0 < b.0) {
+                    best = Some(candidate);
+                }
+            };
+            if let Some(first) = any {
+                consider((first.arrival, Which::Any, send.ticket));
+            }
+            if seen.insert(from) && !self.has_from(from) {
+                if let Some(first) = self.from.get(&from).and_then(Line::front) {
+                    consider((first.arrival, Which::From(from), send.ticket));
+                }
+            }
+        }
+        best
+    }
+
+    /// Takes what `receive` takes from the queue: the oldest messages it
+    /// accepts, up to its limit and a batch answer's size.
+    fn take_for(&mut self, receive: &WaitingReceive) -> (Vec<Message>, u64) {
+        let mut messages = Vec::new();
+        let mut bytes = 0u64;
+        while messages.len() < receive.limit() {
+            let key = match receive.from {
+                None => self.queue.keys().next().copied(),
+                Some(sender) => self
+                    .of_sender
+                    .get(&sender.0)
+                    .and_then(|keys| keys.front().copied()),
+            };
+            let Some(next) = key.and_then(|key| Some((key, self.queue.get(&key)?.payload.len())))
+            else {
+                break;
+            };
+            if !messages.is_empty()
+                && (bytes as usize + next.1 + MESSAGE_OVERHEAD * (messages.len() + 1))
+                    > MAX_BATCH_BYTES
+            {
+                break;
+            }
+            let Some(message) = self.take(next.0) else {
+                break;
+            };
+            bytes += message.payload.len() as u64;
+            messages.push(message);
+        }
+        (messages, bytes)
+    }
 }
 
 /// The receivers of a round-robin mailbox (first come, first served) or of
@@ -1086,10 +1366,7 @@ impl Mailbox {
             max_message_size: mailbox_proto::MAX_MESSAGE_SIZE_LIMIT,
             ..MailboxSettings::default()
         };
-        let lines = Lines::Inbox {
-            queue: VecDeque::new(),
-            receivers: Line::default(),
-        };
+        let lines = Lines::Inbox(Box::default());
         // Inboxes are not checked: anyone may write to a process.
         let permissions = Permissions {
             owner: 0,
@@ -1239,7 +1516,7 @@ impl Mailbox {
         let next = self.ledger.next_sequence;
         match &mut self.lines {
             Lines::RoundRobin { receivers, .. } => receivers.push(receive),
-            Lines::Inbox { receivers, .. } => receivers.push_back(receive),
+            Lines::Inbox(inbox) => inbox.add_receive(receive),
             Lines::Hash(hash) => hash.add_waiting(ticket.connection, receive),
             Lines::Broadcast {
                 subscribers,
@@ -1279,7 +1556,7 @@ impl Mailbox {
     fn is_waiting_receive(&self, ticket: Ticket) -> bool {
         match &self.lines {
             Lines::RoundRobin { receivers, .. } => receivers.contains(ticket),
-            Lines::Inbox { receivers, .. } => receivers.contains(ticket),
+            Lines::Inbox(inbox) => inbox.contains_receive(ticket),
             Lines::Hash(hash) => hash
                 .members
                 .get(&ticket.connection)
@@ -1293,7 +1570,7 @@ impl Mailbox {
     fn remove_receive(&mut self, ticket: Ticket) -> bool {
         match &mut self.lines {
             Lines::RoundRobin { receivers, .. } => receivers.remove(ticket).is_some(),
-            Lines::Inbox { receivers, .. } => receivers.remove(ticket).is_some(),
+            Lines::Inbox(inbox) => inbox.remove_receive(ticket).is_some(),
             Lines::Hash(hash) => hash.remove_waiting(ticket),
             Lines::Broadcast {
                 subscribers,
@@ -1371,7 +1648,8 @@ impl Mailbox {
             queue.remove(index)
         };
         let message = match &mut self.lines {
-            Lines::RoundRobin { queue, .. } | Lines::Inbox { queue, .. } => found(queue),
+            Lines::RoundRobin { queue, .. } => found(queue),
+            Lines::Inbox(inbox) => inbox.take_sequence(sequence),
             Lines::Hash(hash) => {
                 let message = match found(&mut hash.shared) {
                     Some(message) => Some(message),
@@ -1488,13 +1766,14 @@ impl Mailbox {
     fn requeue(&mut self, message: Message, to_tail: bool) {
         self.ledger.queued_bytes += message.payload.len() as u64;
         match &mut self.lines {
-            Lines::RoundRobin { queue, .. } | Lines::Inbox { queue, .. } => {
+            Lines::RoundRobin { queue, .. } => {
                 if to_tail {
                     queue.push_back(message);
                 } else {
                     queue.push_front(message);
                 }
             }
+            Lines::Inbox(inbox) => inbox.push(message, !to_tail),
             Lines::Hash(hash) => hash.route(message, !to_tail),
             Lines::Broadcast { .. } => {
                 // Broadcast deliveries are never manual; nothing comes back.
@@ -1570,7 +1849,8 @@ impl Mailbox {
     /// Every queued message (for broadcast: every message in the log).
     fn queued_messages(&self) -> Box<dyn Iterator<Item = &Message> + '_> {
         match &self.lines {
-            Lines::RoundRobin { queue, .. } | Lines::Inbox { queue, .. } => Box::new(queue.iter()),
+            Lines::RoundRobin { queue, .. } => Box::new(queue.iter()),
+            Lines::Inbox(inbox) => Box::new(inbox.messages()),
             Lines::Hash(hash) => Box::new(
                 hash.shared
                     .iter()
@@ -1582,7 +1862,8 @@ impl Mailbox {
 
     fn queued_count(&self) -> usize {
         match &self.lines {
-            Lines::RoundRobin { queue, .. } | Lines::Inbox { queue, .. } => queue.len(),
+            Lines::RoundRobin { queue, .. } => queue.len(),
+            Lines::Inbox(inbox) => inbox.len(),
             Lines::Broadcast { log, .. } => log.len(),
             Lines::Hash(hash) => hash.queued,
         }
@@ -1591,7 +1872,7 @@ impl Mailbox {
     fn waiting_receivers(&self) -> usize {
         match &self.lines {
             Lines::RoundRobin { receivers, .. } => receivers.len(),
-            Lines::Inbox { receivers, .. } => receivers.len(),
+            Lines::Inbox(inbox) => inbox.receive_count(),
             Lines::Broadcast { subscribers, .. } => {
                 subscribers.values().map(|s| s.waiting.len()).sum()
             }
@@ -1740,7 +2021,7 @@ impl Mailbox {
         }
         let waiting: Vec<WaitingReceive> = match &mut self.lines {
             Lines::RoundRobin { receivers, .. } => receivers.drain(),
-            Lines::Inbox { receivers, .. } => receivers.drain().collect(),
+            Lines::Inbox(inbox) => inbox.drain_receives(),
             Lines::Broadcast {
                 subscribers,
                 listening,
@@ -1784,32 +2065,28 @@ impl Mailbox {
     /// Fails the waiting receives on this inbox that take only from
     /// `sender`, who is gone and can send nothing more.
     pub fn sender_left(&mut self, sender: ConnectionId, ctx: &mut Context<'_>) {
-        let Lines::Inbox { queue, receivers } = &mut self.lines else {
+        let Lines::Inbox(inbox) = &mut self.lines else {
             return;
         };
-        let mut kept = Line::default();
-        for receive in receivers.drain() {
-            if receive.from == Some(sender) && !queue.iter().any(|m| receive.accepts(m)) {
-                ctx.out.reply(
-                    receive.ticket,
-                    Err(BrokerError::new(
-                        ErrorKind::NoSuchProcess,
-                        format!("process {} left without sending more", sender.0),
-                    )),
-                );
-            } else {
-                kept.push_back(receive);
-            }
+        if inbox.has_from(sender) {
+            // What it sent is still queued: its receives take that first.
+            return;
         }
-        *receivers = kept;
+        for receive in inbox.take_receives_from(sender) {
+            ctx.out.reply(
+                receive.ticket,
+                Err(BrokerError::new(
+                    ErrorKind::NoSuchProcess,
+                    format!("process {} left without sending more", sender.0),
+                )),
+            );
+        }
     }
 
     /// Whether a message from `sender` is queued here (inboxes).
     pub fn has_message_from(&self, sender: ConnectionId) -> bool {
         match &self.lines {
-            Lines::Inbox { queue, .. } => queue
-                .iter()
-                .any(|m| m.metadata.sender_connection == sender.0),
+            Lines::Inbox(inbox) => inbox.has_from(sender),
             _ => false,
         }
     }
@@ -1847,9 +2124,8 @@ impl Mailbox {
     pub fn purge(&mut self, ctx: &mut Context<'_>) -> u64 {
         let next = self.ledger.next_sequence;
         let discarded: Vec<Message> = match &mut self.lines {
-            Lines::RoundRobin { queue, .. } | Lines::Inbox { queue, .. } => {
-                queue.drain(..).collect()
-            }
+            Lines::RoundRobin { queue, .. } => queue.drain(..).collect(),
+            Lines::Inbox(inbox) => inbox.drain(),
             Lines::Hash(hash) => {
                 let mut all: Vec<Message> = hash.shared.drain(..).collect();
                 for member in hash.members.values_mut() {
@@ -1936,58 +2212,45 @@ impl Mailbox {
                     break;
                 }
             },
-            Lines::Inbox { queue, receivers } => loop {
-                let space = room(capacity, queue.len());
-                let mut moved = ledger.admit_queued(senders, space, ctx, |m| queue.push_back(m));
-                if queue.is_empty() && senders.is_empty() {
-                    // Nothing any receiver could take (a receive that just
-                    // joined many others on an empty inbox costs no pass).
-                    break;
-                }
-                let waiting: Vec<WaitingReceive> = receivers.iter().copied().collect();
-                for receiver in waiting {
-                    let mut messages = Vec::new();
-                    let mut bytes = 0;
-                    let mut at = 0;
-                    while at < queue.len() && messages.len() < receiver.limit() {
-                        if receiver.accepts(&queue[at]) {
-                            let next = queue[at].payload.len();
-                            if !messages.is_empty()
-                                && (bytes as usize + next + MESSAGE_OVERHEAD * (messages.len() + 1))
-                                    > MAX_BATCH_BYTES
-                            {
-                                break;
-                            }
-                            if let Some(message) = queue.remove(at) {
-                                bytes += message.payload.len() as u64;
-                                messages.push(message);
-                            }
-                        } else {
-                            at += 1;
-                        }
-                    }
-                    if messages.is_empty() {
-                        // Nothing queued for it: take straight from a waiting
-                        // send it accepts (the queue may be full of others).
-                        let handoff = senders.iter().find(|send| {
-                            matches!(send.load, Load::One(_))
-                                && receiver
-                                    .from
-                                    .is_none_or(|from| from == send.ticket.connection)
-                        });
-                        if let Some(message) = handoff
-                            .map(|send| send.ticket)
-                            .and_then(|ticket| ledger.admit(senders, Some(ticket), 1, ctx))
+            Lines::Inbox(inbox) => loop {
+                let space = room(capacity, inbox.len());
+                let mut moved = ledger.admit_queued(senders, space, ctx, |m| inbox.push(m, false));
+                // Serve the earliest receive that something waits for, until
+                // none does: from the queue, or straight from a waiting send
+                // it accepts (the queue may be full of others' messages).
+                loop {
+                    let queued = inbox.next_from_queue();
+                    let handoff = if senders.is_empty() {
+                        None
+                    } else {
+                        inbox.next_handoff(senders)
+                    };
+                    let (receiver, messages, bytes) = match (queued, handoff) {
+                        (Some((at, which)), handoff)
+                            if handoff.is_none_or(|(later, ..)| at < later) =>
                         {
-                            ledger.queued_bytes += message.payload.len() as u64;
-                            bytes = message.payload.len() as u64;
-                            messages.push(message);
+                            let Some(receiver) = inbox.pop_receive(which) else {
+                                break;
+                            };
+                            let (messages, bytes) = inbox.take_for(&receiver);
+                            (receiver, messages, bytes)
                         }
-                    }
+                        (_, Some((_, which, send))) => {
+                            let Some(message) = ledger.admit(senders, Some(send), 1, ctx) else {
+                                break;
+                            };
+                            let Some(receiver) = inbox.pop_receive(which) else {
+                                break;
+                            };
+                            let bytes = message.payload.len() as u64;
+                            ledger.queued_bytes += bytes;
+                            (receiver, vec![message], bytes)
+                        }
+                        _ => break,
+                    };
                     if messages.is_empty() {
-                        continue;
+                        break;
                     }
-                    receivers.remove(receiver.ticket);
                     ledger.queued_bytes -= bytes;
                     ledger.hand_over(receiver, messages, bytes, ctx);
                     moved = true;
@@ -2253,14 +2516,24 @@ impl Mailbox {
                 }
                 queue.iter().map(|m| m.payload.len() as u64).sum()
             }
-            Lines::Inbox { queue, receivers } => {
-                for receive in receivers.iter() {
+            Lines::Inbox(inbox) => {
+                assert!(
+                    inbox.any.is_empty() || inbox.queue.is_empty(),
+                    "inbox receiver waits beside a message it accepts"
+                );
+                for (sender, line) in &inbox.from {
+                    assert!(!line.is_empty(), "empty line of one sender");
                     assert!(
-                        !queue.iter().any(|m| receive.accepts(m)),
+                        !inbox.has_from(*sender),
                         "inbox receiver waits beside a message it accepts"
                     );
                 }
-                queue.iter().map(|m| m.payload.len() as u64).sum()
+                assert!(inbox.ready.is_empty(), "ready senders left after the pump");
+                let filtered: usize = inbox.from.values().map(Line::len).sum();
+                assert_eq!(filtered, inbox.filters.len(), "filters");
+                let keyed: usize = inbox.of_sender.values().map(VecDeque::len).sum();
+                assert_eq!(keyed, inbox.queue.len(), "keys of senders");
+                inbox.messages().map(|m| m.payload.len() as u64).sum()
             }
             Lines::Hash(hash) => {
                 let mut count = hash.shared.len();

@@ -480,3 +480,60 @@ fn a_hundred_thousand_hash_members_waiting_cost_constant_work_each() {
     );
     scale.check_steps("hash");
 }
+
+#[test]
+fn a_hundred_thousand_receives_on_an_inbox_cost_constant_work_each() {
+    use mailbox_proto::{Address, SendOptions, Target};
+    let mut scale = Scale::new();
+    for n in 2..=4 {
+        scale.connect(n);
+    }
+    let direct = |payload: &str| Request::SendWith {
+        to: Target::Process(Address::Process(2)),
+        payload: Bytes::from(payload.to_owned()),
+        options: Box::new(SendOptions::default()),
+        wait: Wait::Never,
+    };
+    // Connection 2 waits for messages of connection 3 alone, 100,000 times.
+    for id in 1..=WAITERS {
+        let request = Request::ReceiveWith {
+            from: Source::Inbox {
+                from: Some(Address::Process(3)),
+            },
+            options: ReceiveOptions::default(),
+            wait: Wait::Forever,
+        };
+        assert!(scale.apply(2, id, request).is_empty());
+    }
+    // Messages of another sender wait beside them, taken by none.
+    for n in 0..1_000u64 {
+        let replies = scale.apply(4, n, direct("other"));
+        assert_eq!(replies.len(), 1, "only the sender is answered");
+    }
+    let cancelled = shuffled((1..=WAITERS).collect(), 31);
+    let cancelled: HashSet<u64> = cancelled[..WAITERS as usize / 2].iter().copied().collect();
+    for (n, id) in cancelled.iter().enumerate() {
+        let replies = scale.apply(2, WAITERS + 1 + n as u64, Request::Cancel { request: *id });
+        assert_eq!(replies.len(), 2);
+    }
+    // Each message of connection 3 goes to the oldest receive still waiting.
+    for (n, id) in (1..=WAITERS)
+        .filter(|id| !cancelled.contains(id))
+        .enumerate()
+    {
+        let replies = scale.apply(3, n as u64, direct("mine"));
+        let served = replies
+            .iter()
+            .find(|reply| matches!(reply.result, Ok(Response::Received(_))))
+            .map(|reply| reply.ticket);
+        assert_eq!(
+            served,
+            Some(Ticket {
+                connection: ConnectionId(2),
+                request: id
+            }),
+            "oldest receive first"
+        );
+    }
+    scale.check_steps("inbox");
+}
