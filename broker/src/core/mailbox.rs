@@ -909,6 +909,11 @@ enum Lines {
     RoundRobin {
         queue: VecDeque<Message>,
         receivers: Receivers,
+        /// A message came back out of sequence order (a nack to the tail,
+        /// returns in another order): until the queue empties, finding a
+        /// message by its sequence number takes a pass instead of a
+        /// binary search.
+        unsorted: bool,
     },
     Broadcast {
         /// Messages not yet read by every subscriber; the last entry has
@@ -1058,10 +1063,12 @@ impl Mailbox {
             DeliveryPolicy::RoundRobin => Lines::RoundRobin {
                 queue: VecDeque::new(),
                 receivers: Receivers::Fifo(Line::default()),
+                unsorted: false,
             },
             DeliveryPolicy::Priority => Lines::RoundRobin {
                 queue: VecDeque::new(),
                 receivers: Receivers::Ranked(Box::default()),
+                unsorted: false,
             },
             DeliveryPolicy::Broadcast => Lines::Broadcast {
                 log: VecDeque::new(),
@@ -1363,7 +1370,28 @@ impl Mailbox {
             queue.remove(index)
         };
         let message = match &mut self.lines {
-            Lines::RoundRobin { queue, .. } => found(queue),
+            Lines::RoundRobin {
+                queue, unsorted, ..
+            } => {
+                if queue.is_empty() {
+                    *unsorted = false;
+                }
+                if *unsorted {
+                    found(queue)
+                } else {
+                    // In sequence order: an expiry of a message already
+                    // delivered (the common case) costs a binary search.
+                    let at = queue.partition_point(|m| m.metadata.sequence < sequence);
+                    if queue
+                        .get(at)
+                        .is_some_and(|m| m.metadata.sequence == sequence)
+                    {
+                        queue.remove(at)
+                    } else {
+                        None
+                    }
+                }
+            }
             Lines::Inbox(inbox) => inbox.take_sequence(sequence),
             Lines::Hash(hash) => {
                 let message = match found(&mut hash.shared) {
@@ -1481,10 +1509,22 @@ impl Mailbox {
     fn requeue(&mut self, message: Message, to_tail: bool) {
         self.ledger.queued_bytes += message.payload.len() as u64;
         match &mut self.lines {
-            Lines::RoundRobin { queue, .. } => {
+            Lines::RoundRobin {
+                queue, unsorted, ..
+            } => {
+                let sequence = message.metadata.sequence;
                 if to_tail {
+                    if queue.back().is_some_and(|m| m.metadata.sequence > sequence) {
+                        *unsorted = true;
+                    }
                     queue.push_back(message);
                 } else {
+                    if queue
+                        .front()
+                        .is_some_and(|m| m.metadata.sequence < sequence)
+                    {
+                        *unsorted = true;
+                    }
                     queue.push_front(message);
                 }
             }
@@ -1898,7 +1938,9 @@ impl Mailbox {
         let ledger = &mut self.ledger;
         let senders = &mut self.senders;
         match &mut self.lines {
-            Lines::RoundRobin { queue, receivers } => loop {
+            Lines::RoundRobin {
+                queue, receivers, ..
+            } => loop {
                 let space = room(capacity, queue.len());
                 let mut moved = ledger.admit_queued(senders, space, ctx, |m| queue.push_back(m));
                 while !queue.is_empty() {
@@ -2212,7 +2254,20 @@ impl Mailbox {
     /// Panics when an invariant of the module doc does not hold (tests only).
     pub fn check_invariants(&self) {
         let bytes: u64 = match &self.lines {
-            Lines::RoundRobin { queue, receivers } => {
+            Lines::RoundRobin {
+                queue,
+                receivers,
+                unsorted,
+            } => {
+                if !unsorted {
+                    assert!(
+                        queue
+                            .iter()
+                            .zip(queue.iter().skip(1))
+                            .all(|(a, b)| a.metadata.sequence < b.metadata.sequence),
+                        "a queue not marked unsorted is in sequence order"
+                    );
+                }
                 assert!(
                     queue.is_empty() || receivers.len() == 0,
                     "receiver waits beside a message"
