@@ -747,6 +747,8 @@ struct Member {
 struct HashLines {
     /// Keyless messages (and keyed ones while the pool is empty).
     shared: VecDeque<Message>,
+    /// How many of `shared` have a key (they wait for a member).
+    keyed_shared: usize,
     members: BTreeMap<ConnectionId, Member>,
     /// Members with a receive waiting, by turn.
     waiting_turns: BTreeSet<(u64, ConnectionId)>,
@@ -836,7 +838,12 @@ impl HashLines {
                 }
                 &mut member.queue
             }
-            None => &mut self.shared,
+            None => {
+                if message.metadata.key().is_some() {
+                    self.keyed_shared += 1;
+                }
+                &mut self.shared
+            }
         };
         if front {
             queue.push_front(message);
@@ -876,8 +883,9 @@ impl HashLines {
         );
         self.next_turn += 1;
         self.by_load.insert((0, connection));
-        if self.shared.iter().any(|m| m.metadata.key().is_some()) {
+        if self.keyed_shared > 0 {
             let shared = std::mem::take(&mut self.shared);
+            self.keyed_shared = 0;
             self.queued -= shared.len();
             for message in shared {
                 self.route(message, false);
@@ -1395,7 +1403,12 @@ impl Mailbox {
             Lines::Inbox(inbox) => inbox.take_sequence(sequence),
             Lines::Hash(hash) => {
                 let message = match found(&mut hash.shared) {
-                    Some(message) => Some(message),
+                    Some(message) => {
+                        if message.metadata.key().is_some() {
+                            hash.keyed_shared -= 1;
+                        }
+                        Some(message)
+                    }
                     None => hash
                         .members
                         .values_mut()
@@ -1883,6 +1896,7 @@ impl Mailbox {
             Lines::Inbox(inbox) => inbox.drain(),
             Lines::Hash(hash) => {
                 let mut all: Vec<Message> = hash.shared.drain(..).collect();
+                hash.keyed_shared = 0;
                 for member in hash.members.values_mut() {
                     all.extend(member.queue.drain(..));
                 }
@@ -2318,6 +2332,8 @@ impl Mailbox {
                 }
                 assert_eq!(count, hash.queued, "hash queued count");
                 assert_eq!(hash.by_load.len(), hash.members.len(), "by load");
+                let keyed = hash.shared.iter().filter(|m| m.metadata.key().is_some());
+                assert_eq!(keyed.count(), hash.keyed_shared, "keyed shared messages");
                 let waiting = hash.members.values().filter(|m| !m.waiting.is_empty());
                 assert_eq!(hash.waiting_turns.len(), waiting.count(), "waiting turns");
                 assert!(hash.ready.is_empty(), "ready members left after the pump");
