@@ -179,7 +179,7 @@ fn many_uids_together_leave_the_reserve_to_root() {
     }
     assert_eq!(taken, [10, 10, 10, 5], "shares, then the reserve");
     assert!(
-        last.contains("only root and the admin group"),
+        last.contains("only root, the admin group"),
         "the last refusal names the reserve: {last}"
     );
     // Root still sends, into the reserve.

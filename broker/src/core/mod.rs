@@ -247,6 +247,10 @@ pub struct Core {
     /// that sender alone: the inboxes to tell when it leaves (instead of
     /// every inbox).
     awaited_by: ConnectionMap<BTreeSet<ConnectionId>>,
+    /// The uid the broker runs as: its clients are the service's own
+    /// (a user's own broker, the service user) and, like root, have no
+    /// per-uid share and may fill the reserve.
+    service_uid: Option<u32>,
 }
 
 fn error(kind: ErrorKind, message: impl Into<String>) -> BrokerError {
@@ -286,6 +290,7 @@ impl Core {
             connections_of: HashMap::new(),
             mailboxes_of: HashMap::new(),
             awaited_by: ConnectionMap::default(),
+            service_uid: None,
         }
     }
 
@@ -299,6 +304,11 @@ impl Core {
     pub fn set_limits(&mut self, limits: Limits) {
         self.limits = limits;
         self.budget.set_limits(limits.budget());
+    }
+
+    /// Says which uid the broker runs as (see `privileged`).
+    pub fn set_service_uid(&mut self, uid: u32) {
+        self.service_uid = Some(uid);
     }
 
     /// Changes the access rules (a configuration reload).
@@ -1213,9 +1223,10 @@ impl Core {
     }
 
     /// Whether `connection` (of `peer`) may fill the budget's reserve and
-    /// has no per-uid share: root and members of the admin group.
+    /// has no per-uid share: root, the uid the broker runs as, and members
+    /// of the admin group.
     fn privileged(&self, connection: ConnectionId, peer: Peer) -> bool {
-        if peer.uid == 0 {
+        if peer.uid == 0 || self.service_uid == Some(peer.uid) {
             return true;
         }
         let Some(admin) = self.policy.admin_group else {
@@ -1757,13 +1768,13 @@ fn budget_refusal(budget: &Budget, exhausted: Exhausted, uid: u32) -> String {
     let usage = budget.usage(uid);
     match exhausted {
         Exhausted::Bytes => format!(
-            "the broker holds {} of its {} byte budget ({} of which only root and the admin group may fill, limits.admin_reserve_bytes); receive from some mailboxes or raise limits.memory_budget",
+            "the broker holds {} of its {} byte budget ({} of which only root, the admin group and the uid mailboxd runs as may fill, limits.admin_reserve_bytes); receive from some mailboxes or raise limits.memory_budget",
             budget.held(),
             limits.bytes,
             limits.reserved_bytes
         ),
         Exhausted::Messages => format!(
-            "the broker holds {} of its {} message limit ({} of which only root and the admin group may fill, limits.admin_reserve_messages); receive from some mailboxes or raise limits.max_queued_messages",
+            "the broker holds {} of its {} message limit ({} of which only root, the admin group and the uid mailboxd runs as may fill, limits.admin_reserve_messages); receive from some mailboxes or raise limits.max_queued_messages",
             budget.messages(),
             limits.messages,
             limits.reserved_messages

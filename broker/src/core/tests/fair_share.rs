@@ -82,6 +82,21 @@ fn the_top_of_the_budget_is_kept_for_root_and_the_admin_group() {
 }
 
 #[test]
+fn the_uid_the_broker_runs_as_has_no_share_either() {
+    let mut harness = harness(shared());
+    harness.core.set_service_uid(2001);
+    harness.run(
+        "
+        c1#1 create q                   => c1#1 created
+        c1#2 send q @50                 => c1#2 sent 1 to 1
+        c2#1 send q @30                 => c2#1 sent 2 to 1
+        c1#3 send q @20                 => c1#3 sent 3 to 1
+        c1#4 send q a                   => c1#4 BrokerFull
+        ",
+    );
+}
+
+#[test]
 fn root_has_no_share_of_its_own() {
     check(
         "
