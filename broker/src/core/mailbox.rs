@@ -1996,6 +1996,11 @@ impl Mailbox {
                     } else {
                         inbox.next_handoff(senders)
                     };
+                    // Both finds name a receive at the front of its line
+                    // and what it takes, so neither branch below can come
+                    // away empty-handed; if one did, the receive goes back
+                    // to its place (it must still be answered) and the
+                    // message to the head of the queue (it must not vanish).
                     let (receiver, messages, bytes) = match (queued, handoff) {
                         (Some((at, which)), handoff)
                             if handoff.is_none_or(|(later, ..)| at < later) =>
@@ -2004,24 +2009,26 @@ impl Mailbox {
                                 break;
                             };
                             let (messages, bytes) = inbox.take_for(&receiver);
+                            if messages.is_empty() {
+                                inbox.restore(at, receiver);
+                                break;
+                            }
                             (receiver, messages, bytes)
                         }
                         (_, Some((_, which, send))) => {
                             let Some(message) = ledger.admit(senders, Some(send), 1, ctx) else {
                                 break;
                             };
-                            let Some(receiver) = inbox.pop_receive(which) else {
-                                break;
-                            };
                             let bytes = message.payload.len() as u64;
                             ledger.queued_bytes += bytes;
+                            let Some(receiver) = inbox.pop_receive(which) else {
+                                inbox.push(message, true);
+                                break;
+                            };
                             (receiver, vec![message], bytes)
                         }
                         _ => break,
                     };
-                    if messages.is_empty() {
-                        break;
-                    }
                     ledger.queued_bytes -= bytes;
                     ledger.hand_over(receiver, messages, bytes, ctx);
                     moved = true;

@@ -183,6 +183,22 @@ impl InboxLines {
         }
     }
 
+    /// Puts `receive` back at the front of its line, with its `arrival`
+    /// (it was just taken from there).
+    pub(super) fn restore(&mut self, arrival: u64, receive: WaitingReceive) {
+        let arrived = Arrived { arrival, receive };
+        match receive.from {
+            None => self.any.push_front(arrived),
+            Some(sender) => {
+                self.filters.insert(receive.ticket, sender);
+                self.from.entry(sender).or_default().push_front(arrived);
+                if self.has_from(sender) {
+                    self.ready.insert(sender);
+                }
+            }
+        }
+    }
+
     pub(super) fn receive_count(&self) -> usize {
         self.any.len() + self.filters.len()
     }
