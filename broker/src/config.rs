@@ -218,6 +218,9 @@ struct RawLimits {
     max_mailboxes_per_uid: Field,
     max_queued_bytes_per_mailbox: Field,
     max_queued_bytes_per_uid: Field,
+    max_queued_messages_per_uid: Field,
+    admin_reserve_bytes: Field,
+    admin_reserve_messages: Field,
     max_message_size: Field,
     max_frame_size: Field,
     handshake_timeout: Field,
@@ -405,12 +408,23 @@ impl Document<'_> {
                 d.max_queued_bytes_per_mailbox,
                 max,
             )?,
-            max_queued_bytes_per_uid: size(
-                "max_queued_bytes_per_uid",
-                &raw.max_queued_bytes_per_uid,
-                d.max_queued_bytes_per_uid,
-                u64::MAX,
-            )?,
+            // Absent: derived from the totals (see `Limits::budget`).
+            max_queued_bytes_per_uid: match &raw.max_queued_bytes_per_uid {
+                None => d.max_queued_bytes_per_uid,
+                field => Some(size("max_queued_bytes_per_uid", field, 0, max)?),
+            },
+            max_queued_messages_per_uid: match &raw.max_queued_messages_per_uid {
+                None => d.max_queued_messages_per_uid,
+                field => Some(count("max_queued_messages_per_uid", field, 0, max)?),
+            },
+            admin_reserve_bytes: match &raw.admin_reserve_bytes {
+                None => d.admin_reserve_bytes,
+                Some(value) => Some(self.size("limits.admin_reserve_bytes", value)?),
+            },
+            admin_reserve_messages: match &raw.admin_reserve_messages {
+                None => d.admin_reserve_messages,
+                Some(value) => Some(self.count("limits.admin_reserve_messages", value)?),
+            },
             max_message_size: size(
                 "max_message_size",
                 &raw.max_message_size,
@@ -418,6 +432,35 @@ impl Document<'_> {
                 u64::from(MAX_MESSAGE_SIZE_LIMIT),
             )? as u32,
         };
+        let budget = limits.budget();
+        for (key, field, reserved, total, total_key) in [
+            (
+                "limits.admin_reserve_bytes",
+                &raw.admin_reserve_bytes,
+                budget.reserved_bytes,
+                budget.bytes,
+                "memory_budget",
+            ),
+            (
+                "limits.admin_reserve_messages",
+                &raw.admin_reserve_messages,
+                budget.reserved_messages,
+                budget.messages,
+                "max_queued_messages",
+            ),
+        ] {
+            if let Some(value) = field {
+                if reserved >= total {
+                    return Err(self.error(
+                        value.span(),
+                        key,
+                        format!(
+                            "{reserved} leaves nothing of {total_key} ({total}) to anyone but root and the admin group"
+                        ),
+                    ));
+                }
+            }
+        }
         let max_frame_len = size(
             "max_frame_size",
             &raw.max_frame_size,
@@ -1054,6 +1097,10 @@ mod tests {
             max_connections_per_uid = 10
             max_mailboxes_per_uid = 20
             max_queued_bytes_per_mailbox = "1M"
+            max_queued_bytes_per_uid = "16M"
+            max_queued_messages_per_uid = 500
+            admin_reserve_bytes = "8M"
+            admin_reserve_messages = 0
             max_message_size = "64K"
             max_frame_size = "1M"
             handshake_timeout = "200ms"
@@ -1122,7 +1169,10 @@ mod tests {
                 reserved_connections: 0,
                 max_mailboxes_per_uid: 20,
                 max_queued_bytes_per_mailbox: 1 << 20,
-                max_queued_bytes_per_uid: u64::MAX,
+                max_queued_bytes_per_uid: Some(16 << 20),
+                max_queued_messages_per_uid: Some(500),
+                admin_reserve_bytes: Some(8 << 20),
+                admin_reserve_messages: Some(0),
                 max_message_size: 64 << 10,
             }
         );

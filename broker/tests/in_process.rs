@@ -146,6 +146,10 @@ async fn the_memory_budget_turns_into_broker_full_and_is_released_on_receive() {
         let config = Config {
             limits: Limits {
                 memory_budget: 100,
+                // The whole budget, whoever runs the test (a uid's share and
+                // the reserve have tests of their own).
+                max_queued_bytes_per_uid: Some(100),
+                admin_reserve_bytes: Some(0),
                 ..Limits::default()
             },
             ..Config::default()

@@ -1,5 +1,62 @@
 //! The broker-wide budget for what is held in memory: payload bytes, and
-//! messages (each costs its metadata and queue slot whatever its size).
+//! messages (each costs its metadata and queue slot whatever its size),
+//! in all and per sending uid, with a reserve only the privileged may use.
+//!
+//! Bytes are charged to the uid that sent them (`Metadata::sender_uid`, or
+//! the waiting send's peer) from the moment the send arrives until the
+//! message leaves the broker: received (or acknowledged), withdrawn,
+//! expired, dropped, purged, deleted with its mailbox. The charge follows
+//! the message wherever it waits (a dead-letter mailbox, an inbox), so a
+//! chown, a dead-letter move or a delete never needs a recount, and every
+//! change is O(1) per message: nothing here scans the mailboxes.
+//!
+//! What it deliberately does not do: decide who is privileged (the core
+//! passes that in), or know mailboxes.
+
+use std::collections::HashMap;
+use std::hash::BuildHasherDefault;
+
+use super::types::ConnectionIdHasher;
+
+/// What one uid holds.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Usage {
+    /// Payload bytes.
+    pub bytes: u64,
+    /// Messages.
+    pub messages: u64,
+}
+
+/// The limits a [`Budget`] enforces.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BudgetLimits {
+    /// Payload bytes in all.
+    pub bytes: u64,
+    /// Messages in all.
+    pub messages: u64,
+    /// Payload bytes one unprivileged uid may hold.
+    pub bytes_per_uid: u64,
+    /// Messages one unprivileged uid may hold.
+    pub messages_per_uid: u64,
+    /// Payload bytes at the top of `bytes` only the privileged may take.
+    pub reserved_bytes: u64,
+    /// Messages at the top of `messages` only the privileged may take.
+    pub reserved_messages: u64,
+}
+
+impl BudgetLimits {
+    /// Only totals, no per-uid share and no reserve.
+    pub fn totals(bytes: u64, messages: u64) -> Self {
+        Self {
+            bytes,
+            messages,
+            bytes_per_uid: u64::MAX,
+            messages_per_uid: u64::MAX,
+            reserved_bytes: 0,
+            reserved_messages: 0,
+        }
+    }
+}
 
 /// Payload bytes and messages the broker holds (buffered messages and
 /// waiting sends) against fixed limits. A send reserves on arrival and
@@ -10,56 +67,97 @@
 #[derive(Debug, Clone)]
 pub struct Budget {
     held: u64,
-    limit: u64,
     messages: u64,
-    max_messages: u64,
+    limits: BudgetLimits,
+    /// What each uid holds; a uid that holds nothing has no entry.
+    of_uid: HashMap<u32, Usage, BuildHasherDefault<ConnectionIdHasher>>,
 }
 
 /// Which limit a reservation would have gone over.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Exhausted {
-    /// The payload bytes.
+    /// The payload bytes (for the unprivileged: up to the reserve).
     Bytes,
-    /// The message count.
+    /// The message count (for the unprivileged: up to the reserve).
     Messages,
+    /// The sender's share of payload bytes.
+    UidBytes,
+    /// The sender's share of messages.
+    UidMessages,
 }
 
 impl Budget {
-    /// A budget of `limit` payload bytes and `max_messages` messages, nothing held.
+    /// A budget of `limit` payload bytes and `max_messages` messages,
+    /// nothing held, no per-uid share and no reserve.
     pub fn new(limit: u64, max_messages: u64) -> Self {
+        Self::with_limits(BudgetLimits::totals(limit, max_messages))
+    }
+
+    /// A budget with `limits`, nothing held.
+    pub fn with_limits(limits: BudgetLimits) -> Self {
         Self {
             held: 0,
-            limit,
             messages: 0,
-            max_messages,
+            limits,
+            of_uid: HashMap::default(),
         }
     }
 
     /// Changes the limits; what is held stays held (a lower limit only
     /// refuses later reservations).
-    pub fn set_limits(&mut self, limit: u64, max_messages: u64) {
-        self.limit = limit;
-        self.max_messages = max_messages;
+    pub fn set_limits(&mut self, limits: BudgetLimits) {
+        self.limits = limits;
     }
 
-    /// Reserves `bytes` in `messages` messages, or reserves nothing and says
-    /// which limit that would go over.
-    pub fn try_reserve(&mut self, bytes: u64, messages: u64) -> Result<(), Exhausted> {
+    /// Reserves `bytes` in `messages` messages for `uid`, or reserves
+    /// nothing and says which limit that would go over. `privileged` (root,
+    /// the admin group) may use the reserve and has no per-uid share.
+    pub fn try_reserve(
+        &mut self,
+        uid: u32,
+        privileged: bool,
+        bytes: u64,
+        messages: u64,
+    ) -> Result<(), Exhausted> {
+        let (byte_limit, message_limit) = if privileged {
+            (self.limits.bytes, self.limits.messages)
+        } else {
+            (
+                self.limits.bytes.saturating_sub(self.limits.reserved_bytes),
+                self.limits
+                    .messages
+                    .saturating_sub(self.limits.reserved_messages),
+            )
+        };
         let held = match self.held.checked_add(bytes) {
-            Some(total) if total <= self.limit => total,
+            Some(total) if total <= byte_limit => total,
             _ => return Err(Exhausted::Bytes),
         };
         let count = match self.messages.checked_add(messages) {
-            Some(total) if total <= self.max_messages => total,
+            Some(total) if total <= message_limit => total,
             _ => return Err(Exhausted::Messages),
         };
+        let usage = self.usage(uid);
+        if !privileged {
+            if usage.bytes.saturating_add(bytes) > self.limits.bytes_per_uid {
+                return Err(Exhausted::UidBytes);
+            }
+            if usage.messages.saturating_add(messages) > self.limits.messages_per_uid {
+                return Err(Exhausted::UidMessages);
+            }
+        }
         self.held = held;
         self.messages = count;
+        if bytes > 0 || messages > 0 {
+            let usage = self.of_uid.entry(uid).or_default();
+            usage.bytes += bytes;
+            usage.messages += messages;
+        }
         Ok(())
     }
 
-    /// Gives back `bytes` in `messages` messages reserved earlier.
-    pub fn release(&mut self, bytes: u64, messages: u64) {
+    /// Gives back `bytes` in `messages` messages reserved earlier for `uid`.
+    pub fn release(&mut self, uid: u32, bytes: u64, messages: u64) {
         debug_assert!(bytes <= self.held, "released more bytes than were held");
         debug_assert!(
             messages <= self.messages,
@@ -67,6 +165,32 @@ impl Budget {
         );
         self.held = self.held.saturating_sub(bytes);
         self.messages = self.messages.saturating_sub(messages);
+        if bytes == 0 && messages == 0 {
+            return;
+        }
+        if let Some(usage) = self.of_uid.get_mut(&uid) {
+            debug_assert!(
+                bytes <= usage.bytes && messages <= usage.messages,
+                "uid {uid} released more than it held"
+            );
+            usage.bytes = usage.bytes.saturating_sub(bytes);
+            usage.messages = usage.messages.saturating_sub(messages);
+            if usage.messages == 0 && usage.bytes == 0 {
+                self.of_uid.remove(&uid);
+            }
+        } else {
+            debug_assert!(false, "uid {uid} released but held nothing");
+        }
+    }
+
+    /// What `uid` holds now.
+    pub fn usage(&self, uid: u32) -> Usage {
+        self.of_uid.get(&uid).copied().unwrap_or_default()
+    }
+
+    /// Every uid that holds something, with what it holds.
+    pub fn usages(&self) -> impl Iterator<Item = (u32, Usage)> + '_ {
+        self.of_uid.iter().map(|(uid, usage)| (*uid, *usage))
     }
 
     /// Payload bytes held now.
@@ -76,7 +200,7 @@ impl Budget {
 
     /// The payload byte limit.
     pub fn limit(&self) -> u64 {
-        self.limit
+        self.limits.bytes
     }
 
     /// Messages held now.
@@ -86,7 +210,12 @@ impl Budget {
 
     /// The message limit.
     pub fn max_messages(&self) -> u64 {
-        self.max_messages
+        self.limits.messages
+    }
+
+    /// The limits in force.
+    pub fn limits(&self) -> &BudgetLimits {
+        &self.limits
     }
 }
 
@@ -97,22 +226,75 @@ mod tests {
     #[test]
     fn reserve_up_to_the_limit_and_not_beyond() {
         let mut budget = Budget::new(10, 100);
-        assert_eq!(budget.try_reserve(6, 1), Ok(()));
-        assert_eq!(budget.try_reserve(5, 1), Err(Exhausted::Bytes));
+        assert_eq!(budget.try_reserve(1, false, 6, 1), Ok(()));
+        assert_eq!(budget.try_reserve(1, false, 5, 1), Err(Exhausted::Bytes));
         assert_eq!(budget.held(), 6);
-        assert_eq!(budget.try_reserve(4, 1), Ok(()));
-        budget.release(10, 2);
+        assert_eq!(budget.try_reserve(1, false, 4, 1), Ok(()));
+        budget.release(1, 10, 2);
         assert_eq!((budget.held(), budget.messages()), (0, 0));
-        assert_eq!(budget.try_reserve(u64::MAX, 1), Err(Exhausted::Bytes));
+        assert_eq!(
+            budget.try_reserve(1, false, u64::MAX, 1),
+            Err(Exhausted::Bytes)
+        );
     }
 
     #[test]
     fn empty_messages_still_count_against_the_message_limit() {
         let mut budget = Budget::new(10, 3);
-        assert_eq!(budget.try_reserve(0, 3), Ok(()));
-        assert_eq!(budget.try_reserve(0, 1), Err(Exhausted::Messages));
+        assert_eq!(budget.try_reserve(1, false, 0, 3), Ok(()));
+        assert_eq!(budget.try_reserve(1, false, 0, 1), Err(Exhausted::Messages));
         assert_eq!(budget.held(), 0, "a refused reservation reserves nothing");
-        budget.release(0, 1);
-        assert_eq!(budget.try_reserve(0, 1), Ok(()));
+        budget.release(1, 0, 1);
+        assert_eq!(budget.try_reserve(1, false, 0, 1), Ok(()));
+    }
+
+    fn shared() -> Budget {
+        Budget::with_limits(BudgetLimits {
+            bytes: 100,
+            messages: 100,
+            bytes_per_uid: 40,
+            messages_per_uid: 30,
+            reserved_bytes: 10,
+            reserved_messages: 10,
+        })
+    }
+
+    #[test]
+    fn one_uid_takes_no_more_than_its_share_and_others_still_may_send() {
+        let mut budget = shared();
+        assert_eq!(budget.try_reserve(7, false, 40, 1), Ok(()));
+        assert_eq!(budget.try_reserve(7, false, 1, 1), Err(Exhausted::UidBytes));
+        assert_eq!(budget.try_reserve(8, false, 40, 1), Ok(()));
+        assert_eq!(budget.usage(7).bytes, 40);
+        budget.release(7, 30, 0);
+        assert_eq!(budget.usage(7).bytes, 10);
+        budget.release(7, 10, 1);
+        assert_eq!(budget.usage(7), Usage::default(), "nothing held, no entry");
+        assert_eq!(budget.try_reserve(7, false, 10, 1), Ok(()));
+        // Messages have a share of their own.
+        assert_eq!(budget.try_reserve(9, false, 0, 30), Ok(()));
+        assert_eq!(
+            budget.try_reserve(9, false, 0, 1),
+            Err(Exhausted::UidMessages)
+        );
+    }
+
+    #[test]
+    fn the_reserve_is_for_the_privileged_only() {
+        let mut budget = shared();
+        for uid in 1..=2 {
+            assert_eq!(budget.try_reserve(uid, false, 40, 1), Ok(()));
+        }
+        assert_eq!(budget.try_reserve(3, false, 10, 1), Ok(()));
+        // 90 of 100 held: the last 10 are the reserve.
+        assert_eq!(budget.try_reserve(4, false, 1, 1), Err(Exhausted::Bytes));
+        assert_eq!(budget.try_reserve(0, true, 10, 1), Ok(()));
+        assert_eq!(budget.try_reserve(0, true, 1, 1), Err(Exhausted::Bytes));
+        assert_eq!(budget.held(), 100);
+        // The privileged have no per-uid share.
+        budget.release(1, 40, 1);
+        budget.release(2, 40, 1);
+        assert_eq!(budget.try_reserve(0, true, 80, 1), Ok(()));
+        assert_eq!(budget.usage(0).bytes, 90);
     }
 }

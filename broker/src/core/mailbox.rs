@@ -51,7 +51,11 @@ use mailbox_proto::{
 
 use super::access::Permissions;
 use super::budget::Budget;
+use super::line::{step, Line, RankedLine, Ticketed};
+
+mod inbox;
 use super::types::{Clock, ConnectionId, Effect, Outcome, Peer, Place, Ticket};
+use inbox::InboxLines;
 
 /// What an operation needs from the world around the mailbox.
 pub(crate) struct Context<'a> {
@@ -108,6 +112,18 @@ pub(crate) struct WaitingSend {
     /// Payload bytes not admitted yet (what withdrawing it releases).
     pub held: u64,
     pub extra: Option<Box<SendExtra>>,
+}
+
+impl Ticketed for WaitingSend {
+    fn ticket(&self) -> Ticket {
+        self.ticket
+    }
+}
+
+impl Ticketed for WaitingReceive {
+    fn ticket(&self) -> Ticket {
+        self.ticket
+    }
 }
 
 impl WaitingSend {
@@ -171,11 +187,6 @@ impl WaitingReceive {
 
     fn limit(&self) -> usize {
         self.max.map_or(1, |max| max.max(1) as usize)
-    }
-
-    fn accepts(&self, message: &Message) -> bool {
-        self.from
-            .is_none_or(|from| from.0 == message.metadata.sender_connection)
     }
 
     /// Answers it with `messages` (one or more).
@@ -255,6 +266,7 @@ static NOTHING_MORE: More = More {
     max_deliveries: None,
     dead_letter: None,
     watches: BTreeMap::new(),
+    watchers: BTreeMap::new(),
     in_flight: BTreeMap::new(),
     in_flight_bytes: 0,
     ack_timeout: None,
@@ -275,6 +287,9 @@ struct More {
     max_deliveries: Option<u32>,
     dead_letter: Option<String>,
     watches: BTreeMap<u64, Watch>,
+    /// The sequence number each watching send waits on (so a cancel, a
+    /// timeout or a disconnect finds its watch without a search).
+    watchers: BTreeMap<Ticket, u64>,
     in_flight: BTreeMap<u64, InFlight>,
     /// Payload bytes of the messages in flight.
     in_flight_bytes: u64,
@@ -294,6 +309,24 @@ struct More {
     slow_subscribers_cut: u64,
 }
 
+impl More {
+    fn watch(&mut self, sequence: u64, watch: Watch) {
+        self.watchers.insert(watch.ticket, sequence);
+        self.watches.insert(sequence, watch);
+    }
+
+    fn unwatch(&mut self, sequence: u64) -> Option<Watch> {
+        let watch = self.watches.remove(&sequence)?;
+        self.watchers.remove(&watch.ticket);
+        Some(watch)
+    }
+
+    fn take_watches(&mut self) -> BTreeMap<u64, Watch> {
+        self.watchers.clear();
+        std::mem::take(&mut self.watches)
+    }
+}
+
 impl Ledger {
     /// The rarely needed part, allocated on first use.
     fn more(&mut self) -> &mut More {
@@ -307,7 +340,7 @@ impl Ledger {
 
     /// Ends the watch on `sequence`, if there is one, without allocating.
     fn take_watch(&mut self, sequence: u64) -> Option<Watch> {
-        self.more.as_mut()?.watches.remove(&sequence)
+        self.more.as_mut()?.unwatch(sequence)
     }
 
     /// Whether any sender waits for a stage of a message here.
@@ -372,25 +405,27 @@ impl Ledger {
         });
     }
 
-    /// Admits the payload at the front of the send at `index` of the
-    /// senders' line, answering that send when it is now fully admitted (or
-    /// watching it when it waits for a later stage). Returns the stamped
-    /// message.
+    /// Admits the payload at the front of the send of `which` (`None`: the
+    /// front of the senders' line), answering that send when it is now fully
+    /// admitted (or watching it when it waits for a later stage). Returns
+    /// the stamped message.
     fn admit(
         &mut self,
-        senders: &mut VecDeque<WaitingSend>,
-        index: usize,
+        senders: &mut Line<WaitingSend>,
+        which: Option<Ticket>,
         recipients: u32,
         ctx: &mut Context<'_>,
     ) -> Option<Message> {
-        let send = senders.get_mut(index)?;
+        let send = match which {
+            None => senders.front_mut()?,
+            Some(ticket) => senders.get_mut(ticket)?,
+        };
         let sequence = self.next_sequence;
         let payload = match &mut send.load {
             Load::One(_) => {
-                let send = if index == 0 {
-                    senders.pop_front()?
-                } else {
-                    senders.remove(index)?
+                let send = match which {
+                    None => senders.pop_front()?,
+                    Some(ticket) => senders.remove(ticket)?,
                 };
                 let Load::One(payload) = send.load else {
                     return None;
@@ -416,7 +451,7 @@ impl Ledger {
                                 }),
                             );
                         } else {
-                            self.more().watches.insert(
+                            self.more().watch(
                                 sequence,
                                 Watch {
                                     ticket: send.ticket,
@@ -457,11 +492,10 @@ impl Ledger {
                         stopped: None,
                     }),
                 );
-                if index == 0 {
-                    senders.pop_front();
-                } else {
-                    senders.remove(index);
-                }
+                match which {
+                    None => senders.pop_front(),
+                    Some(ticket) => senders.remove(ticket),
+                };
             }
         }
         Some(self.stamp(ticket, sender, payload, None, ctx))
@@ -548,14 +582,14 @@ impl Ledger {
     /// bytes as queued; whether any was admitted.
     fn admit_queued(
         &mut self,
-        senders: &mut VecDeque<WaitingSend>,
+        senders: &mut Line<WaitingSend>,
         room: usize,
         ctx: &mut Context<'_>,
         mut keep: impl FnMut(Message),
     ) -> bool {
         let mut admitted = false;
         for _ in 0..room {
-            let Some(message) = self.admit(senders, 0, 1, ctx) else {
+            let Some(message) = self.admit(senders, None, 1, ctx) else {
                 break;
             };
             self.queued_bytes += message.payload.len() as u64;
@@ -591,7 +625,7 @@ impl Ledger {
                 self.hold(message.clone(), receiver.ticket.connection, ctx);
             }
         } else {
-            ctx.budget.release(bytes, count);
+            release_all(ctx.budget, &messages, bytes);
         }
         receiver.deliver(messages, ctx.out);
     }
@@ -602,21 +636,21 @@ impl Ledger {
         };
         match watch.until {
             Until::Queued => {
-                self.more().watches.remove(&sequence);
+                self.more().unwatch(sequence);
             }
             Until::Received => {
-                self.more().watches.remove(&sequence);
+                self.more().unwatch(sequence);
                 ctx.out.reply(watch.ticket, Ok(sent(sequence)));
             }
             Until::Acknowledged => {
                 if !receiver.manual {
-                    self.more().watches.remove(&sequence);
+                    self.more().unwatch(sequence);
                     ctx.out.reply(watch.ticket, Ok(sent(sequence)));
                 }
             }
             Until::Reply(call) => {
                 if !receiver.manual {
-                    self.more().watches.remove(&sequence);
+                    self.more().unwatch(sequence);
                 }
                 ctx.out.effects.push(Effect::CallDelivered {
                     call,
@@ -632,7 +666,7 @@ impl Ledger {
         if !self.has_watches() {
             return;
         }
-        let Some(watch) = self.more().watches.remove(&sequence) else {
+        let Some(watch) = self.more().unwatch(sequence) else {
             return;
         };
         match watch.until {
@@ -679,7 +713,7 @@ impl Ledger {
             }
             _ => {
                 self.more().dropped += 1;
-                ctx.budget.release(message.payload.len() as u64, 1);
+                release(ctx.budget, &message);
             }
         }
     }
@@ -710,6 +744,27 @@ impl Ledger {
 const EXPIRED: &str = "expired";
 const MAX_DELIVERIES: &str = "max deliveries";
 
+/// Lets `message` go from the budget, from its sender's share.
+fn release(budget: &mut Budget, message: &Message) {
+    budget.release(message.metadata.sender_uid, message.payload.len() as u64, 1);
+}
+
+/// Lets `messages` (of `bytes` payload bytes in all) go from the budget,
+/// one release per run of messages of one sender (usually one in all).
+fn release_all(budget: &mut Budget, messages: &[Message], bytes: u64) {
+    let Some(first) = messages.first() else {
+        return;
+    };
+    let uid = first.metadata.sender_uid;
+    if messages.iter().all(|m| m.metadata.sender_uid == uid) {
+        budget.release(uid, bytes, messages.len() as u64);
+        return;
+    }
+    for message in messages {
+        release(budget, message);
+    }
+}
+
 fn sent(sequence: u64) -> Response {
     Response::Sent {
         sequence,
@@ -730,7 +785,7 @@ struct LogEntry {
 struct Subscriber {
     /// Sequence number of the next message it will read.
     cursor: u64,
-    waiting: VecDeque<WaitingReceive>,
+    waiting: Line<WaitingReceive>,
     /// Since when its backlog has been full (a bounded mailbox that cuts
     /// slow subscribers only): reset by every message it takes.
     full_since: Option<Instant>,
@@ -741,24 +796,84 @@ struct Subscriber {
 struct Member {
     /// Messages whose keys are bound to it.
     queue: VecDeque<Message>,
-    waiting: VecDeque<WaitingReceive>,
+    waiting: Line<WaitingReceive>,
     /// How many keys are bound to it.
     keys: u64,
+    /// Its turn for the next shared message (lower first).
+    turn: u64,
 }
 
+/// The lines of a hash mailbox. Besides the members, three ordered sets say
+/// who is next for what, so that no operation passes over every member:
+/// `waiting_turns` (who gets the next shared message), `ready` (who has
+/// both messages of its own and a receive waiting: the only members the
+/// pump serves their own queue) and `by_load` (who gets the next new key).
 #[derive(Debug, Default)]
 struct HashLines {
     /// Keyless messages (and keyed ones while the pool is empty).
     shared: VecDeque<Message>,
+    /// How many of `shared` have a key (they wait for a member).
+    keyed_shared: usize,
     members: BTreeMap<ConnectionId, Member>,
-    /// Members in the order they get the next shared message.
-    turn: VecDeque<ConnectionId>,
+    /// Members with a receive waiting, by turn.
+    waiting_turns: BTreeSet<(u64, ConnectionId)>,
+    /// Members with a receive waiting and messages of their own queued.
+    ready: BTreeSet<ConnectionId>,
+    /// Members by how many keys are bound to them, then address.
+    by_load: BTreeSet<(u64, ConnectionId)>,
+    /// The turn a member gets when it joins or has just been served.
+    next_turn: u64,
     keys: HashMap<String, ConnectionId>,
     /// Messages in all queues.
     queued: usize,
 }
 
 impl HashLines {
+    /// Adds a receive of member `id` (who joins first if need be).
+    fn add_waiting(&mut self, id: ConnectionId, receive: WaitingReceive) {
+        self.join(id);
+        let Some(member) = self.members.get_mut(&id) else {
+            return;
+        };
+        member.waiting.push_back(receive);
+        self.waiting_turns.insert((member.turn, id));
+        if !member.queue.is_empty() {
+            self.ready.insert(id);
+        }
+    }
+
+    /// Takes the receive of `ticket` out of its member's line.
+    fn remove_waiting(&mut self, ticket: Ticket) -> bool {
+        let id = ticket.connection;
+        let Some(member) = self.members.get_mut(&id) else {
+            return false;
+        };
+        let removed = member.waiting.remove(ticket).is_some();
+        if member.waiting.is_empty() {
+            self.waiting_turns.remove(&(member.turn, id));
+            self.ready.remove(&id);
+        }
+        removed
+    }
+
+    /// The next receive of member `id`; `rotate` sends it to the back of
+    /// the turns (it takes a shared message).
+    fn pop_waiting(&mut self, id: ConnectionId, rotate: bool) -> Option<WaitingReceive> {
+        let member = self.members.get_mut(&id)?;
+        let receive = member.waiting.pop_front()?;
+        self.waiting_turns.remove(&(member.turn, id));
+        if rotate {
+            member.turn = self.next_turn;
+            self.next_turn += 1;
+        }
+        if member.waiting.is_empty() {
+            self.ready.remove(&id);
+        } else {
+            self.waiting_turns.insert((member.turn, id));
+        }
+        Some(receive)
+    }
+
     /// Puts a message where its key says: the queue of the member the key
     /// is bound to (binding it to the member with the fewest keys, then the
     /// lowest address, when it is new), or the shared queue.
@@ -769,24 +884,31 @@ impl HashLines {
             Some(key) => match self.keys.get(key) {
                 Some(owner) => Some(*owner),
                 None => {
-                    let chosen = self
-                        .members
-                        .iter()
-                        .min_by_key(|(id, member)| (member.keys, **id))
-                        .map(|(id, _)| *id);
-                    if let Some(owner) = chosen {
+                    let chosen = self.by_load.pop_first();
+                    if let Some((keys, owner)) = chosen {
                         self.keys.insert(key.to_owned(), owner);
+                        self.by_load.insert((keys + 1, owner));
                         if let Some(member) = self.members.get_mut(&owner) {
                             member.keys += 1;
                         }
                     }
-                    chosen
+                    chosen.map(|(_, owner)| owner)
                 }
             },
         };
-        let queue = match owner.and_then(|owner| self.members.get_mut(&owner)) {
-            Some(member) => &mut member.queue,
-            None => &mut self.shared,
+        let queue = match owner.and_then(|owner| Some((owner, self.members.get_mut(&owner)?))) {
+            Some((owner, member)) => {
+                if !member.waiting.is_empty() {
+                    self.ready.insert(owner);
+                }
+                &mut member.queue
+            }
+            None => {
+                if message.metadata.key().is_some() {
+                    self.keyed_shared += 1;
+                }
+                &mut self.shared
+            }
         };
         if front {
             queue.push_front(message);
@@ -803,14 +925,10 @@ impl HashLines {
                 .is_some_and(|member| !member.waiting.is_empty())
         };
         match key {
-            None => self.turn.iter().any(waits),
+            None => !self.waiting_turns.is_empty(),
             Some(key) => match self.keys.get(key) {
                 Some(owner) => waits(owner),
-                None => self
-                    .members
-                    .iter()
-                    .min_by_key(|(id, member)| (member.keys, **id))
-                    .is_some_and(|(id, _)| waits(id)),
+                None => self.by_load.first().is_some_and(|(_, id)| waits(id)),
             },
         }
     }
@@ -821,10 +939,18 @@ impl HashLines {
         if self.members.contains_key(&connection) {
             return;
         }
-        self.members.insert(connection, Member::default());
-        self.turn.push_back(connection);
-        if self.shared.iter().any(|m| m.metadata.key().is_some()) {
+        self.members.insert(
+            connection,
+            Member {
+                turn: self.next_turn,
+                ..Member::default()
+            },
+        );
+        self.next_turn += 1;
+        self.by_load.insert((0, connection));
+        if self.keyed_shared > 0 {
             let shared = std::mem::take(&mut self.shared);
+            self.keyed_shared = 0;
             self.queued -= shared.len();
             for message in shared {
                 self.route(message, false);
@@ -834,9 +960,11 @@ impl HashLines {
 
     /// Removes `connection` from the pool: its keys move to the others with
     /// its queued messages, in order. Returns its waiting receives.
-    fn leave(&mut self, connection: ConnectionId) -> Option<VecDeque<WaitingReceive>> {
+    fn leave(&mut self, connection: ConnectionId) -> Option<Line<WaitingReceive>> {
         let member = self.members.remove(&connection)?;
-        self.turn.retain(|id| *id != connection);
+        self.waiting_turns.remove(&(member.turn, connection));
+        self.ready.remove(&connection);
+        self.by_load.remove(&(member.keys, connection));
         if member.keys > 0 {
             self.keys.retain(|_, owner| *owner != connection);
         }
@@ -853,19 +981,88 @@ enum Lines {
     /// Round-robin and priority.
     RoundRobin {
         queue: VecDeque<Message>,
-        receivers: VecDeque<WaitingReceive>,
+        receivers: Receivers,
+        /// A message came back out of sequence order (a nack to the tail,
+        /// returns in another order): until the queue empties, finding a
+        /// message by its sequence number takes a pass instead of a
+        /// binary search.
+        unsorted: bool,
     },
     Broadcast {
         /// Messages not yet read by every subscriber; the last entry has
         /// sequence `next_sequence - 1`. One shared payload per message.
         log: VecDeque<LogEntry>,
         subscribers: BTreeMap<ConnectionId, Subscriber>,
+        /// Subscribers with a receive waiting.
+        listening: BTreeSet<ConnectionId>,
+        /// Subscribers with a receive waiting and something unread: the only
+        /// ones the pump serves (empty after it), so a receive or a send
+        /// costs no pass over every subscriber.
+        ready: BTreeSet<ConnectionId>,
     },
     Hash(Box<HashLines>),
-    Inbox {
-        queue: VecDeque<Message>,
-        receivers: VecDeque<WaitingReceive>,
-    },
+    Inbox(Box<InboxLines>),
+}
+
+/// The receivers of a round-robin mailbox (first come, first served) or of
+/// a priority mailbox (higher priority first, then first come).
+#[derive(Debug)]
+enum Receivers {
+    Fifo(Line<WaitingReceive>),
+    Ranked(Box<RankedLine<WaitingReceive>>),
+}
+
+impl Receivers {
+    fn push(&mut self, receive: WaitingReceive) {
+        match self {
+            Self::Fifo(line) => line.push_back(receive),
+            Self::Ranked(line) => line.push(receive.priority, receive),
+        }
+    }
+
+    fn pop_front(&mut self) -> Option<WaitingReceive> {
+        match self {
+            Self::Fifo(line) => line.pop_front(),
+            Self::Ranked(line) => line.pop_front(),
+        }
+    }
+
+    fn contains(&self, ticket: Ticket) -> bool {
+        match self {
+            Self::Fifo(line) => line.contains(ticket),
+            Self::Ranked(line) => line.contains(ticket),
+        }
+    }
+
+    fn remove(&mut self, ticket: Ticket) -> Option<WaitingReceive> {
+        match self {
+            Self::Fifo(line) => line.remove(ticket),
+            Self::Ranked(line) => line.remove(ticket),
+        }
+    }
+
+    fn len(&self) -> usize {
+        match self {
+            Self::Fifo(line) => line.len(),
+            Self::Ranked(line) => line.len(),
+        }
+    }
+
+    /// Every receive, in line order.
+    fn drain(&mut self) -> Vec<WaitingReceive> {
+        match self {
+            Self::Fifo(line) => line.drain().collect(),
+            Self::Ranked(line) => line.drain().collect(),
+        }
+    }
+
+    #[cfg(test)]
+    fn to_vec(&self) -> Vec<WaitingReceive> {
+        match self {
+            Self::Fifo(line) => line.iter().copied().collect(),
+            Self::Ranked(line) => line.iter().copied().collect(),
+        }
+    }
 }
 
 /// Encoded bytes a message adds to a batch beside its payload (metadata and
@@ -898,24 +1095,8 @@ fn take_front(queue: &mut VecDeque<Message>, take: usize) -> (Vec<Message>, u64)
     (messages, bytes)
 }
 
-/// The line itself, with room for one entry if it had none: most lines
-/// hold one waiting request at a time (a blocked receive, a blocked send),
-/// and a queue's first growth would otherwise make room for four, which
-/// thousands of blocked clients pay for.
-fn lean<T>(line: &mut VecDeque<T>) -> &mut VecDeque<T> {
-    if line.capacity() == 0 {
-        line.reserve_exact(1);
-    }
-    line
-}
-
-/// Adds `entry` at the back of `line` (see [`lean`]).
-fn push_lean<T>(line: &mut VecDeque<T>, entry: T) {
-    lean(line).push_back(entry);
-}
-
 /// The size of the next payload the front waiting send would admit.
-fn front_payload_len(senders: &VecDeque<WaitingSend>) -> usize {
+fn front_payload_len(senders: &Line<WaitingSend>) -> usize {
     match senders.front().map(|send| &send.load) {
         Some(Load::One(payload)) => payload.len(),
         Some(Load::Many(batch)) => batch.rest.front().map_or(0, Bytes::len),
@@ -937,7 +1118,7 @@ pub(crate) struct Mailbox {
     settings: MailboxSettings,
     permissions: Permissions,
     ledger: Ledger,
-    senders: VecDeque<WaitingSend>,
+    senders: Line<WaitingSend>,
     lines: Lines,
 }
 
@@ -952,13 +1133,21 @@ impl Mailbox {
     /// A named mailbox.
     pub fn new(name: String, settings: MailboxSettings, permissions: Permissions) -> Self {
         let lines = match settings.policy {
-            DeliveryPolicy::RoundRobin | DeliveryPolicy::Priority => Lines::RoundRobin {
+            DeliveryPolicy::RoundRobin => Lines::RoundRobin {
                 queue: VecDeque::new(),
-                receivers: VecDeque::new(),
+                receivers: Receivers::Fifo(Line::default()),
+                unsorted: false,
+            },
+            DeliveryPolicy::Priority => Lines::RoundRobin {
+                queue: VecDeque::new(),
+                receivers: Receivers::Ranked(Box::default()),
+                unsorted: false,
             },
             DeliveryPolicy::Broadcast => Lines::Broadcast {
                 log: VecDeque::new(),
                 subscribers: BTreeMap::new(),
+                listening: BTreeSet::new(),
+                ready: BTreeSet::new(),
             },
             DeliveryPolicy::Hash => Lines::Hash(Box::default()),
         };
@@ -973,10 +1162,7 @@ impl Mailbox {
             max_message_size: mailbox_proto::MAX_MESSAGE_SIZE_LIMIT,
             ..MailboxSettings::default()
         };
-        let lines = Lines::Inbox {
-            queue: VecDeque::new(),
-            receivers: VecDeque::new(),
-        };
+        let lines = Lines::Inbox(Box::default());
         Self::with_lines(Place::Inbox(owner), settings, permissions, lines)
     }
 
@@ -1009,7 +1195,7 @@ impl Mailbox {
                 }),
             },
             settings,
-            senders: VecDeque::new(),
+            senders: Line::default(),
             lines,
         }
     }
@@ -1090,7 +1276,7 @@ impl Mailbox {
         let ticket = send.ticket;
         let watched = send.until() != Until::Queued;
         let mark = ctx.out.replies.len();
-        push_lean(&mut self.senders, send);
+        self.senders.push_back(send);
         self.pump(ctx);
         if self.senders.back().map(|s| s.ticket) != Some(ticket) {
             let answered = ctx.out.replies[mark..].iter().any(|r| r.ticket == ticket);
@@ -1119,28 +1305,24 @@ impl Mailbox {
         ctx: &mut Context<'_>,
     ) -> Result<Option<Progress>, BrokerError> {
         let ticket = receive.ticket;
-        let by_priority = self.settings.policy == DeliveryPolicy::Priority;
+        let next = self.ledger.next_sequence;
         match &mut self.lines {
-            Lines::RoundRobin { receivers, .. } => {
-                if by_priority {
-                    let at = receivers
-                        .iter()
-                        .position(|r| r.priority < receive.priority)
-                        .unwrap_or(receivers.len());
-                    lean(receivers).insert(at, receive);
-                } else {
-                    push_lean(receivers, receive);
+            Lines::RoundRobin { receivers, .. } => receivers.push(receive),
+            Lines::Inbox(inbox) => inbox.add_receive(receive),
+            Lines::Hash(hash) => hash.add_waiting(ticket.connection, receive),
+            Lines::Broadcast {
+                subscribers,
+                listening,
+                ready,
+                ..
+            } => match subscribers.get_mut(&ticket.connection) {
+                Some(subscriber) => {
+                    subscriber.waiting.push_back(receive);
+                    listening.insert(ticket.connection);
+                    if subscriber.cursor < next {
+                        ready.insert(ticket.connection);
+                    }
                 }
-            }
-            Lines::Inbox { receivers, .. } => push_lean(receivers, receive),
-            Lines::Hash(hash) => {
-                hash.join(ticket.connection);
-                if let Some(member) = hash.members.get_mut(&ticket.connection) {
-                    push_lean(&mut member.waiting, receive);
-                }
-            }
-            Lines::Broadcast { subscribers, .. } => match subscribers.get_mut(&ticket.connection) {
-                Some(subscriber) => push_lean(&mut subscriber.waiting, receive),
                 None => {
                     return Err(BrokerError::new(
                         ErrorKind::NotSubscribed,
@@ -1164,36 +1346,41 @@ impl Mailbox {
     }
 
     fn is_waiting_receive(&self, ticket: Ticket) -> bool {
-        let line = match &self.lines {
-            Lines::RoundRobin { receivers, .. } | Lines::Inbox { receivers, .. } => receivers,
-            Lines::Hash(hash) => match hash.members.get(&ticket.connection) {
-                Some(member) => &member.waiting,
-                None => return false,
-            },
-            Lines::Broadcast { subscribers, .. } => match subscribers.get(&ticket.connection) {
-                Some(subscriber) => &subscriber.waiting,
-                None => return false,
-            },
-        };
-        line.iter().any(|r| r.ticket == ticket)
+        match &self.lines {
+            Lines::RoundRobin { receivers, .. } => receivers.contains(ticket),
+            Lines::Inbox(inbox) => inbox.contains_receive(ticket),
+            Lines::Hash(hash) => hash
+                .members
+                .get(&ticket.connection)
+                .is_some_and(|member| member.waiting.contains(ticket)),
+            Lines::Broadcast { subscribers, .. } => subscribers
+                .get(&ticket.connection)
+                .is_some_and(|subscriber| subscriber.waiting.contains(ticket)),
+        }
     }
 
     fn remove_receive(&mut self, ticket: Ticket) -> bool {
-        let line = match &mut self.lines {
-            Lines::RoundRobin { receivers, .. } | Lines::Inbox { receivers, .. } => Some(receivers),
-            Lines::Hash(hash) => hash
-                .members
-                .get_mut(&ticket.connection)
-                .map(|member| &mut member.waiting),
-            Lines::Broadcast { subscribers, .. } => subscribers
-                .get_mut(&ticket.connection)
-                .map(|subscriber| &mut subscriber.waiting),
-        };
-        line.and_then(|line| {
-            let index = line.iter().position(|r| r.ticket == ticket)?;
-            line.remove(index)
-        })
-        .is_some()
+        match &mut self.lines {
+            Lines::RoundRobin { receivers, .. } => receivers.remove(ticket).is_some(),
+            Lines::Inbox(inbox) => inbox.remove_receive(ticket).is_some(),
+            Lines::Hash(hash) => hash.remove_waiting(ticket),
+            Lines::Broadcast {
+                subscribers,
+                listening,
+                ready,
+                ..
+            } => {
+                let Some(subscriber) = subscribers.get_mut(&ticket.connection) else {
+                    return false;
+                };
+                let removed = subscriber.waiting.remove(ticket).is_some();
+                if subscriber.waiting.is_empty() {
+                    listening.remove(&ticket.connection);
+                    ready.remove(&ticket.connection);
+                }
+                removed
+            }
+        }
     }
 
     /// Takes a waiting send or receive out of its line without answering it;
@@ -1206,13 +1393,15 @@ impl Mailbox {
         drop_queued: bool,
         ctx: &mut Context<'_>,
     ) -> Option<Withdrawn> {
-        let withdrawn = if let Some(index) = self.senders.iter().position(|s| s.ticket == ticket) {
-            self.senders.remove(index).map(|send| {
-                ctx.budget.release(send.held, send.waiting_count());
-                Withdrawn::Send(send)
-            })
+        let withdrawn = if let Some(send) = self.senders.remove(ticket) {
+            ctx.budget
+                .release(send.sender.uid, send.held, send.waiting_count());
+            Some(Withdrawn::Send(send))
         } else if self.remove_receive(ticket) {
-            Some(Withdrawn::Receive)
+            // A receive that leaves makes nothing deliverable (every rule
+            // serves waiting receives; none waits for another to go), so
+            // there is nothing to pump: a cancel costs what its line does.
+            return Some(Withdrawn::Receive);
         } else {
             self.unwatch(ticket, drop_queued, ctx)
         };
@@ -1229,21 +1418,15 @@ impl Mailbox {
         drop_queued: bool,
         ctx: &mut Context<'_>,
     ) -> Option<Withdrawn> {
-        let sequence = self
-            .ledger
-            .view()
-            .watches
-            .iter()
-            .find(|(_, watch)| watch.ticket == ticket)
-            .map(|(sequence, _)| *sequence)?;
-        self.ledger.more().watches.remove(&sequence);
+        let sequence = *self.ledger.view().watchers.get(&ticket)?;
+        self.ledger.more().unwatch(sequence);
         if self.ledger.view().in_flight.contains_key(&sequence) || !drop_queued {
             return Some(Withdrawn::InFlight);
         }
         match self.take_queued(sequence) {
             Some(message) => {
                 self.ledger.more().dropped += 1;
-                ctx.budget.release(message.payload.len() as u64, 1);
+                release(ctx.budget, &message);
                 Some(Withdrawn::Queued)
             }
             None => Some(Withdrawn::InFlight),
@@ -1257,10 +1440,37 @@ impl Mailbox {
             queue.remove(index)
         };
         let message = match &mut self.lines {
-            Lines::RoundRobin { queue, .. } | Lines::Inbox { queue, .. } => found(queue),
+            Lines::RoundRobin {
+                queue, unsorted, ..
+            } => {
+                if queue.is_empty() {
+                    *unsorted = false;
+                }
+                if *unsorted {
+                    found(queue)
+                } else {
+                    // In sequence order: an expiry of a message already
+                    // delivered (the common case) costs a binary search.
+                    let at = queue.partition_point(|m| m.metadata.sequence < sequence);
+                    if queue
+                        .get(at)
+                        .is_some_and(|m| m.metadata.sequence == sequence)
+                    {
+                        queue.remove(at)
+                    } else {
+                        None
+                    }
+                }
+            }
+            Lines::Inbox(inbox) => inbox.take_sequence(sequence),
             Lines::Hash(hash) => {
                 let message = match found(&mut hash.shared) {
-                    Some(message) => Some(message),
+                    Some(message) => {
+                        if message.metadata.key().is_some() {
+                            hash.keyed_shared -= 1;
+                        }
+                        Some(message)
+                    }
                     None => hash
                         .members
                         .values_mut()
@@ -1343,8 +1553,8 @@ impl Mailbox {
         };
         match verdict {
             Verdict::Ack => {
-                ctx.budget.release(held.message.payload.len() as u64, 1);
-                if let Some(watch) = self.ledger.more().watches.remove(&sequence) {
+                release(ctx.budget, &held.message);
+                if let Some(watch) = self.ledger.more().unwatch(sequence) {
                     if watch.until == Until::Acknowledged {
                         ctx.out.reply(watch.ticket, Ok(sent(sequence)));
                     }
@@ -1390,13 +1600,26 @@ impl Mailbox {
     fn requeue(&mut self, message: Message, to_tail: bool) {
         self.ledger.queued_bytes += message.payload.len() as u64;
         match &mut self.lines {
-            Lines::RoundRobin { queue, .. } | Lines::Inbox { queue, .. } => {
+            Lines::RoundRobin {
+                queue, unsorted, ..
+            } => {
+                let sequence = message.metadata.sequence;
                 if to_tail {
+                    if queue.back().is_some_and(|m| m.metadata.sequence > sequence) {
+                        *unsorted = true;
+                    }
                     queue.push_back(message);
                 } else {
+                    if queue
+                        .front()
+                        .is_some_and(|m| m.metadata.sequence < sequence)
+                    {
+                        *unsorted = true;
+                    }
                     queue.push_front(message);
                 }
             }
+            Lines::Inbox(inbox) => inbox.push(message, !to_tail),
             Lines::Hash(hash) => hash.route(message, !to_tail),
             Lines::Broadcast { .. } => {
                 // Broadcast deliveries are never manual; nothing comes back.
@@ -1438,10 +1661,15 @@ impl Mailbox {
         message.metadata.redeliveries = 0;
         let len = message.payload.len() as u64;
         match &mut self.lines {
-            Lines::Broadcast { log, subscribers } => {
+            Lines::Broadcast {
+                log,
+                subscribers,
+                listening,
+                ready,
+            } => {
                 let recipients = subscribers.len() as u32;
                 if recipients == 0 {
-                    ctx.budget.release(len, 1);
+                    release(ctx.budget, &message);
                 } else {
                     self.ledger.queued_bytes += len;
                     log.push_back(LogEntry {
@@ -1449,6 +1677,7 @@ impl Mailbox {
                         unread_by: recipients,
                         expired: false,
                     });
+                    ready.extend(listening.iter().copied());
                 }
             }
             _ => self.requeue(message, true),
@@ -1463,9 +1692,24 @@ impl Mailbox {
         self.ledger.more().dropped += 1;
     }
 
+    /// Every queued message (for broadcast: every message in the log).
+    fn queued_messages(&self) -> Box<dyn Iterator<Item = &Message> + '_> {
+        match &self.lines {
+            Lines::RoundRobin { queue, .. } => Box::new(queue.iter()),
+            Lines::Inbox(inbox) => Box::new(inbox.messages()),
+            Lines::Hash(hash) => Box::new(
+                hash.shared
+                    .iter()
+                    .chain(hash.members.values().flat_map(|m| m.queue.iter())),
+            ),
+            Lines::Broadcast { log, .. } => Box::new(log.iter().map(|entry| &entry.message)),
+        }
+    }
+
     fn queued_count(&self) -> usize {
         match &self.lines {
-            Lines::RoundRobin { queue, .. } | Lines::Inbox { queue, .. } => queue.len(),
+            Lines::RoundRobin { queue, .. } => queue.len(),
+            Lines::Inbox(inbox) => inbox.len(),
             Lines::Broadcast { log, .. } => log.len(),
             Lines::Hash(hash) => hash.queued,
         }
@@ -1473,7 +1717,8 @@ impl Mailbox {
 
     fn waiting_receivers(&self) -> usize {
         match &self.lines {
-            Lines::RoundRobin { receivers, .. } | Lines::Inbox { receivers, .. } => receivers.len(),
+            Lines::RoundRobin { receivers, .. } => receivers.len(),
+            Lines::Inbox(inbox) => inbox.receive_count(),
             Lines::Broadcast { subscribers, .. } => {
                 subscribers.values().map(|s| s.waiting.len()).sum()
             }
@@ -1494,7 +1739,7 @@ impl Mailbox {
                     connection,
                     Subscriber {
                         cursor: next,
-                        waiting: VecDeque::new(),
+                        waiting: Line::default(),
                         full_since: None,
                     },
                 );
@@ -1536,11 +1781,18 @@ impl Mailbox {
                 ),
             )
         };
-        let waiting = match &mut self.lines {
-            Lines::Broadcast { log, subscribers } => {
+        let mut waiting = match &mut self.lines {
+            Lines::Broadcast {
+                log,
+                subscribers,
+                listening,
+                ready,
+            } => {
                 let Some(subscriber) = subscribers.remove(&connection) else {
                     return Err(not_subscribed());
                 };
+                listening.remove(&connection);
+                ready.remove(&connection);
                 let first = self.ledger.next_sequence - log.len() as u64;
                 let unread_from = subscriber.cursor.saturating_sub(first) as usize;
                 for entry in log.iter_mut().skip(unread_from) {
@@ -1564,7 +1816,7 @@ impl Mailbox {
             }
         };
         if answer_waiters {
-            for receive in waiting {
+            for receive in waiting.drain() {
                 ctx.out.reply(
                     receive.ticket,
                     Err(BrokerError::new(
@@ -1598,42 +1850,53 @@ impl Mailbox {
             }
             None => BTreeMap::new(),
         };
-        let in_flight_bytes: u64 = in_flight
-            .values()
-            .map(|held| held.message.payload.len() as u64)
-            .sum();
-        ctx.budget.release(in_flight_bytes, in_flight.len() as u64);
-        let discarded = self.queued_count() as u64;
-        ctx.budget.release(self.ledger.queued_bytes, discarded);
+        for held in in_flight.values() {
+            release(ctx.budget, &held.message);
+        }
+        for message in self.queued_messages() {
+            release(ctx.budget, message);
+        }
     }
 
     /// Answers every waiting operation with `error` and forgets them.
     pub fn fail_all_waiters(&mut self, error: &BrokerError, ctx: &mut Context<'_>) {
         let next_sequence = self.ledger.next_sequence;
-        for send in self.senders.drain(..) {
-            ctx.budget.release(send.held, send.waiting_count());
+        for send in self.senders.drain() {
+            ctx.budget
+                .release(send.sender.uid, send.held, send.waiting_count());
             ctx.out
                 .reply(send.ticket, send.failed(error.clone(), next_sequence));
         }
         let waiting: Vec<WaitingReceive> = match &mut self.lines {
-            Lines::RoundRobin { receivers, .. } | Lines::Inbox { receivers, .. } => {
-                receivers.drain(..).collect()
+            Lines::RoundRobin { receivers, .. } => receivers.drain(),
+            Lines::Inbox(inbox) => inbox.drain_receives(),
+            Lines::Broadcast {
+                subscribers,
+                listening,
+                ready,
+                ..
+            } => {
+                listening.clear();
+                ready.clear();
+                subscribers
+                    .values_mut()
+                    .flat_map(|s| s.waiting.drain())
+                    .collect()
             }
-            Lines::Broadcast { subscribers, .. } => subscribers
-                .values_mut()
-                .flat_map(|s| s.waiting.drain(..))
-                .collect(),
-            Lines::Hash(hash) => hash
-                .members
-                .values_mut()
-                .flat_map(|m| m.waiting.drain(..))
-                .collect(),
+            Lines::Hash(hash) => {
+                hash.waiting_turns.clear();
+                hash.ready.clear();
+                hash.members
+                    .values_mut()
+                    .flat_map(|m| m.waiting.drain())
+                    .collect()
+            }
         };
         for receive in waiting {
             ctx.out.reply(receive.ticket, Err(error.clone()));
         }
         let watches: Vec<(u64, Watch)> = match self.ledger.more.as_mut() {
-            Some(more) => std::mem::take(&mut more.watches).into_iter().collect(),
+            Some(more) => more.take_watches().into_iter().collect(),
             None => Vec::new(),
         };
         for (_, watch) in watches {
@@ -1650,32 +1913,28 @@ impl Mailbox {
     /// Fails the waiting receives on this inbox that take only from
     /// `sender`, who is gone and can send nothing more.
     pub fn sender_left(&mut self, sender: ConnectionId, ctx: &mut Context<'_>) {
-        let Lines::Inbox { queue, receivers } = &mut self.lines else {
+        let Lines::Inbox(inbox) = &mut self.lines else {
             return;
         };
-        let mut kept = VecDeque::with_capacity(receivers.len());
-        for receive in receivers.drain(..) {
-            if receive.from == Some(sender) && !queue.iter().any(|m| receive.accepts(m)) {
-                ctx.out.reply(
-                    receive.ticket,
-                    Err(BrokerError::new(
-                        ErrorKind::NoSuchProcess,
-                        format!("process {} left without sending more", sender.0),
-                    )),
-                );
-            } else {
-                kept.push_back(receive);
-            }
+        if inbox.has_from(sender) {
+            // What it sent is still queued: its receives take that first.
+            return;
         }
-        *receivers = kept;
+        for receive in inbox.take_receives_from(sender) {
+            ctx.out.reply(
+                receive.ticket,
+                Err(BrokerError::new(
+                    ErrorKind::NoSuchProcess,
+                    format!("process {} left without sending more", sender.0),
+                )),
+            );
+        }
     }
 
     /// Whether a message from `sender` is queued here (inboxes).
     pub fn has_message_from(&self, sender: ConnectionId) -> bool {
         match &self.lines {
-            Lines::Inbox { queue, .. } => queue
-                .iter()
-                .any(|m| m.metadata.sender_connection == sender.0),
+            Lines::Inbox(inbox) => inbox.has_from(sender),
             _ => false,
         }
     }
@@ -1715,21 +1974,28 @@ impl Mailbox {
     pub fn purge(&mut self, ctx: &mut Context<'_>) -> u64 {
         let next = self.ledger.next_sequence;
         let discarded: Vec<Message> = match &mut self.lines {
-            Lines::RoundRobin { queue, .. } | Lines::Inbox { queue, .. } => {
-                queue.drain(..).collect()
-            }
+            Lines::RoundRobin { queue, .. } => queue.drain(..).collect(),
+            Lines::Inbox(inbox) => inbox.drain(),
             Lines::Hash(hash) => {
                 let mut all: Vec<Message> = hash.shared.drain(..).collect();
+                hash.keyed_shared = 0;
                 for member in hash.members.values_mut() {
                     all.extend(member.queue.drain(..));
                 }
+                hash.ready.clear();
                 hash.queued = 0;
                 all
             }
-            Lines::Broadcast { log, subscribers } => {
+            Lines::Broadcast {
+                log,
+                subscribers,
+                ready,
+                ..
+            } => {
                 for subscriber in subscribers.values_mut() {
                     subscriber.cursor = next;
                 }
+                ready.clear();
                 log.drain(..).map(|entry| entry.message).collect()
             }
         };
@@ -1739,7 +2005,7 @@ impl Mailbox {
         if count > 0 {
             self.ledger.more().dropped += count;
         }
-        ctx.budget.release(bytes, count);
+        release_all(ctx.budget, &discarded, bytes);
         if self.ledger.has_watches() {
             for message in &discarded {
                 self.ledger.drop_watch(
@@ -1768,7 +2034,9 @@ impl Mailbox {
         let ledger = &mut self.ledger;
         let senders = &mut self.senders;
         match &mut self.lines {
-            Lines::RoundRobin { queue, receivers } => loop {
+            Lines::RoundRobin {
+                queue, receivers, ..
+            } => loop {
                 let space = room(capacity, queue.len());
                 let mut moved = ledger.admit_queued(senders, space, ctx, |m| queue.push_back(m));
                 while !queue.is_empty() {
@@ -1797,54 +2065,52 @@ impl Mailbox {
                     break;
                 }
             },
-            Lines::Inbox { queue, receivers } => loop {
-                let space = room(capacity, queue.len());
-                let mut moved = ledger.admit_queued(senders, space, ctx, |m| queue.push_back(m));
-                let mut index = 0;
-                while index < receivers.len() {
-                    let receiver = receivers[index];
-                    let mut messages = Vec::new();
-                    let mut bytes = 0;
-                    let mut at = 0;
-                    while at < queue.len() && messages.len() < receiver.limit() {
-                        if receiver.accepts(&queue[at]) {
-                            let next = queue[at].payload.len();
-                            if !messages.is_empty()
-                                && (bytes as usize + next + MESSAGE_OVERHEAD * (messages.len() + 1))
-                                    > MAX_BATCH_BYTES
-                            {
+            Lines::Inbox(inbox) => loop {
+                let space = room(capacity, inbox.len());
+                let mut moved = ledger.admit_queued(senders, space, ctx, |m| inbox.push(m, false));
+                // Serve the earliest receive that something waits for, until
+                // none does: from the queue, or straight from a waiting send
+                // it accepts (the queue may be full of others' messages).
+                loop {
+                    let queued = inbox.next_from_queue();
+                    let handoff = if senders.is_empty() {
+                        None
+                    } else {
+                        inbox.next_handoff(senders)
+                    };
+                    // Both finds name a receive at the front of its line
+                    // and what it takes, so neither branch below can come
+                    // away empty-handed; if one did, the receive goes back
+                    // to its place (it must still be answered) and the
+                    // message to the head of the queue (it must not vanish).
+                    let (receiver, messages, bytes) = match (queued, handoff) {
+                        (Some((at, which)), handoff)
+                            if handoff.is_none_or(|(later, ..)| at < later) =>
+                        {
+                            let Some(receiver) = inbox.pop_receive(which) else {
+                                break;
+                            };
+                            let (messages, bytes) = inbox.take_for(&receiver);
+                            if messages.is_empty() {
+                                inbox.restore(at, receiver);
                                 break;
                             }
-                            if let Some(message) = queue.remove(at) {
-                                bytes += message.payload.len() as u64;
-                                messages.push(message);
-                            }
-                        } else {
-                            at += 1;
+                            (receiver, messages, bytes)
                         }
-                    }
-                    if messages.is_empty() {
-                        // Nothing queued for it: take straight from a waiting
-                        // send it accepts (the queue may be full of others).
-                        let handoff = senders.iter().position(|send| {
-                            matches!(send.load, Load::One(_))
-                                && receiver
-                                    .from
-                                    .is_none_or(|from| from == send.ticket.connection)
-                        });
-                        if let Some(message) =
-                            handoff.and_then(|at| ledger.admit(senders, at, 1, ctx))
-                        {
-                            ledger.queued_bytes += message.payload.len() as u64;
-                            bytes = message.payload.len() as u64;
-                            messages.push(message);
+                        (_, Some((_, which, send))) => {
+                            let Some(message) = ledger.admit(senders, Some(send), 1, ctx) else {
+                                break;
+                            };
+                            let bytes = message.payload.len() as u64;
+                            ledger.queued_bytes += bytes;
+                            let Some(receiver) = inbox.pop_receive(which) else {
+                                inbox.push(message, true);
+                                break;
+                            };
+                            (receiver, vec![message], bytes)
                         }
-                    }
-                    if messages.is_empty() {
-                        index += 1;
-                        continue;
-                    }
-                    receivers.remove(index);
+                        _ => break,
+                    };
                     ledger.queued_bytes -= bytes;
                     ledger.hand_over(receiver, messages, bytes, ctx);
                     moved = true;
@@ -1858,10 +2124,15 @@ impl Mailbox {
                     let space = room(capacity, hash.queued);
                     let mut moved =
                         ledger.admit_queued(senders, space, ctx, |m| hash.route(m, false));
-                    // Members first take what is bound to them.
-                    for member in hash.members.values_mut() {
-                        while !member.queue.is_empty() {
-                            let Some(receiver) = member.waiting.pop_front() else {
+                    // Members first take what is bound to them (only the
+                    // ready ones have both a receive and messages).
+                    while let Some(id) = hash.ready.pop_first() {
+                        step(1);
+                        while hash.members.get(&id).is_some_and(|m| !m.queue.is_empty()) {
+                            let Some(receiver) = hash.pop_waiting(id, false) else {
+                                break;
+                            };
+                            let Some(member) = hash.members.get_mut(&id) else {
                                 break;
                             };
                             let take = batch_len(receiver.limit(), member.queue.iter());
@@ -1871,6 +2142,7 @@ impl Mailbox {
                             ledger.hand_over(receiver, messages, bytes, ctx);
                             moved = true;
                         }
+                        hash.ready.remove(&id);
                     }
                     // Shared messages go to waiting members in turn.
                     while !hash.shared.is_empty() {
@@ -1883,19 +2155,11 @@ impl Mailbox {
                             // empty, and a waiting member means it is not.
                             break;
                         }
-                        let Some(at) = hash.turn.iter().position(|id| {
-                            hash.members.get(id).is_some_and(|m| !m.waiting.is_empty())
-                        }) else {
+                        let Some(&(_, id)) = hash.waiting_turns.first() else {
                             break;
                         };
-                        let Some(id) = hash.turn.remove(at) else {
-                            break;
-                        };
-                        hash.turn.push_back(id);
-                        let Some(member) = hash.members.get_mut(&id) else {
-                            break;
-                        };
-                        let Some(receiver) = member.waiting.pop_front() else {
+                        step(1);
+                        let Some(receiver) = hash.pop_waiting(id, true) else {
                             break;
                         };
                         let keyless = hash
@@ -1917,7 +2181,7 @@ impl Mailbox {
                             .front()
                             .map(|send| send.extra.as_ref().and_then(|e| e.key.as_deref()));
                         if key.is_some_and(|key| hash.ready_for(key)) {
-                            if let Some(message) = ledger.admit(senders, 0, 1, ctx) {
+                            if let Some(message) = ledger.admit(senders, None, 1, ctx) {
                                 ledger.queued_bytes += message.payload.len() as u64;
                                 hash.route(message, false);
                                 moved = true;
@@ -1929,21 +2193,30 @@ impl Mailbox {
                     }
                 }
             }
-            Lines::Broadcast { log, subscribers } => loop {
+            Lines::Broadcast {
+                log,
+                subscribers,
+                listening,
+                ready,
+            } => loop {
                 let mut moved = false;
                 if capacity == Capacity::Zero {
                     // Rendezvous with everyone: all current subscribers must
                     // be waiting, so all take the message at once.
-                    if !senders.is_empty() && subscribers.values().all(|s| !s.waiting.is_empty()) {
+                    if !senders.is_empty() && listening.len() == subscribers.len() {
                         let recipients = subscribers.len() as u32;
-                        if let Some(message) = ledger.admit(senders, 0, recipients, ctx) {
-                            ctx.budget.release(message.payload.len() as u64, 1);
+                        if let Some(message) = ledger.admit(senders, None, recipients, ctx) {
+                            release(ctx.budget, &message);
                             let sequence = message.metadata.sequence;
-                            for subscriber in subscribers.values_mut() {
+                            for (id, subscriber) in subscribers.iter_mut() {
+                                step(1);
                                 if let Some(receive) = subscriber.waiting.pop_front() {
                                     subscriber.cursor += 1;
                                     ledger.delivered += 1;
                                     receive.deliver(vec![message.clone()], ctx.out);
+                                }
+                                if subscriber.waiting.is_empty() {
+                                    listening.remove(id);
                                 }
                             }
                             if let Some(watch) = ledger.take_watch(sequence) {
@@ -1956,14 +2229,14 @@ impl Mailbox {
                 } else {
                     let recipients = subscribers.len() as u32;
                     for _ in 0..room(capacity, log.len()) {
-                        let Some(message) = ledger.admit(senders, 0, recipients, ctx) else {
+                        let Some(message) = ledger.admit(senders, None, recipients, ctx) else {
                             break;
                         };
                         moved = true;
                         let len = message.payload.len() as u64;
                         if recipients == 0 {
                             // Reaches nobody: nothing to keep.
-                            ctx.budget.release(len, 1);
+                            release(ctx.budget, &message);
                             if let Some(watch) = ledger.take_watch(message.metadata.sequence) {
                                 ctx.out.reply(
                                     watch.ticket,
@@ -1978,10 +2251,18 @@ impl Mailbox {
                             unread_by: recipients,
                             expired: false,
                         });
+                        // Everyone waiting has something unread now (and
+                        // each of them is served below).
+                        ready.extend(listening.iter().copied());
                     }
-                    // Serve subscribers that have a backlog and a waiting receive.
+                    // Serve subscribers that have a backlog and a waiting
+                    // receive: those in `ready`, no one else.
                     let first = ledger.next_sequence - log.len() as u64;
-                    for subscriber in subscribers.values_mut() {
+                    for id in std::mem::take(ready) {
+                        step(1);
+                        let Some(subscriber) = subscribers.get_mut(&id) else {
+                            continue;
+                        };
                         while subscriber.cursor < ledger.next_sequence {
                             let Some(receive) = subscriber.waiting.pop_front() else {
                                 break;
@@ -2009,6 +2290,9 @@ impl Mailbox {
                             ledger.delivered += messages.len() as u64;
                             receive.deliver(messages, ctx.out);
                         }
+                        if subscriber.waiting.is_empty() {
+                            listening.remove(&id);
+                        }
                     }
                     // Entries everyone has read leave the log, which makes
                     // room; that counts as a move, since the room for this
@@ -2018,7 +2302,7 @@ impl Mailbox {
                         if let Some(entry) = log.pop_front() {
                             let len = entry.message.payload.len() as u64;
                             ledger.queued_bytes -= len;
-                            ctx.budget.release(len, 1);
+                            release(ctx.budget, &entry.message);
                             let sequence = entry.message.metadata.sequence;
                             if let Some(watch) = ledger.take_watch(sequence) {
                                 ctx.out
@@ -2149,7 +2433,13 @@ impl Mailbox {
         let now = ctx.clock.now;
         let error = self.slow_consumer_error();
         let name = self.ledger.name().to_owned();
-        let Lines::Broadcast { log, subscribers } = &mut self.lines else {
+        let Lines::Broadcast {
+            log,
+            subscribers,
+            listening,
+            ready,
+        } = &mut self.lines
+        else {
             return;
         };
         let slow: Vec<ConnectionId> = subscribers
@@ -2163,15 +2453,17 @@ impl Mailbox {
             .collect();
         let first = self.ledger.next_sequence - log.len() as u64;
         for connection in slow {
-            let Some(subscriber) = subscribers.remove(&connection) else {
+            let Some(mut subscriber) = subscribers.remove(&connection) else {
                 continue;
             };
+            listening.remove(&connection);
+            ready.remove(&connection);
             let unread_from = subscriber.cursor.saturating_sub(first) as usize;
             for entry in log.iter_mut().skip(unread_from) {
                 entry.unread_by -= 1;
             }
             let tell = subscriber.waiting.is_empty();
-            for receive in subscriber.waiting {
+            for receive in subscriber.waiting.drain() {
                 ctx.out.reply(receive.ticket, Err(error.clone()));
             }
             self.ledger.more().slow_subscribers_cut += 1;
@@ -2208,7 +2500,7 @@ fn broadcast_sent(sequence: u64, recipients: u32) -> Response {
 /// to `receiver` may carry (rendezvous).
 fn admit_batch(
     ledger: &mut Ledger,
-    senders: &mut VecDeque<WaitingSend>,
+    senders: &mut Line<WaitingSend>,
     receiver: WaitingReceive,
     ctx: &mut Context<'_>,
 ) -> (Vec<Message>, u64) {
@@ -2221,7 +2513,7 @@ fn admit_batch(
         if !messages.is_empty() && bytes > MAX_BATCH_BYTES {
             break;
         }
-        let Some(message) = ledger.admit(senders, 0, 1, ctx) else {
+        let Some(message) = ledger.admit(senders, None, 1, ctx) else {
             break;
         };
         total += message.payload.len() as u64;
@@ -2235,33 +2527,41 @@ impl Mailbox {
     /// Panics when an invariant of the module doc does not hold (tests only).
     pub fn check_invariants(&self) {
         let bytes: u64 = match &self.lines {
-            Lines::RoundRobin { queue, receivers } => {
+            Lines::RoundRobin {
+                queue,
+                receivers,
+                unsorted,
+            } => {
+                if !unsorted {
+                    assert!(
+                        queue
+                            .iter()
+                            .zip(queue.iter().skip(1))
+                            .all(|(a, b)| a.metadata.sequence < b.metadata.sequence),
+                        "a queue not marked unsorted is in sequence order"
+                    );
+                }
                 assert!(
-                    queue.is_empty() || receivers.is_empty(),
+                    queue.is_empty() || receivers.len() == 0,
                     "receiver waits beside a message"
                 );
                 if !self.senders.is_empty() {
                     match self.settings.capacity {
-                        Capacity::Zero => assert!(receivers.is_empty()),
+                        Capacity::Zero => assert!(receivers.len() == 0),
                         Capacity::Bounded(n) => assert!(queue.len() >= n as usize),
                         Capacity::Unbounded => panic!("sender waits on unbounded"),
                     }
                 }
-                for pair in receivers.iter().collect::<Vec<_>>().windows(2) {
+                for pair in receivers.to_vec().windows(2) {
                     if self.settings.policy == DeliveryPolicy::Priority {
                         assert!(pair[0].priority >= pair[1].priority, "priority order");
                     }
                 }
                 queue.iter().map(|m| m.payload.len() as u64).sum()
             }
-            Lines::Inbox { queue, receivers } => {
-                for receive in receivers {
-                    assert!(
-                        !queue.iter().any(|m| receive.accepts(m)),
-                        "inbox receiver waits beside a message it accepts"
-                    );
-                }
-                queue.iter().map(|m| m.payload.len() as u64).sum()
+            Lines::Inbox(inbox) => {
+                inbox.check_invariants();
+                inbox.messages().map(|m| m.payload.len() as u64).sum()
             }
             Lines::Hash(hash) => {
                 let mut count = hash.shared.len();
@@ -2277,9 +2577,25 @@ impl Mailbox {
                     }
                     let bound = hash.keys.values().filter(|owner| *owner == id).count();
                     assert_eq!(bound as u64, member.keys, "member key count");
+                    assert!(hash.by_load.contains(&(member.keys, *id)), "by load");
+                    assert_eq!(
+                        hash.waiting_turns.contains(&(member.turn, *id)),
+                        !member.waiting.is_empty(),
+                        "waiting turns"
+                    );
+                    assert!(
+                        !hash.ready.contains(id),
+                        "ready members left after the pump"
+                    );
                     count += member.queue.len();
                 }
                 assert_eq!(count, hash.queued, "hash queued count");
+                assert_eq!(hash.by_load.len(), hash.members.len(), "by load");
+                let keyed = hash.shared.iter().filter(|m| m.metadata.key().is_some());
+                assert_eq!(keyed.count(), hash.keyed_shared, "keyed shared messages");
+                let waiting = hash.members.values().filter(|m| !m.waiting.is_empty());
+                assert_eq!(hash.waiting_turns.len(), waiting.count(), "waiting turns");
+                assert!(hash.ready.is_empty(), "ready members left after the pump");
                 assert!(hash.keys.values().all(|o| hash.members.contains_key(o)));
                 let shared: u64 = hash.shared.iter().map(|m| m.payload.len() as u64).sum();
                 shared
@@ -2290,7 +2606,21 @@ impl Mailbox {
                         .map(|m| m.payload.len() as u64)
                         .sum::<u64>()
             }
-            Lines::Broadcast { log, subscribers } => {
+            Lines::Broadcast {
+                log,
+                subscribers,
+                listening,
+                ready,
+            } => {
+                let waiting: BTreeSet<ConnectionId> = subscribers
+                    .iter()
+                    .filter(|(_, s)| !s.waiting.is_empty())
+                    .map(|(id, _)| *id)
+                    .collect();
+                assert_eq!(&waiting, listening, "listening subscribers");
+                if self.settings.capacity != Capacity::Zero {
+                    assert!(ready.is_empty(), "ready subscribers left after the pump");
+                }
                 let first = self.ledger.next_sequence - log.len() as u64;
                 for (index, entry) in log.iter().enumerate() {
                     assert_eq!(entry.message.metadata.sequence, first + index as u64);
@@ -2372,6 +2702,25 @@ impl Mailbox {
                 held
             })
             .sum()
+    }
+
+    /// What this mailbox holds, by the uid it is charged to (its sender).
+    pub fn charges(&self, into: &mut HashMap<u32, super::Usage>) {
+        let mut charge = |uid: u32, bytes: u64, messages: u64| {
+            let usage = into.entry(uid).or_default();
+            usage.bytes += bytes;
+            usage.messages += messages;
+        };
+        for message in self.queued_messages() {
+            charge(message.metadata.sender_uid, message.payload.len() as u64, 1);
+        }
+        for held in self.ledger.view().in_flight.values() {
+            let message = &held.message;
+            charge(message.metadata.sender_uid, message.payload.len() as u64, 1);
+        }
+        for send in self.senders.iter() {
+            charge(send.sender.uid, send.held, send.waiting_count());
+        }
     }
 
     pub fn waiting_message_count(&self) -> u64 {

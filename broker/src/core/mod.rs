@@ -14,6 +14,7 @@
 mod access;
 mod budget;
 mod calls;
+mod line;
 mod listing;
 mod mailbox;
 mod names;
@@ -36,7 +37,7 @@ use mailbox_proto::{
 };
 
 pub use access::{AccessPolicy, Permissions, Reservation, Right, DEFAULT_INBOX_MODE, DEFAULT_MODE};
-pub use budget::{Budget, Exhausted};
+pub use budget::{Budget, BudgetLimits, Exhausted, Usage};
 pub use types::{Clock, ConnectionId, ConnectionMap, Outcome, Peer, Reply, Ticket};
 
 use access::Caller;
@@ -73,10 +74,19 @@ pub struct Limits {
     pub max_mailboxes_per_uid: usize,
     /// Payload bytes one mailbox may hold queued.
     pub max_queued_bytes_per_mailbox: u64,
-    /// Payload bytes the mailboxes one uid owns may hold in all
-    /// (`u64::MAX`: no limit but the broker's budget). Checked by a pass over
-    /// the mailboxes on each send, so meant for moderate mailbox counts.
-    pub max_queued_bytes_per_uid: u64,
+    /// Payload bytes the messages one uid sent may hold in the broker, in
+    /// all mailboxes and inboxes, queued, waiting or in flight (`None`: a
+    /// quarter of `memory_budget`). Root and the admin group have no share.
+    pub max_queued_bytes_per_uid: Option<u64>,
+    /// Messages one uid sent the broker may hold (`None`: a quarter of
+    /// `max_queued_messages`).
+    pub max_queued_messages_per_uid: Option<u64>,
+    /// Payload bytes at the top of `memory_budget` that only root and the
+    /// admin group may fill (`None`: an eighth of it).
+    pub admin_reserve_bytes: Option<u64>,
+    /// Messages at the top of `max_queued_messages` that only root and the
+    /// admin group may fill (`None`: an eighth of it).
+    pub admin_reserve_messages: Option<u64>,
     /// The largest maximum message size a mailbox may be created with.
     pub max_message_size: u32,
 }
@@ -92,8 +102,32 @@ impl Default for Limits {
             reserved_connections: 64,
             max_mailboxes_per_uid: 65_536,
             max_queued_bytes_per_mailbox: 1 << 30,
-            max_queued_bytes_per_uid: u64::MAX,
+            max_queued_bytes_per_uid: None,
+            max_queued_messages_per_uid: None,
+            admin_reserve_bytes: None,
+            admin_reserve_messages: None,
             max_message_size: mailbox_proto::MAX_MESSAGE_SIZE_LIMIT,
+        }
+    }
+}
+
+impl Limits {
+    /// What the budget enforces: the totals, each uid's share and the
+    /// reserve, with the defaults derived from the totals.
+    pub fn budget(&self) -> BudgetLimits {
+        BudgetLimits {
+            bytes: self.memory_budget,
+            messages: self.max_queued_messages,
+            bytes_per_uid: self
+                .max_queued_bytes_per_uid
+                .unwrap_or(self.memory_budget / 4),
+            messages_per_uid: self
+                .max_queued_messages_per_uid
+                .unwrap_or(self.max_queued_messages / 4),
+            reserved_bytes: self.admin_reserve_bytes.unwrap_or(self.memory_budget / 8),
+            reserved_messages: self
+                .admin_reserve_messages
+                .unwrap_or(self.max_queued_messages / 8),
         }
     }
 }
@@ -148,6 +182,9 @@ struct Connection {
     /// Broadcast mailboxes that cut its subscription off as a slow
     /// consumer and have not told it yet: its next receive there does.
     cut_from: Vec<String>,
+    /// Senders a receive on its inbox waited for (`receive_from`), so that
+    /// its entries in `Core::awaited_by` go when it does.
+    awaits: Vec<ConnectionId>,
 }
 
 #[derive(Debug, PartialEq, Eq, PartialOrd, Ord)]
@@ -242,6 +279,14 @@ pub struct Core {
     /// Mailboxes whose refused dead letters were reported already (one
     /// warning per mailbox, not one per message).
     dead_letter_refusals_reported: BTreeSet<String>,
+    /// For each sender, the inboxes where a receive waited for a message of
+    /// that sender alone: the inboxes to tell when it leaves (instead of
+    /// every inbox).
+    awaited_by: ConnectionMap<BTreeSet<ConnectionId>>,
+    /// The uid the broker runs as: its clients are the service's own
+    /// (a user's own broker, the service user) and, like root, have no
+    /// per-uid share and may fill the reserve.
+    service_uid: Option<u32>,
 }
 
 fn error(kind: ErrorKind, message: impl Into<String>) -> BrokerError {
@@ -276,12 +321,14 @@ impl Core {
             wakes: BinaryHeap::new(),
             next_serial: 0,
             compact_deadlines_at: MIN_DEADLINES_BEFORE_COMPACTING,
-            budget: Budget::new(limits.memory_budget, limits.max_queued_messages),
+            budget: Budget::with_limits(limits.budget()),
             shutting_down: false,
             policy: AccessPolicy::default(),
             connections_of: HashMap::new(),
             mailboxes_of: HashMap::new(),
             dead_letter_refusals_reported: BTreeSet::new(),
+            awaited_by: ConnectionMap::default(),
+            service_uid: None,
         }
     }
 
@@ -294,8 +341,12 @@ impl Core {
     /// a lower limit only refuses what comes next.
     pub fn set_limits(&mut self, limits: Limits) {
         self.limits = limits;
-        self.budget
-            .set_limits(limits.memory_budget, limits.max_queued_messages);
+        self.budget.set_limits(limits.budget());
+    }
+
+    /// Says which uid the broker runs as (see `privileged`).
+    pub fn set_service_uid(&mut self, uid: u32) {
+        self.service_uid = Some(uid);
     }
 
     /// Changes the access rules (a configuration reload).
@@ -376,6 +427,7 @@ impl Core {
                 inbox_mode: self.policy.default_inbox_mode,
                 inbox_group: peer.gid,
                 cut_from: Vec::new(),
+                awaits: Vec::new(),
             }),
         );
     }
@@ -446,8 +498,18 @@ impl Core {
                 &mut ctx,
             );
         }
-        for inbox in self.places.inboxes.values_mut() {
-            inbox.sender_left(connection, &mut ctx);
+        for sender in &state.awaits {
+            if let Some(inboxes) = self.awaited_by.get_mut(sender) {
+                inboxes.remove(&connection);
+                if inboxes.is_empty() {
+                    self.awaited_by.remove(sender);
+                }
+            }
+        }
+        for owner in self.awaited_by.remove(&connection).unwrap_or_default() {
+            if let Some(inbox) = self.places.inboxes.get_mut(&owner) {
+                inbox.sender_left(connection, &mut ctx);
+            }
         }
         for name in state.names {
             self.pass_name_on(&name, out);
@@ -1272,9 +1334,7 @@ impl Core {
         out: &mut Outcome,
     ) -> Result<Option<Response>, BrokerError> {
         let mark = out.replies.len();
-        if self.limits.max_queued_bytes_per_uid != u64::MAX {
-            self.check_owner_bytes(&plan.place, &load)?;
-        }
+        let privileged = self.privileged(ticket.connection, peer);
         let Some(mailbox) = self.places.get_mut(&plan.place) else {
             return Err(match &plan.place {
                 Place::Mailbox(name) => {
@@ -1351,20 +1411,11 @@ impl Core {
                 ),
             ));
         }
-        if let Err(exhausted) = self.budget.try_reserve(held, count) {
-            let why = match exhausted {
-                Exhausted::Bytes => format!(
-                    "the broker holds {} of its {} byte budget; receive from some mailboxes or raise limits.memory_budget",
-                    self.budget.held(),
-                    self.budget.limit()
-                ),
-                Exhausted::Messages => format!(
-                    "the broker holds {} of its {} message limit; receive from some mailboxes or raise limits.max_queued_messages",
-                    self.budget.messages(),
-                    self.budget.max_messages()
-                ),
-            };
-            return Err(error(ErrorKind::BrokerFull, why));
+        if let Err(exhausted) = self.budget.try_reserve(peer.uid, privileged, held, count) {
+            return Err(error(
+                ErrorKind::BrokerFull,
+                budget_refusal(&self.budget, exhausted, peer.uid),
+            ));
         }
         if let Some(call) = plan.call {
             self.calls.insert(
@@ -1395,7 +1446,8 @@ impl Core {
                 self.start_wait(ticket, plan.place, wait_plan, plan.call, mark, clock, out)
             }
             Err(send) => {
-                self.budget.release(send.held, send.waiting_count());
+                self.budget
+                    .release(send.sender.uid, send.held, send.waiting_count());
                 if let Some(call) = plan.call {
                     self.calls.remove(&call);
                 }
@@ -1405,41 +1457,21 @@ impl Core {
         }
     }
 
-    /// `BrokerFull` when `load` would take the mailboxes owned by the owner
-    /// of `place` past `max_queued_bytes_per_uid`.
-    fn check_owner_bytes(&self, place: &Place, load: &Load) -> Result<(), BrokerError> {
-        let Place::Mailbox(name) = place else {
-            return Ok(());
-        };
-        let Some(owner) = self
-            .places
-            .mailboxes
-            .get(name)
-            .map(|mailbox| mailbox.permissions().owner)
-        else {
-            return Ok(());
-        };
-        let incoming: u64 = match load {
-            Load::One(payload) => payload.len() as u64,
-            Load::Many(batch) => batch.rest.iter().map(|p| p.len() as u64).sum(),
-        };
-        let held: u64 = self
-            .places
-            .mailboxes
-            .values()
-            .filter(|mailbox| mailbox.permissions().owner == owner)
-            .map(|mailbox| mailbox.held_bytes())
-            .sum();
-        if held.saturating_add(incoming) > self.limits.max_queued_bytes_per_uid {
-            return Err(error(
-                ErrorKind::BrokerFull,
-                format!(
-                    "the mailboxes of uid {owner} hold {held} payload bytes, their limit (limits.max_queued_bytes_per_uid) is {}",
-                    self.limits.max_queued_bytes_per_uid
-                ),
-            ));
+    /// Whether `connection` (of `peer`) may fill the budget's reserve and
+    /// has no per-uid share: root, the uid the broker runs as, and members
+    /// of the admin group.
+    fn privileged(&self, connection: ConnectionId, peer: Peer) -> bool {
+        if peer.uid == 0 || self.service_uid == Some(peer.uid) {
+            return true;
         }
-        Ok(())
+        let Some(admin) = self.policy.admin_group else {
+            return false;
+        };
+        peer.gid == admin
+            || self
+                .connections
+                .get(&connection)
+                .is_some_and(|state| state.groups.contains(&admin))
     }
 
     fn receive(
@@ -1501,10 +1533,25 @@ impl Core {
             clock,
         };
         let name = mailbox.name().to_owned();
+        let from = receive.from;
         match mailbox.receive(receive, plan.may_wait, &mut ctx)? {
             Some(Progress::Done) => Ok(None),
-            Some(Progress::Waiting) => self.start_wait(ticket, place, plan, None, mark, clock, out),
+            Some(Progress::Waiting) => {
+                if let (Place::Inbox(owner), Some(sender)) = (&place, from) {
+                    self.await_sender(*owner, sender);
+                }
+                self.start_wait(ticket, place, plan, None, mark, clock, out)
+            }
             None => Err(not_now(wait, &name, "empty")),
+        }
+    }
+
+    /// Notes that a receive on `owner`'s inbox waits for `sender` alone.
+    fn await_sender(&mut self, owner: ConnectionId, sender: ConnectionId) {
+        if self.awaited_by.entry(sender).or_default().insert(owner) {
+            if let Some(state) = self.connections.get_mut(&owner) {
+                state.awaits.push(sender);
+            }
         }
     }
 
@@ -1703,7 +1750,11 @@ impl Core {
                             _ => Some(message),
                         };
                         if let Some(message) = refused {
-                            self.budget.release(message.payload.len() as u64, 1);
+                            self.budget.release(
+                                message.metadata.sender_uid,
+                                message.payload.len() as u64,
+                                1,
+                            );
                             if let Some(source) = self.places.get_mut(&from) {
                                 source.dead_letter_refused();
                             }
@@ -1910,7 +1961,7 @@ impl Core {
             mailbox.fail_all_waiters(&stopping, &mut ctx);
         }
         for entry in self.names.values_mut() {
-            for ticket in entry.queue.drain(..) {
+            for ticket in entry.queue.drain() {
                 out.reply(ticket, Err(stopping.clone()));
             }
         }
@@ -1954,6 +2005,7 @@ impl Core {
     /// The limits in force, by their configuration names.
     fn limit_list(&self) -> Vec<mailbox_proto::Limit> {
         let l = &self.limits;
+        let budget = l.budget();
         [
             ("memory_budget", l.memory_budget),
             ("max_queued_messages", l.max_queued_messages),
@@ -1969,7 +2021,10 @@ impl Core {
                 "max_queued_bytes_per_mailbox",
                 l.max_queued_bytes_per_mailbox,
             ),
-            ("max_queued_bytes_per_uid", l.max_queued_bytes_per_uid),
+            ("max_queued_bytes_per_uid", budget.bytes_per_uid),
+            ("max_queued_messages_per_uid", budget.messages_per_uid),
+            ("admin_reserve_bytes", budget.reserved_bytes),
+            ("admin_reserve_messages", budget.reserved_messages),
             ("max_message_size", u64::from(l.max_message_size)),
         ]
         .into_iter()
@@ -2027,6 +2082,34 @@ fn check_mode(mode: Option<u32>) -> Result<(), BrokerError> {
             format!("mode {mode:o} has bits above 0o777"),
         )),
         _ => Ok(()),
+    }
+}
+
+/// Why the budget refused a send of `uid`, and what to do about it.
+fn budget_refusal(budget: &Budget, exhausted: Exhausted, uid: u32) -> String {
+    let limits = budget.limits();
+    let usage = budget.usage(uid);
+    match exhausted {
+        Exhausted::Bytes => format!(
+            "the broker holds {} of its {} byte budget ({} of which only root, the admin group and the uid mailboxd runs as may fill, limits.admin_reserve_bytes); receive from some mailboxes or raise limits.memory_budget",
+            budget.held(),
+            limits.bytes,
+            limits.reserved_bytes
+        ),
+        Exhausted::Messages => format!(
+            "the broker holds {} of its {} message limit ({} of which only root, the admin group and the uid mailboxd runs as may fill, limits.admin_reserve_messages); receive from some mailboxes or raise limits.max_queued_messages",
+            budget.messages(),
+            limits.messages,
+            limits.reserved_messages
+        ),
+        Exhausted::UidBytes => format!(
+            "messages sent by uid {uid} hold {} payload bytes in the broker, its share (limits.max_queued_bytes_per_uid) is {}; let receivers take some first",
+            usage.bytes, limits.bytes_per_uid
+        ),
+        Exhausted::UidMessages => format!(
+            "uid {uid} has {} messages in the broker, its share (limits.max_queued_messages_per_uid) is {}; let receivers take some first",
+            usage.messages, limits.messages_per_uid
+        ),
     }
 }
 
@@ -2117,7 +2200,9 @@ impl Core {
         let mut waits = 0;
         let mut watched = std::collections::HashSet::new();
         let mut sending = std::collections::HashSet::new();
+        let mut charges = HashMap::new();
         for mailbox in self.places.all() {
+            mailbox.charges(&mut charges);
             mailbox.check_invariants();
             let (in_flight_bytes, in_flight) = mailbox.in_flight_bytes();
             held += mailbox.queued_bytes() + mailbox.waiting_payload_bytes() + in_flight_bytes;
@@ -2137,6 +2222,12 @@ impl Core {
             messages,
             self.budget.messages(),
             "message count out of step with the mailboxes"
+        );
+        charges.retain(|_, usage: &mut Usage| *usage != Usage::default());
+        let usages: HashMap<u32, Usage> = self.budget.usages().collect();
+        assert_eq!(
+            charges, usages,
+            "per-uid charges out of step with the mailboxes"
         );
         waits += watched.len();
         waits += self.names.values().map(|e| e.queue.len()).sum::<usize>();

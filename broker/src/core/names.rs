@@ -2,10 +2,11 @@
 //! (`send --to worker`); a name has one owner at a time, and claimers that
 //! chose to wait queue for it in order.
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::BTreeMap;
 
 use mailbox_proto::{ErrorKind, NameInfo, Response, Wait};
 
+use super::line::Line;
 use super::{check_name, error, BrokerError, Clock, ConnectionId, Core, Outcome, Place, Ticket};
 use super::{WaitPlan, Waiting};
 
@@ -13,14 +14,15 @@ use super::{WaitPlan, Waiting};
 #[derive(Debug)]
 pub(super) struct NameEntry {
     pub owner: ConnectionId,
-    /// Claims waiting for it, first come first served.
-    pub queue: VecDeque<Ticket>,
+    /// Claims waiting for it, first come first served (any of them may
+    /// leave at O(1) cost: a cancel, a timeout, a disconnect).
+    pub queue: Line<Ticket>,
 }
 
 /// Takes a waiting claim out of a name's queue.
 pub(super) fn leave_queue(names: &mut BTreeMap<String, NameEntry>, name: &str, ticket: Ticket) {
     if let Some(entry) = names.get_mut(name) {
-        entry.queue.retain(|waiting| *waiting != ticket);
+        entry.queue.remove(ticket);
     }
 }
 
@@ -41,7 +43,7 @@ impl Core {
                     name.clone(),
                     NameEntry {
                         owner: ticket.connection,
-                        queue: VecDeque::new(),
+                        queue: Line::default(),
                     },
                 );
                 if let Some(state) = self.connections.get_mut(&ticket.connection) {

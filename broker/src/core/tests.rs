@@ -63,7 +63,9 @@ use proptest::prelude::*;
 use super::{Clock, ConnectionId, Core, Limits, Outcome, Peer, Reply, Ticket};
 
 mod ack_timeouts;
+mod fair_share;
 mod listing;
+mod many_waiters;
 mod slow_subscribers;
 mod step3;
 mod step4;
@@ -692,6 +694,18 @@ fn limits(memory_budget: u64, max_waiting_per_connection: usize) -> Limits {
     Limits {
         memory_budget,
         max_waiting_per_connection,
+        ..totals_only()
+    }
+}
+
+/// The default limits without per-uid shares or a reserve: for the tests of
+/// the broker's totals alone (`tests/fair_share.rs` has the shares).
+fn totals_only() -> Limits {
+    Limits {
+        max_queued_bytes_per_uid: Some(u64::MAX),
+        max_queued_messages_per_uid: Some(u64::MAX),
+        admin_reserve_bytes: Some(0),
+        admin_reserve_messages: Some(0),
         ..Limits::default()
     }
 }
@@ -983,7 +997,7 @@ fn the_message_limit_counts_empty_messages_and_turns_into_broker_full() {
     check_with(
         Limits {
             max_queued_messages: 2,
-            ..Limits::default()
+            ..totals_only()
         },
         "
         c1#1 create q                   => c1#1 created
@@ -2667,7 +2681,13 @@ fn status_limits(limits: &Limits) -> Vec<mailbox_proto::Limit> {
             "max_queued_bytes_per_mailbox",
             limits.max_queued_bytes_per_mailbox,
         ),
-        ("max_queued_bytes_per_uid", limits.max_queued_bytes_per_uid),
+        ("max_queued_bytes_per_uid", limits.budget().bytes_per_uid),
+        (
+            "max_queued_messages_per_uid",
+            limits.budget().messages_per_uid,
+        ),
+        ("admin_reserve_bytes", limits.budget().reserved_bytes),
+        ("admin_reserve_messages", limits.budget().reserved_messages),
         ("max_message_size", u64::from(limits.max_message_size)),
     ]
     .into_iter()

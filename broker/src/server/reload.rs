@@ -56,7 +56,10 @@ pub(crate) fn start(shared: &Arc<Shared>) {
         access: shared.config.access.clone(),
         mailboxes: shared.config.mailboxes.clone(),
     };
-    apply(&mut shared.lock().core, &initial, shared.connection_ceiling);
+    let mut state = shared.lock();
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    state.core.set_service_uid(unsafe { libc::geteuid() });
+    apply(&mut state.core, &initial, shared.connection_ceiling);
 }
 
 /// Applies `reload` to `core`, logging what changed for each mailbox.

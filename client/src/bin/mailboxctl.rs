@@ -740,7 +740,7 @@ fn describe(error: &Error, command: &Command) -> String {
                      `mailboxctl create {name}`"
                 ),
                 ErrorKind::BrokerFull => format!(
-                    "the broker's memory budget is spent ({said}); receive queued messages \
+                    "the broker holds all it may for now ({said}); receive queued messages \
                      first or ask the administrator to raise the limit in mailboxd.toml"
                 ),
                 ErrorKind::BrokerShuttingDown => {

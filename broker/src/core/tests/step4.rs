@@ -260,9 +260,11 @@ fn the_manage_right_changes_permissions_and_purges() {
 }
 
 #[test]
-fn the_mailboxes_of_one_uid_hold_only_so_many_bytes_in_all() {
+fn the_messages_one_uid_sent_hold_only_so_many_bytes_in_all() {
+    // Bytes are charged to their sender, wherever they wait: c2 (in c1's
+    // group) sending to c1's mailbox uses c2's share, not c1's.
     let limits = Limits {
-        max_queued_bytes_per_uid: 5,
+        max_queued_bytes_per_uid: Some(5),
         ..Limits::default()
     };
     harness(limits, AccessPolicy::default()).run(
@@ -273,8 +275,12 @@ fn the_mailboxes_of_one_uid_hold_only_so_many_bytes_in_all() {
         c1#3 send a abc                 => c1#3 sent 1 to 1
         c1#4 send b abc                 => c1#4 BrokerFull
         c2#2 send c abc                 => c2#2 sent 1 to 1
+        c2#3 send a ab                  => c2#3 sent 2 to 1
+        c2#4 send b a                   => c2#4 BrokerFull
         c1#5 recv a never               => c1#5 got 1 abc from c1
         c1#6 send b abc                 => c1#6 sent 1 to 1
+        c1#7 delete b                   => c1#7 deleted
+        c1#8 send a abc                 => c1#8 sent 3 to 1
         ",
     );
 }
