@@ -1510,24 +1510,8 @@ mod tests {
                     .into_iter()
                     .map(|name| MailboxInfo {
                         name,
-                        settings: MailboxSettings::default(),
-                        queued_messages: 0,
-                        queued_bytes: 0,
-                        waiting_senders: 0,
-                        waiting_receivers: 0,
-                        subscribers: 0,
-                        messages_accepted: 0,
-                        messages_delivered: 0,
-                        in_flight: 0,
-                        messages_redelivered: 0,
-                        messages_expired: 0,
-                        messages_dead_lettered: 0,
-                        messages_dropped: 0,
-                        owner_uid: 0,
-                        group_gid: 0,
                         mode: 0o760,
-                        ack_timeouts: 0,
-                        slow_subscribers_cut: 0,
+                        ..MailboxInfo::default()
                     })
                     .collect();
                 answer(frame, Ok(Response::MailboxPage { mailboxes, next }))

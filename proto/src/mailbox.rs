@@ -305,7 +305,7 @@ impl MailboxSettings {
 }
 
 /// A snapshot of one mailbox, as `mailboxctl info` and `list` show it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub struct MailboxInfo {
     /// The mailbox's name.
     pub name: String,

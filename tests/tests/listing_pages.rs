@@ -60,23 +60,8 @@ fn mailboxctl_lists_more_mailboxes_than_fit_one_frame() {
     let row = codec::encoded_len(&mailbox_proto::MailboxInfo {
         name: long_name(0),
         settings: settings.clone(),
-        queued_messages: 0,
-        queued_bytes: 0,
-        waiting_senders: 0,
-        waiting_receivers: 0,
-        subscribers: 0,
-        messages_accepted: 0,
-        messages_delivered: 0,
-        in_flight: 0,
-        messages_redelivered: 0,
-        messages_expired: 0,
-        messages_dead_lettered: 0,
-        messages_dropped: 0,
-        owner_uid: 0,
-        group_gid: 0,
         mode: 0o760,
-        ack_timeouts: 0,
-        slow_subscribers_cut: 0,
+        ..mailbox_proto::MailboxInfo::default()
     });
     let count = (codec::DEFAULT_MAX_FRAME_LEN as usize) / row + 500;
     let started = Instant::now();

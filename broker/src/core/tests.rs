@@ -2647,16 +2647,10 @@ impl ModelMailbox {
             subscribers: self.subscribers.len() as u32,
             messages_accepted: self.next_sequence - 1,
             messages_delivered: self.delivered,
-            in_flight: 0,
-            messages_redelivered: 0,
-            messages_expired: 0,
-            messages_dead_lettered: 0,
-            messages_dropped: 0,
             owner_uid: self.creator.uid,
             group_gid: self.creator.gid,
             mode: 0o777,
-            ack_timeouts: 0,
-            slow_subscribers_cut: 0,
+            ..MailboxInfo::default()
         }
     }
 }

@@ -1967,24 +1967,14 @@ mod tests {
     fn the_list_table_lines_up() {
         let info = MailboxInfo {
             name: "jobs".into(),
-            settings: MailboxSettings::default(),
             queued_messages: 12,
             queued_bytes: 100,
-            waiting_senders: 0,
             waiting_receivers: 3,
-            subscribers: 0,
             messages_accepted: 12,
-            messages_delivered: 0,
-            in_flight: 0,
-            messages_redelivered: 0,
-            messages_expired: 0,
-            messages_dead_lettered: 0,
-            messages_dropped: 0,
             owner_uid: 1000,
             group_gid: 1000,
             mode: 0o760,
-            ack_timeouts: 0,
-            slow_subscribers_cut: 0,
+            ..MailboxInfo::default()
         };
         let table = mailbox_table(&[info]);
         let lines: Vec<&str> = table.lines().collect();

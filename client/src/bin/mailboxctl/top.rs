@@ -140,29 +140,16 @@ pub fn json(rates: &[MailboxRates]) -> serde_json::Value {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use mailbox_client::MailboxSettings;
 
     fn info(name: &str, accepted: u64, delivered: u64) -> MailboxInfo {
         MailboxInfo {
             name: name.into(),
-            settings: MailboxSettings::default(),
             queued_messages: accepted - delivered,
-            queued_bytes: 0,
-            waiting_senders: 0,
             waiting_receivers: 1,
-            subscribers: 0,
             messages_accepted: accepted,
             messages_delivered: delivered,
-            in_flight: 0,
-            messages_redelivered: 0,
-            messages_expired: 0,
-            messages_dead_lettered: 0,
-            messages_dropped: 0,
-            owner_uid: 0,
-            group_gid: 0,
             mode: 0o760,
-            ack_timeouts: 0,
-            slow_subscribers_cut: 0,
+            ..MailboxInfo::default()
         }
     }
 
