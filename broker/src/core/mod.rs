@@ -47,7 +47,7 @@ use mailbox::{
     Withdrawn,
 };
 use names::NameEntry;
-use types::{Effect, Place};
+use types::{Effect, Place, SparseList};
 use waiting::WaitingRequests;
 
 /// Limits the core enforces.
@@ -181,10 +181,10 @@ struct Connection {
     inbox_group: u32,
     /// Broadcast mailboxes that cut its subscription off as a slow
     /// consumer and have not told it yet: its next receive there does.
-    cut_from: Vec<String>,
+    cut_from: SparseList<String>,
     /// Senders a receive on its inbox waited for (`receive_from`), so that
     /// its entries in `Core::awaited_by` go when it does.
-    awaits: Vec<ConnectionId>,
+    awaits: SparseList<ConnectionId>,
 }
 
 #[derive(Debug, PartialEq, Eq, PartialOrd, Ord)]
@@ -426,8 +426,8 @@ impl Core {
                 inbox_capacity: DEFAULT_INBOX_CAPACITY,
                 inbox_mode: self.policy.default_inbox_mode,
                 inbox_group: peer.gid,
-                cut_from: Vec::new(),
-                awaits: Vec::new(),
+                cut_from: SparseList::default(),
+                awaits: SparseList::default(),
             }),
         );
     }
@@ -498,7 +498,7 @@ impl Core {
                 &mut ctx,
             );
         }
-        for sender in &state.awaits {
+        for sender in state.awaits.iter() {
             if let Some(inboxes) = self.awaited_by.get_mut(sender) {
                 inboxes.remove(&connection);
                 if inboxes.is_empty() {

@@ -153,6 +153,53 @@ impl Outcome {
     }
 }
 
+/// A list that is empty for almost every owner: one pointer until its first
+/// entry. A connection carries a few of these (slow-subscriber cuts, senders
+/// its inbox waits for), and thousands of idle connections should not pay
+/// a `Vec`'s three words for each.
+#[derive(Debug)]
+// The box is the point: `Option<Box<Vec>>` is one word while empty.
+#[allow(clippy::box_collection)]
+pub(crate) struct SparseList<T>(Option<Box<Vec<T>>>);
+
+impl<T> Default for SparseList<T> {
+    fn default() -> Self {
+        Self(None)
+    }
+}
+
+impl<T> SparseList<T> {
+    pub(crate) fn push(&mut self, item: T) {
+        self.0.get_or_insert_with(Box::default).push(item);
+    }
+
+    pub(crate) fn retain(&mut self, keep: impl FnMut(&T) -> bool) {
+        if let Some(items) = &mut self.0 {
+            items.retain(keep);
+            if items.is_empty() {
+                self.0 = None;
+            }
+        }
+    }
+
+    pub(crate) fn swap_remove(&mut self, index: usize) -> T {
+        let items = self.0.as_mut().expect("swap_remove on an empty list");
+        let item = items.swap_remove(index);
+        if items.is_empty() {
+            self.0 = None;
+        }
+        item
+    }
+}
+
+impl<T> std::ops::Deref for SparseList<T> {
+    type Target = [T];
+
+    fn deref(&self) -> &[T] {
+        self.0.as_deref().map_or(&[], Vec::as_slice)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

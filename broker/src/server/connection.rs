@@ -19,11 +19,12 @@ use mailbox_proto::{
     ErrorKind, Hello, ServerFrame, Welcome, HELLO_MAGIC, PROTOCOL_VERSION,
 };
 use std::future::Future;
+use std::pin::Pin;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
-use std::task::Poll;
+use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::unix::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::UnixStream;
 use tokio::sync::watch;
@@ -501,10 +502,18 @@ async fn read_loop(
 }
 
 /// Sleeps until `deadline`, or forever without one.
-async fn sleep_until(deadline: Option<tokio::time::Instant>) {
-    match deadline {
-        Some(deadline) => tokio::time::sleep_until(deadline).await,
-        None => std::future::pending().await,
+///
+/// The timer is boxed, and only made when there is a deadline: the reader's
+/// future is as large as its largest wait, and every idle connection holds
+/// one, so a timer entry inline cost about 0.5 KiB per connection (conns:
+/// 31.7 -> 36.8 MiB for 10,000 waiting clients).
+fn sleep_until(deadline: Option<tokio::time::Instant>) -> impl Future<Output = ()> {
+    let sleep = deadline.map(|deadline| Box::pin(tokio::time::sleep_until(deadline)));
+    async move {
+        match sleep {
+            Some(sleep) => sleep.await,
+            None => std::future::pending().await,
+        }
     }
 }
 
@@ -720,10 +729,22 @@ async fn write_loop(mut writer: OwnedWriteHalf, outbox: Arc<Outbox>, timeout: Du
             }
             Batch::Closed => break,
         };
+        // Most batches go out whole in one write at once. Only a batch the
+        // socket cannot take at once waits, in a boxed future: this
+        // future is as large as its largest wait and every idle connection
+        // holds one, so the waiting writes inline cost 144 bytes a
+        // connection (and large payloads are rare next to their copying).
         let written = if detached.pieces.is_empty() {
-            write_all(&mut writer, &buffer, timeout).await
+            match writer.try_write(&buffer) {
+                Ok(sent) if sent == buffer.len() => Ok(()),
+                Ok(sent) => Box::pin(write_all(&mut writer, &buffer[sent..], timeout)).await,
+                Err(error) if error.kind() == std::io::ErrorKind::WouldBlock => {
+                    Box::pin(write_all(&mut writer, &buffer, timeout)).await
+                }
+                Err(error) => Err(error),
+            }
         } else {
-            write_pieces(&mut writer, &buffer, &detached, timeout).await
+            Box::pin(write_pieces(&mut writer, &buffer, &detached, timeout)).await
         };
         detached.pieces.clear();
         match written {
@@ -758,7 +779,11 @@ async fn write_pieces(
 ) -> std::io::Result<()> {
     let mut segments = detached.interleave(buffer);
     while !segments.is_done() {
-        let written = progress(timeout, writer.write_vectored(&segments.io_slices())).await?;
+        let slices = segments.io_slices();
+        let written = progress(timeout, |cx| {
+            Pin::new(&mut *writer).poll_write_vectored(cx, &slices)
+        })
+        .await?;
         if written == 0 {
             return Err(std::io::ErrorKind::WriteZero.into());
         }
@@ -774,7 +799,7 @@ async fn write_all(
     timeout: Duration,
 ) -> std::io::Result<()> {
     while !buffer.is_empty() {
-        let written = progress(timeout, writer.write(buffer)).await?;
+        let written = progress(timeout, |cx| Pin::new(&mut *writer).poll_write(cx, buffer)).await?;
         if written == 0 {
             return Err(std::io::ErrorKind::WriteZero.into());
         }
@@ -784,22 +809,27 @@ async fn write_all(
 }
 
 /// One write, failing with `TimedOut` when it makes no progress within
-/// `timeout`. Most writes complete at once; the timer is set only for a
-/// write that has to wait.
+/// `timeout`. Most writes complete at once; the timer is made (boxed) only
+/// for a write that has to wait. Written as a poll function over the
+/// socket rather than around tokio's write futures and `timeout`: the
+/// writer's future is as large as its largest wait and every idle
+/// connection holds one (those wrappers cost 144 bytes a connection).
 async fn progress(
     timeout: Duration,
-    write: impl Future<Output = std::io::Result<usize>>,
+    mut write: impl FnMut(&mut Context<'_>) -> Poll<std::io::Result<usize>>,
 ) -> std::io::Result<usize> {
-    let mut write = std::pin::pin!(write);
-    if let Poll::Ready(result) =
-        std::future::poll_fn(|cx| Poll::Ready(write.as_mut().poll(cx))).await
-    {
-        return result;
-    }
-    match tokio::time::timeout(timeout, write).await {
-        Ok(result) => result,
-        Err(_) => Err(std::io::ErrorKind::TimedOut.into()),
-    }
+    let mut timer: Option<Pin<Box<tokio::time::Sleep>>> = None;
+    std::future::poll_fn(|cx| {
+        if let Poll::Ready(result) = write(cx) {
+            return Poll::Ready(result);
+        }
+        let timer = timer.get_or_insert_with(|| Box::pin(tokio::time::sleep(timeout)));
+        match timer.as_mut().poll(cx) {
+            Poll::Ready(()) => Poll::Ready(Err(std::io::ErrorKind::TimedOut.into())),
+            Poll::Pending => Poll::Pending,
+        }
+    })
+    .await
 }
 
 #[cfg(test)]
