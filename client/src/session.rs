@@ -793,12 +793,12 @@ pub(crate) fn create_request(
     if mode.is_none() && group.is_none() {
         Request::CreateMailbox {
             name: name.to_owned(),
-            settings,
+            settings: Box::new(settings),
         }
     } else {
         Request::CreateMailboxWith {
             name: name.to_owned(),
-            settings,
+            settings: Box::new(settings),
             mode,
             group,
         }

@@ -328,7 +328,7 @@ fn request(input: &mut Unstructured<'_>) -> Result<Request> {
     Ok(match input.int_in_range(0..=26)? {
         0 => Request::CreateMailbox {
             name: name(input)?,
-            settings: settings(input)?,
+            settings: Box::new(settings(input)?),
         },
         1 => Request::DeleteMailbox { name: name(input)? },
         2 => Request::ListMailboxes,
@@ -451,7 +451,7 @@ fn request(input: &mut Unstructured<'_>) -> Result<Request> {
         21 => Request::Purge { name: name(input)? },
         22 => Request::CreateMailboxWith {
             name: name(input)?,
-            settings: settings(input)?,
+            settings: Box::new(settings(input)?),
             mode: mode(input)?,
             group: if input.arbitrary()? {
                 Some(*input.choose(&UIDS)?)

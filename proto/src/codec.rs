@@ -832,7 +832,7 @@ mod tests {
                 id: 1,
                 request: Request::CreateMailbox {
                     name: "jobs".into(),
-                    settings: MailboxSettings {
+                    settings: Box::new(MailboxSettings {
                         capacity: Capacity::Bounded(8),
                         policy: DeliveryPolicy::Broadcast,
                         max_message_size: 100,
@@ -842,7 +842,7 @@ mod tests {
                         ttl_millis: None,
                         ack_timeout_millis: None,
                         cut_slow_subscribers_after_millis: Some(5000),
-                    },
+                    }),
                 },
             },
             ClientFrame {
@@ -1195,8 +1195,10 @@ mod tests {
     fn arb_request() -> impl Strategy<Value = Request> {
         let name = "[a-z/._-]{0,20}";
         prop_oneof![
-            (name, arb_settings())
-                .prop_map(|(name, settings)| Request::CreateMailbox { name, settings }),
+            (name, arb_settings()).prop_map(|(name, settings)| Request::CreateMailbox {
+                name,
+                settings: Box::new(settings),
+            }),
             name.prop_map(|name| Request::DeleteMailbox { name }),
             Just(Request::ListMailboxes),
             name.prop_map(|name| Request::MailboxInfo { name }),

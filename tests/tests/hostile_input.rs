@@ -417,7 +417,7 @@ fn frames_out_of_order_are_protocol_violations() {
         Request::Status,
         Request::CreateMailbox {
             name: "early".into(),
-            settings: MailboxSettings::default(),
+            settings: Box::default(),
         },
         Request::Send {
             mailbox: "witness".into(),
@@ -482,7 +482,7 @@ fn a_half_closed_client_gets_every_answer_then_the_connection_closes() {
     let requests = [
         Request::CreateMailbox {
             name: "half".into(),
-            settings: MailboxSettings::default(),
+            settings: Box::default(),
         },
         Request::Send {
             mailbox: "half".into(),

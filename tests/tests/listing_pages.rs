@@ -77,7 +77,7 @@ fn mailboxctl_lists_more_mailboxes_than_fit_one_frame() {
             for n in 0..count {
                 let request = Request::CreateMailbox {
                     name: long_name(n),
-                    settings: settings.clone(),
+                    settings: Box::new(settings.clone()),
                 };
                 encode_frame(
                     &ClientFrame {

@@ -605,14 +605,14 @@ impl Core {
         let peer = state.peer;
         match request {
             Request::CreateMailbox { name, settings } => {
-                self.create(ticket.connection, name, settings, None, None)
+                self.create(ticket.connection, name, *settings, None, None)
             }
             Request::CreateMailboxWith {
                 name,
                 settings,
                 mode,
                 group,
-            } => self.create(ticket.connection, name, settings, mode, group),
+            } => self.create(ticket.connection, name, *settings, mode, group),
             Request::DeleteMailbox { name } => {
                 self.check(ticket.connection, &name, Right::Manage)?;
                 self.delete(&name, clock, out)

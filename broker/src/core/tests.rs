@@ -292,7 +292,7 @@ fn parse_request(words: &[&str]) -> Request {
             if access.is_empty() {
                 Request::CreateMailbox {
                     name: text(name),
-                    settings,
+                    settings: Box::new(settings),
                 }
             } else {
                 let mut mode = None;
@@ -306,7 +306,7 @@ fn parse_request(words: &[&str]) -> Request {
                 }
                 Request::CreateMailboxWith {
                     name: text(name),
-                    settings,
+                    settings: Box::new(settings),
                     mode,
                     group,
                 }
@@ -736,7 +736,7 @@ fn names_of_1_to_255_letters_digits_dots_underscores_slashes_dashes_are_valid() 
             1,
             Request::CreateMailbox {
                 name: bad.to_owned(),
-                settings: MailboxSettings::default(),
+                settings: Box::default(),
             },
         );
         assert_eq!(
@@ -2790,7 +2790,7 @@ impl Model {
             Request::CreateMailbox { name, settings } => match self.mailboxes.get(&name) {
                 // Only its owner may find its own mailbox again.
                 Some(existing)
-                    if existing.settings == settings
+                    if existing.settings == *settings
                         && existing.creator.uid == peer_of(ticket.connection).uid =>
                 {
                     Ok(Response::Created { created: false })
@@ -2799,7 +2799,7 @@ impl Model {
                 None => {
                     self.mailboxes.insert(
                         name,
-                        ModelMailbox::new(settings, peer_of(ticket.connection)),
+                        ModelMailbox::new(*settings, peer_of(ticket.connection)),
                     );
                     Ok(Response::Created { created: true })
                 }
@@ -3678,7 +3678,7 @@ impl Driver {
         for (index, settings) in scenario.mailboxes.iter().enumerate() {
             let request = Request::CreateMailbox {
                 name: mailbox_name(index),
-                settings: settings.clone(),
+                settings: Box::new(settings.clone()),
             };
             driver.request(driver.slots[0], 100 + index as u64, request);
             if scenario.subscribed && settings.policy == DeliveryPolicy::Broadcast {
@@ -3845,7 +3845,7 @@ impl Driver {
             } => {
                 let request = Request::CreateMailbox {
                     name: mailbox_name(mailbox),
-                    settings: settings.clone().unwrap_or(self.settings[mailbox].clone()),
+                    settings: Box::new(settings.clone().unwrap_or(self.settings[mailbox].clone())),
                 };
                 self.request(self.slots[slot], id, request);
             }

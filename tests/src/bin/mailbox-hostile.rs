@@ -31,8 +31,8 @@ use std::time::{Duration, Instant};
 
 use bytes::BytesMut;
 use mailbox_proto::{
-    decode_server_frame, encode_frame, ClientFrame, ErrorKind, Hello, MailboxSettings, Request,
-    ServerFrame, Wait, HELLO_MAGIC, PROTOCOL_VERSION,
+    decode_server_frame, encode_frame, ClientFrame, ErrorKind, Hello, Request, ServerFrame, Wait,
+    HELLO_MAGIC, PROTOCOL_VERSION,
 };
 
 fn hello() -> Vec<u8> {
@@ -210,7 +210,7 @@ fn main() -> ExitCode {
                     0,
                     Request::CreateMailbox {
                         name: mailbox.clone(),
-                        settings: MailboxSettings::default(),
+                        settings: Box::default(),
                     },
                 ));
                 for id in 0..64u64 {
@@ -299,7 +299,7 @@ fn main() -> ExitCode {
                     0,
                     Request::CreateMailbox {
                         name: arg.clone(),
-                        settings: MailboxSettings::default(),
+                        settings: Box::default(),
                     },
                 ));
                 let mut posted = Vec::new();
@@ -328,7 +328,7 @@ fn main() -> ExitCode {
                         id,
                         Request::CreateMailbox {
                             name: format!("{arg}-{id}-{long}"),
-                            settings: MailboxSettings::default(),
+                            settings: Box::default(),
                         },
                     ));
                 }

@@ -420,7 +420,7 @@ mod random {
                 ack_timeout_millis: Some(timeout),
                 ..MailboxSettings::default()
             };
-            harness.req(ConnectionId(99), 1, Request::CreateMailbox { name: "q".into(), settings });
+            harness.req(ConnectionId(99), 1, Request::CreateMailbox { name: "q".into(), settings: Box::new(settings) });
             let mut run = Run {
                 harness,
                 timeout,

@@ -40,7 +40,7 @@ fn create(
         connection,
         Request::CreateMailbox {
             name,
-            settings: settings.clone(),
+            settings: Box::new(settings.clone()),
         },
     );
     assert!(

@@ -122,7 +122,7 @@ impl Scale {
             u64::MAX,
             Request::CreateMailbox {
                 name: name.into(),
-                settings,
+                settings: Box::new(settings),
             },
         );
         assert!(matches!(

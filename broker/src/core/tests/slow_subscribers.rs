@@ -302,7 +302,7 @@ mod random {
                 cut_slow_subscribers_after_millis: Some(after),
                 ..MailboxSettings::default()
             };
-            harness.req(SENDER, 1, Request::CreateMailbox { name: "b".into(), settings });
+            harness.req(SENDER, 1, Request::CreateMailbox { name: "b".into(), settings: Box::new(settings) });
             let mut run = Run {
                 harness,
                 slots: [ConnectionId(1), ConnectionId(2), ConnectionId(3)],
