@@ -486,3 +486,33 @@ impl Default for Gate {
         Self::new()
     }
 }
+
+/// One create, send and receive through the `witness` mailbox: proof that
+/// the broker still serves `client` (each call sends a payload of its own).
+pub fn witness_round_trip(client: &mut mailbox_client::blocking::Client) {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    let payload = format!("ping {}", NEXT.fetch_add(1, Ordering::Relaxed));
+    client
+        .create("witness", mailbox_client::MailboxSettings::default())
+        .expect("create witness");
+    client
+        .send("witness", payload.clone())
+        .expect("send to witness");
+    let message = client
+        .receive_timeout("witness", PATIENCE)
+        .expect("receive from witness");
+    assert_eq!(message.payload, payload.as_bytes());
+}
+
+/// A process's resident memory in bytes, from `/proc/<pid>/status`.
+pub fn rss_bytes(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("proc status");
+    status
+        .lines()
+        .find_map(|line| line.strip_prefix("VmRSS:"))
+        .and_then(|rest| rest.split_whitespace().next())
+        .and_then(|kib| kib.parse::<u64>().ok())
+        .expect("VmRSS in kB")
+        * 1024
+}

@@ -12,7 +12,7 @@
 use std::io::{ErrorKind as IoErrorKind, Read, Write};
 use std::net::Shutdown;
 use std::os::unix::net::UnixStream;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -23,7 +23,7 @@ use mailbox_proto::{
     decode_server_frame, encode_frame, BrokerError, Capacity, ClientFrame, ErrorKind, Hello,
     MailboxSettings, Request, Response, ServerFrame, Wait, HELLO_MAGIC, PROTOCOL_VERSION,
 };
-use mailbox_tests::{wait_until, Broker, PATIENCE};
+use mailbox_tests::{rss_bytes, wait_until, witness_round_trip, Broker, PATIENCE};
 
 /// A connection that speaks raw bytes.
 struct Raw {
@@ -151,26 +151,10 @@ fn client(broker: &Broker) -> Client {
     Client::from_stream(stream).expect("handshake")
 }
 
-/// One send and receive through the `witness` mailbox.
-fn round_trip(client: &mut Client) {
-    static NEXT: AtomicU64 = AtomicU64::new(0);
-    let payload = format!("ping {}", NEXT.fetch_add(1, Ordering::Relaxed));
-    client
-        .create("witness", MailboxSettings::default())
-        .expect("create witness");
-    client
-        .send("witness", payload.clone())
-        .expect("send to witness");
-    let message = client
-        .receive_timeout("witness", PATIENCE)
-        .expect("receive from witness");
-    assert_eq!(message.payload, payload.as_bytes());
-}
-
 /// The client connected before the bad one, and a new one, are served.
 fn others_still_served(broker: &Broker, before: &mut Client) {
-    round_trip(before);
-    round_trip(&mut client(broker));
+    witness_round_trip(before);
+    witness_round_trip(&mut client(broker));
 }
 
 /// Waits until the broker counts `n` connections.
@@ -410,7 +394,7 @@ fn a_hello_of_another_version_or_magic_gets_a_goodbye_then_the_connection_closes
 fn frames_out_of_order_are_protocol_violations() {
     let broker = Broker::start();
     let mut before = client(&broker);
-    round_trip(&mut before);
+    witness_round_trip(&mut before);
 
     // Requests before the hello: refused, and not carried out.
     let early = [
@@ -540,21 +524,6 @@ fn a_half_closed_client_gets_every_answer_then_the_connection_closes() {
     others_still_served(&broker, &mut before);
 }
 
-/// The broker's resident memory, from `/proc/<pid>/status`.
-fn rss_bytes(pid: u32) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("proc status");
-    let line = status
-        .lines()
-        .find(|line| line.starts_with("VmRSS:"))
-        .expect("VmRSS line");
-    let kib: u64 = line
-        .split_whitespace()
-        .nth(1)
-        .and_then(|kib| kib.parse().ok())
-        .expect("VmRSS in kB");
-    kib * 1024
-}
-
 /// Samples the broker's RSS and times a well-behaved client's round trips
 /// in the background until stopped.
 struct Watch {
@@ -585,7 +554,7 @@ impl Watch {
                 let (mut count, mut slowest) = (0, Duration::ZERO);
                 while !stop.load(Ordering::Relaxed) {
                     let start = Instant::now();
-                    round_trip(&mut normal);
+                    witness_round_trip(&mut normal);
                     slowest = slowest.max(start.elapsed());
                     count += 1;
                     std::thread::sleep(Duration::from_millis(20));

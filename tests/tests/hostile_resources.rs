@@ -15,7 +15,7 @@ use std::os::unix::fs::PermissionsExt;
 use std::os::unix::net::UnixStream;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -23,10 +23,11 @@ use std::time::{Duration, Instant};
 use bytes::BytesMut;
 use mailbox_client::blocking::Client;
 use mailbox_proto::{
-    decode_server_frame, encode_frame, ErrorKind, Hello, MailboxSettings, ServerFrame, HELLO_MAGIC,
-    PROTOCOL_VERSION,
+    decode_server_frame, encode_frame, ErrorKind, Hello, ServerFrame, HELLO_MAGIC, PROTOCOL_VERSION,
 };
-use mailbox_tests::{binary, require_tool, wait_until, Broker, PATIENCE};
+use mailbox_tests::{
+    binary, require_tool, rss_bytes, wait_until, witness_round_trip, Broker, PATIENCE,
+};
 
 const MIB: u64 = 1024 * 1024;
 
@@ -166,34 +167,6 @@ fn number(summary: &HashMap<String, String>, key: &str) -> u64 {
         .unwrap_or_else(|| panic!("no {key} in {summary:?}"))
 }
 
-/// One send and receive through the `witness` mailbox.
-fn round_trip(client: &mut Client) {
-    static NEXT: AtomicU64 = AtomicU64::new(0);
-    let payload = format!("ping {}", NEXT.fetch_add(1, Ordering::Relaxed));
-    client
-        .create("witness", MailboxSettings::default())
-        .expect("create witness");
-    client
-        .send("witness", payload.clone())
-        .expect("send to witness");
-    let message = client
-        .receive_timeout("witness", PATIENCE)
-        .expect("receive from witness");
-    assert_eq!(message.payload, payload.as_bytes());
-}
-
-/// The broker's resident memory, from `/proc/<pid>/status`.
-fn rss_bytes(pid: u32) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("proc status");
-    status
-        .lines()
-        .find_map(|line| line.strip_prefix("VmRSS:"))
-        .and_then(|rest| rest.split_whitespace().next())
-        .and_then(|kib| kib.parse::<u64>().ok())
-        .expect("VmRSS in kB")
-        * 1024
-}
-
 /// Samples the broker's RSS and times a well-behaved client's round trips
 /// (a new connection each tenth) until stopped.
 struct Watch {
@@ -235,7 +208,7 @@ impl Watch {
                     if count % 10 == 9 {
                         client = connect();
                     }
-                    round_trip(&mut client);
+                    witness_round_trip(&mut client);
                     slowest = slowest.max(start.elapsed());
                     count += 1;
                     std::thread::sleep(Duration::from_millis(20));
@@ -314,7 +287,7 @@ fn connections_are_counted_per_uid_from_accept_and_root_keeps_a_reserve() {
     });
     // Root still connects, into the reserve, and is served.
     let mut admin = setup.client();
-    round_trip(&mut admin);
+    witness_round_trip(&mut admin);
 
     let first = first.finish();
     assert_eq!(number(&first, "opened"), 60);
@@ -365,7 +338,7 @@ fn a_frame_must_complete_within_the_frame_timeout() {
     );
     assert!(took < Duration::from_secs(5), "cut after {took:?}");
     // Others are served.
-    round_trip(&mut setup.client());
+    witness_round_trip(&mut setup.client());
 }
 
 #[test]
@@ -436,7 +409,7 @@ fn a_good_client_is_served_while_hostile_clients_attack_resources() {
         &[],
     );
     let mut witness = setup.client();
-    round_trip(&mut witness);
+    witness_round_trip(&mut witness);
     let idle_rss = rss_bytes(setup.broker.pid());
     let watch = Watch::start(&setup);
     let seconds = 6.0;
@@ -507,7 +480,7 @@ fn a_good_client_is_served_while_hostile_clients_attack_resources() {
         bound >> 20
     );
     // Still serving after it all.
-    round_trip(&mut witness);
+    witness_round_trip(&mut witness);
 }
 
 #[test]
@@ -570,7 +543,7 @@ fn a_client_that_reads_none_of_its_replies_is_cut_after_the_write_timeout() {
             "the connection is closed: {error}"
         ),
     }
-    round_trip(&mut setup.client());
+    witness_round_trip(&mut setup.client());
 }
 
 #[test]
@@ -600,7 +573,7 @@ fn past_the_descriptor_limit_connections_are_refused_at_once_and_root_gets_in() 
         witness.status().expect("status").connections == 24
     });
     let started = Instant::now();
-    round_trip(&mut setup.client());
+    witness_round_trip(&mut setup.client());
     let took = started.elapsed();
     assert!(took < Duration::from_secs(2), "root waited {took:?}");
     let idle = attack.finish();
