@@ -970,3 +970,19 @@ fn a_key_with_control_characters_is_refused_at_the_door() {
     broker.ok(&["send", "h", "x", "--key", "région-7"]);
     assert_eq!(broker.info("h")["messages_accepted"], 1);
 }
+
+#[test]
+fn a_strangers_paged_listing_shows_only_what_it_has_a_right_on() {
+    if !root() {
+        return;
+    }
+    let setup = Setup::start(OPEN_SOCKET, &[]);
+    setup.broker.ok(&["create", "secret", "--mode", "0700"]);
+    setup.broker.ok(&["create", "open", "--mode", "0766"]);
+    // `list` reads the paged listing (ListMailboxPage) to its end.
+    let output = setup.as_other(&["list"]);
+    assert_exit(&output, 0, "list as uid 65534");
+    let listed = String::from_utf8_lossy(&output.stdout).into_owned();
+    assert!(listed.contains("open"), "{listed}");
+    assert!(!listed.contains("secret"), "{listed}");
+}
