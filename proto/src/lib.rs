@@ -34,6 +34,8 @@ pub use mailbox::{
     MAX_MESSAGE_SIZE_LIMIT,
 };
 pub use message::{DeadLetter, Details, Message, Metadata};
+#[cfg(any(test, feature = "fixtures"))]
+pub use message::fixtures;
 
 /// Re-exported so that users of [`Message::payload`] need not depend on `bytes`.
 pub use bytes::Bytes;
