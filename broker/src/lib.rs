@@ -11,6 +11,9 @@
 //! [`server::run`] with a listener it bound, so tests bind their own.
 
 pub mod config;
-pub mod core;
+/// The mailbox semantics, a crate of its own (`mailbox-core`) so that its
+/// dependencies enforce "no I/O, no clock, no tokio"; re-exported here so
+/// the server's paths read `crate::core::...`.
+pub use mailbox_core as core;
 pub mod server;
 pub mod systemd;

@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 use arbitrary::{Arbitrary, Result, Unstructured};
 use bytes::{Bytes, BytesMut};
 use libfuzzer_sys::fuzz_target;
-use mailbox_broker::core::{Clock, ConnectionId, Core, Limits, Outcome, Peer, Ticket};
+use mailbox_core::{Clock, ConnectionId, Core, Limits, Outcome, Peer, Ticket};
 use mailbox_proto::{
     decode_client_frame, Address, Capacity, DeliveryPolicy, MailboxSettings, ReceiveOptions,
     Request, SendOptions, Source, Stage, Target, Verdict, Wait,

@@ -8,8 +8,11 @@
 //! and fires ([`Core::expire`]); disconnects and shutdown are operations too.
 //! So every rule of the product is a plain unit test here.
 //!
-//! What it deliberately does not do: framing, I/O, permissions (a later layer),
-//! or anything that can block.
+//! It also decides who may do what (`access.rs`: owner, group and mode of
+//! each mailbox, from the peer credentials the server passes in at connect).
+//! What it deliberately does not do: framing, I/O, reading the clock, or
+//! anything that can block. It is a crate of its own so that its dependency
+//! list (`mailbox-proto`, `bytes`, `serde`'s trait) enforces that.
 
 mod access;
 mod budget;
@@ -986,7 +989,7 @@ impl Core {
             (None, Stage::Acknowledged) => Until::Acknowledged,
         };
         let waits_past_queued = until != Until::Queued;
-        if waits_past_queued && !WaitPlan::new(wait, Instant::now()).may_wait {
+        if waits_past_queued && !may_wait(wait) {
             return Err(error(
                 ErrorKind::InvalidRequest,
                 "a send that waits for a receiver (or a reply) cannot be non-blocking; give it a timeout",
@@ -2153,15 +2156,25 @@ struct WaitPlan {
     deadline: Option<Instant>,
 }
 
+/// Whether a request with this `wait` may wait at all: a question of the
+/// request alone, so it needs no time.
+fn may_wait(wait: Wait) -> bool {
+    !matches!(wait, Wait::Never | Wait::Timeout { millis: 0 })
+}
+
 impl WaitPlan {
     fn new(wait: Wait, now: Instant) -> Self {
-        let (may_wait, deadline) = match wait {
-            Wait::Forever => (true, None),
-            Wait::Never | Wait::Timeout { millis: 0 } => (false, None),
-            // A deadline too far to represent is no deadline at all.
-            Wait::Timeout { millis } => (true, now.checked_add(Duration::from_millis(millis))),
+        let deadline = match wait {
+            Wait::Timeout { millis } if may_wait(wait) => {
+                // A deadline too far to represent is no deadline at all.
+                now.checked_add(Duration::from_millis(millis))
+            }
+            _ => None,
         };
-        Self { may_wait, deadline }
+        Self {
+            may_wait: may_wait(wait),
+            deadline,
+        }
     }
 }
 

@@ -11,7 +11,7 @@ use mailbox_proto::{ErrorKind, MailboxInfo, Request, Response};
 
 use super::step4::harness;
 use super::{ConnectionId, Harness, Limits};
-use crate::core::{AccessPolicy, Peer, Reservation};
+use crate::{AccessPolicy, Peer, Reservation};
 
 fn with_root(policy: AccessPolicy) -> Harness {
     let mut harness = harness(Limits::default(), policy);
@@ -202,7 +202,7 @@ fn a_refused_dead_letter_is_reported_once_per_mailbox() {
     let clock = harness.clock();
     let mut warnings = Vec::new();
     for sequence in 1..=2 {
-        let mut out = crate::core::Outcome::new();
+        let mut out = crate::Outcome::new();
         let take = Request::ReceiveWith {
             from: mailbox_proto::Source::Mailbox("rjobs".into()),
             options: mailbox_proto::ReceiveOptions {

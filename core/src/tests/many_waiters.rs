@@ -18,7 +18,7 @@ use mailbox_proto::{
 };
 
 use super::{Clock, ConnectionId, Core, Limits, Outcome, Peer, Reply, Ticket, UNIX_BASE};
-use crate::core::line;
+use crate::line;
 
 const WAITERS: u64 = 100_000;
 
@@ -56,9 +56,9 @@ impl Scale {
         };
         let started = std::time::Instant::now();
         let mut core = Core::new(limits, started);
-        core.set_access_policy(crate::core::AccessPolicy {
+        core.set_access_policy(crate::AccessPolicy {
             default_mode: 0o777,
-            ..crate::core::AccessPolicy::default()
+            ..crate::AccessPolicy::default()
         });
         Self {
             core,

@@ -10,8 +10,8 @@ use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use mailbox_proto::Message;
 
 use super::{Load, WaitingReceive, WaitingSend, MAX_BATCH_BYTES, MESSAGE_OVERHEAD};
-use crate::core::line::{step, Line, Ticketed};
-use crate::core::types::{ConnectionId, Ticket};
+use crate::line::{step, Line, Ticketed};
+use crate::types::{ConnectionId, Ticket};
 
 /// A receive on an inbox with its place in arrival order (receives of any
 /// sender and of one sender wait in separate lines).

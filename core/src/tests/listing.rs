@@ -9,7 +9,7 @@ use mailbox_proto::{
 };
 
 use super::{ConnectionId, Harness, Limits, Outcome, Reply};
-use crate::core::listing::{MAX_PAGE_ROWS, MAX_PAGE_SCAN};
+use crate::listing::{MAX_PAGE_ROWS, MAX_PAGE_SCAN};
 
 const C1: ConnectionId = ConnectionId(1);
 const C2: ConnectionId = ConnectionId(2);
@@ -148,7 +148,7 @@ fn a_caller_who_sees_few_of_many_mailboxes_gets_bounded_pages_that_reach_the_end
     // Only c1's own mailboxes are visible to it; c2's are closed to others.
     harness
         .core
-        .set_access_policy(crate::core::AccessPolicy::default());
+        .set_access_policy(crate::AccessPolicy::default());
     let settings = MailboxSettings::default();
     let hidden = MAX_PAGE_SCAN * 2 + 10;
     for n in 0..hidden {

@@ -4,7 +4,7 @@
 //! supplementary group.
 
 use super::{ConnectionId, Harness, Limits};
-use crate::core::{peer_of_test, AccessPolicy};
+use crate::{peer_of_test, AccessPolicy};
 
 pub(super) fn harness(limits: Limits, policy: AccessPolicy) -> Harness {
     let mut harness = Harness::new(limits);
@@ -69,7 +69,7 @@ fn root_may_do_everything_and_the_admin_group_may_manage() {
     let mut harness = harness(Limits::default(), policy);
     harness.core.connect(
         ConnectionId(9),
-        crate::core::Peer {
+        crate::Peer {
             pid: 9,
             uid: 0,
             gid: 0,
@@ -145,7 +145,7 @@ fn connections_are_limited_in_all_and_per_uid() {
         ..Limits::default()
     };
     let harness = harness(limits, AccessPolicy::default());
-    let same_uid = crate::core::Peer {
+    let same_uid = crate::Peer {
         pid: 77,
         uid: 2001,
         gid: 3001,
@@ -153,7 +153,7 @@ fn connections_are_limited_in_all_and_per_uid() {
     let refused = harness.core.may_connect(&same_uid).unwrap_err();
     assert_eq!(refused.kind, mailbox_proto::ErrorKind::TooManyRequests);
     assert!(refused.message.contains("uid 2001"), "{}", refused.message);
-    let new_uid = crate::core::Peer {
+    let new_uid = crate::Peer {
         pid: 78,
         uid: 5000,
         gid: 5000,
@@ -185,7 +185,7 @@ fn root_and_the_admin_group_keep_a_reserve_of_connections() {
         ..AccessPolicy::default()
     };
     let mut harness = harness(limits, policy);
-    let peer = |uid: u32, gid: u32| crate::core::Peer { pid: 9, uid, gid };
+    let peer = |uid: u32, gid: u32| crate::Peer { pid: 9, uid, gid };
     for n in 5..=6 {
         let stranger = peer(7000 + n as u32, 7000);
         assert!(harness.core.may_connect(&stranger).is_ok());
@@ -219,7 +219,7 @@ fn the_per_uid_limit_does_not_apply_to_root() {
         ..Limits::default()
     };
     let mut harness = harness(limits, AccessPolicy::default());
-    let root = crate::core::Peer {
+    let root = crate::Peer {
         pid: 1,
         uid: 0,
         gid: 0,

@@ -4,7 +4,7 @@
 //! admin group. `c9` is root; `c5` is in the admin group 3999.
 
 use super::{ConnectionId, Harness, Limits};
-use crate::core::{peer_of_test, AccessPolicy, Peer};
+use crate::{peer_of_test, AccessPolicy, Peer};
 
 /// A budget of 100 bytes and 20 messages; 40 bytes and 8 messages per uid;
 /// the last 20 bytes and 4 messages for root and the admin group.

@@ -333,7 +333,7 @@ impl<T: Ticketed> RankedLine<T> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::core::ConnectionId;
+    use crate::ConnectionId;
     use proptest::prelude::*;
 
     fn ticket(n: u64) -> Ticket {
