@@ -16,9 +16,8 @@ use std::time::Duration;
 
 use clap::{Args, CommandFactory, Parser, Subcommand, ValueEnum};
 
-#[path = "mailboxctl/exec.rs"]
 mod exec;
-#[path = "mailboxctl/top.rs"]
+
 mod top;
 use mailbox_client::blocking::Client;
 use mailbox_client::{
