@@ -369,6 +369,8 @@ pub(crate) struct WaitArgs {
 }
 
 impl WaitArgs {
+    /// The wait to ask for: none with --nonblock, at most --timeout, else
+    /// forever.
     pub(crate) fn wait(&self) -> Wait {
         match (self.nonblock, self.timeout) {
             (true, _) => Wait::Never,
