@@ -284,3 +284,6 @@ unsafe fn close_all_but(keep: RawFd) {
         }
     }
 }
+
+#[cfg(test)]
+mod tests;

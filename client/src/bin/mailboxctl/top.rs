@@ -88,34 +88,7 @@ pub fn table(rates: &[MailboxRates]) -> String {
             ]
         })
         .collect();
-    let mut widths: Vec<usize> = header.iter().map(|h| h.len()).collect();
-    for row in &rows {
-        for (width, cell) in widths.iter_mut().zip(row) {
-            *width = (*width).max(cell.len());
-        }
-    }
-    let mut text = String::new();
-    let mut line = |cells: Vec<&str>| {
-        let padded: Vec<String> = cells
-            .iter()
-            .zip(&widths)
-            .enumerate()
-            .map(|(column, (cell, width))| {
-                if column < 2 {
-                    format!("{cell:<width$}")
-                } else {
-                    format!("{cell:>width$}")
-                }
-            })
-            .collect();
-        text.push_str(padded.join("  ").trim_end());
-        text.push('\n');
-    };
-    line(header.to_vec());
-    for row in &rows {
-        line(row.iter().map(String::as_str).collect());
-    }
-    text
+    crate::output::text::table(header, &rows, 2)
 }
 
 /// The rates as JSON objects, for `--json`.
@@ -166,5 +139,12 @@ mod tests {
         assert!(lines[0].starts_with("MAILBOX"), "{text}");
         assert!(lines[1].starts_with("a "), "busiest first: {text}");
         assert!(lines[1].contains("10.0"), "{text}");
+        assert_eq!(
+            text,
+            "MAILBOX  POLICY       DEPTH  IN-FLIGHT  IN/S  OUT/S  SENDERS  RECEIVERS\n\
+             a        round-robin      5          0  10.0   10.0        0          1\n\
+             new      round-robin      4          0   2.0    0.0        0          1\n",
+            "names and policies to the left, figures to the right"
+        );
     }
 }

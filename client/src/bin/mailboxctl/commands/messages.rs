@@ -1,0 +1,253 @@
+//! `send` and `recv`: one message to a mailbox or a process's inbox, and
+//! messages taken one by one, printed or handed to `--exec`'s command
+//! ([`crate::exec`]) and settled with `--ack`. Also the message read from
+//! stdin, for `send` and `call`.
+
+use std::io::{self, Read};
+
+use mailbox_client::blocking::Client;
+use mailbox_client::{
+    Bytes, Error, ErrorKind, Held, Message, ReceiveOptions, SendOptions, Source, Stage, Wait,
+    MAX_MESSAGE_SIZE_LIMIT,
+};
+use serde_json::json;
+
+use super::Invocation;
+use crate::args::{Addressing, Command, StageArg, WaitArgs};
+use crate::exec;
+use crate::exit;
+use crate::failure::Failure;
+use crate::output;
+
+/// `send`: `payload` to `to`, waiting for `stage` (or only until queued).
+pub(super) fn send(
+    invocation: &mut Invocation,
+    to: &Addressing,
+    payload: Bytes,
+    stage: Option<StageArg>,
+    key: Option<&str>,
+    ttl: Option<u64>,
+    wait: &WaitArgs,
+) -> Result<(), Failure> {
+    let client = &mut invocation.client;
+    let plain = to.to.is_none() && stage.is_none() && key.is_none() && ttl.is_none();
+    let receipt = match to.mailbox() {
+        // The protocol's first send, for what it can say.
+        Some(mailbox) if plain => client.send_with(mailbox, payload, wait.wait()),
+        _ => {
+            let options = SendOptions {
+                stage: stage.map_or(Stage::Queued, Stage::from),
+                key: key.map(str::to_owned),
+                ttl_millis: ttl,
+            };
+            client.post(to.target(), payload, options, wait.wait())
+        }
+    }
+    .map_err(invocation.fail())?;
+    if receipt.recipients == 0 && to.to.is_none() {
+        eprintln!("note: no subscribers; nobody will receive it");
+    }
+    if invocation.out.json() {
+        invocation.out.emit(
+            || json!({ "sequence": receipt.sequence, "recipients": receipt.recipients }),
+            String::new,
+        )?;
+    }
+    Ok(())
+}
+
+/// `recv`: takes messages one by one, prints each or hands it to `--exec`,
+/// and settles it when `--ack` asks for that.
+pub(super) fn receive(invocation: &mut Invocation) -> Result<(), Failure> {
+    let command = invocation.command;
+    let Command::Recv {
+        name,
+        from,
+        ack,
+        priority,
+        exec,
+        wait,
+        count,
+        follow,
+        ..
+    } = command
+    else {
+        return Ok(());
+    };
+    let fail = invocation.fail();
+    let Invocation { client, out, .. } = invocation;
+    let source = match name {
+        Some(name) => {
+            // Broadcast mailboxes need a subscription; on others the broker
+            // says NotBroadcast and there is nothing to do.
+            match client.subscribe(name) {
+                Ok(_) => {}
+                Err(error) if error.kind() == Some(ErrorKind::NotBroadcast) => {}
+                Err(error) => return Err(fail(error)),
+            }
+            Source::Mailbox(name.clone())
+        }
+        None => Source::Inbox { from: from.clone() },
+    };
+    let options = ReceiveOptions {
+        max: None,
+        manual_ack: *ack,
+        priority: *priority,
+    };
+    let mut handled = 0u64;
+    let mut failed: Option<(u64, exec::Ran)> = None;
+    while *follow || handled < *count {
+        let message = match (name, *ack, *priority) {
+            // The protocol's first receive, for what it can say.
+            (Some(name), false, 0) => client.receive_with(name, wait.wait()),
+            _ => fetch_one(client, &source, options, wait.wait()),
+        }
+        .map_err(&fail)?;
+        handled += 1;
+        let received = Held::from_source(&source, message);
+        let Some(cmd) = exec else {
+            if out.json() {
+                out.emit(
+                    || output::message::json(name.as_deref(), &received.message),
+                    String::new,
+                )?;
+            } else {
+                out.raw(&received.message.payload)?;
+            }
+            // Only once the message is out (written and flushed).
+            if *ack {
+                client.ack(&received).map_err(&fail)?;
+            }
+            continue;
+        };
+        let cannot = |error: io::Error| {
+            Failure::new(
+                exit::FAILURE,
+                format!("the command's output or exit was lost: {error}"),
+                "check the command; an unacknowledged message goes back at the head",
+            )
+        };
+        let ran = match exec::execute(cmd, name.as_deref(), &received.message).map_err(cannot)? {
+            exec::Handed::Ran(ran) => ran,
+            exec::Handed::NotStarted(error) => {
+                // Nothing ran. Put the message back once, behind the others
+                // (counted as a delivery, so --max-deliveries retires it in
+                // the end), and take no other: this worker cannot run its
+                // command, and retrying would only loop.
+                if *ack {
+                    client.nack(&received, true).map_err(&fail)?;
+                }
+                return Err(Failure::new(
+                    exit::FAILURE,
+                    format!(
+                        "cannot start the command with sh for message #{}: {error}",
+                        received.sequence()
+                    ),
+                    if *ack {
+                        "check that sh is on PATH and processes can be started; the message \
+                         was put back at the tail"
+                    } else {
+                        "check that sh is on PATH and processes can be started; the message \
+                         was consumed (use --ack to have it put back)"
+                    },
+                ));
+            }
+        };
+        let call = received.message.metadata.call();
+        if ran.status.success() {
+            if let Some(call) = call {
+                match client.reply(&received.message, ran.stdout.clone()) {
+                    Ok(()) => {}
+                    Err(error) if error.kind() == Some(ErrorKind::CallEnded) => {
+                        eprintln!("note: the caller of call {call} stopped waiting; reply dropped");
+                    }
+                    Err(error) => return Err(fail(error)),
+                }
+            }
+            if *ack {
+                client.ack(&received).map_err(&fail)?;
+            }
+        } else {
+            if *ack {
+                client.nack(&received, false).map_err(&fail)?;
+            }
+            if *follow {
+                eprintln!(
+                    "note: the command failed ({}) for message #{}{}",
+                    ran.status,
+                    received.sequence(),
+                    if *ack {
+                        "; it was put back"
+                    } else if call.is_some() {
+                        "; the call was not answered"
+                    } else {
+                        ""
+                    }
+                );
+            }
+            failed = Some((received.sequence(), ran));
+        }
+    }
+    match failed {
+        None => Ok(()),
+        Some((sequence, ran)) => Err(Failure::new(
+            exit::FAILURE,
+            format!(
+                "the command failed ({}) for message #{sequence}",
+                ran.status
+            ),
+            if *ack {
+                "see its output above; the message was put back at the head"
+            } else {
+                "see its output above; the message was consumed (use --ack to have it put back)"
+            },
+        )),
+    }
+}
+
+/// One message with [`ReceiveOptions`] (`max` of `None`).
+fn fetch_one(
+    client: &mut Client,
+    source: &Source,
+    options: ReceiveOptions,
+    wait: Wait,
+) -> Result<Message, Error> {
+    client
+        .fetch(source.clone(), options, wait)?
+        .into_iter()
+        .next()
+        .ok_or_else(|| Error::Protocol("the broker answered a receive with no message".into()))
+}
+
+/// Reads the message from standard input, but never more than the largest
+/// message any mailbox accepts ([`MAX_MESSAGE_SIZE_LIMIT`]): past that it
+/// stops reading and fails at once (exit 65), so that a runaway producer
+/// costs neither memory nor time. (A smaller maximum of the mailbox is the
+/// broker's to enforce: it answers `MessageTooLarge`, exit 65 as well.)
+pub(super) fn read_stdin() -> Result<Bytes, Failure> {
+    let limit = u64::from(MAX_MESSAGE_SIZE_LIMIT);
+    let mut payload = Vec::new();
+    io::stdin()
+        .lock()
+        .take(limit + 1)
+        .read_to_end(&mut payload)
+        .map_err(|error| {
+            Failure::new(
+                exit::FAILURE,
+                format!("cannot read the message from standard input: {error}"),
+                "pass the message as an argument instead",
+            )
+        })?;
+    if payload.len() as u64 > limit {
+        return Err(Failure::new(
+            exit::REFUSED,
+            format!(
+                "the message on standard input is larger than {}, the most any mailbox \
+                 accepts (stopped reading there)",
+                output::text::human_bytes(limit)
+            ),
+            "send a smaller message, or split it into several",
+        ));
+    }
+    Ok(Bytes::from(payload))
+}
