@@ -33,9 +33,9 @@ pub use mailbox::{
     MailboxSettings, ParseCapacityError, ParsePolicyError, DEFAULT_MAX_MESSAGE_SIZE,
     MAX_MESSAGE_SIZE_LIMIT,
 };
-pub use message::{DeadLetter, Details, Message, Metadata};
 #[cfg(any(test, feature = "fixtures"))]
 pub use message::fixtures;
+pub use message::{DeadLetter, Details, Message, Metadata};
 
 /// Re-exported so that users of [`Message::payload`] need not depend on `bytes`.
 pub use bytes::Bytes;
