@@ -58,6 +58,10 @@ enum CloseReason {
     Stalled,
 }
 
+/// Serves an admitted connection: its writer task, and its reader until it
+/// stops; then takes it out of the core (what it held goes back, what it
+/// waited for is withdrawn) and lets the writer flush within the shutdown
+/// grace.
 async fn serve_connected(
     shared: Arc<Shared>,
     id: ConnectionId,
