@@ -40,7 +40,7 @@ fn peer_output(peer: mailbox_tests::Running) -> Vec<(u64, u64, String)> {
     acked(&output.stdout)
 }
 
-/// The test: a receiver killed with SIGKILL while it holds an
+/// A receiver killed with SIGKILL while it holds an
 /// unacknowledged message; another receiver gets that message; nothing is
 /// lost and nothing is duplicated among the acknowledged messages.
 #[test]

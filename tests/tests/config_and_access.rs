@@ -757,7 +757,7 @@ fn the_readme_example_configuration_is_valid() {
 }
 
 // ---------------------------------------------------------------------------
-// What one user can do to another (issue: hostile users).
+// What one user can do to another.
 
 #[test]
 fn creating_a_mailbox_a_stranger_made_fails_and_leaves_it_as_it_was() {

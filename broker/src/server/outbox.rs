@@ -400,24 +400,15 @@ impl Outbox {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use mailbox_proto::{Bytes, Capacity, MailboxInfo, MailboxSettings, Metadata};
+    use mailbox_proto::{Capacity, MailboxInfo, MailboxSettings};
 
     fn received(len: usize) -> ServerFrame {
         ServerFrame::Response {
             id: 1,
-            result: Ok(Response::Received(Message {
-                metadata: Metadata {
-                    sequence: 1,
-                    sender_pid: 1,
-                    sender_uid: 1,
-                    sender_gid: 1,
-                    sender_connection: 1,
-                    accepted_at_unix_nanos: 1,
-                    redeliveries: 0,
-                    details: None,
-                },
-                payload: Bytes::from(vec![0u8; len]),
-            })),
+            result: Ok(Response::Received(mailbox_proto::fixtures::message(
+                1,
+                vec![0u8; len],
+            ))),
         }
     }
 

@@ -1,5 +1,8 @@
-//! `server::run` in-process, on a temporary socket, driven through the async
-//! client library. Every test is bounded by a timeout.
+//! The server's handling of connections (waiting and withdrawn requests,
+//! shutdown, the memory budget, per-connection limits, a connection pool,
+//! clients that stop reading), tested on `server::run` in-process, on a
+//! temporary socket, driven through the async client library. Every test is
+//! bounded by a timeout.
 
 use std::future::Future;
 use std::time::Duration;

@@ -1,0 +1,147 @@
+//! The writer task: drains the connection's outbox into the socket, large
+//! payloads written from where they are (vectored writes), each write
+//! within the write timeout.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use mailbox_proto::{encode_server_frame_detached, Detached};
+use tokio::io::{AsyncWrite, AsyncWriteExt};
+use tokio::net::unix::OwnedWriteHalf;
+use tracing::{debug, warn};
+
+use super::read_buffer::READ_CHUNK;
+use crate::server::outbox::{Batch, Outbox};
+
+/// Payloads at least this large are written from where they are, not
+/// copied into the write buffer.
+const DETACH_PAYLOADS_FROM: usize = 16 * 1024;
+
+/// Writes what the outbox holds until it closes. A write that makes no
+/// progress for `timeout` (the client reads nothing) stalls the outbox:
+/// the connection is cut and what it held is released.
+pub(super) async fn write_loop(mut writer: OwnedWriteHalf, outbox: Arc<Outbox>, timeout: Duration) {
+    let mut detached = Detached::new(DETACH_PAYLOADS_FROM);
+    loop {
+        let mut buffer: Vec<u8> = match outbox.take().await {
+            Batch::Frames(frames, bytes) => {
+                let mut buffer = Vec::with_capacity(bytes.min(4 * READ_CHUNK));
+                for frame in &frames {
+                    // Only a reply larger than the frame limit can fail here,
+                    // and the core never builds one; drop it loudly rather
+                    // than wedge.
+                    if let Err(error) =
+                        encode_server_frame_detached(frame, &mut buffer, &mut detached, u32::MAX)
+                    {
+                        warn!(%error, "dropping unencodable frame");
+                    }
+                }
+                buffer
+            }
+            Batch::Closed => break,
+        };
+        // Most batches go out whole in one write at once. Only a batch the
+        // socket cannot take at once waits, in a boxed future: this
+        // future is as large as its largest wait and every idle connection
+        // holds one, so the waiting writes inline cost 144 bytes a
+        // connection (and large payloads are rare next to their copying).
+        let written = if detached.pieces.is_empty() {
+            match writer.try_write(&buffer) {
+                Ok(sent) if sent == buffer.len() => Ok(()),
+                Ok(sent) => Box::pin(write_all(&mut writer, &buffer[sent..], timeout)).await,
+                Err(error) if error.kind() == std::io::ErrorKind::WouldBlock => {
+                    Box::pin(write_all(&mut writer, &buffer, timeout)).await
+                }
+                Err(error) => Err(error),
+            }
+        } else {
+            Box::pin(write_pieces(&mut writer, &buffer, &detached, timeout)).await
+        };
+        detached.pieces.clear();
+        match written {
+            Ok(()) => {}
+            Err(error) if error.kind() == std::io::ErrorKind::TimedOut => {
+                outbox.stall();
+                break;
+            }
+            Err(error) => {
+                debug!(%error, "write failed; the client is gone");
+                break;
+            }
+        }
+        // Give the buffer back: an idle connection should cost next to
+        // nothing, and the next batch reserves what it needs in one go.
+        buffer.clear();
+        drop(buffer);
+    }
+    // Whatever is still queued has nobody to go to; closing also releases a
+    // reader paused on backpressure.
+    outbox.close();
+    let _ = writer.shutdown().await;
+}
+
+/// Writes `buffer` with each detached payload at its offset, in as few
+/// vectored writes as the socket takes.
+async fn write_pieces(
+    writer: &mut OwnedWriteHalf,
+    buffer: &[u8],
+    detached: &Detached,
+    timeout: Duration,
+) -> std::io::Result<()> {
+    let mut segments = detached.interleave(buffer);
+    while !segments.is_done() {
+        let slices = segments.io_slices();
+        let written = progress(timeout, |cx| {
+            Pin::new(&mut *writer).poll_write_vectored(cx, &slices)
+        })
+        .await?;
+        if written == 0 {
+            return Err(std::io::ErrorKind::WriteZero.into());
+        }
+        segments.advance(written);
+    }
+    Ok(())
+}
+
+/// Writes all of `buffer`, each write within `timeout`.
+async fn write_all(
+    writer: &mut OwnedWriteHalf,
+    mut buffer: &[u8],
+    timeout: Duration,
+) -> std::io::Result<()> {
+    while !buffer.is_empty() {
+        let written = progress(timeout, |cx| Pin::new(&mut *writer).poll_write(cx, buffer)).await?;
+        if written == 0 {
+            return Err(std::io::ErrorKind::WriteZero.into());
+        }
+        buffer = &buffer[written..];
+    }
+    Ok(())
+}
+
+/// One write, failing with `TimedOut` when it makes no progress within
+/// `timeout`. Most writes complete at once; the timer is made (boxed) only
+/// for a write that has to wait. Written as a poll function over the
+/// socket rather than around tokio's write futures and `timeout`: the
+/// writer's future is as large as its largest wait and every idle
+/// connection holds one (those wrappers cost 144 bytes a connection).
+async fn progress(
+    timeout: Duration,
+    mut write: impl FnMut(&mut Context<'_>) -> Poll<std::io::Result<usize>>,
+) -> std::io::Result<usize> {
+    let mut timer: Option<Pin<Box<tokio::time::Sleep>>> = None;
+    std::future::poll_fn(|cx| {
+        if let Poll::Ready(result) = write(cx) {
+            return Poll::Ready(result);
+        }
+        let timer = timer.get_or_insert_with(|| Box::pin(tokio::time::sleep(timeout)));
+        match timer.as_mut().poll(cx) {
+            Poll::Ready(()) => Poll::Ready(Err(std::io::ErrorKind::TimedOut.into())),
+            Poll::Pending => Poll::Pending,
+        }
+    })
+    .await
+}

@@ -1,0 +1,125 @@
+//! What the broker answers with when a request succeeds: [`Response`].
+
+use serde::{Deserialize, Serialize};
+
+// Only named in doc links.
+#[cfg(doc)]
+use crate::Request;
+
+use super::BrokerError;
+use crate::mailbox::{BrokerStatus, MailboxInfo};
+use crate::message::Message;
+
+/// One claimed well-known name.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NameInfo {
+    /// The name.
+    pub name: String,
+    /// The owner's process address.
+    pub process: u64,
+    /// The owner's process id.
+    pub pid: u32,
+    /// The owner's user id.
+    pub uid: u32,
+    /// Connections queued to claim it next.
+    pub queued_claims: u32,
+}
+
+/// A successful answer.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Response {
+    /// The mailbox exists now; `created` is false when it existed already
+    /// with the same settings.
+    Created {
+        /// Whether this request created it.
+        created: bool,
+    },
+    /// The mailbox is gone.
+    Deleted,
+    /// Every mailbox, sorted by name.
+    Mailboxes(Vec<MailboxInfo>),
+    /// One mailbox.
+    Info(Box<MailboxInfo>),
+    /// The message was accepted.
+    Sent {
+        /// The sequence number it got.
+        sequence: u64,
+        /// How many receivers it will reach: 1 for round-robin, the number of
+        /// subscribers at that moment for broadcast (0 means nobody will see it).
+        recipients: u32,
+    },
+    /// A message for a [`Request::Receive`].
+    Received(Message),
+    /// The subscription exists now; `created` is false when it existed already.
+    Subscribed {
+        /// Whether this request created it.
+        created: bool,
+    },
+    /// The subscription is gone.
+    Unsubscribed,
+    /// The answer to [`Request::Cancel`]; `cancelled` is false when the target
+    /// had already been answered (or never existed).
+    CancelResult {
+        /// Whether a waiting request was withdrawn.
+        cancelled: bool,
+    },
+    /// Broker-wide figures (boxed like [`Response::Info`]).
+    Status(Box<BrokerStatus>),
+    /// The answer to [`Request::SendMany`]: the first `admitted` payloads were
+    /// accepted with sequence numbers `first_sequence..first_sequence +
+    /// admitted`; when that is not all of them, `stopped` says why the rest
+    /// were not (`WouldBlock`, `Timeout`, `MailboxDeleted`, `Cancelled`,
+    /// `BrokerShuttingDown`) and they will never be delivered.
+    SentMany {
+        /// Sequence number of the first admitted message (the next sequence
+        /// number of the mailbox when none was admitted).
+        first_sequence: u64,
+        /// How many payloads, from the first, were accepted.
+        admitted: u32,
+        /// Receivers each accepted message reaches (as in [`Response::Sent`];
+        /// for broadcast, the subscribers when the last one was admitted).
+        recipients: u32,
+        /// Why the rest were not accepted; `None` when all were.
+        stopped: Option<BrokerError>,
+    },
+    /// The answer to [`Request::ReceiveMany`]: one or more messages, in order.
+    ReceivedMany(Vec<Message>),
+    /// The message was settled.
+    Settled,
+    /// The reply reached the caller.
+    Replied,
+    /// This connection holds the name now.
+    NameClaimed,
+    /// The name is released.
+    NameReleased,
+    /// Every claimed name, sorted.
+    Names(Vec<NameInfo>),
+    /// The inbox has its new capacity.
+    InboxCapacitySet,
+    /// The mailbox has its new owner, group and mode.
+    PermissionsSet,
+    /// The queued messages are gone.
+    Purged {
+        /// How many were discarded.
+        discarded: u64,
+    },
+    /// The inbox has its new mode and group.
+    InboxPermissionsSet,
+    /// A page of [`Request::ListMailboxPage`], in name order.
+    MailboxPage {
+        /// The mailboxes of this page (possibly none: the broker also ends
+        /// a page after looking at a bounded number of mailboxes the caller
+        /// may not see).
+        mailboxes: Vec<MailboxInfo>,
+        /// Where the next page starts (its `after`); `None` when this is the
+        /// last page.
+        next: Option<String>,
+    },
+    /// A page of [`Request::ListNamePage`], in name order.
+    NamePage {
+        /// The claimed names of this page.
+        names: Vec<NameInfo>,
+        /// Where the next page starts; `None` when this is the last page.
+        next: Option<String>,
+    },
+}
