@@ -10,8 +10,10 @@
 //! know (`deny_unknown_fields`). Each value is read as a spanned
 //! [`toml::Value`] and converted here, so that every error can say where it
 //! is. Sizes are integers or strings like `"64K"`, `"1M"`, `"1G"`; durations
-//! strings like `"5s"` or `"200ms"`; modes octal strings like `"0660"`; users
-//! and groups names (resolved with `getpwnam_r` / `getgrnam_r`) or ids.
+//! strings like `"5s"`, `"1.5s"` or `"200ms"`; modes octal strings like
+//! `"0660"` (the syntaxes of [`mailbox_proto::units`], shared with the
+//! command lines); users and groups names (resolved with `getpwnam_r` /
+//! `getgrnam_r`) or ids.
 //!
 //! Nothing here touches the broker: the binary applies a [`FileConfig`] at
 //! start and on SIGHUP.
@@ -24,6 +26,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use mailbox_proto::accounts;
+use mailbox_proto::units::{parse_duration, parse_mode, parse_size};
 use mailbox_proto::{
     Capacity, DeliveryPolicy, MailboxName, MailboxSettings, DEFAULT_MAX_MESSAGE_SIZE,
     MAX_MESSAGE_SIZE_LIMIT,
@@ -834,7 +837,7 @@ impl Document<'_> {
                 u64::try_from(*n).map_err(|_| self.error(value.span(), key, expected))
             }
             Value::String(text) => {
-                parse_size(text).map_err(|why| self.error(value.span(), key, why))
+                parse_size(text).map_err(|why| self.error(value.span(), key, why.to_string()))
             }
             _ => Err(self.error(value.span(), key, expected)),
         }
@@ -843,7 +846,7 @@ impl Document<'_> {
     fn duration(&self, key: &str, value: &Spanned<Value>) -> Result<Duration> {
         match value.get_ref() {
             Value::String(text) => {
-                parse_duration(text).map_err(|why| self.error(value.span(), key, why))
+                parse_duration(text).map_err(|why| self.error(value.span(), key, why.to_string()))
             }
             _ => Err(self.error(
                 value.span(),
@@ -856,7 +859,7 @@ impl Document<'_> {
     fn mode(&self, key: &str, value: &Spanned<Value>) -> Result<u32> {
         match value.get_ref() {
             Value::String(text) => {
-                parse_mode(text).map_err(|why| self.error(value.span(), key, why))
+                parse_mode(text).map_err(|why| self.error(value.span(), key, why.to_string()))
             }
             _ => Err(self.error(
                 value.span(),
@@ -982,75 +985,6 @@ fn find_in_value(value: &Spanned<DeValue<'_>>, offset: usize, path: &mut Vec<Str
             false
         }
         _ => false,
-    }
-}
-
-// ---------------------------------------------------------------------------
-// Value syntaxes, shared with the command line.
-
-/// A byte count: digits with an optional `K`, `M` or `G` (powers of 1024;
-/// `KB`, `KiB` and `B` spellings too).
-pub fn parse_size(text: &str) -> Result<u64, String> {
-    let text = text.trim();
-    let (digits, unit) = match text.char_indices().find(|(_, c)| !c.is_ascii_digit()) {
-        Some((index, _)) => text.split_at(index),
-        None => (text, ""),
-    };
-    let value: u64 = digits
-        .parse()
-        .map_err(|_| format!("{text:?} is not a size like 1048576, \"512K\", \"64M\" or \"1G\""))?;
-    let shift = match unit.trim().to_ascii_uppercase().as_str() {
-        "" | "B" => 0,
-        "K" | "KB" | "KIB" => 10,
-        "M" | "MB" | "MIB" => 20,
-        "G" | "GB" | "GIB" => 30,
-        _ => return Err(format!("unknown unit {unit:?} in {text:?}; use K, M or G")),
-    };
-    value
-        .checked_mul(1 << shift)
-        .ok_or_else(|| format!("{text:?} is too large"))
-}
-
-/// A duration: digits and a unit, `ms`, `s`, `m` or `h` (`"5s"`, `"200ms"`).
-pub fn parse_duration(text: &str) -> Result<Duration, String> {
-    let text = text.trim();
-    let bad = || format!("{text:?} is not a duration like \"5s\", \"200ms\", \"10m\" or \"1h\"");
-    let split = text
-        .char_indices()
-        .find(|(_, c)| !c.is_ascii_digit())
-        .map_or(text.len(), |(index, _)| index);
-    let (digits, unit) = text.split_at(split);
-    let value: u64 = digits.parse().map_err(|_| bad())?;
-    let millis_per = match unit.trim() {
-        "ms" => 1,
-        "s" => 1000,
-        "m" | "min" => 60_000,
-        "h" => 3_600_000,
-        "" => {
-            return Err(format!(
-                "{text:?} needs a unit: ms, s, m or h (like \"5s\")"
-            ))
-        }
-        _ => return Err(bad()),
-    };
-    value
-        .checked_mul(millis_per)
-        .map(Duration::from_millis)
-        .ok_or_else(|| format!("{text:?} is too long"))
-}
-
-/// Permission bits in octal: `"0660"`, `"660"` or `"0o660"`, at most `0777`.
-pub fn parse_mode(text: &str) -> Result<u32, String> {
-    let digits = text.trim();
-    let digits = digits.strip_prefix("0o").unwrap_or(digits);
-    let bad =
-        || format!("{text:?} is not an octal mode like \"0660\" (digits 0 to 7, at most 0777)");
-    if digits.is_empty() || !digits.bytes().all(|b| (b'0'..=b'7').contains(&b)) {
-        return Err(bad());
-    }
-    match u32::from_str_radix(digits, 8) {
-        Ok(mode) if mode <= 0o777 => Ok(mode),
-        _ => Err(bad()),
     }
 }
 
@@ -1458,31 +1392,5 @@ mod tests {
         let config = load(Some(&missing)).unwrap();
         assert_eq!(config.limits.max_connections, 7);
         assert_eq!(config.source.as_deref(), Some(missing.as_path()));
-    }
-
-    #[test]
-    fn sizes_durations_and_modes() {
-        assert_eq!(parse_size("1024"), Ok(1024));
-        assert_eq!(parse_size("512K"), Ok(512 << 10));
-        assert_eq!(parse_size("64M"), Ok(64 << 20));
-        assert_eq!(parse_size("1G"), Ok(1 << 30));
-        assert_eq!(parse_size("1GiB"), Ok(1 << 30));
-        assert!(parse_size("1T").is_err());
-        assert!(parse_size("lots").is_err());
-        assert!(parse_size("").is_err());
-        assert!(parse_size("99999999999G").is_err());
-        assert_eq!(parse_duration("5s"), Ok(Duration::from_secs(5)));
-        assert_eq!(parse_duration("200ms"), Ok(Duration::from_millis(200)));
-        assert_eq!(parse_duration("2m"), Ok(Duration::from_secs(120)));
-        assert_eq!(parse_duration("1h"), Ok(Duration::from_secs(3600)));
-        assert!(parse_duration("5").is_err());
-        assert!(parse_duration("s").is_err());
-        assert!(parse_duration("1.5s").is_err());
-        assert_eq!(parse_mode("0660"), Ok(0o660));
-        assert_eq!(parse_mode("660"), Ok(0o660));
-        assert_eq!(parse_mode("0o600"), Ok(0o600));
-        assert!(parse_mode("0800").is_err());
-        assert!(parse_mode("1777").is_err());
-        assert!(parse_mode("").is_err());
     }
 }

@@ -13,11 +13,12 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use clap::Parser;
-use mailbox_broker::config::{self, parse_duration, parse_size, FileConfig, SocketConfig};
+use mailbox_broker::config::{self, FileConfig, SocketConfig};
 use mailbox_broker::core::Limits;
 use mailbox_broker::server::{self, BoundSocket, BufferLimits, Config, Control, Reload};
 use mailbox_broker::systemd::{self, journal::JournalFormat, Notifier};
 use mailbox_proto::socket_path;
+use mailbox_proto::units::{parse_duration, parse_size};
 use tokio::net::UnixListener;
 use tokio::signal::unix::{signal, Signal, SignalKind};
 use tracing::{error, info, warn};
