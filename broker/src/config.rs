@@ -36,7 +36,7 @@ use toml::de::{DeTable, DeValue};
 use toml::{Spanned, Value};
 
 use crate::core::{AccessPolicy, Limits, Permissions, Reservation};
-use crate::server::BufferLimits;
+use crate::server::{BufferLimits, Declaration};
 
 /// Where `mailboxd` looks for its configuration without `--config`.
 pub const DEFAULT_PATH: &str = "/etc/mailbox/mailboxd.toml";
@@ -56,17 +56,6 @@ pub struct SocketConfig {
     pub group: Option<u32>,
 }
 
-/// A mailbox the configuration declares (`[[mailbox]]`).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Declaration {
-    /// Its name.
-    pub name: String,
-    /// Its settings.
-    pub settings: MailboxSettings,
-    /// Its owner, group and mode.
-    pub permissions: Permissions,
-}
-
 /// A configuration, checked, with every name resolved to an id.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FileConfig {
@@ -77,13 +66,13 @@ pub struct FileConfig {
     /// The core's limits (`[limits]`).
     pub limits: Limits,
     /// `limits.max_frame_size`: the largest frame accepted from a client.
-    pub max_frame_len: u32,
+    pub max_frame_size: u32,
     /// `limits.handshake_timeout`: how long a new connection may take to
     /// send its hello.
     pub handshake_timeout: Duration,
     /// `limits.max_unread_reply_bytes`: replies a connection may leave
     /// unread before it is cut off (the server's outbox limit).
-    pub outbox_limit: usize,
+    pub max_unread_reply_bytes: usize,
     /// `limits.max_buffered_bytes`, `limits.max_buffered_bytes_per_uid`,
     /// `limits.frame_timeout` and `limits.write_timeout`.
     pub buffers: BufferLimits,
@@ -100,9 +89,9 @@ impl Default for FileConfig {
             source: None,
             socket: SocketConfig::default(),
             limits: Limits::default(),
-            max_frame_len: server.max_frame_len,
+            max_frame_size: server.max_frame_size,
             handshake_timeout: server.handshake_timeout,
-            outbox_limit: server.outbox_limit,
+            max_unread_reply_bytes: server.max_unread_reply_bytes,
             buffers: server.buffers,
             access: AccessPolicy::default(),
             mailboxes: Vec::new(),
@@ -327,9 +316,9 @@ impl Document<'_> {
                 return Err(self.error(field.span(), "socket.path", "must not be empty"));
             }
         }
-        let (limits, max_frame_len, handshake_timeout) = self.limits(&raw.limits, &defaults)?;
-        let outbox_limit = match &raw.limits.max_unread_reply_bytes {
-            None => defaults.outbox_limit,
+        let (limits, max_frame_size, handshake_timeout) = self.limits(&raw.limits, &defaults)?;
+        let max_unread_reply_bytes = match &raw.limits.max_unread_reply_bytes {
+            None => defaults.max_unread_reply_bytes,
             Some(field) => {
                 let bytes = self.size("limits.max_unread_reply_bytes", field)?;
                 usize::try_from(bytes).map_err(|_| {
@@ -348,9 +337,9 @@ impl Document<'_> {
             source: Some(self.path.to_owned()),
             socket,
             limits,
-            max_frame_len,
+            max_frame_size,
             handshake_timeout,
-            outbox_limit,
+            max_unread_reply_bytes,
             buffers,
             access,
             mailboxes,
@@ -464,16 +453,16 @@ impl Document<'_> {
                 }
             }
         }
-        let max_frame_len = size(
+        let max_frame_size = size(
             "max_frame_size",
             &raw.max_frame_size,
-            u64::from(defaults.max_frame_len),
+            u64::from(defaults.max_frame_size),
             u64::from(u32::MAX),
         )? as u32;
         let floor = limits.max_message_size.saturating_add(FRAME_OVERHEAD);
-        if max_frame_len < floor {
+        if max_frame_size < floor {
             let message = format!(
-                "max_frame_size ({max_frame_len}) must be at least max_message_size ({}) \
+                "max_frame_size ({max_frame_size}) must be at least max_message_size ({}) \
                  + 64K ({floor}), so that the largest message fits in a frame",
                 limits.max_message_size
             );
@@ -498,7 +487,7 @@ impl Document<'_> {
                 timeout
             }
         };
-        Ok((limits, max_frame_len, handshake_timeout))
+        Ok((limits, max_frame_size, handshake_timeout))
     }
 
     /// The limits on connection buffers.
@@ -520,11 +509,15 @@ impl Document<'_> {
             Ok(timeout)
         };
         Ok(BufferLimits {
-            max_bytes: size("max_buffered_bytes", &raw.max_buffered_bytes, d.max_bytes)?,
-            max_bytes_per_uid: size(
+            max_buffered_bytes: size(
+                "max_buffered_bytes",
+                &raw.max_buffered_bytes,
+                d.max_buffered_bytes,
+            )?,
+            max_buffered_bytes_per_uid: size(
                 "max_buffered_bytes_per_uid",
                 &raw.max_buffered_bytes_per_uid,
-                d.max_bytes_per_uid,
+                d.max_buffered_bytes_per_uid,
             )?,
             frame_timeout: timeout("frame_timeout", &raw.frame_timeout, d.frame_timeout)?,
             write_timeout: timeout("write_timeout", &raw.write_timeout, d.write_timeout)?,
@@ -1110,14 +1103,14 @@ mod tests {
                 max_message_size: 64 << 10,
             }
         );
-        assert_eq!(config.max_frame_len, 1 << 20);
+        assert_eq!(config.max_frame_size, 1 << 20);
         assert_eq!(config.handshake_timeout, Duration::from_millis(200));
-        assert_eq!(config.outbox_limit, 32 << 20);
+        assert_eq!(config.max_unread_reply_bytes, 32 << 20);
         assert_eq!(
             config.buffers,
             BufferLimits {
-                max_bytes: 100 << 20,
-                max_bytes_per_uid: 10 << 20,
+                max_buffered_bytes: 100 << 20,
+                max_buffered_bytes_per_uid: 10 << 20,
                 frame_timeout: Duration::from_secs(2),
                 write_timeout: Duration::from_secs(3),
             }

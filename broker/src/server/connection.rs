@@ -159,7 +159,7 @@ pub(crate) fn admit(
         }
         let account = Arc::new(shared.buffers.open(peer.uid));
         let outbox = Arc::new(Outbox::with_account(
-            shared.config.outbox_limit(),
+            shared.config.max_unread_reply_bytes(),
             account.clone(),
         ));
         state.core.connect_with_groups(id, peer, groups);
@@ -249,7 +249,7 @@ async fn serve_connected(
         CloseReason::Io(error) => info!(%error, "closing: read failed"),
         CloseReason::WriterStopped => info!("closing: writing to the client failed"),
         CloseReason::Overflowed => warn!(
-            limit = shared.config.outbox_limit(),
+            limit = shared.config.max_unread_reply_bytes(),
             "closing: the client does not read its replies"
         ),
         CloseReason::Stalled => warn!(
@@ -379,7 +379,7 @@ async fn read_loop(
         protocol_version: PROTOCOL_VERSION,
         broker_version: env!("CARGO_PKG_VERSION").to_owned(),
         connection_id: id.0,
-        max_frame_len: config.max_frame_len,
+        max_frame_len: config.max_frame_size,
     }));
 
     let mut busy = false;
@@ -631,13 +631,13 @@ fn apply_buffered(
         }
         // A frame still arriving is left alone: the decoder would reserve
         // room for all of it on the promise of its header.
-        if frame_total(buffer)
-            .is_some_and(|total| buffer.len() < total && total - 4 <= config.max_frame_len as usize)
-        {
+        if frame_total(buffer).is_some_and(|total| {
+            buffer.len() < total && total - 4 <= config.max_frame_size as usize
+        }) {
             applied = Applied::All;
             break;
         }
-        match decode_client_frame(buffer, config.max_frame_len) {
+        match decode_client_frame(buffer, config.max_frame_size) {
             Ok(Some(frame)) => {
                 let now = now.get_or_insert_with(clock);
                 state
@@ -840,8 +840,8 @@ mod tests {
 
     fn account(max_bytes: usize) -> (Arc<Buffers>, Account) {
         let buffers = Arc::new(Buffers::new(BufferLimits {
-            max_bytes,
-            max_bytes_per_uid: max_bytes,
+            max_buffered_bytes: max_bytes,
+            max_buffered_bytes_per_uid: max_bytes,
             ..BufferLimits::default()
         }));
         let account = buffers.open(1000);
