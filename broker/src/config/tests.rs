@@ -409,3 +409,20 @@ fn a_missing_default_file_is_the_defaults_but_a_missing_named_one_is_an_error() 
     assert_eq!(config.limits.max_connections, 7);
     assert_eq!(config.source.as_deref(), Some(missing.as_path()));
 }
+
+#[test]
+fn values_are_written_as_on_every_command_line() {
+    // The syntaxes of mailbox_proto::units: decimal durations, `min`, and
+    // every spelling of the size units.
+    let config = parse_text(
+        "[limits]\nhandshake_timeout = \"1.5s\"\nmax_buffered_bytes = \"256MiB\"\n\
+         frame_timeout = \"0.25min\"\n[[mailbox]]\nname = \"a\"\nttl = \"10min\"\n\
+         max_message_size = \"64kb\"\n",
+    )
+    .unwrap();
+    assert_eq!(config.handshake_timeout, Duration::from_millis(1500));
+    assert_eq!(config.buffers.max_buffered_bytes, 256 << 20);
+    assert_eq!(config.buffers.frame_timeout, Duration::from_secs(15));
+    assert_eq!(config.mailboxes[0].settings.ttl_millis, Some(600_000));
+    assert_eq!(config.mailboxes[0].settings.max_message_size, 64 << 10);
+}
