@@ -5,7 +5,8 @@
 //! [`Request`]s a client makes and the [`Response`]s and [`BrokerError`]s the
 //! broker answers with. It also owns the small vocabulary both sides validate
 //! the same way ([`MailboxName`], [`Capacity`], [`DeliveryPolicy`]) and the
-//! rule that finds the broker's socket ([`socket_path`]).
+//! rule that finds the broker's socket ([`socket_path`]), and the way sizes,
+//! durations and modes are written by people ([`units`]).
 //!
 //! It deliberately does no I/O and knows nothing of tokio: callers hand it
 //! buffers. The full wire format is written down in `PROTOCOL.md` beside this
@@ -17,6 +18,7 @@ mod frame;
 mod mailbox;
 mod message;
 pub mod socket_path;
+pub mod units;
 
 pub use codec::{
     decode_client_frame, decode_frame, decode_server_frame, encode_frame, encode_server_frame,

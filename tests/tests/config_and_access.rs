@@ -473,6 +473,21 @@ fn max_connections_per_uid_refuses_a_further_client_naming_the_limit() {
 }
 
 #[test]
+fn max_requests_in_flight_is_one_setting_under_its_flag_and_its_old_flag() {
+    let new = Setup::start("", &["--max-requests-in-flight", "9"]);
+    assert_eq!(new.limit("max_requests_in_flight"), 9);
+    assert!(!new.log().contains("deprecated"), "{}", new.log());
+    // The old flag, as scripts may still spell it: the same setting, and
+    // one line in the log naming the new one.
+    let old = Setup::start("", &["--max-waiting-per-connection", "7"]);
+    assert_eq!(old.limit("max_requests_in_flight"), 7);
+    old.wait_for_log(
+        "--max-waiting-per-connection is deprecated: it is now called --max-requests-in-flight",
+        1,
+    );
+}
+
+#[test]
 fn a_silent_connection_is_closed_after_the_handshake_timeout() {
     let setup = Setup::start("[limits]\nhandshake_timeout = \"300ms\"\n", &[]);
     let mut stream = UnixStream::connect(setup.broker.socket()).expect("connect");

@@ -13,11 +13,12 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use clap::Parser;
-use mailbox_broker::config::{self, parse_duration, parse_size, FileConfig, SocketConfig};
+use mailbox_broker::config::{self, FileConfig, SocketConfig};
 use mailbox_broker::core::Limits;
 use mailbox_broker::server::{self, BoundSocket, BufferLimits, Config, Control, Reload};
 use mailbox_broker::systemd::{self, journal::JournalFormat, Notifier};
 use mailbox_proto::socket_path;
+use mailbox_proto::units::{parse_duration, parse_size};
 use tokio::net::UnixListener;
 use tokio::signal::unix::{signal, Signal, SignalKind};
 use tracing::{error, info, warn};
@@ -99,10 +100,10 @@ impl BufferOverrides {
     fn apply(self, mut limits: BufferLimits) -> BufferLimits {
         let usize_of = |bytes: u64| usize::try_from(bytes).unwrap_or(usize::MAX);
         if let Some(bytes) = self.max_buffered_bytes {
-            limits.max_bytes = usize_of(bytes);
+            limits.max_buffered_bytes = usize_of(bytes);
         }
         if let Some(bytes) = self.max_buffered_bytes_per_uid {
-            limits.max_bytes_per_uid = usize_of(bytes);
+            limits.max_buffered_bytes_per_uid = usize_of(bytes);
         }
         if let Some(timeout) = self.frame_timeout {
             limits.frame_timeout = timeout;
@@ -134,6 +135,16 @@ struct Overrides {
     /// Requests one connection may have waiting at once [default:
     /// limits.max_requests_in_flight of the configuration, 65536]
     #[arg(long, value_name = "N")]
+    max_requests_in_flight: Option<usize>,
+
+    /// The old name of --max-requests-in-flight: still accepted, with a
+    /// warning in the log.
+    #[arg(
+        long,
+        value_name = "N",
+        hide = true,
+        conflicts_with = "max_requests_in_flight"
+    )]
     max_waiting_per_connection: Option<usize>,
 
     /// Connections in all, counted from accept (held to what the descriptor
@@ -155,6 +166,20 @@ struct Overrides {
 }
 
 impl Overrides {
+    /// Moves the values given under old flag names to their current names,
+    /// returning one warning per old name used (logged once logging is up).
+    fn take_deprecated(&mut self) -> Vec<String> {
+        let mut warnings = Vec::new();
+        if let Some(count) = self.max_waiting_per_connection.take() {
+            self.max_requests_in_flight = Some(count);
+            warnings.push(deprecated(
+                "--max-waiting-per-connection",
+                "--max-requests-in-flight",
+            ));
+        }
+        warnings
+    }
+
     /// `limits` with the command line's on top.
     fn apply(self, mut limits: Limits) -> Limits {
         if let Some(bytes) = self.memory_budget {
@@ -163,7 +188,10 @@ impl Overrides {
         if let Some(count) = self.max_queued_messages {
             limits.max_queued_messages = count;
         }
-        if let Some(count) = self.max_waiting_per_connection {
+        if let Some(count) = self
+            .max_requests_in_flight
+            .or(self.max_waiting_per_connection)
+        {
             limits.max_waiting_per_connection = count;
         }
         if let Some(count) = self.max_connections {
@@ -177,6 +205,11 @@ impl Overrides {
         }
         limits
     }
+}
+
+/// The warning for a flag given under its old name.
+fn deprecated(old: &str, new: &str) -> String {
+    format!("{old} is deprecated: it is now called {new} (same meaning); the old name will go")
 }
 
 /// `--check-config`: says whether the configuration is good.
@@ -274,9 +307,9 @@ async fn serve(
         access: file.access.clone(),
         mailboxes: file.mailboxes.clone(),
         control: control.clone(),
-        max_frame_len: file.max_frame_len,
+        max_frame_size: file.max_frame_size,
         handshake_timeout: file.handshake_timeout,
-        outbox_limit: file.outbox_limit,
+        max_unread_reply_bytes: file.max_unread_reply_bytes,
         buffers: args.buffers.apply(file.buffers),
         spin: std::time::Duration::from_micros(args.spin_us),
         notifier: Notifier::from_env(),
@@ -347,13 +380,13 @@ impl Reloader {
         if file.socket.path != old.socket.path {
             need_restart.push("socket.path");
         }
-        if file.max_frame_len != old.max_frame_len {
+        if file.max_frame_size != old.max_frame_size {
             need_restart.push("limits.max_frame_size");
         }
         if file.handshake_timeout != old.handshake_timeout {
             need_restart.push("limits.handshake_timeout");
         }
-        if file.outbox_limit != old.outbox_limit {
+        if file.max_unread_reply_bytes != old.max_unread_reply_bytes {
             need_restart.push("limits.max_unread_reply_bytes");
         }
         if file.buffers != old.buffers {
@@ -368,9 +401,9 @@ impl Reloader {
             );
         }
         file.socket.path.clone_from(&old.socket.path);
-        file.max_frame_len = old.max_frame_len;
+        file.max_frame_size = old.max_frame_size;
         file.handshake_timeout = old.handshake_timeout;
-        file.outbox_limit = old.outbox_limit;
+        file.max_unread_reply_bytes = old.max_unread_reply_bytes;
         file.buffers = old.buffers;
         if let Some(socket) = self.bound.as_ref().filter(|bound| bound.is_still_there()) {
             let (mode, group) = (file.socket.mode, file.socket.group);
@@ -395,11 +428,14 @@ impl Reloader {
 }
 
 fn main() -> ExitCode {
-    let args = Args::parse();
+    let mut args = Args::parse();
     if args.check_config {
         return check_config(args.config.as_deref());
     }
     let journal = init_logging(&args.log_level);
+    for warning in args.overrides.take_deprecated() {
+        warn!("{warning}");
+    }
     raise_descriptor_limit();
     let file = match config::load(args.config.as_deref()) {
         Ok(file) => file,
@@ -472,4 +508,73 @@ fn fail(journal: bool, error: &anyhow::Error) -> ExitCode {
         eprintln!("mailboxd: {error:#}");
     }
     ExitCode::FAILURE
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(line: &[&str]) -> Args {
+        Args::try_parse_from(std::iter::once("mailboxd").chain(line.iter().copied()))
+            .expect("a valid command line")
+    }
+
+    #[test]
+    fn max_requests_in_flight_is_taken_under_its_name_without_a_warning() {
+        let mut args = args(&["--max-requests-in-flight", "9"]);
+        assert!(args.overrides.take_deprecated().is_empty());
+        assert_eq!(
+            args.overrides
+                .apply(Limits::default())
+                .max_waiting_per_connection,
+            9
+        );
+    }
+
+    #[test]
+    fn the_old_flag_name_still_works_and_warns_naming_the_new_one() {
+        let mut args = args(&["--max-waiting-per-connection", "7"]);
+        let warnings = args.overrides.take_deprecated();
+        assert_eq!(
+            warnings,
+            [
+                "--max-waiting-per-connection is deprecated: it is now called \
+              --max-requests-in-flight (same meaning); the old name will go"
+            ]
+        );
+        assert_eq!(
+            args.overrides
+                .apply(Limits::default())
+                .max_waiting_per_connection,
+            7
+        );
+        // Once moved, the old name is not reported again (reloads reuse them).
+        assert!(args.overrides.take_deprecated().is_empty());
+        assert_eq!(
+            args.overrides
+                .apply(Limits::default())
+                .max_waiting_per_connection,
+            7
+        );
+    }
+
+    #[test]
+    fn old_and_new_names_together_are_refused() {
+        let both = Args::try_parse_from([
+            "mailboxd",
+            "--max-requests-in-flight",
+            "9",
+            "--max-waiting-per-connection",
+            "7",
+        ]);
+        assert!(both.is_err());
+    }
+
+    #[test]
+    fn flags_take_the_units_of_the_configuration() {
+        let args = args(&["--max-buffered-bytes", "64K", "--frame-timeout", "1.5s"]);
+        let limits = args.buffers.apply(BufferLimits::default());
+        assert_eq!(limits.max_buffered_bytes, 64 << 10);
+        assert_eq!(limits.frame_timeout, Duration::from_millis(1500));
+    }
 }

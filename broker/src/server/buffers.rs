@@ -110,7 +110,11 @@ impl Account {
     /// Counts `bytes` more if both limits have room for them.
     pub fn try_reserve(&self, bytes: usize) -> bool {
         let limits = &self.buffers.limits;
-        self.reserve_within(bytes, limits.max_bytes, limits.max_bytes_per_uid)
+        self.reserve_within(
+            bytes,
+            limits.max_buffered_bytes,
+            limits.max_buffered_bytes_per_uid,
+        )
     }
 
     /// Counts `bytes` more if both limits raised by their overdraft (a
@@ -122,8 +126,8 @@ impl Account {
         let with_overdraft = |limit: usize| limit.saturating_add(limit / 4);
         self.reserve_within(
             bytes,
-            with_overdraft(limits.max_bytes),
-            with_overdraft(limits.max_bytes_per_uid),
+            with_overdraft(limits.max_buffered_bytes),
+            with_overdraft(limits.max_buffered_bytes_per_uid),
         )
     }
 
@@ -192,8 +196,8 @@ mod tests {
 
     fn buffers(max_bytes: usize, max_bytes_per_uid: usize) -> Arc<Buffers> {
         Arc::new(Buffers::new(BufferLimits {
-            max_bytes,
-            max_bytes_per_uid,
+            max_buffered_bytes: max_bytes,
+            max_buffered_bytes_per_uid: max_bytes_per_uid,
             ..BufferLimits::default()
         }))
     }

@@ -32,14 +32,13 @@ use tokio::sync::{watch, Notify};
 use tokio::task::JoinSet;
 use tracing::{info, warn};
 
-use crate::config::Declaration;
 use crate::core::{AccessPolicy, Clock, ConnectionId, ConnectionMap, Core, Limits, Outcome};
 use crate::systemd::Notifier;
 use buffers::Buffers;
 use log_limit::{RepeatedLines, Verdict};
 use outbox::Outbox;
 
-pub use reload::{Control, Reload};
+pub use reload::{Control, Declaration, Reload};
 pub use socket::{
     bind, bind_recorded, bind_with_permissions, set_socket_permissions, BindError, BoundSocket,
 };
@@ -50,9 +49,9 @@ pub use socket::{
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct BufferLimits {
     /// `limits.max_buffered_bytes`: all connections together.
-    pub max_bytes: usize,
+    pub max_buffered_bytes: usize,
     /// `limits.max_buffered_bytes_per_uid`: the connections of one uid.
-    pub max_bytes_per_uid: usize,
+    pub max_buffered_bytes_per_uid: usize,
     /// `limits.frame_timeout`: once a frame's first bytes arrived, how long
     /// the rest may take.
     pub frame_timeout: Duration,
@@ -64,8 +63,8 @@ pub struct BufferLimits {
 impl Default for BufferLimits {
     fn default() -> Self {
         Self {
-            max_bytes: 256 << 20,
-            max_bytes_per_uid: 64 << 20,
+            max_buffered_bytes: 256 << 20,
+            max_buffered_bytes_per_uid: 64 << 20,
             frame_timeout: Duration::from_secs(10),
             write_timeout: Duration::from_secs(30),
         }
@@ -83,22 +82,25 @@ pub struct Config {
     pub mailboxes: Vec<Declaration>,
     /// Reaches the running server to reload its configuration.
     pub control: Control,
-    /// Largest frame body accepted from a client.
-    pub max_frame_len: u32,
-    /// How long a new connection may take to send its hello.
+    /// `limits.max_frame_size`: the largest frame body accepted from a
+    /// client (announced to it in `Welcome::max_frame_len`).
+    pub max_frame_size: u32,
+    /// `limits.handshake_timeout`: how long a new connection may take to
+    /// send its hello.
     pub handshake_timeout: Duration,
     /// A connection's reader stops reading requests while more than this
     /// many bytes of replies wait to be written to it, so a client that never
     /// reads cannot make the broker buffer without bound.
     pub outbox_high_water: usize,
-    /// A connection whose replies waiting to be written (queued, or taken
+    /// `limits.max_unread_reply_bytes`: a connection whose replies waiting
+    /// to be written (queued, or taken
     /// by a writer the client does not read from) would go past this many
     /// bytes is closed with a `Goodbye` (`TooManyRequests`). The
     /// high-water mark only pauses a connection's own requests; this bounds
     /// the answers to its waiting ones, which other connections' sends
     /// decide (thousands of posted receives, each handed a message). Raised
     /// to at least the high-water mark plus two of the largest frames.
-    pub outbox_limit: usize,
+    pub max_unread_reply_bytes: usize,
     /// Limits on connection buffers (unread replies, partly read frames).
     pub buffers: BufferLimits,
     /// How long shutdown waits for connections to flush before closing them.
@@ -120,10 +122,10 @@ impl Default for Config {
             access: AccessPolicy::default(),
             mailboxes: Vec::new(),
             control: Control::default(),
-            max_frame_len: codec::DEFAULT_MAX_FRAME_LEN,
+            max_frame_size: codec::DEFAULT_MAX_FRAME_LEN,
             handshake_timeout: Duration::from_secs(10),
             outbox_high_water: 8 * 1024 * 1024,
-            outbox_limit: 64 * 1024 * 1024,
+            max_unread_reply_bytes: 64 * 1024 * 1024,
             buffers: BufferLimits::default(),
             shutdown_grace: Duration::from_secs(5),
             spin: Duration::ZERO,
@@ -133,13 +135,14 @@ impl Default for Config {
 }
 
 impl Config {
-    /// [`Config::outbox_limit`] as enforced: never so low that one large
-    /// answer past the high-water mark would cut a reading client off.
-    pub(crate) fn outbox_limit(&self) -> usize {
+    /// [`Config::max_unread_reply_bytes`] as enforced: never so low that
+    /// one large answer past the high-water mark would cut a reading client
+    /// off.
+    pub(crate) fn max_unread_reply_bytes(&self) -> usize {
         let floor = self
             .outbox_high_water
-            .saturating_add(2 * self.max_frame_len as usize);
-        self.outbox_limit.max(floor)
+            .saturating_add(2 * self.max_frame_size as usize);
+        self.max_unread_reply_bytes.max(floor)
     }
 }
 

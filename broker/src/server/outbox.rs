@@ -223,7 +223,7 @@ impl Outbox {
 
     fn limits_of(&self, account: &Account) -> (usize, usize) {
         let limits = account.buffers().limits();
-        (limits.max_bytes, limits.max_bytes_per_uid)
+        (limits.max_buffered_bytes, limits.max_buffered_bytes_per_uid)
     }
 
     /// Cuts the connection off for replies it does not read: what is queued
@@ -471,8 +471,8 @@ mod tests {
         use crate::server::buffers::Buffers;
         use crate::server::BufferLimits;
         let buffers = Arc::new(Buffers::new(BufferLimits {
-            max_bytes: 100_000,
-            max_bytes_per_uid: 100_000,
+            max_buffered_bytes: 100_000,
+            max_buffered_bytes_per_uid: 100_000,
             ..BufferLimits::default()
         }));
         let hog = Outbox::with_account(usize::MAX, Arc::new(buffers.open(1)));

@@ -10,9 +10,22 @@ use std::sync::{Arc, OnceLock, Weak};
 
 use tracing::{info, warn};
 
+use mailbox_proto::MailboxSettings;
+
 use super::Shared;
-use crate::config::Declaration;
-use crate::core::{AccessPolicy, Core, Declared, Limits};
+use crate::core::{AccessPolicy, Core, Declared, Limits, Permissions};
+
+/// A mailbox the configuration declares (`[[mailbox]]`): created at start
+/// and at every reload if it does not exist.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Declaration {
+    /// Its name.
+    pub name: String,
+    /// Its settings.
+    pub settings: MailboxSettings,
+    /// Its owner, group and mode.
+    pub permissions: Permissions,
+}
 
 /// What a reload changes.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -120,7 +120,7 @@ pub(crate) fn admit(
         }
         let account = Arc::new(shared.buffers.open(peer.uid));
         let outbox = Arc::new(Outbox::with_account(
-            shared.config.outbox_limit(),
+            shared.config.max_unread_reply_bytes(),
             account.clone(),
         ));
         state.core.connect_with_groups(id, peer, groups);

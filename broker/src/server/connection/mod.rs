@@ -81,7 +81,7 @@ async fn serve_connected(
         CloseReason::Io(error) => info!(%error, "closing: read failed"),
         CloseReason::WriterStopped => info!("closing: writing to the client failed"),
         CloseReason::Overflowed => warn!(
-            limit = shared.config.outbox_limit(),
+            limit = shared.config.max_unread_reply_bytes(),
             "closing: the client does not read its replies"
         ),
         CloseReason::Stalled => warn!(

@@ -40,7 +40,7 @@ pub(super) async fn read_loop(
         protocol_version: PROTOCOL_VERSION,
         broker_version: env!("CARGO_PKG_VERSION").to_owned(),
         connection_id: id.0,
-        max_frame_len: config.max_frame_len,
+        max_frame_len: config.max_frame_size,
     }));
 
     let mut busy = false;
@@ -233,12 +233,12 @@ fn apply_buffered(
         // A frame still arriving is left alone: the decoder would reserve
         // room for all of it on the promise of its header.
         if frame_total(buffer)
-            .is_some_and(|total| buffer.len() < total && total - 4 <= config.max_frame_len as usize)
+            .is_some_and(|total| buffer.len() < total && total - 4 <= config.max_frame_size as usize)
         {
             applied = Applied::All;
             break;
         }
-        match decode_client_frame(buffer, config.max_frame_len) {
+        match decode_client_frame(buffer, config.max_frame_size) {
             Ok(Some(frame)) => {
                 let now = now.get_or_insert_with(clock);
                 state

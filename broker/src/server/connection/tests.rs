@@ -10,8 +10,8 @@ use crate::server::BufferLimits;
 
 fn account(max_bytes: usize) -> (Arc<Buffers>, Account) {
     let buffers = Arc::new(Buffers::new(BufferLimits {
-        max_bytes,
-        max_bytes_per_uid: max_bytes,
+        max_buffered_bytes: max_bytes,
+        max_buffered_bytes_per_uid: max_bytes,
         ..BufferLimits::default()
     }));
     let account = buffers.open(1000);
