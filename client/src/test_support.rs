@@ -7,10 +7,10 @@ use std::io::{Read, Write};
 use std::os::unix::net::UnixStream;
 use std::thread::JoinHandle;
 
-use bytes::{Bytes, BytesMut};
+use bytes::BytesMut;
 use mailbox_proto::{
-    codec, decode_frame, encode_frame, BrokerError, ClientFrame, Hello, Message, Metadata,
-    Response, ServerFrame, Welcome, PROTOCOL_VERSION,
+    codec, decode_frame, encode_frame, BrokerError, ClientFrame, Hello, Message, Response,
+    ServerFrame, Welcome, PROTOCOL_VERSION,
 };
 
 const MAX: u32 = codec::DEFAULT_MAX_FRAME_LEN;
@@ -45,27 +45,13 @@ impl FakeBroker {
     }
 }
 
-/// A message with recognisable metadata.
-pub(crate) fn message(sequence: u64, payload: &'static [u8]) -> Message {
-    Message {
-        metadata: Metadata {
-            sequence,
-            sender_pid: 10,
-            sender_uid: 20,
-            sender_gid: 30,
-            sender_connection: 40,
-            accepted_at_unix_nanos: 50,
-            redeliveries: 0,
-            details: None,
-        },
-        payload: Bytes::from_static(payload),
-    }
-}
+/// A message with recognisable metadata (the one fixture of every crate).
+pub(crate) use mailbox_proto::fixtures::message;
 
 /// Messages with sequence numbers `first..first + count`.
 pub(crate) fn messages(first: u64, count: u64) -> Vec<Message> {
     (first..first + count)
-        .map(|sequence| message(sequence, b"m"))
+        .map(|sequence| message(sequence, "m"))
         .collect()
 }
 
