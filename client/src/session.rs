@@ -201,19 +201,11 @@ mod tests {
     use super::*;
     use crate::ops::messages::SendMany;
     use crate::ops::Operation;
+    use crate::test_support::welcome;
     use mailbox_proto::fixtures::message;
     use mailbox_proto::Wait;
 
     const MAX: u32 = codec::DEFAULT_MAX_FRAME_LEN;
-
-    fn welcome(version: u32) -> Welcome {
-        Welcome {
-            protocol_version: version,
-            broker_version: "test".into(),
-            connection_id: 7,
-            max_frame_len: MAX,
-        }
-    }
 
     fn frame_bytes(frame: &ServerFrame) -> BytesMut {
         let mut buf = BytesMut::new();

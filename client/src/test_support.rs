@@ -9,9 +9,11 @@ use std::thread::JoinHandle;
 
 use bytes::BytesMut;
 use mailbox_proto::{
-    codec, decode_frame, encode_frame, BrokerError, ClientFrame, Hello, Message, Response,
-    ServerFrame, Welcome, PROTOCOL_VERSION,
+    codec, decode_frame, encode_frame, BrokerError, ClientFrame, ErrorKind, Hello, Message,
+    Response, ServerFrame, Welcome, PROTOCOL_VERSION,
 };
+
+use crate::error::Error;
 
 const MAX: u32 = codec::DEFAULT_MAX_FRAME_LEN;
 
@@ -53,6 +55,39 @@ pub(crate) fn messages(first: u64, count: u64) -> Vec<Message> {
     (first..first + count)
         .map(|sequence| message(sequence, "m"))
         .collect()
+}
+
+/// What a broker of the largest frames welcomes a client of `version`
+/// with.
+pub(crate) fn welcome(version: u32) -> Welcome {
+    Welcome {
+        protocol_version: version,
+        broker_version: "test".into(),
+        connection_id: 7,
+        max_frame_len: MAX,
+    }
+}
+
+/// A refusal of kind `kind`, as the client reports it.
+pub(crate) fn broker_error(kind: ErrorKind) -> Error {
+    Error::Broker(BrokerError::new(kind, "test"))
+}
+
+/// The answer to a batch send of which `admitted` were accepted from
+/// sequence 10 on, stopped by an error of kind `stopped` if it is some.
+pub(crate) fn batch_answer(admitted: u32, stopped: Option<ErrorKind>) -> Response {
+    sent_many(
+        10,
+        admitted as usize,
+        stopped.map(|kind| BrokerError::new(kind, "test")),
+    )
+}
+
+/// The answer to a batch receive: messages of these sequence numbers.
+pub(crate) fn received_many(sequences: std::ops::RangeInclusive<u64>) -> Result<Response, Error> {
+    Ok(Response::ReceivedMany(
+        sequences.map(|sequence| message(sequence, "m")).collect(),
+    ))
 }
 
 /// The answer to a batch send of which `admitted` were accepted from

@@ -2,10 +2,9 @@
 //! programs without an async runtime (and for `mailboxctl`).
 //!
 //! It owns the socket and the read and write buffers; ids, encoding and
-//! routing are [`crate::session`], requests and their answers
-//! [`crate::ops`], windows of requests in flight [`crate::pipeline`], and
-//! its public operation methods are written once for both clients in
-//! [`crate::methods`]. There is no hidden runtime and no background thread:
+//! routing are the crate's `session`, requests and their answers its `ops`,
+//! windows of requests in flight its `pipeline`, and its public operation
+//! methods are written once for both clients in its `methods`. There is no hidden runtime and no background thread:
 //! each call writes its request and reads until its own answer has arrived,
 //! filing answers to other requests (of a pipeline) under their ids until
 //! they are asked for.

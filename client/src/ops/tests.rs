@@ -8,7 +8,7 @@ use mailbox_proto::fixtures::message;
 use mailbox_proto::{
     codec, Address, BrokerError, Capacity, ClientFrame, ErrorKind, MailboxSettings, Message,
     NameInfo, ReceiveOptions, Request, Response, SendOptions, Source, Target, Verdict, Wait,
-    Welcome, PROTOCOL_VERSION,
+    PROTOCOL_VERSION,
 };
 
 use super::acknowledgements::{Held, ReceiveHeld, Settle};
@@ -23,6 +23,7 @@ use super::names::{ClaimName, NamePage, ReleaseName};
 use super::pages::{follow_page, Page};
 use super::*;
 use crate::session::Session;
+use crate::test_support::{batch_answer, broker_error, received_many, welcome};
 
 const MAX: u32 = codec::DEFAULT_MAX_FRAME_LEN;
 
@@ -147,34 +148,6 @@ fn expect_mailbox_page(response: Response) -> Result<Page<mailbox_proto::Mailbox
     decode(MailboxPage::new(None, 10), response)
 }
 
-fn welcome(version: u32) -> Welcome {
-    Welcome {
-        protocol_version: version,
-        broker_version: "test".into(),
-        connection_id: 7,
-        max_frame_len: MAX,
-    }
-}
-
-fn broker_error(kind: ErrorKind) -> Error {
-    Error::Broker(BrokerError::new(kind, "test"))
-}
-
-fn sent_many(admitted: u32, stopped: Option<ErrorKind>) -> Response {
-    Response::SentMany {
-        first_sequence: 10,
-        admitted,
-        recipients: 1,
-        stopped: stopped.map(|kind| BrokerError::new(kind, "test")),
-    }
-}
-
-fn received_many(sequences: std::ops::RangeInclusive<u64>) -> Result<Response, Error> {
-    Ok(Response::ReceivedMany(
-        sequences.map(|sequence| message(sequence, "m")).collect(),
-    ))
-}
-
 #[test]
 fn answers_become_typed_results() {
     assert_eq!(
@@ -228,7 +201,7 @@ fn timeouts_round_up_to_whole_milliseconds() {
 
 #[test]
 fn a_batch_is_all_sent_partly_sent_or_not_sent() {
-    let all = expect_sent_many(sent_many(3, None), 3).expect("all sent");
+    let all = expect_sent_many(batch_answer(3, None), 3).expect("all sent");
     assert_eq!(
         all,
         BatchReceipt {
@@ -240,7 +213,7 @@ fn a_batch_is_all_sent_partly_sent_or_not_sent() {
     assert_eq!(all.sequences(), 10..13);
 
     let partial =
-        expect_sent_many(sent_many(2, Some(ErrorKind::Timeout)), 3).expect_err("only some sent");
+        expect_sent_many(batch_answer(2, Some(ErrorKind::Timeout)), 3).expect_err("only some sent");
     assert!(
         matches!(
             partial,
@@ -259,7 +232,7 @@ fn a_batch_is_all_sent_partly_sent_or_not_sent() {
 
     // Nothing admitted is the plain error a single send would give.
     let none =
-        expect_sent_many(sent_many(0, Some(ErrorKind::WouldBlock)), 3).expect_err("none sent");
+        expect_sent_many(batch_answer(0, Some(ErrorKind::WouldBlock)), 3).expect_err("none sent");
     assert!(matches!(none, Error::Broker(_)), "{none}");
     assert_eq!(none.kind(), Some(ErrorKind::WouldBlock));
     assert_eq!(none.admitted(), 0);
@@ -268,9 +241,9 @@ fn a_batch_is_all_sent_partly_sent_or_not_sent() {
 #[test]
 fn a_batch_answer_that_does_not_add_up_is_a_protocol_error() {
     for (response, requested) in [
-        (sent_many(2, None), 3),
-        (sent_many(3, Some(ErrorKind::Timeout)), 3),
-        (sent_many(4, None), 3),
+        (batch_answer(2, None), 3),
+        (batch_answer(3, Some(ErrorKind::Timeout)), 3),
+        (batch_answer(4, None), 3),
         (Response::Deleted, 3),
     ] {
         let error = expect_sent_many(response, requested).expect_err("inconsistent");

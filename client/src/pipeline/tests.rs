@@ -3,51 +3,22 @@
 
 use bytes::{Bytes, BytesMut};
 use mailbox_proto::fixtures::message;
-use mailbox_proto::{
-    codec, BrokerError, ErrorKind, Request, Response, Wait, Welcome, PROTOCOL_VERSION,
-};
+use mailbox_proto::{codec, ErrorKind, Request, Response, Wait, Welcome, PROTOCOL_VERSION};
 
 use super::receives::{ReceiveTally, StreamReceiveTally};
 use super::sends::SendTally;
 use super::streams::{Batcher, StreamSendTally};
 use crate::error::Error;
 use crate::session::Session;
+use crate::test_support::{batch_answer, broker_error, received_many, welcome};
 
 const MAX: u32 = codec::DEFAULT_MAX_FRAME_LEN;
-
-fn welcome(version: u32) -> Welcome {
-    Welcome {
-        protocol_version: version,
-        broker_version: "test".into(),
-        connection_id: 7,
-        max_frame_len: MAX,
-    }
-}
 
 fn sent(sequence: u64) -> Result<Response, Error> {
     Ok(Response::Sent {
         sequence,
         recipients: 1,
     })
-}
-
-fn broker_error(kind: ErrorKind) -> Error {
-    Error::Broker(BrokerError::new(kind, "test"))
-}
-
-fn sent_many(admitted: u32, stopped: Option<ErrorKind>) -> Response {
-    Response::SentMany {
-        first_sequence: 10,
-        admitted,
-        recipients: 1,
-        stopped: stopped.map(|kind| BrokerError::new(kind, "test")),
-    }
-}
-
-fn received_many(sequences: std::ops::RangeInclusive<u64>) -> Result<Response, Error> {
-    Ok(Response::ReceivedMany(
-        sequences.map(|sequence| message(sequence, "m")).collect(),
-    ))
 }
 
 #[test]
@@ -170,7 +141,7 @@ fn stream_send_tally_reports_receipts_in_input_order() {
             stopped: None,
         }),
     );
-    tally.record(a, Ok(sent_many(3, None)));
+    tally.record(a, Ok(batch_answer(3, None)));
     let receipt = tally.finish().expect("all accepted");
     assert_eq!(receipt.accepted, 5);
     assert_eq!(
@@ -192,13 +163,13 @@ fn stream_send_tally_says_exactly_which_positions_were_accepted() {
     }
     // The second batch stops after one message; the third, already in
     // flight, is accepted whole; the fourth's fate is unknown.
-    tally.record(batches[2].clone(), Ok(sent_many(3, None)));
+    tally.record(batches[2].clone(), Ok(batch_answer(3, None)));
     tally.record(
         batches[1].clone(),
-        Ok(sent_many(1, Some(ErrorKind::Timeout))),
+        Ok(batch_answer(1, Some(ErrorKind::Timeout))),
     );
     assert_eq!(tally.room(0), 0, "no more batches after a stop");
-    tally.record(batches[0].clone(), Ok(sent_many(3, None)));
+    tally.record(batches[0].clone(), Ok(batch_answer(3, None)));
     tally.record(batches[3].clone(), Err(Error::Disconnected));
     let error = tally.finish().expect_err("should fail");
     assert_eq!(error.failed_at, 4);
