@@ -15,7 +15,7 @@ use tokio::sync::{oneshot, Notify};
 
 use crate::error::Error;
 use crate::ops::names::ReleaseName;
-use crate::ops::{into_result, Operation};
+use crate::ops::{into_result, wait_of, Operation};
 use crate::session::{self, Session};
 
 /// Waits for an answer at most `limit` (then [`Error::NoAnswer`]; dropping
@@ -151,17 +151,7 @@ impl Shared {
     /// Starts `request`, or answers a receive from the kept messages.
     pub(crate) fn begin(self: &Arc<Self>, request: Request) -> Result<Begun, Error> {
         let mut state = self.lock();
-        let may_wait = match &request {
-            Request::Receive { wait, .. }
-            | Request::ReceiveMany { wait, .. }
-            | Request::ReceiveWith { wait, .. }
-            | Request::Send { wait, .. }
-            | Request::SendMany { wait, .. }
-            | Request::SendWith { wait, .. }
-            | Request::Call { wait, .. }
-            | Request::ClaimName { wait, .. } => *wait != Wait::Never,
-            _ => false,
-        };
+        let may_wait = wait_of(&request).is_some_and(|wait| wait != Wait::Never);
         let receive = StashRequest::of(&request);
         if let Some(receive) = &receive {
             if let Some(kept) = state.take_orphans(receive) {

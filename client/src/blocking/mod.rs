@@ -28,7 +28,7 @@ use mailbox_proto::{
 
 use crate::connect::{self, ConnectOptions};
 use crate::error::Error;
-use crate::ops::messages::{received, sent, Receive, SendMessage};
+use crate::ops::messages::{self, Receive, SendMessage};
 use crate::ops::pages::{Paged, Pages};
 use crate::ops::{into_result, Operation};
 use crate::pipeline::{Pipeline, Window};
@@ -229,14 +229,14 @@ impl Client {
         let receive = match self.start(receive.request()) {
             Ok(id) => id,
             Err(error) => {
-                let sent = sent(self.flush().and_then(|()| self.wait_for(send)));
+                let sent = messages::sent(self.flush().and_then(|()| self.wait_for(send)));
                 return (sent, Err(error));
             }
         };
         if let Err(error) = self.flush() {
             return (Err(error.replicate()), Err(error));
         }
-        let sent = sent(self.wait_for(send));
+        let sent = messages::sent(self.wait_for(send));
         let mut cancel = None;
         if sent.is_err() {
             // No reply will come to a request that was not sent.
@@ -248,7 +248,7 @@ impl Client {
                 Err(error) => return (sent, Err(error)),
             }
         }
-        let received = received(self.wait_for(receive));
+        let received = messages::received(self.wait_for(receive));
         if let Some(id) = cancel {
             // Its answer only says whether the receive was still waiting,
             // which `received` already tells.

@@ -8,8 +8,8 @@ use mailbox_proto::{Address, Capacity, Message, Wait};
 
 use crate::error::Error;
 use crate::methods::client_methods;
-use crate::ops::inbox::{SetInboxCapacity, SetInboxPermissions};
-use crate::ops::messages::{FetchOne, Post, SendReceipt};
+use crate::ops::inbox::{ReceiveInbox, SetInboxCapacity, SetInboxPermissions};
+use crate::ops::messages::{Post, SendReceipt};
 use crate::ops::{wait_at_most, Optional};
 
 client_methods! {
@@ -86,19 +86,19 @@ client_methods! {
         /// ```
     }
     pub fn receive_inbox() -> Result<Message, Error> {
-        run(FetchOne::inbox(None, Wait::Forever))
+        run(ReceiveInbox { from: None, wait: Wait::Forever })
     }
 
     /// Takes the next message from this connection's inbox if there is one
     /// now.
     pub fn try_receive_inbox() -> Result<Option<Message>, Error> {
-        run(Optional(FetchOne::inbox(None, Wait::Never)))
+        run(Optional(ReceiveInbox { from: None, wait: Wait::Never }))
     }
 
     /// Takes the next message from this connection's inbox, waiting at most
     /// `timeout` (then kind `Timeout`).
     pub fn receive_inbox_timeout(timeout: Duration) -> Result<Message, Error> {
-        run(FetchOne::inbox(None, wait_at_most(timeout)))
+        run(ReceiveInbox { from: None, wait: wait_at_most(timeout) })
     }
 
     /// Takes the next message that `process` sent to this connection's
@@ -125,13 +125,13 @@ client_methods! {
         /// ```
     }
     pub fn receive_from(process: impl Into<Address>) -> Result<Message, Error> {
-        run(FetchOne::inbox(Some(process.into()), Wait::Forever))
+        run(ReceiveInbox { from: Some(process.into()), wait: Wait::Forever })
     }
 
     /// Takes the next message from `process` in this connection's inbox if
     /// there is one now.
     pub fn try_receive_from(process: impl Into<Address>) -> Result<Option<Message>, Error> {
-        run(Optional(FetchOne::inbox(Some(process.into()), Wait::Never)))
+        run(Optional(ReceiveInbox { from: Some(process.into()), wait: Wait::Never }))
     }
 
     /// Takes the next message from `process` in this connection's inbox,
@@ -140,7 +140,7 @@ client_methods! {
         process: impl Into<Address>,
         timeout: Duration,
     ) -> Result<Message, Error> {
-        run(FetchOne::inbox(Some(process.into()), wait_at_most(timeout)))
+        run(ReceiveInbox { from: Some(process.into()), wait: wait_at_most(timeout) })
     }
 
     /// Sets the capacity of this connection's inbox (default

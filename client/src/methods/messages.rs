@@ -12,8 +12,6 @@ use crate::ops::messages::{
     BatchReceipt, Fetch, Post, Receive, ReceiveMany, SendMany, SendMessage, SendReceipt,
 };
 use crate::ops::{wait_at_most, Optional, OrEmpty};
-#[allow(unused_imports)] // for the docs' links
-use crate::Held;
 
 client_methods! {
     /// Sends a message, waiting as long as it takes for room.
@@ -276,8 +274,8 @@ client_methods! {
     /// kind `WouldBlock`.
     ///
     /// Messages taken with `manual_ack` are held until settled: wrap each
-    /// with [`Held::from_source`] and [`ack`](Self::ack) or
-    /// [`nack`](Self::nack) it.
+    /// with [`Held::from_source`](crate::Held::from_source) and
+    /// [`ack`](Self::ack) or [`nack`](Self::nack) it.
     ///
     async {
         /// Messages kept from cancelled receives from the same source (see

@@ -24,7 +24,7 @@ mod tests;
 
 use std::time::Duration;
 
-use mailbox_proto::{ErrorKind, Response, Wait};
+use mailbox_proto::{ErrorKind, Request, Response, Wait};
 
 use crate::error::Error;
 
@@ -142,6 +142,23 @@ where
         Optional(self.0)
             .decode(answer)
             .map(Option::unwrap_or_default)
+    }
+}
+
+/// How `request` waits, for the requests that may wait (sends, receives,
+/// calls, name claims); `None` for the others, which the broker answers at
+/// once.
+pub(crate) fn wait_of(request: &Request) -> Option<Wait> {
+    match request {
+        Request::Send { wait, .. }
+        | Request::Receive { wait, .. }
+        | Request::SendMany { wait, .. }
+        | Request::ReceiveMany { wait, .. }
+        | Request::SendWith { wait, .. }
+        | Request::ReceiveWith { wait, .. }
+        | Request::Call { wait, .. }
+        | Request::ClaimName { wait, .. } => Some(*wait),
+        _ => None,
     }
 }
 

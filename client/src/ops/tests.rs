@@ -13,11 +13,11 @@ use mailbox_proto::{
 
 use super::acknowledgements::{Held, ReceiveHeld, Settle};
 use super::calls::{Call, Reply};
-use super::inbox::SetInboxCapacity;
+use super::inbox::{ReceiveInbox, SetInboxCapacity};
 use super::mailboxes::{Create, MailboxPage};
 use super::messages::{
-    received_many as decode_received_many, sent, BatchReceipt, Fetch, FetchOne, Post, Receive,
-    ReceiveMany, SendMany, SendReceipt,
+    received_many as decode_received_many, sent, BatchReceipt, Fetch, Post, Receive, ReceiveMany,
+    SendMany, SendReceipt,
 };
 use super::names::{ClaimName, NamePage, ReleaseName};
 use super::pages::{follow_page, Page};
@@ -311,7 +311,11 @@ fn operations_encode_their_requests_as_client_frames() {
             wait: Wait::Timeout { millis: 5 },
         }
         .request(),
-        FetchOne::inbox(Some(Address::Process(9)), Wait::Forever).request(),
+        ReceiveInbox {
+            from: Some(Address::Process(9)),
+            wait: Wait::Forever,
+        }
+        .request(),
         ReceiveHeld::mailbox("jobs", Wait::Never).request(),
         settle_request(&held, Verdict::Nack { to_tail: true }),
         Call {
