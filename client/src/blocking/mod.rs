@@ -291,8 +291,7 @@ impl Client {
                     Err(error) => pipeline.not_sent(tag, error),
                 }
             }
-            let cancel: Vec<RequestId> = pipeline.cancellations().map(|id| *id).collect();
-            for request in cancel {
+            for &mut request in pipeline.cancellations() {
                 // If even the cancel cannot be sent, the connection is gone
                 // and the pump below reports it.
                 if let Ok(id) = self.start(Request::Cancel { request }) {

@@ -1,13 +1,16 @@
-//! The tallies of pipelined and streamed sends and receives, and the
-//! cutting of streams into batches, without a connection.
+//! The loop of a pipeline, the tallies of pipelined and streamed sends and
+//! receives, and the cutting of streams into batches, without a connection.
 
 use bytes::{Bytes, BytesMut};
 use mailbox_proto::fixtures::message;
-use mailbox_proto::{codec, ErrorKind, Request, Response, Wait, Welcome, PROTOCOL_VERSION};
+use mailbox_proto::{
+    codec, ErrorKind, Message, Request, Response, Wait, Welcome, PROTOCOL_VERSION,
+};
 
 use super::receives::{ReceiveTally, StreamReceiveTally};
 use super::sends::SendTally;
 use super::streams::{Batcher, StreamSendTally};
+use super::{Pipeline, ReceivePipeline, SendPipeline};
 use crate::error::Error;
 use crate::session::Session;
 use crate::test_support::{batch_answer, broker_error, received_many, welcome};
@@ -244,5 +247,62 @@ fn stream_receive_tally_keeps_the_window_and_counts_raced_messages() {
     assert_eq!(
         tally.finish().expect_err("should fail").kind(),
         Some(ErrorKind::Timeout)
+    );
+}
+
+#[test]
+fn a_pipeline_keeps_its_window_and_cancels_once_after_a_failure() {
+    let mut got = Vec::new();
+    let window = ReceivePipeline::new("jobs", 5, 2, Wait::Forever, |message: Message| {
+        got.push(message.metadata.sequence)
+    });
+    let mut pipeline: Pipeline<_, u32> = Pipeline::new(window, MAX);
+    // Handles are the driver's: here, plain numbers.
+    let mut handles = 0..;
+    while let Some((request, tag)) = pipeline.next_request() {
+        assert!(matches!(request, Request::Receive { .. }));
+        pipeline.started(tag, handles.next().expect("endless"));
+    }
+    assert_eq!(pipeline.cancellations().count(), 0, "nothing failed yet");
+    // The second answer arrives first: an ordered window waits for the first.
+    let answer = |handle: &u32| match handle {
+        1 => Some(Ok(Response::Received(message(2, "b")))),
+        _ => None,
+    };
+    pipeline.collect(answer);
+    assert!(!pipeline.is_idle());
+    let (tag, handle) = pipeline.oldest().expect("in flight");
+    assert_eq!(handle, 0);
+    pipeline.record(tag, Err(broker_error(ErrorKind::Timeout)));
+    let cancelled: Vec<u32> = pipeline.cancellations().map(|handle| *handle).collect();
+    assert_eq!(cancelled, vec![1], "every receive still in flight, once");
+    assert_eq!(pipeline.cancellations().count(), 0);
+    assert!(pipeline.next_request().is_none(), "no more after a failure");
+    // The message that crossed the cancel still comes out.
+    pipeline.fail(&Error::Disconnected, answer);
+    assert!(pipeline.is_idle());
+    assert_eq!(
+        pipeline.finish().expect_err("failed").kind(),
+        Some(ErrorKind::Timeout)
+    );
+    assert_eq!(got, vec![2]);
+}
+
+#[test]
+fn an_unordered_pipeline_takes_answers_as_they_come() {
+    let window = SendPipeline::new("jobs", ["a", "b", "c"], 3, Wait::Forever);
+    let mut pipeline: Pipeline<_, u32> = Pipeline::new(window, MAX);
+    let mut handles = 0..;
+    while let Some((_, tag)) = pipeline.next_request() {
+        pipeline.started(tag, handles.next().expect("endless"));
+    }
+    pipeline.collect(|handle| (*handle > 0).then(|| sent(u64::from(*handle) + 1)));
+    assert!(!pipeline.is_idle(), "the first is still in flight");
+    pipeline.collect(|_| Some(sent(1)));
+    assert!(pipeline.is_idle());
+    let receipts = pipeline.finish().expect("all accepted");
+    assert_eq!(
+        receipts.iter().map(|r| r.sequence).collect::<Vec<_>>(),
+        vec![1, 2, 3]
     );
 }
