@@ -246,18 +246,10 @@ pub(crate) fn connect_stream(path: &Path, limit: Option<Duration>) -> Result<Uni
 /// non-blocking request), `None` for a request that may wait forever, and
 /// `untimed` for a request without a wait of its own (create, list, ...).
 pub(crate) fn answer_limit(request: &Request, untimed: Option<Duration>) -> Option<Duration> {
-    let wait = match request {
-        Request::Send { wait, .. }
-        | Request::Receive { wait, .. }
-        | Request::SendMany { wait, .. }
-        | Request::ReceiveMany { wait, .. }
-        | Request::SendWith { wait, .. }
-        | Request::ReceiveWith { wait, .. }
-        | Request::Call { wait, .. }
-        | Request::ClaimName { wait, .. } => *wait,
-        _ => return untimed,
-    };
-    wait_limit(wait)
+    match crate::ops::wait_of(request) {
+        Some(wait) => wait_limit(wait),
+        None => untimed,
+    }
 }
 
 /// How long to wait for an answer to a request that waits as `wait` says:

@@ -7,11 +7,13 @@ use std::io::{Read, Write};
 use std::os::unix::net::UnixStream;
 use std::thread::JoinHandle;
 
-use bytes::{Bytes, BytesMut};
+use bytes::BytesMut;
 use mailbox_proto::{
-    codec, decode_frame, encode_frame, BrokerError, ClientFrame, Hello, Message, Metadata,
+    codec, decode_frame, encode_frame, BrokerError, ClientFrame, ErrorKind, Hello, Message,
     Response, ServerFrame, Welcome, PROTOCOL_VERSION,
 };
+
+use crate::error::Error;
 
 const MAX: u32 = codec::DEFAULT_MAX_FRAME_LEN;
 
@@ -45,28 +47,47 @@ impl FakeBroker {
     }
 }
 
-/// A message with recognisable metadata.
-pub(crate) fn message(sequence: u64, payload: &'static [u8]) -> Message {
-    Message {
-        metadata: Metadata {
-            sequence,
-            sender_pid: 10,
-            sender_uid: 20,
-            sender_gid: 30,
-            sender_connection: 40,
-            accepted_at_unix_nanos: 50,
-            redeliveries: 0,
-            details: None,
-        },
-        payload: Bytes::from_static(payload),
-    }
-}
+/// A message with recognisable metadata (the one fixture of every crate).
+pub(crate) use mailbox_proto::fixtures::message;
 
 /// Messages with sequence numbers `first..first + count`.
 pub(crate) fn messages(first: u64, count: u64) -> Vec<Message> {
     (first..first + count)
-        .map(|sequence| message(sequence, b"m"))
+        .map(|sequence| message(sequence, "m"))
         .collect()
+}
+
+/// What a broker of the largest frames welcomes a client of `version`
+/// with.
+pub(crate) fn welcome(version: u32) -> Welcome {
+    Welcome {
+        protocol_version: version,
+        broker_version: "test".into(),
+        connection_id: 7,
+        max_frame_len: MAX,
+    }
+}
+
+/// A refusal of kind `kind`, as the client reports it.
+pub(crate) fn broker_error(kind: ErrorKind) -> Error {
+    Error::Broker(BrokerError::new(kind, "test"))
+}
+
+/// The answer to a batch send of which `admitted` were accepted from
+/// sequence 10 on, stopped by an error of kind `stopped` if it is some.
+pub(crate) fn batch_answer(admitted: u32, stopped: Option<ErrorKind>) -> Response {
+    sent_many(
+        10,
+        admitted as usize,
+        stopped.map(|kind| BrokerError::new(kind, "test")),
+    )
+}
+
+/// The answer to a batch receive: messages of these sequence numbers.
+pub(crate) fn received_many(sequences: std::ops::RangeInclusive<u64>) -> Result<Response, Error> {
+    Ok(Response::ReceivedMany(
+        sequences.map(|sequence| message(sequence, "m")).collect(),
+    ))
 }
 
 /// The answer to a batch send of which `admitted` were accepted from

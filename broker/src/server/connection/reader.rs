@@ -232,9 +232,9 @@ fn apply_buffered(
         }
         // A frame still arriving is left alone: the decoder would reserve
         // room for all of it on the promise of its header.
-        if frame_total(buffer)
-            .is_some_and(|total| buffer.len() < total && total - 4 <= config.max_frame_size as usize)
-        {
+        if frame_total(buffer).is_some_and(|total| {
+            buffer.len() < total && total - 4 <= config.max_frame_size as usize
+        }) {
             applied = Applied::All;
             break;
         }

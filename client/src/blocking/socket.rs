@@ -1,0 +1,64 @@
+//! The blocking client's socket: reads straight into the incoming buffer,
+//! and the timeouts that bound a timed request.
+
+use std::io;
+use std::os::unix::io::AsRawFd;
+use std::os::unix::net::UnixStream;
+use std::time::{Duration, Instant};
+
+use bytes::BytesMut;
+
+use crate::error::Error;
+
+/// Bytes asked of the socket per read.
+const READ_CHUNK: usize = 64 * 1024;
+
+/// Whether an I/O error is a socket timeout (`SO_RCVTIMEO`, `SO_SNDTIMEO`).
+pub(super) fn is_timeout(error: &io::Error) -> bool {
+    matches!(
+        error.kind(),
+        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+    )
+}
+
+/// Sets the socket's read and write timeouts to the time left until
+/// `deadline` (at least a millisecond), or clears them.
+pub(super) fn set_timeouts(stream: &UnixStream, deadline: Option<Instant>) -> io::Result<()> {
+    let left = deadline.map(|at| {
+        at.saturating_duration_since(Instant::now())
+            .max(Duration::from_millis(1))
+    });
+    stream.set_read_timeout(left)?;
+    stream.set_write_timeout(left)
+}
+
+/// Reads once into `incoming`, straight into its spare capacity (no copy
+/// through an intermediate buffer); the end of the stream is
+/// [`Error::Disconnected`].
+pub(super) fn read_some(stream: &mut UnixStream, incoming: &mut BytesMut) -> Result<(), Error> {
+    if incoming.capacity() - incoming.len() < READ_CHUNK / 4 {
+        incoming.reserve(READ_CHUNK);
+    }
+    loop {
+        let spare = incoming.spare_capacity_mut();
+        // SAFETY: read(2) writes at most `spare.len()` bytes into memory we
+        // own; it does not need that memory initialised.
+        let read =
+            unsafe { libc::read(stream.as_raw_fd(), spare.as_mut_ptr().cast(), spare.len()) };
+        match read {
+            0 => return Err(Error::Disconnected),
+            read if read > 0 => {
+                // SAFETY: the kernel initialised the first `read` spare bytes.
+                unsafe { incoming.set_len(incoming.len() + read as usize) };
+                return Ok(());
+            }
+            _ => {
+                let error = io::Error::last_os_error();
+                if error.kind() == io::ErrorKind::Interrupted {
+                    continue;
+                }
+                return Err(Error::from_connection_io(error));
+            }
+        }
+    }
+}

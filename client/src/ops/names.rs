@@ -1,0 +1,91 @@
+//! Operations on well-known names: claim, release, list.
+
+use mailbox_proto::{NameInfo, Request, Response, Wait};
+
+use crate::error::Error;
+use crate::ops::pages::{Page, Paged, PAGE_ROWS};
+use crate::ops::{expect_answer, Operation};
+
+/// `ClaimName`, waiting for the name as `wait` says → this connection
+/// holds the name.
+#[derive(Debug)]
+pub(crate) struct ClaimName<'a> {
+    pub(crate) name: &'a str,
+    pub(crate) wait: Wait,
+}
+
+impl Operation for ClaimName<'_> {
+    type Output = ();
+
+    fn request(&mut self) -> Request {
+        Request::ClaimName {
+            name: self.name.to_owned(),
+            wait: self.wait,
+        }
+    }
+
+    fn decode(self, answer: Result<Response, Error>) -> Result<(), Error> {
+        expect_answer!(answer, NameClaimed => ())
+    }
+}
+
+/// `ReleaseName`: gives a claimed name up → done.
+#[derive(Debug)]
+pub(crate) struct ReleaseName<'a>(pub(crate) &'a str);
+
+impl Operation for ReleaseName<'_> {
+    type Output = ();
+
+    fn request(&mut self) -> Request {
+        Request::ReleaseName {
+            name: self.0.to_owned(),
+        }
+    }
+
+    fn decode(self, answer: Result<Response, Error>) -> Result<(), Error> {
+        expect_answer!(answer, NameReleased => ())
+    }
+}
+
+/// `ListNamePage` → a page of claimed names.
+#[derive(Debug)]
+pub(crate) struct NamePage {
+    pub(crate) after: Option<String>,
+    pub(crate) max: u32,
+}
+
+impl NamePage {
+    /// At most `max` names after `after`.
+    pub(crate) fn new(after: Option<&str>, max: u32) -> Self {
+        Self {
+            after: after.map(str::to_owned),
+            max,
+        }
+    }
+}
+
+impl Operation for NamePage {
+    type Output = Page<NameInfo>;
+
+    fn request(&mut self) -> Request {
+        Request::ListNamePage {
+            after: self.after.take(),
+            max: self.max,
+        }
+    }
+
+    fn decode(self, answer: Result<Response, Error>) -> Result<Page<NameInfo>, Error> {
+        expect_answer!(answer, NamePage { names, next } => Page { items: names, next })
+    }
+}
+
+impl Paged for NamePage {
+    type Row = NameInfo;
+
+    fn page(after: Option<String>) -> Self {
+        Self {
+            after,
+            max: PAGE_ROWS,
+        }
+    }
+}

@@ -1,0 +1,92 @@
+//! Listings read page by page: the page type, and the walk over all pages
+//! that both clients' whole-listing calls step.
+
+use crate::error::Error;
+use crate::ops::Operation;
+
+/// One page of a listing ([`Client::list_page`](crate::Client::list_page),
+/// [`Client::names_page`](crate::Client::names_page)), in name order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Page<T> {
+    /// The rows of this page; possibly none even when more follow (the
+    /// broker bounds the work of one page, and may have looked only at
+    /// rows the caller may not see).
+    pub items: Vec<T>,
+    /// Where the next page starts (pass it as `after`); `None` on the last
+    /// page.
+    pub next: Option<String>,
+}
+
+/// How many rows the whole-listing calls ask for per page (the broker also
+/// ends a page at [`mailbox_proto::MAX_PAGE_BYTES`]).
+pub const PAGE_ROWS: u32 = 1024;
+
+/// An operation that reads one page of a listing.
+pub(crate) trait Paged: Operation<Output = Page<Self::Row>> + Sized {
+    /// What the listing lists.
+    type Row;
+
+    /// The operation reading [`PAGE_ROWS`] rows after `after` (`None`: from
+    /// the first).
+    fn page(after: Option<String>) -> Self;
+}
+
+/// A walk over every page of a listing: the drivers run each
+/// [`next`](Self::next) operation and [`record`](Self::record) its page.
+pub(crate) struct Pages<O: Paged> {
+    /// Makes the operation that reads the page after a cursor.
+    page: fn(Option<String>) -> O,
+    all: Vec<O::Row>,
+    /// Where the next page starts; `None` before the first.
+    after: Option<String>,
+    done: bool,
+}
+
+impl<O: Paged> Pages<O> {
+    /// A walk from the first page, reading each with the operation `page`
+    /// makes.
+    pub(crate) fn new(page: fn(Option<String>) -> O) -> Self {
+        Self {
+            page,
+            all: Vec::new(),
+            after: None,
+            done: false,
+        }
+    }
+
+    /// The operation reading the next page; `None` after the last.
+    pub(crate) fn next(&self) -> Option<O> {
+        (!self.done).then(|| (self.page)(self.after.clone()))
+    }
+
+    /// Adds a page read by [`next`](Self::next)'s operation.
+    pub(crate) fn record(&mut self, page: Page<O::Row>) -> Result<(), Error> {
+        match follow_page(&mut self.all, self.after.as_deref(), page)? {
+            Some(next) => self.after = Some(next),
+            None => self.done = true,
+        }
+        Ok(())
+    }
+
+    /// Every row of every page, in order.
+    pub(crate) fn finish(self) -> Vec<O::Row> {
+        self.all
+    }
+}
+
+/// Adds `page` to `all` and says where the next page starts (`None`: done);
+/// a cursor that does not move forward is a broken broker, not a reason to
+/// loop forever.
+pub(crate) fn follow_page<T>(
+    all: &mut Vec<T>,
+    after: Option<&str>,
+    page: Page<T>,
+) -> Result<Option<String>, Error> {
+    all.extend(page.items);
+    match (page.next, after) {
+        (Some(next), Some(after)) if next.as_str() <= after => Err(Error::Protocol(format!(
+            "the broker's next page starts at {next:?}, not after {after:?}"
+        ))),
+        (next, _) => Ok(next),
+    }
+}
