@@ -11,7 +11,7 @@
 //!   `ms`, `s`, `min` (or `m`) or `h`. `1.5s` is exactly 1500 ms: the
 //!   fraction is read as decimal digits, never through a float, and is exact
 //!   to the nanosecond (digits below a nanosecond are dropped). The unit is
-//!   required, even for zero (`0s`).
+//!   required, except for zero (`0` is `0s`).
 //! - **Modes**: permission bits in octal, `0660`, `660` or `0o660`, at most
 //!   `0777`.
 //!
@@ -204,7 +204,8 @@ const DURATION_UNITS: [(&str, u128); 5] = [
 /// assert_eq!(parse_duration("2m"), Ok(Duration::from_secs(120)));
 /// assert_eq!(parse_duration("10min"), Ok(Duration::from_secs(600)));
 /// assert_eq!(parse_duration("0s"), Ok(Duration::ZERO));
-/// assert!(parse_duration("10").is_err()); // the unit is required
+/// assert_eq!(parse_duration("0"), Ok(Duration::ZERO)); // zero needs no unit
+/// assert!(parse_duration("10").is_err()); // any other number does
 /// ```
 pub fn parse_duration(input: &str) -> Result<Duration, ParseError> {
     let text = input.trim();
@@ -227,6 +228,10 @@ pub fn parse_duration(input: &str) -> Result<Duration, ParseError> {
         return Err(fail("the number has more than one decimal point"));
     }
     let unit = unit.trim_start();
+    // Zero is zero in every unit, so `--interval 0` needs none.
+    if unit.is_empty() && number.bytes().all(|b| b == b'0' || b == b'.') {
+        return Ok(Duration::ZERO);
+    }
     if unit.is_empty() {
         return Err(ParseError::DurationWithoutUnit {
             input: text.to_owned(),

@@ -86,6 +86,8 @@ fn durations_take_whole_and_fractional_amounts_of_each_unit() {
         ("500ms", Duration::from_millis(500)),
         ("0ms", Duration::ZERO),
         ("0s", Duration::ZERO),
+        ("0", Duration::ZERO),
+        ("0.0", Duration::ZERO),
         ("5s", Duration::from_secs(5)),
         ("200ms", Duration::from_millis(200)),
         ("1.5s", Duration::from_millis(1500)),
@@ -112,8 +114,8 @@ fn durations_take_whole_and_fractional_amounts_of_each_unit() {
 #[test]
 fn durations_refuse_what_is_not_a_duration() {
     for input in [
-        "", "s", ".s", "5", "10", "1.5", "0", "2sec", "2S", "-1s", "1..5s", "1.2.3s", "ms5",
-        "1e3ms", "5us", "5d",
+        "", "s", ".s", "5", "10", "1.5", "2sec", "2S", "-1s", "1..5s", "1.2.3s", "ms5", "1e3ms",
+        "5us", "5d",
     ] {
         assert_eq!(duration(input), None, "{input:?}");
     }

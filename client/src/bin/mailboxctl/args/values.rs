@@ -2,14 +2,15 @@
 //! durations, modes, owners and processes, each turned into what the
 //! client library takes, with a message that says how to write it.
 //!
-//! Every value parser of the command line is here, so that a shared units
-//! module can replace the size and duration readers in one edit.
+//! Every value parser of the command line is here; sizes, durations and
+//! modes are read by `mailbox_proto::units`, as in the configuration file
+//! and `mailboxd`'s flags.
 
 use std::io;
 
-/// A duration like 500ms, 2s, 1.5s or 1m (the client library's reader).
-pub(crate) use mailbox_client::parse_duration;
 use mailbox_client::Address;
+/// A duration like 500ms, 2s, 1.5s, 10min or 0 (the shared units reader).
+pub(crate) use mailbox_proto::units::{self, parse_duration};
 
 /// A process: digits are its address, anything else a well-known name.
 /// (Explicit, because clap would prefer `Address`'s `From<&str>`, a name.)
@@ -19,18 +20,7 @@ pub(crate) fn parse_address(text: &str) -> Result<Address, std::convert::Infalli
 
 /// Rights in octal: `0760`, `760` or `0o760`, at most `0777`.
 pub(crate) fn parse_mode(text: &str) -> Result<u32, String> {
-    let digits = text.strip_prefix("0o").unwrap_or(text);
-    if !digits.is_empty() && digits.bytes().all(|b| (b'0'..=b'7').contains(&b)) {
-        if let Ok(mode) = u32::from_str_radix(digits, 8) {
-            if mode <= 0o777 {
-                return Ok(mode);
-            }
-        }
-    }
-    Err(format!(
-        "{text:?} is not a mode; write it in octal like 0760 (owner, group, others; \
-         receive 4, send 2, manage 1)"
-    ))
+    units::parse_mode(text).map_err(|error| error.to_string())
 }
 
 /// `chown`'s `[USER][:GROUP]`, resolved to ids.
@@ -120,24 +110,12 @@ fn positive_millis(text: &str, what: &str) -> Result<u64, String> {
         .ok_or_else(|| format!("{text:?} is no {what}; give at least 1ms, like 30s or 5m"))
 }
 
-/// A size in bytes: a number, optionally followed by `KiB` or `MiB`.
+/// A size in bytes, as everywhere else (`4096`, `64K`, `64KiB`, `1M`), at
+/// most 4 GiB - 1 (the protocol's sizes are 32-bit).
 pub(crate) fn parse_size(text: &str) -> Result<u32, String> {
-    let text = text.trim();
-    let (number, multiplier) = if let Some(number) = text.strip_suffix("MiB") {
-        (number, 1024 * 1024)
-    } else if let Some(number) = text.strip_suffix("KiB") {
-        (number, 1024)
-    } else {
-        (text.strip_suffix('B').unwrap_or(text), 1)
-    };
-    number
-        .trim()
-        .parse::<u32>()
-        .ok()
-        .and_then(|number| number.checked_mul(multiplier))
-        .ok_or_else(|| {
-            format!("{text:?} is not a size; write a number of bytes, like 4096, 64KiB or 1MiB")
-        })
+    units::parse_size_at_most(text, u32::MAX.into())
+        .map(|bytes| u32::try_from(bytes).unwrap_or(u32::MAX))
+        .map_err(|error| error.to_string())
 }
 
 #[cfg(test)]
@@ -150,6 +128,8 @@ mod tests {
         assert_eq!(parse_size("10B"), Ok(10));
         assert_eq!(parse_size("64KiB"), Ok(65536));
         assert_eq!(parse_size("1MiB"), Ok(1 << 20));
+        assert_eq!(parse_size("64K"), Ok(65536));
+        assert_eq!(parse_size("1M"), Ok(1 << 20));
         assert!(parse_size("4096MiB").is_err());
         assert!(parse_size("lots").is_err());
     }
