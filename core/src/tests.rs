@@ -64,6 +64,7 @@ use super::{Clock, ConnectionId, Core, Limits, Outcome, Peer, Reply, Ticket};
 
 mod ack_timeouts;
 mod fair_share;
+mod invariants;
 mod listing;
 mod many_waiters;
 mod slow_subscribers;
