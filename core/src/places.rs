@@ -20,6 +20,7 @@ pub(crate) struct Places {
 }
 
 impl Places {
+    #[inline]
     pub(crate) fn get(&self, place: &Place) -> Option<&Mailbox> {
         match place {
             Place::Mailbox(name) => self.mailboxes.get(name).map(|m| &**m),
@@ -28,6 +29,7 @@ impl Places {
         }
     }
 
+    #[inline]
     pub(crate) fn get_mut(&mut self, place: &Place) -> Option<&mut Mailbox> {
         match place {
             Place::Mailbox(name) => self.mailboxes.get_mut(name).map(|m| &mut **m),
@@ -36,6 +38,7 @@ impl Places {
         }
     }
 
+    #[inline]
     pub(crate) fn all(&self) -> impl Iterator<Item = &Mailbox> {
         self.mailboxes
             .values()
@@ -43,6 +46,7 @@ impl Places {
             .map(|mailbox| &**mailbox)
     }
 
+    #[inline]
     pub(crate) fn all_mut(&mut self) -> impl Iterator<Item = &mut Mailbox> {
         self.mailboxes
             .values_mut()
