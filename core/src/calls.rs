@@ -162,13 +162,7 @@ impl CallRegistry {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn ticket(connection: u64, request: u64) -> Ticket {
-        Ticket {
-            connection: ConnectionId(connection),
-            request,
-        }
-    }
+    use crate::tests::ticket;
 
     fn place() -> Place {
         Place::Mailbox("jobs".to_owned())

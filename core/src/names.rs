@@ -141,13 +141,7 @@ impl NameRegistry {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn ticket(connection: u64, request: u64) -> Ticket {
-        Ticket {
-            connection: ConnectionId(connection),
-            request,
-        }
-    }
+    use crate::tests::ticket;
 
     #[test]
     fn a_free_name_goes_to_its_first_claimer_and_stays_with_it() {

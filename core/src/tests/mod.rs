@@ -109,6 +109,14 @@ pub(super) fn peer_of(connection: ConnectionId) -> Peer {
     }
 }
 
+/// Request `request` of connection `connection`.
+pub(crate) fn ticket(connection: u64, request: u64) -> Ticket {
+    Ticket {
+        connection: ConnectionId(connection),
+        request,
+    }
+}
+
 /// A plain message as the core stamps it: `sequence` and `payload`, sent
 /// by `sender` (with the credentials of [`peer_of`]) and admitted at
 /// `unix_nanos`. Built on the workspace's one message fixture.
