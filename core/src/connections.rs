@@ -9,18 +9,8 @@ use mailbox_proto::{Address, BrokerError, Capacity, ErrorKind, DEFAULT_INBOX_CAP
 use crate::mailbox::Context;
 use crate::types::{Place, SparseList};
 use crate::waiting::WaitingRequests;
+use crate::waits::Waiting;
 use crate::{check_name, error, Clock, ConnectionId, Core, Outcome, Peer, Ticket};
-
-/// A request that waits: where, and until when.
-#[derive(Debug)]
-pub(crate) struct Waiting {
-    pub(crate) place: Place,
-    /// Distinguishes this wait from an earlier one that used the same request
-    /// id, so a stale deadline never fires on a newer request.
-    pub(crate) serial: u64,
-    /// Set when the request is a call waiting for its reply.
-    pub(crate) call: Option<u64>,
-}
 
 /// One open connection: who it is and what it has in the broker.
 #[derive(Debug)]

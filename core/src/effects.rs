@@ -3,10 +3,7 @@
 //! out before it ends; and settling, which forgets the waits its replies
 //! answered.
 
-use std::cmp::Reverse;
-
 use crate::mailbox::Context;
-use crate::timers::{Expiry, Wake};
 use crate::types::{Effect, Place};
 use crate::{Clock, Core, Outcome, Ticket};
 
@@ -22,11 +19,7 @@ impl Core {
                         at,
                         place,
                         sequence,
-                    } => self.timers.expiries.push(Reverse(Expiry {
-                        at,
-                        place,
-                        sequence,
-                    })),
+                    } => self.timers.add_expiry(at, place, sequence),
                     Effect::DeadLetter {
                         to,
                         from,
@@ -81,9 +74,7 @@ impl Core {
                             }
                         }
                     }
-                    Effect::Wake { at, place } => {
-                        self.timers.wakes.push(Reverse(Wake { at, place }))
-                    }
+                    Effect::Wake { at, place } => self.timers.add_wake(at, place),
                     Effect::SubscriberCut {
                         connection,
                         mailbox,

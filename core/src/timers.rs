@@ -19,15 +19,15 @@ const MIN_DEADLINES_BEFORE_COMPACTING: usize = 1024;
 pub(crate) struct Timers {
     /// Deadlines of waiting requests; those of waits that ended otherwise
     /// stay until they pass or the heap is compacted.
-    pub deadlines: BinaryHeap<Reverse<Deadline>>,
+    deadlines: BinaryHeap<Reverse<Deadline>>,
     /// Times-to-live of queued messages.
-    pub expiries: BinaryHeap<Reverse<Expiry>>,
+    expiries: BinaryHeap<Reverse<Expiry>>,
     /// Times mailboxes asked to be woken at.
-    pub wakes: BinaryHeap<Reverse<Wake>>,
+    wakes: BinaryHeap<Reverse<Wake>>,
     /// The serial of the next wait (see `Waiting::serial`).
-    pub next_serial: u64,
+    next_serial: u64,
     /// Heap size at which stale deadlines are swept out next.
-    pub compact_deadlines_at: usize,
+    compact_deadlines_at: usize,
 }
 
 impl Default for Timers {
@@ -43,6 +43,32 @@ impl Default for Timers {
 }
 
 impl Timers {
+    /// A serial for a new wait of `ticket` (see `Waiting::serial`), with
+    /// its deadline if it has one.
+    pub fn add_wait(&mut self, ticket: Ticket, deadline: Option<Instant>) -> u64 {
+        let serial = self.next_serial;
+        self.next_serial += 1;
+        if let Some(at) = deadline {
+            self.deadlines
+                .push(Reverse(Deadline { at, serial, ticket }));
+        }
+        serial
+    }
+
+    /// Expires message `sequence` of `place` at `at`.
+    pub fn add_expiry(&mut self, at: Instant, place: Place, sequence: u64) {
+        self.expiries.push(Reverse(Expiry {
+            at,
+            place,
+            sequence,
+        }));
+    }
+
+    /// Wakes the mailbox at `place` at `at`.
+    pub fn add_wake(&mut self, at: Instant, place: Place) {
+        self.wakes.push(Reverse(Wake { at, place }));
+    }
+
     /// Whether a message's time-to-live is up at `now`.
     #[inline]
     pub fn expiry_due(&self, now: Instant) -> bool {
@@ -62,30 +88,32 @@ impl Timers {
 
 /// When a waiting request times out.
 #[derive(Debug, PartialEq, Eq, PartialOrd, Ord)]
-pub(crate) struct Deadline {
-    pub at: Instant,
-    pub serial: u64,
-    pub ticket: Ticket,
+struct Deadline {
+    at: Instant,
+    serial: u64,
+    ticket: Ticket,
 }
 
 /// When a queued message's time-to-live is up.
 #[derive(Debug, PartialEq, Eq, PartialOrd, Ord)]
-pub(crate) struct Expiry {
-    pub at: Instant,
-    pub place: Place,
-    pub sequence: u64,
+struct Expiry {
+    at: Instant,
+    place: Place,
+    sequence: u64,
 }
 
 /// A time a mailbox asked to be woken at (`Effect::Wake`): at most one
 /// live per mailbox, plus stale ones that do nothing when they fire.
 #[derive(Debug, PartialEq, Eq, PartialOrd, Ord)]
-pub(crate) struct Wake {
-    pub at: Instant,
-    pub place: Place,
+struct Wake {
+    at: Instant,
+    place: Place,
 }
 
 impl Core {
-    pub(crate) fn is_live(&self, deadline: &Deadline) -> bool {
+    /// Whether `deadline` is that of a wait that still waits (not one that
+    /// ended otherwise, or an earlier wait with the same request id).
+    fn is_live(&self, deadline: &Deadline) -> bool {
         self.connections
             .get(&deadline.ticket.connection)
             .and_then(|state| state.waiting.get(&deadline.ticket.request))

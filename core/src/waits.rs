@@ -2,16 +2,24 @@
 //! limit), ending one (a cancel, a timeout, a deadline), and the plan of
 //! whether and until when a request may wait.
 
-use std::cmp::Reverse;
 use std::time::{Duration, Instant};
 
 use mailbox_proto::{BrokerError, ErrorKind, RequestId, Response, Wait};
 
-use crate::connections::Waiting;
 use crate::mailbox::{Context, Withdrawn};
-use crate::timers::Deadline;
 use crate::types::Place;
 use crate::{error, Clock, ConnectionId, Core, Outcome, Ticket};
+
+/// A request that waits: where, and until when.
+#[derive(Debug)]
+pub(crate) struct Waiting {
+    pub(crate) place: Place,
+    /// Distinguishes this wait from an earlier one that used the same request
+    /// id, so a stale deadline never fires on a newer request.
+    pub(crate) serial: u64,
+    /// Set when the request is a call waiting for its reply.
+    pub(crate) call: Option<u64>,
+}
 
 impl Core {
     /// `Cancel`: ends the caller's waiting request `request`, if it waits,
@@ -90,8 +98,7 @@ impl Core {
         deadline: Option<Instant>,
         call: Option<u64>,
     ) {
-        let serial = self.timers.next_serial;
-        self.timers.next_serial += 1;
+        let serial = self.timers.add_wait(ticket, deadline);
         if let Some(state) = self.connections.get_mut(&ticket.connection) {
             state.waiting.insert(
                 ticket.request,
@@ -101,11 +108,6 @@ impl Core {
                     call,
                 },
             );
-        }
-        if let Some(at) = deadline {
-            self.timers
-                .deadlines
-                .push(Reverse(Deadline { at, serial, ticket }));
         }
     }
 

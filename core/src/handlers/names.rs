@@ -104,7 +104,7 @@ impl Core {
         let waited = state.waiting.remove(&next.request);
         debug_assert!(matches!(
             waited,
-            Some(crate::connections::Waiting {
+            Some(crate::waits::Waiting {
                 place: Place::Name(_),
                 ..
             })
