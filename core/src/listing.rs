@@ -139,7 +139,7 @@ impl Core {
         after: Option<&str>,
         max: u32,
     ) -> (Vec<NameInfo>, Option<String>) {
-        page(&self.names, after, max, |name, entry| {
+        page(self.names.entries(), after, max, |name, entry| {
             Some(self.name_info(name, entry))
         })
     }
@@ -148,6 +148,7 @@ impl Core {
     pub(super) fn name_list(&self) -> Result<Vec<NameInfo>, BrokerError> {
         let rows = self
             .names
+            .entries()
             .iter()
             .map(|(name, entry)| self.name_info(name, entry));
         whole(rows, "claimed names", "ListNamePage")

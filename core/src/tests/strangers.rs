@@ -2,14 +2,14 @@
 //! over someone else's mailbox, squatting reserved prefixes, moving messages
 //! into a stranger's mailbox as dead letters, giving a mailbox to a group
 //! one is not in, flooding an inbox, poisoning a key. Connections as in
-//! `step4`: `cN` has uid 2000+N and gid 3000+N, `c2` is also in group 3001,
+//! `access_and_limits.rs`: `cN` has uid 2000+N and gid 3000+N, `c2` is also in group 3001,
 //! and mailboxes get the default mode 0o760; `c9` is root.
 
 use std::collections::BTreeSet;
 
 use mailbox_proto::{ErrorKind, MailboxInfo, Request, Response};
 
-use super::step4::harness;
+use super::access_and_limits::harness;
 use super::{ConnectionId, Harness, Limits};
 use crate::{AccessPolicy, Peer, Reservation};
 
