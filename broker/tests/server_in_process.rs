@@ -184,7 +184,7 @@ async fn too_many_waiting_requests_on_one_connection_are_refused() {
     bounded(async {
         let config = Config {
             limits: Limits {
-                max_waiting_per_connection: 2,
+                max_requests_in_flight: 2,
                 ..Limits::default()
             },
             ..Config::default()

@@ -13,7 +13,7 @@ pub struct Limits {
     /// payload but a queue slot and metadata each.
     pub max_queued_messages: u64,
     /// Requests one connection may have waiting at once.
-    pub max_waiting_per_connection: usize,
+    pub max_requests_in_flight: usize,
     /// Open connections in all.
     pub max_connections: usize,
     /// Open connections of one uid (root is not limited by it, only by
@@ -49,7 +49,7 @@ impl Default for Limits {
         Self {
             memory_budget: 1 << 30,
             max_queued_messages: 4 << 20,
-            max_waiting_per_connection: 65_536,
+            max_requests_in_flight: 65_536,
             max_connections: 16_384,
             max_connections_per_uid: 1_024,
             reserved_connections: 64,

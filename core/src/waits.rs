@@ -64,8 +64,8 @@ impl Core {
             .connections
             .get(&ticket.connection)
             .map_or(0, |c| c.waiting.len());
-        if waiting_now >= self.limits.max_waiting_per_connection {
-            let refused = too_many_waiting(self.limits.max_waiting_per_connection);
+        if waiting_now >= self.limits.max_requests_in_flight {
+            let refused = too_many_waiting(self.limits.max_requests_in_flight);
             if let Some(call) = call {
                 self.calls.close(call);
             }

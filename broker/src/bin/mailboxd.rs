@@ -192,7 +192,7 @@ impl Overrides {
             .max_requests_in_flight
             .or(self.max_waiting_per_connection)
         {
-            limits.max_waiting_per_connection = count;
+            limits.max_requests_in_flight = count;
         }
         if let Some(count) = self.max_connections {
             limits.max_connections = count;
@@ -526,7 +526,7 @@ mod tests {
         assert_eq!(
             args.overrides
                 .apply(Limits::default())
-                .max_waiting_per_connection,
+                .max_requests_in_flight,
             9
         );
     }
@@ -545,7 +545,7 @@ mod tests {
         assert_eq!(
             args.overrides
                 .apply(Limits::default())
-                .max_waiting_per_connection,
+                .max_requests_in_flight,
             7
         );
         // Once moved, the old name is not reported again (reloads reuse them).
@@ -553,7 +553,7 @@ mod tests {
         assert_eq!(
             args.overrides
                 .apply(Limits::default())
-                .max_waiting_per_connection,
+                .max_requests_in_flight,
             7
         );
     }

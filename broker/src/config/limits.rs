@@ -33,10 +33,10 @@ impl Document<'_> {
                 d.max_queued_messages,
                 max,
             )?,
-            max_waiting_per_connection: count(
+            max_requests_in_flight: count(
                 "max_requests_in_flight",
                 &raw.max_requests_in_flight,
-                d.max_waiting_per_connection as u64,
+                d.max_requests_in_flight as u64,
                 max_usize,
             )? as usize,
             max_connections: count(

@@ -113,7 +113,7 @@ fn every_key_is_read() {
         Limits {
             memory_budget: 64 << 20,
             max_queued_messages: 1000,
-            max_waiting_per_connection: 50,
+            max_requests_in_flight: 50,
             max_connections: 100,
             max_connections_per_uid: 10,
             reserved_connections: 0,

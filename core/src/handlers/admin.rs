@@ -41,10 +41,7 @@ impl Core {
         [
             ("memory_budget", l.memory_budget),
             ("max_queued_messages", l.max_queued_messages),
-            (
-                "max_requests_in_flight",
-                l.max_waiting_per_connection as u64,
-            ),
+            ("max_requests_in_flight", l.max_requests_in_flight as u64),
             ("max_connections", l.max_connections as u64),
             ("max_connections_per_uid", l.max_connections_per_uid as u64),
             ("reserved_connections", l.reserved_connections as u64),

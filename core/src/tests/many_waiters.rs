@@ -49,7 +49,7 @@ struct Scale {
 impl Scale {
     fn new() -> Self {
         let limits = Limits {
-            max_waiting_per_connection: 2 * WAITERS as usize,
+            max_requests_in_flight: 2 * WAITERS as usize,
             max_connections: 2 * WAITERS as usize,
             max_connections_per_uid: 2 * WAITERS as usize,
             ..Limits::default()

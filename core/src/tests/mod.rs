@@ -744,10 +744,10 @@ fn check_with(limits: Limits, script: &str) {
     Harness::with_connections(limits).run(script);
 }
 
-fn limits(memory_budget: u64, max_waiting_per_connection: usize) -> Limits {
+fn limits(memory_budget: u64, max_requests_in_flight: usize) -> Limits {
     Limits {
         memory_budget,
-        max_waiting_per_connection,
+        max_requests_in_flight,
         ..totals_only()
     }
 }

@@ -351,7 +351,7 @@ fn status_limits(limits: &Limits) -> Vec<mailbox_proto::Limit> {
         ("max_queued_messages", limits.max_queued_messages),
         (
             "max_requests_in_flight",
-            limits.max_waiting_per_connection as u64,
+            limits.max_requests_in_flight as u64,
         ),
         ("max_connections", limits.max_connections as u64),
         (
@@ -679,7 +679,7 @@ impl Model {
             return None;
         }
         let waits = self.waiting.entry(ticket.connection).or_default();
-        if waits.len() >= self.limits.max_waiting_per_connection {
+        if waits.len() >= self.limits.max_requests_in_flight {
             out.extend(mailbox.end(ticket, ErrorKind::TooManyRequests));
             return None;
         }
