@@ -246,6 +246,52 @@ impl BroadcastLines {
             }
         }
     }
+
+    /// Cuts off every subscriber whose backlog has been full for the
+    /// mailbox's limit: its subscription ends, its unread backlog is
+    /// released (so waiting senders proceed in the pump that follows), and
+    /// it learns why, at its waiting receive or else at its next receive
+    /// (through the core, `Effect::SubscriberCut`).
+    fn cut_slow_subscribers(
+        &mut self,
+        settings: &MailboxSettings,
+        ledger: &mut Ledger,
+        ctx: &mut Context<'_>,
+    ) {
+        let Some(after) = settings.cut_slow_subscribers_after_millis else {
+            return;
+        };
+        let after = Duration::from_millis(after);
+        let now = ctx.clock.now;
+        let error = slow_consumer_error(ledger.name(), settings);
+        let name = ledger.name().to_owned();
+        let slow: Vec<ConnectionId> = self
+            .subscribers
+            .iter()
+            .filter(|(_, s)| {
+                s.full_since
+                    .and_then(|since| since.checked_add(after))
+                    .is_some_and(|at| at <= now)
+            })
+            .map(|(id, _)| *id)
+            .collect();
+        for connection in slow {
+            let Some(mut subscriber) = self.remove_subscriber(connection, ledger.next_sequence)
+            else {
+                continue;
+            };
+            let tell = subscriber.waiting.is_empty();
+            for receive in subscriber.waiting.drain() {
+                ctx.out.reply(receive.ticket, Err(error.clone()));
+            }
+            ledger.more().slow_subscribers_cut += 1;
+            ctx.out.effects.push(Effect::SubscriberCut {
+                connection,
+                mailbox: name.clone(),
+                tell,
+            });
+        }
+    }
 }
 
 impl DeliveryRules for BroadcastLines {
@@ -426,45 +472,9 @@ impl DeliveryRules for BroadcastLines {
         self.subscribers.len()
     }
 
-    /// Cuts off every subscriber whose backlog has been full for the
-    /// mailbox's limit: its subscription ends, its unread backlog is
-    /// released (so waiting senders proceed in the pump that follows), and
-    /// it learns why, at its waiting receive or else at its next receive
-    /// (through the core, `Effect::SubscriberCut`).
+    /// A wake cuts slow subscribers.
     fn on_wake(&mut self, settings: &MailboxSettings, ledger: &mut Ledger, ctx: &mut Context<'_>) {
-        let Some(after) = settings.cut_slow_subscribers_after_millis else {
-            return;
-        };
-        let after = Duration::from_millis(after);
-        let now = ctx.clock.now;
-        let error = slow_consumer_error(ledger.name(), settings);
-        let name = ledger.name().to_owned();
-        let slow: Vec<ConnectionId> = self
-            .subscribers
-            .iter()
-            .filter(|(_, s)| {
-                s.full_since
-                    .and_then(|since| since.checked_add(after))
-                    .is_some_and(|at| at <= now)
-            })
-            .map(|(id, _)| *id)
-            .collect();
-        for connection in slow {
-            let Some(mut subscriber) = self.remove_subscriber(connection, ledger.next_sequence)
-            else {
-                continue;
-            };
-            let tell = subscriber.waiting.is_empty();
-            for receive in subscriber.waiting.drain() {
-                ctx.out.reply(receive.ticket, Err(error.clone()));
-            }
-            ledger.more().slow_subscribers_cut += 1;
-            ctx.out.effects.push(Effect::SubscriberCut {
-                connection,
-                mailbox: name.clone(),
-                tell,
-            });
-        }
+        self.cut_slow_subscribers(settings, ledger, ctx);
     }
 
     /// When the first subscriber whose backlog is full will have been so
