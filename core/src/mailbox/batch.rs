@@ -28,6 +28,7 @@ pub(super) struct BatchSize {
 
 impl BatchSize {
     /// An empty answer to `receive`.
+    #[inline]
     pub(super) fn new(receive: &WaitingReceive) -> Self {
         Self {
             limit: receive.limit(),
@@ -54,6 +55,7 @@ impl BatchSize {
 
 /// How many of `messages` (at most what `receive` takes, at least 1 when
 /// there is one) fit in one batch answer.
+#[inline]
 pub(super) fn batch_len<'a>(
     receive: &WaitingReceive,
     messages: impl Iterator<Item = &'a Message>,

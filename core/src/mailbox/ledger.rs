@@ -399,6 +399,7 @@ impl Ledger {
     /// Admits up to `room` messages of the waiting senders into the
     /// mailbox's buffer (`keep` puts each where it belongs), counting their
     /// bytes as queued; whether any was admitted.
+    #[inline]
     pub(super) fn admit_queued(
         &mut self,
         senders: &mut Line<WaitingSend>,
@@ -420,6 +421,7 @@ impl Ledger {
 
     /// Hands the first `take` queued messages of `queue` to `receiver`
     /// (see [`Ledger::hand_over`]); they are no longer counted as queued.
+    #[inline]
     pub(super) fn hand_over_front(
         &mut self,
         receiver: WaitingReceive,

@@ -199,14 +199,17 @@ macro_rules! each_policy {
 }
 
 impl DeliveryRules for Lines {
+    #[inline]
     fn add_receive(&mut self, receive: WaitingReceive, ledger: &Ledger) -> Result<(), BrokerError> {
         each_policy!(self, state => state.add_receive(receive, ledger))
     }
 
+    #[inline]
     fn has_receive(&self, ticket: Ticket) -> bool {
         each_policy!(self, state => state.has_receive(ticket))
     }
 
+    #[inline]
     fn remove_receive(&mut self, ticket: Ticket) -> bool {
         each_policy!(self, state => state.remove_receive(ticket))
     }

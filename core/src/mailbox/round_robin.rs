@@ -37,26 +37,32 @@ pub(super) trait ReceiverLine: Default + std::fmt::Debug {
 
 /// First come, first served.
 impl ReceiverLine for Line<WaitingReceive> {
+    #[inline]
     fn push(&mut self, receive: WaitingReceive) {
         Line::push_back(self, receive);
     }
 
+    #[inline]
     fn pop_front(&mut self) -> Option<WaitingReceive> {
         Line::pop_front(self)
     }
 
+    #[inline]
     fn contains(&self, ticket: Ticket) -> bool {
         Line::contains(self, ticket)
     }
 
+    #[inline]
     fn remove(&mut self, ticket: Ticket) -> Option<WaitingReceive> {
         Line::remove(self, ticket)
     }
 
+    #[inline]
     fn len(&self) -> usize {
         Line::len(self)
     }
 
+    #[inline]
     fn drain(&mut self) -> Vec<WaitingReceive> {
         Line::drain(self).collect()
     }

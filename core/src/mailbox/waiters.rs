@@ -94,6 +94,7 @@ impl WaitingSend {
         }
     }
 
+    #[inline]
     pub(super) fn until(&self) -> Until {
         self.extra
             .as_ref()
@@ -144,11 +145,13 @@ impl WaitingReceive {
         }
     }
 
+    #[inline]
     pub(super) fn limit(&self) -> usize {
         self.max.map_or(1, |max| max.max(1) as usize)
     }
 
     /// Answers it with `messages` (one or more).
+    #[inline]
     pub(super) fn deliver(self, mut messages: Vec<Message>, out: &mut Outcome) {
         let response = match self.max {
             Some(_) => Response::ReceivedMany(messages),
