@@ -35,7 +35,6 @@
 //! - a mailbox with a deadline (acknowledgement, backlog full) has a wake
 //!   pending no later than the earliest one (`More::armed`).
 
-use std::collections::BTreeMap;
 use std::time::Instant;
 
 use mailbox_proto::{
@@ -44,7 +43,7 @@ use mailbox_proto::{
 
 use crate::access::Permissions;
 use crate::line::Line;
-use crate::types::{ConnectionId, Effect, Place, Ticket};
+use crate::types::{ConnectionId, Place, Ticket};
 
 mod batch;
 mod broadcast;
@@ -58,11 +57,12 @@ mod priority;
 mod round_robin;
 mod waiters;
 
-use ledger::{release, release_all, sent, Ledger, Watch};
+use ledger::{release, release_all, sent, Ledger};
 use policy::{room, DeliveryRules, Lines, Unsubscribed};
 pub(crate) use waiters::{
     Batch, Context, Load, Progress, SendExtra, Until, WaitingReceive, WaitingSend, Withdrawn,
 };
+
 /// A named mailbox, or a connection's inbox.
 #[derive(Debug)]
 pub(crate) struct Mailbox {
@@ -494,17 +494,7 @@ impl Mailbox {
         for sequence in watched {
             self.ledger.drop_watch(sequence, error.clone(), ctx);
         }
-        let in_flight = match self.ledger.more.as_mut() {
-            Some(more) => {
-                more.in_flight_bytes = 0;
-                more.ack_deadlines.clear();
-                std::mem::take(&mut more.in_flight)
-            }
-            None => BTreeMap::new(),
-        };
-        for held in in_flight.values() {
-            release(ctx.budget, &held.message);
-        }
+        self.ledger.release_in_flight(ctx.budget);
         for message in self.lines.queued_messages() {
             release(ctx.budget, message);
         }
@@ -523,19 +513,7 @@ impl Mailbox {
         for receive in waiting {
             ctx.out.reply(receive.ticket, Err(error.clone()));
         }
-        let watches: Vec<(u64, Watch)> = match self.ledger.more.as_mut() {
-            Some(more) => more.take_watches().into_iter().collect(),
-            None => Vec::new(),
-        };
-        for (_, watch) in watches {
-            match watch.until {
-                Until::Reply(call) => ctx.out.effects.push(Effect::CallDropped {
-                    call,
-                    why: error.clone(),
-                }),
-                _ => ctx.out.reply(watch.ticket, Err(error.clone())),
-            }
-        }
+        self.ledger.fail_watches(error, ctx);
     }
 
     /// Fails the waiting receives on this inbox that take only from

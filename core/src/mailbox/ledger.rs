@@ -520,6 +520,40 @@ impl Ledger {
         }
     }
 
+    /// Ends every watch with `error` (the mailbox is deleted or the broker
+    /// stops): the senders learn it, a call is dropped.
+    pub(super) fn fail_watches(&mut self, error: &BrokerError, ctx: &mut Context<'_>) {
+        let watches: Vec<(u64, Watch)> = match self.more.as_mut() {
+            Some(more) => more.take_watches().into_iter().collect(),
+            None => Vec::new(),
+        };
+        for (_, watch) in watches {
+            match watch.until {
+                Until::Reply(call) => ctx.out.effects.push(Effect::CallDropped {
+                    call,
+                    why: error.clone(),
+                }),
+                _ => ctx.out.reply(watch.ticket, Err(error.clone())),
+            }
+        }
+    }
+
+    /// Lets every message in flight go from the budget and forgets it (the
+    /// mailbox is deleted).
+    pub(super) fn release_in_flight(&mut self, budget: &mut Budget) {
+        let in_flight = match self.more.as_mut() {
+            Some(more) => {
+                more.in_flight_bytes = 0;
+                more.ack_deadlines.clear();
+                std::mem::take(&mut more.in_flight)
+            }
+            None => BTreeMap::new(),
+        };
+        for held in in_flight.values() {
+            release(budget, &held.message);
+        }
+    }
+
     /// A message taken out of circulation for `reason`: to the dead-letter
     /// mailbox when there is one (its budget goes with it), else dropped.
     pub(super) fn retire(&mut self, message: Message, reason: &'static str, ctx: &mut Context<'_>) {

@@ -164,7 +164,7 @@ impl WaitingReceive {
     }
 }
 
-/// What [`Mailbox::withdraw`] took out of a line.
+/// What [`super::Mailbox::withdraw`] took out of a line.
 #[derive(Debug)]
 pub(crate) enum Withdrawn {
     /// A send that was not (completely) admitted.
