@@ -38,7 +38,7 @@
 use std::time::Instant;
 
 use mailbox_proto::{
-    BrokerError, Capacity, DeadLetter, ErrorKind, MailboxInfo, MailboxSettings, Message, Verdict,
+    BrokerError, Capacity, ErrorKind, MailboxInfo, MailboxSettings, Message, Verdict,
 };
 
 use crate::access::Permissions;
@@ -377,7 +377,7 @@ impl Mailbox {
     /// waiting on `zero`). Gives it back otherwise.
     pub fn take_dead_letter(
         &mut self,
-        mut message: Message,
+        message: Message,
         from: &str,
         reason: &'static str,
         ctx: &mut Context<'_>,
@@ -390,19 +390,7 @@ impl Mailbox {
         if !has_room || self.check_payload(message.payload.len()).is_err() {
             return Err(message);
         }
-        let sequence = self.ledger.next_sequence;
-        self.ledger.next_sequence += 1;
-        self.ledger.accepted += 1;
-        let details = message.metadata.details.get_or_insert_with(Box::default);
-        details.expires_at_unix_nanos = None;
-        details.call = None;
-        details.dead_letter = Some(DeadLetter {
-            mailbox: from.to_owned(),
-            sequence: message.metadata.sequence,
-            reason: reason.to_owned(),
-        });
-        message.metadata.sequence = sequence;
-        message.metadata.redeliveries = 0;
+        let message = self.ledger.adopt_dead_letter(message, from, reason);
         self.lines.take_dead_letter(message, &mut self.ledger, ctx);
         self.pump(ctx);
         Ok(())

@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use mailbox_proto::{
-    BrokerError, Details, ErrorKind, MailboxSettings, Message, Metadata, Response,
+    BrokerError, DeadLetter, Details, ErrorKind, MailboxSettings, Message, Metadata, Response,
 };
 
 use super::waiters::{Context, Load, SendExtra, Until, WaitingReceive, WaitingSend};
@@ -518,6 +518,32 @@ impl Ledger {
             }),
             _ => ctx.out.reply(watch.ticket, Err(why)),
         }
+    }
+
+    /// Makes `message`, retired from mailbox `from` for `reason`, one of
+    /// this mailbox's: the next sequence number, no redelivery, and in its
+    /// details where it comes from (its time-to-live and call are left
+    /// behind).
+    pub(super) fn adopt_dead_letter(
+        &mut self,
+        mut message: Message,
+        from: &str,
+        reason: &'static str,
+    ) -> Message {
+        let sequence = self.next_sequence;
+        self.next_sequence += 1;
+        self.accepted += 1;
+        let details = message.metadata.details.get_or_insert_with(Box::default);
+        details.expires_at_unix_nanos = None;
+        details.call = None;
+        details.dead_letter = Some(DeadLetter {
+            mailbox: from.to_owned(),
+            sequence: message.metadata.sequence,
+            reason: reason.to_owned(),
+        });
+        message.metadata.sequence = sequence;
+        message.metadata.redeliveries = 0;
+        message
     }
 
     /// Ends every watch with `error` (the mailbox is deleted or the broker
