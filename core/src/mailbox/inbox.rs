@@ -1,22 +1,28 @@
-//! An inbox's queue and receives: the oldest message of any sender or of
-//! one sender, and the earliest receive something waits for, each found
-//! without a pass over the queue or the receives.
+//! Inbox: a connection's own mailbox. One queue; a receive may ask for one
+//! sender only, and then takes that sender's oldest message, even straight
+//! from a waiting send (the queue may be full of others' messages).
 //!
-//! What it deliberately does not do: admit senders or answer anyone (the
-//! mailbox's pump does, with what this finds).
+//! Its queue and receives are arranged so that the oldest message of any
+//! sender or of one sender, and the earliest receive something waits for,
+//! are each found without a pass over the queue or the receives.
+//!
+//! Invariant: no receive waits beside a queued message it accepts.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 
-use mailbox_proto::Message;
+use mailbox_proto::{BrokerError, MailboxSettings, Message};
 
-use super::{Load, WaitingReceive, WaitingSend, MAX_BATCH_BYTES, MESSAGE_OVERHEAD};
+use super::batch::BatchSize;
+use super::ledger::Ledger;
+use super::policy::{room, DeliveryRules};
+use super::waiters::{Context, Load, WaitingReceive, WaitingSend};
 use crate::line::{step, Line, Ticketed};
 use crate::types::{ConnectionId, Ticket};
 
 /// A receive on an inbox with its place in arrival order (receives of any
 /// sender and of one sender wait in separate lines).
 #[derive(Debug, Clone, Copy)]
-pub(super) struct Arrived {
+struct Arrived {
     arrival: u64,
     receive: WaitingReceive,
 }
@@ -29,7 +35,7 @@ impl Ticketed for Arrived {
 
 /// Which line of an inbox a receive waits in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-pub(super) enum Which {
+enum Which {
     Any,
     From(ConnectionId),
 }
@@ -59,12 +65,12 @@ pub(super) struct InboxLines {
 }
 
 impl InboxLines {
-    pub(super) fn len(&self) -> usize {
+    fn len(&self) -> usize {
         self.queue.len()
     }
 
     /// Queues `message` at the back (or the head: it came back).
-    pub(super) fn push(&mut self, message: Message, at_front: bool) {
+    fn push(&mut self, message: Message, at_front: bool) {
         let sender = message.metadata.sender_connection;
         let key = if at_front {
             self.front -= 1;
@@ -86,7 +92,7 @@ impl InboxLines {
     }
 
     /// Takes the message under `key` out of the queue.
-    pub(super) fn take(&mut self, key: i64) -> Option<Message> {
+    fn take(&mut self, key: i64) -> Option<Message> {
         let message = self.queue.remove(&key)?;
         let sender = message.metadata.sender_connection;
         if let Some(keys) = self.of_sender.get_mut(&sender) {
@@ -104,7 +110,7 @@ impl InboxLines {
         Some(message)
     }
 
-    pub(super) fn messages(&self) -> impl Iterator<Item = &Message> {
+    fn messages(&self) -> impl Iterator<Item = &Message> {
         self.queue.values()
     }
 
@@ -114,7 +120,7 @@ impl InboxLines {
 
     /// Removes the queued message with `sequence` (a pass over the queue:
     /// only expiries and withdrawn watched sends come here).
-    pub(super) fn take_sequence(&mut self, sequence: u64) -> Option<Message> {
+    fn take_sequence(&mut self, sequence: u64) -> Option<Message> {
         let key = self
             .queue
             .iter()
@@ -123,13 +129,13 @@ impl InboxLines {
         self.take(key)
     }
 
-    pub(super) fn drain(&mut self) -> Vec<Message> {
+    fn drain(&mut self) -> Vec<Message> {
         self.of_sender.clear();
         self.ready.clear();
         std::mem::take(&mut self.queue).into_values().collect()
     }
 
-    pub(super) fn add_receive(&mut self, receive: WaitingReceive) {
+    fn add_waiting(&mut self, receive: WaitingReceive) {
         let arrived = Arrived {
             arrival: self.next_arrival,
             receive,
@@ -147,11 +153,11 @@ impl InboxLines {
         }
     }
 
-    pub(super) fn contains_receive(&self, ticket: Ticket) -> bool {
+    fn contains_receive(&self, ticket: Ticket) -> bool {
         self.filters.contains_key(&ticket) || self.any.contains(ticket)
     }
 
-    pub(super) fn remove_receive(&mut self, ticket: Ticket) -> Option<WaitingReceive> {
+    fn take_receive(&mut self, ticket: Ticket) -> Option<WaitingReceive> {
         match self.filters.remove(&ticket) {
             None => self.any.remove(ticket).map(|a| a.receive),
             Some(sender) => {
@@ -167,7 +173,7 @@ impl InboxLines {
     }
 
     /// The first receive of `which`'s line, taken out of it.
-    pub(super) fn pop_receive(&mut self, which: Which) -> Option<WaitingReceive> {
+    fn pop_receive(&mut self, which: Which) -> Option<WaitingReceive> {
         match which {
             Which::Any => self.any.pop_front().map(|a| a.receive),
             Which::From(sender) => {
@@ -185,7 +191,7 @@ impl InboxLines {
 
     /// Puts `receive` back at the front of its line, with its `arrival`
     /// (it was just taken from there).
-    pub(super) fn restore(&mut self, arrival: u64, receive: WaitingReceive) {
+    fn restore(&mut self, arrival: u64, receive: WaitingReceive) {
         let arrived = Arrived { arrival, receive };
         match receive.from {
             None => self.any.push_front(arrived),
@@ -199,12 +205,12 @@ impl InboxLines {
         }
     }
 
-    pub(super) fn receive_count(&self) -> usize {
+    fn receive_count(&self) -> usize {
         self.any.len() + self.filters.len()
     }
 
     /// Every receive, in arrival order.
-    pub(super) fn drain_receives(&mut self) -> Vec<WaitingReceive> {
+    fn drain_waiting(&mut self) -> Vec<WaitingReceive> {
         let mut all: Vec<Arrived> = self.any.drain().collect();
         for (_, mut line) in self.from.drain() {
             all.extend(line.drain());
@@ -230,7 +236,7 @@ impl InboxLines {
 
     /// The earliest receive that queued messages wait for: the first of any
     /// sender when something is queued, or the first of a ready sender.
-    pub(super) fn next_from_queue(&self) -> Option<(u64, Which)> {
+    fn next_from_queue(&self) -> Option<(u64, Which)> {
         let any = self
             .any
             .front()
@@ -254,7 +260,7 @@ impl InboxLines {
     /// The earliest receive that takes a waiting send directly (nothing is
     /// queued for it), with that send: a pass over the waiting sends, made
     /// only while some receive could take one.
-    pub(super) fn next_handoff(&self, senders: &Line<WaitingSend>) -> Option<(u64, Which, Ticket)> {
+    fn next_handoff(&self, senders: &Line<WaitingSend>) -> Option<(u64, Which, Ticket)> {
         let any = self.any.front().filter(|_| self.queue.is_empty());
         if any.is_none() && self.from.is_empty() {
             return None;
@@ -286,10 +292,11 @@ impl InboxLines {
 
     /// Takes what `receive` takes from the queue: the oldest messages it
     /// accepts, up to its limit and a batch answer's size.
-    pub(super) fn take_for(&mut self, receive: &WaitingReceive) -> (Vec<Message>, u64) {
+    fn take_for(&mut self, receive: &WaitingReceive) -> (Vec<Message>, u64) {
         let mut messages = Vec::new();
         let mut bytes = 0u64;
-        while messages.len() < receive.limit() {
+        let mut size = BatchSize::new(receive);
+        loop {
             let key = match receive.from {
                 None => self.queue.keys().next().copied(),
                 Some(sender) => self
@@ -297,17 +304,15 @@ impl InboxLines {
                     .get(&sender.0)
                     .and_then(|keys| keys.front().copied()),
             };
-            let Some(next) = key.and_then(|key| Some((key, self.queue.get(&key)?.payload.len())))
+            let Some((key, len)) =
+                key.and_then(|key| Some((key, self.queue.get(&key)?.payload.len())))
             else {
                 break;
             };
-            if !messages.is_empty()
-                && (bytes as usize + next.1 + MESSAGE_OVERHEAD * (messages.len() + 1))
-                    > MAX_BATCH_BYTES
-            {
+            if !size.fits(len) {
                 break;
             }
-            let Some(message) = self.take(next.0) else {
+            let Some(message) = self.take(key) else {
                 break;
             };
             bytes += message.payload.len() as u64;
@@ -317,11 +322,124 @@ impl InboxLines {
     }
 }
 
+impl DeliveryRules for InboxLines {
+    fn add_receive(&mut self, receive: WaitingReceive, _: &Ledger) -> Result<(), BrokerError> {
+        self.add_waiting(receive);
+        Ok(())
+    }
+
+    fn has_receive(&self, ticket: Ticket) -> bool {
+        self.contains_receive(ticket)
+    }
+
+    fn remove_receive(&mut self, ticket: Ticket) -> bool {
+        self.take_receive(ticket).is_some()
+    }
+
+    fn pump(
+        &mut self,
+        settings: &MailboxSettings,
+        ledger: &mut Ledger,
+        senders: &mut Line<WaitingSend>,
+        ctx: &mut Context<'_>,
+    ) {
+        loop {
+            let space = room(settings.capacity, self.len());
+            let mut moved = ledger.admit_queued(senders, space, ctx, |m| self.push(m, false));
+            // Serve the earliest receive that something waits for, until
+            // none does: from the queue, or straight from a waiting send it
+            // accepts (the queue may be full of others' messages).
+            loop {
+                let queued = self.next_from_queue();
+                let handoff = if senders.is_empty() {
+                    None
+                } else {
+                    self.next_handoff(senders)
+                };
+                // Both finds name a receive at the front of its line and
+                // what it takes, so neither branch below can come away
+                // empty-handed; if one did, the receive goes back to its
+                // place (it must still be answered) and the message to the
+                // head of the queue (it must not vanish).
+                let (receiver, messages, bytes) = match (queued, handoff) {
+                    (Some((at, which)), handoff)
+                        if handoff.is_none_or(|(later, ..)| at < later) =>
+                    {
+                        let Some(receiver) = self.pop_receive(which) else {
+                            break;
+                        };
+                        let (messages, bytes) = self.take_for(&receiver);
+                        if messages.is_empty() {
+                            self.restore(at, receiver);
+                            break;
+                        }
+                        (receiver, messages, bytes)
+                    }
+                    (_, Some((_, which, send))) => {
+                        let Some(message) = ledger.admit(senders, Some(send), 1, ctx) else {
+                            break;
+                        };
+                        let bytes = message.payload.len() as u64;
+                        ledger.queued_bytes += bytes;
+                        let Some(receiver) = self.pop_receive(which) else {
+                            self.push(message, true);
+                            break;
+                        };
+                        (receiver, vec![message], bytes)
+                    }
+                    _ => break,
+                };
+                ledger.queued_bytes -= bytes;
+                ledger.hand_over(receiver, messages, bytes, ctx);
+                moved = true;
+            }
+            if !moved {
+                break;
+            }
+        }
+    }
+
+    fn take_queued(&mut self, sequence: u64) -> Option<Message> {
+        self.take_sequence(sequence)
+    }
+
+    fn put_back(&mut self, message: Message, to_tail: bool) -> bool {
+        self.push(message, !to_tail);
+        true
+    }
+
+    fn queued_messages(&self) -> Box<dyn Iterator<Item = &Message> + '_> {
+        Box::new(self.messages())
+    }
+
+    fn queued_count(&self) -> usize {
+        self.len()
+    }
+
+    fn waiting_receivers(&self) -> usize {
+        self.receive_count()
+    }
+
+    fn drain_receives(&mut self) -> Vec<WaitingReceive> {
+        self.drain_waiting()
+    }
+
+    fn drain_queued(&mut self, _next_sequence: u64) -> Vec<Message> {
+        self.drain()
+    }
+
+    #[cfg(test)]
+    fn check_invariants(&self, _: &MailboxSettings, _: &Ledger, _: &Line<WaitingSend>) -> u64 {
+        self.check_lines();
+        self.messages().map(|m| m.payload.len() as u64).sum()
+    }
+}
+
 #[cfg(test)]
 impl InboxLines {
     /// Panics when a waiting receive accepts a queued message, or the
     /// indexes are out of step with the queue and the lines.
-    pub(super) fn check_invariants(&self) {
+    fn check_lines(&self) {
         assert!(
             self.any.is_empty() || self.queue.is_empty(),
             "inbox receiver waits beside a message it accepts"

@@ -1,0 +1,97 @@
+//! How many messages one batch answer carries: at most what the receive
+//! asked for, and never more than fits in a frame (one message alone always
+//! fits). Every delivery policy sizes its batches here.
+
+use bytes::Bytes;
+use mailbox_proto::Message;
+
+use super::ledger::Ledger;
+use super::waiters::{Context, Load, WaitingReceive, WaitingSend};
+use crate::line::Line;
+
+/// Encoded bytes a message adds to a batch beside its payload (metadata and
+/// lengths, rounded up).
+const MESSAGE_OVERHEAD: usize = 64;
+
+/// A batch answer stops growing at this size, so that its frame always fits
+/// the protocol's frame limit; one message alone always fits.
+const MAX_BATCH_BYTES: usize = mailbox_proto::MAX_MESSAGE_SIZE_LIMIT as usize;
+
+/// A batch answer being filled: what it counts so far against its limits.
+#[derive(Debug)]
+pub(super) struct BatchSize {
+    /// Up to how many messages it carries.
+    limit: usize,
+    count: usize,
+    bytes: usize,
+}
+
+impl BatchSize {
+    /// An empty answer to `receive`.
+    #[inline]
+    pub(super) fn new(receive: &WaitingReceive) -> Self {
+        Self {
+            limit: receive.limit(),
+            count: 0,
+            bytes: 0,
+        }
+    }
+
+    /// Whether a message of `payload_len` bytes still fits; it is counted
+    /// when it does.
+    #[inline]
+    pub(super) fn fits(&mut self, payload_len: usize) -> bool {
+        if self.count >= self.limit {
+            return false;
+        }
+        self.bytes += payload_len + MESSAGE_OVERHEAD;
+        if self.count > 0 && self.bytes > MAX_BATCH_BYTES {
+            return false;
+        }
+        self.count += 1;
+        true
+    }
+}
+
+/// How many of `messages` (at most what `receive` takes, at least 1 when
+/// there is one) fit in one batch answer.
+#[inline]
+pub(super) fn batch_len<'a>(
+    receive: &WaitingReceive,
+    messages: impl Iterator<Item = &'a Message>,
+) -> usize {
+    let mut size = BatchSize::new(receive);
+    messages
+        .take_while(|message| size.fits(message.payload.len()))
+        .count()
+}
+
+/// The size of the next payload the front waiting send would admit.
+fn front_payload_len(senders: &Line<WaitingSend>) -> usize {
+    match senders.front().map(|send| &send.load) {
+        Some(Load::One(payload)) => payload.len(),
+        Some(Load::Many(batch)) => batch.rest.front().map_or(0, Bytes::len),
+        None => 0,
+    }
+}
+
+/// Admits from the front waiting sends as many messages as one batch answer
+/// to `receiver` may carry (rendezvous).
+pub(super) fn admit_batch(
+    ledger: &mut Ledger,
+    senders: &mut Line<WaitingSend>,
+    receiver: WaitingReceive,
+    ctx: &mut Context<'_>,
+) -> (Vec<Message>, u64) {
+    let mut messages = Vec::new();
+    let mut total = 0;
+    let mut size = BatchSize::new(&receiver);
+    while size.fits(front_payload_len(senders)) {
+        let Some(message) = ledger.admit(senders, None, 1, ctx) else {
+            break;
+        };
+        total += message.payload.len() as u64;
+        messages.push(message);
+    }
+    (messages, total)
+}

@@ -1,0 +1,424 @@
+//! Hash: messages with the same key go to the same member of the pool, in
+//! order; keyless messages go to the waiting members in turn. A new key is
+//! bound to the member with the fewest keys; when a member leaves, its keys
+//! and queued messages move to the others, in order.
+//!
+//! Invariants: a member waits only while its own queue is empty; a key is
+//! bound to at most one member, and its queued messages are all in that
+//! member's queue (or in the shared queue while there are no members).
+
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
+
+use mailbox_proto::{BrokerError, Capacity, MailboxSettings, Message};
+
+use super::batch::batch_len;
+use super::ledger::Ledger;
+use super::policy::{room, DeliveryRules, Unsubscribed};
+use super::waiters::{Context, WaitingReceive, WaitingSend};
+use crate::line::{step, Line};
+use crate::types::{ConnectionId, Ticket};
+
+/// A member of a hash mailbox's pool.
+#[derive(Debug, Default)]
+struct Member {
+    /// Messages whose keys are bound to it.
+    queue: VecDeque<Message>,
+    waiting: Line<WaitingReceive>,
+    /// How many keys are bound to it.
+    keys: u64,
+    /// Its turn for the next shared message (lower first).
+    turn: u64,
+}
+
+/// The lines of a hash mailbox. Besides the members, three ordered sets say
+/// who is next for what, so that no operation passes over every member:
+/// `waiting_turns` (who gets the next shared message), `ready` (who has
+/// both messages of its own and a receive waiting: the only members the
+/// pump serves their own queue) and `by_load` (who gets the next new key).
+#[derive(Debug, Default)]
+pub(super) struct HashLines {
+    /// Keyless messages (and keyed ones while the pool is empty).
+    shared: VecDeque<Message>,
+    /// How many of `shared` have a key (they wait for a member).
+    keyed_shared: usize,
+    members: BTreeMap<ConnectionId, Member>,
+    /// Members with a receive waiting, by turn.
+    waiting_turns: BTreeSet<(u64, ConnectionId)>,
+    /// Members with a receive waiting and messages of their own queued.
+    ready: BTreeSet<ConnectionId>,
+    /// Members by how many keys are bound to them, then address.
+    by_load: BTreeSet<(u64, ConnectionId)>,
+    /// The turn a member gets when it joins or has just been served.
+    next_turn: u64,
+    keys: HashMap<String, ConnectionId>,
+    /// Messages in all queues.
+    queued: usize,
+}
+
+impl HashLines {
+    /// Adds a receive of member `id` (who joins first if need be).
+    fn add_waiting(&mut self, id: ConnectionId, receive: WaitingReceive) {
+        self.join(id);
+        let Some(member) = self.members.get_mut(&id) else {
+            return;
+        };
+        member.waiting.push_back(receive);
+        self.waiting_turns.insert((member.turn, id));
+        if !member.queue.is_empty() {
+            self.ready.insert(id);
+        }
+    }
+
+    /// Takes the receive of `ticket` out of its member's line.
+    fn remove_waiting(&mut self, ticket: Ticket) -> bool {
+        let id = ticket.connection;
+        let Some(member) = self.members.get_mut(&id) else {
+            return false;
+        };
+        let removed = member.waiting.remove(ticket).is_some();
+        if member.waiting.is_empty() {
+            self.waiting_turns.remove(&(member.turn, id));
+            self.ready.remove(&id);
+        }
+        removed
+    }
+
+    /// The next receive of member `id`; `rotate` sends it to the back of
+    /// the turns (it takes a shared message).
+    fn pop_waiting(&mut self, id: ConnectionId, rotate: bool) -> Option<WaitingReceive> {
+        let member = self.members.get_mut(&id)?;
+        let receive = member.waiting.pop_front()?;
+        self.waiting_turns.remove(&(member.turn, id));
+        if rotate {
+            member.turn = self.next_turn;
+            self.next_turn += 1;
+        }
+        if member.waiting.is_empty() {
+            self.ready.remove(&id);
+        } else {
+            self.waiting_turns.insert((member.turn, id));
+        }
+        Some(receive)
+    }
+
+    /// Puts a message where its key says: the queue of the member the key
+    /// is bound to (binding it to the member with the fewest keys, then the
+    /// lowest address, when it is new), or the shared queue.
+    fn route(&mut self, message: Message, front: bool) {
+        self.queued += 1;
+        let owner = match message.metadata.key() {
+            None => None,
+            Some(key) => match self.keys.get(key) {
+                Some(owner) => Some(*owner),
+                None => {
+                    let chosen = self.by_load.pop_first();
+                    if let Some((keys, owner)) = chosen {
+                        self.keys.insert(key.to_owned(), owner);
+                        self.by_load.insert((keys + 1, owner));
+                        if let Some(member) = self.members.get_mut(&owner) {
+                            member.keys += 1;
+                        }
+                    }
+                    chosen.map(|(_, owner)| owner)
+                }
+            },
+        };
+        let queue = match owner.and_then(|owner| Some((owner, self.members.get_mut(&owner)?))) {
+            Some((owner, member)) => {
+                if !member.waiting.is_empty() {
+                    self.ready.insert(owner);
+                }
+                &mut member.queue
+            }
+            None => {
+                if message.metadata.key().is_some() {
+                    self.keyed_shared += 1;
+                }
+                &mut self.shared
+            }
+        };
+        if front {
+            queue.push_front(message);
+        } else {
+            queue.push_back(message);
+        }
+    }
+
+    /// Whether a message with `key` would go to a member that waits now.
+    fn ready_for(&self, key: Option<&str>) -> bool {
+        let waits = |id: &ConnectionId| {
+            self.members
+                .get(id)
+                .is_some_and(|member| !member.waiting.is_empty())
+        };
+        match key {
+            None => !self.waiting_turns.is_empty(),
+            Some(key) => match self.keys.get(key) {
+                Some(owner) => waits(owner),
+                None => self.by_load.first().is_some_and(|(_, id)| waits(id)),
+            },
+        }
+    }
+
+    /// Adds `connection` to the pool; keyed messages that waited for a pool
+    /// get their keys bound now, in order.
+    fn join(&mut self, connection: ConnectionId) {
+        if self.members.contains_key(&connection) {
+            return;
+        }
+        self.members.insert(
+            connection,
+            Member {
+                turn: self.next_turn,
+                ..Member::default()
+            },
+        );
+        self.next_turn += 1;
+        self.by_load.insert((0, connection));
+        if self.keyed_shared > 0 {
+            let shared = std::mem::take(&mut self.shared);
+            self.keyed_shared = 0;
+            self.queued -= shared.len();
+            for message in shared {
+                self.route(message, false);
+            }
+        }
+    }
+
+    /// Removes `connection` from the pool: its keys move to the others with
+    /// its queued messages, in order. Returns its waiting receives.
+    fn leave(&mut self, connection: ConnectionId) -> Option<Line<WaitingReceive>> {
+        let member = self.members.remove(&connection)?;
+        self.waiting_turns.remove(&(member.turn, connection));
+        self.ready.remove(&connection);
+        self.by_load.remove(&(member.keys, connection));
+        if member.keys > 0 {
+            self.keys.retain(|_, owner| *owner != connection);
+        }
+        self.queued -= member.queue.len();
+        for message in member.queue {
+            self.route(message, false);
+        }
+        Some(member.waiting)
+    }
+}
+
+impl DeliveryRules for HashLines {
+    fn add_receive(&mut self, receive: WaitingReceive, _: &Ledger) -> Result<(), BrokerError> {
+        self.add_waiting(receive.ticket.connection, receive);
+        Ok(())
+    }
+
+    fn has_receive(&self, ticket: Ticket) -> bool {
+        self.members
+            .get(&ticket.connection)
+            .is_some_and(|member| member.waiting.contains(ticket))
+    }
+
+    fn remove_receive(&mut self, ticket: Ticket) -> bool {
+        self.remove_waiting(ticket)
+    }
+
+    fn pump(
+        &mut self,
+        settings: &MailboxSettings,
+        ledger: &mut Ledger,
+        senders: &mut Line<WaitingSend>,
+        ctx: &mut Context<'_>,
+    ) {
+        let capacity = settings.capacity;
+        loop {
+            let space = room(capacity, self.queued);
+            let mut moved = ledger.admit_queued(senders, space, ctx, |m| self.route(m, false));
+            // Members first take what is bound to them (only the ready ones
+            // have both a receive and messages).
+            while let Some(id) = self.ready.pop_first() {
+                step(1);
+                while self.members.get(&id).is_some_and(|m| !m.queue.is_empty()) {
+                    let Some(receiver) = self.pop_waiting(id, false) else {
+                        break;
+                    };
+                    let Some(member) = self.members.get_mut(&id) else {
+                        break;
+                    };
+                    let take = batch_len(&receiver, member.queue.iter());
+                    ledger.hand_over_front(receiver, &mut member.queue, take, ctx);
+                    self.queued -= take;
+                    moved = true;
+                }
+                self.ready.remove(&id);
+            }
+            // Shared messages go to waiting members in turn.
+            while !self.shared.is_empty() {
+                if self
+                    .shared
+                    .front()
+                    .is_some_and(|m| m.metadata.key().is_some())
+                {
+                    // Keyed messages are shared only while the pool is
+                    // empty, and a waiting member means it is not.
+                    break;
+                }
+                let Some(&(_, id)) = self.waiting_turns.first() else {
+                    break;
+                };
+                step(1);
+                let Some(receiver) = self.pop_waiting(id, true) else {
+                    break;
+                };
+                let keyless = self
+                    .shared
+                    .iter()
+                    .take_while(|m| m.metadata.key().is_none());
+                let take = batch_len(&receiver, keyless);
+                ledger.hand_over_front(receiver, &mut self.shared, take, ctx);
+                self.queued -= take;
+                moved = true;
+            }
+            if capacity == Capacity::Zero {
+                // Rendezvous: the front send is admitted only when the
+                // member it would go to waits, and the next round hands it
+                // over.
+                let key = senders
+                    .front()
+                    .map(|send| send.extra.as_ref().and_then(|e| e.key.as_deref()));
+                if key.is_some_and(|key| self.ready_for(key)) {
+                    if let Some(message) = ledger.admit(senders, None, 1, ctx) {
+                        ledger.queued_bytes += message.payload.len() as u64;
+                        self.route(message, false);
+                        moved = true;
+                    }
+                }
+            }
+            if !moved {
+                break;
+            }
+        }
+    }
+
+    fn take_queued(&mut self, sequence: u64) -> Option<Message> {
+        let found = |queue: &mut VecDeque<Message>| {
+            let index = queue.iter().position(|m| m.metadata.sequence == sequence)?;
+            queue.remove(index)
+        };
+        let message = match found(&mut self.shared) {
+            Some(message) => {
+                if message.metadata.key().is_some() {
+                    self.keyed_shared -= 1;
+                }
+                Some(message)
+            }
+            None => self
+                .members
+                .values_mut()
+                .find_map(|member| found(&mut member.queue)),
+        };
+        if message.is_some() {
+            self.queued -= 1;
+        }
+        message
+    }
+
+    fn put_back(&mut self, message: Message, to_tail: bool) -> bool {
+        self.route(message, !to_tail);
+        true
+    }
+
+    fn queued_messages(&self) -> Box<dyn Iterator<Item = &Message> + '_> {
+        Box::new(
+            self.shared
+                .iter()
+                .chain(self.members.values().flat_map(|m| m.queue.iter())),
+        )
+    }
+
+    fn queued_count(&self) -> usize {
+        self.queued
+    }
+
+    fn waiting_receivers(&self) -> usize {
+        self.members.values().map(|m| m.waiting.len()).sum()
+    }
+
+    fn drain_receives(&mut self) -> Vec<WaitingReceive> {
+        self.waiting_turns.clear();
+        self.ready.clear();
+        self.members
+            .values_mut()
+            .flat_map(|m| m.waiting.drain())
+            .collect()
+    }
+
+    fn drain_queued(&mut self, _next_sequence: u64) -> Vec<Message> {
+        let mut all: Vec<Message> = self.shared.drain(..).collect();
+        self.keyed_shared = 0;
+        for member in self.members.values_mut() {
+            all.extend(member.queue.drain(..));
+        }
+        self.ready.clear();
+        self.queued = 0;
+        all
+    }
+
+    fn subscribe(&mut self, connection: ConnectionId, _next_sequence: u64) -> Option<bool> {
+        let new = !self.members.contains_key(&connection);
+        self.join(connection);
+        Some(new)
+    }
+
+    fn unsubscribe(&mut self, connection: ConnectionId, _next_sequence: u64) -> Unsubscribed {
+        match self.leave(connection) {
+            Some(waiting) => Unsubscribed::Left(waiting),
+            None => Unsubscribed::NotSubscribed,
+        }
+    }
+
+    fn subscriber_count(&self) -> usize {
+        self.members.len()
+    }
+
+    #[cfg(test)]
+    fn check_invariants(&self, _: &MailboxSettings, _: &Ledger, _: &Line<WaitingSend>) -> u64 {
+        let mut count = self.shared.len();
+        for (id, member) in &self.members {
+            assert!(
+                member.queue.is_empty() || member.waiting.is_empty(),
+                "member waits beside its own messages"
+            );
+            for message in &member.queue {
+                if let Some(key) = message.metadata.key() {
+                    assert_eq!(self.keys.get(key), Some(id), "key bound elsewhere");
+                }
+            }
+            let bound = self.keys.values().filter(|owner| *owner == id).count();
+            assert_eq!(bound as u64, member.keys, "member key count");
+            assert!(self.by_load.contains(&(member.keys, *id)), "by load");
+            assert_eq!(
+                self.waiting_turns.contains(&(member.turn, *id)),
+                !member.waiting.is_empty(),
+                "waiting turns"
+            );
+            assert!(
+                !self.ready.contains(id),
+                "ready members left after the pump"
+            );
+            count += member.queue.len();
+        }
+        assert_eq!(count, self.queued, "hash queued count");
+        assert_eq!(self.by_load.len(), self.members.len(), "by load");
+        let keyed = self.shared.iter().filter(|m| m.metadata.key().is_some());
+        assert_eq!(keyed.count(), self.keyed_shared, "keyed shared messages");
+        let waiting = self.members.values().filter(|m| !m.waiting.is_empty());
+        assert_eq!(self.waiting_turns.len(), waiting.count(), "waiting turns");
+        assert!(self.ready.is_empty(), "ready members left after the pump");
+        assert!(self.keys.values().all(|o| self.members.contains_key(o)));
+        let shared: u64 = self.shared.iter().map(|m| m.payload.len() as u64).sum();
+        shared
+            + self
+                .members
+                .values()
+                .flat_map(|m| m.queue.iter())
+                .map(|m| m.payload.len() as u64)
+                .sum::<u64>()
+    }
+}
