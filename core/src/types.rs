@@ -10,7 +10,7 @@ use mailbox_proto::{BrokerError, Message, RequestId, Response};
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct ConnectionId(pub u64);
 
-/// A map keyed by connection id, hashed by [`ConnectionIdHasher`].
+/// A map keyed by connection id, hashed by `ConnectionIdHasher`.
 pub type ConnectionMap<V> = HashMap<ConnectionId, V, BuildHasherDefault<ConnectionIdHasher>>;
 
 /// Hashes a connection id with one multiplication.

@@ -8,7 +8,7 @@
 //! - [`conns`]: many waiting connections, server memory and wake-up time.
 //! - [`memory`]: the broker's memory per queued message, per idle mailbox.
 //!
-//! A workload never touches a socket itself: the system's [`Running`]
+//! A workload never touches a socket itself: the system's `Running`
 //! prepares the server side, the roles do the rest.
 
 mod conns;

@@ -37,7 +37,7 @@ struct Args {
     #[arg(long)]
     check_config: bool,
 
-    /// Socket to listen on [default: [socket] path of the configuration,
+    /// Socket to listen on [default: socket.path of the configuration,
     /// else $MAILBOX_SOCKET, else $XDG_RUNTIME_DIR/mailbox/mailboxd.sock,
     /// else /run/mailbox/mailboxd.sock]
     #[arg(long, value_name = "PATH")]

@@ -2,8 +2,8 @@
 //! one reader and one writer task per connection and one deadline task, and
 //! carries the core's replies to the right sockets.
 //!
-//! Tasks share one [`Shared`]: the [`Core`] and every connection's
-//! [`Outbox`] behind one `std::sync::Mutex`. The lock is held only to apply a
+//! Tasks share one `Shared`: the [`Core`] and every connection's
+//! `Outbox` behind one `std::sync::Mutex`. The lock is held only to apply a
 //! batch of decoded requests and queue their replies, never across an
 //! `.await` or a system call.
 //!

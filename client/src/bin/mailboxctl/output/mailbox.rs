@@ -139,7 +139,7 @@ pub(crate) fn table(mailboxes: &[MailboxInfo]) -> String {
     super::text::table(header, &rows, 3)
 }
 
-/// `list --json`: one line per mailbox ([`json`]), all in one string.
+/// `list --json`: one line per mailbox ([`json()`]), all in one string.
 pub(crate) fn json_lines(mailboxes: &[MailboxInfo]) -> String {
     let mut lines = String::new();
     for info in mailboxes {
