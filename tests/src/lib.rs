@@ -13,6 +13,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Output, Stdio};
 use std::time::{Duration, Instant};
 
+pub mod configured_broker;
+pub mod other_users;
+
 /// Finds a workspace binary by name.
 pub fn binary(name: &str) -> PathBuf {
     let env_name = format!("{}_BIN", name.to_ascii_uppercase());
@@ -444,6 +447,23 @@ pub fn exit_code(output: &Output) -> i32 {
             String::from_utf8_lossy(&output.stderr)
         )
     })
+}
+
+/// What a process wrote on stderr, as text.
+pub fn stderr(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+/// Asserts `output` exited with `code`, showing its stderr otherwise.
+#[track_caller]
+pub fn assert_exit(output: &Output, code: i32, what: &str) {
+    assert_eq!(
+        output.status.code(),
+        Some(code),
+        "{what}: stdout {:?} stderr {:?}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
 }
 
 /// A gate for shell commands (e.g. `recv --exec`) to wait at: a file that

@@ -2,7 +2,7 @@
 //! 4 MiB budget and the default shares (a quarter per uid, the last eighth
 //! for root and the admin group), and `mailboxctl` run as other uids with
 //! `setpriv --reuid N --regid N --clear-groups` (util-linux), as
-//! `config_and_access.rs` does. These tests need root; run as anyone else
+//! `access_between_users.rs` does. These tests need root; run as anyone else
 //! they say so and do nothing.
 
 use std::fs::File;

@@ -5,7 +5,7 @@
 //! mailbox's `--ack-timeout`.
 //!
 //! The stopped subscriber is another user (uid 65534 under `setpriv`, as in
-//! `config_and_access.rs`): one user's stalled client must not starve
+//! `access_between_users.rs`): one user's stalled client must not starve
 //! another's. That test needs root; run as anyone else it says so and does
 //! nothing.
 
