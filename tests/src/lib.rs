@@ -15,6 +15,7 @@ use std::time::{Duration, Instant};
 
 pub mod configured_broker;
 pub mod other_users;
+pub mod service_manager;
 
 /// Finds a workspace binary by name.
 pub fn binary(name: &str) -> PathBuf {
@@ -447,6 +448,12 @@ pub fn exit_code(output: &Output) -> i32 {
             String::from_utf8_lossy(&output.stderr)
         )
     })
+}
+
+/// Whether `path` is a socket (a symbolic link is not followed).
+pub fn is_socket(path: &Path) -> bool {
+    use std::os::unix::fs::FileTypeExt;
+    std::fs::symlink_metadata(path).is_ok_and(|m| m.file_type().is_socket())
 }
 
 /// What a process wrote on stderr, as text.
