@@ -233,6 +233,21 @@ impl Drop for Running {
     }
 }
 
+/// Waits at most `limit` for `child`; kills it and fails if it is still
+/// running then.
+pub fn finish_within(child: Child, limit: Duration, what: &str) -> Output {
+    let started = Instant::now();
+    let mut running = Running::from_child(child);
+    while running.is_running() {
+        assert!(
+            started.elapsed() < limit,
+            "{what} still runs after {limit:?}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    running.finish()
+}
+
 /// Sends `signal` to `pid`.
 pub fn signal(pid: u32, signal: libc::c_int) {
     // SAFETY: kill(2) has no memory-safety preconditions.
