@@ -10,7 +10,7 @@ use std::process::{Command, Output, Stdio};
 use serde_json::Value;
 
 use crate::other_users::{as_uid, shared_temp_dir, OTHER};
-use crate::{binary, require_tool, signal, wait_until, Broker};
+use crate::{binary, require_tool, signal, wait_until, Broker, Running};
 
 /// The configuration most cross-uid tests start from: a socket others can
 /// connect to.
@@ -29,7 +29,7 @@ pub struct ConfiguredBroker {
 impl ConfiguredBroker {
     /// Starts `mailboxd --config FILE` with `config` as the file, plus `args`.
     pub fn start(config: &str, args: &[&str]) -> Self {
-        let dir = shared_temp_dir("mailbox-access-");
+        let dir = shared_temp_dir("mailbox-configured-");
         let path = dir.path().to_owned();
         let config_path = path.join("mailboxd.toml");
         std::fs::write(&config_path, config).expect("write config");
@@ -108,6 +108,18 @@ impl ConfiguredBroker {
             .args(args)
             .stdin(Stdio::null());
         command
+    }
+
+    /// `mailboxctl ARGS` in the background as uid and gid [`OTHER`], output
+    /// captured (`setpriv` execs it: the pid is mailboxctl's).
+    pub fn spawn_as_other(&self, args: &[&str]) -> Running {
+        let child = self
+            .as_uid_command(OTHER, args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn setpriv mailboxctl");
+        Running::from_child(child)
     }
 
     /// `mailboxctl ARGS` under `setpriv IDS`.

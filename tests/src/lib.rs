@@ -16,6 +16,7 @@ use std::time::{Duration, Instant};
 pub mod configured_broker;
 pub mod other_users;
 pub mod service_manager;
+pub mod watch;
 
 /// Finds a workspace binary by name.
 pub fn binary(name: &str) -> PathBuf {
@@ -545,6 +546,23 @@ pub fn witness_round_trip(client: &mut mailbox_client::blocking::Client) {
         .receive_timeout("witness", PATIENCE)
         .expect("receive from witness");
     assert_eq!(message.payload, payload.as_bytes());
+}
+
+/// A well-behaved client of the broker on `socket` (read timeout: a wedged
+/// broker fails the test instead of hanging it).
+pub fn client_at(socket: &Path) -> mailbox_client::blocking::Client {
+    let stream = UnixStream::connect(socket).expect("connect");
+    stream
+        .set_read_timeout(Some(PATIENCE))
+        .expect("read timeout");
+    mailbox_client::blocking::Client::from_stream(stream).expect("handshake")
+}
+
+impl Broker {
+    /// A well-behaved client of this broker (see [`client_at`]).
+    pub fn client(&self) -> mailbox_client::blocking::Client {
+        client_at(&self.socket)
+    }
 }
 
 /// A process's resident memory in bytes, from `/proc/<pid>/status`.
