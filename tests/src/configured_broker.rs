@@ -29,6 +29,13 @@ pub struct ConfiguredBroker {
 impl ConfiguredBroker {
     /// Starts `mailboxd --config FILE` with `config` as the file, plus `args`.
     pub fn start(config: &str, args: &[&str]) -> Self {
+        Self::start_under(&[], "info", config, args)
+    }
+
+    /// Like [`start`](Self::start), `mailboxd` run by `wrapper` (a command
+    /// and its arguments, like `prlimit --nofile=N`; none: directly) and
+    /// logging at `log_level`.
+    pub fn start_under(wrapper: &[&str], log_level: &str, config: &str, args: &[&str]) -> Self {
         let dir = shared_temp_dir("mailbox-configured-");
         let path = dir.path().to_owned();
         let config_path = path.join("mailboxd.toml");
@@ -42,12 +49,20 @@ impl ConfiguredBroker {
             .expect("chmod mailboxctl");
         let socket = path.join("mailboxd.sock");
         let log = path.join("mailboxd.log");
-        let child = Command::new(binary("mailboxd"))
+        let mut command = match wrapper {
+            [program, rest @ ..] => {
+                let mut command = Command::new(program);
+                command.args(rest).arg(binary("mailboxd"));
+                command
+            }
+            [] => Command::new(binary("mailboxd")),
+        };
+        let child = command
             .arg("--config")
             .arg(&config_path)
             .arg("--socket")
             .arg(&socket)
-            .args(["--log-level", "info"])
+            .args(["--log-level", log_level])
             .args(args)
             .env("NO_COLOR", "1")
             .stdin(Stdio::null())

@@ -211,6 +211,20 @@ impl Running {
         }
     }
 
+    /// Waits at most `limit` for it to exit; kills it and fails if it is
+    /// still running then, naming it `what`.
+    pub fn finish_within(mut self, limit: Duration, what: &str) -> Output {
+        let started = Instant::now();
+        while self.is_running() {
+            assert!(
+                started.elapsed() < limit,
+                "{what} still runs after {limit:?}"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        self.finish()
+    }
+
     /// Its pid.
     pub fn pid(&self) -> u32 {
         self.child.as_ref().map_or(0, Child::id)
@@ -232,21 +246,6 @@ impl Drop for Running {
             let _ = child.wait();
         }
     }
-}
-
-/// Waits at most `limit` for `child`; kills it and fails if it is still
-/// running then.
-pub fn finish_within(child: Child, limit: Duration, what: &str) -> Output {
-    let started = Instant::now();
-    let mut running = Running::from_child(child);
-    while running.is_running() {
-        assert!(
-            started.elapsed() < limit,
-            "{what} still runs after {limit:?}"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    running.finish()
 }
 
 /// Sends `signal` to `pid`.

@@ -9,11 +9,9 @@
 //! so and do nothing.
 
 use std::collections::HashMap;
-use std::fs::File;
 use std::io::{Read, Write};
 use std::os::unix::net::UnixStream;
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
 use bytes::BytesMut;
@@ -21,19 +19,23 @@ use mailbox_client::blocking::Client;
 use mailbox_proto::{
     decode_server_frame, encode_frame, ErrorKind, Hello, ServerFrame, HELLO_MAGIC, PROTOCOL_VERSION,
 };
-use mailbox_tests::other_users::{as_uid, root, shared_temp_dir};
+use mailbox_tests::configured_broker::{ConfiguredBroker, OPEN_SOCKET};
+use mailbox_tests::other_users::{as_uid, root};
 use mailbox_tests::watch::Watch;
-use mailbox_tests::{
-    binary, require_tool, rss_bytes, wait_until, witness_round_trip, Broker, PATIENCE,
-};
+use mailbox_tests::{binary, require_tool, rss_bytes, wait_until, witness_round_trip, PATIENCE};
 
 const MIB: u64 = 1024 * 1024;
 
 /// A broker started with a configuration file, its socket open to all, its
-/// log in a file.
-struct Setup {
-    broker: Broker,
-    log: PathBuf,
+/// log in a file (what `ConfiguredBroker` has, through `Deref`).
+struct Setup(ConfiguredBroker);
+
+impl std::ops::Deref for Setup {
+    type Target = ConfiguredBroker;
+
+    fn deref(&self) -> &ConfiguredBroker {
+        &self.0
+    }
 }
 
 impl Setup {
@@ -44,44 +46,10 @@ impl Setup {
     /// Like [`Setup::start`], `mailboxd` run by `wrapper` (a command and
     /// its arguments, like `prlimit --nofile=N`).
     fn start_under(wrapper: &[&str], limits: &str, args: &[&str]) -> Self {
-        let dir = shared_temp_dir("mailbox-hostile-");
-        let config = dir.path().join("mailboxd.toml");
-        std::fs::write(
-            &config,
-            format!("[socket]\nmode = \"0666\"\n\n[limits]\n{limits}\n"),
-        )
-        .expect("write config");
-        let socket = dir.path().join("mailboxd.sock");
-        let log = dir.path().join("mailboxd.log");
-        let mut command = match wrapper {
-            [program, rest @ ..] => {
-                let mut command = Command::new(program);
-                command.args(rest).arg(binary("mailboxd"));
-                command
-            }
-            [] => Command::new(binary("mailboxd")),
-        };
-        let child = command
-            .arg("--config")
-            .arg(&config)
-            .arg("--socket")
-            .arg(&socket)
-            .args(["--log-level", "warn"])
-            .args(args)
-            .env("NO_COLOR", "1")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(File::create(&log).expect("log file"))
-            .spawn()
-            .expect("spawn mailboxd");
-        Self {
-            broker: Broker::adopt(child, socket, dir),
-            log,
-        }
-    }
-
-    fn log(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
+        let config = format!("{OPEN_SOCKET}\n[limits]\n{limits}\n");
+        Self(ConfiguredBroker::start_under(
+            wrapper, "warn", &config, args,
+        ))
     }
 
     /// Starts `mailbox-hostile ATTACK SOCKET SECONDS COUNT ARG` as `uid`.

@@ -7,7 +7,7 @@
 use std::process::Stdio;
 use std::time::Duration;
 
-use mailbox_tests::{exit_code, finish_within, signal, stderr, Broker, Running};
+use mailbox_tests::{exit_code, signal, stderr, Broker, Running};
 
 // ---------------------------------------------------------------------------
 // 16. `recv --exec` leaves its command running when mailboxctl is killed.
@@ -105,7 +105,7 @@ fn a_message_the_worker_cannot_hand_over_goes_back_once_behind_the_others() {
         .stderr(Stdio::piped())
         .spawn()
         .expect("spawn mailboxctl");
-    let output = finish_within(child, Duration::from_secs(15), "the worker");
+    let output = Running::from_child(child).finish_within(Duration::from_secs(15), "the worker");
     assert_eq!(exit_code(&output), 1, "{}", stderr(&output));
     assert!(
         stderr(&output).contains("cannot start the command"),

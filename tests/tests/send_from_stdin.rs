@@ -5,7 +5,7 @@
 use std::process::Stdio;
 use std::time::Duration;
 
-use mailbox_tests::{exit_code, finish_within, stderr, Broker};
+use mailbox_tests::{exit_code, stderr, Broker, Running};
 
 // ---------------------------------------------------------------------------
 // 17. `send` reads all of stdin before checking the size.
@@ -39,7 +39,7 @@ fn send_stops_reading_stdin_at_the_largest_message_and_fails_at_once() {
         }
         written
     });
-    let output = finish_within(child, Duration::from_secs(15), "send");
+    let output = Running::from_child(child).finish_within(Duration::from_secs(15), "send");
     let written = writer.join().expect("writer");
     assert_eq!(exit_code(&output), 65, "{}", stderr(&output));
     assert!(

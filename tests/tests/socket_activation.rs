@@ -7,10 +7,9 @@ use std::os::fd::{AsRawFd, RawFd};
 use std::os::unix::net::{UnixDatagram, UnixListener, UnixStream};
 use std::os::unix::process::CommandExt;
 use std::process::{Child, Command, Output, Stdio};
-use std::time::{Duration, Instant};
 
 use mailbox_tests::service_manager::INSTALL_SYSTEMD;
-use mailbox_tests::{binary, is_socket, require_tool, wait_until, Broker, PATIENCE};
+use mailbox_tests::{binary, is_socket, require_tool, wait_until, Broker, Running};
 
 /// What `LISTEN_PID` says.
 #[derive(Clone, Copy)]
@@ -81,13 +80,7 @@ fn decimal(mut value: u32, buffer: &mut [u8; 16]) -> &[u8] {
 }
 
 fn stderr_of(child: Child) -> Output {
-    let mut child = child;
-    let start = Instant::now();
-    while child.try_wait().expect("wait").is_none() {
-        assert!(start.elapsed() < PATIENCE, "mailboxd did not exit");
-        std::thread::sleep(Duration::from_millis(10));
-    }
-    child.wait_with_output().expect("output")
+    Running::from_child(child).finish()
 }
 
 /// Create, send, receive through `broker`'s socket.

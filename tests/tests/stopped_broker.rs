@@ -3,11 +3,10 @@
 //! the handshake, after it, and when its listen backlog is full.
 
 use std::path::Path;
-use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use mailbox_client::{ConnectOptions, Error};
-use mailbox_tests::{exit_code, finish_within, signal, stderr, Broker};
+use mailbox_tests::{exit_code, signal, stderr, Broker};
 
 // ---------------------------------------------------------------------------
 // 13. Hangs.
@@ -42,15 +41,9 @@ fn a_timed_command_returns_from_a_stopped_broker() {
         &["send", "q", "hello", "--timeout", "500ms"],
         &["call", "q", "hello", "--timeout", "500ms"],
     ] {
-        let child = broker
-            .ctl()
-            .args(args)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("spawn mailboxctl");
+        let child = broker.spawn(args);
         // Deadline 0.5 s plus the 2 s grace; generous for a loaded machine.
-        let output = finish_within(child, Duration::from_secs(15), &format!("{args:?}"));
+        let output = child.finish_within(Duration::from_secs(15), &format!("{args:?}"));
         assert_eq!(exit_code(&output), 69, "{args:?}: {}", stderr(&output));
         assert!(
             stderr(&output).contains("did not answer"),
@@ -161,14 +154,8 @@ fn a_full_backlog_of_a_stopped_broker_does_not_hang_a_timed_command() {
         eprintln!("skipped: the listen backlog did not fill with 10,000 connections");
         return;
     };
-    let child = broker
-        .ctl()
-        .args(["recv", "q", "--timeout", "500ms"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn mailboxctl");
-    let output = finish_within(child, Duration::from_secs(15), "recv");
+    let child = broker.spawn(&["recv", "q", "--timeout", "500ms"]);
+    let output = child.finish_within(Duration::from_secs(15), "recv");
     assert_eq!(exit_code(&output), 69, "{}", stderr(&output));
     assert!(
         stderr(&output).contains("did not answer"),

@@ -9,9 +9,10 @@
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::{Command, Output, Stdio};
 
 use mailbox_client::{ConnectOptions, Error};
+use mailbox_tests::configured_broker::{ConfiguredBroker, OPEN_SOCKET};
 use mailbox_tests::other_users::{as_uid, root, shared_temp_dir, OTHER};
 use mailbox_tests::{binary, exit_code, stderr, Broker};
 
@@ -33,6 +34,19 @@ fn broker_as_other() -> Broker {
         .spawn()
         .expect("spawn mailboxd as another user");
     Broker::adopt(child, socket, dir)
+}
+
+/// `mailboxctl --socket SOCKET list` as uid:gid `OTHER`, trusting whom it
+/// trusts by default (no `MAILBOX_BROKER_UID`).
+fn list_as_other(socket: &Path) -> Output {
+    as_uid(OTHER, &binary("mailboxctl"))
+        .arg("--socket")
+        .arg(socket)
+        .arg("list")
+        .env_remove("MAILBOX_BROKER_UID")
+        .stdin(Stdio::null())
+        .output()
+        .expect("setpriv mailboxctl")
 }
 
 fn ctl(socket: &Path) -> Command {
@@ -90,14 +104,7 @@ fn a_broker_of_another_user_is_refused_unless_named() {
     mailbox_client::blocking::Client::connect_with(&socket, &options).expect("named: accepted");
 
     // Its own user trusts it by default.
-    let own = as_uid(OTHER, &binary("mailboxctl"))
-        .arg("--socket")
-        .arg(&socket)
-        .arg("list")
-        .env_remove("MAILBOX_BROKER_UID")
-        .stdin(Stdio::null())
-        .output()
-        .expect("setpriv mailboxctl");
+    let own = list_as_other(&socket);
     assert_eq!(exit_code(&own), 0, "{}", stderr(&own));
 }
 
@@ -107,29 +114,8 @@ fn a_root_broker_is_trusted_by_everyone() {
         return;
     }
     // The socket in a directory everyone may enter, open to everyone.
-    let dir = shared_temp_dir("mailbox-root-broker-");
-    let config = dir.path().join("mailboxd.toml");
-    std::fs::write(&config, "[socket]\nmode = \"0666\"\n").expect("config");
-    let socket = dir.path().join("mailboxd.sock");
-    let child = Command::new(binary("mailboxd"))
-        .arg("--config")
-        .arg(&config)
-        .arg("--socket")
-        .arg(&socket)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn mailboxd");
-    let broker = Broker::adopt(child, socket, dir);
-    let output = as_uid(OTHER, &binary("mailboxctl"))
-        .arg("--socket")
-        .arg(broker.socket())
-        .arg("list")
-        .env_remove("MAILBOX_BROKER_UID")
-        .stdin(Stdio::null())
-        .output()
-        .expect("setpriv mailboxctl");
+    let setup = ConfiguredBroker::start(OPEN_SOCKET, &[]);
+    let output = list_as_other(setup.broker.socket());
     assert_eq!(exit_code(&output), 0, "{}", stderr(&output));
 }
 
@@ -157,13 +143,7 @@ fn a_socket_behind_a_closed_directory_is_a_permission_problem() {
         .spawn()
         .expect("spawn mailboxd");
     let broker = Broker::adopt(child, socket, dir);
-    let output = as_uid(OTHER, &binary("mailboxctl"))
-        .arg("--socket")
-        .arg(broker.socket())
-        .arg("list")
-        .stdin(Stdio::null())
-        .output()
-        .expect("setpriv mailboxctl");
+    let output = list_as_other(broker.socket());
     assert_eq!(exit_code(&output), 69, "{}", stderr(&output));
     let said = stderr(&output);
     assert!(said.contains("permission problem"), "{said}");
