@@ -13,6 +13,11 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Output, Stdio};
 use std::time::{Duration, Instant};
 
+pub mod configured_broker;
+pub mod other_users;
+pub mod service_manager;
+pub mod watch;
+
 /// Finds a workspace binary by name.
 pub fn binary(name: &str) -> PathBuf {
     let env_name = format!("{}_BIN", name.to_ascii_uppercase());
@@ -204,6 +209,20 @@ impl Running {
             }
             std::thread::sleep(Duration::from_millis(5));
         }
+    }
+
+    /// Waits at most `limit` for it to exit; kills it and fails if it is
+    /// still running then, naming it `what`.
+    pub fn finish_within(mut self, limit: Duration, what: &str) -> Output {
+        let started = Instant::now();
+        while self.is_running() {
+            assert!(
+                started.elapsed() < limit,
+                "{what} still runs after {limit:?}"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        self.finish()
     }
 
     /// Its pid.
@@ -446,6 +465,29 @@ pub fn exit_code(output: &Output) -> i32 {
     })
 }
 
+/// Whether `path` is a socket (a symbolic link is not followed).
+pub fn is_socket(path: &Path) -> bool {
+    use std::os::unix::fs::FileTypeExt;
+    std::fs::symlink_metadata(path).is_ok_and(|m| m.file_type().is_socket())
+}
+
+/// What a process wrote on stderr, as text.
+pub fn stderr(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+/// Asserts `output` exited with `code`, showing its stderr otherwise.
+#[track_caller]
+pub fn assert_exit(output: &Output, code: i32, what: &str) {
+    assert_eq!(
+        output.status.code(),
+        Some(code),
+        "{what}: stdout {:?} stderr {:?}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
 /// A gate for shell commands (e.g. `recv --exec`) to wait at: a file that
 /// does not exist until [`Gate::open`]; removed with its directory when
 /// dropped.
@@ -503,6 +545,23 @@ pub fn witness_round_trip(client: &mut mailbox_client::blocking::Client) {
         .receive_timeout("witness", PATIENCE)
         .expect("receive from witness");
     assert_eq!(message.payload, payload.as_bytes());
+}
+
+/// A well-behaved client of the broker on `socket` (read timeout: a wedged
+/// broker fails the test instead of hanging it).
+pub fn client_at(socket: &Path) -> mailbox_client::blocking::Client {
+    let stream = UnixStream::connect(socket).expect("connect");
+    stream
+        .set_read_timeout(Some(PATIENCE))
+        .expect("read timeout");
+    mailbox_client::blocking::Client::from_stream(stream).expect("handshake")
+}
+
+impl Broker {
+    /// A well-behaved client of this broker (see [`client_at`]).
+    pub fn client(&self) -> mailbox_client::blocking::Client {
+        client_at(&self.socket)
+    }
 }
 
 /// A process's resident memory in bytes, from `/proc/<pid>/status`.

@@ -1,18 +1,10 @@
 //! Every documented `mailboxctl` exit code, produced by a real broker.
 
-use mailbox_tests::Broker;
-
-fn code(output: &std::process::Output) -> i32 {
-    output.status.code().expect("exited normally")
-}
-
-fn stderr(output: &std::process::Output) -> String {
-    String::from_utf8_lossy(&output.stderr).into_owned()
-}
+use mailbox_tests::{exit_code, stderr, Broker};
 
 /// Each failure says what happened on exactly one stderr line.
 fn assert_fails(output: &std::process::Output, expected: i32) {
-    assert_eq!(code(output), expected, "stderr: {}", stderr(output));
+    assert_eq!(exit_code(output), expected, "stderr: {}", stderr(output));
     let text = stderr(output);
     assert_eq!(
         text.trim_end().lines().count(),
@@ -26,15 +18,21 @@ fn assert_fails(output: &std::process::Output, expected: i32) {
 fn success_is_0() {
     let broker = Broker::start();
     let output = broker.run(&["create", "jobs"]);
-    assert_eq!(code(&output), 0);
+    assert_eq!(exit_code(&output), 0);
 }
 
 #[test]
 fn usage_error_is_2() {
     let broker = Broker::start();
-    assert_eq!(code(&broker.run(&["frobnicate"])), 2);
-    assert_eq!(code(&broker.run(&["create", "x", "--capacity", "lots"])), 2);
-    assert_eq!(code(&broker.run(&["recv", "x", "--timeout", "soon"])), 2);
+    assert_eq!(exit_code(&broker.run(&["frobnicate"])), 2);
+    assert_eq!(
+        exit_code(&broker.run(&["create", "x", "--capacity", "lots"])),
+        2
+    );
+    assert_eq!(
+        exit_code(&broker.run(&["recv", "x", "--timeout", "soon"])),
+        2
+    );
 }
 
 #[test]

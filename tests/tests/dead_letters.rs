@@ -1,10 +1,6 @@
 //! Maximum deliveries, dead letters and time-to-live from the shell.
 
-use mailbox_tests::{exit_code, json_lines, wait_until, Broker};
-
-fn stderr(output: &std::process::Output) -> String {
-    String::from_utf8_lossy(&output.stderr).into_owned()
-}
+use mailbox_tests::{exit_code, json_lines, stderr, wait_until, Broker};
 
 /// The one message in `mailbox`, as `recv --json` shows it.
 fn take_json(broker: &Broker, mailbox: &str) -> serde_json::Value {

@@ -4,11 +4,7 @@
 use std::time::Duration;
 
 use mailbox_client::blocking::Client;
-use mailbox_tests::{exit_code, json_lines, wait_until, Broker};
-
-fn stderr(output: &std::process::Output) -> String {
-    String::from_utf8_lossy(&output.stderr).into_owned()
-}
+use mailbox_tests::{exit_code, json_lines, stderr, wait_until, Broker};
 
 /// Fails with `code` and says so on one stderr line.
 fn assert_fails(output: &std::process::Output, code: i32) {

@@ -12,10 +12,7 @@
 use std::io::{ErrorKind as IoErrorKind, Read, Write};
 use std::net::Shutdown;
 use std::os::unix::net::UnixStream;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
-use std::thread::JoinHandle;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
 use mailbox_client::blocking::Client;
@@ -23,7 +20,8 @@ use mailbox_proto::{
     decode_server_frame, encode_frame, BrokerError, Capacity, ClientFrame, ErrorKind, Hello,
     MailboxSettings, Request, Response, ServerFrame, Wait, HELLO_MAGIC, PROTOCOL_VERSION,
 };
-use mailbox_tests::{rss_bytes, wait_until, witness_round_trip, Broker, PATIENCE};
+use mailbox_tests::watch::Watch;
+use mailbox_tests::{wait_until, witness_round_trip, Broker, PATIENCE};
 
 /// A connection that speaks raw bytes.
 struct Raw {
@@ -143,18 +141,10 @@ fn request_bytes(id: u64, request: Request) -> Vec<u8> {
 
 /// A well-behaved client (with a read timeout, so a wedged broker fails
 /// the test instead of hanging it).
-fn client(broker: &Broker) -> Client {
-    let stream = UnixStream::connect(broker.socket()).expect("connect");
-    stream
-        .set_read_timeout(Some(PATIENCE))
-        .expect("read timeout");
-    Client::from_stream(stream).expect("handshake")
-}
-
 /// The client connected before the bad one, and a new one, are served.
 fn others_still_served(broker: &Broker, before: &mut Client) {
     witness_round_trip(before);
-    witness_round_trip(&mut client(broker));
+    witness_round_trip(&mut broker.client());
 }
 
 /// Waits until the broker counts `n` connections.
@@ -167,7 +157,7 @@ fn wait_for_connections(witness: &mut Client, n: u64) {
 #[test]
 fn undecodable_requests_after_the_handshake_get_a_goodbye() {
     let broker = Broker::start();
-    let mut before = client(&broker);
+    let mut before = broker.client();
 
     let mut cases: Vec<(&str, Vec<u8>)> = vec![
         // Id 0xff is no varint marker bincode knows.
@@ -214,7 +204,7 @@ fn noise(seed: u64, len: usize) -> Vec<u8> {
 #[test]
 fn random_garbage_before_or_after_the_hello_only_ever_closes_that_connection() {
     let broker = Broker::start();
-    let mut before = client(&broker);
+    let mut before = broker.client();
     for seed in 0..48u64 {
         let after_hello = seed % 2 == 1;
         let mut raw = if after_hello {
@@ -264,7 +254,7 @@ fn random_garbage_before_or_after_the_hello_only_ever_closes_that_connection() {
 #[test]
 fn a_truncated_frame_holds_nobody_up_and_is_dropped_with_its_connection() {
     let broker = Broker::start();
-    let mut before = client(&broker);
+    let mut before = broker.client();
     before
         .create("truncated", MailboxSettings::default())
         .expect("create");
@@ -306,7 +296,7 @@ fn a_truncated_frame_holds_nobody_up_and_is_dropped_with_its_connection() {
 #[test]
 fn a_hello_that_never_completes_is_told_so_after_the_handshake_timeout() {
     let broker = Broker::start();
-    let mut before = client(&broker);
+    let mut before = broker.client();
     let mut raw = Raw::connect(&broker);
     // A header promising more than ever comes.
     raw.write(&hello_bytes(HELLO_MAGIC, PROTOCOL_VERSION)[..6]);
@@ -319,7 +309,7 @@ fn a_hello_that_never_completes_is_told_so_after_the_handshake_timeout() {
 #[test]
 fn a_length_above_the_limit_is_refused_by_its_header_alone() {
     let broker = Broker::start();
-    let mut before = client(&broker);
+    let mut before = broker.client();
 
     // Before the handshake the limit is 4 KiB.
     let mut raw = Raw::connect(&broker);
@@ -372,7 +362,7 @@ fn a_length_above_the_limit_is_refused_by_its_header_alone() {
 #[test]
 fn a_hello_of_another_version_or_magic_gets_a_goodbye_then_the_connection_closes() {
     let broker = Broker::start();
-    let mut before = client(&broker);
+    let mut before = broker.client();
     for version in [0, PROTOCOL_VERSION - 1, PROTOCOL_VERSION + 1, u32::MAX] {
         let mut raw = Raw::connect(&broker);
         raw.write(&hello_bytes(HELLO_MAGIC, version));
@@ -393,7 +383,7 @@ fn a_hello_of_another_version_or_magic_gets_a_goodbye_then_the_connection_closes
 #[test]
 fn frames_out_of_order_are_protocol_violations() {
     let broker = Broker::start();
-    let mut before = client(&broker);
+    let mut before = broker.client();
     witness_round_trip(&mut before);
 
     // Requests before the hello: refused, and not carried out.
@@ -456,7 +446,7 @@ fn frames_out_of_order_are_protocol_violations() {
 #[test]
 fn a_half_closed_client_gets_every_answer_then_the_connection_closes() {
     let broker = Broker::start();
-    let mut before = client(&broker);
+    let mut before = broker.client();
     before
         .create("half-empty", MailboxSettings::default())
         .expect("create");
@@ -524,77 +514,28 @@ fn a_half_closed_client_gets_every_answer_then_the_connection_closes() {
     others_still_served(&broker, &mut before);
 }
 
-/// Samples the broker's RSS and times a well-behaved client's round trips
-/// in the background until stopped.
-struct Watch {
-    stop: Arc<AtomicBool>,
-    rss: JoinHandle<u64>,
-    trips: JoinHandle<(u64, Duration)>,
-}
-
-impl Watch {
-    fn start(broker: &Broker) -> Self {
-        let stop = Arc::new(AtomicBool::new(false));
-        let pid = broker.pid();
-        let rss = {
-            let stop = stop.clone();
-            std::thread::spawn(move || {
-                let mut max = 0;
-                while !stop.load(Ordering::Relaxed) {
-                    max = max.max(rss_bytes(pid));
-                    std::thread::sleep(Duration::from_millis(10));
-                }
-                max.max(rss_bytes(pid))
-            })
-        };
-        let trips = {
-            let stop = stop.clone();
-            let mut normal = client(broker);
-            std::thread::spawn(move || {
-                let (mut count, mut slowest) = (0, Duration::ZERO);
-                while !stop.load(Ordering::Relaxed) {
-                    let start = Instant::now();
-                    witness_round_trip(&mut normal);
-                    slowest = slowest.max(start.elapsed());
-                    count += 1;
-                    std::thread::sleep(Duration::from_millis(20));
-                }
-                (count, slowest)
-            })
-        };
-        Self { stop, rss, trips }
-    }
-
-    /// Stops; asserts the broker stayed below `max_rss` and served the
-    /// well-behaved client throughout, each round trip within seconds.
-    fn finish(self, max_rss: u64) {
-        self.stop.store(true, Ordering::Relaxed);
-        let rss = self.rss.join().expect("rss sampler");
-        let (count, slowest) = self.trips.join().expect("round trips");
-        eprintln!(
-            "broker RSS peaked at {} MiB; {count} round trips, the slowest {slowest:?}",
-            rss >> 20
-        );
-        assert!(
-            rss < max_rss,
-            "the broker grew to {} MiB (bound {} MiB)",
-            rss >> 20,
-            max_rss >> 20
-        );
-        assert!(count > 0, "the well-behaved client got no round trip done");
-        assert!(
-            slowest < Duration::from_secs(5),
-            "a round trip took {slowest:?}"
-        );
-    }
-}
-
 const MIB: u64 = 1024 * 1024;
+
+/// Stops `watch`; asserts the broker stayed below `max_rss` and served the
+/// well-behaved client throughout, each round trip within seconds.
+fn assert_served(watch: Watch, max_rss: u64) {
+    let (rss, slowest) = watch.finish();
+    assert!(
+        rss < max_rss,
+        "the broker grew to {} MiB (bound {} MiB)",
+        rss >> 20,
+        max_rss >> 20
+    );
+    assert!(
+        slowest < Duration::from_secs(5),
+        "a round trip took {slowest:?}"
+    );
+}
 
 #[test]
 fn a_client_whose_posted_receives_are_filled_but_never_read_is_cut_off() {
     let broker = Broker::start();
-    let mut before = client(&broker);
+    let mut before = broker.client();
     before
         .create(
             "flood",
@@ -605,7 +546,7 @@ fn a_client_whose_posted_receives_are_filled_but_never_read_is_cut_off() {
             },
         )
         .expect("create flood");
-    let watch = Watch::start(&broker);
+    let watch = Watch::start(&broker, None);
 
     // Thousands of receives, posted in one go and never read.
     let mut hostile = Raw::welcomed(&broker);
@@ -632,7 +573,7 @@ fn a_client_whose_posted_receives_are_filled_but_never_read_is_cut_off() {
 
     // Another client fills them: 1 MiB each, 400 MiB in all if every one
     // were handed over and kept.
-    let mut filler = client(&broker);
+    let mut filler = broker.client();
     let payload = Bytes::from(vec![0x5a; 1 << 20]);
     let mut sent = 0;
     for _ in 0..400 {
@@ -642,7 +583,7 @@ fn a_client_whose_posted_receives_are_filled_but_never_read_is_cut_off() {
         }
     }
     eprintln!("{sent} of 400 sends admitted");
-    watch.finish(200 * MIB);
+    assert_served(watch, 200 * MIB);
 
     // The hostile client is told why, if it reads at last, and closed.
     let mut goodbye = None;
@@ -671,7 +612,7 @@ fn a_client_whose_posted_receives_are_filled_but_never_read_is_cut_off() {
 #[test]
 fn a_client_that_floods_requests_without_reading_is_paused_not_buffered() {
     let broker = Broker::start();
-    let mut before = client(&broker);
+    let mut before = broker.client();
     // Mailboxes with long names make every list answer some 100 KiB.
     for n in 0..300 {
         let name = format!("{n:03}-{}", "x".repeat(200));
@@ -679,7 +620,7 @@ fn a_client_that_floods_requests_without_reading_is_paused_not_buffered() {
             .create(&name, MailboxSettings::default())
             .expect("create");
     }
-    let watch = Watch::start(&broker);
+    let watch = Watch::start(&broker, None);
 
     // Lists and infos, as fast as the socket takes them, never read.
     let mut hostile = Raw::welcomed(&broker);
@@ -720,7 +661,7 @@ fn a_client_that_floods_requests_without_reading_is_paused_not_buffered() {
     );
     // Let the broker do what it will with them.
     std::thread::sleep(Duration::from_secs(2));
-    watch.finish(200 * MIB);
+    assert_served(watch, 200 * MIB);
 
     // Once it goes, the broker lets go of it.
     drop(hostile);

@@ -9,15 +9,9 @@
 //! so and do nothing.
 
 use std::collections::HashMap;
-use std::fs::File;
 use std::io::{Read, Write};
-use std::os::unix::fs::PermissionsExt;
 use std::os::unix::net::UnixStream;
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
-use std::thread::JoinHandle;
+use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
 use bytes::BytesMut;
@@ -25,27 +19,23 @@ use mailbox_client::blocking::Client;
 use mailbox_proto::{
     decode_server_frame, encode_frame, ErrorKind, Hello, ServerFrame, HELLO_MAGIC, PROTOCOL_VERSION,
 };
-use mailbox_tests::{
-    binary, require_tool, rss_bytes, wait_until, witness_round_trip, Broker, PATIENCE,
-};
+use mailbox_tests::configured_broker::{ConfiguredBroker, OPEN_SOCKET};
+use mailbox_tests::other_users::{as_uid, root};
+use mailbox_tests::watch::Watch;
+use mailbox_tests::{binary, require_tool, rss_bytes, wait_until, witness_round_trip, PATIENCE};
 
 const MIB: u64 = 1024 * 1024;
 
-/// Whether this process is root (running clients as other uids needs it).
-fn root() -> bool {
-    // SAFETY: geteuid has no preconditions.
-    if unsafe { libc::geteuid() } == 0 {
-        return true;
-    }
-    eprintln!("note: not root, so this test cannot run clients as other uids; skipped");
-    false
-}
-
 /// A broker started with a configuration file, its socket open to all, its
-/// log in a file.
-struct Setup {
-    broker: Broker,
-    log: PathBuf,
+/// log in a file (what `ConfiguredBroker` has, through `Deref`).
+struct Setup(ConfiguredBroker);
+
+impl std::ops::Deref for Setup {
+    type Target = ConfiguredBroker;
+
+    fn deref(&self) -> &ConfiguredBroker {
+        &self.0
+    }
 }
 
 impl Setup {
@@ -56,57 +46,15 @@ impl Setup {
     /// Like [`Setup::start`], `mailboxd` run by `wrapper` (a command and
     /// its arguments, like `prlimit --nofile=N`).
     fn start_under(wrapper: &[&str], limits: &str, args: &[&str]) -> Self {
-        let dir = tempfile::Builder::new()
-            .prefix("mailbox-hostile-")
-            .tempdir_in("/tmp")
-            .expect("temp dir");
-        std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755))
-            .expect("chmod temp dir");
-        let config = dir.path().join("mailboxd.toml");
-        std::fs::write(
-            &config,
-            format!("[socket]\nmode = \"0666\"\n\n[limits]\n{limits}\n"),
-        )
-        .expect("write config");
-        let socket = dir.path().join("mailboxd.sock");
-        let log = dir.path().join("mailboxd.log");
-        let mut command = match wrapper {
-            [program, rest @ ..] => {
-                let mut command = Command::new(program);
-                command.args(rest).arg(binary("mailboxd"));
-                command
-            }
-            [] => Command::new(binary("mailboxd")),
-        };
-        let child = command
-            .arg("--config")
-            .arg(&config)
-            .arg("--socket")
-            .arg(&socket)
-            .args(["--log-level", "warn"])
-            .args(args)
-            .env("NO_COLOR", "1")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(File::create(&log).expect("log file"))
-            .spawn()
-            .expect("spawn mailboxd");
-        Self {
-            broker: Broker::adopt(child, socket, dir),
-            log,
-        }
-    }
-
-    fn log(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
+        let config = format!("{OPEN_SOCKET}\n[limits]\n{limits}\n");
+        Self(ConfiguredBroker::start_under(
+            wrapper, "warn", &config, args,
+        ))
     }
 
     /// Starts `mailbox-hostile ATTACK SOCKET SECONDS COUNT ARG` as `uid`.
     fn attack(&self, uid: u32, attack: &str, seconds: f64, count: usize, arg: &str) -> Attack {
-        let id = uid.to_string();
-        let child = Command::new(require_tool("setpriv", "apt-get install util-linux"))
-            .args(["--reuid", &id, "--regid", &id, "--clear-groups"])
-            .arg(binary("mailbox-hostile"))
+        let child = as_uid(uid, &binary("mailbox-hostile"))
             .arg(attack)
             .arg(self.broker.socket())
             .arg(seconds.to_string())
@@ -121,16 +69,6 @@ impl Setup {
             name: attack.to_owned(),
             child,
         }
-    }
-
-    /// A well-behaved root client (read timeout: a wedged broker fails the
-    /// test instead of hanging it).
-    fn client(&self) -> Client {
-        let stream = UnixStream::connect(self.broker.socket()).expect("connect");
-        stream
-            .set_read_timeout(Some(PATIENCE))
-            .expect("read timeout");
-        Client::from_stream(stream).expect("handshake")
     }
 }
 
@@ -165,72 +103,6 @@ fn number(summary: &HashMap<String, String>, key: &str) -> u64 {
         .get(key)
         .and_then(|value| value.parse().ok())
         .unwrap_or_else(|| panic!("no {key} in {summary:?}"))
-}
-
-/// Samples the broker's RSS and times a well-behaved client's round trips
-/// (a new connection each tenth) until stopped.
-struct Watch {
-    stop: Arc<AtomicBool>,
-    rss: JoinHandle<u64>,
-    trips: JoinHandle<(u64, Duration)>,
-}
-
-impl Watch {
-    fn start(setup: &Setup) -> Self {
-        let stop = Arc::new(AtomicBool::new(false));
-        let pid = setup.broker.pid();
-        let rss = {
-            let stop = stop.clone();
-            std::thread::spawn(move || {
-                let mut max = 0;
-                while !stop.load(Ordering::Relaxed) {
-                    max = max.max(rss_bytes(pid));
-                    std::thread::sleep(Duration::from_millis(10));
-                }
-                max.max(rss_bytes(pid))
-            })
-        };
-        let trips = {
-            let stop = stop.clone();
-            let socket = setup.broker.socket().to_owned();
-            std::thread::spawn(move || {
-                let connect = || {
-                    let stream = UnixStream::connect(&socket).expect("connect");
-                    stream
-                        .set_read_timeout(Some(PATIENCE))
-                        .expect("read timeout");
-                    Client::from_stream(stream).expect("handshake")
-                };
-                let (mut count, mut slowest) = (0u64, Duration::ZERO);
-                let mut client = connect();
-                while !stop.load(Ordering::Relaxed) {
-                    let start = Instant::now();
-                    if count % 10 == 9 {
-                        client = connect();
-                    }
-                    witness_round_trip(&mut client);
-                    slowest = slowest.max(start.elapsed());
-                    count += 1;
-                    std::thread::sleep(Duration::from_millis(20));
-                }
-                (count, slowest)
-            })
-        };
-        Self { stop, rss, trips }
-    }
-
-    /// Stops; returns the RSS peak and the slowest round trip.
-    fn finish(self) -> (u64, Duration) {
-        self.stop.store(true, Ordering::Relaxed);
-        let rss = self.rss.join().expect("rss sampler");
-        let (count, slowest) = self.trips.join().expect("round trips");
-        eprintln!(
-            "broker RSS peaked at {} MiB; {count} round trips, the slowest {slowest:?}",
-            rss >> 20
-        );
-        assert!(count > 0, "the well-behaved client got no round trip done");
-        (rss, slowest)
-    }
 }
 
 fn hello_bytes() -> Vec<u8> {
@@ -272,7 +144,7 @@ fn connections_are_counted_per_uid_from_accept_and_root_keeps_a_reserve() {
         "max_connections = 64\nmax_connections_per_uid = 40\nreserved_connections = 8",
         &[],
     );
-    let mut witness = setup.client();
+    let mut witness = setup.broker.client();
     let connections = |witness: &mut Client| witness.status().expect("status").connections;
 
     // Connections that never say hello count from accept.
@@ -286,7 +158,7 @@ fn connections_are_counted_per_uid_from_accept_and_root_keeps_a_reserve() {
         connections(&mut witness) == 56
     });
     // Root still connects, into the reserve, and is served.
-    let mut admin = setup.client();
+    let mut admin = setup.broker.client();
     witness_round_trip(&mut admin);
 
     let first = first.finish();
@@ -338,7 +210,7 @@ fn a_frame_must_complete_within_the_frame_timeout() {
     );
     assert!(took < Duration::from_secs(5), "cut after {took:?}");
     // Others are served.
-    witness_round_trip(&mut setup.client());
+    witness_round_trip(&mut setup.broker.client());
 }
 
 #[test]
@@ -408,10 +280,10 @@ fn a_good_client_is_served_while_hostile_clients_attack_resources() {
          write_timeout = \"2s\"",
         &[],
     );
-    let mut witness = setup.client();
+    let mut witness = setup.broker.client();
     witness_round_trip(&mut witness);
     let idle_rss = rss_bytes(setup.broker.pid());
-    let watch = Watch::start(&setup);
+    let watch = Watch::start(&setup.broker, Some(10));
     let seconds = 6.0;
     let attacks = [
         setup.attack(60001, "idle", seconds, 1000, ""),
@@ -543,7 +415,7 @@ fn a_client_that_reads_none_of_its_replies_is_cut_after_the_write_timeout() {
             "the connection is closed: {error}"
         ),
     }
-    witness_round_trip(&mut setup.client());
+    witness_round_trip(&mut setup.broker.client());
 }
 
 #[test]
@@ -555,7 +427,7 @@ fn past_the_descriptor_limit_connections_are_refused_at_once_and_root_gets_in() 
     let prlimit = prlimit.to_str().expect("utf-8 path");
     // 160 descriptors: 32 connections, 8 of them for root.
     let setup = Setup::start_under(&[prlimit, "--nofile=160:160"], "", &[]);
-    let mut witness = setup.client();
+    let mut witness = setup.broker.client();
     let limits = witness.status().expect("status").limits;
     let max = limits
         .iter()
@@ -573,7 +445,7 @@ fn past_the_descriptor_limit_connections_are_refused_at_once_and_root_gets_in() 
         witness.status().expect("status").connections == 24
     });
     let started = Instant::now();
-    witness_round_trip(&mut setup.client());
+    witness_round_trip(&mut setup.broker.client());
     let took = started.elapsed();
     assert!(took < Duration::from_secs(2), "root waited {took:?}");
     let idle = attack.finish();

@@ -6,11 +6,7 @@ use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
 use mailbox_client::{Client, Target};
-use mailbox_tests::{exit_code, json_lines, Broker};
-
-fn stderr(output: &std::process::Output) -> String {
-    String::from_utf8_lossy(&output.stderr).into_owned()
-}
+use mailbox_tests::{exit_code, json_lines, stderr, Broker};
 
 #[test]
 fn a_shell_handler_answers_calls_with_its_output() {

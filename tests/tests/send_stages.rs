@@ -3,11 +3,7 @@
 
 use std::time::{Duration, Instant};
 
-use mailbox_tests::{exit_code, json_lines, Broker, Gate};
-
-fn stderr(output: &std::process::Output) -> String {
-    String::from_utf8_lossy(&output.stderr).into_owned()
-}
+use mailbox_tests::{exit_code, json_lines, stderr, Broker, Gate};
 
 #[test]
 fn waiting_for_received_with_no_receiver_times_out_and_withdraws_the_message() {

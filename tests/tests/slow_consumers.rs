@@ -5,86 +5,15 @@
 //! mailbox's `--ack-timeout`.
 //!
 //! The stopped subscriber is another user (uid 65534 under `setpriv`, as in
-//! `config_and_access.rs`): one user's stalled client must not starve
+//! `access_between_users.rs`): one user's stalled client must not starve
 //! another's. That test needs root; run as anyone else it says so and does
 //! nothing.
 
-use std::os::unix::fs::PermissionsExt;
-use std::path::PathBuf;
-use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use mailbox_tests::{binary, exit_code, json_lines, require_tool, signal, Broker, Running};
-
-/// The uid and gid of "another user" (nobody, nogroup).
-const OTHER: &str = "65534";
-
-/// A broker every user may reach (a directory open to all, socket mode
-/// 0666), with `mailboxctl` beside it.
-struct Shared {
-    broker: Broker,
-    ctl: PathBuf,
-}
-
-impl Shared {
-    fn start() -> Self {
-        let dir = tempfile::Builder::new()
-            .prefix("mailbox-slow-")
-            .tempdir_in("/tmp")
-            .expect("temp dir");
-        std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755))
-            .expect("chmod temp dir");
-        let config = dir.path().join("mailboxd.toml");
-        std::fs::write(&config, "[socket]\nmode = \"0666\"\n").expect("write config");
-        let ctl = dir.path().join("mailboxctl");
-        std::fs::copy(binary("mailboxctl"), &ctl).expect("copy mailboxctl");
-        std::fs::set_permissions(&ctl, std::fs::Permissions::from_mode(0o755))
-            .expect("chmod mailboxctl");
-        let socket = dir.path().join("mailboxd.sock");
-        let child = Command::new(binary("mailboxd"))
-            .arg("--config")
-            .arg(&config)
-            .arg("--socket")
-            .arg(&socket)
-            .args(["--log-level", "warn"])
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("spawn mailboxd");
-        Self {
-            broker: Broker::adopt(child, socket, dir),
-            ctl,
-        }
-    }
-
-    /// `mailboxctl ARGS` in the background as uid and gid [`OTHER`]
-    /// (`setpriv` execs it: the pid is mailboxctl's).
-    fn spawn_as_other(&self, args: &[&str]) -> Running {
-        let child = Command::new(require_tool("setpriv", "apt-get install util-linux"))
-            .args(["--reuid", OTHER, "--regid", OTHER, "--clear-groups"])
-            .arg(&self.ctl)
-            .arg("--socket")
-            .arg(self.broker.socket())
-            .args(args)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("spawn setpriv mailboxctl");
-        Running::from_child(child)
-    }
-}
-
-/// Whether this process is root (running a client as another uid needs it).
-fn root() -> bool {
-    // SAFETY: geteuid has no preconditions.
-    if unsafe { libc::geteuid() } == 0 {
-        return true;
-    }
-    eprintln!("note: not root, so this test cannot run clients as other uids; skipped");
-    false
-}
+use mailbox_tests::configured_broker::{ConfiguredBroker, OPEN_SOCKET};
+use mailbox_tests::other_users::root;
+use mailbox_tests::{exit_code, json_lines, signal, Broker};
 
 /// Another user's subscriber, stopped, is cut off after the mailbox's time:
 /// every send completes, the healthy subscriber gets every message in
@@ -96,7 +25,7 @@ fn another_users_stopped_subscriber_is_cut_off_and_the_others_go_on() {
     if !root() {
         return;
     }
-    let shared = Shared::start();
+    let shared = ConfiguredBroker::start(OPEN_SOCKET, &[]);
     let broker = &shared.broker;
     broker.ok(&[
         "create",
