@@ -52,6 +52,7 @@ mod inbox;
 #[cfg(test)]
 mod invariants;
 mod ledger;
+mod own_lines;
 mod policy;
 mod priority;
 mod round_robin;

@@ -59,27 +59,27 @@ impl Core {
     pub(crate) fn mailbox(&self, name: &str) -> Result<&Mailbox, BrokerError> {
         match self.places.mailboxes.get(name) {
             Some(mailbox) => Ok(mailbox),
-            None => {
-                check_name(name)?;
-                Err(no_such_mailbox(name))
-            }
+            None => Err(missing_mailbox(name)),
         }
     }
 
     pub(crate) fn mailbox_mut(&mut self, name: &str) -> Result<&mut Mailbox, BrokerError> {
         match self.places.mailboxes.get_mut(name) {
             Some(mailbox) => Ok(mailbox),
-            None => {
-                check_name(name)?;
-                Err(no_such_mailbox(name))
-            }
+            None => Err(missing_mailbox(name)),
         }
     }
 }
 
-pub(crate) fn no_such_mailbox(name: &str) -> BrokerError {
-    error(
-        ErrorKind::NoSuchMailbox,
-        format!("no mailbox named {name}; create it first"),
-    )
+/// What a request naming a mailbox that does not exist learns:
+/// `InvalidName` when no mailbox could have that name, else
+/// `NoSuchMailbox`.
+pub(crate) fn missing_mailbox(name: &str) -> BrokerError {
+    match check_name(name) {
+        Err(invalid) => invalid,
+        Ok(()) => error(
+            ErrorKind::NoSuchMailbox,
+            format!("no mailbox named {name}; create it first"),
+        ),
+    }
 }

@@ -519,16 +519,18 @@ mod tests {
             .expect("a valid command line")
     }
 
+    /// The limit on requests in flight that the flags of `args` set.
+    fn max_requests_in_flight(args: &Args) -> usize {
+        args.overrides
+            .apply(Limits::default())
+            .max_requests_in_flight
+    }
+
     #[test]
     fn max_requests_in_flight_is_taken_under_its_name_without_a_warning() {
         let mut args = args(&["--max-requests-in-flight", "9"]);
         assert!(args.overrides.take_deprecated().is_empty());
-        assert_eq!(
-            args.overrides
-                .apply(Limits::default())
-                .max_requests_in_flight,
-            9
-        );
+        assert_eq!(max_requests_in_flight(&args), 9);
     }
 
     #[test]
@@ -542,20 +544,10 @@ mod tests {
               --max-requests-in-flight (same meaning); the old name will go"
             ]
         );
-        assert_eq!(
-            args.overrides
-                .apply(Limits::default())
-                .max_requests_in_flight,
-            7
-        );
+        assert_eq!(max_requests_in_flight(&args), 7);
         // Once moved, the old name is not reported again (reloads reuse them).
         assert!(args.overrides.take_deprecated().is_empty());
-        assert_eq!(
-            args.overrides
-                .apply(Limits::default())
-                .max_requests_in_flight,
-            7
-        );
+        assert_eq!(max_requests_in_flight(&args), 7);
     }
 
     #[test]

@@ -84,36 +84,34 @@ impl Document<'_> {
             Value::Integer(n) => {
                 u64::try_from(*n).map_err(|_| self.error(value.span(), key, expected))
             }
-            Value::String(text) => {
-                parse_size(text).map_err(|why| self.error(value.span(), key, why.to_string()))
-            }
-            _ => Err(self.error(value.span(), key, expected)),
+            _ => self.quoted(key, value, parse_size, expected),
         }
     }
 
     pub(super) fn duration(&self, key: &str, value: &Spanned<Value>) -> Result<Duration> {
-        match value.get_ref() {
-            Value::String(text) => {
-                parse_duration(text).map_err(|why| self.error(value.span(), key, why.to_string()))
-            }
-            _ => Err(self.error(
-                value.span(),
-                key,
-                "expected a duration in quotes, like \"5s\" or \"200ms\"",
-            )),
-        }
+        let expected = "expected a duration in quotes, like \"5s\" or \"200ms\"";
+        self.quoted(key, value, parse_duration, expected)
     }
 
     pub(super) fn mode(&self, key: &str, value: &Spanned<Value>) -> Result<u32> {
+        let expected = "expected an octal mode in quotes, like \"0660\"";
+        self.quoted(key, value, parse_mode, expected)
+    }
+
+    /// A string read by `parse` (its error says what is wrong with the
+    /// text); `expected` says what to write when the value is no string.
+    fn quoted<T, E: std::fmt::Display>(
+        &self,
+        key: &str,
+        value: &Spanned<Value>,
+        parse: impl FnOnce(&str) -> std::result::Result<T, E>,
+        expected: &str,
+    ) -> Result<T> {
         match value.get_ref() {
             Value::String(text) => {
-                parse_mode(text).map_err(|why| self.error(value.span(), key, why.to_string()))
+                parse(text).map_err(|why| self.error(value.span(), key, why.to_string()))
             }
-            _ => Err(self.error(
-                value.span(),
-                key,
-                "expected an octal mode in quotes, like \"0660\"",
-            )),
+            _ => Err(self.error(value.span(), key, expected)),
         }
     }
 

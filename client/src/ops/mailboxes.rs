@@ -4,7 +4,7 @@
 use mailbox_proto::{MailboxInfo, MailboxSettings, Request, Response};
 
 use crate::error::Error;
-use crate::ops::pages::{Page, Paged, PAGE_ROWS};
+use crate::ops::pages::{Page, PageCursor, Paged};
 use crate::ops::{expect_answer, Operation};
 
 /// `CreateMailbox` (or `CreateMailboxWith`, given a mode or group) →
@@ -78,28 +78,15 @@ impl Operation for Info<'_> {
 
 /// `ListMailboxPage` → a page of mailboxes.
 #[derive(Debug)]
-pub(crate) struct MailboxPage {
-    pub(crate) after: Option<String>,
-    pub(crate) max: u32,
-}
-
-impl MailboxPage {
-    /// At most `max` mailboxes after `after`.
-    pub(crate) fn new(after: Option<&str>, max: u32) -> Self {
-        Self {
-            after: after.map(str::to_owned),
-            max,
-        }
-    }
-}
+pub(crate) struct MailboxPage(PageCursor);
 
 impl Operation for MailboxPage {
     type Output = Page<MailboxInfo>;
 
     fn request(&mut self) -> Request {
         Request::ListMailboxPage {
-            after: self.after.take(),
-            max: self.max,
+            after: self.0.after.take(),
+            max: self.0.max,
         }
     }
 
@@ -111,11 +98,8 @@ impl Operation for MailboxPage {
 impl Paged for MailboxPage {
     type Row = MailboxInfo;
 
-    fn page(after: Option<String>) -> Self {
-        Self {
-            after,
-            max: PAGE_ROWS,
-        }
+    fn at(cursor: PageCursor) -> Self {
+        Self(cursor)
     }
 }
 

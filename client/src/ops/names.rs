@@ -3,7 +3,7 @@
 use mailbox_proto::{NameInfo, Request, Response, Wait};
 
 use crate::error::Error;
-use crate::ops::pages::{Page, Paged, PAGE_ROWS};
+use crate::ops::pages::{Page, PageCursor, Paged};
 use crate::ops::{expect_answer, Operation};
 
 /// `ClaimName`, waiting for the name as `wait` says → this connection
@@ -49,28 +49,15 @@ impl Operation for ReleaseName<'_> {
 
 /// `ListNamePage` → a page of claimed names.
 #[derive(Debug)]
-pub(crate) struct NamePage {
-    pub(crate) after: Option<String>,
-    pub(crate) max: u32,
-}
-
-impl NamePage {
-    /// At most `max` names after `after`.
-    pub(crate) fn new(after: Option<&str>, max: u32) -> Self {
-        Self {
-            after: after.map(str::to_owned),
-            max,
-        }
-    }
-}
+pub(crate) struct NamePage(PageCursor);
 
 impl Operation for NamePage {
     type Output = Page<NameInfo>;
 
     fn request(&mut self) -> Request {
         Request::ListNamePage {
-            after: self.after.take(),
-            max: self.max,
+            after: self.0.after.take(),
+            max: self.0.max,
         }
     }
 
@@ -82,10 +69,7 @@ impl Operation for NamePage {
 impl Paged for NamePage {
     type Row = NameInfo;
 
-    fn page(after: Option<String>) -> Self {
-        Self {
-            after,
-            max: PAGE_ROWS,
-        }
+    fn at(cursor: PageCursor) -> Self {
+        Self(cursor)
     }
 }

@@ -21,14 +21,38 @@ pub struct Page<T> {
 /// ends a page at [`mailbox_proto::MAX_PAGE_BYTES`]).
 pub const PAGE_ROWS: u32 = 1024;
 
+/// Which page of a listing to read: at most `max` rows after `after`
+/// (`None`: from the first).
+#[derive(Debug)]
+pub(crate) struct PageCursor {
+    pub(crate) after: Option<String>,
+    pub(crate) max: u32,
+}
+
 /// An operation that reads one page of a listing.
 pub(crate) trait Paged: Operation<Output = Page<Self::Row>> + Sized {
     /// What the listing lists.
     type Row;
 
+    /// The operation reading the page `cursor` says.
+    fn at(cursor: PageCursor) -> Self;
+
+    /// The operation reading at most `max` rows after `after`.
+    fn new(after: Option<&str>, max: u32) -> Self {
+        Self::at(PageCursor {
+            after: after.map(str::to_owned),
+            max,
+        })
+    }
+
     /// The operation reading [`PAGE_ROWS`] rows after `after` (`None`: from
     /// the first).
-    fn page(after: Option<String>) -> Self;
+    fn page(after: Option<String>) -> Self {
+        Self::at(PageCursor {
+            after,
+            max: PAGE_ROWS,
+        })
+    }
 }
 
 /// A walk over every page of a listing: the drivers run each

@@ -20,7 +20,7 @@ use super::messages::{
     SendMany, SendReceipt,
 };
 use super::names::{ClaimName, NamePage, ReleaseName};
-use super::pages::{follow_page, Page};
+use super::pages::{follow_page, Page, Paged};
 use super::*;
 use crate::session::Session;
 use crate::test_support::{batch_answer, broker_error, received_many, welcome};

@@ -12,6 +12,7 @@
 mod receives;
 mod sends;
 mod streams;
+mod tally;
 #[cfg(test)]
 mod tests;
 
@@ -194,13 +195,5 @@ impl<W: Window, H> Pipeline<W, H> {
     /// The outcome, once nothing is in flight.
     pub(crate) fn finish(self) -> W::Output {
         self.window.finish()
-    }
-}
-
-/// Keeps the failure of the lowest position in `slot`.
-fn note_first_error(slot: &mut Option<(usize, Error)>, position: usize, error: Error) {
-    let earlier = matches!(slot, Some((first, _)) if *first < position);
-    if !earlier {
-        *slot = Some((position, error));
     }
 }

@@ -8,7 +8,8 @@ use mailbox_proto::{Request, Response, Wait};
 use crate::error::Error;
 use crate::ops::messages::{sent, SendMessage, SendReceipt};
 use crate::ops::Operation;
-use crate::pipeline::{note_first_error, Window};
+use crate::pipeline::tally::Tally;
+use crate::pipeline::Window;
 
 /// Why a pipelined send stopped, and exactly which payloads the broker
 /// accepted before and after the failure.
@@ -58,37 +59,9 @@ impl std::error::Error for PipelineError {
 
 /// The outcome so far of a pipelined send: which positions were accepted,
 /// refused or left unknown, and whether to send more.
-#[derive(Debug)]
-pub(crate) struct SendTally {
-    window: usize,
-    issued: usize,
-    accepted: Vec<(usize, SendReceipt)>,
-    unknown: Vec<usize>,
-    first_error: Option<(usize, Error)>,
-}
+pub(crate) type SendTally = Tally<usize, SendReceipt>;
 
 impl SendTally {
-    /// A tally keeping at most `window` sends (at least 1) in flight.
-    pub(crate) fn new(window: usize) -> Self {
-        Self {
-            window: window.max(1),
-            issued: 0,
-            accepted: Vec::new(),
-            unknown: Vec::new(),
-            first_error: None,
-        }
-    }
-
-    /// How many more sends may be started with `in_flight` unanswered: none
-    /// once any send failed.
-    pub(crate) fn room(&self, in_flight: usize) -> usize {
-        if self.first_error.is_some() {
-            0
-        } else {
-            self.window.saturating_sub(in_flight)
-        }
-    }
-
     /// Takes the next position for a send about to start.
     pub(crate) fn issue(&mut self) -> usize {
         let position = self.issued;
@@ -96,55 +69,23 @@ impl SendTally {
         position
     }
 
-    /// Records that the send at `position` failed before it was written, so
-    /// it is certainly not accepted.
-    pub(crate) fn not_sent(&mut self, position: usize, error: Error) {
-        self.note_error(position, error);
-    }
-
-    fn note_error(&mut self, position: usize, error: Error) {
-        note_first_error(&mut self.first_error, position, error);
-    }
-
     /// Records the outcome of the send at `position`.
     pub(crate) fn record(&mut self, position: usize, result: Result<Response, Error>) {
         match sent(result) {
             Ok(receipt) => self.accepted.push((position, receipt)),
-            Err(error) => {
-                // Only a broker's answer is a definite refusal; a broken
-                // connection or a garbled answer leaves the fate unknown.
-                if !error.is_broker_answer() {
-                    self.unknown.push(position);
-                }
-                self.note_error(position, error);
-            }
+            Err(error) => self.note_failed(position, error),
         }
-    }
-
-    /// Whether a send failed.
-    pub(crate) fn failed(&self) -> bool {
-        self.first_error.is_some()
     }
 
     /// Every receipt in input order, or what went wrong.
-    pub(crate) fn finish(mut self) -> Result<Vec<SendReceipt>, PipelineError> {
-        self.accepted
-            .sort_unstable_by_key(|(position, _)| *position);
-        self.unknown.sort_unstable();
-        match self.first_error {
-            None => Ok(self
-                .accepted
-                .into_iter()
-                .map(|(_, receipt)| receipt)
-                .collect()),
-            Some((failed_at, error)) => Err(PipelineError {
-                error,
-                failed_at,
-                accepted: self.accepted,
-                unknown: self.unknown,
-                issued: self.issued,
-            }),
-        }
+    pub(crate) fn finish(self) -> Result<Vec<SendReceipt>, PipelineError> {
+        self.into_outcome().map_err(|failure| PipelineError {
+            error: failure.error,
+            failed_at: failure.failed_at,
+            accepted: failure.accepted,
+            unknown: failure.unknown,
+            issued: failure.issued,
+        })
     }
 }
 
@@ -207,7 +148,7 @@ where
     fn started(&mut self, _position: &usize) {}
 
     fn not_sent(&mut self, position: usize, error: Error) {
-        self.tally.not_sent(position, error);
+        self.tally.not_sent(&position, error);
     }
 
     fn record(&mut self, position: usize, answer: Result<Response, Error>) {

@@ -10,7 +10,8 @@ use mailbox_proto::{Request, Response, Wait};
 use crate::error::Error;
 use crate::ops::messages::{sent_many, BatchReceipt, SendMany};
 use crate::ops::Operation;
-use crate::pipeline::{note_first_error, Window};
+use crate::pipeline::tally::Tally;
+use crate::pipeline::Window;
 
 /// What a streamed send sent: every payload of its input, all accepted.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -143,100 +144,44 @@ impl<I: Iterator<Item = Bytes>> Batcher<I> {
 
 /// The outcome so far of a streamed send: which ranges of positions were
 /// accepted, refused or left unknown, and whether to send more batches.
-#[derive(Debug)]
-pub(crate) struct StreamSendTally {
-    window: usize,
-    issued: usize,
-    accepted: Vec<(Range<usize>, BatchReceipt)>,
-    unknown: Vec<Range<usize>>,
-    first_error: Option<(usize, Error)>,
-}
+pub(crate) type StreamSendTally = Tally<Range<usize>, BatchReceipt>;
 
 impl StreamSendTally {
-    /// A tally keeping at most `window` batches (at least 1) in flight.
-    pub(crate) fn new(window: usize) -> Self {
-        Self {
-            window: window.max(1),
-            issued: 0,
-            accepted: Vec::new(),
-            unknown: Vec::new(),
-            first_error: None,
-        }
-    }
-
-    /// How many more batches may be started with `in_flight` unanswered:
-    /// none once any batch stopped or failed.
-    pub(crate) fn room(&self, in_flight: usize) -> usize {
-        if self.first_error.is_some() {
-            0
-        } else {
-            self.window.saturating_sub(in_flight)
-        }
-    }
-
     /// Notes that the batch of `positions` was sent.
     pub(crate) fn issue(&mut self, positions: &Range<usize>) {
         self.issued = self.issued.max(positions.end);
     }
 
-    /// Records that the batch of `positions` could not be sent (so none of
-    /// it was accepted).
-    pub(crate) fn not_sent(&mut self, positions: &Range<usize>, error: Error) {
-        note_first_error(&mut self.first_error, positions.start, error);
-    }
-
     /// Records the answer to the batch of `positions`.
     pub(crate) fn record(&mut self, positions: Range<usize>, result: Result<Response, Error>) {
-        let error = match sent_many(result, positions.len()) {
+        match sent_many(result, positions.len()) {
             Ok((receipt, stopped)) => {
                 let end = positions.start + receipt.admitted as usize;
                 if receipt.admitted > 0 {
                     self.accepted.push((positions.start..end, receipt));
                 }
-                match stopped {
-                    None => return,
-                    Some(error) => {
-                        note_first_error(&mut self.first_error, end, Error::Broker(error));
-                        return;
-                    }
+                if let Some(error) = stopped {
+                    self.note_error(end, Error::Broker(error));
                 }
             }
-            Err(error) => error,
-        };
-        // Only a broker's answer is a definite refusal; a broken connection
-        // or a garbled answer leaves the batch's fate unknown.
-        if !error.is_broker_answer() {
-            self.unknown.push(positions.clone());
+            Err(error) => self.note_failed(positions, error),
         }
-        note_first_error(&mut self.first_error, positions.start, error);
-    }
-
-    /// Whether a batch stopped or failed.
-    pub(crate) fn failed(&self) -> bool {
-        self.first_error.is_some()
     }
 
     /// The receipts in input order, or what went wrong.
-    pub(crate) fn finish(mut self) -> Result<StreamReceipt, StreamError> {
-        self.accepted
-            .sort_unstable_by_key(|(positions, _)| positions.start);
-        self.unknown
-            .sort_unstable_by_key(|positions| positions.start);
-        match self.first_error {
-            None => Ok(StreamReceipt {
-                accepted: self.issued,
-                batches: self
-                    .accepted
-                    .into_iter()
-                    .map(|(_, receipt)| receipt)
-                    .collect(),
+    pub(crate) fn finish(self) -> Result<StreamReceipt, StreamError> {
+        let issued = self.issued;
+        match self.into_outcome() {
+            Ok(batches) => Ok(StreamReceipt {
+                accepted: issued,
+                batches,
             }),
-            Some((failed_at, error)) => Err(StreamError {
-                error,
-                failed_at,
-                accepted: self.accepted,
-                unknown: self.unknown,
-                issued: self.issued,
+            Err(failure) => Err(StreamError {
+                error: failure.error,
+                failed_at: failure.failed_at,
+                accepted: failure.accepted,
+                unknown: failure.unknown,
+                issued: failure.issued,
             }),
         }
     }

@@ -3,7 +3,7 @@
 use mailbox_proto::{BrokerError, ErrorKind, MailboxSettings, Response};
 
 use crate::mailbox::{Context, Mailbox};
-use crate::places::no_such_mailbox;
+use crate::places::missing_mailbox;
 use crate::rights::check_mode;
 use crate::{
     check_name, error, Caller, Clock, ConnectionId, Core, Declared, Outcome, Peer, Permissions,
@@ -176,8 +176,7 @@ impl Core {
     ) -> Result<Option<Response>, BrokerError> {
         self.check(connection, name, Right::Manage)?;
         let Some(mailbox) = self.places.mailboxes.remove(name) else {
-            check_name(name)?;
-            return Err(no_such_mailbox(name));
+            return Err(missing_mailbox(name));
         };
         self.disown(mailbox.permissions().owner);
         self.dead_letter_refusals_reported.remove(name);
@@ -280,8 +279,7 @@ impl Core {
             clock,
         };
         let Some(mailbox) = self.places.mailboxes.get_mut(name) else {
-            check_name(name)?;
-            return Err(no_such_mailbox(name));
+            return Err(missing_mailbox(name));
         };
         let discarded = mailbox.purge(&mut ctx);
         Ok(Some(Response::Purged { discarded }))

@@ -14,11 +14,11 @@ use crate::budget::{Budget, Exhausted};
 use crate::mailbox::{
     Batch, Context, Load, Progress, SendExtra, Until, WaitingReceive, WaitingSend,
 };
-use crate::places::no_such_mailbox;
+use crate::places::missing_mailbox;
 use crate::rights::allowed;
 use crate::types::Place;
 use crate::waits::{may_wait, not_now, WaitPlan};
-use crate::{check_name, error, Clock, ConnectionId, Core, Outcome, Peer, Right, Ticket};
+use crate::{error, Clock, ConnectionId, Core, Outcome, Peer, Right, Ticket};
 
 /// A send's target, resolved.
 pub(crate) struct SendPlan {
@@ -297,33 +297,27 @@ impl Core {
         let privileged = self.privileged(ticket.connection, peer);
         let Some(mailbox) = self.places.get_mut(&plan.place) else {
             return Err(match &plan.place {
-                Place::Mailbox(name) => {
-                    check_name(name)?;
-                    no_such_mailbox(name)
-                }
+                Place::Mailbox(name) => missing_mailbox(name),
                 _ => error(ErrorKind::NoSuchProcess, "the process left"),
             });
         };
+        let may_send = |what: &str| {
+            allowed(
+                mailbox.permissions(),
+                &self.connections,
+                peer,
+                ticket.connection,
+                Right::Send,
+                &self.policy,
+                what,
+            )
+        };
         match &plan.place {
-            Place::Mailbox(name) => allowed(
-                mailbox.permissions(),
-                &self.connections,
-                peer,
-                ticket.connection,
-                Right::Send,
-                &self.policy,
-                name,
-            )?,
+            Place::Mailbox(name) => may_send(name)?,
             // A process's own sends to itself are always its business.
-            Place::Inbox(owner) if *owner != ticket.connection => allowed(
-                mailbox.permissions(),
-                &self.connections,
-                peer,
-                ticket.connection,
-                Right::Send,
-                &self.policy,
-                &format!("the inbox of process {}", owner.0),
-            )?,
+            Place::Inbox(owner) if *owner != ticket.connection => {
+                may_send(&format!("the inbox of process {}", owner.0))?
+            }
             _ => {}
         }
         let held = match &load {
@@ -423,10 +417,7 @@ impl Core {
         let ticket = receive.ticket;
         let Some(mailbox) = self.places.get_mut(&place) else {
             return Err(match &place {
-                Place::Mailbox(name) => {
-                    check_name(name)?;
-                    no_such_mailbox(name)
-                }
+                Place::Mailbox(name) => missing_mailbox(name),
                 _ => error(ErrorKind::Internal, "inbox missing"),
             });
         };

@@ -5,8 +5,8 @@
 use mailbox_proto::{BrokerError, Response};
 
 use crate::mailbox::Context;
-use crate::places::no_such_mailbox;
-use crate::{check_name, Clock, ConnectionId, Core, Outcome, Right};
+use crate::places::missing_mailbox;
+use crate::{Clock, ConnectionId, Core, Outcome, Right};
 
 impl Core {
     /// `Subscribe`: for who may receive from the mailbox; a subscription
@@ -39,8 +39,7 @@ impl Core {
         out: &mut Outcome,
     ) -> Result<Option<Response>, BrokerError> {
         let Some(target) = self.places.mailboxes.get_mut(&mailbox) else {
-            check_name(&mailbox)?;
-            return Err(no_such_mailbox(&mailbox));
+            return Err(missing_mailbox(&mailbox));
         };
         let mut ctx = Context {
             out,

@@ -20,6 +20,7 @@ use mailbox_proto::{BrokerError, Capacity, ErrorKind, MailboxSettings, Message, 
 
 use super::batch::batch_len;
 use super::ledger::{release, Ledger};
+use super::own_lines;
 use super::policy::{room, DeliveryRules, Unsubscribed};
 use super::waiters::{Context, WaitingReceive, WaitingSend};
 use crate::line::{step, Line};
@@ -315,9 +316,7 @@ impl DeliveryRules for BroadcastLines {
     }
 
     fn has_receive(&self, ticket: Ticket) -> bool {
-        self.subscribers
-            .get(&ticket.connection)
-            .is_some_and(|subscriber| subscriber.waiting.contains(ticket))
+        own_lines::has_receive(&self.subscribers, |subscriber| &subscriber.waiting, ticket)
     }
 
     fn remove_receive(&mut self, ticket: Ticket) -> bool {
@@ -426,16 +425,13 @@ impl DeliveryRules for BroadcastLines {
     }
 
     fn waiting_receivers(&self) -> usize {
-        self.subscribers.values().map(|s| s.waiting.len()).sum()
+        own_lines::waiting_count(&self.subscribers, |subscriber| &subscriber.waiting)
     }
 
     fn drain_receives(&mut self) -> Vec<WaitingReceive> {
         self.listening.clear();
         self.ready.clear();
-        self.subscribers
-            .values_mut()
-            .flat_map(|s| s.waiting.drain())
-            .collect()
+        own_lines::drain_all(&mut self.subscribers, |subscriber| &mut subscriber.waiting)
     }
 
     fn drain_queued(&mut self, next_sequence: u64) -> Vec<Message> {
@@ -462,10 +458,10 @@ impl DeliveryRules for BroadcastLines {
     }
 
     fn unsubscribe(&mut self, connection: ConnectionId, next_sequence: u64) -> Unsubscribed {
-        match self.remove_subscriber(connection, next_sequence) {
-            Some(subscriber) => Unsubscribed::Left(subscriber.waiting),
-            None => Unsubscribed::NotSubscribed,
-        }
+        Unsubscribed::from(
+            self.remove_subscriber(connection, next_sequence)
+                .map(|subscriber| subscriber.waiting),
+        )
     }
 
     fn subscriber_count(&self) -> usize {

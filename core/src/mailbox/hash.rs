@@ -13,6 +13,7 @@ use mailbox_proto::{BrokerError, Capacity, MailboxSettings, Message};
 
 use super::batch::batch_len;
 use super::ledger::Ledger;
+use super::own_lines;
 use super::policy::{room, DeliveryRules, Unsubscribed};
 use super::waiters::{Context, WaitingReceive, WaitingSend};
 use crate::line::{step, Line};
@@ -210,9 +211,7 @@ impl DeliveryRules for HashLines {
     }
 
     fn has_receive(&self, ticket: Ticket) -> bool {
-        self.members
-            .get(&ticket.connection)
-            .is_some_and(|member| member.waiting.contains(ticket))
+        own_lines::has_receive(&self.members, |member| &member.waiting, ticket)
     }
 
     fn remove_receive(&mut self, ticket: Ticket) -> bool {
@@ -337,16 +336,13 @@ impl DeliveryRules for HashLines {
     }
 
     fn waiting_receivers(&self) -> usize {
-        self.members.values().map(|m| m.waiting.len()).sum()
+        own_lines::waiting_count(&self.members, |member| &member.waiting)
     }
 
     fn drain_receives(&mut self) -> Vec<WaitingReceive> {
         self.waiting_turns.clear();
         self.ready.clear();
-        self.members
-            .values_mut()
-            .flat_map(|m| m.waiting.drain())
-            .collect()
+        own_lines::drain_all(&mut self.members, |member| &mut member.waiting)
     }
 
     fn drain_queued(&mut self, _next_sequence: u64) -> Vec<Message> {
@@ -367,10 +363,7 @@ impl DeliveryRules for HashLines {
     }
 
     fn unsubscribe(&mut self, connection: ConnectionId, _next_sequence: u64) -> Unsubscribed {
-        match self.leave(connection) {
-            Some(waiting) => Unsubscribed::Left(waiting),
-            None => Unsubscribed::NotSubscribed,
-        }
+        Unsubscribed::from(self.leave(connection))
     }
 
     fn subscriber_count(&self) -> usize {

@@ -136,16 +136,27 @@ impl InboxLines {
     }
 
     fn add_waiting(&mut self, receive: WaitingReceive) {
-        let arrived = Arrived {
-            arrival: self.next_arrival,
-            receive,
-        };
+        let arrival = self.next_arrival;
         self.next_arrival += 1;
+        self.line_up(Arrived { arrival, receive }, false);
+    }
+
+    /// Puts `arrived` in its line (the one for any sender, or the one for
+    /// its sender), at the back or, with `front`, at the front.
+    #[inline]
+    fn line_up(&mut self, arrived: Arrived, front: bool) {
+        let receive = arrived.receive;
         match receive.from {
+            None if front => self.any.push_front(arrived),
             None => self.any.push_back(arrived),
             Some(sender) => {
                 self.filters.insert(receive.ticket, sender);
-                self.from.entry(sender).or_default().push_back(arrived);
+                let line = self.from.entry(sender).or_default();
+                if front {
+                    line.push_front(arrived);
+                } else {
+                    line.push_back(arrived);
+                }
                 if self.has_from(sender) {
                     self.ready.insert(sender);
                 }
@@ -192,17 +203,7 @@ impl InboxLines {
     /// Puts `receive` back at the front of its line, with its `arrival`
     /// (it was just taken from there).
     fn restore(&mut self, arrival: u64, receive: WaitingReceive) {
-        let arrived = Arrived { arrival, receive };
-        match receive.from {
-            None => self.any.push_front(arrived),
-            Some(sender) => {
-                self.filters.insert(receive.ticket, sender);
-                self.from.entry(sender).or_default().push_front(arrived);
-                if self.has_from(sender) {
-                    self.ready.insert(sender);
-                }
-            }
-        }
+        self.line_up(Arrived { arrival, receive }, true);
     }
 
     fn receive_count(&self) -> usize {

@@ -32,6 +32,17 @@ pub(super) enum Unsubscribed {
     NoSubscribers,
 }
 
+impl From<Option<Line<WaitingReceive>>> for Unsubscribed {
+    /// What a policy with subscribers found: the receives still waiting of
+    /// the connection that left, or that it was not subscribed.
+    fn from(left: Option<Line<WaitingReceive>>) -> Self {
+        match left {
+            Some(waiting) => Self::Left(waiting),
+            None => Self::NotSubscribed,
+        }
+    }
+}
+
 /// A delivery policy's own rules: where a waiting receive waits, where an
 /// admitted message is kept, and who gets what in the pump. Counting,
 /// stamping and answering are the ledger's ([`Ledger`]); each policy calls
