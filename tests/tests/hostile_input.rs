@@ -18,7 +18,8 @@ use bytes::{Bytes, BytesMut};
 use mailbox_client::blocking::Client;
 use mailbox_proto::{
     decode_server_frame, encode_frame, BrokerError, Capacity, ClientFrame, ErrorKind, Hello,
-    MailboxSettings, Request, Response, ServerFrame, Wait, HELLO_MAGIC, PROTOCOL_VERSION,
+    MailboxSettings, Request, Response, ServerFrame, Wait, HELLO_MAGIC, OLDEST_PROTOCOL_VERSION,
+    PROTOCOL_VERSION,
 };
 use mailbox_tests::watch::Watch;
 use mailbox_tests::{wait_until, witness_round_trip, Broker, PATIENCE};
@@ -360,10 +361,36 @@ fn a_length_above_the_limit_is_refused_by_its_header_alone() {
 }
 
 #[test]
+fn every_version_the_broker_speaks_is_welcomed_in_that_version_and_served() {
+    let broker = Broker::start();
+    for version in OLDEST_PROTOCOL_VERSION..=PROTOCOL_VERSION {
+        let mut raw = Raw::connect(&broker);
+        raw.write(&hello_bytes(HELLO_MAGIC, version));
+        match raw.next() {
+            Some(ServerFrame::Welcome(welcome)) => assert_eq!(welcome.protocol_version, version),
+            other => panic!("version {version}: expected a welcome, got {other:?}"),
+        }
+        raw.request(1, Request::Status);
+        match raw.next() {
+            Some(ServerFrame::Response {
+                id: 1,
+                result: Ok(Response::Status(_)),
+            }) => {}
+            other => panic!("version {version}: expected a status, got {other:?}"),
+        }
+    }
+}
+
+#[test]
 fn a_hello_of_another_version_or_magic_gets_a_goodbye_then_the_connection_closes() {
     let broker = Broker::start();
     let mut before = broker.client();
-    for version in [0, PROTOCOL_VERSION - 1, PROTOCOL_VERSION + 1, u32::MAX] {
+    for version in [
+        0,
+        OLDEST_PROTOCOL_VERSION - 1,
+        PROTOCOL_VERSION + 1,
+        u32::MAX,
+    ] {
         let mut raw = Raw::connect(&broker);
         raw.write(&hello_bytes(HELLO_MAGIC, version));
         let error = raw.expect_goodbye(ErrorKind::UnsupportedVersion);

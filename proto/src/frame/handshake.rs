@@ -6,6 +6,25 @@ use serde::{Deserialize, Serialize};
 /// The protocol version this crate speaks.
 pub const PROTOCOL_VERSION: u32 = 3;
 
+/// The oldest protocol version a broker of this crate still accepts. A new
+/// version only appends requests, responses and error kinds and never
+/// changes an existing one, so a client of an older version is served as
+/// before (it never sends what it does not know); the broker welcomes it
+/// with the client's own version. Upgrade the broker before its clients: a
+/// newer client is refused by an older broker.
+pub const OLDEST_PROTOCOL_VERSION: u32 = 3;
+
+/// Whether a broker of this crate serves a client speaking `version`.
+///
+/// ```
+/// use mailbox_proto::{speaks, OLDEST_PROTOCOL_VERSION, PROTOCOL_VERSION};
+/// assert!(speaks(PROTOCOL_VERSION) && speaks(OLDEST_PROTOCOL_VERSION));
+/// assert!(!speaks(OLDEST_PROTOCOL_VERSION - 1) && !speaks(PROTOCOL_VERSION + 1));
+/// ```
+pub fn speaks(version: u32) -> bool {
+    (OLDEST_PROTOCOL_VERSION..=PROTOCOL_VERSION).contains(&version)
+}
+
 /// First field of every [`Hello`]: the bytes `MBOX` read as a little-endian
 /// `u32`, so that a peer speaking something else entirely is told so.
 pub const HELLO_MAGIC: u32 = u32::from_le_bytes(*b"MBOX");
@@ -35,7 +54,7 @@ impl Hello {
 /// The broker's answer to an accepted [`Hello`].
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Welcome {
-    /// The protocol version the broker speaks (equal to the client's).
+    /// The protocol version spoken on this connection: the client's own.
     pub protocol_version: u32,
     /// The broker's crate version, for humans.
     pub broker_version: String,

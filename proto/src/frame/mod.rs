@@ -21,7 +21,9 @@ use serde::{Deserialize, Serialize};
 
 pub use address::{Address, Source, Target};
 pub use error::{BrokerError, ErrorKind};
-pub use handshake::{Hello, Welcome, HELLO_MAGIC, PROTOCOL_VERSION};
+pub use handshake::{
+    speaks, Hello, Welcome, HELLO_MAGIC, OLDEST_PROTOCOL_VERSION, PROTOCOL_VERSION,
+};
 pub use request::{
     validate_key, ReceiveOptions, Request, SendOptions, Stage, Verdict, Wait,
     DEFAULT_INBOX_CAPACITY, MAX_KEY_LEN, MAX_LIST_BYTES, MAX_PAGE_BYTES,

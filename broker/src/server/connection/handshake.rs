@@ -2,7 +2,10 @@
 //! (and a small frame limit) and checked (magic, protocol version).
 
 use bytes::BytesMut;
-use mailbox_proto::{decode_frame, BrokerError, ErrorKind, Hello, HELLO_MAGIC, PROTOCOL_VERSION};
+use mailbox_proto::{
+    decode_frame, speaks, BrokerError, ErrorKind, Hello, HELLO_MAGIC, OLDEST_PROTOCOL_VERSION,
+    PROTOCOL_VERSION,
+};
 use tokio::io::AsyncReadExt;
 use tokio::net::unix::OwnedReadHalf;
 use tokio::sync::watch;
@@ -10,7 +13,8 @@ use tracing::debug;
 
 use super::CloseReason;
 
-/// Reads the hello within the handshake timeout and checks it.
+/// Reads the hello within the handshake timeout and checks it; returns the
+/// protocol version the client speaks, which this connection then speaks.
 ///
 /// A broker that starts stopping meanwhile ends it at once (with a goodbye
 /// saying so) rather than wait out the handshake timeout.
@@ -19,7 +23,7 @@ pub(super) async fn accept_hello(
     buffer: &mut BytesMut,
     config: &crate::server::Config,
     stop: &watch::Receiver<bool>,
-) -> Result<(), CloseReason> {
+) -> Result<u32, CloseReason> {
     // The hello is small; a larger limit before it would let anyone who can
     // connect make the broker allocate a full frame for free.
     let hello_limit = 4096;
@@ -50,17 +54,17 @@ pub(super) async fn accept_hello(
             "the first frame is not a mailbox hello (wrong magic)",
         )));
     }
-    if hello.protocol_version != PROTOCOL_VERSION {
+    if !speaks(hello.protocol_version) {
         return Err(CloseReason::ProtocolViolation(BrokerError::new(
             ErrorKind::UnsupportedVersion,
             format!(
-                "client speaks protocol version {}, this broker speaks {}; use a matching client",
-                hello.protocol_version, PROTOCOL_VERSION
+                "client speaks protocol version {}, this broker speaks {} to {}; use a matching client",
+                hello.protocol_version, OLDEST_PROTOCOL_VERSION, PROTOCOL_VERSION
             ),
         )));
     }
-    debug!(client = %hello.client_name, "handshake done");
-    Ok(())
+    debug!(client = %hello.client_name, version = hello.protocol_version, "handshake done");
+    Ok(hello.protocol_version)
 }
 
 /// Reads the hello; returns the error to send in a goodbye when it is bad.

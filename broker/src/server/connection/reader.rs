@@ -8,9 +8,7 @@ use std::task::Poll;
 use std::time::Instant;
 
 use bytes::BytesMut;
-use mailbox_proto::{
-    decode_client_frame, BrokerError, ErrorKind, ServerFrame, Welcome, PROTOCOL_VERSION,
-};
+use mailbox_proto::{decode_client_frame, BrokerError, ErrorKind, ServerFrame, Welcome};
 use tokio::io::AsyncReadExt;
 use tokio::net::unix::OwnedReadHalf;
 use tokio::sync::watch;
@@ -33,11 +31,12 @@ pub(super) async fn read_loop(
 ) -> CloseReason {
     let config = &shared.config;
     let mut buffer = BytesMut::with_capacity(256);
-    if let Err(reason) = accept_hello(&mut reader, &mut buffer, config, stop).await {
-        return goodbye(outbox, reason);
-    }
+    let protocol_version = match accept_hello(&mut reader, &mut buffer, config, stop).await {
+        Ok(version) => version,
+        Err(reason) => return goodbye(outbox, reason),
+    };
     outbox.push(ServerFrame::Welcome(Welcome {
-        protocol_version: PROTOCOL_VERSION,
+        protocol_version,
         broker_version: env!("CARGO_PKG_VERSION").to_owned(),
         connection_id: id.0,
         max_frame_len: config.max_frame_size,
