@@ -141,7 +141,11 @@ impl Core {
             out,
             budget: &mut self.budget,
             clock,
+            names: &self.names,
         };
+        // Its queued claims leave their queues once the mailboxes are done
+        // with `ctx` (which reads the names registry).
+        let mut claims = Vec::new();
         for (request, waiting) in state.waiting.into_entries() {
             let ticket = Ticket {
                 connection,
@@ -150,10 +154,10 @@ impl Core {
             if let Some(call) = waiting.call {
                 self.calls.close(call);
             }
-            match &waiting.place {
-                Place::Name(name) => self.names.leave_queue(name, ticket),
+            match waiting.place {
+                Place::Name(name) => claims.push((name, ticket)),
                 place => {
-                    if let Some(mailbox) = self.places.get_mut(place) {
+                    if let Some(mailbox) = self.places.get_mut(&place) {
                         // An admitted message whose sender waited for a
                         // later stage stays: only the wait ends.
                         mailbox.withdraw(ticket, false, &mut ctx);
@@ -197,6 +201,9 @@ impl Core {
             if let Some(inbox) = self.places.inboxes.get_mut(&owner) {
                 inbox.sender_left(connection, &mut ctx);
             }
+        }
+        for (name, ticket) in claims {
+            self.names.leave_queue(&name, ticket);
         }
         for name in state.names {
             self.pass_name_on(&name, out);
