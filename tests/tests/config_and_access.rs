@@ -974,6 +974,85 @@ fn an_inbox_takes_only_its_own_uid_until_its_owner_opens_it() {
 }
 
 #[test]
+fn a_receive_from_a_name_takes_a_strangers_message_only_through_an_opened_inbox() {
+    if !root() {
+        return;
+    }
+    let setup = Setup::start(OPEN_SOCKET, &[]);
+    let spawn = |args: &[&str]| {
+        setup
+            .broker
+            .ctl()
+            .args(args)
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("spawn receiver")
+    };
+    // Both wait for alice before anyone holds the name.
+    let mut closed = spawn(&[
+        "--as",
+        "svc.closed",
+        "--json",
+        "recv",
+        "--inbox",
+        "--from",
+        "alice",
+        "--timeout",
+        "20s",
+    ]);
+    let mut open = spawn(&[
+        "--as",
+        "svc.open",
+        "--inbox-mode",
+        "0622",
+        "--json",
+        "recv",
+        "--inbox",
+        "--from",
+        "alice",
+        "--timeout",
+        "20s",
+    ]);
+    wait_until("both names are claimed", || {
+        let names = setup.broker.ok(&["names"]);
+        names.contains("svc.closed") && names.contains("svc.open")
+    });
+    // Another uid as alice: refused by the closed inbox, taken by the open one.
+    let output = setup.as_other(&["--as", "alice", "send", "--to", "svc.closed", "x"]);
+    assert_exit(&output, 77, "nobody as alice sends to a closed inbox");
+    assert_exit(
+        &setup.as_other(&["--as", "alice", "send", "--to", "svc.open", "welcome"]),
+        0,
+        "nobody as alice sends to an opened inbox",
+    );
+    let mut got = String::new();
+    open.stdout
+        .take()
+        .expect("stdout")
+        .read_to_string(&mut got)
+        .expect("read");
+    let message: Value = serde_json::from_str(got.trim()).expect("one JSON message");
+    assert_eq!(message["payload"], "welcome", "{message}");
+    assert_eq!(message["sender_uid"], OTHER, "{message}");
+    assert!(open.wait().expect("wait").success());
+    // The refused send left nothing: the closed inbox still waits for alice.
+    assert!(closed.try_wait().expect("try_wait").is_none());
+    setup
+        .broker
+        .ok(&["--as", "alice", "send", "--to", "svc.closed", "from root"]);
+    let mut got = String::new();
+    closed
+        .stdout
+        .take()
+        .expect("stdout")
+        .read_to_string(&mut got)
+        .expect("read");
+    let message: Value = serde_json::from_str(got.trim()).expect("one JSON message");
+    assert_eq!(message["payload"], "from root", "{message}");
+    assert!(closed.wait().expect("wait").success());
+}
+
+#[test]
 fn a_key_with_control_characters_is_refused_at_the_door() {
     let broker = Broker::start();
     broker.ok(&["create", "h", "--policy", "hash"]);
