@@ -979,40 +979,42 @@ fn a_receive_from_a_name_takes_a_strangers_message_only_through_an_opened_inbox(
         return;
     }
     let setup = Setup::start(OPEN_SOCKET, &[]);
-    let spawn = |args: &[&str]| {
+    // `mailboxctl --as NAME [OPTIONS] --json recv --inbox --from alice`.
+    let wait_for_alice = |name: &str, options: &[&str]| {
+        let recv = [
+            "--json",
+            "recv",
+            "--inbox",
+            "--from",
+            "alice",
+            "--timeout",
+            "20s",
+        ];
         setup
             .broker
             .ctl()
-            .args(args)
+            .args(["--as", name])
+            .args(options)
+            .args(recv)
             .stdout(Stdio::piped())
             .spawn()
             .expect("spawn receiver")
     };
+    // The one message a receiver printed, once it exited with success.
+    let printed = |mut receiver: std::process::Child| {
+        let mut got = String::new();
+        receiver
+            .stdout
+            .take()
+            .expect("stdout")
+            .read_to_string(&mut got)
+            .expect("read");
+        assert!(receiver.wait().expect("wait").success());
+        serde_json::from_str::<Value>(got.trim()).expect("one JSON message")
+    };
     // Both wait for alice before anyone holds the name.
-    let mut closed = spawn(&[
-        "--as",
-        "svc.closed",
-        "--json",
-        "recv",
-        "--inbox",
-        "--from",
-        "alice",
-        "--timeout",
-        "20s",
-    ]);
-    let mut open = spawn(&[
-        "--as",
-        "svc.open",
-        "--inbox-mode",
-        "0622",
-        "--json",
-        "recv",
-        "--inbox",
-        "--from",
-        "alice",
-        "--timeout",
-        "20s",
-    ]);
+    let mut closed = wait_for_alice("svc.closed", &[]);
+    let open = wait_for_alice("svc.open", &["--inbox-mode", "0622"]);
     wait_until("both names are claimed", || {
         let names = setup.broker.ok(&["names"]);
         names.contains("svc.closed") && names.contains("svc.open")
@@ -1025,31 +1027,15 @@ fn a_receive_from_a_name_takes_a_strangers_message_only_through_an_opened_inbox(
         0,
         "nobody as alice sends to an opened inbox",
     );
-    let mut got = String::new();
-    open.stdout
-        .take()
-        .expect("stdout")
-        .read_to_string(&mut got)
-        .expect("read");
-    let message: Value = serde_json::from_str(got.trim()).expect("one JSON message");
+    let message = printed(open);
     assert_eq!(message["payload"], "welcome", "{message}");
     assert_eq!(message["sender_uid"], OTHER, "{message}");
-    assert!(open.wait().expect("wait").success());
     // The refused send left nothing: the closed inbox still waits for alice.
     assert!(closed.try_wait().expect("try_wait").is_none());
     setup
         .broker
         .ok(&["--as", "alice", "send", "--to", "svc.closed", "from root"]);
-    let mut got = String::new();
-    closed
-        .stdout
-        .take()
-        .expect("stdout")
-        .read_to_string(&mut got)
-        .expect("read");
-    let message: Value = serde_json::from_str(got.trim()).expect("one JSON message");
-    assert_eq!(message["payload"], "from root", "{message}");
-    assert!(closed.wait().expect("wait").success());
+    assert_eq!(printed(closed)["payload"], "from root");
 }
 
 #[test]

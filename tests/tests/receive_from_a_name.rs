@@ -18,6 +18,16 @@ fn wait_for_name(broker: &Broker, name: &str) {
     });
 }
 
+/// The one message `receiver` printed (with `--json`), once it exited
+/// with success.
+fn the_one_message(receiver: Running) -> serde_json::Value {
+    let output = receiver.finish();
+    assert!(output.status.success(), "{}", stderr(&output));
+    let mut messages = json_lines(&output.stdout);
+    assert_eq!(messages.len(), 1, "{messages:?}");
+    messages.remove(0)
+}
+
 /// Starts `mailboxctl --as RECEIVER --json recv --inbox --from SENDER`
 /// (bounded by a timeout, so a broken build fails instead of hanging) and
 /// checks that it still waits although nobody holds `sender`.
@@ -52,11 +62,7 @@ fn start_the_receiver_first(receiver: &str, sender: &str) {
     let broker = Broker::start();
     let waiting = wait_for_a_name_nobody_holds(&broker, receiver, sender);
     broker.ok(&["--as", sender, "send", "--to", receiver, "hello"]);
-    let output = waiting.finish();
-    assert!(output.status.success(), "{}", stderr(&output));
-    let messages = json_lines(&output.stdout);
-    assert_eq!(messages.len(), 1, "{messages:?}");
-    assert_eq!(messages[0]["payload"], "hello");
+    assert_eq!(the_one_message(waiting)["payload"], "hello");
 }
 
 #[test]
@@ -93,12 +99,9 @@ fn the_holder_of_the_name_when_a_message_is_sent_decides() {
     second.send_to("worker", "before the claim").expect("send");
     second.claim_name("alice").expect("claim alice");
     second.send_to("worker", "as alice").expect("send");
-    let output = waiting.finish();
-    assert!(output.status.success(), "{}", stderr(&output));
-    let messages = json_lines(&output.stdout);
-    assert_eq!(messages.len(), 1, "{messages:?}");
-    assert_eq!(messages[0]["payload"], "as alice");
-    assert_eq!(messages[0]["sender_connection"], second.address());
+    let message = the_one_message(waiting);
+    assert_eq!(message["payload"], "as alice", "{message}");
+    assert_eq!(message["sender_connection"], second.address(), "{message}");
 }
 
 #[test]

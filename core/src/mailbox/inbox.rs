@@ -118,9 +118,11 @@ impl InboxLines {
         if let Some(names) = names {
             for name in names.iter() {
                 self.of_name.entry(name.clone()).or_default().insert(key);
-                let named = Sender::Name(name.clone());
-                if waits && self.from.contains_key(&named) {
-                    self.ready.insert(named);
+                if waits {
+                    let named = Sender::Name(name.clone());
+                    if self.from.contains_key(&named) {
+                        self.ready.insert(named);
+                    }
                 }
             }
             self.stamps.insert(key, names);
@@ -135,9 +137,10 @@ impl InboxLines {
         if let Some(keys) = self.of_sender.get_mut(&sender) {
             if keys.front() == Some(&key) {
                 keys.pop_front();
-            } else if let Some(at) = keys.iter().position(|k| *k == key) {
-                // Only `take_sequence` (an expiry) and receives of a name
-                // take from the middle.
+            } else if let Ok(at) = keys.binary_search(&key) {
+                // Only `take_sequence` (an expiry) and receives from a name
+                // take from the middle; a sender's keys are in order (the
+                // back ones rise, the front ones fall below all).
                 keys.remove(at);
             }
             if keys.is_empty() {
@@ -559,6 +562,12 @@ impl InboxLines {
         assert!(self.ready.is_empty(), "ready senders left after the pump");
         let filtered: usize = self.from.values().map(Line::len).sum();
         assert_eq!(filtered, self.filters.len(), "filters");
+        for keys in self.of_sender.values() {
+            assert!(
+                keys.iter().zip(keys.iter().skip(1)).all(|(a, b)| a < b),
+                "a sender's keys out of order"
+            );
+        }
         let keyed: usize = self.of_sender.values().map(VecDeque::len).sum();
         assert_eq!(keyed, self.queue.len(), "keys of senders");
         let named: usize = self.of_name.values().map(BTreeSet::len).sum();

@@ -153,6 +153,19 @@ fn a_message_that_comes_back_keeps_its_senders_names() {
         c2#3 recvw inbox from=n:alice never => c2#3 got 1 job from c3 r=1
         ",
     );
+    // The same for one taken straight from its waiting sender (a
+    // rendezvous inbox).
+    check(
+        "
+        c2#1 inboxcap zero              => c2#1 inboxcap
+        c3#1 claim alice                => c3#1 claimed
+        c3#2 sendw p2 job               =>
+        c2#2 recvw inbox ack from=n:alice never => c3#2 sent 1 to 1; c2#2 got 1 job from c3
+        c3#3 release alice              => c3#3 released
+        c2#3 nack inbox 1               => c2#3 settled
+        c2#4 recvw inbox from=n:alice never => c2#4 got 1 job from c3 r=1
+        ",
+    );
 }
 
 #[test]
