@@ -35,8 +35,9 @@ pub(crate) struct Connection {
     /// Broadcast mailboxes that cut its subscription off as a slow
     /// consumer and have not told it yet: its next receive there does.
     pub(crate) cut_from: SparseList<String>,
-    /// Senders a receive on its inbox waited for (`receive_from`), so that
-    /// its entries in `Core::awaited_by` go when it does.
+    /// Senders a receive on its inbox waited for (`receive_from` an
+    /// address; a receive from a name outlives any holder), so that its
+    /// entries in `Core::awaited_by` go when it does.
     pub(crate) awaits: SparseList<ConnectionId>,
 }
 
