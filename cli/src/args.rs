@@ -212,7 +212,9 @@ pub(crate) enum Command {
         #[arg(long, conflicts_with = "name")]
         inbox: bool,
         /// Only messages from this process (its address or well-known name)
-        /// in the inbox; implies --inbox.
+        /// in the inbox; implies --inbox. A name matches what its holder
+        /// sent while holding it, and nobody needs to hold it yet: the
+        /// receive waits (exit 68 only for an address with no process).
         #[arg(
             long,
             value_name = "PROCESS",

@@ -35,8 +35,9 @@ pub(crate) struct Connection {
     /// Broadcast mailboxes that cut its subscription off as a slow
     /// consumer and have not told it yet: its next receive there does.
     pub(crate) cut_from: SparseList<String>,
-    /// Senders a receive on its inbox waited for (`receive_from`), so that
-    /// its entries in `Core::awaited_by` go when it does.
+    /// Senders a receive on its inbox waited for (`receive_from` an
+    /// address; a receive from a name outlives any holder), so that its
+    /// entries in `Core::awaited_by` go when it does.
     pub(crate) awaits: SparseList<ConnectionId>,
 }
 
@@ -141,7 +142,11 @@ impl Core {
             out,
             budget: &mut self.budget,
             clock,
+            names: &self.names,
         };
+        // Its queued claims leave their queues once the mailboxes are done
+        // with `ctx` (which reads the names registry).
+        let mut claims = Vec::new();
         for (request, waiting) in state.waiting.into_entries() {
             let ticket = Ticket {
                 connection,
@@ -150,10 +155,10 @@ impl Core {
             if let Some(call) = waiting.call {
                 self.calls.close(call);
             }
-            match &waiting.place {
-                Place::Name(name) => self.names.leave_queue(name, ticket),
+            match waiting.place {
+                Place::Name(name) => claims.push((name, ticket)),
                 place => {
-                    if let Some(mailbox) = self.places.get_mut(place) {
+                    if let Some(mailbox) = self.places.get_mut(&place) {
                         // An admitted message whose sender waited for a
                         // later stage stays: only the wait ends.
                         mailbox.withdraw(ticket, false, &mut ctx);
@@ -197,6 +202,9 @@ impl Core {
             if let Some(inbox) = self.places.inboxes.get_mut(&owner) {
                 inbox.sender_left(connection, &mut ctx);
             }
+        }
+        for (name, ticket) in claims {
+            self.names.leave_queue(&name, ticket);
         }
         for name in state.names {
             self.pass_name_on(&name, out);

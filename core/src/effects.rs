@@ -46,6 +46,7 @@ impl Core {
                             out,
                             budget: &mut self.budget,
                             clock,
+                            names: &self.names,
                         };
                         let refused = match self.places.mailboxes.get_mut(&to) {
                             Some(target) if permitted => target

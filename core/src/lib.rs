@@ -59,6 +59,7 @@ use mailbox_proto::{BrokerError, ErrorKind, MailboxName, Request, RequestId};
 pub use access::{AccessPolicy, Permissions, Reservation, Right, DEFAULT_INBOX_MODE, DEFAULT_MODE};
 pub use budget::{Budget, BudgetLimits, Exhausted, Usage};
 pub use limits::Limits;
+pub use names::MAX_NAMES_PER_CONNECTION;
 pub use types::{Clock, ConnectionId, ConnectionMap, Outcome, Peer, Reply, Ticket};
 
 use access::Caller;
@@ -230,6 +231,7 @@ impl Core {
             out,
             budget: &mut self.budget,
             clock,
+            names: &self.names,
         };
         for mailbox in self.places.all_mut() {
             mailbox.fail_all_waiters(&stopping, &mut ctx);

@@ -61,7 +61,8 @@ mod waiters;
 use ledger::{release, release_all, sent, Ledger};
 use policy::{room, DeliveryRules, Lines, Unsubscribed};
 pub(crate) use waiters::{
-    Batch, Context, Load, Progress, SendExtra, Until, WaitingReceive, WaitingSend, Withdrawn,
+    Batch, Context, Load, Progress, SendExtra, Sender, Until, WaitingReceive, WaitingSend,
+    Withdrawn,
 };
 
 /// A named mailbox, or a connection's inbox.
@@ -511,11 +512,12 @@ impl Mailbox {
         let Lines::Inbox(inbox) = &mut self.lines else {
             return;
         };
-        if inbox.has_from(sender) {
+        let process = Sender::Process(sender);
+        if inbox.has_from(&process) {
             // What it sent is still queued: its receives take that first.
             return;
         }
-        for receive in inbox.take_receives_from(sender) {
+        for receive in inbox.take_receives_from(&process) {
             ctx.out.reply(
                 receive.ticket,
                 Err(BrokerError::new(
@@ -526,10 +528,19 @@ impl Mailbox {
         }
     }
 
+    /// How many messages an inbox keeps the names of their senders for.
+    #[cfg(test)]
+    pub fn names_kept(&self) -> usize {
+        match &self.lines {
+            Lines::Inbox(inbox) => inbox.names_kept(),
+            _ => 0,
+        }
+    }
+
     /// Whether a message from `sender` is queued here (inboxes).
     pub fn has_message_from(&self, sender: ConnectionId) -> bool {
         match &self.lines {
-            Lines::Inbox(inbox) => inbox.has_from(sender),
+            Lines::Inbox(inbox) => inbox.has_from(&Sender::Process(sender)),
             _ => false,
         }
     }

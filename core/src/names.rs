@@ -7,11 +7,29 @@
 //! hands comes back as a [`NameChange`], which the core acts on (the new
 //! owner's wait ends, it is answered, its list of names grows), as
 //! dbus-broker's name registry does.
+//!
+//! It also keeps, per connection, the names it holds as one shared list
+//! ([`HeldNames`]): an inbox stamps each message it accepts with its
+//! sender's list (one pointer), so that a receive from a name takes what
+//! was sent by whoever held the name when it was sent (`mailbox/inbox.rs`).
+//! A connection holds at most [`MAX_NAMES_PER_CONNECTION`] names, counting
+//! its queued claims, which bounds what an inbox indexes per message.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use crate::line::Line;
+use crate::types::ConnectionMap;
 use crate::{ConnectionId, Ticket};
+
+/// The names one connection holds at one moment, shared by the messages
+/// an inbox accepted from it then (a new list is made when they change).
+pub(crate) type HeldNames = Arc<[Arc<str>]>;
+
+/// How many names one connection may hold, its queued claims included:
+/// names are few per process, and each message an inbox accepts is
+/// indexed under every name its sender holds.
+pub const MAX_NAMES_PER_CONNECTION: usize = 32;
 
 /// One claimed name.
 #[derive(Debug)]
@@ -49,6 +67,10 @@ pub(crate) struct NameChange {
 #[derive(Debug, Default)]
 pub(crate) struct NameRegistry {
     names: BTreeMap<String, NameEntry>,
+    /// The names each connection that holds any holds.
+    held: ConnectionMap<HeldNames>,
+    /// How many claims each connection has queued, per name.
+    queued_claims: ConnectionMap<BTreeMap<String, usize>>,
 }
 
 impl NameRegistry {
@@ -62,6 +84,22 @@ impl NameRegistry {
         self.names.get(name).map(|entry| entry.owner)
     }
 
+    /// The names `connection` holds (`None`: none).
+    pub fn held_by(&self, connection: ConnectionId) -> Option<&HeldNames> {
+        self.held.get(&connection)
+    }
+
+    /// Whether `connection` may claim `name`: it holds or waits for it
+    /// already, or for fewer than [`MAX_NAMES_PER_CONNECTION`] names.
+    pub fn may_claim(&self, connection: ConnectionId, name: &str) -> bool {
+        let held = self.held.get(&connection);
+        let queued = self.queued_claims.get(&connection);
+        held.is_some_and(|held| held.iter().any(|n| &**n == name))
+            || queued.is_some_and(|queued| queued.contains_key(name))
+            || held.map_or(0, |held| held.len()) + queued.map_or(0, BTreeMap::len)
+                < MAX_NAMES_PER_CONNECTION
+    }
+
     /// `claimer` claims `name`: it gets it if it is free.
     pub fn claim(&mut self, name: &str, claimer: ConnectionId) -> Claim {
         match self.names.get(name) {
@@ -73,6 +111,7 @@ impl NameRegistry {
                         queue: Line::default(),
                     },
                 );
+                self.gain(claimer, name);
                 Claim::Claimed
             }
             Some(entry) if entry.owner == claimer => Claim::Owned,
@@ -84,13 +123,66 @@ impl NameRegistry {
     pub fn queue(&mut self, name: &str, ticket: Ticket) {
         if let Some(entry) = self.names.get_mut(name) {
             entry.queue.push_back(ticket);
+            let claims = self.queued_claims.entry(ticket.connection).or_default();
+            match claims.get_mut(name) {
+                Some(count) => *count += 1,
+                None => {
+                    claims.insert(name.to_owned(), 1);
+                }
+            }
         }
     }
 
     /// Takes a waiting claim out of a name's queue.
     pub fn leave_queue(&mut self, name: &str, ticket: Ticket) {
         if let Some(entry) = self.names.get_mut(name) {
-            entry.queue.remove(ticket);
+            if entry.queue.remove(ticket).is_some() {
+                self.unqueued(ticket.connection, name);
+            }
+        }
+    }
+
+    /// One claim of `connection` left the queue of `name`.
+    fn unqueued(&mut self, connection: ConnectionId, name: &str) {
+        let Some(claims) = self.queued_claims.get_mut(&connection) else {
+            return;
+        };
+        if let Some(count) = claims.get_mut(name) {
+            *count -= 1;
+            if *count == 0 {
+                claims.remove(name);
+            }
+        }
+        if claims.is_empty() {
+            self.queued_claims.remove(&connection);
+        }
+    }
+
+    /// `connection` holds `name` now: a new list of its names.
+    fn gain(&mut self, connection: ConnectionId, name: &str) {
+        let mut names: Vec<Arc<str>> = self
+            .held
+            .get(&connection)
+            .map(|held| held.to_vec())
+            .unwrap_or_default();
+        if names.iter().any(|n| &**n == name) {
+            return;
+        }
+        names.push(Arc::from(name));
+        self.held.insert(connection, names.into());
+    }
+
+    /// `connection` no longer holds `name`: a new list of its names, or
+    /// none. The messages stamped with the old list keep it.
+    fn lose(&mut self, connection: ConnectionId, name: &str) {
+        let Some(held) = self.held.get(&connection) else {
+            return;
+        };
+        let names: Vec<Arc<str>> = held.iter().filter(|n| &***n != name).cloned().collect();
+        if names.is_empty() {
+            self.held.remove(&connection);
+        } else {
+            self.held.insert(connection, names.into());
         }
     }
 
@@ -104,11 +196,22 @@ impl NameRegistry {
     ) -> Option<NameChange> {
         let entry = self.names.get_mut(name)?;
         let old_owner = entry.owner;
+        let mut new_owner = None;
+        let mut left = Vec::new();
         while let Some(next) = entry.queue.pop_front() {
-            if !live(next.connection) {
-                continue;
+            left.push(next.connection);
+            if live(next.connection) {
+                entry.owner = next.connection;
+                new_owner = Some(next);
+                break;
             }
-            entry.owner = next.connection;
+        }
+        for connection in left {
+            self.unqueued(connection, name);
+        }
+        self.lose(old_owner, name);
+        if let Some(next) = new_owner {
+            self.gain(next.connection, name);
             return Some(NameChange {
                 name: name.to_owned(),
                 old_owner,
@@ -125,6 +228,7 @@ impl NameRegistry {
 
     /// Empties every queue (shutdown), returning the claims that waited.
     pub fn drain_queues(&mut self) -> Vec<Ticket> {
+        self.queued_claims.clear();
         self.names
             .values_mut()
             .flat_map(|entry| entry.queue.drain())
@@ -208,5 +312,59 @@ mod tests {
         assert_eq!(drained, [ticket(3, 1), ticket(4, 2), ticket(5, 3)]);
         assert_eq!(names.queued(), 0);
         assert_eq!(names.owner("b"), Some(ConnectionId(2)));
+    }
+
+    fn held(names: &NameRegistry, connection: u64) -> Vec<String> {
+        let mut held: Vec<String> = names
+            .held_by(ConnectionId(connection))
+            .map(|held| held.iter().map(|name| name.to_string()).collect())
+            .unwrap_or_default();
+        held.sort();
+        held
+    }
+
+    #[test]
+    fn each_connection_has_the_list_of_the_names_it_holds_and_old_lists_stay_as_they_were() {
+        let mut names = NameRegistry::default();
+        names.claim("alice", ConnectionId(1));
+        names.claim("bob", ConnectionId(1));
+        let before = names.held_by(ConnectionId(1)).cloned().expect("held");
+        names.queue("alice", ticket(2, 7));
+        names.release("alice", |_| true);
+        assert_eq!(held(&names, 1), ["bob"]);
+        assert_eq!(held(&names, 2), ["alice"]);
+        // A message stamped with the earlier list still says alice and bob.
+        assert_eq!(before.len(), 2);
+        names.release("bob", |_| true);
+        assert_eq!(names.held_by(ConnectionId(1)), None);
+        // Claiming a name held already changes nothing.
+        names.claim("alice", ConnectionId(2));
+        assert_eq!(held(&names, 2), ["alice"]);
+    }
+
+    #[test]
+    fn held_names_and_names_waited_for_count_against_the_limit_once_each() {
+        let mut names = NameRegistry::default();
+        for n in 1..MAX_NAMES_PER_CONNECTION {
+            names.claim(&format!("svc{n}"), ConnectionId(1));
+        }
+        names.claim("busy", ConnectionId(2));
+        assert!(names.may_claim(ConnectionId(1), "busy"));
+        names.queue("busy", ticket(1, 1));
+        names.queue("busy", ticket(1, 2));
+        // Full: one more name is refused, the ones it has or waits for not.
+        assert!(!names.may_claim(ConnectionId(1), "other"));
+        assert!(names.may_claim(ConnectionId(1), "busy"));
+        assert!(names.may_claim(ConnectionId(1), "svc1"));
+        names.leave_queue("busy", ticket(1, 1));
+        assert!(!names.may_claim(ConnectionId(1), "other"));
+        names.leave_queue("busy", ticket(1, 2));
+        assert!(names.may_claim(ConnectionId(1), "other"));
+        // A claim that passes over a gone claimer stops counting it too.
+        names.queue("busy", ticket(1, 3));
+        names.queue("busy", ticket(3, 4));
+        names.release("busy", |c| c != ConnectionId(1));
+        assert!(names.may_claim(ConnectionId(1), "other"));
+        assert_eq!(held(&names, 3), ["busy"]);
     }
 }

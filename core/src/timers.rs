@@ -181,6 +181,7 @@ impl Core {
                 out,
                 budget: &mut self.budget,
                 clock,
+                names: &self.names,
             };
             if let Some(mailbox) = self.places.get_mut(&expiry.place) {
                 mailbox.expire(expiry.sequence, &mut ctx);
@@ -208,6 +209,7 @@ impl Core {
                 out,
                 budget: &mut self.budget,
                 clock,
+                names: &self.names,
             };
             if let Some(mailbox) = self.places.get_mut(&wake.place) {
                 mailbox.wake(wake.at, &mut ctx);

@@ -77,6 +77,7 @@ impl Core {
                 out,
                 budget: &mut self.budget,
                 clock,
+                names: &self.names,
             };
             let withdrawn = self
                 .places
@@ -141,6 +142,7 @@ impl Core {
             out,
             budget: &mut self.budget,
             clock,
+            names: &self.names,
         };
         let withdrawn = self.places.get_mut(&waiting.place).and_then(|mailbox| {
             let next = mailbox.next_sequence();

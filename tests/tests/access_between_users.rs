@@ -432,6 +432,71 @@ fn an_inbox_takes_only_its_own_uid_until_its_owner_opens_it() {
 }
 
 #[test]
+fn a_receive_from_a_name_takes_a_strangers_message_only_through_an_opened_inbox() {
+    if !root() {
+        return;
+    }
+    let setup = ConfiguredBroker::start(OPEN_SOCKET, &[]);
+    // `mailboxctl --as NAME [OPTIONS] --json recv --inbox --from alice`.
+    let wait_for_alice = |name: &str, options: &[&str]| {
+        let recv = [
+            "--json",
+            "recv",
+            "--inbox",
+            "--from",
+            "alice",
+            "--timeout",
+            "20s",
+        ];
+        setup
+            .broker
+            .ctl()
+            .args(["--as", name])
+            .args(options)
+            .args(recv)
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("spawn receiver")
+    };
+    // The one message a receiver printed, once it exited with success.
+    let printed = |mut receiver: std::process::Child| {
+        let mut got = String::new();
+        receiver
+            .stdout
+            .take()
+            .expect("stdout")
+            .read_to_string(&mut got)
+            .expect("read");
+        assert!(receiver.wait().expect("wait").success());
+        serde_json::from_str::<Value>(got.trim()).expect("one JSON message")
+    };
+    // Both wait for alice before anyone holds the name.
+    let mut closed = wait_for_alice("svc.closed", &[]);
+    let open = wait_for_alice("svc.open", &["--inbox-mode", "0622"]);
+    wait_until("both names are claimed", || {
+        let names = setup.broker.ok(&["names"]);
+        names.contains("svc.closed") && names.contains("svc.open")
+    });
+    // Another uid as alice: refused by the closed inbox, taken by the open one.
+    let output = setup.as_other(&["--as", "alice", "send", "--to", "svc.closed", "x"]);
+    assert_exit(&output, 77, "nobody as alice sends to a closed inbox");
+    assert_exit(
+        &setup.as_other(&["--as", "alice", "send", "--to", "svc.open", "welcome"]),
+        0,
+        "nobody as alice sends to an opened inbox",
+    );
+    let message = printed(open);
+    assert_eq!(message["payload"], "welcome", "{message}");
+    assert_eq!(message["sender_uid"], OTHER, "{message}");
+    // The refused send left nothing: the closed inbox still waits for alice.
+    assert!(closed.try_wait().expect("try_wait").is_none());
+    setup
+        .broker
+        .ok(&["--as", "alice", "send", "--to", "svc.closed", "from root"]);
+    assert_eq!(printed(closed)["payload"], "from root");
+}
+
+#[test]
 fn a_key_with_control_characters_is_refused_at_the_door() {
     let broker = Broker::start();
     broker.ok(&["create", "h", "--policy", "hash"]);

@@ -105,6 +105,15 @@ client_methods! {
     /// inbox, waiting as long as it takes; messages from others stay there,
     /// in order, for other receives.
     ///
+    /// `process` is a well-known name or a process address. A name is
+    /// resolved per message: the receive takes what was sent by whoever
+    /// held the name when the broker accepted the message (even if it has
+    /// let the name go or left since), and waits while nobody holds it, so
+    /// two processes that receive from each other's names may start in
+    /// either order. An address is one connection: the receive fails with
+    /// kind `NoSuchProcess` when no connection has it and nothing it sent
+    /// waits in the inbox, or when it leaves without sending more.
+    ///
     async {
         /// ```no_run
         /// # async fn demo() -> Result<(), mailbox_client::Error> {
@@ -129,13 +138,17 @@ client_methods! {
     }
 
     /// Takes the next message from `process` in this connection's inbox if
-    /// there is one now.
+    /// there is one now (`None` also for a name nobody holds; an address
+    /// no connection has, with nothing from it there, is `NoSuchProcess`).
+    /// See [`receive_from`](Self::receive_from) for how a name is matched.
     pub fn try_receive_from(process: impl Into<Address>) -> Result<Option<Message>, Error> {
         run(Optional(ReceiveInbox { from: Some(process.into()), wait: Wait::Never }))
     }
 
     /// Takes the next message from `process` in this connection's inbox,
-    /// waiting at most `timeout` (then kind `Timeout`).
+    /// waiting at most `timeout` (then kind `Timeout`, also while nobody
+    /// holds a name). See [`receive_from`](Self::receive_from) for how a
+    /// name is matched.
     pub fn receive_from_timeout(
         process: impl Into<Address>,
         timeout: Duration,

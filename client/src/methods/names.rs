@@ -12,6 +12,8 @@ client_methods! {
     /// once with kind `NameTaken` when another process holds it. Others can
     /// then reach this connection's inbox by that name. It is released by
     /// [`release_name`](Self::release_name) or when the connection ends.
+    /// A connection holds or waits for at most 32 names (kind
+    /// `TooManyRequests` past that).
     ///
     async {
         /// ```no_run

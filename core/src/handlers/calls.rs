@@ -49,6 +49,7 @@ impl Core {
                 out,
                 budget: &mut self.budget,
                 clock,
+                names: &self.names,
             };
             mailbox.unwatch(state.caller, false, &mut ctx);
         }

@@ -62,6 +62,7 @@ impl Core {
                 out,
                 budget: &mut self.budget,
                 clock,
+                names: &self.names,
             };
             inbox.set_capacity(capacity, &mut ctx);
         }

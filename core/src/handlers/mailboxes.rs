@@ -184,6 +184,7 @@ impl Core {
             out,
             budget: &mut self.budget,
             clock,
+            names: &self.names,
         };
         mailbox.delete(None, &mut ctx);
         for state in self.connections.values_mut() {
@@ -277,6 +278,7 @@ impl Core {
             out,
             budget: &mut self.budget,
             clock,
+            names: &self.names,
         };
         let Some(mailbox) = self.places.mailboxes.get_mut(name) else {
             return Err(missing_mailbox(name));

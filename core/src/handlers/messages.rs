@@ -12,13 +12,13 @@ use mailbox_proto::{
 
 use crate::budget::{Budget, Exhausted};
 use crate::mailbox::{
-    Batch, Context, Load, Progress, SendExtra, Until, WaitingReceive, WaitingSend,
+    Batch, Context, Load, Progress, SendExtra, Sender, Until, WaitingReceive, WaitingSend,
 };
 use crate::places::missing_mailbox;
 use crate::rights::allowed;
 use crate::types::Place;
 use crate::waits::{may_wait, not_now, WaitPlan};
-use crate::{error, Clock, ConnectionId, Core, Outcome, Peer, Right, Ticket};
+use crate::{check_name, error, Clock, ConnectionId, Core, Outcome, Peer, Right, Ticket};
 
 /// A send's target, resolved.
 pub(crate) struct SendPlan {
@@ -151,6 +151,7 @@ impl Core {
             out,
             budget: &mut self.budget,
             clock,
+            names: &self.names,
         };
         match self.places.get_mut(&place) {
             Some(mailbox) => mailbox.settle(connection, sequence, redeliveries, verdict, &mut ctx)?,
@@ -253,22 +254,33 @@ impl Core {
                 Place::Mailbox(name)
             }
             Source::Inbox { from } => {
-                if let Some(address) = from {
-                    receive.from = Some(match self.resolve(&address) {
-                        Ok(sender) => sender,
-                        // A sender that left may still have messages waiting.
-                        Err(gone) => match address {
-                            Address::Process(id)
+                receive.from = match from {
+                    None => None,
+                    // A name is resolved per message (the holder when the
+                    // inbox accepts it), so one nobody holds yet is no
+                    // error: the receive waits, times out or finds the
+                    // inbox empty, like any other.
+                    Some(Address::Name(name)) => {
+                        check_name(&name)?;
+                        Some(Sender::Name(name.into()))
+                    }
+                    Some(Address::Process(id)) => {
+                        Some(Sender::Process(match self.resolve(&Address::Process(id)) {
+                            Ok(sender) => sender,
+                            // A sender that left may still have messages
+                            // waiting; one that never existed or left
+                            // without them never will.
+                            Err(_)
                                 if self.places.inboxes.get(&ticket.connection).is_some_and(
                                     |inbox| inbox.has_message_from(ConnectionId(id)),
                                 ) =>
                             {
                                 ConnectionId(id)
                             }
-                            _ => return Err(gone),
-                        },
-                    });
-                }
+                            Err(gone) => return Err(gone),
+                        }))
+                    }
+                };
                 self.open_inbox(ticket.connection)
             }
         };
@@ -386,6 +398,7 @@ impl Core {
             out,
             budget: &mut self.budget,
             clock,
+            names: &self.names,
         };
         match mailbox.send(send, wait_plan.may_wait, &mut ctx) {
             Ok(Progress::Done) => Ok(None),
@@ -459,9 +472,15 @@ impl Core {
             out,
             budget: &mut self.budget,
             clock,
+            names: &self.names,
         };
         let name = mailbox.name().to_owned();
-        let from = receive.from;
+        // Only a receive from one connection ends when it leaves; one from
+        // a name waits for whoever holds it next.
+        let from = match receive.from {
+            Some(Sender::Process(sender)) => Some(sender),
+            _ => None,
+        };
         match mailbox.receive(receive, plan.may_wait, &mut ctx)? {
             Some(Progress::Done) => Ok(None),
             Some(Progress::Waiting) => {

@@ -3,7 +3,7 @@
 
 use mailbox_proto::{BrokerError, ErrorKind, NameInfo, Response, Wait};
 
-use crate::names::{Claim, NameChange, NameEntry};
+use crate::names::{Claim, NameChange, NameEntry, MAX_NAMES_PER_CONNECTION};
 use crate::types::Place;
 use crate::waits::WaitPlan;
 use crate::{check_name, error, Clock, ConnectionId, Core, Outcome, Ticket};
@@ -23,6 +23,14 @@ impl Core {
             self.policy.check_name(&caller, &name)?;
         }
         check_name(&name)?;
+        if !self.names.may_claim(ticket.connection, &name) {
+            return Err(error(
+                ErrorKind::TooManyRequests,
+                format!(
+                    "this connection holds or waits for {MAX_NAMES_PER_CONNECTION} names, the most one may; release one before claiming {name}"
+                ),
+            ));
+        }
         let plan = WaitPlan::new(wait, clock.now);
         match self.names.claim(&name, ticket.connection) {
             Claim::Claimed => {

@@ -45,6 +45,7 @@ impl Core {
             out,
             budget: &mut self.budget,
             clock,
+            names: &self.names,
         };
         if let Some(state) = self.connections.get_mut(&connection) {
             if !state.cut_from.is_empty() {

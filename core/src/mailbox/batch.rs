@@ -80,12 +80,12 @@ fn front_payload_len(senders: &Line<WaitingSend>) -> usize {
 pub(super) fn admit_batch(
     ledger: &mut Ledger,
     senders: &mut Line<WaitingSend>,
-    receiver: WaitingReceive,
+    receiver: &WaitingReceive,
     ctx: &mut Context<'_>,
 ) -> (Vec<Message>, u64) {
     let mut messages = Vec::new();
     let mut total = 0;
-    let mut size = BatchSize::new(&receiver);
+    let mut size = BatchSize::new(receiver);
     while size.fits(front_payload_len(senders)) {
         let Some(message) = ledger.admit(senders, None, 1, ctx) else {
             break;

@@ -456,7 +456,7 @@ impl Ledger {
         }
         if self.has_watches() {
             for message in &messages {
-                self.on_delivered(message.metadata.sequence, receiver, ctx);
+                self.on_delivered(message.metadata.sequence, &receiver, ctx);
             }
         }
         if receiver.manual {
@@ -469,7 +469,7 @@ impl Ledger {
         receiver.deliver(messages, ctx.out);
     }
 
-    fn on_delivered(&mut self, sequence: u64, receiver: WaitingReceive, ctx: &mut Context<'_>) {
+    fn on_delivered(&mut self, sequence: u64, receiver: &WaitingReceive, ctx: &mut Context<'_>) {
         let Some(watch) = self.view().watches.get(&sequence).copied() else {
             return;
         };

@@ -129,7 +129,7 @@ impl<R: ReceiverLine> DeliveryRules for QueueLines<R> {
                     let Some(receiver) = receivers.pop_front() else {
                         break;
                     };
-                    let (messages, bytes) = admit_batch(ledger, senders, receiver, ctx);
+                    let (messages, bytes) = admit_batch(ledger, senders, &receiver, ctx);
                     ledger.hand_over(receiver, messages, bytes, ctx);
                     moved = true;
                 }

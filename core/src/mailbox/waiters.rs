@@ -7,6 +7,7 @@
 //! policy's pump does) or keep any count (the ledger does).
 
 use std::collections::VecDeque;
+use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -14,6 +15,7 @@ use mailbox_proto::{BrokerError, Message, Response};
 
 use crate::budget::Budget;
 use crate::line::Ticketed;
+use crate::names::NameRegistry;
 use crate::types::{Clock, ConnectionId, Outcome, Peer, Ticket};
 
 /// What an operation needs from the world around the mailbox.
@@ -21,6 +23,9 @@ pub(crate) struct Context<'a> {
     pub out: &'a mut Outcome,
     pub budget: &'a mut Budget,
     pub clock: &'a Clock,
+    /// Who holds which well-known names (an inbox stamps what it accepts
+    /// with its sender's names).
+    pub names: &'a NameRegistry,
 }
 
 /// The payloads of a waiting send: one message, or a batch admitted one by
@@ -119,8 +124,18 @@ impl WaitingSend {
     }
 }
 
+/// Whose messages a receive on an inbox takes.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub(crate) enum Sender {
+    /// Those one connection sent.
+    Process(ConnectionId),
+    /// Those sent by whoever held this well-known name when the inbox
+    /// accepted them (resolved per message, not once).
+    Name(Arc<str>),
+}
+
 /// A receive waiting for a message: a single one, or a batch of up to `max`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct WaitingReceive {
     pub ticket: Ticket,
     /// Up to how many messages it takes; `None` for a single `Receive`.
@@ -130,7 +145,7 @@ pub(crate) struct WaitingReceive {
     /// Its rank on a priority mailbox (higher first).
     pub priority: i32,
     /// On an inbox: take only messages of this sender.
-    pub from: Option<ConnectionId>,
+    pub from: Option<Sender>,
 }
 
 impl WaitingReceive {

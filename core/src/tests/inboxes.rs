@@ -41,7 +41,6 @@ fn sending_to_or_receiving_from_a_process_that_is_not_there_fails_at_once() {
         c1#1 sendw p9 hi                => c1#1 NoSuchProcess
         c1#2 sendw n:ghost hi           => c1#2 NoSuchProcess
         c1#3 recvw inbox from=p9 never  => c1#3 NoSuchProcess
-        c1#4 recvw inbox from=n:ghost   => c1#4 NoSuchProcess
         c1#5 sendw n:bad!name hi        => c1#5 InvalidName
         ",
     );

@@ -185,10 +185,15 @@ fn a_caller_who_sees_few_of_many_mailboxes_gets_bounded_pages_that_reach_the_end
 fn claimed_names_come_in_pages_too() {
     let mut harness = Harness::with_connections(Limits::default());
     let count = 300;
+    // A connection holds at most `MAX_NAMES_PER_CONNECTION` names: 30 each.
+    let holder = |n: usize| ConnectionId(10 + n as u64 / 30);
+    for n in (0..count).step_by(30) {
+        harness.connect(holder(n));
+    }
     for n in 0..count {
         let replies = apply(
             &mut harness,
-            C1,
+            holder(n),
             Request::ClaimName {
                 name: format!("svc.{n:04}"),
                 wait: Wait::Never,
@@ -214,8 +219,11 @@ fn claimed_names_come_in_pages_too() {
             panic!("not a name page");
         };
         assert!(names.len() <= 7);
-        assert!(names.iter().all(|info| info.process == 1));
-        seen.extend(names.into_iter().map(|info| info.name));
+        for info in names {
+            let n: usize = info.name["svc.".len()..].parse().expect("a number");
+            assert_eq!(ConnectionId(info.process), holder(n));
+            seen.push(info.name);
+        }
         match next {
             Some(next) => after = Some(next),
             None => break,

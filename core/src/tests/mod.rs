@@ -6,7 +6,7 @@
 //! One file per topic: `mailboxes.rs`, `send.rs`, `receive.rs`, `order.rs`
 //! (FIFO, fairness, round-robin), `broadcast.rs`, `metadata.rs`,
 //! `connections.rs` (ids, cancel, disconnect, shutdown), `batches.rs`,
-//! `inboxes.rs`, `names.rs`, `send_stages.rs`, `acknowledgements.rs`,
+//! `inboxes.rs`, `names.rs`, `receive_from_names.rs`, `send_stages.rs`, `acknowledgements.rs`,
 //! `ack_timeouts.rs`, `time_to_live.rs`, `calls.rs`, `hash_and_priority.rs`,
 //! `slow_subscribers.rs`, `many_waiters.rs`, `listing.rs`, and who may do
 //! what: `access_and_limits.rs`, `fair_share.rs`, `strangers.rs`. This file
@@ -91,6 +91,7 @@ mod model;
 mod names;
 mod order;
 mod receive;
+mod receive_from_names;
 mod send;
 mod send_stages;
 mod slow_subscribers;

@@ -86,7 +86,8 @@ pub enum Source {
     Mailbox(String),
     /// This connection's inbox: from any sender (`None`), or only from one.
     Inbox {
-        /// The only sender to take from, if any.
+        /// The only sender to take from, if any: one connection, or
+        /// whoever held a name when the broker accepted each message.
         from: Option<Address>,
     },
 }
