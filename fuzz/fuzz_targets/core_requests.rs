@@ -80,7 +80,7 @@ fuzz_target!(|data: &[u8]| {
     let limits = Limits {
         memory_budget: *input.choose(&[64, 4096, 1 << 20, 1 << 30]).unwrap_or(&64),
         max_queued_messages: *input.choose(&[1, 4, 64, 4 << 20]).unwrap_or(&1),
-        max_waiting_per_connection: *input.choose(&[1, 3, 64, 65_536]).unwrap_or(&1),
+        max_requests_in_flight: *input.choose(&[1, 3, 64, 65_536]).unwrap_or(&1),
         max_connections: *input.choose(&[2, 16_384]).unwrap_or(&2),
         max_connections_per_uid: *input.choose(&[1, 16_384]).unwrap_or(&1),
         max_mailboxes_per_uid: *input.choose(&[1, 2, 65_536]).unwrap_or(&1),
