@@ -28,7 +28,7 @@ pub use frame::{
     validate_key, Address, BrokerError, ClientFrame, ErrorKind, Hello, NameInfo, ReceiveOptions,
     Request, RequestId, Response, SendOptions, ServerFrame, Source, Stage, Target, Verdict, Wait,
     Welcome, DEFAULT_INBOX_CAPACITY, HELLO_MAGIC, MAX_KEY_LEN, MAX_LIST_BYTES, MAX_PAGE_BYTES,
-    PROTOCOL_VERSION,
+    MAX_PEEK_MESSAGES, PROTOCOL_VERSION,
 };
 pub use mailbox::{
     BrokerStatus, Capacity, DeliveryPolicy, InvalidName, Limit, MailboxInfo, MailboxName,

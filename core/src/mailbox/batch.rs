@@ -1,6 +1,7 @@
 //! How many messages one batch answer carries: at most what the receive
 //! asked for, and never more than fits in a frame (one message alone always
-//! fits). Every delivery policy sizes its batches here.
+//! fits). Every delivery policy sizes its batches here, and the pages of a
+//! peek ([`page`]) the same way.
 
 use bytes::Bytes;
 use mailbox_proto::Message;
@@ -30,8 +31,14 @@ impl BatchSize {
     /// An empty answer to `receive`.
     #[inline]
     pub(super) fn new(receive: &WaitingReceive) -> Self {
+        Self::up_to(receive.limit())
+    }
+
+    /// An empty answer of at most `limit` messages.
+    #[inline]
+    pub(super) fn up_to(limit: usize) -> Self {
         Self {
-            limit: receive.limit(),
+            limit,
             count: 0,
             bytes: 0,
         }
@@ -64,6 +71,48 @@ pub(super) fn batch_len<'a>(
     messages
         .take_while(|message| size.fits(message.payload.len()))
         .count()
+}
+
+/// A page of a peek: copies of the first of `messages` (the payloads are
+/// shared, not copied) up to `limit` and a batch answer's size, and whether
+/// any message follows them.
+pub(super) fn page<'a>(
+    mut messages: impl Iterator<Item = &'a Message>,
+    limit: usize,
+) -> (Vec<Message>, bool) {
+    let mut size = BatchSize::up_to(limit);
+    let mut shown = Vec::new();
+    for message in messages.by_ref() {
+        if !size.fits(message.payload.len()) {
+            return (shown, true);
+        }
+        shown.push(message.clone());
+    }
+    (shown, false)
+}
+
+/// The messages of a queue walked in delivery order (`messages`) that come
+/// after the one with sequence `after`: those behind it when it is still
+/// queued, else (it was taken since) those with a higher sequence number.
+/// For queues not kept in sequence order, so it costs a pass up to where
+/// `after` is (two when it is gone); queues in sequence order find their
+/// place by a binary search instead.
+pub(super) fn after_in_order<'a, I>(
+    messages: I,
+    after: Option<u64>,
+) -> Box<dyn Iterator<Item = &'a Message> + 'a>
+where
+    I: Iterator<Item = &'a Message> + Clone + 'a,
+{
+    let Some(after) = after else {
+        return Box::new(messages);
+    };
+    let mut walk = messages.clone();
+    if walk.any(|m| m.metadata.sequence == after) {
+        Box::new(walk)
+    } else {
+        Box::new(messages.filter(move |m| m.metadata.sequence > after))
+    }
 }
 
 /// The size of the next payload the front waiting send would admit.

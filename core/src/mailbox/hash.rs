@@ -11,7 +11,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 
 use mailbox_proto::{BrokerError, Capacity, MailboxSettings, Message};
 
-use super::batch::batch_len;
+use super::batch::{batch_len, page};
 use super::ledger::Ledger;
 use super::own_lines;
 use super::policy::{room, DeliveryRules, Unsubscribed};
@@ -333,6 +333,32 @@ impl DeliveryRules for HashLines {
 
     fn queued_count(&self) -> usize {
         self.queued
+    }
+
+    /// Every queue (the shared one and each member's), merged by sequence
+    /// number. Which member gets a message depends on who waits when it
+    /// is served, so there is no one delivery order to show; sequence
+    /// order is the order of the sends. The queues are not kept in one
+    /// order, so a page costs a pass over the queued messages (a partial
+    /// selection of the page, not a sort of them all).
+    fn peek(
+        &self,
+        _viewer: ConnectionId,
+        after: Option<u64>,
+        limit: usize,
+        _ledger: &Ledger,
+    ) -> (Vec<Message>, bool) {
+        let mut later: Vec<&Message> = self
+            .queued_messages()
+            .filter(|m| after.is_none_or(|after| m.metadata.sequence > after))
+            .collect();
+        // The `limit` lowest and one more (to tell whether more follow).
+        if later.len() > limit + 1 {
+            later.select_nth_unstable_by_key(limit, |m| m.metadata.sequence);
+            later.truncate(limit + 1);
+        }
+        later.sort_unstable_by_key(|m| m.metadata.sequence);
+        page(later.into_iter(), limit)
     }
 
     fn waiting_receivers(&self) -> usize {

@@ -14,12 +14,12 @@ use std::collections::VecDeque;
 
 use mailbox_proto::{BrokerError, Capacity, MailboxSettings, Message};
 
-use super::batch::{admit_batch, batch_len};
+use super::batch::{admit_batch, after_in_order, batch_len, page};
 use super::ledger::Ledger;
 use super::policy::{room, DeliveryRules};
 use super::waiters::{Context, WaitingReceive, WaitingSend};
 use crate::line::Line;
-use crate::types::Ticket;
+use crate::types::{ConnectionId, Ticket};
 
 /// The line receives wait in on a queue: who is served first.
 pub(super) trait ReceiverLine: Default + std::fmt::Debug {
@@ -192,6 +192,31 @@ impl<R: ReceiverLine> DeliveryRules for QueueLines<R> {
 
     fn queued_count(&self) -> usize {
         self.queue.len()
+    }
+
+    /// The queue from after `after`: found by a binary search while the
+    /// queue is in sequence order, by a pass while a message that came
+    /// back out of order is queued. A rendezvous (`zero`) queues nothing:
+    /// the messages of waiting senders are not admitted yet (they have no
+    /// sequence number), so a peek shows none of them.
+    fn peek(
+        &self,
+        _viewer: ConnectionId,
+        after: Option<u64>,
+        limit: usize,
+        _ledger: &Ledger,
+    ) -> (Vec<Message>, bool) {
+        match after {
+            Some(after) if self.unsorted => {
+                page(after_in_order(self.queue.iter(), Some(after)), limit)
+            }
+            _ => {
+                let start = after.map_or(0, |after| {
+                    self.queue.partition_point(|m| m.metadata.sequence <= after)
+                });
+                page(self.queue.range(start..), limit)
+            }
+        }
     }
 
     fn waiting_receivers(&self) -> usize {

@@ -24,7 +24,7 @@ pub use error::{BrokerError, ErrorKind};
 pub use handshake::{Hello, Welcome, HELLO_MAGIC, PROTOCOL_VERSION};
 pub use request::{
     validate_key, ReceiveOptions, Request, SendOptions, Stage, Verdict, Wait,
-    DEFAULT_INBOX_CAPACITY, MAX_KEY_LEN, MAX_LIST_BYTES, MAX_PAGE_BYTES,
+    DEFAULT_INBOX_CAPACITY, MAX_KEY_LEN, MAX_LIST_BYTES, MAX_PAGE_BYTES, MAX_PEEK_MESSAGES,
 };
 pub use response::{NameInfo, Response};
 

@@ -160,6 +160,17 @@ fn client_frames() -> Vec<(ClientFrame, &'static str)> {
             "06000000091901016164",
         ),
         (frame(10, Request::Status), "020000000a09"),
+        (
+            frame(
+                11,
+                Request::Peek {
+                    from: Source::Mailbox("jobs".into()),
+                    after: Some(300),
+                    max: 50,
+                },
+            ),
+            "0d0000000b1b00046a6f627301fb2c0132",
+        ),
     ]
 }
 
@@ -249,6 +260,17 @@ fn server_frames() -> Vec<(ServerFrame, &'static str)> {
                 result: Err(BrokerError::new(ErrorKind::WouldBlock, "full")),
             },
             "09000000020801060466756c6c",
+        ),
+        (
+            ok(
+                9,
+                Response::Peeked {
+                    messages: vec![message(7, "job")],
+                    next: Some(7),
+                    in_flight: 2,
+                },
+            ),
+            "1400000002090017010701020304050000036a6f62010702",
         ),
     ]
 }
