@@ -294,6 +294,80 @@ impl Broker {
     }
 }
 
+/// A broker in a directory every user can reach, started from the
+/// configuration `config` (whose `[socket] mode`, `"0666"`, lets other users
+/// connect), with a `mailboxctl` they may run: for clients of other uids
+/// ([`SharedBroker::as_uid`]). Those tests need root ([`root`]).
+pub struct SharedBroker {
+    /// The broker; `broker.ok(..)` and the like run `mailboxctl` as root.
+    pub broker: Broker,
+    ctl: PathBuf,
+}
+
+impl SharedBroker {
+    /// Starts `mailboxd --config FILE` in a fresh directory of `/tmp` named
+    /// after `prefix`, logging to `mailboxd.log` there.
+    pub fn start(prefix: &str, config: &str) -> Self {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::Builder::new()
+            .prefix(prefix)
+            .tempdir_in("/tmp")
+            .expect("temp dir");
+        std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755))
+            .expect("chmod temp dir");
+        let path = dir.path().to_owned();
+        let config_path = path.join("mailboxd.toml");
+        std::fs::write(&config_path, config).expect("write config");
+        let ctl = path.join("mailboxctl");
+        if std::fs::hard_link(binary("mailboxctl"), &ctl).is_err() {
+            std::fs::copy(binary("mailboxctl"), &ctl).expect("copy mailboxctl");
+        }
+        std::fs::set_permissions(&ctl, std::fs::Permissions::from_mode(0o755))
+            .expect("chmod mailboxctl");
+        let socket = path.join("mailboxd.sock");
+        let child = Command::new(binary("mailboxd"))
+            .arg("--config")
+            .arg(&config_path)
+            .arg("--socket")
+            .arg(&socket)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(path.join("mailboxd.log")).expect("log file"))
+            .spawn()
+            .expect("spawn mailboxd");
+        Self {
+            broker: Broker::adopt(child, socket, dir),
+            ctl,
+        }
+    }
+
+    /// `mailboxctl ARGS` as uid and gid `uid` (no supplementary groups),
+    /// under `setpriv --reuid N --regid N --clear-groups` (util-linux).
+    pub fn as_uid(&self, uid: u32, args: &[&str]) -> Output {
+        let id = uid.to_string();
+        Command::new(require_tool("setpriv", "apt-get install util-linux"))
+            .args(["--reuid", &id, "--regid", &id, "--clear-groups"])
+            .arg(&self.ctl)
+            .arg("--socket")
+            .arg(self.broker.socket())
+            .args(args)
+            .stdin(Stdio::null())
+            .output()
+            .expect("run setpriv mailboxctl")
+    }
+}
+
+/// Whether this process is root (tests of clients of other uids need to
+/// be); says so when it is not, and those tests then do nothing.
+pub fn root() -> bool {
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } == 0 {
+        return true;
+    }
+    eprintln!("note: not root, so this test cannot run clients as other uids; skipped");
+    false
+}
+
 /// The path of an external tool the tests need, found on `PATH`; fails the
 /// test, saying what to install, when it is missing (`.ci/run` installs
 /// what the tests need).

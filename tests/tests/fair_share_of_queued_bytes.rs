@@ -5,97 +5,29 @@
 //! `config_and_access.rs` does. These tests need root; run as anyone else
 //! they say so and do nothing.
 
-use std::fs::File;
-use std::os::unix::fs::PermissionsExt;
-use std::path::PathBuf;
-use std::process::{Command, Output, Stdio};
+use std::process::Output;
 
-use mailbox_tests::{binary, require_tool, Broker};
+use mailbox_tests::{root, SharedBroker};
 
 /// One message: 100 KiB, under the 128 KiB a single argument may have.
 const MESSAGE: usize = 100 << 10;
 
-/// A broker in a directory every user can reach, its socket open to all.
-struct Shared {
-    broker: Broker,
-    ctl: PathBuf,
-}
-
-impl Shared {
-    fn start(config: &str) -> Self {
-        let dir = tempfile::Builder::new()
-            .prefix("mailbox-fair-share-")
-            .tempdir_in("/tmp")
-            .expect("temp dir");
-        std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755))
-            .expect("chmod temp dir");
-        let path = dir.path().to_owned();
-        let config_path = path.join("mailboxd.toml");
-        std::fs::write(&config_path, config).expect("write config");
-        let ctl = path.join("mailboxctl");
-        if std::fs::hard_link(binary("mailboxctl"), &ctl).is_err() {
-            std::fs::copy(binary("mailboxctl"), &ctl).expect("copy mailboxctl");
-        }
-        std::fs::set_permissions(&ctl, std::fs::Permissions::from_mode(0o755))
-            .expect("chmod mailboxctl");
-        let socket = path.join("mailboxd.sock");
-        let child = Command::new(binary("mailboxd"))
-            .arg("--config")
-            .arg(&config_path)
-            .arg("--socket")
-            .arg(&socket)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(File::create(path.join("mailboxd.log")).expect("log file"))
-            .spawn()
-            .expect("spawn mailboxd");
-        Self {
-            broker: Broker::adopt(child, socket, dir),
-            ctl,
+/// Sends 100 KiB messages as `uid` to `mailbox` until the broker says
+/// `BrokerFull` (exit 1); returns how many were taken and the refusal.
+fn fill(shared: &SharedBroker, uid: u32, mailbox: &str) -> (usize, String) {
+    let message = "x".repeat(MESSAGE);
+    for sent in 0..100 {
+        let output = shared.as_uid(uid, &["send", mailbox, &message]);
+        match output.status.code() {
+            Some(0) => continue,
+            Some(1) => return (sent, String::from_utf8_lossy(&output.stderr).into_owned()),
+            other => panic!(
+                "send as uid {uid} exited {other:?}: {}",
+                String::from_utf8_lossy(&output.stderr)
+            ),
         }
     }
-
-    /// `mailboxctl ARGS` as uid and gid `uid` (no supplementary groups).
-    fn as_uid(&self, uid: u32, args: &[&str]) -> Output {
-        let id = uid.to_string();
-        Command::new(require_tool("setpriv", "apt-get install util-linux"))
-            .args(["--reuid", &id, "--regid", &id, "--clear-groups"])
-            .arg(&self.ctl)
-            .arg("--socket")
-            .arg(self.broker.socket())
-            .args(args)
-            .stdin(Stdio::null())
-            .output()
-            .expect("run setpriv mailboxctl")
-    }
-
-    /// Sends 100 KiB messages as `uid` to `mailbox` until the broker says
-    /// `BrokerFull` (exit 1); returns how many were taken and the refusal.
-    fn fill(&self, uid: u32, mailbox: &str) -> (usize, String) {
-        let message = "x".repeat(MESSAGE);
-        for sent in 0..100 {
-            let output = self.as_uid(uid, &["send", mailbox, &message]);
-            match output.status.code() {
-                Some(0) => continue,
-                Some(1) => return (sent, String::from_utf8_lossy(&output.stderr).into_owned()),
-                other => panic!(
-                    "send as uid {uid} exited {other:?}: {}",
-                    String::from_utf8_lossy(&output.stderr)
-                ),
-            }
-        }
-        panic!("uid {uid} sent 10 MiB into a 4 MiB broker");
-    }
-}
-
-/// Whether this process is root (the cross-uid tests need to be).
-fn root() -> bool {
-    // SAFETY: geteuid has no preconditions.
-    if unsafe { libc::geteuid() } == 0 {
-        return true;
-    }
-    eprintln!("note: not root, so this test cannot run clients as other uids; skipped");
-    false
+    panic!("uid {uid} sent 10 MiB into a 4 MiB broker");
 }
 
 #[track_caller]
@@ -121,13 +53,13 @@ fn one_uid_fills_only_its_share_and_root_still_sends() {
     if !root() {
         return;
     }
-    let shared = Shared::start(CONFIG);
+    let shared = SharedBroker::start("mailbox-fair-share-", CONFIG);
     // Root's mailbox, open to everyone: what others put there is theirs.
     assert_ok(
         &shared.as_uid(0, &["create", "open", "--mode", "0777"]),
         "root creates open",
     );
-    let (taken, refusal) = shared.fill(65534, "open");
+    let (taken, refusal) = fill(&shared, 65534, "open");
     // A quarter of 4 MiB is 1 MiB: ten messages of 100 KiB.
     assert_eq!(taken, 10, "uid 65534's share is a quarter of the budget");
     assert!(
@@ -160,7 +92,7 @@ fn many_uids_together_leave_the_reserve_to_root() {
     if !root() {
         return;
     }
-    let shared = Shared::start(CONFIG);
+    let shared = SharedBroker::start("mailbox-fair-share-", CONFIG);
     for uid in [65531, 65532, 65533, 65534] {
         let name = format!("q{uid}");
         assert_ok(
@@ -173,7 +105,7 @@ fn many_uids_together_leave_the_reserve_to_root() {
     let mut taken = Vec::new();
     let mut last = String::new();
     for uid in [65534, 65533, 65532, 65531] {
-        let (count, refusal) = shared.fill(uid, &format!("q{uid}"));
+        let (count, refusal) = fill(&shared, uid, &format!("q{uid}"));
         taken.push(count);
         last = refusal;
     }
