@@ -157,6 +157,31 @@ fn peek_on_hash_shows_every_members_queue_by_sequence() {
 }
 
 #[test]
+fn peek_on_hash_keeps_sequence_order_when_messages_come_back_out_of_order() {
+    check(
+        "
+        c1#1 create h hash              => c1#1 created
+        c1#2 sendmany h a,b,c           => c1#2 sentmany 1+3 to 1
+        c2#1 recvw h ack max=2 never    => c2#1 gotmany 1:a 2:b from c1
+        c4#1 peek h                     => c4#1 peeked 3:c inflight=2
+        c2#2 nack h 1                   => c2#2 settled
+        c2#3 nack h 2                   => c2#3 settled
+        c4#2 peek h                     => c4#2 peeked 1:a r=1 2:b r=1 3:c
+        c4#3 peek h after=1 max=1       => c4#3 peeked 2:b r=1 next=2
+        c3#1 recvmany h 3 never         => c3#1 gotmany 2:b 1:a 3:c from c1
+        c1#3 sendw h k1 key=k           => c1#3 sent 4 to 1
+        c1#4 sendw h j1 key=j           => c1#4 sent 5 to 1
+        c1#5 sendw h k2 key=k           => c1#5 sent 6 to 1
+        c4#4 peek h                     => c4#4 peeked 4:k1 key=k 5:j1 key=j 6:k2 key=k
+        disconnect c2                   =>
+        c4#5 peek h after=4             => c4#5 peeked 5:j1 key=j 6:k2 key=k
+        c3#2 recvmany h 5 never         => c3#2 gotmany 5:j1 4:k1 6:k2 from c1
+        c4#6 peek h                     => c4#6 peeked
+        ",
+    );
+}
+
+#[test]
 fn peek_at_the_inbox_shows_only_ones_own() {
     check(
         "
