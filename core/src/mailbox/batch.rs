@@ -1,9 +1,10 @@
 //! How many messages one batch answer carries: at most what the receive
 //! asked for, and never more than fits in a frame (one message alone always
 //! fits). Every delivery policy sizes its batches here, and the pages of a
-//! peek ([`page`]) the same way.
+//! peek ([`page`]) within the same bound.
 
 use bytes::Bytes;
+use mailbox_proto::codec::encoded_len;
 use mailbox_proto::Message;
 
 use super::ledger::Ledger;
@@ -31,14 +32,8 @@ impl BatchSize {
     /// An empty answer to `receive`.
     #[inline]
     pub(super) fn new(receive: &WaitingReceive) -> Self {
-        Self::up_to(receive.limit())
-    }
-
-    /// An empty answer of at most `limit` messages.
-    #[inline]
-    pub(super) fn up_to(limit: usize) -> Self {
         Self {
-            limit,
+            limit: receive.limit(),
             count: 0,
             bytes: 0,
         }
@@ -74,18 +69,25 @@ pub(super) fn batch_len<'a>(
 }
 
 /// A page of a peek: copies of the first of `messages` (the payloads are
-/// shared, not copied) up to `limit` and a batch answer's size, and whether
-/// any message follows them.
+/// shared, not copied) up to `limit` and [`MAX_BATCH_BYTES`] of encoded
+/// messages (one alone always fits a frame), and whether any message
+/// follows them. Unlike a batch answer's estimate, a page counts each
+/// message's exact encoded size: a peek is no hot path, and its messages
+/// may carry long keys and dead-letter notes.
 pub(super) fn page<'a>(
     mut messages: impl Iterator<Item = &'a Message>,
     limit: usize,
 ) -> (Vec<Message>, bool) {
-    let mut size = BatchSize::up_to(limit);
     let mut shown = Vec::new();
+    let mut bytes = 0usize;
     for message in messages.by_ref() {
-        if !size.fits(message.payload.len()) {
+        let size = encoded_len(message);
+        if shown.len() == limit
+            || (!shown.is_empty() && bytes.saturating_add(size) > MAX_BATCH_BYTES)
+        {
             return (shown, true);
         }
+        bytes = bytes.saturating_add(size);
         shown.push(message.clone());
     }
     (shown, false)

@@ -259,6 +259,55 @@ fn peek_pages_are_bounded_in_count_and_in_bytes() {
 }
 
 #[test]
+fn peek_pages_count_the_metadata_of_messages_with_long_keys() {
+    let mut harness = Harness::with_connections(Limits::default());
+    harness.run("c1#1 create h hash unbounded => c1#1 created");
+    let key = "k".repeat(mailbox_proto::MAX_KEY_LEN);
+    for id in 0..MAX_PEEK_MESSAGES as u64 {
+        harness.req(
+            ConnectionId(1),
+            10 + id,
+            Request::SendWith {
+                to: mailbox_proto::Target::Mailbox("h".into()),
+                payload: vec![b'x'; 16 << 10].into(),
+                options: Box::new(mailbox_proto::SendOptions {
+                    key: Some(key.clone()),
+                    ..Default::default()
+                }),
+                wait: mailbox_proto::Wait::Never,
+            },
+        );
+    }
+    let replies = harness.req(
+        ConnectionId(2),
+        1,
+        Request::Peek {
+            from: Source::Mailbox("h".into()),
+            after: None,
+            max: MAX_PEEK_MESSAGES,
+        },
+    );
+    let [reply] = &replies[..] else {
+        panic!("{replies:?}");
+    };
+    let Ok(Response::Peeked { messages, next, .. }) = &reply.result else {
+        panic!("{reply:?}");
+    };
+    // 1024 payloads of 16 KiB are 16 MiB alone: with their keys, fewer fit.
+    assert!(
+        messages.len() < MAX_PEEK_MESSAGES as usize,
+        "{}",
+        messages.len()
+    );
+    assert_eq!(*next, messages.last().map(|m| m.metadata.sequence));
+    let encoded = mailbox_proto::codec::encoded_len(messages);
+    assert!(
+        encoded <= mailbox_proto::MAX_MESSAGE_SIZE_LIMIT as usize,
+        "{encoded}"
+    );
+}
+
+#[test]
 fn peek_needs_the_receive_right_and_a_stranger_learns_nothing() {
     // Default mode 0o760: the group (c2) may receive, others (c3) nothing.
     harness(Limits::default(), AccessPolicy::default()).run(

@@ -272,8 +272,8 @@ pub enum Request {
     /// `None`). Nothing changes: no sequence number, redelivery count,
     /// acknowledgement or waiting request is touched. A page holds at most
     /// `max` messages (0 is taken as 1; the broker caps it at
-    /// [`MAX_PEEK_MESSAGES`]) and never more than fits a frame (one message
-    /// alone always fits), like a batch of [`Request::ReceiveMany`].
+    /// [`MAX_PEEK_MESSAGES`]) and at most 16 MiB of encoded messages, so
+    /// it always fits a frame (one message alone always goes in).
     Peek {
         /// Which mailbox, or this connection's inbox.
         from: Source,
