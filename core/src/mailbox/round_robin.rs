@@ -109,7 +109,9 @@ impl<R: ReceiverLine> DeliveryRules for QueueLines<R> {
     ) {
         let capacity = settings.capacity;
         let Self {
-            queue, receivers, ..
+            queue,
+            receivers,
+            unsorted,
         } = self;
         loop {
             let space = room(capacity, queue.len());
@@ -121,6 +123,11 @@ impl<R: ReceiverLine> DeliveryRules for QueueLines<R> {
                 let take = batch_len(&receiver, queue.iter());
                 ledger.hand_over_front(receiver, queue, take, ctx);
                 moved = true;
+            }
+            if queue.is_empty() {
+                // Whatever came back out of order has gone: a peek finds
+                // its place by a binary search again.
+                *unsorted = false;
             }
             if capacity == Capacity::Zero {
                 // Rendezvous: messages go straight from waiting senders to
