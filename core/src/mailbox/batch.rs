@@ -9,7 +9,7 @@ use mailbox_proto::Message;
 
 use super::ledger::Ledger;
 use super::waiters::{Context, Load, WaitingReceive, WaitingSend};
-use crate::line::Line;
+use crate::line::{step, Line};
 
 /// Encoded bytes a message adds to a batch beside its payload (metadata and
 /// lengths, rounded up).
@@ -81,6 +81,7 @@ pub(super) fn page<'a>(
     let mut shown = Vec::new();
     let mut bytes = 0usize;
     for message in messages.by_ref() {
+        step(1);
         let size = encoded_len(message);
         if shown.len() == limit
             || (!shown.is_empty() && bytes.saturating_add(size) > MAX_BATCH_BYTES)
@@ -110,10 +111,16 @@ where
         return Box::new(messages);
     };
     let mut walk = messages.clone();
-    if walk.any(|m| m.metadata.sequence == after) {
+    if walk.any(|m| {
+        step(1);
+        m.metadata.sequence == after
+    }) {
         Box::new(walk)
     } else {
-        Box::new(messages.filter(move |m| m.metadata.sequence > after))
+        Box::new(messages.filter(move |m| {
+            step(1);
+            m.metadata.sequence > after
+        }))
     }
 }
 

@@ -445,7 +445,10 @@ impl DeliveryRules for BroadcastLines {
         let unread = self
             .log
             .range(index as usize..)
-            .filter(|entry| !entry.expired)
+            .filter(|entry| {
+                step(1);
+                !entry.expired
+            })
             .map(|entry| &entry.message);
         page(unread, limit)
     }

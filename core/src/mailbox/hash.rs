@@ -372,7 +372,10 @@ impl DeliveryRules for HashLines {
         }
         let mut later: Vec<&Message> = self
             .queued_messages()
-            .filter(|m| after.is_none_or(|after| m.metadata.sequence > after))
+            .filter(|m| {
+                step(1);
+                after.is_none_or(|after| m.metadata.sequence > after)
+            })
             .collect();
         // The `limit` lowest and one more (to tell whether more follow).
         if later.len() > limit + 1 {
@@ -491,7 +494,10 @@ impl<'a> BySequence<'a> {
         let mut heads = BinaryHeap::with_capacity(queues.len());
         for (index, queue) in queues.iter().enumerate() {
             let start = after.map_or(0, |after| {
-                queue.partition_point(|m| m.metadata.sequence <= after)
+                queue.partition_point(|m| {
+                    step(1);
+                    m.metadata.sequence <= after
+                })
             });
             if let Some(message) = queue.get(start) {
                 heads.push(Reverse((message.metadata.sequence, index, start)));
@@ -506,6 +512,7 @@ impl<'a> Iterator for BySequence<'a> {
 
     fn next(&mut self) -> Option<&'a Message> {
         let Reverse((_, index, position)) = self.heads.pop()?;
+        step(1);
         let queue = self.queues[index];
         if let Some(next) = queue.get(position + 1) {
             self.heads

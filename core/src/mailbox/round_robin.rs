@@ -18,7 +18,7 @@ use super::batch::{admit_batch, after_in_order, batch_len, page};
 use super::ledger::Ledger;
 use super::policy::{room, DeliveryRules};
 use super::waiters::{Context, WaitingReceive, WaitingSend};
-use crate::line::Line;
+use crate::line::{step, Line};
 use crate::types::{ConnectionId, Ticket};
 
 /// The line receives wait in on a queue: who is served first.
@@ -219,7 +219,10 @@ impl<R: ReceiverLine> DeliveryRules for QueueLines<R> {
             }
             _ => {
                 let start = after.map_or(0, |after| {
-                    self.queue.partition_point(|m| m.metadata.sequence <= after)
+                    self.queue.partition_point(|m| {
+                        step(1);
+                        m.metadata.sequence <= after
+                    })
                 });
                 page(self.queue.range(start..), limit)
             }

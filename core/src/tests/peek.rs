@@ -3,11 +3,12 @@
 //! equal, and a later receive gets the same messages as if nobody had
 //! looked); who may look.
 
-use mailbox_proto::{Request, Response, Source, MAX_PEEK_MESSAGES};
+use bytes::Bytes;
+use mailbox_proto::{Request, Response, SendOptions, Source, Target, Wait, MAX_PEEK_MESSAGES};
 
 use super::access_and_limits::harness;
-use super::{check, ConnectionId, Harness, Limits};
-use crate::AccessPolicy;
+use super::{check, ConnectionId, Harness, Limits, Outcome};
+use crate::{line, AccessPolicy};
 
 #[test]
 fn peek_shows_the_queue_in_order_and_changes_nothing() {
@@ -268,13 +269,13 @@ fn peek_pages_count_the_metadata_of_messages_with_long_keys() {
             ConnectionId(1),
             10 + id,
             Request::SendWith {
-                to: mailbox_proto::Target::Mailbox("h".into()),
+                to: Target::Mailbox("h".into()),
                 payload: vec![b'x'; 16 << 10].into(),
-                options: Box::new(mailbox_proto::SendOptions {
+                options: Box::new(SendOptions {
                     key: Some(key.clone()),
                     ..Default::default()
                 }),
-                wait: mailbox_proto::Wait::Never,
+                wait: Wait::Never,
             },
         );
     }
@@ -305,6 +306,78 @@ fn peek_pages_count_the_metadata_of_messages_with_long_keys() {
         encoded <= mailbox_proto::MAX_MESSAGE_SIZE_LIMIT as usize,
         "{encoded}"
     );
+}
+
+/// The slots a peek at `source` after `after` looks at ([`line::steps`]),
+/// applied to the core directly (the harness's invariant checks look at
+/// everything) and the messages it shows.
+fn peek_cost(harness: &mut Harness, source: &str, after: u64, max: u32) -> (u64, Vec<u64>) {
+    let clock = harness.clock();
+    let mut out = Outcome::new();
+    let before = line::steps();
+    let request = Request::Peek {
+        from: Source::Mailbox(source.into()),
+        after: Some(after),
+        max,
+    };
+    harness
+        .core
+        .apply(ConnectionId(4), 1, request, &clock, &mut out);
+    let cost = line::steps() - before;
+    let [reply] = &out.replies[..] else {
+        panic!("{:?}", out.replies);
+    };
+    let Ok(Response::Peeked { messages, .. }) = &reply.result else {
+        panic!("{reply:?}");
+    };
+    (cost, messages.iter().map(|m| m.metadata.sequence).collect())
+}
+
+#[test]
+fn a_page_of_a_long_queue_costs_the_page_not_the_queue() {
+    const QUEUED: u64 = 100_000;
+    let mut harness = Harness::with_connections(Limits::default());
+    harness.run(
+        "
+        c1#1 create rr unbounded        => c1#1 created
+        c1#2 create b broadcast unbounded => c1#2 created
+        c2#1 sub b                      => c2#1 subscribed
+        c1#3 create h hash unbounded    => c1#3 created
+        c2#2 sub h                      => c2#2 subscribed
+        c3#1 sub h                      => c3#1 subscribed
+        ",
+    );
+    let payloads: Vec<Bytes> = (0..QUEUED).map(|_| Bytes::from_static(b"m")).collect();
+    for (id, name) in [(10, "rr"), (11, "b"), (12, "h")] {
+        let request = Request::SendMany {
+            mailbox: name.into(),
+            payloads: payloads.clone(),
+            wait: Wait::Never,
+        };
+        harness.req(ConnectionId(1), id, request);
+    }
+    // Keyed messages in the hash members' queues too, beside the shared one.
+    for (id, key) in (20..).zip(["a", "b", "c", "d"]) {
+        let request = Request::SendWith {
+            to: Target::Mailbox("h".into()),
+            payload: Bytes::from_static(b"k"),
+            options: Box::new(SendOptions {
+                key: Some(key.into()),
+                ..SendOptions::default()
+            }),
+            wait: Wait::Never,
+        };
+        harness.req(ConnectionId(1), id, request);
+    }
+    let last = QUEUED - 5;
+    for name in ["rr", "b"] {
+        let (cost, shown) = peek_cost(&mut harness, name, last, 3);
+        assert_eq!(shown, vec![last + 1, last + 2, last + 3], "{name}");
+        assert!(cost < 100, "{name}: {cost} slots for a page of 3");
+    }
+    let (cost, shown) = peek_cost(&mut harness, "h", last, 8);
+    assert_eq!(shown, (last + 1..=QUEUED + 3).collect::<Vec<u64>>());
+    assert!(cost < 200, "hash: {cost} slots for a page of 8");
 }
 
 #[test]
