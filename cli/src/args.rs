@@ -249,6 +249,31 @@ pub(crate) enum Command {
         #[arg(long)]
         follow: bool,
     },
+    /// Show queued messages without taking them (needs the right to receive).
+    ///
+    /// Nothing changes: the messages stay queued for receivers, in the order
+    /// shown, which is the order receivers would get them (on a hash mailbox:
+    /// by sequence number; on a broadcast mailbox: every message some
+    /// subscriber has not read yet). Messages held by receivers that have not
+    /// acknowledged them are not queued and not shown; a note on stderr
+    /// counts them, and another says where to go on when more are queued
+    /// than --count.
+    ///
+    /// Each message is a header line, `#SEQ` and its metadata, then its
+    /// bytes and a newline. With --json each message is one line, as recv
+    /// prints it. Nothing queued is no output and exit 0 (a peek shows, it
+    /// does not wait; `recv --nonblock` exits 75 on an empty mailbox).
+    Peek {
+        /// The mailbox's name.
+        name: String,
+        /// Show at most this many messages (read from the broker in pages).
+        #[arg(long, value_name = "N", default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..))]
+        count: u64,
+        /// Start after the message with this sequence number (the one the
+        /// previous peek ended with).
+        #[arg(long, value_name = "SEQ")]
+        after: Option<u64>,
+    },
     /// Call: send a request message and print the reply's bytes (like recv).
     ///
     /// To a mailbox (MAILBOX), or with --to to a process; then the only
@@ -422,7 +447,8 @@ impl Command {
             | Command::Info { name }
             | Command::Chmod { name, .. }
             | Command::Chown { name, .. }
-            | Command::Purge { name } => Some(name),
+            | Command::Purge { name }
+            | Command::Peek { name, .. } => Some(name),
             Command::Recv { name, .. } => name.as_deref(),
             Command::Send { to, .. } | Command::Call { to, .. } => match to.to {
                 Some(_) => None,

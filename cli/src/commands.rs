@@ -2,8 +2,8 @@
 //! connect (bounded by the command's own time limit), set up this
 //! connection's inbox and `--as` name, then run the command, one module per
 //! group: [`mailboxes`] (create, chmod, chown, purge, delete, list, info),
-//! [`messages`] (send, recv), [`calls`] (call), [`names`] and [`status`]
-//! (status, top).
+//! [`messages`] (send, recv), [`peek`], [`calls`] (call), [`names`] and
+//! [`status`] (status, top).
 //!
 //! Commands call the blocking client once per step and print through
 //! [`Output`]; they decide no formats ([`crate::output`]) and no exit codes
@@ -13,6 +13,7 @@ mod calls;
 mod mailboxes;
 mod messages;
 mod names;
+mod peek;
 mod status;
 
 use std::os::unix::ffi::OsStringExt;
@@ -116,6 +117,7 @@ pub(crate) fn run(cli: &Cli) -> Result<(), Failure> {
             calls::call(invocation, to, payload(to), *timeout, key.as_deref())
         }
         Command::Recv { .. } => messages::receive(invocation),
+        Command::Peek { name, count, after } => peek::peek(invocation, name, *count, *after),
     }
 }
 

@@ -51,7 +51,7 @@ pub use mailbox_proto::{
     DEFAULT_MAX_MESSAGE_SIZE, MAX_KEY_LEN, MAX_MESSAGE_SIZE_LIMIT,
 };
 pub use ops::acknowledgements::Held;
-pub use ops::messages::{BatchReceipt, SendReceipt};
+pub use ops::messages::{BatchReceipt, Peeked, SendReceipt};
 pub use ops::pages::{Page, PAGE_ROWS};
 pub use ops::wait_at_most;
 pub use pipeline::{PipelineError, StreamError, StreamReceipt};

@@ -38,7 +38,8 @@
 use std::time::Instant;
 
 use mailbox_proto::{
-    BrokerError, Capacity, ErrorKind, MailboxInfo, MailboxSettings, Message, Verdict,
+    BrokerError, Capacity, ErrorKind, MailboxInfo, MailboxSettings, Message, Response, Verdict,
+    MAX_PEEK_MESSAGES,
 };
 
 use crate::access::Permissions;
@@ -568,6 +569,23 @@ impl Mailbox {
             mode: self.permissions.mode,
             ack_timeouts: self.ledger.view().ack_timeouts,
             slow_subscribers_cut: self.ledger.view().slow_subscribers_cut,
+        }
+    }
+
+    /// A page of `Peek` for `viewer`: the queued messages after `after` in
+    /// the order receivers would get them, at most `max` (capped at
+    /// `MAX_PEEK_MESSAGES`) and what fits a frame. Changes nothing.
+    pub fn peek(&self, viewer: ConnectionId, after: Option<u64>, max: u32) -> Response {
+        let limit = max.clamp(1, MAX_PEEK_MESSAGES) as usize;
+        let (messages, more) = self.lines.peek(viewer, after, limit, &self.ledger);
+        let next = messages
+            .last()
+            .filter(|_| more)
+            .map(|m| m.metadata.sequence);
+        Response::Peeked {
+            messages,
+            next,
+            in_flight: self.ledger.view().in_flight.len() as u64,
         }
     }
 

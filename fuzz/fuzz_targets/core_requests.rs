@@ -316,6 +316,20 @@ fn send_options(input: &mut Unstructured<'_>) -> Result<SendOptions> {
     })
 }
 
+fn source(input: &mut Unstructured<'_>) -> Result<Source> {
+    Ok(if input.arbitrary()? {
+        Source::Mailbox(name(input)?)
+    } else {
+        Source::Inbox {
+            from: if input.arbitrary()? {
+                Some(address(input)?)
+            } else {
+                None
+            },
+        }
+    })
+}
+
 fn mode(input: &mut Unstructured<'_>) -> Result<Option<u32>> {
     Ok(if input.arbitrary()? {
         Some(*input.choose(&[0, 0o600, 0o640, 0o666, 0o777, 0o7777, u32::MAX])?)
@@ -325,7 +339,7 @@ fn mode(input: &mut Unstructured<'_>) -> Result<Option<u32>> {
 }
 
 fn request(input: &mut Unstructured<'_>) -> Result<Request> {
-    Ok(match input.int_in_range(0..=26)? {
+    Ok(match input.int_in_range(0..=27)? {
         0 => Request::CreateMailbox {
             name: name(input)?,
             settings: Box::new(settings(input)?),
@@ -376,17 +390,7 @@ fn request(input: &mut Unstructured<'_>) -> Result<Request> {
             wait: wait(input)?,
         },
         13 => Request::ReceiveWith {
-            from: if input.arbitrary()? {
-                Source::Mailbox(name(input)?)
-            } else {
-                Source::Inbox {
-                    from: if input.arbitrary()? {
-                        Some(address(input)?)
-                    } else {
-                        None
-                    },
-                }
-            },
+            from: source(input)?,
             options: ReceiveOptions {
                 max: if input.arbitrary()? {
                     Some(*input.choose(&[0, 1, 3, u32::MAX])?)
@@ -482,6 +486,15 @@ fn request(input: &mut Unstructured<'_>) -> Result<Request> {
                 None
             },
             max: *input.choose(&[0, 1, 2, u32::MAX])?,
+        },
+        26 => Request::Peek {
+            from: source(input)?,
+            after: if input.arbitrary()? {
+                Some(*input.choose(&[0, 1, 2, 5, u64::MAX])?)
+            } else {
+                None
+            },
+            max: *input.choose(&[0, 1, 2, 1000, u32::MAX])?,
         },
         _ => Request::SetInboxCapacity {
             capacity: capacity(input)?,

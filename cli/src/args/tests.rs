@@ -204,3 +204,26 @@ fn call_create_names_and_as_parse() {
     );
     assert!(matches!(command(&["--as", "me", "names"]), Command::Names));
 }
+
+#[test]
+fn peek_takes_a_mailbox_a_count_and_a_cursor() {
+    assert!(matches!(
+        command(&["peek", "jobs"]),
+        Command::Peek { ref name, count: 10, after: None } if name == "jobs"
+    ));
+    assert!(matches!(
+        command(&["peek", "jobs", "--count", "3", "--after", "7"]),
+        Command::Peek {
+            count: 3,
+            after: Some(7),
+            ..
+        }
+    ));
+    for args in [
+        &["peek"][..],
+        &["peek", "jobs", "--count", "0"][..],
+        &["peek", "jobs", "--after", "-1"][..],
+    ] {
+        assert_eq!(usage_error(args).exit_code(), 2, "{args:?}");
+    }
+}

@@ -228,7 +228,7 @@ impl Client {
     /// Reads every page of a listing, each with the operation `page` makes.
     pub(crate) async fn all_pages<O: Paged>(
         &self,
-        page: fn(Option<String>) -> O,
+        page: impl Fn(Option<O::Cursor>) -> O,
     ) -> Result<Vec<O::Row>, Error> {
         let mut pages = Pages::new(page);
         while let Some(operation) = pages.next() {

@@ -6,7 +6,7 @@ use mailbox_proto::{MailboxInfo, MailboxSettings};
 use crate::error::Error;
 use crate::methods::client_methods;
 use crate::ops::mailboxes::{Create, Delete, Info, MailboxPage, Subscribe, Unsubscribe};
-use crate::ops::pages::{Page, Paged};
+use crate::ops::pages::{Listing, Page};
 
 client_methods! {
     /// Creates a mailbox owned by this process's uid, with the broker's

@@ -9,7 +9,8 @@ use mailbox_proto::{Message, ReceiveOptions, SendOptions, Source, Target, Wait};
 use crate::error::Error;
 use crate::methods::client_methods;
 use crate::ops::messages::{
-    BatchReceipt, Fetch, Post, Receive, ReceiveMany, SendMany, SendMessage, SendReceipt,
+    BatchReceipt, Fetch, Peek, Peeked, Post, Receive, ReceiveMany, SendMany, SendMessage,
+    SendReceipt,
 };
 use crate::ops::{wait_at_most, Optional, OrEmpty};
 
@@ -317,5 +318,61 @@ client_methods! {
         wait: Wait,
     ) -> Result<Vec<Message>, Error> {
         run(Fetch::new(source, options, wait))
+    }
+
+    /// Shows up to `max` of the messages queued in `mailbox` (0 counts as
+    /// 1; the broker gives at most 1024, and no more than fit one frame),
+    /// without taking them: nothing changes, as for `LRANGE` or a stream
+    /// view. They come in the order receivers would get them (on `hash`
+    /// mailboxes by sequence number; on `broadcast` ones, a subscriber sees
+    /// its own unread messages, anyone else all that some subscriber has
+    /// not read). Needs the right to receive from the mailbox, else kind
+    /// `PermissionDenied`. [`Peeked::next`] says where the next page starts
+    /// ([`peek_page`](Self::peek_page)); messages in flight (held by a
+    /// receiver, not acknowledged) are not shown but counted.
+    ///
+    async {
+        /// ```no_run
+        /// # async fn demo(client: mailbox_client::Client) -> Result<(), mailbox_client::Error> {
+        /// let page = client.peek("jobs", 10).await?;
+        /// for message in &page.messages {
+        ///     println!("#{}: {:?}", message.metadata.sequence, message.payload);
+        /// }
+        /// println!("{} more held by receivers", page.in_flight);
+        /// # Ok(())
+        /// # }
+        /// ```
+    }
+    blocking {
+        /// ```no_run
+        /// use mailbox_client::blocking::Client;
+        ///
+        /// let mut client = Client::connect_default()?;
+        /// let page = client.peek("jobs", 10)?;
+        /// for message in &page.messages {
+        ///     println!("#{}: {:?}", message.metadata.sequence, message.payload);
+        /// }
+        /// # Ok::<(), mailbox_client::Error>(())
+        /// ```
+    }
+    pub fn peek(mailbox: &str, max: u32) -> Result<Peeked, Error> {
+        run(Peek::new(Source::Mailbox(mailbox.to_owned()), None, max))
+    }
+
+    /// One page of a peek ([`peek`](Self::peek)) at a mailbox or at this
+    /// connection's own inbox (`Source::Inbox { from: None }`): at most
+    /// `max` messages after the one with sequence number `after` (`None`:
+    /// from the first; else the `next` of the page before).
+    pub fn peek_page(from: Source, after: Option<u64>, max: u32) -> Result<Peeked, Error> {
+        run(Peek::new(from, after, max))
+    }
+
+    /// Every message queued in `mailbox`, shown without taking any, read
+    /// page after page ([`peek_page`](Self::peek_page)). Each is a copy:
+    /// a long queue takes as much memory here as in the broker. Messages
+    /// taken or sent meanwhile are left out or shown as they come: a view,
+    /// not a snapshot.
+    pub fn peek_all(mailbox: &str) -> Result<Vec<Message>, Error> {
+        all_pages(|after| Peek::page(mailbox, after))
     }
 }

@@ -5,7 +5,7 @@ use mailbox_proto::{NameInfo, Wait};
 use crate::error::Error;
 use crate::methods::client_methods;
 use crate::ops::names::{ClaimName, NamePage, ReleaseName};
-use crate::ops::pages::{Page, Paged};
+use crate::ops::pages::{Listing, Page};
 
 client_methods! {
     /// Claims the well-known name `name` for this connection, failing at

@@ -4,7 +4,7 @@
 use mailbox_proto::{MailboxInfo, MailboxSettings, Request, Response};
 
 use crate::error::Error;
-use crate::ops::pages::{Page, PageCursor, Paged};
+use crate::ops::pages::{Listing, Page, PageCursor, Paged};
 use crate::ops::{expect_answer, Operation};
 
 /// `CreateMailbox` (or `CreateMailboxWith`, given a mode or group) →
@@ -97,7 +97,14 @@ impl Operation for MailboxPage {
 
 impl Paged for MailboxPage {
     type Row = MailboxInfo;
+    type Cursor = String;
 
+    fn split(page: Page<MailboxInfo>) -> (Vec<MailboxInfo>, Option<String>) {
+        (page.items, page.next)
+    }
+}
+
+impl Listing for MailboxPage {
     fn at(cursor: PageCursor) -> Self {
         Self(cursor)
     }

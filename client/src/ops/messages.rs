@@ -10,6 +10,7 @@ use mailbox_proto::{
 };
 
 use crate::error::Error;
+use crate::ops::pages::{PageCursor, Paged, PAGE_ROWS};
 use crate::ops::{expect_answer, Operation};
 
 /// What the broker reported for an accepted message.
@@ -315,5 +316,68 @@ impl Operation for Fetch {
             None => received(answer).map(|message| vec![message]),
             Some(max) => received_many(answer, max),
         }
+    }
+}
+
+/// A page of queued messages, shown without being taken
+/// ([`Client::peek`](crate::Client::peek)).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Peeked {
+    /// Copies of the queued messages, in the order receivers would get them
+    /// (on `hash` mailboxes: by sequence number). Empty when nothing is
+    /// queued after the cursor.
+    pub messages: Vec<Message>,
+    /// Where the next page starts (pass it as `after`: the sequence number
+    /// of this page's last message); `None` on the last page.
+    pub next: Option<u64>,
+    /// Messages delivered with manual acknowledgement and not settled yet:
+    /// not queued, so in no page.
+    pub in_flight: u64,
+}
+
+/// `Peek` → a page of queued messages, left where they are.
+#[derive(Debug)]
+pub(crate) struct Peek {
+    pub(crate) source: Source,
+    pub(crate) cursor: PageCursor<u64>,
+}
+
+impl Peek {
+    /// A page of at most `max` messages of `source` after `after`.
+    pub(crate) fn new(source: Source, after: Option<u64>, max: u32) -> Self {
+        Self {
+            source,
+            cursor: PageCursor { after, max },
+        }
+    }
+
+    /// A page of [`PAGE_ROWS`] messages of mailbox `mailbox` after `after`.
+    pub(crate) fn page(mailbox: &str, after: Option<u64>) -> Self {
+        Self::new(Source::Mailbox(mailbox.to_owned()), after, PAGE_ROWS)
+    }
+}
+
+impl Operation for Peek {
+    type Output = Peeked;
+
+    fn request(&mut self) -> Request {
+        Request::Peek {
+            from: take_source(&mut self.source),
+            after: self.cursor.after,
+            max: self.cursor.max,
+        }
+    }
+
+    fn decode(self, answer: Result<Response, Error>) -> Result<Peeked, Error> {
+        expect_answer!(answer, Peeked { messages, next, in_flight } => Peeked { messages, next, in_flight })
+    }
+}
+
+impl Paged for Peek {
+    type Row = Message;
+    type Cursor = u64;
+
+    fn split(page: Peeked) -> (Vec<Message>, Option<u64>) {
+        (page.messages, page.next)
     }
 }

@@ -90,6 +90,7 @@ pub(crate) fn unexpected(expected: &str, response: &Response) -> Error {
         Response::Purged { .. } => "Purged",
         Response::MailboxPage { .. } => "MailboxPage",
         Response::NamePage { .. } => "NamePage",
+        Response::Peeked { .. } => "Peeked",
     };
     Error::Protocol(format!(
         "the broker answered {got} where {expected} was due"

@@ -3,7 +3,7 @@
 use mailbox_proto::{NameInfo, Request, Response, Wait};
 
 use crate::error::Error;
-use crate::ops::pages::{Page, PageCursor, Paged};
+use crate::ops::pages::{Listing, Page, PageCursor, Paged};
 use crate::ops::{expect_answer, Operation};
 
 /// `ClaimName`, waiting for the name as `wait` says → this connection
@@ -68,7 +68,14 @@ impl Operation for NamePage {
 
 impl Paged for NamePage {
     type Row = NameInfo;
+    type Cursor = String;
 
+    fn split(page: Page<NameInfo>) -> (Vec<NameInfo>, Option<String>) {
+        (page.items, page.next)
+    }
+}
+
+impl Listing for NamePage {
     fn at(cursor: PageCursor) -> Self {
         Self(cursor)
     }

@@ -1,5 +1,6 @@
 //! Listings read page by page: the page type, and the walk over all pages
-//! that both clients' whole-listing calls step.
+//! that both clients' whole-listing calls step (also the walk over a
+//! queue's messages, `Client::peek_all`).
 
 use crate::error::Error;
 use crate::ops::Operation;
@@ -24,16 +25,48 @@ pub const PAGE_ROWS: u32 = 1024;
 /// Which page of a listing to read: at most `max` rows after `after`
 /// (`None`: from the first).
 #[derive(Debug)]
-pub(crate) struct PageCursor {
-    pub(crate) after: Option<String>,
+pub(crate) struct PageCursor<C = String> {
+    pub(crate) after: Option<C>,
     pub(crate) max: u32,
 }
 
+/// Where a page starts: a name (listings, in name order) or a sequence
+/// number (a peek, in delivery order).
+pub(crate) trait Cursor: Clone + std::fmt::Debug {
+    /// Whether `self`, a page's `next`, moves on from the `after` that page
+    /// was read with.
+    fn moves_on(&self, after: &Self) -> bool;
+}
+
+/// Names come in name order.
+impl Cursor for String {
+    fn moves_on(&self, after: &Self) -> bool {
+        self > after
+    }
+}
+
+/// Sequence numbers come in delivery order, which is not always theirs (a
+/// message put back at the tail), so only standing still is wrong.
+impl Cursor for u64 {
+    fn moves_on(&self, after: &Self) -> bool {
+        self != after
+    }
+}
+
 /// An operation that reads one page of a listing.
-pub(crate) trait Paged: Operation<Output = Page<Self::Row>> + Sized {
+pub(crate) trait Paged: Operation + Sized {
     /// What the listing lists.
     type Row;
+    /// Where a page starts.
+    type Cursor: Cursor;
 
+    /// The rows of a page it read, and where the next one starts.
+    fn split(page: Self::Output) -> (Vec<Self::Row>, Option<Self::Cursor>);
+}
+
+/// A listing of names (mailboxes, claimed names): a page is all its
+/// operation needs to know.
+pub(crate) trait Listing: Paged<Cursor = String> {
     /// The operation reading the page `cursor` says.
     fn at(cursor: PageCursor) -> Self;
 
@@ -57,19 +90,19 @@ pub(crate) trait Paged: Operation<Output = Page<Self::Row>> + Sized {
 
 /// A walk over every page of a listing: the drivers run each
 /// [`next`](Self::next) operation and [`record`](Self::record) its page.
-pub(crate) struct Pages<O: Paged> {
+pub(crate) struct Pages<O: Paged, F> {
     /// Makes the operation that reads the page after a cursor.
-    page: fn(Option<String>) -> O,
+    page: F,
     all: Vec<O::Row>,
     /// Where the next page starts; `None` before the first.
-    after: Option<String>,
+    after: Option<O::Cursor>,
     done: bool,
 }
 
-impl<O: Paged> Pages<O> {
+impl<O: Paged, F: Fn(Option<O::Cursor>) -> O> Pages<O, F> {
     /// A walk from the first page, reading each with the operation `page`
     /// makes.
-    pub(crate) fn new(page: fn(Option<String>) -> O) -> Self {
+    pub(crate) fn new(page: F) -> Self {
         Self {
             page,
             all: Vec::new(),
@@ -84,8 +117,8 @@ impl<O: Paged> Pages<O> {
     }
 
     /// Adds a page read by [`next`](Self::next)'s operation.
-    pub(crate) fn record(&mut self, page: Page<O::Row>) -> Result<(), Error> {
-        match follow_page(&mut self.all, self.after.as_deref(), page)? {
+    pub(crate) fn record(&mut self, page: O::Output) -> Result<(), Error> {
+        match follow_page(&mut self.all, self.after.as_ref(), O::split(page))? {
             Some(next) => self.after = Some(next),
             None => self.done = true,
         }
@@ -98,17 +131,17 @@ impl<O: Paged> Pages<O> {
     }
 }
 
-/// Adds `page` to `all` and says where the next page starts (`None`: done);
-/// a cursor that does not move forward is a broken broker, not a reason to
-/// loop forever.
-pub(crate) fn follow_page<T>(
+/// Adds a page's `rows` to `all` and says where the next page starts
+/// (`None`: done); a cursor that does not move on is a broken broker, not
+/// a reason to loop forever.
+pub(crate) fn follow_page<T, C: Cursor>(
     all: &mut Vec<T>,
-    after: Option<&str>,
-    page: Page<T>,
-) -> Result<Option<String>, Error> {
-    all.extend(page.items);
-    match (page.next, after) {
-        (Some(next), Some(after)) if next.as_str() <= after => Err(Error::Protocol(format!(
+    after: Option<&C>,
+    (rows, next): (Vec<T>, Option<C>),
+) -> Result<Option<C>, Error> {
+    all.extend(rows);
+    match (next, after) {
+        (Some(next), Some(after)) if !next.moves_on(after) => Err(Error::Protocol(format!(
             "the broker's next page starts at {next:?}, not after {after:?}"
         ))),
         (next, _) => Ok(next),

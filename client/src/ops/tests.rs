@@ -16,11 +16,11 @@ use super::calls::{Call, Reply};
 use super::inbox::{ReceiveInbox, SetInboxCapacity};
 use super::mailboxes::{Create, MailboxPage};
 use super::messages::{
-    received_many as decode_received_many, sent, BatchReceipt, Fetch, Post, Receive, ReceiveMany,
-    SendMany, SendReceipt,
+    received_many as decode_received_many, sent, BatchReceipt, Fetch, Peek, Post, Receive,
+    ReceiveMany, SendMany, SendReceipt,
 };
 use super::names::{ClaimName, NamePage, ReleaseName};
-use super::pages::{follow_page, Page, Paged};
+use super::pages::{follow_page, Listing, Page, Pages, PAGE_ROWS};
 use super::*;
 use crate::session::Session;
 use crate::test_support::{batch_answer, broker_error, received_many, welcome};
@@ -438,11 +438,15 @@ fn settle_reply_name_and_inbox_answers_become_typed_results() {
     assert_eq!(page.next.as_deref(), Some("svc"));
     // A cursor that does not move on is refused, not followed forever.
     let mut all = Vec::new();
-    let stuck = Page {
-        items: Vec::<NameInfo>::new(),
-        next: Some("a".into()),
-    };
-    assert!(follow_page(&mut all, Some("b"), stuck).is_err());
+    let stuck = (Vec::<NameInfo>::new(), Some("a".to_owned()));
+    assert!(follow_page(&mut all, Some(&"b".to_owned()), stuck).is_err());
+    // Sequence numbers may go down (delivery order), but not stand still.
+    let mut messages = Vec::<Message>::new();
+    assert_eq!(
+        follow_page(&mut messages, Some(&9), (Vec::new(), Some(3))).ok(),
+        Some(Some(3))
+    );
+    assert!(follow_page(&mut messages, Some(&3), (Vec::new(), Some(3))).is_err());
     // Each refuses the others' answers as a protocol error.
     for error in [
         expect_settled(Response::Replied).expect_err("wrong"),
@@ -508,4 +512,41 @@ fn general_receives_expect_one_message_or_a_batch() {
             redeliveries: Some(0),
         }
     );
+}
+
+#[test]
+fn a_peek_asks_for_its_page_and_walks_on_from_next() {
+    let mut peek = Peek::new(Source::Mailbox("jobs".into()), Some(4), 10);
+    assert_eq!(
+        peek.request(),
+        Request::Peek {
+            from: Source::Mailbox("jobs".into()),
+            after: Some(4),
+            max: 10,
+        }
+    );
+    let page = decode(
+        Peek::page("jobs", None),
+        Response::Peeked {
+            messages: vec![message(5, "a")],
+            next: Some(5),
+            in_flight: 2,
+        },
+    )
+    .expect("a page");
+    assert_eq!(page.messages, vec![message(5, "a")]);
+    assert_eq!((page.next, page.in_flight), (Some(5), 2));
+    let mut walk = Pages::new(|after| Peek::page("jobs", after));
+    walk.record(page).expect("moves on");
+    let mut next = walk.next().expect("a next page");
+    assert!(matches!(
+        next.request(),
+        Request::Peek {
+            after: Some(5),
+            max: PAGE_ROWS,
+            ..
+        }
+    ));
+    let wrong = decode(Peek::page("jobs", None), Response::Settled).expect_err("wrong");
+    assert!(matches!(wrong, Error::Protocol(_)), "{wrong}");
 }

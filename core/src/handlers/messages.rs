@@ -167,6 +167,52 @@ impl Core {
         Ok(Some(Response::Settled))
     }
 
+    /// `Peek`: a page of the queued messages of a mailbox (for a caller
+    /// with the receive right: anyone else learns nothing of them) or of
+    /// the caller's own inbox, left where they are.
+    pub(crate) fn peek(
+        &self,
+        connection: ConnectionId,
+        peer: Peer,
+        from: Source,
+        after: Option<u64>,
+        max: u32,
+    ) -> Result<Option<Response>, BrokerError> {
+        let mailbox = match from {
+            Source::Mailbox(name) => {
+                let mailbox = self.mailbox(&name)?;
+                allowed(
+                    mailbox.permissions(),
+                    &self.connections,
+                    peer,
+                    connection,
+                    Right::Receive,
+                    &self.policy,
+                    &name,
+                )?;
+                mailbox
+            }
+            Source::Inbox { from: None } => match self.places.inboxes.get(&connection) {
+                Some(inbox) => inbox,
+                // Never received or sent to: nothing queued.
+                None => {
+                    return Ok(Some(Response::Peeked {
+                        messages: Vec::new(),
+                        next: None,
+                        in_flight: 0,
+                    }))
+                }
+            },
+            Source::Inbox { from: Some(_) } => {
+                return Err(error(
+                    ErrorKind::InvalidRequest,
+                    "a peek shows the whole inbox, from every sender; leave `from` out",
+                ))
+            }
+        };
+        Ok(Some(mailbox.peek(connection, after, max)))
+    }
+
     /// Checks a `SendWith` or `Call` and finds where it goes.
     pub(crate) fn plan_send(
         &mut self,

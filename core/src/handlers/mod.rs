@@ -1,7 +1,7 @@
 //! One handler per request: [`Core::dispatch`] checks that a request may be
 //! handled at all and hands it to the handler of its kind. Handlers are
 //! grouped by topic: `mailboxes.rs` (create, delete, info, list,
-//! permissions, purge), `messages.rs` (send, receive, settle),
+//! permissions, purge), `messages.rs` (send, receive, settle, peek),
 //! `subscriptions.rs`, `inbox.rs`, `names.rs`, `calls.rs` and `admin.rs`
 //! (status, limits); a cancel ends a wait (`waits.rs`).
 //!
@@ -83,6 +83,7 @@ impl Core {
             Request::SetInboxCapacity { capacity } => self.set_inbox_capacity(connection, capacity, clock, out),
             Request::Cancel { request } => self.cancel(connection, request, clock, out),
             Request::Status => self.status_request(clock),
+            Request::Peek { from, after, max } => self.peek(connection, peer, from, after, max),
         }
     }
 }

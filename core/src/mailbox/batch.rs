@@ -1,13 +1,15 @@
 //! How many messages one batch answer carries: at most what the receive
 //! asked for, and never more than fits in a frame (one message alone always
-//! fits). Every delivery policy sizes its batches here.
+//! fits). Every delivery policy sizes its batches here, and the pages of a
+//! peek ([`page`]) within the same bound.
 
 use bytes::Bytes;
+use mailbox_proto::codec::encoded_len;
 use mailbox_proto::Message;
 
 use super::ledger::Ledger;
 use super::waiters::{Context, Load, WaitingReceive, WaitingSend};
-use crate::line::Line;
+use crate::line::{step, Line};
 
 /// Encoded bytes a message adds to a batch beside its payload (metadata and
 /// lengths, rounded up).
@@ -64,6 +66,62 @@ pub(super) fn batch_len<'a>(
     messages
         .take_while(|message| size.fits(message.payload.len()))
         .count()
+}
+
+/// A page of a peek: copies of the first of `messages` (the payloads are
+/// shared, not copied) up to `limit` and [`MAX_BATCH_BYTES`] of encoded
+/// messages (one alone always fits a frame), and whether any message
+/// follows them. Unlike a batch answer's estimate, a page counts each
+/// message's exact encoded size: a peek is no hot path, and its messages
+/// may carry long keys and dead-letter notes.
+pub(super) fn page<'a>(
+    mut messages: impl Iterator<Item = &'a Message>,
+    limit: usize,
+) -> (Vec<Message>, bool) {
+    let mut shown = Vec::new();
+    let mut bytes = 0usize;
+    for message in messages.by_ref() {
+        step(1);
+        let size = encoded_len(message);
+        if shown.len() == limit
+            || (!shown.is_empty() && bytes.saturating_add(size) > MAX_BATCH_BYTES)
+        {
+            return (shown, true);
+        }
+        bytes = bytes.saturating_add(size);
+        shown.push(message.clone());
+    }
+    (shown, false)
+}
+
+/// The messages of a queue walked in delivery order (`messages`) that come
+/// after the one with sequence `after`: those behind it when it is still
+/// queued, else (it was taken since) those with a higher sequence number.
+/// For queues not kept in sequence order, so it costs a pass up to where
+/// `after` is (two when it is gone); queues in sequence order find their
+/// place by a binary search instead.
+pub(super) fn after_in_order<'a, I>(
+    messages: I,
+    after: Option<u64>,
+) -> Box<dyn Iterator<Item = &'a Message> + 'a>
+where
+    I: Iterator<Item = &'a Message> + Clone + 'a,
+{
+    let Some(after) = after else {
+        return Box::new(messages);
+    };
+    let mut walk = messages.clone();
+    if walk.any(|m| {
+        step(1);
+        m.metadata.sequence == after
+    }) {
+        Box::new(walk)
+    } else {
+        Box::new(messages.filter(move |m| {
+            step(1);
+            m.metadata.sequence > after
+        }))
+    }
 }
 
 /// The size of the next payload the front waiting send would admit.

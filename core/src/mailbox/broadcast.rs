@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 
 use mailbox_proto::{BrokerError, Capacity, ErrorKind, MailboxSettings, Message, Response};
 
-use super::batch::batch_len;
+use super::batch::{batch_len, page};
 use super::ledger::{release, Ledger};
 use super::own_lines;
 use super::policy::{room, DeliveryRules, Unsubscribed};
@@ -422,6 +422,35 @@ impl DeliveryRules for BroadcastLines {
 
     fn queued_count(&self) -> usize {
         self.log.len()
+    }
+
+    /// A subscriber sees its own unread messages (from its cursor), anyone
+    /// else every message of the log, that is every message still unread
+    /// by some subscriber; expired ones are read by nobody and not shown.
+    /// The log is in sequence order, so `after` is an index.
+    fn peek(
+        &self,
+        viewer: ConnectionId,
+        after: Option<u64>,
+        limit: usize,
+        ledger: &Ledger,
+    ) -> (Vec<Message>, bool) {
+        let first = self.first(ledger);
+        let from = self
+            .subscribers
+            .get(&viewer)
+            .map_or(first, |subscriber| subscriber.cursor);
+        let start = after.map_or(from, |after| after.saturating_add(1).max(from));
+        let index = start.min(ledger.next_sequence) - first;
+        let unread = self
+            .log
+            .range(index as usize..)
+            .filter(|entry| {
+                step(1);
+                !entry.expired
+            })
+            .map(|entry| &entry.message);
+        page(unread, limit)
     }
 
     fn waiting_receivers(&self) -> usize {

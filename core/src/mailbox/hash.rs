@@ -7,11 +7,12 @@
 //! bound to at most one member, and its queued messages are all in that
 //! member's queue (or in the shared queue while there are no members).
 
-use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
+use std::cmp::Reverse;
+use std::collections::{BTreeMap, BTreeSet, BinaryHeap, HashMap, VecDeque};
 
 use mailbox_proto::{BrokerError, Capacity, MailboxSettings, Message};
 
-use super::batch::batch_len;
+use super::batch::{batch_len, page};
 use super::ledger::Ledger;
 use super::own_lines;
 use super::policy::{room, DeliveryRules, Unsubscribed};
@@ -54,6 +55,10 @@ pub(super) struct HashLines {
     keys: HashMap<String, ConnectionId>,
     /// Messages in all queues.
     queued: usize,
+    /// Some queue is out of sequence order (a message came back out of
+    /// order, or a leaving member's messages moved behind another's): until
+    /// every queue empties, a peek takes a pass instead of a merge.
+    unsorted: bool,
 }
 
 impl HashLines {
@@ -106,6 +111,9 @@ impl HashLines {
     /// is bound to (binding it to the member with the fewest keys, then the
     /// lowest address, when it is new), or the shared queue.
     fn route(&mut self, message: Message, front: bool) {
+        if self.queued == 0 {
+            self.unsorted = false;
+        }
         self.queued += 1;
         let owner = match message.metadata.key() {
             None => None,
@@ -138,11 +146,21 @@ impl HashLines {
                 &mut self.shared
             }
         };
+        let sequence = message.metadata.sequence;
         if front {
+            self.unsorted |= queue
+                .front()
+                .is_some_and(|m| m.metadata.sequence < sequence);
             queue.push_front(message);
         } else {
+            self.unsorted |= queue.back().is_some_and(|m| m.metadata.sequence > sequence);
             queue.push_back(message);
         }
+    }
+
+    /// Every queue (the shared one first), for a peek.
+    fn queues(&self) -> impl Iterator<Item = &VecDeque<Message>> {
+        std::iter::once(&self.shared).chain(self.members.values().map(|m| &m.queue))
     }
 
     /// Whether a message with `key` would go to a member that waits now.
@@ -335,6 +353,39 @@ impl DeliveryRules for HashLines {
         self.queued
     }
 
+    /// Every queue (the shared one and each member's), merged by sequence
+    /// number. Which member gets a keyless message depends on who waits
+    /// when it is served, so there is no one delivery order to show;
+    /// sequence order is the order of the sends. While every queue is in
+    /// sequence order (the rule), each finds `after` by a binary search
+    /// and the page is a merge of their heads; else the page costs a pass
+    /// over the queued messages (a partial selection, not a sort of all).
+    fn peek(
+        &self,
+        _viewer: ConnectionId,
+        after: Option<u64>,
+        limit: usize,
+        _ledger: &Ledger,
+    ) -> (Vec<Message>, bool) {
+        if !self.unsorted {
+            return page(BySequence::after(self.queues(), after), limit);
+        }
+        let mut later: Vec<&Message> = self
+            .queued_messages()
+            .filter(|m| {
+                step(1);
+                after.is_none_or(|after| m.metadata.sequence > after)
+            })
+            .collect();
+        // The `limit` lowest and one more (to tell whether more follow).
+        if later.len() > limit + 1 {
+            later.select_nth_unstable_by_key(limit, |m| m.metadata.sequence);
+            later.truncate(limit + 1);
+        }
+        later.sort_unstable_by_key(|m| m.metadata.sequence);
+        page(later.into_iter(), limit)
+    }
+
     fn waiting_receivers(&self) -> usize {
         own_lines::waiting_count(&self.members, |member| &member.waiting)
     }
@@ -353,6 +404,7 @@ impl DeliveryRules for HashLines {
         }
         self.ready.clear();
         self.queued = 0;
+        self.unsorted = false;
         all
     }
 
@@ -405,6 +457,17 @@ impl DeliveryRules for HashLines {
         assert_eq!(self.waiting_turns.len(), waiting.count(), "waiting turns");
         assert!(self.ready.is_empty(), "ready members left after the pump");
         assert!(self.keys.values().all(|o| self.members.contains_key(o)));
+        if !self.unsorted {
+            for queue in self.queues() {
+                assert!(
+                    queue
+                        .iter()
+                        .zip(queue.iter().skip(1))
+                        .all(|(a, b)| a.metadata.sequence < b.metadata.sequence),
+                    "a hash mailbox not marked unsorted has its queues in sequence order"
+                );
+            }
+        }
         let shared: u64 = self.shared.iter().map(|m| m.payload.len() as u64).sum();
         shared
             + self
@@ -413,5 +476,48 @@ impl DeliveryRules for HashLines {
                 .flat_map(|m| m.queue.iter())
                 .map(|m| m.payload.len() as u64)
                 .sum::<u64>()
+    }
+}
+
+/// Queues in sequence order, merged: the messages after a sequence number,
+/// lowest first. Each queue finds its start by a binary search; the heap
+/// holds one head per queue.
+struct BySequence<'a> {
+    queues: Vec<&'a VecDeque<Message>>,
+    /// (sequence, queue, position) of each queue's next message.
+    heads: BinaryHeap<Reverse<(u64, usize, usize)>>,
+}
+
+impl<'a> BySequence<'a> {
+    fn after(queues: impl Iterator<Item = &'a VecDeque<Message>>, after: Option<u64>) -> Self {
+        let queues: Vec<&VecDeque<Message>> = queues.filter(|q| !q.is_empty()).collect();
+        let mut heads = BinaryHeap::with_capacity(queues.len());
+        for (index, queue) in queues.iter().enumerate() {
+            let start = after.map_or(0, |after| {
+                queue.partition_point(|m| {
+                    step(1);
+                    m.metadata.sequence <= after
+                })
+            });
+            if let Some(message) = queue.get(start) {
+                heads.push(Reverse((message.metadata.sequence, index, start)));
+            }
+        }
+        Self { queues, heads }
+    }
+}
+
+impl<'a> Iterator for BySequence<'a> {
+    type Item = &'a Message;
+
+    fn next(&mut self) -> Option<&'a Message> {
+        let Reverse((_, index, position)) = self.heads.pop()?;
+        step(1);
+        let queue = self.queues[index];
+        if let Some(next) = queue.get(position + 1) {
+            self.heads
+                .push(Reverse((next.metadata.sequence, index, position + 1)));
+        }
+        queue.get(position)
     }
 }

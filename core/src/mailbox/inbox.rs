@@ -15,7 +15,7 @@ use std::sync::Arc;
 
 use mailbox_proto::{BrokerError, MailboxSettings, Message};
 
-use super::batch::BatchSize;
+use super::batch::{after_in_order, page, BatchSize};
 use super::ledger::Ledger;
 use super::policy::{room, DeliveryRules};
 use super::waiters::{Context, Load, Sender, WaitingReceive, WaitingSend};
@@ -165,7 +165,7 @@ impl InboxLines {
         Some(message)
     }
 
-    fn messages(&self) -> impl Iterator<Item = &Message> {
+    fn messages(&self) -> impl Iterator<Item = &Message> + Clone {
         self.queue.values()
     }
 
@@ -517,6 +517,19 @@ impl DeliveryRules for InboxLines {
 
     fn queued_count(&self) -> usize {
         self.len()
+    }
+
+    /// The inbox in the order a receive of any sender takes it; `after` is
+    /// found by a pass (an inbox holds at most its capacity, 1024 unless
+    /// its owner sets more).
+    fn peek(
+        &self,
+        _viewer: ConnectionId,
+        after: Option<u64>,
+        limit: usize,
+        _ledger: &Ledger,
+    ) -> (Vec<Message>, bool) {
+        page(after_in_order(self.messages(), after), limit)
     }
 
     fn waiting_receivers(&self) -> usize {

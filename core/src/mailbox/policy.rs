@@ -85,6 +85,20 @@ pub(super) trait DeliveryRules {
     /// How many messages are queued.
     fn queued_count(&self) -> usize;
 
+    /// A page of a peek (`Request::Peek`): copies of the queued messages
+    /// in the order receivers would get them, from after the one with
+    /// sequence `after`, at most `limit` and what fits a batch answer
+    /// ([`page`](super::batch::page)), and whether more follow. `viewer` is
+    /// the connection peeking (broadcast shows a subscriber its own unread
+    /// messages). Changes nothing, so it needs no pump.
+    fn peek(
+        &self,
+        viewer: ConnectionId,
+        after: Option<u64>,
+        limit: usize,
+        ledger: &Ledger,
+    ) -> (Vec<Message>, bool);
+
     /// How many receives wait.
     fn waiting_receivers(&self) -> usize;
 
@@ -250,6 +264,16 @@ impl DeliveryRules for Lines {
 
     fn queued_count(&self) -> usize {
         each_policy!(self, state => state.queued_count())
+    }
+
+    fn peek(
+        &self,
+        viewer: ConnectionId,
+        after: Option<u64>,
+        limit: usize,
+        ledger: &Ledger,
+    ) -> (Vec<Message>, bool) {
+        each_policy!(self, state => state.peek(viewer, after, limit, ledger))
     }
 
     fn waiting_receivers(&self) -> usize {

@@ -14,12 +14,12 @@ use std::collections::VecDeque;
 
 use mailbox_proto::{BrokerError, Capacity, MailboxSettings, Message};
 
-use super::batch::{admit_batch, batch_len};
+use super::batch::{admit_batch, after_in_order, batch_len, page};
 use super::ledger::Ledger;
 use super::policy::{room, DeliveryRules};
 use super::waiters::{Context, WaitingReceive, WaitingSend};
-use crate::line::Line;
-use crate::types::Ticket;
+use crate::line::{step, Line};
+use crate::types::{ConnectionId, Ticket};
 
 /// The line receives wait in on a queue: who is served first.
 pub(super) trait ReceiverLine: Default + std::fmt::Debug {
@@ -109,7 +109,9 @@ impl<R: ReceiverLine> DeliveryRules for QueueLines<R> {
     ) {
         let capacity = settings.capacity;
         let Self {
-            queue, receivers, ..
+            queue,
+            receivers,
+            unsorted,
         } = self;
         loop {
             let space = room(capacity, queue.len());
@@ -121,6 +123,11 @@ impl<R: ReceiverLine> DeliveryRules for QueueLines<R> {
                 let take = batch_len(&receiver, queue.iter());
                 ledger.hand_over_front(receiver, queue, take, ctx);
                 moved = true;
+            }
+            if queue.is_empty() {
+                // Whatever came back out of order has gone: a peek finds
+                // its place by a binary search again.
+                *unsorted = false;
             }
             if capacity == Capacity::Zero {
                 // Rendezvous: messages go straight from waiting senders to
@@ -192,6 +199,34 @@ impl<R: ReceiverLine> DeliveryRules for QueueLines<R> {
 
     fn queued_count(&self) -> usize {
         self.queue.len()
+    }
+
+    /// The queue from after `after`: found by a binary search while the
+    /// queue is in sequence order, by a pass while a message that came
+    /// back out of order is queued. A rendezvous (`zero`) queues nothing:
+    /// the messages of waiting senders are not admitted yet (they have no
+    /// sequence number), so a peek shows none of them.
+    fn peek(
+        &self,
+        _viewer: ConnectionId,
+        after: Option<u64>,
+        limit: usize,
+        _ledger: &Ledger,
+    ) -> (Vec<Message>, bool) {
+        match after {
+            Some(after) if self.unsorted => {
+                page(after_in_order(self.queue.iter(), Some(after)), limit)
+            }
+            _ => {
+                let start = after.map_or(0, |after| {
+                    self.queue.partition_point(|m| {
+                        step(1);
+                        m.metadata.sequence <= after
+                    })
+                });
+                page(self.queue.range(start..), limit)
+            }
+        }
     }
 
     fn waiting_receivers(&self) -> usize {

@@ -8,7 +8,7 @@
 //! `connections.rs` (ids, cancel, disconnect, shutdown), `batches.rs`,
 //! `inboxes.rs`, `names.rs`, `receive_from_names.rs`, `send_stages.rs`, `acknowledgements.rs`,
 //! `ack_timeouts.rs`, `time_to_live.rs`, `calls.rs`, `hash_and_priority.rs`,
-//! `slow_subscribers.rs`, `many_waiters.rs`, `listing.rs`, and who may do
+//! `slow_subscribers.rs`, `many_waiters.rs`, `listing.rs`, `peek.rs`, and who may do
 //! what: `access_and_limits.rs`, `fair_share.rs`, `strangers.rs`. This file
 //! is the harness and the script language; `invariants.rs` what every step
 //! checks.
@@ -34,7 +34,8 @@
 //!   [prio=N] [max=N] [from=pN|n:NAME] [WAIT]` with SOURCE a mailbox or
 //!   `inbox`; `ack PLACE SEQ`, `nack PLACE SEQ [tail]` (PLACE a mailbox or
 //!   `inbox`; `SEQ/R` settles only the delivery with R redeliveries); `reply CALL PAYLOAD`; `claim NAME [WAIT]` (default `never`),
-//!   `release NAME`, `names`, `inboxcap CAPACITY`; and the settings `hash`,
+//!   `release NAME`, `names`, `inboxcap CAPACITY`, `peek SOURCE [after=SEQ]
+//!   [max=N]` (SOURCE a mailbox or `inbox`; `max` 100 unless given); and the settings `hash`,
 //!   `priority`, `deliveries=N`, `dlq=NAME`, `ttl=MS`; the settings `ack=MS`
 //!   (acknowledgement timeout, tests in `ack_timeouts.rs`) and `cut=MS`
 //!   (cut slow subscribers after, `slow_subscribers.rs`). Permissions
@@ -57,7 +58,7 @@
 //! expired=.. dead=.. dropped=..` when any of them is not zero, then
 //! ` acktimeouts=N` and ` cut=N` when not zero. Beyond plain mailboxes,
 //! replies read `settled`, `replied`, `claimed`, `released`, `inboxcap`, `names
-//! NAME=cN+QUEUED...`.
+//! NAME=cN+QUEUED...`, `peeked SEQ:PAYLOAD... [next=SEQ] [inflight=N]`.
 
 use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::time::{Duration, Instant};
@@ -90,6 +91,7 @@ mod metadata;
 mod model;
 mod names;
 mod order;
+mod peek;
 mod receive;
 mod receive_from_names;
 mod send;
@@ -482,6 +484,22 @@ fn parse_request(words: &[&str]) -> Request {
                 .parse()
                 .unwrap_or_else(|_| panic!("bad capacity {capacity}")),
         },
+        ["peek", source, options @ ..] => {
+            let mut after = None;
+            let mut max = 100;
+            for word in options {
+                match word.split_once('=') {
+                    Some(("after", n)) => after = Some(number(n)),
+                    Some(("max", n)) => max = number(n),
+                    _ => panic!("bad peek option {word:?}"),
+                }
+            }
+            let from = match *source {
+                "inbox" => Source::Inbox { from: None },
+                name => Source::Mailbox(text(name)),
+            };
+            Request::Peek { from, after, max }
+        }
         _ => panic!("bad request {words:?}"),
     }
 }
@@ -720,6 +738,28 @@ fn show(reply: &Reply) -> String {
                 .map(|n| format!("{}=c{}+{}", n.name, n.process, n.queued_claims))
                 .collect();
             format!("names {}", names.join(" ")).trim_end().to_owned()
+        }
+        Ok(Response::Peeked {
+            messages,
+            next,
+            in_flight,
+        }) => {
+            let mut text = "peeked".to_owned();
+            for message in messages {
+                text.push_str(&format!(
+                    " {}:{}{}",
+                    message.metadata.sequence,
+                    show_payload(&message.payload),
+                    show_extras(message)
+                ));
+            }
+            if let Some(next) = next {
+                text.push_str(&format!(" next={next}"));
+            }
+            if *in_flight > 0 {
+                text.push_str(&format!(" inflight={in_flight}"));
+            }
+            text
         }
         // Pages have their own tests (`tests/listing.rs`), not scripts.
         Ok(Response::MailboxPage { mailboxes, next }) => {

@@ -131,6 +131,37 @@ impl ModelMailbox {
         waiting + self.buffered().values().sum::<u64>()
     }
 
+    /// A page of `Peek` for `viewer`: the queue, or for broadcast the
+    /// viewer's unread messages if it subscribed, else every message some
+    /// subscriber has not read; from after `after`, by sequence (the model
+    /// never takes a message back, so its queues stay in that order).
+    fn peek(&self, viewer: ConnectionId, after: Option<u64>, max: u32) -> Response {
+        let shown: Vec<&Message> = match self.subscribers.get(&viewer) {
+            Some(subscriber) if self.is_broadcast() => subscriber.inbox.iter().collect(),
+            _ if self.is_broadcast() => {
+                let mut unread: BTreeMap<u64, &Message> = BTreeMap::new();
+                for message in self.subscribers.values().flat_map(|s| s.inbox.iter()) {
+                    unread.insert(message.metadata.sequence, message);
+                }
+                unread.into_values().collect()
+            }
+            _ => self.queue.iter().collect(),
+        };
+        let mut messages: Vec<Message> = shown
+            .into_iter()
+            .filter(|m| after.is_none_or(|after| m.metadata.sequence > after))
+            .cloned()
+            .collect();
+        let limit = max.clamp(1, mailbox_proto::MAX_PEEK_MESSAGES) as usize;
+        let next = (messages.len() > limit).then(|| messages[limit - 1].metadata.sequence);
+        messages.truncate(limit);
+        Response::Peeked {
+            messages,
+            next,
+            in_flight: 0,
+        }
+    }
+
     fn waiting_receivers(&self) -> usize {
         self.receivers.len()
             + self
@@ -503,6 +534,14 @@ impl Model {
             Request::MailboxInfo { name } => match self.mailboxes.get(&name) {
                 None => Err(ErrorKind::NoSuchMailbox),
                 Some(mailbox) => Ok(Response::Info(Box::new(mailbox.info(&name)))),
+            },
+            Request::Peek {
+                from: Source::Mailbox(name),
+                after,
+                max,
+            } => match self.mailboxes.get(&name) {
+                None => Err(ErrorKind::NoSuchMailbox),
+                Some(mailbox) => Ok(mailbox.peek(ticket.connection, after, max)),
             },
             Request::ListMailboxes => Ok(Response::Mailboxes(
                 self.mailboxes

@@ -367,6 +367,13 @@ fn arb_request_v2() -> impl Strategy<Value = Request> {
             .prop_map(|(after, max)| Request::ListMailboxPage { after, max }),
         (proptest::option::of("[a-z]{0,8}"), any::<u32>())
             .prop_map(|(after, max)| Request::ListNamePage { after, max }),
+        (proptest::option::of(any::<u64>()), any::<u32>()).prop_map(|(after, max)| {
+            Request::Peek {
+                from: crate::Source::Inbox { from: None },
+                after,
+                max,
+            }
+        }),
         prop_oneof![
             Just(Capacity::Zero),
             Just(Capacity::Unbounded),
@@ -479,6 +486,13 @@ fn arb_response() -> impl Strategy<Value = Result<Response, BrokerError>> {
                 }],
                 next
             })),
+        (proptest::option::of(any::<u64>()), any::<u64>()).prop_map(|(next, in_flight)| Ok(
+            Response::Peeked {
+                messages: vec![crate::fixtures::message(3, "p")],
+                next,
+                in_flight
+            }
+        )),
         proptest::option::of("[a-z]{0,8}").prop_map(|next| Ok(Response::MailboxPage {
             mailboxes: Vec::new(),
             next

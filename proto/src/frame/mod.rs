@@ -26,7 +26,7 @@ pub use handshake::{
 };
 pub use request::{
     validate_key, ReceiveOptions, Request, SendOptions, Stage, Verdict, Wait,
-    DEFAULT_INBOX_CAPACITY, MAX_KEY_LEN, MAX_LIST_BYTES, MAX_PAGE_BYTES,
+    DEFAULT_INBOX_CAPACITY, MAX_KEY_LEN, MAX_LIST_BYTES, MAX_PAGE_BYTES, MAX_PEEK_MESSAGES,
 };
 pub use response::{NameInfo, Response};
 

@@ -265,7 +265,29 @@ pub enum Request {
         /// The most names in the page.
         max: u32,
     },
+    /// Shows queued messages without taking them, in the order receivers
+    /// would get them, a page at a time: answered with [`Response::Peeked`].
+    /// Needs the receive right on the mailbox (an inbox: only its own
+    /// connection peeks at it, and only at all of it: `from` must be
+    /// `None`). Nothing changes: no sequence number, redelivery count,
+    /// acknowledgement or waiting request is touched. A page holds at most
+    /// `max` messages (0 is taken as 1; the broker caps it at
+    /// [`MAX_PEEK_MESSAGES`]) and at most 16 MiB of encoded messages, so
+    /// it always fits a frame (one message alone always goes in).
+    Peek {
+        /// Which mailbox, or this connection's inbox.
+        from: Source,
+        /// Start after the message with this sequence number (`None`: from
+        /// the first); the `next` of the previous page.
+        after: Option<u64>,
+        /// The most messages in the page.
+        max: u32,
+    },
 }
+
+/// The most messages one page of [`Request::Peek`] holds, whatever the
+/// client asks for.
+pub const MAX_PEEK_MESSAGES: u32 = 1024;
 
 /// The most bytes of encoded rows in one page of a listing
 /// ([`Request::ListMailboxPage`], [`Request::ListNamePage`]); a single row

@@ -122,4 +122,18 @@ pub enum Response {
         /// Where the next page starts; `None` when this is the last page.
         next: Option<String>,
     },
+    /// A page of [`Request::Peek`]: queued messages, left where they are.
+    Peeked {
+        /// The messages of this page, in the order receivers would get them
+        /// (possibly none: nothing is queued after the cursor).
+        messages: Vec<Message>,
+        /// Where the next page starts (its `after`: the sequence number of
+        /// the last message of this page); `None` when this is the last
+        /// page.
+        next: Option<u64>,
+        /// Messages delivered and not yet acknowledged (manual
+        /// acknowledgement): held by their receivers, not queued, so not
+        /// in any page; they come back to the queue if not acknowledged.
+        in_flight: u64,
+    },
 }

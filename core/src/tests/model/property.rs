@@ -79,6 +79,13 @@ enum Op {
         slot: usize,
         id: RequestId,
     },
+    Peek {
+        slot: usize,
+        id: RequestId,
+        mailbox: usize,
+        after: Option<u64>,
+        max: u32,
+    },
 }
 
 #[derive(Debug, Clone)]
@@ -146,9 +153,11 @@ fn op_strategy(connections: usize, mailboxes: usize) -> impl Strategy<Value = Op
             .prop_map(|(slot, id, mailbox)| Op::Delete { slot, id, mailbox }),
         2 => (slot.clone(), id.clone(), mailbox.clone(), prop::option::of(settings_strategy()))
             .prop_map(|(slot, id, mailbox, settings)| Op::Create { slot, id, mailbox, settings }),
-        1 => (slot.clone(), id.clone(), mailbox)
+        1 => (slot.clone(), id.clone(), mailbox.clone())
             .prop_map(|(slot, id, mailbox)| Op::Info { slot, id, mailbox }),
-        1 => (slot, id).prop_map(|(slot, id)| Op::Status { slot, id }),
+        1 => (slot.clone(), id.clone()).prop_map(|(slot, id)| Op::Status { slot, id }),
+        2 => (slot, id, mailbox, prop::option::of(0u64..=8), 1u32..=3)
+            .prop_map(|(slot, id, mailbox, after, max)| Op::Peek { slot, id, mailbox, after, max }),
     ]
 }
 
@@ -793,6 +802,20 @@ impl Driver {
             }
             Op::Status { slot, id } => {
                 self.request(self.slots[slot], id, Request::Status);
+            }
+            Op::Peek {
+                slot,
+                id,
+                mailbox,
+                after,
+                max,
+            } => {
+                let request = Request::Peek {
+                    from: Source::Mailbox(mailbox_name(mailbox)),
+                    after,
+                    max,
+                };
+                self.request(self.slots[slot], id, request);
             }
         }
     }

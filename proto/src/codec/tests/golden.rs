@@ -160,6 +160,17 @@ fn client_frames() -> Vec<(ClientFrame, &'static str)> {
             "06000000091901016164",
         ),
         (frame(10, Request::Status), "020000000a09"),
+        (
+            frame(
+                11,
+                Request::Peek {
+                    from: Source::Mailbox("jobs".into()),
+                    after: Some(300),
+                    max: 50,
+                },
+            ),
+            "0d0000000b1b00046a6f627301fb2c0132",
+        ),
     ]
 }
 
@@ -250,6 +261,17 @@ fn server_frames() -> Vec<(ServerFrame, &'static str)> {
             },
             "09000000020801060466756c6c",
         ),
+        (
+            ok(
+                9,
+                Response::Peeked {
+                    messages: vec![message(7, "job")],
+                    next: Some(7),
+                    in_flight: 2,
+                },
+            ),
+            "1400000002090017010701020304050000036a6f62010702",
+        ),
     ]
 }
 
@@ -274,10 +296,11 @@ fn assert_golden<T>(
 
 #[test]
 fn hello_frame_has_its_golden_bytes() {
-    // The broker reads the hello with the general decoder.
+    // The broker reads the hello with the general decoder. Version 4: the
+    // byte after the magic.
     assert_golden(
         &Hello::new("ctl"),
-        "0a000000fc4d424f58030363746c",
+        "0a000000fc4d424f58040363746c",
         decode_frame::<Hello>,
     );
 }
