@@ -47,13 +47,20 @@ pub(super) fn send(
     if receipt.recipients == 0 && to.to.is_none() {
         eprintln!("note: no subscribers; nobody will receive it");
     }
-    if invocation.out.json() {
-        invocation.out.emit(
-            || json!({ "sequence": receipt.sequence, "recipients": receipt.recipients }),
-            String::new,
-        )?;
-    }
-    Ok(())
+    invocation.out.receipt(
+        || json!({ "sequence": receipt.sequence, "recipients": receipt.recipients }),
+        || {
+            let recipients = match receipt.recipients {
+                1 => "1 recipient".to_owned(),
+                n => format!("{n} recipients"),
+            };
+            format!(
+                "sent #{} to {} ({recipients})\n",
+                receipt.sequence,
+                invocation.command.subject()
+            )
+        },
+    )
 }
 
 /// `recv`: takes messages one by one, prints each or hands it to `--exec`,
@@ -112,7 +119,7 @@ pub(super) fn receive(invocation: &mut Invocation) -> Result<(), Failure> {
                     String::new,
                 )?;
             } else {
-                out.raw(&received.message.payload)?;
+                out.payload(&received.message.payload)?;
             }
             // Only once the message is out (written and flushed).
             if *ack {

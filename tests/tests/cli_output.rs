@@ -1,0 +1,132 @@
+//! How `mailboxctl` writes what it received and what it did: the exact
+//! bytes into a pipe, `--raw`, `--delimiter` and `-0` between messages, and
+//! one convention for confirmations (quiet on success, the receipt with
+//! `-v` or `--json`). The terminal's newline rule is a unit test of
+//! `cli/src/output/payload.rs` (no pty here).
+
+use mailbox_tests::{json_lines, Broker};
+
+/// A broker with mailbox `feed` holding `messages`, in order.
+fn feed(messages: &[&str]) -> Broker {
+    let broker = Broker::start();
+    broker.ok(&["create", "feed"]);
+    for message in messages {
+        broker.ok(&["send", "feed", message]);
+    }
+    broker
+}
+
+#[test]
+fn recv_into_a_pipe_writes_the_exact_bytes_with_nothing_added() {
+    let broker = feed(&["to everyone", "a line\n", ""]);
+    let output = broker.run(&["recv", "feed", "--count", "3"]);
+    assert!(output.status.success());
+    assert_eq!(output.stdout, b"to everyonea line\n");
+}
+
+#[test]
+fn recv_null_and_delimiter_put_their_bytes_after_every_message() {
+    let broker = feed(&["one", "two\n", "three", "four", "five"]);
+    let output = broker.run(&["recv", "feed", "--count", "2", "-0"]);
+    assert_eq!(output.stdout, b"one\0two\n\0");
+    let output = broker.run(&["recv", "feed", "--count", "2", "--delimiter", "\\n--\\n"]);
+    assert_eq!(output.stdout, b"three\n--\nfour\n--\n");
+    let output = broker.run(&["recv", "feed", "--raw"]);
+    assert_eq!(output.stdout, b"five");
+}
+
+#[test]
+fn broadcast_subscribers_with_a_newline_delimiter_print_one_message_a_line() {
+    let broker = Broker::start();
+    broker.ok(&[
+        "create",
+        "news",
+        "--policy",
+        "broadcast",
+        "--capacity",
+        "16",
+    ]);
+    let subscriber = broker.spawn(&["recv", "news", "--count", "2", "--delimiter", "\\n"]);
+    mailbox_tests::wait_until("the subscriber subscribed", || {
+        broker.info("news")["subscribers"] == 1
+    });
+    broker.ok(&["send", "news", "to everyone"]);
+    broker.ok(&["send", "news", "to everyone"]);
+    let output = subscriber.finish();
+    assert!(output.status.success());
+    assert_eq!(output.stdout, b"to everyone\nto everyone\n");
+}
+
+#[test]
+fn call_takes_the_same_delimiters_for_its_reply() {
+    let broker = Broker::start();
+    broker.ok(&["create", "upper"]);
+    let _handler = broker.spawn_group(&["recv", "upper", "--exec", "tr a-z A-Z", "--follow"]);
+    let reply = broker.run(&["call", "upper", "hello", "--timeout", "20s", "-0"]);
+    assert!(reply.status.success(), "{reply:?}");
+    assert_eq!(reply.stdout, b"HELLO\0");
+}
+
+#[test]
+fn framing_flags_are_refused_with_json_and_exec() {
+    let broker = feed(&["kept"]);
+    for args in [
+        &["--json", "recv", "feed", "-0"][..],
+        &["recv", "feed", "--exec", "cat", "--raw"][..],
+        &["recv", "feed", "--raw", "--null"][..],
+    ] {
+        let output = broker.run(args);
+        assert_eq!(output.status.code(), Some(2), "{args:?}");
+    }
+    assert_eq!(broker.info("feed")["queued_messages"], 1, "nothing taken");
+}
+
+#[test]
+fn commands_that_change_something_are_quiet_on_success() {
+    let broker = Broker::start();
+    for args in [
+        &["create", "jobs"][..],
+        &["create", "jobs"][..],
+        &["send", "jobs", "x"][..],
+        &["chmod", "jobs", "0762"][..],
+        &["chown", "jobs", "0:0"][..],
+        &["purge", "jobs"][..],
+        &["delete", "jobs"][..],
+    ] {
+        assert_eq!(broker.ok(args), "", "{args:?} prints nothing");
+    }
+}
+
+#[test]
+fn verbose_prints_the_receipt_as_text_and_json_as_an_object() {
+    let broker = Broker::start();
+    let receipts = [
+        (&["create", "jobs", "-v"][..], "created jobs\n"),
+        (
+            &["create", "jobs", "--verbose"][..],
+            "jobs already exists with the same settings\n",
+        ),
+        (
+            &["send", "jobs", "x", "-v"][..],
+            "sent #1 to mailbox jobs (1 recipient)\n",
+        ),
+        (
+            &["chmod", "jobs", "0762", "-v"][..],
+            "mode of jobs is now 0762\n",
+        ),
+        (
+            &["purge", "jobs", "-v"][..],
+            "purged 1 queued message from jobs\n",
+        ),
+        (&["delete", "jobs", "-v"][..], "deleted jobs\n"),
+    ];
+    for (args, receipt) in receipts {
+        assert_eq!(broker.ok(args), receipt, "{args:?}");
+    }
+    broker.ok(&["create", "jobs"]);
+    let sent = json_lines(broker.ok(&["--json", "send", "jobs", "y"]).as_bytes());
+    assert_eq!(sent[0]["sequence"], 1);
+    assert_eq!(sent[0]["recipients"], 1);
+    let deleted = json_lines(broker.ok(&["--json", "delete", "jobs"]).as_bytes());
+    assert_eq!(deleted[0]["deleted"], true);
+}
