@@ -224,7 +224,10 @@ impl Core {
     /// `BrokerShuttingDown`, and so is every later request.
     pub fn shut_down(&mut self, clock: &Clock, out: &mut Outcome) {
         self.shutting_down = true;
-        let stopping = error(ErrorKind::BrokerShuttingDown, "the broker is stopping");
+        let stopping = error(
+            ErrorKind::BrokerShuttingDown,
+            "this waiting request ends unanswered",
+        );
         let mark = out.replies.len();
         let mut ctx = Context {
             out,

@@ -130,3 +130,15 @@ fn verbose_prints_the_receipt_as_text_and_json_as_an_object() {
     let deleted = json_lines(broker.ok(&["--json", "delete", "jobs"]).as_bytes());
     assert_eq!(deleted[0]["deleted"], true);
 }
+
+#[test]
+fn failures_say_each_thing_once() {
+    let broker = Broker::start();
+    let output = broker.run(&["send", "--to", "nobody", "hi"]);
+    assert_eq!(output.status.code(), Some(68));
+    assert_eq!(
+        String::from_utf8_lossy(&output.stderr),
+        "mailboxctl: no process named nobody is connected; start it first, or see the \
+         claimed names with `mailboxctl names`\n"
+    );
+}

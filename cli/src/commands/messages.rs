@@ -7,8 +7,8 @@ use std::io::{self, Read};
 
 use mailbox_client::blocking::Client;
 use mailbox_client::{
-    Bytes, Error, ErrorKind, Held, Message, ReceiveOptions, SendOptions, Source, Stage, Wait,
-    MAX_MESSAGE_SIZE_LIMIT,
+    Bytes, Error, ErrorKind, Held, MailboxSettings, Message, ReceiveOptions, SendOptions, Source,
+    Stage, Wait, MAX_MESSAGE_SIZE_LIMIT,
 };
 use serde_json::json;
 
@@ -102,7 +102,24 @@ pub(super) fn receive(invocation: &mut Invocation) -> Result<(), Failure> {
         priority: *priority,
     };
     let mut handled = 0u64;
-    let mut failed: Option<(u64, exec::Ran)> = None;
+    let mut failed: Option<(u64, exec::Ran, String)> = None;
+    // The mailbox's settings, looked up at the first message given back:
+    // whether that was its last delivery.
+    let mut settings: Option<Option<MailboxSettings>> = None;
+    let mut give_back = |client: &mut Client, received: &Held, to_tail: bool| {
+        client.nack(received, to_tail)?;
+        let settings = settings.get_or_insert_with(|| {
+            name.as_ref()
+                .and_then(|name| client.info(name).ok())
+                .map(|info| info.settings)
+        });
+        Ok::<_, Error>(given_back(
+            name.is_some(),
+            settings.as_ref(),
+            &received.message,
+            to_tail,
+        ))
+    };
     while *follow || handled < *count {
         let message = match (name, *ack, *priority) {
             // The protocol's first receive, for what it can say.
@@ -141,22 +158,20 @@ pub(super) fn receive(invocation: &mut Invocation) -> Result<(), Failure> {
                 // (counted as a delivery, so --max-deliveries retires it in
                 // the end), and take no other: this worker cannot run its
                 // command, and retrying would only loop.
-                if *ack {
-                    client.nack(&received, true).map_err(&fail)?;
-                }
+                let fate = match *ack {
+                    true => give_back(client, &received, true).map_err(&fail)?,
+                    false => "it was consumed (use --ack to have it put back)".to_owned(),
+                };
                 return Err(Failure::new(
                     exit::FAILURE,
                     format!(
                         "cannot start the command with sh for message #{}: {error}",
                         received.sequence()
                     ),
-                    if *ack {
-                        "check that sh is on PATH and processes can be started; the message \
-                         was put back at the tail"
-                    } else {
-                        "check that sh is on PATH and processes can be started; the message \
-                         was consumed (use --ack to have it put back)"
-                    },
+                    format!(
+                        "check that sh is on PATH and processes can be started; the message: \
+                         {fate}"
+                    ),
                 ));
             }
         };
@@ -175,40 +190,70 @@ pub(super) fn receive(invocation: &mut Invocation) -> Result<(), Failure> {
                 client.ack(&received).map_err(&fail)?;
             }
         } else {
-            if *ack {
-                client.nack(&received, false).map_err(&fail)?;
-            }
+            let fate = match (*ack, call) {
+                (true, _) => give_back(client, &received, false).map_err(&fail)?,
+                (false, Some(_)) => {
+                    "it was consumed and the call was not answered (use --ack to have it put \
+                     back)"
+                        .to_owned()
+                }
+                (false, None) => "it was consumed (use --ack to have it put back)".to_owned(),
+            };
             if *follow {
                 eprintln!(
-                    "note: the command failed ({}) for message #{}{}",
+                    "note: the command failed ({}) for message #{}; {fate}",
                     ran.status,
                     received.sequence(),
-                    if *ack {
-                        "; it was put back"
-                    } else if call.is_some() {
-                        "; the call was not answered"
-                    } else {
-                        ""
-                    }
                 );
             }
-            failed = Some((received.sequence(), ran));
+            failed = Some((received.sequence(), ran, fate));
         }
     }
     match failed {
         None => Ok(()),
-        Some((sequence, ran)) => Err(Failure::new(
+        Some((sequence, ran, fate)) => Err(Failure::new(
             exit::FAILURE,
             format!(
                 "the command failed ({}) for message #{sequence}",
                 ran.status
             ),
-            if *ack {
-                "see its output above; the message was put back at the head"
-            } else {
-                "see its output above; the message was consumed (use --ack to have it put back)"
-            },
+            format!("see its output above; {fate}"),
         )),
+    }
+}
+
+/// What became of `message` once given back (nack), in words: put back,
+/// or, when that was its last delivery (the mailbox's `--max-deliveries`,
+/// told by its redelivery count), moved to its dead-letter mailbox or
+/// dropped. `settings` is `None` when the mailbox's could not be read.
+fn given_back(
+    mailbox: bool,
+    settings: Option<&MailboxSettings>,
+    message: &Message,
+    to_tail: bool,
+) -> String {
+    let end = if to_tail { "tail" } else { "head" };
+    let deliveries = message.metadata.redeliveries.saturating_add(1);
+    let Some(settings) = settings else {
+        return match mailbox {
+            // An inbox has no maximum of deliveries.
+            false => format!("it was put back at the {end}"),
+            true => format!(
+                "it was put back at the {end}, unless that was its last delivery (see \
+                 `mailboxctl info`)"
+            ),
+        };
+    };
+    match (settings.max_deliveries, &settings.dead_letter) {
+        (Some(max), Some(dead_letter)) if deliveries >= max => format!(
+            "that was its delivery {deliveries} of at most {max} (--max-deliveries), so it was \
+             dead-lettered to {dead_letter}"
+        ),
+        (Some(max), None) if deliveries >= max => format!(
+            "that was its delivery {deliveries} of at most {max} (--max-deliveries), so it was \
+             dropped (the mailbox has no --dead-letter)"
+        ),
+        _ => format!("it was put back at the {end}"),
     }
 }
 
