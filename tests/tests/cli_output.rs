@@ -142,3 +142,92 @@ fn failures_say_each_thing_once() {
          claimed names with `mailboxctl names`\n"
     );
 }
+
+#[test]
+fn status_shows_every_limit_in_force_for_people_and_exact_in_json() {
+    let broker = Broker::start_with(&["--frame-timeout", "1.5s", "--max-buffered-bytes", "96M"]);
+    let text = broker.ok(&["status", "--interval", "0"]);
+    let shown = |name: &str| -> String {
+        text.lines()
+            .find_map(|line| {
+                let line = line.strip_prefix("  ")?;
+                let (key, value) = line.split_once(' ')?;
+                (key == name).then(|| value.trim().to_owned())
+            })
+            .unwrap_or_else(|| panic!("no limit {name} in\n{text}"))
+    };
+    // The server's own settings are there too, as people write them.
+    assert_eq!(shown("frame_timeout"), "1.5s");
+    assert_eq!(shown("handshake_timeout"), "10s");
+    assert_eq!(shown("write_timeout"), "30s");
+    assert_eq!(shown("max_buffered_bytes"), "96 MiB");
+    assert_eq!(shown("memory_budget"), "1 GiB");
+    assert_eq!(shown("max_connections_per_uid"), "1024");
+    for name in [
+        "max_frame_size",
+        "max_unread_reply_bytes",
+        "max_buffered_bytes_per_uid",
+        "max_message_size",
+    ] {
+        assert!(
+            shown(name).ends_with("iB") || shown(name).contains("bytes"),
+            "{name}"
+        );
+    }
+    assert!(!text.contains("18446744073709551615"), "{text}");
+
+    let status = json_lines(
+        broker
+            .ok(&["--json", "status", "--interval", "0"])
+            .as_bytes(),
+    );
+    let limits = &status[0]["limits"];
+    assert_eq!(limits["frame_timeout_millis"], 1500, "{limits}");
+    assert_eq!(limits["handshake_timeout_millis"], 10_000, "{limits}");
+    assert_eq!(limits["max_buffered_bytes"], 96 << 20, "{limits}");
+    assert_eq!(limits["memory_budget"], 1 << 30, "{limits}");
+    assert!(limits["max_frame_size"].as_u64().is_some(), "{limits}");
+    assert!(
+        limits["max_unread_reply_bytes"].as_u64().is_some(),
+        "{limits}"
+    );
+}
+
+#[test]
+fn info_names_the_owner_and_group_and_shows_sizes_for_people() {
+    let broker = Broker::start();
+    broker.ok(&["create", "jobs", "--max-size", "64K", "--ttl", "1.5s"]);
+    let text = broker.ok(&["info", "jobs"]);
+    // SAFETY: geteuid and getegid have no preconditions.
+    let (uid, gid) = unsafe { (libc::geteuid(), libc::getegid()) };
+    let owner = text
+        .lines()
+        .find(|l| l.starts_with("owner: "))
+        .expect("owner");
+    assert!(
+        owner.ends_with(&format!(" ({uid})")),
+        "a name, then the uid: {owner}"
+    );
+    let group = text
+        .lines()
+        .find(|l| l.starts_with("group: "))
+        .expect("group");
+    assert!(
+        group.ends_with(&format!(" ({gid})")),
+        "a name, then the gid: {group}"
+    );
+    if uid == 0 {
+        assert_eq!(owner, "owner: root (0)");
+    }
+    for line in [
+        "max message size: 64 KiB",
+        "fixed size: none",
+        "time to live: 1.5s",
+    ] {
+        assert!(text.lines().any(|l| l == line), "{line:?} in\n{text}");
+    }
+    let info = broker.info("jobs");
+    assert!(info["owner"].is_string(), "{info}");
+    assert_eq!(info["owner_uid"], uid);
+    assert_eq!(info["max_message_size"], 65_536);
+}

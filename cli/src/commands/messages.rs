@@ -296,7 +296,7 @@ pub(super) fn read_stdin() -> Result<Bytes, Failure> {
             format!(
                 "the message on standard input is larger than {}, the most any mailbox \
                  accepts (stopped reading there)",
-                output::text::human_bytes(limit)
+                output::text::human_size(limit)
             ),
             "send a smaller message, or split it into several",
         ));
