@@ -200,22 +200,17 @@ fn info_names_the_owner_and_group_and_shows_sizes_for_people() {
     let text = broker.ok(&["info", "jobs"]);
     // SAFETY: geteuid and getegid have no preconditions.
     let (uid, gid) = unsafe { (libc::geteuid(), libc::getegid()) };
-    let owner = text
-        .lines()
-        .find(|l| l.starts_with("owner: "))
-        .expect("owner");
-    assert!(
-        owner.ends_with(&format!(" ({uid})")),
-        "a name, then the uid: {owner}"
-    );
-    let group = text
-        .lines()
-        .find(|l| l.starts_with("group: "))
-        .expect("group");
-    assert!(
-        group.ends_with(&format!(" ({gid})")),
-        "a name, then the gid: {group}"
-    );
+    // Each by its name (where it has one), then its id.
+    let named = |key: &str, id: u32| -> String {
+        let line = text
+            .lines()
+            .find(|l| l.starts_with(key))
+            .unwrap_or_else(|| panic!("no {key} in\n{text}"));
+        assert!(line.ends_with(&format!(" ({id})")), "{line}");
+        line.to_owned()
+    };
+    let owner = named("owner: ", uid);
+    named("group: ", gid);
     if uid == 0 {
         assert_eq!(owner, "owner: root (0)");
     }
