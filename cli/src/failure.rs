@@ -254,8 +254,8 @@ fn describe(error: &Error, command: &Command) -> String {
                 ErrorKind::NoReply => format!("{said}; check the handler and call again"),
                 ErrorKind::Expired => format!("{said}; send it again or raise --ttl"),
                 ErrorKind::DeadLettered => format!(
-                    "{said}: it had as many deliveries as the mailbox allows; see its \
-                     dead-letter mailbox (`mailboxctl info {name}`)"
+                    "{said}: it was dead-lettered after as many deliveries as the mailbox \
+                     allows; see its dead-letter mailbox (`mailboxctl info {name}`)"
                 ),
                 ErrorKind::InvalidRequest => format!(
                     "the request does not apply to {subject} ({said}); check the options \
