@@ -89,6 +89,14 @@ pub(crate) fn human_limit(limit: &Limit) -> String {
     }
 }
 
+/// A uid as `alice`, or `1000` when it has no name (a table's cell).
+pub(crate) fn user_name_or_id(uid: u32) -> String {
+    match accounts::user_name(uid) {
+        Ok(Some(name)) => name,
+        _ => uid.to_string(),
+    }
+}
+
 /// A uid as `alice (1000)`, or `uid 1000` when it has no name.
 pub(crate) fn user(uid: u32) -> String {
     match accounts::user_name(uid) {
