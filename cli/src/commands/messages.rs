@@ -165,13 +165,10 @@ pub(super) fn receive(invocation: &mut Invocation) -> Result<(), Failure> {
                 return Err(Failure::new(
                     exit::FAILURE,
                     format!(
-                        "cannot start the command with sh for message #{}: {error}",
+                        "cannot start the command with sh for message #{} ({error}); {fate}",
                         received.sequence()
                     ),
-                    format!(
-                        "check that sh is on PATH and processes can be started; the message: \
-                         {fate}"
-                    ),
+                    "check that sh is on PATH and processes can be started",
                 ));
             }
         };
@@ -302,4 +299,41 @@ pub(super) fn read_stdin() -> Result<Bytes, Failure> {
         ));
     }
     Ok(Bytes::from(payload))
+}
+
+#[cfg(test)]
+mod tests {
+    use mailbox_proto::fixtures;
+
+    use super::*;
+
+    #[test]
+    fn a_message_given_back_on_its_last_delivery_is_said_to_be_retired() {
+        let mut message = fixtures::message(3, Bytes::from_static(b"task"));
+        let settings = |dead_letter: Option<&str>| MailboxSettings {
+            max_deliveries: Some(2),
+            dead_letter: dead_letter.map(str::to_owned),
+            ..MailboxSettings::default()
+        };
+        let with_dead_letters = settings(Some("jobs.dead"));
+        // The first delivery of two: back it goes.
+        assert_eq!(
+            given_back(true, Some(&with_dead_letters), &message, false),
+            "it was put back at the head"
+        );
+        message.metadata.redeliveries = 1;
+        assert_eq!(
+            given_back(true, Some(&with_dead_letters), &message, false),
+            "that was its delivery 2 of at most 2 (--max-deliveries), so it was dead-lettered \
+             to jobs.dead"
+        );
+        assert!(given_back(true, Some(&settings(None)), &message, true)
+            .ends_with("so it was dropped (the mailbox has no --dead-letter)"));
+        // Settings unknown: no claim it was put back for sure.
+        assert!(given_back(true, None, &message, true).contains("unless that was its last"));
+        assert_eq!(
+            given_back(false, None, &message, true),
+            "it was put back at the tail"
+        );
+    }
 }
