@@ -219,7 +219,8 @@ pub(crate) enum Command {
     /// left out for a key with a NUL byte) and MAILBOX_CALL (when it is a
     /// call). A call is answered with CMD's stdout when CMD exits 0. With
     /// --ack the message is acknowledged when CMD exits 0 and put back at
-    /// the head otherwise. If sh cannot be started at all, the message is
+    /// the head otherwise (or dead-lettered after its last delivery, as
+    /// the note then says). If sh cannot be started at all, the message is
     /// put back once at the tail (with --ack) and mailboxctl exits 1. CMD
     /// and what it starts are killed if mailboxctl dies. Without --follow
     /// the exit code is 0 if CMD succeeded for every message, else 1.
