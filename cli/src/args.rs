@@ -17,11 +17,11 @@ use mailbox_client::{
     wait_at_most, Address, Capacity, DeliveryPolicy, Stage, Target, Wait, DEFAULT_MAX_MESSAGE_SIZE,
 };
 
-pub(crate) use values::Owner;
 use values::{
-    parse_ack_timeout, parse_address, parse_cut_after, parse_duration, parse_group, parse_mode,
-    parse_owner, parse_size, parse_ttl,
+    parse_ack_timeout, parse_address, parse_cut_after, parse_delimiter, parse_duration,
+    parse_group, parse_mode, parse_owner, parse_size, parse_ttl,
 };
+pub(crate) use values::{Delimiter, Owner};
 
 /// Control and use the mailboxes of the mailboxd broker.
 ///
@@ -40,18 +40,20 @@ pub(crate) struct Cli {
     /// The broker's socket.
     #[arg(long, global = true, value_name = "PATH")]
     pub(crate) socket: Option<PathBuf>,
-    /// Print one JSON object per line on stdout instead of text.
+    /// Print one JSON object per line on stdout instead of text (commands
+    /// that change something print their receipt).
     #[arg(long, global = true)]
     pub(crate) json: bool,
     /// Claim this well-known name for the command's connection first, so
     /// that others reach its inbox by that name (exit 73 if another process
-    /// holds it).
-    #[arg(long = "as", global = true, value_name = "NAME")]
+    /// holds it). Before any command, or after send, recv and call.
+    #[arg(long = "as", value_name = "NAME")]
     pub(crate) as_name: Option<String>,
     /// Who may send to this command's inbox, as an octal mode (only the
     /// send bits count): the default 0600 admits processes of your own uid
-    /// and root; 0622 admits everyone, 0620 your group too.
-    #[arg(long, global = true, value_name = "MODE", value_parser = parse_mode)]
+    /// and root; 0622 admits everyone, 0620 your group too. Before any
+    /// command, or after recv.
+    #[arg(long, value_name = "MODE", value_parser = parse_mode)]
     pub(crate) inbox_mode: Option<u32>,
     /// Also accept a broker running as this user (uid or name); by default
     /// only root, the user mailbox and your own uid are (exit 78 for any
@@ -112,6 +114,8 @@ pub(crate) enum Command {
         /// Group of the mailbox (a name or a gid); default: the creator's.
         #[arg(long, value_name = "GROUP", value_parser = parse_group)]
         group: Option<u32>,
+        #[command(flatten)]
+        receipt: Receipt,
     },
     /// Change who may do what with a mailbox (needs the manage right).
     ///
@@ -124,6 +128,8 @@ pub(crate) enum Command {
         /// The rights, in octal.
         #[arg(value_parser = parse_mode)]
         mode: u32,
+        #[command(flatten)]
+        receipt: Receipt,
     },
     /// Change a mailbox's owner and/or group (needs the manage right).
     Chown {
@@ -132,17 +138,23 @@ pub(crate) enum Command {
         /// USER, USER:GROUP or :GROUP; names or numeric ids.
         #[arg(value_name = "[USER][:GROUP]", value_parser = parse_owner)]
         owner: Owner,
+        #[command(flatten)]
+        receipt: Receipt,
     },
     /// Discard every queued message of a mailbox (not those a receiver
     /// holds unacknowledged); needs the manage right.
     Purge {
         /// The mailbox's name.
         name: String,
+        #[command(flatten)]
+        receipt: Receipt,
     },
     /// Delete a mailbox; whoever waits on it gets an error.
     Delete {
         /// The mailbox's name.
         name: String,
+        #[command(flatten)]
+        receipt: Receipt,
     },
     /// List every mailbox.
     List,
@@ -174,10 +186,19 @@ pub(crate) enum Command {
         ttl: Option<u64>,
         #[command(flatten)]
         wait: WaitArgs,
+        #[command(flatten)]
+        claim: Claim,
+        #[command(flatten)]
+        receipt: Receipt,
     },
-    /// Receive messages and write their bytes to stdout exactly as sent.
+    /// Receive messages and write their bytes to stdout.
     ///
-    /// Payloads are written back to back, with no separator. With --json each
+    /// Into a pipe or a file each message's bytes are written exactly as
+    /// sent, back to back, with nothing added (so `recv > file` copies a
+    /// message byte for byte). On a terminal a newline follows each message
+    /// that does not end with one already, so that messages and the prompt
+    /// stay apart. --raw (exact bytes even on a terminal), --delimiter STR
+    /// and -0 choose for both. With --json each
     /// message is one line: {"mailbox", "sequence", "sender_pid",
     /// "sender_uid", "sender_gid", "sender_connection",
     /// "accepted_at_unix_nanos", "redeliveries", "key", "call",
@@ -198,7 +219,8 @@ pub(crate) enum Command {
     /// left out for a key with a NUL byte) and MAILBOX_CALL (when it is a
     /// call). A call is answered with CMD's stdout when CMD exits 0. With
     /// --ack the message is acknowledged when CMD exits 0 and put back at
-    /// the head otherwise. If sh cannot be started at all, the message is
+    /// the head otherwise (or dead-lettered after its last delivery, as
+    /// the note then says). If sh cannot be started at all, the message is
     /// put back once at the tail (with --ack) and mailboxctl exits 1. CMD
     /// and what it starts are killed if mailboxctl dies. Without --follow
     /// the exit code is 0 if CMD succeeded for every message, else 1.
@@ -248,6 +270,15 @@ pub(crate) enum Command {
         /// Keep receiving until killed or the broker goes away.
         #[arg(long)]
         follow: bool,
+        #[command(flatten)]
+        framing: Framing,
+        #[command(flatten)]
+        claim: Claim,
+        /// Who may send to this command's inbox, as an octal mode (only the
+        /// send bits count): the default 0600 admits processes of your own
+        /// uid and root; 0622 admits everyone, 0620 your group too.
+        #[arg(long, value_name = "MODE", value_parser = parse_mode)]
+        inbox_mode: Option<u32>,
     },
     /// Show queued messages without taking them (needs the right to receive).
     ///
@@ -274,7 +305,8 @@ pub(crate) enum Command {
         #[arg(long, value_name = "SEQ")]
         after: Option<u64>,
     },
-    /// Call: send a request message and print the reply's bytes (like recv).
+    /// Call: send a request message and print the reply's bytes (like recv:
+    /// exact bytes into a pipe, a newline added on a terminal if missing).
     ///
     /// To a mailbox (MAILBOX), or with --to to a process; then the only
     /// argument is the message.
@@ -288,6 +320,10 @@ pub(crate) enum Command {
         /// Routing key of the request, for hash mailboxes.
         #[arg(long, value_name = "K")]
         key: Option<String>,
+        #[command(flatten)]
+        framing: Framing,
+        #[command(flatten)]
+        claim: Claim,
     },
     /// List the claimed well-known names and who holds them.
     Names,
@@ -407,6 +443,51 @@ impl WaitArgs {
     }
 }
 
+/// `-v`: what a command that changes something says once it succeeded.
+/// Without it (and without --json) it says nothing, like Unix tools.
+#[derive(Debug, Default, Args)]
+pub(crate) struct Receipt {
+    /// Say what was done, on stdout (--json always prints the receipt).
+    #[arg(short, long)]
+    pub(crate) verbose: bool,
+}
+
+/// `--as` given after the command (it may also come before it).
+#[derive(Debug, Default, Args)]
+pub(crate) struct Claim {
+    /// Claim this well-known name for the command's connection first, so
+    /// that others reach its inbox (or find its messages, `recv --from`)
+    /// by that name (exit 73 if another process holds it).
+    #[arg(long = "as", value_name = "NAME")]
+    pub(crate) as_name: Option<String>,
+}
+
+/// What `recv` and `call` write after each message's bytes (see
+/// [`crate::output::payload`]). At most one of them.
+#[derive(Debug, Default, Args)]
+#[group(multiple = false)]
+pub(crate) struct Framing {
+    /// Write each message's bytes exactly, nothing after them, even on a
+    /// terminal (what a pipe or a file always gets unless --delimiter or -0).
+    #[arg(long)]
+    pub(crate) raw: bool,
+    /// Write STR after each message, on a terminal or not; \n, \t, \r, \0
+    /// and \\ in it stand for a newline, tab, carriage return, NUL and a
+    /// backslash.
+    #[arg(long, value_name = "STR", value_parser = parse_delimiter)]
+    pub(crate) delimiter: Option<Delimiter>,
+    /// Write a NUL byte after each message (for `xargs -0`, `read -d ''`).
+    #[arg(short = '0', long = "null")]
+    pub(crate) null: bool,
+}
+
+impl Framing {
+    /// Whether any of the three was given.
+    fn given(&self) -> bool {
+        self.raw || self.null || self.delimiter.is_some()
+    }
+}
+
 impl Cli {
     /// Parses the command line, usage errors included (exit 2).
     pub(crate) fn parse_checked() -> Self {
@@ -417,12 +498,71 @@ impl Cli {
         cli
     }
 
-    /// The checks clap cannot express: exactly one of MAILBOX and --to.
+    /// The checks clap cannot express: exactly one of MAILBOX and --to;
+    /// --as and --inbox-mode once, before or after the command (moved to
+    /// [`Cli`]); --raw, --delimiter and -0 only for text output.
     fn check(&mut self) -> Result<(), clap::Error> {
-        match &mut self.command {
-            Command::Send { to, .. } | Command::Call { to, .. } => to.normalize(),
-            _ => Ok(()),
+        let usage =
+            |text: String| Cli::command().error(clap::error::ErrorKind::ArgumentConflict, text);
+        let (claim, inbox_mode, framing) = match &mut self.command {
+            Command::Send { to, claim, .. } => {
+                to.normalize()?;
+                (Some(claim), None, None)
+            }
+            Command::Call {
+                to, claim, framing, ..
+            } => {
+                to.normalize()?;
+                (Some(claim), None, Some(&*framing))
+            }
+            Command::Recv {
+                claim,
+                inbox_mode,
+                framing,
+                exec,
+                ..
+            } => {
+                if exec.is_some() && framing.given() {
+                    return Err(usage(
+                        "--raw, --delimiter and -0 shape what recv prints; with --exec it                          prints nothing (each message goes to the command's stdin)"
+                            .to_owned(),
+                    ));
+                }
+                (Some(claim), Some(inbox_mode), Some(&*framing))
+            }
+            _ => (None, None, None),
+        };
+        if self.json && framing.is_some_and(Framing::given) {
+            return Err(usage(
+                "--raw, --delimiter and -0 shape the text output; --json writes one object                  per line with the exact bytes in payload_base64"
+                    .to_owned(),
+            ));
         }
+        /// Moves a flag given after the command to `before`, once.
+        fn merge<T>(
+            flag: &str,
+            before: &mut Option<T>,
+            after: Option<&mut Option<T>>,
+        ) -> Result<(), clap::Error> {
+            match (before.is_some(), after.and_then(Option::take)) {
+                (true, Some(_)) => Err(Cli::command().error(
+                    clap::error::ErrorKind::ArgumentConflict,
+                    format!("{flag} given both before and after the command; give it once"),
+                )),
+                (_, Some(value)) => {
+                    *before = Some(value);
+                    Ok(())
+                }
+                (_, None) => Ok(()),
+            }
+        }
+        merge(
+            "--as",
+            &mut self.as_name,
+            claim.map(|claim| &mut claim.as_name),
+        )?;
+        merge("--inbox-mode", &mut self.inbox_mode, inbox_mode)?;
+        Ok(())
     }
 }
 
@@ -443,11 +583,11 @@ impl Command {
     pub(crate) fn mailbox(&self) -> Option<&str> {
         match self {
             Command::Create { name, .. }
-            | Command::Delete { name }
+            | Command::Delete { name, .. }
             | Command::Info { name }
             | Command::Chmod { name, .. }
             | Command::Chown { name, .. }
-            | Command::Purge { name }
+            | Command::Purge { name, .. }
             | Command::Peek { name, .. } => Some(name),
             Command::Recv { name, .. } => name.as_deref(),
             Command::Send { to, .. } | Command::Call { to, .. } => match to.to {
@@ -455,6 +595,27 @@ impl Command {
                 None => to.mailbox(),
             },
             Command::List | Command::Names | Command::Status { .. } | Command::Top { .. } => None,
+        }
+    }
+
+    /// Whether the command says what it did on success (`-v`).
+    pub(crate) fn verbose(&self) -> bool {
+        match self {
+            Command::Create { receipt, .. }
+            | Command::Chmod { receipt, .. }
+            | Command::Chown { receipt, .. }
+            | Command::Purge { receipt, .. }
+            | Command::Delete { receipt, .. }
+            | Command::Send { receipt, .. } => receipt.verbose,
+            _ => false,
+        }
+    }
+
+    /// What `recv` and `call` write after each message's bytes.
+    pub(crate) fn framing(&self) -> Option<&Framing> {
+        match self {
+            Command::Recv { framing, .. } | Command::Call { framing, .. } => Some(framing),
+            _ => None,
         }
     }
 

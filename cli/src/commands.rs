@@ -72,6 +72,7 @@ pub(crate) fn run(cli: &Cli) -> Result<(), Failure> {
             cut_slow_subscribers_after,
             mode,
             group,
+            ..
         } => {
             let settings = MailboxSettings {
                 capacity: *capacity,
@@ -86,10 +87,10 @@ pub(crate) fn run(cli: &Cli) -> Result<(), Failure> {
             };
             mailboxes::create(invocation, name, settings, *mode, *group)
         }
-        Command::Chmod { name, mode } => mailboxes::chmod(invocation, name, *mode),
-        Command::Chown { name, owner } => mailboxes::chown(invocation, name, *owner),
-        Command::Purge { name } => mailboxes::purge(invocation, name),
-        Command::Delete { name } => mailboxes::delete(invocation, name),
+        Command::Chmod { name, mode, .. } => mailboxes::chmod(invocation, name, *mode),
+        Command::Chown { name, owner, .. } => mailboxes::chown(invocation, name, *owner),
+        Command::Purge { name, .. } => mailboxes::purge(invocation, name),
+        Command::Delete { name, .. } => mailboxes::delete(invocation, name),
         Command::List => mailboxes::list(invocation),
         Command::Info { name } => mailboxes::info(invocation, name),
         Command::Names => names::names(invocation),
@@ -104,6 +105,7 @@ pub(crate) fn run(cli: &Cli) -> Result<(), Failure> {
             key,
             ttl,
             wait,
+            ..
         } => messages::send(
             invocation,
             to,
@@ -113,9 +115,9 @@ pub(crate) fn run(cli: &Cli) -> Result<(), Failure> {
             *ttl,
             wait,
         ),
-        Command::Call { to, timeout, key } => {
-            calls::call(invocation, to, payload(to), *timeout, key.as_deref())
-        }
+        Command::Call {
+            to, timeout, key, ..
+        } => calls::call(invocation, to, payload(to), *timeout, key.as_deref()),
         Command::Recv { .. } => messages::receive(invocation),
         Command::Peek { name, count, after } => peek::peek(invocation, name, *count, *after),
     }
@@ -156,7 +158,7 @@ fn connect(cli: &Cli) -> Result<Invocation<'_>, Failure> {
     }
     Ok(Invocation {
         client,
-        out: Output::new(cli.json),
+        out: Output::new(cli.json, command),
         command,
     })
 }

@@ -233,45 +233,45 @@ fn describe(error: &Error, command: &Command) -> String {
                     let process = command
                         .process()
                         .map_or_else(|| "that process".to_owned(), ToString::to_string);
+                    // The broker's "no live process holds the name N" says
+                    // what ours says; other words of its ("process 7 left;
+                    // ...") say more.
+                    let what = match said.starts_with("no live process") {
+                        true => format!("no {process} is connected"),
+                        false => format!("no {process} is connected: {said}"),
+                    };
                     format!(
-                        "no {process} is connected ({said}); start it first, or see the \
-                         claimed names with `mailboxctl names`"
+                        "{what}; start it first, or see the claimed names with `mailboxctl \
+                         names`"
                     )
                 }
                 ErrorKind::NameTaken => format!(
                     "{said}; see who holds it with `mailboxctl names`, or pick another name"
                 ),
-                ErrorKind::NoReply => format!(
-                    "the process handling the call left without replying ({said}); \
-                     check the handler and call again"
-                ),
-                ErrorKind::Expired => format!(
-                    "the message expired before it was delivered ({said}); send it again or \
-                     raise --ttl"
-                ),
+                // Where the broker's words tell the whole story (which
+                // process, which message, which mailbox), they are the
+                // line, not a parenthesis repeating ours.
+                ErrorKind::NoReply => format!("{said}; check the handler and call again"),
+                ErrorKind::Expired => format!("{said}; send it again or raise --ttl"),
                 ErrorKind::DeadLettered => format!(
-                    "the message was dead-lettered after too many deliveries ({said}); see \
-                     the mailbox's dead-letter mailbox (`mailboxctl info {name}`)"
+                    "{said}: it was dead-lettered after as many deliveries as the mailbox \
+                     allows; see its dead-letter mailbox (`mailboxctl info {name}`)"
                 ),
                 ErrorKind::InvalidRequest => format!(
                     "the request does not apply to {subject} ({said}); check the options \
                      against its policy (`mailboxctl info {name}`)"
                 ),
-                ErrorKind::CallEnded => format!(
-                    "the caller stopped waiting before the reply ({said}); nothing to do"
-                ),
+                ErrorKind::CallEnded => format!("{said}; nothing to do"),
                 ErrorKind::NotHeld => format!(
-                    "this connection does not hold that message or call ({said}); it was \
-                     settled or answered already, or came back after the mailbox's \
-                     --ack-timeout"
+                    "{said}; it was settled or answered already, or came back after the \
+                     mailbox's --ack-timeout"
                 ),
                 ErrorKind::Purged => format!(
-                    "the message was purged from {subject} before a receiver took it ({said}); \
-                     send it again"
+                    "the message was purged from {subject} before a receiver took it; send it \
+                     again"
                 ),
                 ErrorKind::SlowConsumer => format!(
-                    "the subscription was cut off because this subscriber did not keep up \
-                     ({said}); read faster or in batches, subscribe again, or ask the owner of \
+                    "{said}; read faster or in batches, subscribe again, or ask the owner of \
                      {subject} for a larger --capacity"
                 ),
                 ErrorKind::TooManyRequests => format!(
@@ -312,12 +312,49 @@ mod tests {
     }
 
     #[test]
+    fn the_brokers_words_are_said_once() {
+        let recv = command(&["recv", "news", "--timeout", "1s"]);
+        for (kind, said) in [
+            (
+                ErrorKind::CallEnded,
+                "call 3 ended: its caller stopped waiting (timeout, cancel, or it left)",
+            ),
+            (
+                ErrorKind::NotHeld,
+                "this connection holds no message 5 of jobs",
+            ),
+            (
+                ErrorKind::NoReply,
+                "process 4 took the request of call 2 and left without replying",
+            ),
+            (
+                ErrorKind::SlowConsumer,
+                "this connection's subscription to news was cut off: its backlog stayed full",
+            ),
+        ] {
+            let line = Failure::client(Error::Broker(BrokerError::new(kind, said)), &recv).line;
+            assert!(line.starts_with(&format!("{said}; ")), "{line}");
+            assert_eq!(line.matches(said).count(), 1, "{line}");
+        }
+    }
+
+    #[test]
     fn failures_about_processes_and_names_say_what_to_do() {
         let send = command(&["send", "--to", "worker", "hi"]);
         let line = Failure::client(broker(ErrorKind::NoSuchProcess), &send).line;
         assert!(
             line.starts_with("no process named worker is connected"),
             "{line}"
+        );
+        let unknown = Error::Broker(BrokerError::new(
+            ErrorKind::NoSuchProcess,
+            "no live process holds the name worker",
+        ));
+        assert_eq!(
+            Failure::client(unknown, &send).line,
+            "no process named worker is connected; start it first, or see the claimed \
+             names with `mailboxctl names`",
+            "said once, not twice"
         );
         assert!(line.contains("mailboxctl names"), "{line}");
         let line = Failure::client(broker(ErrorKind::InvalidName), &send).line;

@@ -117,6 +117,9 @@ pub struct Core {
     /// (a user's own broker, the service user) and, like root, have no
     /// per-uid share and may fill the reserve.
     service_uid: Option<u32>,
+    /// Limits the server enforces itself (frames, handshakes, buffers),
+    /// reported by `Status` after the core's own.
+    server_limits: Vec<mailbox_proto::Limit>,
 }
 
 /// An error to answer with.
@@ -149,6 +152,7 @@ impl Core {
             dead_letter_refusals_reported: BTreeSet::new(),
             awaited_by: ConnectionMap::default(),
             service_uid: None,
+            server_limits: Vec::new(),
         }
     }
 
@@ -162,6 +166,13 @@ impl Core {
     pub fn set_limits(&mut self, limits: Limits) {
         self.limits = limits;
         self.budget.set_limits(limits.budget());
+    }
+
+    /// Gives the limits the server enforces itself (the core knows nothing
+    /// of frames, handshakes or socket buffers), so that `Status` reports
+    /// every limit in force: they follow the core's own, as given.
+    pub fn set_server_limits(&mut self, limits: Vec<mailbox_proto::Limit>) {
+        self.server_limits = limits;
     }
 
     /// Says which uid the broker runs as (see `privileged`).
@@ -225,7 +236,10 @@ impl Core {
     /// `BrokerShuttingDown`, and so is every later request.
     pub fn shut_down(&mut self, clock: &Clock, out: &mut Outcome) {
         self.shutting_down = true;
-        let stopping = error(ErrorKind::BrokerShuttingDown, "the broker is stopping");
+        let stopping = error(
+            ErrorKind::BrokerShuttingDown,
+            "this waiting request ends unanswered",
+        );
         let mark = out.replies.len();
         let mut ctx = Context {
             out,

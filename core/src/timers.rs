@@ -156,10 +156,8 @@ impl Core {
             let mark = out.replies.len();
             self.end_wait(
                 deadline.ticket,
-                error(
-                    ErrorKind::Timeout,
-                    "timed out waiting; what was not sent or taken by now never will be",
-                ),
+                // `end_wait` says what the timeout means for what waited.
+                error(ErrorKind::Timeout, "the wait ran out"),
                 clock,
                 out,
             );

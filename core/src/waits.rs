@@ -130,9 +130,21 @@ impl Core {
         else {
             return false;
         };
+        let timed_out = why.kind == ErrorKind::Timeout;
+        // A timeout is told what it means for what waited (the kind says
+        // "timed out" already; the text says what became of the request).
+        let told = |what: &str| match timed_out {
+            true => error(ErrorKind::Timeout, what),
+            false => why.clone(),
+        };
         if let Place::Name(name) = &waiting.place {
             self.names.leave_queue(name, target);
-            out.reply(target, Err(why));
+            out.reply(
+                target,
+                Err(told(&format!(
+                    "the name {name} is still held by another process; the claim was withdrawn"
+                ))),
+            );
             return true;
         }
         if let Some(call) = waiting.call {
@@ -150,26 +162,34 @@ impl Core {
                 .withdraw(target, true, &mut ctx)
                 .map(|withdrawn| (withdrawn, next))
         });
+        let late_reply = "no reply came in time; a receiver holds the request, and its late \
+                          reply will be refused";
         let result = match withdrawn {
-            Some((Withdrawn::Send(send), next)) => send.failed(why, next),
-            Some((Withdrawn::Receive | Withdrawn::Queued, _)) => Err(why),
-            Some((Withdrawn::InFlight, _)) if why.kind == ErrorKind::Timeout => {
-                Err(if waiting.call.is_some() {
-                    error(
-                        ErrorKind::Timeout,
-                        "timed out waiting for the reply; a receiver holds the request",
-                    )
-                } else {
-                    error(
-                        ErrorKind::TimeoutInFlight,
-                        "timed out after a receiver took the message (stage received reached) but before it was acknowledged; it was not withdrawn",
-                    )
-                })
-            }
-            Some((Withdrawn::InFlight, _)) => Err(why),
+            Some((Withdrawn::Send(send), next)) => send.failed(
+                told(
+                    "there was no room (or, with capacity zero, no receiver) in time; what was \
+                     not sent by now never will be",
+                ),
+                next,
+            ),
+            Some((Withdrawn::Receive, _)) => Err(told("no message came in time; none was taken")),
+            Some((Withdrawn::Queued, _)) => Err(told(
+                "no receiver took the message in time; it was withdrawn from the queue and \
+                 will never be delivered",
+            )),
+            Some((Withdrawn::InFlight, _)) if timed_out => Err(if waiting.call.is_some() {
+                told(late_reply)
+            } else {
+                error(
+                    ErrorKind::TimeoutInFlight,
+                    "a receiver took the message (stage received reached) but did not \
+                     acknowledge it in time; it was not withdrawn",
+                )
+            }),
+            Some((Withdrawn::InFlight, _)) => Err(why.clone()),
             // A call whose request was handed over waits for nothing but
             // its reply.
-            None if waiting.call.is_some() => Err(why),
+            None if waiting.call.is_some() => Err(told(late_reply)),
             None => return false,
         };
         out.reply(target, result);

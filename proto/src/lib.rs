@@ -31,8 +31,8 @@ pub use frame::{
     MAX_PAGE_BYTES, MAX_PEEK_MESSAGES, OLDEST_PROTOCOL_VERSION, PROTOCOL_VERSION,
 };
 pub use mailbox::{
-    BrokerStatus, Capacity, DeliveryPolicy, InvalidName, Limit, MailboxInfo, MailboxName,
-    MailboxSettings, ParseCapacityError, ParsePolicyError, DEFAULT_MAX_MESSAGE_SIZE,
+    BrokerStatus, Capacity, DeliveryPolicy, InvalidName, Limit, LimitUnit, MailboxInfo,
+    MailboxName, MailboxSettings, ParseCapacityError, ParsePolicyError, DEFAULT_MAX_MESSAGE_SIZE,
     MAX_MESSAGE_SIZE_LIMIT,
 };
 #[cfg(any(test, feature = "fixtures"))]

@@ -379,10 +379,58 @@ pub struct BrokerStatus {
 }
 
 /// One limit in force.
+///
+/// What the value counts is told by the name ([`Limit::unit`]), so that a
+/// limit added later needs no change on the wire; [`Limit::NONE`] means
+/// no limit.
+///
+/// ```
+/// use mailbox_proto::{Limit, LimitUnit};
+/// let limit = |name: &str| Limit { name: name.to_owned(), value: 1 };
+/// assert_eq!(limit("handshake_timeout").unit(), LimitUnit::Millis);
+/// assert_eq!(limit("max_frame_size").unit(), LimitUnit::Bytes);
+/// assert_eq!(limit("max_queued_bytes_per_uid").unit(), LimitUnit::Bytes);
+/// assert_eq!(limit("memory_budget").unit(), LimitUnit::Bytes);
+/// assert_eq!(limit("max_connections").unit(), LimitUnit::Count);
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Limit {
     /// Its name in the configuration file (`max_connections`, ...).
     pub name: String,
-    /// Its value (bytes, a count, or milliseconds for durations).
+    /// Its value: bytes, a count, or milliseconds for durations, as
+    /// [`Limit::unit`] says; [`Limit::NONE`] for no limit.
     pub value: u64,
+}
+
+/// What a [`Limit`]'s value counts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LimitUnit {
+    /// Bytes: names that end in `_size` or `_budget` or have `bytes` in them.
+    Bytes,
+    /// A duration in milliseconds: names that end in `_timeout`.
+    Millis,
+    /// A number of things (connections, messages, mailboxes): every other name.
+    Count,
+}
+
+impl Limit {
+    /// The value that means "no limit".
+    pub const NONE: u64 = u64::MAX;
+
+    /// What the value counts, by the rule of the name (see [`LimitUnit`]).
+    pub fn unit(&self) -> LimitUnit {
+        let name = self.name.as_str();
+        if name.ends_with("_timeout") {
+            LimitUnit::Millis
+        } else if name.ends_with("_size") || name.ends_with("_budget") || name.contains("bytes") {
+            LimitUnit::Bytes
+        } else {
+            LimitUnit::Count
+        }
+    }
+
+    /// The value, or `None` for no limit.
+    pub fn bounded(&self) -> Option<u64> {
+        (self.value != Self::NONE).then_some(self.value)
+    }
 }

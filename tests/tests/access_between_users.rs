@@ -65,7 +65,7 @@ fn chmod_gives_others_exactly_the_rights_of_its_mode() {
     let setup = ConfiguredBroker::start(OPEN_SOCKET, &[]);
     setup.broker.ok(&["create", "inbox"]);
     // 0762: others may send (2), not receive (4) or manage (1).
-    let changed = setup.broker.ok(&["chmod", "inbox", "0762"]);
+    let changed = setup.broker.ok(&["chmod", "inbox", "0762", "-v"]);
     assert!(changed.contains("0762"), "{changed}");
     assert_eq!(setup.broker.info("inbox")["mode"], "0762");
     assert_exit(&setup.as_other(&["send", "inbox", "hello"]), 0, "send");

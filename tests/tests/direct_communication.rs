@@ -43,7 +43,7 @@ fn a_named_process_receives_what_is_sent_to_its_name() {
     let lines: Vec<&str> = table.lines().collect();
     assert_eq!(
         lines[0].split_whitespace().collect::<Vec<_>>(),
-        ["NAME", "PROCESS", "PID", "UID", "QUEUED"],
+        ["NAME", "PROCESS", "PID", "USER", "QUEUED"],
         "{table}"
     );
     assert_eq!(lines.len(), 2, "{table}");
@@ -54,7 +54,10 @@ fn a_named_process_receives_what_is_sent_to_its_name() {
             "worker".to_owned(),
             process.to_string(),
             worker.pid().to_string(),
-            entry["uid"].to_string(),
+            // The holder's user by name (its uid without one), as `ps` shows it.
+            entry["user"]
+                .as_str()
+                .map_or_else(|| entry["uid"].to_string(), str::to_owned),
             "0".to_owned()
         ]
     );

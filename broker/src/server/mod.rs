@@ -144,6 +144,36 @@ impl Config {
             .saturating_add(2 * self.max_frame_size as usize);
         self.max_unread_reply_bytes.max(floor)
     }
+
+    /// The limits the server enforces itself, by their configuration names
+    /// and as enforced, for `Status` to report after the core's own
+    /// (durations in milliseconds: their names end in `_timeout`, see
+    /// [`mailbox_proto::Limit::unit`]).
+    pub(crate) fn server_limits(&self) -> Vec<mailbox_proto::Limit> {
+        let bytes = |n: usize| n as u64;
+        let millis = |d: Duration| u64::try_from(d.as_millis()).unwrap_or(u64::MAX);
+        [
+            ("max_frame_size", u64::from(self.max_frame_size)),
+            ("handshake_timeout", millis(self.handshake_timeout)),
+            (
+                "max_unread_reply_bytes",
+                bytes(self.max_unread_reply_bytes()),
+            ),
+            ("max_buffered_bytes", bytes(self.buffers.max_buffered_bytes)),
+            (
+                "max_buffered_bytes_per_uid",
+                bytes(self.buffers.max_buffered_bytes_per_uid),
+            ),
+            ("frame_timeout", millis(self.buffers.frame_timeout)),
+            ("write_timeout", millis(self.buffers.write_timeout)),
+        ]
+        .into_iter()
+        .map(|(name, value)| mailbox_proto::Limit {
+            name: name.to_owned(),
+            value,
+        })
+        .collect()
+    }
 }
 
 /// The state behind the lock.

@@ -266,7 +266,7 @@ impl Outbox {
     /// close, ends the connection. Does nothing to an outbox already closed.
     pub fn shut_down(&self) {
         self.close_with_goodbye(
-            BrokerError::new(ErrorKind::BrokerShuttingDown, "the broker is stopping"),
+            BrokerError::new(ErrorKind::BrokerShuttingDown, "this connection closes"),
             true,
         );
     }

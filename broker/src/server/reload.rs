@@ -72,6 +72,8 @@ pub(crate) fn start(shared: &Arc<Shared>) {
     let mut state = shared.lock();
     // SAFETY: geteuid has no preconditions and cannot fail.
     state.core.set_service_uid(unsafe { libc::geteuid() });
+    // They are the server's from the start and do not change on a reload.
+    state.core.set_server_limits(shared.config.server_limits());
     apply(&mut state.core, &initial, shared.connection_ceiling);
 }
 

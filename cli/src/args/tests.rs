@@ -158,7 +158,10 @@ fn call_create_names_and_as_parse() {
     ])
     .expect("valid");
     assert_eq!(cli.as_name.as_deref(), Some("me"));
-    let Command::Call { to, timeout, key } = cli.command else {
+    let Command::Call {
+        to, timeout, key, ..
+    } = cli.command
+    else {
         panic!("call");
     };
     assert_eq!(to.target(), Target::process("svc"));
@@ -226,4 +229,50 @@ fn peek_takes_a_mailbox_a_count_and_a_cursor() {
     ] {
         assert_eq!(usage_error(args).exit_code(), 2, "{args:?}");
     }
+}
+
+#[test]
+fn as_and_inbox_mode_come_before_or_after_the_command_once() {
+    for args in [
+        &["--as", "svc", "--inbox-mode", "0622", "recv", "--inbox"][..],
+        &["recv", "--inbox", "--as", "svc", "--inbox-mode", "0622"][..],
+    ] {
+        let cli = Cli::parse_for_test(args).expect("valid");
+        assert_eq!(cli.as_name.as_deref(), Some("svc"), "{args:?}");
+        assert_eq!(cli.inbox_mode, Some(0o622), "{args:?}");
+    }
+    let twice = usage_error(&["--as", "a", "send", "--as", "b", "jobs", "x"]).to_string();
+    assert!(twice.contains("give it once"), "{twice}");
+    // Only where they mean something: not after commands without an inbox.
+    for args in [
+        &["top", "--as", "svc"][..],
+        &["list", "--as", "svc"][..],
+        &["send", "jobs", "x", "--inbox-mode", "0622"][..],
+    ] {
+        assert_eq!(usage_error(args).exit_code(), 2, "{args:?}");
+    }
+}
+
+#[test]
+fn framing_flags_are_one_of_three_and_only_for_text_output() {
+    for args in [
+        &["recv", "jobs", "--raw", "-0"][..],
+        &["recv", "jobs", "--raw", "--delimiter", ","][..],
+        &["--json", "recv", "jobs", "-0"][..],
+        &["recv", "jobs", "--exec", "cat", "--raw"][..],
+        &["send", "jobs", "x", "--raw"][..],
+    ] {
+        assert_eq!(usage_error(args).exit_code(), 2, "{args:?}");
+    }
+    assert!(command(&["recv", "jobs", "--delimiter", "\\n"])
+        .framing()
+        .is_some_and(|framing| framing.delimiter.is_some()));
+}
+
+#[test]
+fn receipts_are_asked_for_with_verbose() {
+    assert!(command(&["delete", "jobs", "-v"]).verbose());
+    assert!(command(&["send", "jobs", "x", "--verbose"]).verbose());
+    assert!(!command(&["create", "jobs"]).verbose());
+    assert_eq!(usage_error(&["list", "-v"]).exit_code(), 2);
 }

@@ -118,6 +118,40 @@ pub(crate) fn parse_size(text: &str) -> Result<u32, String> {
         .map_err(|error| error.to_string())
 }
 
+/// `--delimiter`'s bytes, escapes read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Delimiter(pub(crate) Vec<u8>);
+
+/// `--delimiter STR`: its bytes, with `\n`, `\t`, `\r`, `\0` and `\\` read
+/// as a newline, tab, carriage return, NUL and a backslash (so that
+/// `--delimiter '\n'` works without the shell's `$'\n'`); any other
+/// backslash is refused rather than guessed at.
+pub(crate) fn parse_delimiter(text: &str) -> Result<Delimiter, String> {
+    let mut bytes = Vec::with_capacity(text.len());
+    let mut chars = text.chars();
+    while let Some(c) = chars.next() {
+        let c = match c {
+            '\\' => match chars.next() {
+                Some('n') => '\n',
+                Some('t') => '\t',
+                Some('r') => '\r',
+                Some('0') => '\0',
+                Some('\\') => '\\',
+                other => {
+                    return Err(format!(
+                        "unknown escape \\{} in {text:?}; use \\n, \\t, \\r, \\0 or \\\\",
+                        other.map(String::from).unwrap_or_default()
+                    ))
+                }
+            },
+            c => c,
+        };
+        let mut utf8 = [0; 4];
+        bytes.extend_from_slice(c.encode_utf8(&mut utf8).as_bytes());
+    }
+    Ok(Delimiter(bytes))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -132,5 +166,18 @@ mod tests {
         assert_eq!(parse_size("1M"), Ok(1 << 20));
         assert!(parse_size("4096MiB").is_err());
         assert!(parse_size("lots").is_err());
+    }
+
+    #[test]
+    fn delimiters_read_backslash_escapes() {
+        assert_eq!(parse_delimiter("---"), Ok(Delimiter(b"---".to_vec())));
+        assert_eq!(parse_delimiter("\\n"), Ok(Delimiter(b"\n".to_vec())));
+        assert_eq!(
+            parse_delimiter("\\n\\0\\t\\r\\\\"),
+            Ok(Delimiter(b"\n\0\t\r\\".to_vec()))
+        );
+        assert_eq!(parse_delimiter(""), Ok(Delimiter(Vec::new())));
+        assert!(parse_delimiter("\\x").is_err());
+        assert!(parse_delimiter("a\\").is_err());
     }
 }

@@ -32,6 +32,6 @@ pub(super) fn call(
             .out
             .emit(|| output::message::json(None, &reply), String::new)
     } else {
-        invocation.out.raw(&reply.payload)
+        invocation.out.payload(&reply.payload)
     }
 }

@@ -1,7 +1,8 @@
 //! The commands that manage mailboxes: `create`, `chmod`, `chown`,
-//! `purge`, `delete`, `list` and `info`. Each is one request; what it
-//! prints on success is a one-line confirmation (or the mailbox shown by
-//! [`crate::output::mailbox`]).
+//! `purge`, `delete`, `list` and `info`. Each is one request. Those that
+//! change something print nothing on success, their receipt with `-v` or
+//! `--json` ([`crate::output::Output::receipt`]); `list` and `info` show
+//! mailboxes ([`crate::output::mailbox`]).
 
 use std::fmt::Write as _;
 
@@ -26,7 +27,7 @@ pub(super) fn create(
         .client
         .create_with(name, settings, mode, group)
         .map_err(invocation.fail())?;
-    invocation.out.emit(
+    invocation.out.receipt(
         || json!({ "name": name, "created": created }),
         || {
             if created {
@@ -44,7 +45,7 @@ pub(super) fn chmod(invocation: &mut Invocation, name: &str, mode: u32) -> Resul
         .client
         .set_permissions(name, None, None, Some(mode))
         .map_err(invocation.fail())?;
-    invocation.out.emit(
+    invocation.out.receipt(
         || json!({ "name": name, "mode": format!("{mode:04o}") }),
         || format!("mode of {name} is now {mode:04o}\n"),
     )
@@ -56,7 +57,7 @@ pub(super) fn chown(invocation: &mut Invocation, name: &str, owner: Owner) -> Re
         .client
         .set_permissions(name, owner.user, owner.group, None)
         .map_err(invocation.fail())?;
-    invocation.out.emit(
+    invocation.out.receipt(
         || json!({ "name": name, "owner_uid": owner.user, "group_gid": owner.group }),
         || {
             let mut text = format!("{name}:");
@@ -76,16 +77,19 @@ pub(super) fn chown(invocation: &mut Invocation, name: &str, owner: Owner) -> Re
 /// `purge`: the queued messages, not those a receiver holds.
 pub(super) fn purge(invocation: &mut Invocation, name: &str) -> Result<(), Failure> {
     let purged = invocation.client.purge(name).map_err(invocation.fail())?;
-    invocation.out.emit(
+    invocation.out.receipt(
         || json!({ "name": name, "purged": purged }),
-        || format!("purged {purged} queued messages from {name}\n"),
+        || match purged {
+            1 => format!("purged 1 queued message from {name}\n"),
+            n => format!("purged {n} queued messages from {name}\n"),
+        },
     )
 }
 
 /// `delete`.
 pub(super) fn delete(invocation: &mut Invocation, name: &str) -> Result<(), Failure> {
     invocation.client.delete(name).map_err(invocation.fail())?;
-    invocation.out.emit(
+    invocation.out.receipt(
         || json!({ "name": name, "deleted": true }),
         || format!("deleted {name}\n"),
     )

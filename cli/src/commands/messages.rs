@@ -7,8 +7,8 @@ use std::io::{self, Read};
 
 use mailbox_client::blocking::Client;
 use mailbox_client::{
-    Bytes, Error, ErrorKind, Held, Message, ReceiveOptions, SendOptions, Source, Stage, Wait,
-    MAX_MESSAGE_SIZE_LIMIT,
+    Bytes, Error, ErrorKind, Held, MailboxSettings, Message, ReceiveOptions, SendOptions, Source,
+    Stage, Wait, MAX_MESSAGE_SIZE_LIMIT,
 };
 use serde_json::json;
 
@@ -47,13 +47,20 @@ pub(super) fn send(
     if receipt.recipients == 0 && to.to.is_none() {
         eprintln!("note: no subscribers; nobody will receive it");
     }
-    if invocation.out.json() {
-        invocation.out.emit(
-            || json!({ "sequence": receipt.sequence, "recipients": receipt.recipients }),
-            String::new,
-        )?;
-    }
-    Ok(())
+    invocation.out.receipt(
+        || json!({ "sequence": receipt.sequence, "recipients": receipt.recipients }),
+        || {
+            let recipients = match receipt.recipients {
+                1 => "1 recipient".to_owned(),
+                n => format!("{n} recipients"),
+            };
+            format!(
+                "sent #{} to {} ({recipients})\n",
+                receipt.sequence,
+                invocation.command.subject()
+            )
+        },
+    )
 }
 
 /// `recv`: takes messages one by one, prints each or hands it to `--exec`,
@@ -95,7 +102,24 @@ pub(super) fn receive(invocation: &mut Invocation) -> Result<(), Failure> {
         priority: *priority,
     };
     let mut handled = 0u64;
-    let mut failed: Option<(u64, exec::Ran)> = None;
+    let mut failed: Option<(u64, exec::Ran, String)> = None;
+    // The mailbox's settings, looked up at the first message given back:
+    // whether that was its last delivery.
+    let mut settings: Option<Option<MailboxSettings>> = None;
+    let mut give_back = |client: &mut Client, received: &Held, to_tail: bool| {
+        client.nack(received, to_tail)?;
+        let settings = settings.get_or_insert_with(|| {
+            name.as_ref()
+                .and_then(|name| client.info(name).ok())
+                .map(|info| info.settings)
+        });
+        Ok::<_, Error>(given_back(
+            name.is_some(),
+            settings.as_ref(),
+            &received.message,
+            to_tail,
+        ))
+    };
     while *follow || handled < *count {
         let message = match (name, *ack, *priority) {
             // The protocol's first receive, for what it can say.
@@ -112,7 +136,7 @@ pub(super) fn receive(invocation: &mut Invocation) -> Result<(), Failure> {
                     String::new,
                 )?;
             } else {
-                out.raw(&received.message.payload)?;
+                out.payload(&received.message.payload)?;
             }
             // Only once the message is out (written and flushed).
             if *ack {
@@ -134,22 +158,17 @@ pub(super) fn receive(invocation: &mut Invocation) -> Result<(), Failure> {
                 // (counted as a delivery, so --max-deliveries retires it in
                 // the end), and take no other: this worker cannot run its
                 // command, and retrying would only loop.
-                if *ack {
-                    client.nack(&received, true).map_err(&fail)?;
-                }
+                let fate = match *ack {
+                    true => give_back(client, &received, true).map_err(&fail)?,
+                    false => "it was consumed (use --ack to have it put back)".to_owned(),
+                };
                 return Err(Failure::new(
                     exit::FAILURE,
                     format!(
-                        "cannot start the command with sh for message #{}: {error}",
+                        "cannot start the command with sh for message #{} ({error}); {fate}",
                         received.sequence()
                     ),
-                    if *ack {
-                        "check that sh is on PATH and processes can be started; the message \
-                         was put back at the tail"
-                    } else {
-                        "check that sh is on PATH and processes can be started; the message \
-                         was consumed (use --ack to have it put back)"
-                    },
+                    "check that sh is on PATH and processes can be started",
                 ));
             }
         };
@@ -168,40 +187,70 @@ pub(super) fn receive(invocation: &mut Invocation) -> Result<(), Failure> {
                 client.ack(&received).map_err(&fail)?;
             }
         } else {
-            if *ack {
-                client.nack(&received, false).map_err(&fail)?;
-            }
+            let fate = match (*ack, call) {
+                (true, _) => give_back(client, &received, false).map_err(&fail)?,
+                (false, Some(_)) => {
+                    "it was consumed and the call was not answered (use --ack to have it put \
+                     back)"
+                        .to_owned()
+                }
+                (false, None) => "it was consumed (use --ack to have it put back)".to_owned(),
+            };
             if *follow {
                 eprintln!(
-                    "note: the command failed ({}) for message #{}{}",
+                    "note: the command failed ({}) for message #{}; {fate}",
                     ran.status,
                     received.sequence(),
-                    if *ack {
-                        "; it was put back"
-                    } else if call.is_some() {
-                        "; the call was not answered"
-                    } else {
-                        ""
-                    }
                 );
             }
-            failed = Some((received.sequence(), ran));
+            failed = Some((received.sequence(), ran, fate));
         }
     }
     match failed {
         None => Ok(()),
-        Some((sequence, ran)) => Err(Failure::new(
+        Some((sequence, ran, fate)) => Err(Failure::new(
             exit::FAILURE,
             format!(
                 "the command failed ({}) for message #{sequence}",
                 ran.status
             ),
-            if *ack {
-                "see its output above; the message was put back at the head"
-            } else {
-                "see its output above; the message was consumed (use --ack to have it put back)"
-            },
+            format!("see its output above; {fate}"),
         )),
+    }
+}
+
+/// What became of `message` once given back (nack), in words: put back,
+/// or, when that was its last delivery (the mailbox's `--max-deliveries`,
+/// told by its redelivery count), moved to its dead-letter mailbox or
+/// dropped. `settings` is `None` when the mailbox's could not be read.
+fn given_back(
+    mailbox: bool,
+    settings: Option<&MailboxSettings>,
+    message: &Message,
+    to_tail: bool,
+) -> String {
+    let end = if to_tail { "tail" } else { "head" };
+    let deliveries = message.metadata.redeliveries.saturating_add(1);
+    let Some(settings) = settings else {
+        return match mailbox {
+            // An inbox has no maximum of deliveries.
+            false => format!("it was put back at the {end}"),
+            true => format!(
+                "it was put back at the {end}, unless that was its last delivery (see \
+                 `mailboxctl info`)"
+            ),
+        };
+    };
+    match (settings.max_deliveries, &settings.dead_letter) {
+        (Some(max), Some(dead_letter)) if deliveries >= max => format!(
+            "that was its delivery {deliveries} of at most {max} (--max-deliveries), so it was \
+             dead-lettered to {dead_letter}"
+        ),
+        (Some(max), None) if deliveries >= max => format!(
+            "that was its delivery {deliveries} of at most {max} (--max-deliveries), so it was \
+             dropped (the mailbox has no --dead-letter)"
+        ),
+        _ => format!("it was put back at the {end}"),
     }
 }
 
@@ -244,10 +293,47 @@ pub(super) fn read_stdin() -> Result<Bytes, Failure> {
             format!(
                 "the message on standard input is larger than {}, the most any mailbox \
                  accepts (stopped reading there)",
-                output::text::human_bytes(limit)
+                output::text::human_size(limit)
             ),
             "send a smaller message, or split it into several",
         ));
     }
     Ok(Bytes::from(payload))
+}
+
+#[cfg(test)]
+mod tests {
+    use mailbox_proto::fixtures;
+
+    use super::*;
+
+    #[test]
+    fn a_message_given_back_on_its_last_delivery_is_said_to_be_retired() {
+        let mut message = fixtures::message(3, Bytes::from_static(b"task"));
+        let settings = |dead_letter: Option<&str>| MailboxSettings {
+            max_deliveries: Some(2),
+            dead_letter: dead_letter.map(str::to_owned),
+            ..MailboxSettings::default()
+        };
+        let with_dead_letters = settings(Some("jobs.dead"));
+        // The first delivery of two: back it goes.
+        assert_eq!(
+            given_back(true, Some(&with_dead_letters), &message, false),
+            "it was put back at the head"
+        );
+        message.metadata.redeliveries = 1;
+        assert_eq!(
+            given_back(true, Some(&with_dead_letters), &message, false),
+            "that was its delivery 2 of at most 2 (--max-deliveries), so it was dead-lettered \
+             to jobs.dead"
+        );
+        assert!(given_back(true, Some(&settings(None)), &message, true)
+            .ends_with("so it was dropped (the mailbox has no --dead-letter)"));
+        // Settings unknown: no claim it was put back for sure.
+        assert!(given_back(true, None, &message, true).contains("unless that was its last"));
+        assert_eq!(
+            given_back(false, None, &message, true),
+            "it was put back at the tail"
+        );
+    }
 }

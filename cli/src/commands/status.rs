@@ -37,7 +37,7 @@ pub(super) fn status(invocation: &mut Invocation, interval: Duration) -> Result<
             if let Some(rates) = &rates {
                 text.push_str(&format!(
                     "rates over {}:\n",
-                    output::text::humantime_like(interval)
+                    output::text::human_duration(interval)
                 ));
                 text.push_str(&top::table(rates));
             }

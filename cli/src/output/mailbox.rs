@@ -3,17 +3,10 @@
 
 use std::time::Duration;
 
-use mailbox_client::{MailboxInfo, MailboxSettings};
+use mailbox_client::MailboxInfo;
 use serde_json::json;
 
-use super::text::{human_bytes, key_values};
-
-/// `--fixed-size` as shown: the size, or `none`.
-fn fixed_size_text(settings: &MailboxSettings) -> String {
-    settings
-        .fixed_size
-        .map_or_else(|| "none".to_owned(), |size| size.to_string())
-}
+use super::text::{group, human_duration, human_size, key_values, user};
 
 /// `info --json`, and one line of `list --json`: every setting and counter.
 pub(crate) fn json(info: &MailboxInfo) -> serde_json::Value {
@@ -45,6 +38,8 @@ pub(crate) fn json(info: &MailboxInfo) -> serde_json::Value {
         "slow_subscribers_cut": info.slow_subscribers_cut,
         "owner_uid": info.owner_uid,
         "group_gid": info.group_gid,
+        "owner": mailbox_proto::accounts::user_name(info.owner_uid).ok().flatten(),
+        "group": mailbox_proto::accounts::group_name(info.group_gid).ok().flatten(),
         "mode": format!("{:04o}", info.mode),
     })
 }
@@ -54,9 +49,7 @@ pub(crate) fn text(info: &MailboxInfo) -> String {
     let settings = &info.settings;
     let none = || "none".to_owned();
     let duration = |millis: Option<u64>| {
-        millis.map_or_else(none, |millis| {
-            format!("{:?}", Duration::from_millis(millis))
-        })
+        millis.map_or_else(none, |millis| human_duration(Duration::from_millis(millis)))
     };
     let rows = [
         ("name", info.name.clone()),
@@ -64,9 +57,14 @@ pub(crate) fn text(info: &MailboxInfo) -> String {
         ("policy", settings.policy.to_string()),
         (
             "max message size",
-            human_bytes(u64::from(settings.max_message_size)),
+            human_size(u64::from(settings.max_message_size)),
         ),
-        ("fixed size", fixed_size_text(settings)),
+        (
+            "fixed size",
+            settings
+                .fixed_size
+                .map_or_else(none, |size| human_size(u64::from(size))),
+        ),
         (
             "max deliveries",
             settings.max_deliveries.map_or_else(none, |n| n.to_string()),
@@ -82,7 +80,7 @@ pub(crate) fn text(info: &MailboxInfo) -> String {
             duration(settings.cut_slow_subscribers_after_millis),
         ),
         ("queued messages", info.queued_messages.to_string()),
-        ("queued bytes", human_bytes(info.queued_bytes)),
+        ("queued bytes", human_size(info.queued_bytes)),
         ("in flight", info.in_flight.to_string()),
         ("waiting senders", info.waiting_senders.to_string()),
         ("waiting receivers", info.waiting_receivers.to_string()),
@@ -104,8 +102,8 @@ pub(crate) fn text(info: &MailboxInfo) -> String {
             "slow subscribers cut",
             info.slow_subscribers_cut.to_string(),
         ),
-        ("owner", format!("uid {}", info.owner_uid)),
-        ("group", format!("gid {}", info.group_gid)),
+        ("owner", user(info.owner_uid)),
+        ("group", group(info.group_gid)),
         ("mode", format!("{:04o}", info.mode)),
     ];
     key_values(&rows)
@@ -151,6 +149,8 @@ pub(crate) fn json_lines(mailboxes: &[MailboxInfo]) -> String {
 
 #[cfg(test)]
 mod tests {
+    use mailbox_client::MailboxSettings;
+
     use super::*;
 
     #[test]
@@ -218,6 +218,8 @@ mod tests {
             "ack timeout: 30s",
             "cut slow subscribers after: none",
             "ack timeouts: 7",
+            "max message size: 1 MiB",
+            "fixed size: none",
         ] {
             assert!(text.lines().any(|l| l == line), "{line} in {text}");
         }

@@ -11,13 +11,15 @@ pub(crate) fn json(info: &NameInfo) -> serde_json::Value {
         "process": info.process,
         "pid": info.pid,
         "uid": info.uid,
+        "user": mailbox_proto::accounts::user_name(info.uid).ok().flatten(),
         "queued_claims": info.queued_claims,
     })
 }
 
-/// `names`: one line per name.
+/// `names`: one line per name; its holder's user by name (its uid when it
+/// has none), as `ps` shows it.
 pub(crate) fn table(names: &[NameInfo]) -> String {
-    let header = ["NAME", "PROCESS", "PID", "UID", "QUEUED"];
+    let header = ["NAME", "PROCESS", "PID", "USER", "QUEUED"];
     let rows: Vec<[String; 5]> = names
         .iter()
         .map(|info| {
@@ -25,7 +27,7 @@ pub(crate) fn table(names: &[NameInfo]) -> String {
                 info.name.clone(),
                 info.process.to_string(),
                 info.pid.to_string(),
-                info.uid.to_string(),
+                super::text::user_name_or_id(info.uid),
                 info.queued_claims.to_string(),
             ]
         })
@@ -43,13 +45,13 @@ mod tests {
             name: "resolver".into(),
             process: 12,
             pid: 4242,
-            uid: 1000,
+            uid: 0,
             queued_claims: 1,
         };
         let table = table(std::slice::from_ref(&info));
         let lines: Vec<&str> = table.lines().collect();
-        assert_eq!(lines[0], "NAME      PROCESS   PID   UID  QUEUED");
-        assert_eq!(lines[1], "resolver       12  4242  1000       1");
+        assert_eq!(lines[0], "NAME      PROCESS   PID  USER  QUEUED");
+        assert_eq!(lines[1], "resolver       12  4242  root       1");
         let value = json(&info);
         assert_eq!(value["process"], 12);
         assert_eq!(value["queued_claims"], 1);

@@ -34,7 +34,8 @@ impl Core {
         }
     }
 
-    /// The limits in force, by their configuration names.
+    /// The limits in force, by their configuration names: the core's, then
+    /// the server's ([`Core::set_server_limits`]).
     pub(crate) fn limit_list(&self) -> Vec<mailbox_proto::Limit> {
         let l = &self.limits;
         let budget = l.budget();
@@ -61,6 +62,7 @@ impl Core {
             name: name.to_owned(),
             value,
         })
+        .chain(self.server_limits.iter().cloned())
         .collect()
     }
 }

@@ -35,7 +35,7 @@ impl Core {
         if self.shutting_down {
             return Err(error(
                 ErrorKind::BrokerShuttingDown,
-                "the broker is stopping and takes no more requests",
+                "it takes no more requests",
             ));
         }
         let Some(state) = self.connections.get(&ticket.connection) else {

@@ -284,3 +284,31 @@ fn the_messages_one_uid_sent_hold_only_so_many_bytes_in_all() {
         ",
     );
 }
+
+#[test]
+fn status_reports_the_cores_limits_then_the_servers() {
+    let mut harness = harness(Limits::default(), AccessPolicy::default());
+    let server = |name: &str, value| mailbox_proto::Limit {
+        name: name.to_owned(),
+        value,
+    };
+    harness.core.set_server_limits(vec![
+        server("max_frame_size", 16_842_752),
+        server("handshake_timeout", 10_000),
+    ]);
+    let replies = harness.req(ConnectionId(1), 1, mailbox_proto::Request::Status);
+    let Some(Ok(mailbox_proto::Response::Status(status))) =
+        replies.into_iter().next().map(|reply| reply.result)
+    else {
+        panic!("a status");
+    };
+    let names: Vec<&str> = status.limits.iter().map(|l| l.name.as_str()).collect();
+    assert_eq!(names.first(), Some(&"memory_budget"), "{names:?}");
+    assert_eq!(
+        &names[names.len() - 3..],
+        ["max_message_size", "max_frame_size", "handshake_timeout"]
+    );
+    let handshake = status.limits.last().expect("a limit");
+    assert_eq!(handshake.value, 10_000);
+    assert_eq!(handshake.unit(), mailbox_proto::LimitUnit::Millis);
+}

@@ -137,3 +137,44 @@ fn a_timeout_too_far_to_represent_waits_without_a_deadline() {
         ",
     );
 }
+
+#[test]
+fn a_timeout_says_what_became_of_the_request_without_repeating_timed_out() {
+    let mut harness = Harness::with_connections(Limits::default());
+    harness.run(
+        "
+        c1#1 create q                   => c1#1 created
+        c1#2 create full cap=1          => c1#2 created
+        c1#3 send full a                => c1#3 sent 1 to 1
+        c2#1 recv q t=10                =>
+        c1#4 send full b t=10           =>
+        ",
+    );
+    harness.advance(10);
+    let replies = harness.expire();
+    let said = |connection: u64| -> String {
+        let reply = replies
+            .iter()
+            .find(|reply| reply.ticket.connection == ConnectionId(connection))
+            .expect("a reply");
+        match &reply.result {
+            Err(error) => {
+                assert_eq!(error.kind, ErrorKind::Timeout);
+                error.to_string()
+            }
+            Ok(response) => panic!("{response:?}"),
+        }
+    };
+    assert_eq!(
+        said(2),
+        "timed out: no message came in time; none was taken"
+    );
+    let send = said(1);
+    assert!(
+        send.starts_with("timed out: there was no room") && send.contains("never will be"),
+        "{send}"
+    );
+    for text in [said(1), said(2)] {
+        assert!(!text.contains("timed out waiting"), "{text}");
+    }
+}

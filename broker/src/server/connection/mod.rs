@@ -137,7 +137,7 @@ fn goodbye(outbox: &Outbox, reason: CloseReason) -> CloseReason {
         CloseReason::ProtocolViolation(error) => Some(error.clone()),
         CloseReason::Shutdown => Some(BrokerError::new(
             ErrorKind::BrokerShuttingDown,
-            "the broker is stopping",
+            "this connection closes",
         )),
         CloseReason::ClientClosed
         | CloseReason::Io(_)
