@@ -25,8 +25,9 @@ use values::{
 
 /// Control and use the mailboxes of the mailboxd broker.
 ///
-/// The broker's socket is --socket, else $MAILBOX_SOCKET, else
-/// $XDG_RUNTIME_DIR/mailbox/mailboxd.sock, else /run/mailbox/mailboxd.sock.
+/// The broker's socket is --socket, else $MAILBOX_SOCKET, else the first of
+/// $XDG_RUNTIME_DIR/mailbox/mailboxd.sock, /tmp/mailbox-UID/mailboxd.sock
+/// and /run/mailbox/mailboxd.sock where a socket exists.
 ///
 /// Exit codes: 0 success; 1 other failure; 2 usage; 65 message, settings or
 /// request refused; 66 no such mailbox; 68 no such process; 69 broker
