@@ -282,6 +282,20 @@ pub(crate) enum Command {
         #[arg(long, value_name = "N")]
         iterations: Option<u64>,
     },
+    /// Print a completion script for a shell (bash, zsh, fish, elvish,
+    /// powershell); the README says where to install it.
+    Completions {
+        /// The shell.
+        shell: clap_complete::Shell,
+    },
+    /// Print the manual page of mailboxctl (roff, for `man -l -`); with
+    /// --dir, write it and a page per command into a directory instead.
+    Manual {
+        /// Write mailboxctl.1 and mailboxctl-COMMAND.1 into this directory,
+        /// like ~/.local/share/man/man1.
+        #[arg(long, value_name = "DIR")]
+        dir: Option<PathBuf>,
+    },
 }
 
 /// Where a send or call goes, and its message.
@@ -427,7 +441,12 @@ impl Command {
                 Some(_) => None,
                 None => to.mailbox(),
             },
-            Command::List | Command::Names | Command::Status { .. } | Command::Top { .. } => None,
+            Command::List
+            | Command::Names
+            | Command::Status { .. }
+            | Command::Top { .. }
+            | Command::Completions { .. }
+            | Command::Manual { .. } => None,
         }
     }
 

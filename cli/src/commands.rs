@@ -21,6 +21,7 @@ use mailbox_client::blocking::Client;
 use mailbox_client::{Bytes, ConnectOptions, Error, MailboxSettings};
 
 use crate::args::{Addressing, Cli, Command};
+use crate::documents;
 use crate::failure::Failure;
 use crate::output::Output;
 
@@ -43,6 +44,12 @@ impl<'a> Invocation<'a> {
 /// Runs `cli`'s command to the end.
 pub(crate) fn run(cli: &Cli) -> Result<(), Failure> {
     let command = &cli.command;
+    // Printed from the command line's definition: no broker needed.
+    match command {
+        Command::Completions { shell } => return documents::completions(*shell),
+        Command::Manual { dir } => return documents::manual(dir.as_deref()),
+        _ => {}
+    }
     // Read stdin before connecting, so a slow producer holds no connection.
     let stdin_payload = match command {
         Command::Send { to, .. } | Command::Call { to, .. } if to.message.is_none() => {
@@ -116,6 +123,8 @@ pub(crate) fn run(cli: &Cli) -> Result<(), Failure> {
             calls::call(invocation, to, payload(to), *timeout, key.as_deref())
         }
         Command::Recv { .. } => messages::receive(invocation),
+        // Answered above, before connecting.
+        Command::Completions { .. } | Command::Manual { .. } => Ok(()),
     }
 }
 

@@ -46,7 +46,7 @@ use tracing::{error, info, warn};
 /// files in /run/mailbox, else /tmp/mailbox-UID/mailboxd.sock (created
 /// with mode 0700). mailboxctl finds it by the same rule.
 #[derive(Debug, Parser)]
-#[command(name = "mailboxd", version, about, long_about)]
+#[command(name = "mailboxd", version)]
 struct Args {
     /// Configuration file [default: /etc/mailbox/mailboxd.toml; built-in
     /// defaults when it does not exist]. SIGHUP reads it again.
@@ -58,8 +58,9 @@ struct Args {
     #[arg(long)]
     check_config: bool,
 
-    /// Socket to listen on [default: socket.path of the configuration,
-    /// else the rule of the description above]
+    /// Socket to listen on [default: socket.path of the configuration, else
+    /// $MAILBOX_SOCKET, else a per-user or the system socket: the rule is
+    /// in --help's description]
     #[arg(long, value_name = "PATH")]
     socket: Option<PathBuf>,
 
@@ -79,6 +80,16 @@ struct Args {
     /// the cost of CPU time (0 = off).
     #[arg(long, value_name = "MICROSECONDS", default_value_t = 0)]
     spin_us: u64,
+
+    /// Print a completion script for a shell (bash, zsh, fish, elvish,
+    /// powershell) and exit; the README says where to install it.
+    #[arg(long, value_name = "SHELL", help_heading = "Installation")]
+    completions: Option<clap_complete::Shell>,
+
+    /// Print this manual page (roff, section 8: `mailboxd --manual | man -l -`)
+    /// and exit.
+    #[arg(long, help_heading = "Installation")]
+    manual: bool,
 
     #[command(flatten)]
     overrides: Overrides,
@@ -230,6 +241,28 @@ impl Overrides {
 /// The warning for a flag given under its old name.
 fn deprecated(old: &str, new: &str) -> String {
     format!("{old} is deprecated: it is now called {new} (same meaning); the old name will go")
+}
+
+/// mailboxd's manual page, in roff: section 8, the daemons'.
+fn manual_page() -> std::io::Result<Vec<u8>> {
+    let mut page = Vec::new();
+    clap_mangen::Man::new(Args::command())
+        .section("8")
+        .manual("mailbox")
+        .render(&mut page)?;
+    Ok(page)
+}
+
+/// Writes a completion script or manual page to stdout.
+fn print_document(bytes: &[u8]) -> ExitCode {
+    use std::io::Write as _;
+    match std::io::stdout().write_all(bytes) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("mailboxd: cannot write to standard output: {error}");
+            ExitCode::FAILURE
+        }
+    }
 }
 
 /// `--check-config`: says whether the configuration is good.
@@ -466,6 +499,17 @@ fn main() -> ExitCode {
         Ok(args) => args,
         Err(code) => return code,
     };
+    if let Some(shell) = args.completions {
+        let mut script = Vec::new();
+        clap_complete::generate(shell, &mut Args::command(), "mailboxd", &mut script);
+        return print_document(&script);
+    }
+    if args.manual {
+        return match manual_page() {
+            Ok(page) => print_document(&page),
+            Err(error) => fail(false, &anyhow::Error::new(error)),
+        };
+    }
     if args.check_config {
         return check_config(args.config.as_deref());
     }
@@ -716,6 +760,25 @@ mod tests {
         assert!(!use_colour(false, false, None), "a file or a pipe");
         assert!(!use_colour(true, true, None), "the journal");
         assert!(!use_colour(false, true, Some(OsStr::new("1"))), "NO_COLOR");
+    }
+
+    #[test]
+    fn completions_and_the_manual_page_cover_the_flags() {
+        for shell in [
+            clap_complete::Shell::Bash,
+            clap_complete::Shell::Zsh,
+            clap_complete::Shell::Fish,
+        ] {
+            let mut script = Vec::new();
+            clap_complete::generate(shell, &mut Args::command(), "mailboxd", &mut script);
+            let script = String::from_utf8(script).expect("text");
+            for flag in ["socket", "check-config", "memory-budget", "manual"] {
+                assert!(script.contains(flag), "{shell}: no {flag}");
+            }
+        }
+        let page = String::from_utf8(manual_page().expect("rendered")).expect("text");
+        assert!(page.contains(".TH mailboxd 8"), "{page}");
+        assert!(page.contains("\\-\\-socket"), "{page}");
     }
 
     #[test]
