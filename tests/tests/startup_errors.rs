@@ -197,3 +197,23 @@ fn the_log_written_to_a_file_has_no_colour_codes() {
         "escape codes in a log file: {text:?}"
     );
 }
+
+#[test]
+fn a_file_in_the_way_of_the_socket_is_named_and_left_alone() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let socket = dir.path().join("mailboxd.sock");
+    std::fs::write(&socket, "not a socket").expect("write");
+    let (code, stderr) = failed_start(mailboxd().arg("--socket").arg(&socket));
+    assert_eq!(code, 1, "{stderr}");
+    failure_line(
+        &stderr,
+        &[&format!(
+            "mailboxd: {} is in the way: it is not a socket; remove it, or choose another path",
+            socket.display()
+        )],
+    );
+    assert_eq!(
+        std::fs::read(&socket).expect("still there"),
+        b"not a socket"
+    );
+}

@@ -21,7 +21,7 @@ pub enum BindError {
     )]
     InUse(PathBuf),
     /// The directory could not be created.
-    #[error("cannot create the socket directory {}: {source}; {}", path.display(), place_hint())]
+    #[error("cannot create the socket directory {}: {source}; {}", path.display(), directory_hint(source))]
     Directory {
         /// The directory.
         path: PathBuf,
@@ -37,7 +37,13 @@ pub enum BindError {
         /// What is wrong with it, and what to do.
         reason: String,
     },
-    /// Something else is in the way, or binding failed.
+    /// A file that is not a socket is at the path.
+    #[error(
+        "{} is in the way: it is not a socket; remove it, or choose another path with --socket \
+         or MAILBOX_SOCKET", .0.display()
+    )]
+    NotASocket(PathBuf),
+    /// Binding failed.
     #[error("cannot listen on {}: {source}; {}", path.display(), bind_hint(source))]
     Bind {
         /// The socket path.
@@ -53,6 +59,17 @@ fn place_hint() -> &'static str {
      to use the per-user fallback /tmp/mailbox-UID/"
 }
 
+/// What to do about a directory that could not be created.
+fn directory_hint(error: &io::Error) -> &'static str {
+    match error.kind() {
+        io::ErrorKind::AlreadyExists | io::ErrorKind::NotADirectory => {
+            "something that is not a directory is at that path: remove it, or choose another \
+             path with --socket or MAILBOX_SOCKET"
+        }
+        _ => place_hint(),
+    }
+}
+
 /// What to do about a failed bind.
 fn bind_hint(error: &io::Error) -> &'static str {
     match error.kind() {
@@ -60,10 +77,6 @@ fn bind_hint(error: &io::Error) -> &'static str {
         io::ErrorKind::InvalidInput => {
             "a socket path holds at most 107 bytes: give a shorter one with --socket or \
              MAILBOX_SOCKET"
-        }
-        io::ErrorKind::AlreadyExists | io::ErrorKind::AddrInUse => {
-            "something that is not a broker's socket is at that path: remove it, or choose \
-             another path with --socket or MAILBOX_SOCKET"
         }
         _ => "choose another path with --socket or MAILBOX_SOCKET",
     }
@@ -272,6 +285,7 @@ fn bind_in_place(path: &Path, rule: DirectoryRule) -> Result<UnixListener, BindE
                         source,
                     })
                 }
+                Err(_) if !is_socket(path) => Err(BindError::NotASocket(path.to_owned())),
                 Err(_) => Err(BindError::Bind {
                     path: path.to_owned(),
                     source: error,
@@ -307,12 +321,7 @@ pub fn bind_with_permissions(
         match StdUnixStream::connect(path) {
             Ok(_) => return Err(BindError::InUse(path.to_owned())),
             Err(_) if is_socket(path) => {}
-            Err(error) => {
-                return Err(BindError::Bind {
-                    path: path.to_owned(),
-                    source: error,
-                })
-            }
+            Err(_) => return Err(BindError::NotASocket(path.to_owned())),
         }
     }
     let name = path.file_name().map_or_else(
