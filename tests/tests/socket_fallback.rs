@@ -9,6 +9,8 @@
 //! Each test runs in a mount namespace of its own (`unshare --mount`) with
 //! empty tmpfs on `/tmp` and `/run`: the fixed paths of the rule are then
 //! nobody else's, and a real broker on this machine is out of the way.
+//! (So the binaries must not live under `/tmp` or `/run`: a target directory
+//! there is hidden from the scripts.)
 
 use std::process::{Command, Output};
 

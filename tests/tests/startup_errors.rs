@@ -5,28 +5,14 @@
 
 use std::os::unix::fs::PermissionsExt;
 use std::os::unix::process::CommandExt;
-use std::process::{Command, Stdio};
+use std::process::Command;
 
-use mailbox_tests::{binary, Broker, PATIENCE};
+use mailbox_tests::{binary, Broker};
 
 /// Runs `mailboxd` as `command` says and expects it to exit at once:
 /// its exit code and stderr.
 fn failed_start(command: &mut Command) -> (i32, String) {
-    let mut child = command
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn mailboxd");
-    let started = std::time::Instant::now();
-    while child.try_wait().expect("try_wait").is_none() {
-        if started.elapsed() > PATIENCE {
-            let _ = child.kill();
-            panic!("mailboxd started instead of failing");
-        }
-        std::thread::sleep(std::time::Duration::from_millis(10));
-    }
-    let output = child.wait_with_output().expect("mailboxd output");
+    let output = mailbox_tests::failed_start(command);
     let code = output.status.code().expect("an exit code");
     (code, String::from_utf8_lossy(&output.stderr).into_owned())
 }

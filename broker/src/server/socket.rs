@@ -387,6 +387,17 @@ pub fn set_socket_permissions(
 mod tests {
     use super::{directory_is_safe, private_directory_is_safe};
 
+    /// Checks `rule` on cases of (owner, mode, broker's euid, safe).
+    fn check(rule: fn(u32, u32, u32) -> Result<(), String>, cases: &[(u32, u32, u32, bool)]) {
+        for &(owner, mode, euid, safe) in cases {
+            assert_eq!(
+                rule(owner, mode, euid).is_ok(),
+                safe,
+                "owner {owner}, mode {mode:o}, euid {euid}"
+            );
+        }
+    }
+
     #[test]
     fn the_per_user_directory_must_be_the_brokers_own_and_closed_to_others() {
         let cases = [
@@ -401,13 +412,7 @@ mod tests {
             (1000, 0o1777, 1000, false),
             (1000, 0o702, 1000, false),
         ];
-        for (owner, mode, euid, safe) in cases {
-            assert_eq!(
-                private_directory_is_safe(owner, mode, euid).is_ok(),
-                safe,
-                "owner {owner}, mode {mode:o}, euid {euid}"
-            );
-        }
+        check(private_directory_is_safe, &cases);
     }
 
     #[test]
@@ -427,12 +432,6 @@ mod tests {
             (65534, 0o1777, 0, false),
             (1001, 0o755, 1000, false),
         ];
-        for (owner, mode, euid, safe) in cases {
-            assert_eq!(
-                directory_is_safe(owner, mode, euid).is_ok(),
-                safe,
-                "owner {owner}, mode {mode:o}, euid {euid}"
-            );
-        }
+        check(directory_is_safe, &cases);
     }
 }
