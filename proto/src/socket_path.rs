@@ -67,6 +67,19 @@ pub enum Origin {
     System,
 }
 
+impl std::fmt::Display for Origin {
+    /// The step in words, for logs: `--socket`, `$MAILBOX_SOCKET`, ...
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::Explicit => "--socket or socket.path",
+            Self::Environment => "$MAILBOX_SOCKET",
+            Self::RuntimeDirectory => "$XDG_RUNTIME_DIR",
+            Self::PerUser => "the per-user fallback",
+            Self::System => "the system socket",
+        })
+    }
+}
+
 /// A socket path and the step of the rule that chose it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SocketPath {

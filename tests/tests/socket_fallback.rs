@@ -165,3 +165,35 @@ fn a_user_with_no_broker_of_its_own_finds_the_system_broker() {
     assert_eq!(info["name"], "shared", "{info}");
     assert_eq!(info["queued_messages"], 1, "{info}");
 }
+
+#[test]
+fn a_client_passes_over_a_per_user_directory_planted_by_someone_else() {
+    // Uid 1234 makes /tmp/mailbox-65534 first and runs a broker in it; the
+    // user's mailboxctl must not take it for the user's own broker (it
+    // would stop there, refusing an untrusted broker) but go on to the
+    // system broker.
+    let output = run_isolated(
+        r#"
+        printf '[socket]\nmode = "0666"\n' >/tmp/mailboxd.toml
+        env -i PATH=/usr/bin:/bin "$MAILBOXD" --config /tmp/mailboxd.toml \
+            >/tmp/system.out 2>/tmp/system.err &
+        system=$!
+        mkdir -m 0755 /tmp/mailbox-65534
+        chown 1234 /tmp/mailbox-65534
+        setpriv --reuid 1234 --regid 1234 --clear-groups env -i PATH=/usr/bin:/bin \
+            "$MAILBOXD" --config /tmp/mailboxd.toml --socket /tmp/mailbox-65534/mailboxd.sock \
+            >/tmp/planted.out 2>/tmp/planted.err &
+        planted=$!
+        trap 'kill $system $planted 2>/dev/null || true' EXIT
+        wait_for_socket /run/mailbox/mailboxd.sock
+        wait_for_socket /tmp/mailbox-65534/mailboxd.sock
+        "$MAILBOXCTL" --socket /run/mailbox/mailboxd.sock create system-only --mode 0666
+        echo "== info"
+        $NOBODY "$MAILBOXCTL" --json info system-only
+        "#,
+    );
+    let stdout = text(&output.stdout);
+    let (_, info) = stdout.split_once("== info\n").expect("created");
+    let info: serde_json::Value = serde_json::from_str(info.trim()).expect("info as JSON");
+    assert_eq!(info["name"], "system-only", "{info}");
+}

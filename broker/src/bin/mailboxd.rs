@@ -310,20 +310,21 @@ fn use_colour(journal: bool, terminal: bool, no_colour: Option<&std::ffi::OsStr>
     !journal && terminal && no_colour.is_none_or(|value| value.is_empty())
 }
 
-/// The listener, and the socket to remove at exit when we bound it
-/// ourselves: a socket passed by systemd belongs to systemd and stays.
+/// The listener, the socket to remove at exit when we bound it ourselves
+/// (a socket passed by systemd belongs to systemd and stays), and which
+/// step of the socket rule chose it, in words for the log.
 fn listen(
     socket: Option<PathBuf>,
     configured: &SocketConfig,
     activated: Option<StdUnixListener>,
-) -> anyhow::Result<(UnixListener, Option<BoundSocket>)> {
+) -> anyhow::Result<(UnixListener, Option<BoundSocket>, String)> {
     let socket = socket.or_else(|| configured.path.clone());
     let Some(activated) = activated else {
         let chosen = socket_path::for_broker(socket);
         let rule = DirectoryRule::for_origin(chosen.origin);
         let (listener, bound) =
             server::bind_with_permissions(&chosen.path, rule, configured.mode, configured.group)?;
-        return Ok((listener, Some(bound)));
+        return Ok((listener, Some(bound), chosen.origin.to_string()));
     };
     let listener = UnixListener::from_std(activated)
         .context("cannot use the socket passed by the service manager")?;
@@ -338,7 +339,7 @@ fn listen(
         info!("[socket] mode and group are left to the service manager, which owns the socket (SocketMode=, SocketGroup=)");
     }
     info!("using the socket passed by the service manager (socket activation); it stays when mailboxd exits");
-    Ok((listener, None))
+    Ok((listener, None, "the service manager".to_owned()))
 }
 
 /// The path `listener` is bound to, if it has one.
@@ -352,7 +353,7 @@ async fn serve(
     file: FileConfig,
     activated: Option<StdUnixListener>,
 ) -> anyhow::Result<()> {
-    let (listener, bound) = listen(args.socket.clone(), &file.socket, activated)?;
+    let (listener, bound, chosen_by) = listen(args.socket.clone(), &file.socket, activated)?;
     let shown = local_path(&listener).map_or_else(
         || "(unnamed socket)".to_owned(),
         |path| path.display().to_string(),
@@ -384,6 +385,7 @@ async fn serve(
     };
     info!(
         socket = %shown,
+        chosen_by = %chosen_by,
         pid = std::process::id(),
         config = %file.describe_source(),
         "mailboxd listening"
