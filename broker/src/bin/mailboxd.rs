@@ -44,7 +44,8 @@ use tracing::{error, info, warn};
 /// $MAILBOX_SOCKET, else $XDG_RUNTIME_DIR/mailbox/mailboxd.sock, else
 /// /run/mailbox/mailboxd.sock when running as root or allowed to create
 /// files in /run/mailbox, else /tmp/mailbox-UID/mailboxd.sock (created
-/// with mode 0700). mailboxctl finds it by the same rule.
+/// with mode 0700). mailboxctl looks in the same places, taking the first
+/// where a socket exists.
 #[derive(Debug, Parser)]
 #[command(name = "mailboxd", version)]
 struct Args {
