@@ -280,14 +280,12 @@ pub(crate) fn explain_default(error: Error, chosen: &SocketPath) -> Error {
             if source.kind() == io::ErrorKind::NotFound
                 && !matches!(chosen.origin, Origin::Explicit | Origin::Environment) =>
         {
-            let places: Vec<String> = socket_path::client_candidates(
-                None,
-                |key| std::env::var_os(key),
-                socket_path::effective_uid(),
-            )
-            .iter()
-            .map(|candidate| candidate.path.display().to_string())
-            .collect();
+            let uid = socket_path::effective_uid();
+            let places: Vec<String> =
+                socket_path::client_candidates(None, socket_path::environment(uid), uid)
+                    .iter()
+                    .map(|candidate| candidate.path.display().to_string())
+                    .collect();
             Error::Connect {
                 path,
                 source,

@@ -6,7 +6,9 @@
 //!    configuration file) is the socket, for the broker and clients.
 //! 2. Else `$MAILBOX_SOCKET`, when set and not empty.
 //! 3. Else `$XDG_RUNTIME_DIR/mailbox/mailboxd.sock`, when `XDG_RUNTIME_DIR`
-//!    is set and not empty (a login session's private directory).
+//!    is set, not empty, and a directory of the process's own uid (a login
+//!    session's private directory; after `su` or `sudo` it may still name
+//!    the first user's, which is passed over: see [`environment`]).
 //! 4. Else the broker listens on [`SYSTEM_SOCKET`] when it runs as root or
 //!    may create files in [`SYSTEM_DIRECTORY`] (a service user's broker),
 //!    and on the per-user fallback `/tmp/mailbox-UID/mailboxd.sock`
@@ -16,7 +18,7 @@
 //! A client has no single answer in step 3 and 4, because it does not know
 //! which broker runs: it takes the first of these candidates where a socket
 //! file exists, else the first one (whose absence its error then reports):
-//! `$XDG_RUNTIME_DIR/mailbox/mailboxd.sock` (when set), the per-user
+//! `$XDG_RUNTIME_DIR/mailbox/mailboxd.sock` (as in step 3), the per-user
 //! fallback (not for root, and only when the directory is the client's own:
 //! one planted by another user is passed over), then [`SYSTEM_SOCKET`]. So
 //! a user's own broker comes first, and a non-root user with no
@@ -229,13 +231,32 @@ fn may_create_in(dir: &Path) -> bool {
     }
 }
 
-/// [`for_broker_with`] for this process: its environment, its effective uid,
-/// and whether it may create files in [`SYSTEM_DIRECTORY`].
+/// The process environment as the rule reads it for `uid`:
+/// `XDG_RUNTIME_DIR` counts only when it is a directory of `uid` (after
+/// `su` or `sudo` it may name another user's, where this user's broker
+/// cannot listen and its clients would find another user's broker), so
+/// broker and clients of one user agree on passing it over.
+pub fn environment(uid: u32) -> impl Fn(&str) -> Option<OsString> {
+    use std::os::unix::fs::MetadataExt;
+    move |key| {
+        let value = std::env::var_os(key)?;
+        if key != RUNTIME_DIR_ENV {
+            return Some(value);
+        }
+        std::fs::metadata(&value)
+            .is_ok_and(|meta| meta.is_dir() && meta.uid() == uid)
+            .then_some(value)
+    }
+}
+
+/// [`for_broker_with`] for this process: its [`environment`], its effective
+/// uid, and whether it may create files in [`SYSTEM_DIRECTORY`].
 pub fn for_broker(explicit: Option<PathBuf>) -> SocketPath {
+    let uid = effective_uid();
     for_broker_with(
         explicit,
-        |key| std::env::var_os(key),
-        effective_uid(),
+        environment(uid),
+        uid,
         may_create_in(Path::new(SYSTEM_DIRECTORY)),
     )
 }
@@ -257,16 +278,13 @@ fn client_may_use(path: &Path, uid: u32) -> bool {
         .is_some_and(|meta| meta.is_dir() && meta.uid() == uid)
 }
 
-/// [`for_client_with`] for this process: its environment and effective
+/// [`for_client_with`] for this process: its [`environment`] and effective
 /// uid, taking the first candidate where a socket exists.
 pub fn for_client(explicit: Option<PathBuf>) -> SocketPath {
     let uid = effective_uid();
-    for_client_with(
-        explicit,
-        |key| std::env::var_os(key),
-        uid,
-        |path| client_may_use(path, uid),
-    )
+    for_client_with(explicit, environment(uid), uid, |path| {
+        client_may_use(path, uid)
+    })
 }
 
 /// The socket a client of this process connects to ([`for_client`]'s

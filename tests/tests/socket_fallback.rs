@@ -197,3 +197,24 @@ fn a_client_passes_over_a_per_user_directory_planted_by_someone_else() {
     let info: serde_json::Value = serde_json::from_str(info.trim()).expect("info as JSON");
     assert_eq!(info["name"], "system-only", "{info}");
 }
+
+#[test]
+fn a_runtime_directory_of_another_user_is_passed_over_as_after_su() {
+    // After `su`, XDG_RUNTIME_DIR may still name the first user's
+    // directory: the broker could not listen there, and its clients would
+    // look there. Both pass it over, and meet in the per-user fallback.
+    let output = run_isolated(
+        r#"
+        mkdir -p -m 0700 /run/user/0
+        AFTER_SU="$NOBODY XDG_RUNTIME_DIR=/run/user/0"
+        $AFTER_SU "$MAILBOXD" >/tmp/broker.out 2>/tmp/broker.err &
+        broker=$!
+        trap 'kill $broker 2>/dev/null || true' EXIT
+        wait_for_socket /tmp/mailbox-65534/mailboxd.sock
+        $AFTER_SU "$MAILBOXCTL" create after-su
+        $AFTER_SU "$MAILBOXCTL" list
+        "#,
+    );
+    let stdout = text(&output.stdout);
+    assert!(stdout.contains("after-su"), "{stdout}");
+}

@@ -41,7 +41,8 @@ use tracing::{error, info, warn};
 /// stop it; SIGHUP reloads the configuration file.
 ///
 /// The socket: --socket, else socket.path of the configuration file, else
-/// $MAILBOX_SOCKET, else $XDG_RUNTIME_DIR/mailbox/mailboxd.sock, else
+/// $MAILBOX_SOCKET, else $XDG_RUNTIME_DIR/mailbox/mailboxd.sock (when that
+/// directory is yours), else
 /// /run/mailbox/mailboxd.sock when running as root or allowed to create
 /// files in /run/mailbox, else /tmp/mailbox-UID/mailboxd.sock (created
 /// with mode 0700). mailboxctl looks in the same places, taking the first
