@@ -25,8 +25,9 @@ pub(crate) use values::{Delimiter, Owner};
 
 /// Control and use the mailboxes of the mailboxd broker.
 ///
-/// The broker's socket is --socket, else $MAILBOX_SOCKET, else
-/// $XDG_RUNTIME_DIR/mailbox/mailboxd.sock, else /run/mailbox/mailboxd.sock.
+/// The broker's socket is --socket, else $MAILBOX_SOCKET, else the first of
+/// $XDG_RUNTIME_DIR/mailbox/mailboxd.sock, /tmp/mailbox-UID/mailboxd.sock
+/// and /run/mailbox/mailboxd.sock where a socket exists.
 ///
 /// Exit codes: 0 success; 1 other failure; 2 usage; 65 message, settings or
 /// request refused; 66 no such mailbox; 68 no such process; 69 broker
@@ -344,6 +345,20 @@ pub(crate) enum Command {
         #[arg(long, value_name = "N")]
         iterations: Option<u64>,
     },
+    /// Print a completion script for a shell (bash, zsh, fish, elvish,
+    /// powershell); the README says where to install it.
+    Completions {
+        /// The shell.
+        shell: clap_complete::Shell,
+    },
+    /// Print the manual page of mailboxctl (roff, for `man -l -`); with
+    /// --dir, write it and a page per command into a directory instead.
+    Manual {
+        /// Write mailboxctl.1 and mailboxctl-COMMAND.1 into this directory,
+        /// like ~/.local/share/man/man1.
+        #[arg(long, value_name = "DIR")]
+        dir: Option<PathBuf>,
+    },
 }
 
 /// Where a send or call goes, and its message.
@@ -594,7 +609,12 @@ impl Command {
                 Some(_) => None,
                 None => to.mailbox(),
             },
-            Command::List | Command::Names | Command::Status { .. } | Command::Top { .. } => None,
+            Command::List
+            | Command::Names
+            | Command::Status { .. }
+            | Command::Top { .. }
+            | Command::Completions { .. }
+            | Command::Manual { .. } => None,
         }
     }
 

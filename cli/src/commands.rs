@@ -22,6 +22,7 @@ use mailbox_client::blocking::Client;
 use mailbox_client::{Bytes, ConnectOptions, Error, MailboxSettings};
 
 use crate::args::{Addressing, Cli, Command};
+use crate::documents;
 use crate::failure::Failure;
 use crate::output::Output;
 
@@ -44,6 +45,12 @@ impl<'a> Invocation<'a> {
 /// Runs `cli`'s command to the end.
 pub(crate) fn run(cli: &Cli) -> Result<(), Failure> {
     let command = &cli.command;
+    // Printed from the command line's definition: no broker needed.
+    match command {
+        Command::Completions { shell } => return documents::completions(*shell),
+        Command::Manual { dir } => return documents::manual(dir.as_deref()),
+        _ => {}
+    }
     // Read stdin before connecting, so a slow producer holds no connection.
     let stdin_payload = match command {
         Command::Send { to, .. } | Command::Call { to, .. } if to.message.is_none() => {
@@ -120,6 +127,8 @@ pub(crate) fn run(cli: &Cli) -> Result<(), Failure> {
         } => calls::call(invocation, to, payload(to), *timeout, key.as_deref()),
         Command::Recv { .. } => messages::receive(invocation),
         Command::Peek { name, count, after } => peek::peek(invocation, name, *count, *after),
+        // Answered above, before connecting.
+        Command::Completions { .. } | Command::Manual { .. } => Ok(()),
     }
 }
 

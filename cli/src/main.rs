@@ -5,12 +5,14 @@
 //! prints. It owns the command line's interface, each part in its module:
 //! the arguments ([`args`]), running each command ([`commands`]), the output
 //! formats ([`output`]), the exit codes ([`exit`], the one table) and the
-//! one-line failure messages ([`failure`]); `recv --exec`'s command is
+//! one-line failure messages ([`failure`]), the completion scripts and
+//! manual pages ([`documents`]); `recv --exec`'s command is
 //! [`exec`]'s, the rates of `status` and `top` are [`top`]'s. It has no
 //! protocol logic of its own.
 
 mod args;
 mod commands;
+mod documents;
 mod exec;
 mod exit;
 mod failure;

@@ -16,6 +16,7 @@ use std::os::unix::net::UnixStream;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
+use mailbox_proto::socket_path::{self, Origin, SocketPath};
 use mailbox_proto::{accounts, Request, Wait};
 
 use crate::error::Error;
@@ -263,6 +264,45 @@ pub(crate) fn wait_limit(wait: Wait) -> Option<Duration> {
             Some(Duration::from_millis(millis).saturating_add(ANSWER_GRACE))
         }
     }
+}
+
+/// The socket a client connects to when none is named: the first of the
+/// rule's candidates where a socket exists ([`socket_path::for_client`]).
+pub(crate) fn default_socket() -> SocketPath {
+    socket_path::for_client(None)
+}
+
+/// `error`, from connecting to the `chosen` default socket, with a hint
+/// that names every place looked at when no broker was found at any.
+pub(crate) fn explain_default(error: Error, chosen: &SocketPath) -> Error {
+    match error {
+        Error::Connect { path, source, .. }
+            if source.kind() == io::ErrorKind::NotFound
+                && !matches!(chosen.origin, Origin::Explicit | Origin::Environment) =>
+        {
+            let uid = socket_path::effective_uid();
+            let places: Vec<String> =
+                socket_path::client_candidates(None, socket_path::environment(uid), uid)
+                    .iter()
+                    .map(|candidate| candidate.path.display().to_string())
+                    .collect();
+            Error::Connect {
+                path,
+                source,
+                hint: not_found_hint(&places).into(),
+            }
+        }
+        other => other,
+    }
+}
+
+/// What to say when no broker is at any of `places`.
+fn not_found_hint(places: &[String]) -> String {
+    format!(
+        "no broker is running where one is looked for ({}); start one with `mailboxd`, or \
+         set MAILBOX_SOCKET or --socket to the socket of a running one",
+        places.join(", ")
+    )
 }
 
 /// What to do about a socket that could not be connected to, in words.

@@ -12,10 +12,11 @@
 //! once for both clients. Every broker error reaches the caller typed by
 //! [`ErrorKind`] (see [`Error::kind`]).
 //!
-//! The broker's socket is found by the rule of
-//! [`mailbox_proto::socket_path::resolve`]: an explicit path, else
-//! `$MAILBOX_SOCKET`, else `$XDG_RUNTIME_DIR/mailbox/mailboxd.sock`, else
-//! `/run/mailbox/mailboxd.sock`.
+//! The broker's socket is found by the rule of [`mailbox_proto::socket_path`]:
+//! an explicit path, else `$MAILBOX_SOCKET`, else the first of
+//! `$XDG_RUNTIME_DIR/mailbox/mailboxd.sock`, `/tmp/mailbox-UID/mailboxd.sock`
+//! (the per-user fallback of a broker run by a user without
+//! `XDG_RUNTIME_DIR`) and `/run/mailbox/mailboxd.sock` where a socket exists.
 //!
 //! Before sending anything, a client checks who answers on the socket
 //! (`SO_PEERCRED`): root, the service user `mailbox`, its own uid, or the

@@ -454,6 +454,22 @@ pub fn json_lines(output: &[u8]) -> Vec<serde_json::Value> {
         .collect()
 }
 
+/// Runs `command` (a `mailboxd` expected to refuse to start) with stdout
+/// and stdin null and stderr captured, and waits for it to exit; fails the
+/// test, killing it, if it is still running after [`PATIENCE`].
+pub fn failed_start(command: &mut Command) -> Output {
+    let mut child = command
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn mailboxd");
+    if wait_timeout(&mut child).is_none() {
+        panic!("mailboxd started instead of refusing to");
+    }
+    child.wait_with_output().expect("mailboxd output")
+}
+
 /// The exit code of a process that exited normally.
 pub fn exit_code(output: &Output) -> i32 {
     output.status.code().unwrap_or_else(|| {

@@ -13,23 +13,11 @@ use mailbox_tests::{binary, wait_until};
 /// Runs `mailboxd --socket DIR/mailboxd.sock` and expects it to refuse to
 /// start (it would otherwise keep running: killed after a while).
 fn refused_start(dir: &Path) -> Output {
-    let mut child = Command::new(binary("mailboxd"))
-        .arg("--socket")
-        .arg(dir.join("mailboxd.sock"))
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn mailboxd");
-    let started = std::time::Instant::now();
-    while child.try_wait().expect("try_wait").is_none() {
-        if started.elapsed() > mailbox_tests::PATIENCE {
-            let _ = child.kill();
-            panic!("mailboxd started in an unsafe directory");
-        }
-        std::thread::sleep(std::time::Duration::from_millis(10));
-    }
-    child.wait_with_output().expect("mailboxd output")
+    mailbox_tests::failed_start(
+        Command::new(binary("mailboxd"))
+            .arg("--socket")
+            .arg(dir.join("mailboxd.sock")),
+    )
 }
 
 fn assert_refused(output: &Output, dir: &Path, says: &str) {

@@ -6,16 +6,19 @@
 //! [`mailbox_broker::server::run`] until SIGTERM or SIGINT. SIGHUP reloads
 //! the configuration file.
 
+use std::io::IsTerminal as _;
 use std::os::unix::net::UnixListener as StdUnixListener;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Duration;
 
 use anyhow::Context as _;
-use clap::Parser;
+use clap::{CommandFactory as _, Parser};
 use mailbox_broker::config::{self, FileConfig, SocketConfig};
 use mailbox_broker::core::Limits;
-use mailbox_broker::server::{self, BoundSocket, BufferLimits, Config, Control, Reload};
+use mailbox_broker::server::{
+    self, BoundSocket, BufferLimits, Config, Control, DirectoryRule, Reload,
+};
 use mailbox_broker::systemd::{self, journal::JournalFormat, Notifier};
 use mailbox_proto::socket_path;
 use mailbox_proto::units::{parse_duration, parse_size};
@@ -23,9 +26,29 @@ use tokio::net::UnixListener;
 use tokio::signal::unix::{signal, Signal, SignalKind};
 use tracing::{error, info, warn};
 
-/// The mailbox IPC broker: named mailboxes over a Unix socket.
+/// The mailbox broker: lets the programs of this machine pass messages
+/// through named mailboxes.
+///
+/// Programs (and mailboxctl, from a shell) connect to mailboxd's Unix
+/// socket, create mailboxes and send each other messages through them:
+/// work queues, broadcast, request and reply, each with its limits and
+/// its owner's permissions. Messages live in memory only: they are gone
+/// when mailboxd stops.
+///
+/// mailboxd runs in the foreground and logs to stderr. With no arguments it
+/// serves the socket of the rule below, with the settings of
+/// /etc/mailbox/mailboxd.toml when that file exists. SIGTERM or SIGINT
+/// stop it; SIGHUP reloads the configuration file.
+///
+/// The socket: --socket, else socket.path of the configuration file, else
+/// $MAILBOX_SOCKET, else $XDG_RUNTIME_DIR/mailbox/mailboxd.sock (when that
+/// directory is yours), else
+/// /run/mailbox/mailboxd.sock when running as root or allowed to create
+/// files in /run/mailbox, else /tmp/mailbox-UID/mailboxd.sock (created
+/// with mode 0700). mailboxctl looks in the same places, taking the first
+/// where a socket exists.
 #[derive(Debug, Parser)]
-#[command(version, about)]
+#[command(name = "mailboxd", version)]
 struct Args {
     /// Configuration file [default: /etc/mailbox/mailboxd.toml; built-in
     /// defaults when it does not exist]. SIGHUP reads it again.
@@ -37,9 +60,9 @@ struct Args {
     #[arg(long)]
     check_config: bool,
 
-    /// Socket to listen on [default: socket.path of the configuration,
-    /// else $MAILBOX_SOCKET, else $XDG_RUNTIME_DIR/mailbox/mailboxd.sock,
-    /// else /run/mailbox/mailboxd.sock]
+    /// Socket to listen on [default: socket.path of the configuration, else
+    /// $MAILBOX_SOCKET, else a per-user or the system socket: the rule is
+    /// in --help's description]
     #[arg(long, value_name = "PATH")]
     socket: Option<PathBuf>,
 
@@ -59,6 +82,16 @@ struct Args {
     /// the cost of CPU time (0 = off).
     #[arg(long, value_name = "MICROSECONDS", default_value_t = 0)]
     spin_us: u64,
+
+    /// Print a completion script for a shell (bash, zsh, fish, elvish,
+    /// powershell) and exit; the README says where to install it.
+    #[arg(long, value_name = "SHELL", help_heading = "Installation")]
+    completions: Option<clap_complete::Shell>,
+
+    /// Print this manual page (roff, section 8: `mailboxd --manual | man -l -`)
+    /// and exit.
+    #[arg(long, help_heading = "Installation")]
+    manual: bool,
 
     #[command(flatten)]
     overrides: Overrides,
@@ -212,6 +245,28 @@ fn deprecated(old: &str, new: &str) -> String {
     format!("{old} is deprecated: it is now called {new} (same meaning); the old name will go")
 }
 
+/// mailboxd's manual page, in roff: section 8, the daemons'.
+fn manual_page() -> std::io::Result<Vec<u8>> {
+    let mut page = Vec::new();
+    clap_mangen::Man::new(Args::command())
+        .section("8")
+        .manual("mailbox")
+        .render(&mut page)?;
+    Ok(page)
+}
+
+/// Writes a completion script or manual page to stdout.
+fn print_document(bytes: &[u8]) -> ExitCode {
+    use std::io::Write as _;
+    match std::io::stdout().write_all(bytes) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("mailboxd: cannot write to standard output: {error}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
 /// `--check-config`: says whether the configuration is good.
 fn check_config(path: Option<&Path>) -> ExitCode {
     match config::load(path) {
@@ -232,31 +287,46 @@ fn init_logging(level: &str) -> bool {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .or_else(|_| tracing_subscriber::EnvFilter::try_new(level))
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let journal = systemd::journal::stderr_is_journal();
+    let colour = use_colour(
+        journal,
+        std::io::stderr().is_terminal(),
+        std::env::var_os("NO_COLOR").as_deref(),
+    );
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr);
-    let journal = systemd::journal::stderr_is_journal();
+        .with_writer(std::io::stderr)
+        .with_ansi(colour);
     if journal {
-        builder.with_ansi(false).event_format(JournalFormat).init();
+        builder.event_format(JournalFormat).init();
     } else {
         builder.init();
     }
     journal
 }
 
-/// The listener, and the socket to remove at exit when we bound it
-/// ourselves: a socket passed by systemd belongs to systemd and stays.
+/// Whether the log is coloured: only on a terminal, never in the journal,
+/// and not when `$NO_COLOR` is set to anything but the empty string
+/// (<https://no-color.org>). A file or a pipe gets plain text.
+fn use_colour(journal: bool, terminal: bool, no_colour: Option<&std::ffi::OsStr>) -> bool {
+    !journal && terminal && no_colour.is_none_or(|value| value.is_empty())
+}
+
+/// The listener, the socket to remove at exit when we bound it ourselves
+/// (a socket passed by systemd belongs to systemd and stays), and which
+/// step of the socket rule chose it, in words for the log.
 fn listen(
     socket: Option<PathBuf>,
     configured: &SocketConfig,
     activated: Option<StdUnixListener>,
-) -> anyhow::Result<(UnixListener, Option<BoundSocket>)> {
+) -> anyhow::Result<(UnixListener, Option<BoundSocket>, String)> {
     let socket = socket.or_else(|| configured.path.clone());
     let Some(activated) = activated else {
-        let path = socket_path::resolve(socket);
+        let chosen = socket_path::for_broker(socket);
+        let rule = DirectoryRule::for_origin(chosen.origin);
         let (listener, bound) =
-            server::bind_with_permissions(&path, configured.mode, configured.group)?;
-        return Ok((listener, Some(bound)));
+            server::bind_with_permissions(&chosen.path, rule, configured.mode, configured.group)?;
+        return Ok((listener, Some(bound), chosen.origin.to_string()));
     };
     let listener = UnixListener::from_std(activated)
         .context("cannot use the socket passed by the service manager")?;
@@ -271,7 +341,7 @@ fn listen(
         info!("[socket] mode and group are left to the service manager, which owns the socket (SocketMode=, SocketGroup=)");
     }
     info!("using the socket passed by the service manager (socket activation); it stays when mailboxd exits");
-    Ok((listener, None))
+    Ok((listener, None, "the service manager".to_owned()))
 }
 
 /// The path `listener` is bound to, if it has one.
@@ -285,7 +355,7 @@ async fn serve(
     file: FileConfig,
     activated: Option<StdUnixListener>,
 ) -> anyhow::Result<()> {
-    let (listener, bound) = listen(args.socket.clone(), &file.socket, activated)?;
+    let (listener, bound, chosen_by) = listen(args.socket.clone(), &file.socket, activated)?;
     let shown = local_path(&listener).map_or_else(
         || "(unnamed socket)".to_owned(),
         |path| path.display().to_string(),
@@ -317,6 +387,7 @@ async fn serve(
     };
     info!(
         socket = %shown,
+        chosen_by = %chosen_by,
         pid = std::process::id(),
         config = %file.describe_source(),
         "mailboxd listening"
@@ -428,7 +499,21 @@ impl Reloader {
 }
 
 fn main() -> ExitCode {
-    let mut args = Args::parse();
+    let mut args = match parse_args() {
+        Ok(args) => args,
+        Err(code) => return code,
+    };
+    if let Some(shell) = args.completions {
+        let mut script = Vec::new();
+        clap_complete::generate(shell, &mut Args::command(), "mailboxd", &mut script);
+        return print_document(&script);
+    }
+    if args.manual {
+        return match manual_page() {
+            Ok(page) => print_document(&page),
+            Err(error) => fail(false, &anyhow::Error::new(error)),
+        };
+    }
     if args.check_config {
         return check_config(args.config.as_deref());
     }
@@ -439,7 +524,7 @@ fn main() -> ExitCode {
     raise_descriptor_limit();
     let file = match config::load(args.config.as_deref()) {
         Ok(file) => file,
-        Err(error) => return fail(journal, &anyhow::Error::new(error)),
+        Err(error) => return fail(journal, &config_failure(error, args.config.as_deref())),
     };
     // Before the runtime starts any thread: this edits the environment.
     let activated = match systemd::take_listener() {
@@ -456,8 +541,11 @@ fn main() -> ExitCode {
     let runtime = match builder.enable_all().build() {
         Ok(runtime) => runtime,
         Err(error) => {
-            eprintln!("mailboxd: cannot start the async runtime: {error}");
-            return ExitCode::FAILURE;
+            let error = anyhow::anyhow!(
+                "cannot start the async runtime: {error}; lower --threads, or raise the \
+                 process and memory limits of mailboxd's user"
+            );
+            return fail(journal, &error);
         }
     };
     match runtime.block_on(serve(args, file, activated)) {
@@ -498,16 +586,87 @@ fn raise_descriptor_limit() {
     }
 }
 
-/// Reports a fatal error: one `<3>` line when stderr is the journal, else a
-/// log event and a plain line (seen even when logging is filtered out).
+/// Reports a fatal error on stderr, once: one `<3>` line when stderr is the
+/// journal, else one plain line (seen even when logging is filtered out).
 fn fail(journal: bool, error: &anyhow::Error) -> ExitCode {
+    let line = one_line(error);
     if journal {
-        eprintln!("<3>mailboxd: {error:#}");
+        eprintln!("<3>mailboxd: {line}");
     } else {
-        error!("{error:#}");
-        eprintln!("mailboxd: {error:#}");
+        eprintln!("mailboxd: {line}");
     }
     ExitCode::FAILURE
+}
+
+/// An error and its causes on one line, each cause left out when the text
+/// before it already says it (typed errors often show their source in their
+/// own message, and anyhow would repeat it).
+fn one_line(error: &anyhow::Error) -> String {
+    let mut line = String::new();
+    for cause in error.chain() {
+        let text = cause.to_string();
+        if line.contains(&text) {
+            continue;
+        }
+        if !line.is_empty() {
+            line.push_str(": ");
+        }
+        line.push_str(&text);
+    }
+    line.replace('\n', "; ")
+}
+
+/// A configuration file that cannot be used, with what to do about it.
+fn config_failure(error: config::ConfigError, explicit: Option<&Path>) -> anyhow::Error {
+    let hint = if error.line.is_none() && explicit.is_some() {
+        "give --config a readable TOML file, or leave --config out to use /etc/mailbox/\
+         mailboxd.toml or the built-in defaults"
+            .to_owned()
+    } else {
+        format!(
+            "fix the file; `mailboxd --check-config --config {}` checks it",
+            error.path.display()
+        )
+    };
+    anyhow::anyhow!("{error}; {hint}")
+}
+
+/// Parses the command line. A usage error is one line on stderr naming the
+/// problem and pointing at --help (exit 2); --help and --version print and
+/// exit 0.
+fn parse_args() -> Result<Args, ExitCode> {
+    use clap::error::ErrorKind;
+    match Args::try_parse() {
+        Ok(args) => Ok(args),
+        Err(error)
+            if matches!(
+                error.kind(),
+                ErrorKind::DisplayHelp
+                    | ErrorKind::DisplayVersion
+                    | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand
+            ) =>
+        {
+            error.exit()
+        }
+        Err(error) => {
+            eprintln!("mailboxd: {}", usage_line(&error.render().to_string()));
+            Err(ExitCode::from(2))
+        }
+    }
+}
+
+/// clap's rendering of a usage error (an `error:` line, tips, usage) as one
+/// line: the error, its tips, and where to read more.
+fn usage_line(rendered: &str) -> String {
+    let mut lines = rendered.lines().map(str::trim);
+    let first = lines.next().unwrap_or_default();
+    let mut line = first.strip_prefix("error: ").unwrap_or(first).to_owned();
+    for tip in lines.filter(|line| line.starts_with("tip:")) {
+        line.push_str("; ");
+        line.push_str(tip);
+    }
+    line.push_str("; see mailboxd --help");
+    line
 }
 
 #[cfg(test)]
@@ -568,5 +727,74 @@ mod tests {
         let limits = args.buffers.apply(BufferLimits::default());
         assert_eq!(limits.max_buffered_bytes, 64 << 10);
         assert_eq!(limits.frame_timeout, Duration::from_millis(1500));
+    }
+
+    #[test]
+    fn a_startup_error_is_one_line_without_its_cause_twice() {
+        let cause = std::io::Error::from_raw_os_error(libc::EACCES);
+        let error = anyhow::Error::new(server::BindError::Directory {
+            path: "/run/mailbox".into(),
+            source: cause,
+        })
+        .context("cannot listen");
+        let line = one_line(&error);
+        assert_eq!(line.matches("Permission denied").count(), 1, "{line}");
+        assert!(line.starts_with("cannot listen: cannot create the socket directory /run/mailbox"));
+        assert!(line.contains("set MAILBOX_SOCKET or --socket"), "{line}");
+        assert!(!line.contains('\n'));
+    }
+
+    #[test]
+    fn a_usage_error_is_one_line_pointing_at_help() {
+        let error = Args::try_parse_from(["mailboxd", "--threads", "many"]).unwrap_err();
+        let line = usage_line(&error.render().to_string());
+        assert!(
+            line.starts_with("invalid value 'many' for '--threads <N>'"),
+            "{line}"
+        );
+        assert!(line.ends_with("; see mailboxd --help"), "{line}");
+        assert!(!line.contains('\n'));
+    }
+
+    #[test]
+    fn the_log_is_coloured_only_on_a_terminal_outside_the_journal_without_no_color() {
+        use std::ffi::OsStr;
+        assert!(use_colour(false, true, None));
+        assert!(use_colour(false, true, Some(OsStr::new(""))));
+        assert!(!use_colour(false, false, None), "a file or a pipe");
+        assert!(!use_colour(true, true, None), "the journal");
+        assert!(!use_colour(false, true, Some(OsStr::new("1"))), "NO_COLOR");
+    }
+
+    #[test]
+    fn completions_and_the_manual_page_cover_the_flags() {
+        for shell in [
+            clap_complete::Shell::Bash,
+            clap_complete::Shell::Zsh,
+            clap_complete::Shell::Fish,
+        ] {
+            let mut script = Vec::new();
+            clap_complete::generate(shell, &mut Args::command(), "mailboxd", &mut script);
+            let script = String::from_utf8(script).expect("text");
+            for flag in ["socket", "check-config", "memory-budget", "manual"] {
+                assert!(script.contains(flag), "{shell}: no {flag}");
+            }
+        }
+        let page = String::from_utf8(manual_page().expect("rendered")).expect("text");
+        assert!(page.contains(".TH mailboxd 8"), "{page}");
+        assert!(page.contains("\\-\\-socket"), "{page}");
+    }
+
+    #[test]
+    fn version_and_help_name_the_daemon_and_say_what_it_does() {
+        let version = Args::command().render_version();
+        assert_eq!(
+            version.trim(),
+            format!("mailboxd {}", env!("CARGO_PKG_VERSION"))
+        );
+        let help = Args::command().render_long_help().to_string();
+        assert!(help.contains("pass messages"), "{help}");
+        assert!(help.contains("/tmp/mailbox-UID/mailboxd.sock"), "{help}");
+        assert!(!help.contains("tokio"), "{help}");
     }
 }

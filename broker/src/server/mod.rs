@@ -41,6 +41,7 @@ use outbox::Outbox;
 pub use reload::{Control, Declaration, Reload};
 pub use socket::{
     bind, bind_recorded, bind_with_permissions, set_socket_permissions, BindError, BoundSocket,
+    DirectoryRule,
 };
 
 /// Limits on what connections hold outside the mailboxes: replies not yet

@@ -8,18 +8,20 @@ use std::os::unix::fs::MetadataExt;
 use std::os::unix::net::UnixStream as StdUnixStream;
 use std::path::{Path, PathBuf};
 
+use mailbox_proto::socket_path::Origin;
 use tokio::net::UnixListener;
 
-/// Why the socket could not be bound.
+/// Why the socket could not be bound. Each says what to do, in one line.
 #[derive(Debug, thiserror::Error)]
 pub enum BindError {
     /// Another broker answers on the path.
     #[error(
-        "another broker is already listening on {0}; stop it first or choose another --socket"
+        "another broker is already listening on {0}; stop it first, or give this one another \
+         socket with --socket or MAILBOX_SOCKET"
     )]
     InUse(PathBuf),
     /// The directory could not be created.
-    #[error("cannot create the socket directory {path}: {source}")]
+    #[error("cannot create the socket directory {}: {source}; {}", path.display(), directory_hint(source))]
     Directory {
         /// The directory.
         path: PathBuf,
@@ -28,21 +30,81 @@ pub enum BindError {
     },
     /// The directory could be changed by someone else than the broker's
     /// user or root: whoever can write to it can replace the socket.
-    #[error("refusing the socket directory {path}: {reason}")]
+    #[error("refusing the socket directory {}: {reason}", path.display())]
     UnsafeDirectory {
         /// The directory.
         path: PathBuf,
-        /// What is wrong with it.
+        /// What is wrong with it, and what to do.
         reason: String,
     },
-    /// Something else is in the way, or binding failed.
-    #[error("cannot listen on {path}: {source}")]
+    /// A file that is not a socket is at the path.
+    #[error(
+        "{} is in the way: it is not a socket; remove it, or choose another path with --socket \
+         or MAILBOX_SOCKET", .0.display()
+    )]
+    NotASocket(PathBuf),
+    /// Binding failed.
+    #[error("cannot listen on {}: {source}; {}", path.display(), bind_hint(source))]
     Bind {
         /// The socket path.
         path: PathBuf,
         /// Why.
         source: io::Error,
     },
+}
+
+/// What to do when the socket's place cannot be used.
+fn place_hint() -> &'static str {
+    "set MAILBOX_SOCKET or --socket to a path in a directory you own, or leave both unset \
+     to use the per-user fallback /tmp/mailbox-UID/"
+}
+
+/// What to do about a directory that could not be created.
+fn directory_hint(error: &io::Error) -> &'static str {
+    match error.kind() {
+        io::ErrorKind::AlreadyExists | io::ErrorKind::NotADirectory => {
+            "something that is not a directory is at that path: remove it, or choose another \
+             path with --socket or MAILBOX_SOCKET"
+        }
+        _ => place_hint(),
+    }
+}
+
+/// What to do about a failed bind.
+fn bind_hint(error: &io::Error) -> &'static str {
+    match error.kind() {
+        io::ErrorKind::PermissionDenied => place_hint(),
+        io::ErrorKind::InvalidInput => {
+            "a socket path holds at most 107 bytes: give a shorter one with --socket or \
+             MAILBOX_SOCKET"
+        }
+        _ => "choose another path with --socket or MAILBOX_SOCKET",
+    }
+}
+
+/// How the socket's directory is created and checked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DirectoryRule {
+    /// A directory others may reach the socket through (`/run/mailbox`, a
+    /// path given by the administrator): created with the umask's mode;
+    /// must belong to the broker's uid or root and be writable by nobody
+    /// else, unless sticky like `/tmp`.
+    Shared,
+    /// The per-user fallback `/tmp/mailbox-UID/`, in a directory everyone
+    /// may write to: created with mode 0700; must be a directory (not a
+    /// symbolic link) of the broker's own uid, writable by nobody else.
+    /// One that another user made first is refused, as tmux refuses its.
+    Private,
+}
+
+impl DirectoryRule {
+    /// The rule for a socket chosen by the step `origin` of the socket rule.
+    pub fn for_origin(origin: Origin) -> Self {
+        match origin {
+            Origin::PerUser => Self::Private,
+            _ => Self::Shared,
+        }
+    }
 }
 
 /// The socket file a broker bound, known by its device and inode: what is
@@ -92,38 +154,78 @@ impl BoundSocket {
 
 /// Creates the socket's directory if needed and checks that nobody but the
 /// broker's user and root can change what is in it (as OpenSSH and tmux
-/// check theirs): it must be owned by the broker's effective uid or by root,
-/// and not writable by group or others unless it is sticky (like `/tmp`:
-/// there others may add files but not remove or rename ours). Only the
-/// socket's own directory is checked, not the ones above it: whoever can
-/// rename a parent could already run as that parent's owner.
-fn prepare_directory(path: &Path) -> Result<(), BindError> {
+/// check theirs), by `rule` (see [`DirectoryRule`]). Only the socket's own
+/// directory is checked, not the ones above it: whoever can rename a
+/// parent could already run as that parent's owner.
+fn prepare_directory(path: &Path, rule: DirectoryRule) -> Result<(), BindError> {
+    use std::os::unix::fs::DirBuilderExt;
     let parent = match path.parent() {
         Some(parent) if !parent.as_os_str().is_empty() => parent,
         _ => Path::new("."),
     };
-    std::fs::create_dir_all(parent).map_err(|source| BindError::Directory {
+    let directory_error = |source| BindError::Directory {
         path: parent.to_owned(),
         source,
-    })?;
-    let meta = std::fs::metadata(parent).map_err(|source| BindError::Directory {
-        path: parent.to_owned(),
-        source,
-    })?;
-    // SAFETY: geteuid cannot fail and touches no memory of ours.
-    let euid = unsafe { libc::geteuid() };
-    directory_is_safe(meta.uid(), meta.mode(), euid).map_err(|reason| BindError::UnsafeDirectory {
+    };
+    let mut builder = std::fs::DirBuilder::new();
+    builder.recursive(true);
+    if rule == DirectoryRule::Private {
+        builder.mode(0o700);
+    }
+    builder.create(parent).map_err(directory_error)?;
+    // The private directory's link is not followed: a symbolic link planted
+    // in /tmp is not our directory.
+    let meta = match rule {
+        DirectoryRule::Shared => std::fs::metadata(parent),
+        DirectoryRule::Private => std::fs::symlink_metadata(parent),
+    }
+    .map_err(directory_error)?;
+    let euid = mailbox_proto::socket_path::effective_uid();
+    let checked = match rule {
+        DirectoryRule::Shared => directory_is_safe(meta.uid(), meta.mode(), euid),
+        DirectoryRule::Private if !meta.is_dir() => Err(format!(
+            "it is not a directory but {}, which another user may have planted; remove it, \
+             or set MAILBOX_SOCKET or --socket to a path in a directory you own",
+            if meta.file_type().is_symlink() {
+                "a symbolic link"
+            } else {
+                "a file"
+            }
+        )),
+        DirectoryRule::Private => private_directory_is_safe(meta.uid(), meta.mode(), euid),
+    };
+    checked.map_err(|reason| BindError::UnsafeDirectory {
         path: parent.to_owned(),
         reason,
     })
 }
 
-/// The rule of [`prepare_directory`], on a directory's owner and mode.
+/// The rule of [`DirectoryRule::Private`], on a directory's owner and mode.
+fn private_directory_is_safe(owner: u32, mode: u32, euid: u32) -> Result<(), String> {
+    if owner != euid {
+        return Err(format!(
+            "it belongs to uid {owner}, not to the broker's uid {euid}, so its owner could \
+             replace the socket; remove it if it is stale, or set MAILBOX_SOCKET or --socket \
+             to a path in a directory you own"
+        ));
+    }
+    if mode & 0o022 != 0 {
+        return Err(format!(
+            "its mode {:04o} lets others than its owner replace the socket; make it 0700 \
+             (chmod 700) or remove it",
+            mode & 0o7777
+        ));
+    }
+    Ok(())
+}
+
+/// The rule of [`DirectoryRule::Shared`], on a directory's owner and mode.
 fn directory_is_safe(owner: u32, mode: u32, euid: u32) -> Result<(), String> {
     if owner != euid && owner != 0 {
         return Err(format!(
             "it belongs to uid {owner}, not to the broker's uid {euid} or root, so its owner \
-             could replace the socket; use a directory of the broker's user"
+             could replace the socket; use a directory of the broker's user (--socket or \
+             MAILBOX_SOCKET)"
         ));
     }
     let sticky = mode & 0o1000 != 0;
@@ -147,12 +249,16 @@ fn is_socket(path: &Path) -> bool {
 /// on is a leftover of a broker that died, and is replaced. Must be called
 /// inside a tokio runtime.
 pub fn bind(path: &Path) -> Result<UnixListener, BindError> {
-    bind_recorded(path).map(|(listener, _)| listener)
+    bind_recorded(path, DirectoryRule::Shared).map(|(listener, _)| listener)
 }
 
-/// Like [`bind`], and says which file it bound, to remove at exit.
-pub fn bind_recorded(path: &Path) -> Result<(UnixListener, BoundSocket), BindError> {
-    let listener = bind_in_place(path)?;
+/// Like [`bind`], with the directory created and checked by `rule`, and
+/// says which file it bound, to remove at exit.
+pub fn bind_recorded(
+    path: &Path,
+    rule: DirectoryRule,
+) -> Result<(UnixListener, BoundSocket), BindError> {
+    let listener = bind_in_place(path, rule)?;
     let bound = BoundSocket::record(path).map_err(|source| BindError::Bind {
         path: path.to_owned(),
         source,
@@ -160,8 +266,8 @@ pub fn bind_recorded(path: &Path) -> Result<(UnixListener, BoundSocket), BindErr
     Ok((listener, bound))
 }
 
-fn bind_in_place(path: &Path) -> Result<UnixListener, BindError> {
-    prepare_directory(path)?;
+fn bind_in_place(path: &Path, rule: DirectoryRule) -> Result<UnixListener, BindError> {
+    prepare_directory(path, rule)?;
     match UnixListener::bind(path) {
         Ok(listener) => Ok(listener),
         Err(error) if error.kind() == io::ErrorKind::AddrInUse => {
@@ -179,6 +285,7 @@ fn bind_in_place(path: &Path) -> Result<UnixListener, BindError> {
                         source,
                     })
                 }
+                Err(_) if !is_socket(path) => Err(BindError::NotASocket(path.to_owned())),
                 Err(_) => Err(BindError::Bind {
                     path: path.to_owned(),
                     source: error,
@@ -195,29 +302,26 @@ fn bind_in_place(path: &Path) -> Result<UnixListener, BindError> {
 /// Binds like [`bind`], but the socket appears at `path` only once it has
 /// the configured `mode` and `group`: it is bound under a temporary name in
 /// the same directory, given them, and renamed into place, so no client can
-/// connect through permissions it should not have had. Returns which file
-/// it bound, to remove at exit ([`BoundSocket::remove`]).
+/// connect through permissions it should not have had. The directory is
+/// created and checked by `rule`. Returns which file it bound, to remove at
+/// exit ([`BoundSocket::remove`]).
 pub fn bind_with_permissions(
     path: &Path,
+    rule: DirectoryRule,
     mode: Option<u32>,
     group: Option<u32>,
 ) -> Result<(UnixListener, BoundSocket), BindError> {
     if mode.is_none() && group.is_none() {
-        return bind_recorded(path);
+        return bind_recorded(path, rule);
     }
-    prepare_directory(path)?;
+    prepare_directory(path, rule)?;
     // What is at the path now: a live broker, a stale socket (replaced by
     // the rename), or something that is not ours to replace.
     if std::fs::symlink_metadata(path).is_ok() {
         match StdUnixStream::connect(path) {
             Ok(_) => return Err(BindError::InUse(path.to_owned())),
             Err(_) if is_socket(path) => {}
-            Err(error) => {
-                return Err(BindError::Bind {
-                    path: path.to_owned(),
-                    source: error,
-                })
-            }
+            Err(_) => return Err(BindError::NotASocket(path.to_owned())),
         }
     }
     let name = path.file_name().map_or_else(
@@ -281,7 +385,35 @@ pub fn set_socket_permissions(
 
 #[cfg(test)]
 mod tests {
-    use super::directory_is_safe;
+    use super::{directory_is_safe, private_directory_is_safe};
+
+    /// Checks `rule` on cases of (owner, mode, broker's euid, safe).
+    fn check(rule: fn(u32, u32, u32) -> Result<(), String>, cases: &[(u32, u32, u32, bool)]) {
+        for &(owner, mode, euid, safe) in cases {
+            assert_eq!(
+                rule(owner, mode, euid).is_ok(),
+                safe,
+                "owner {owner}, mode {mode:o}, euid {euid}"
+            );
+        }
+    }
+
+    #[test]
+    fn the_per_user_directory_must_be_the_brokers_own_and_closed_to_others() {
+        let cases = [
+            // (owner, mode, broker's euid, safe)
+            (1000, 0o700, 1000, true),
+            (1000, 0o750, 1000, true),
+            (1000, 0o755, 1000, true),
+            // Root's directory is not the user's: it was not made for it.
+            (0, 0o700, 1000, false),
+            (65534, 0o700, 1000, false),
+            (1000, 0o770, 1000, false),
+            (1000, 0o1777, 1000, false),
+            (1000, 0o702, 1000, false),
+        ];
+        check(private_directory_is_safe, &cases);
+    }
 
     #[test]
     fn a_socket_directory_is_safe_only_if_nobody_else_can_replace_the_socket() {
@@ -300,12 +432,6 @@ mod tests {
             (65534, 0o1777, 0, false),
             (1001, 0o755, 1000, false),
         ];
-        for (owner, mode, euid, safe) in cases {
-            assert_eq!(
-                directory_is_safe(owner, mode, euid).is_ok(),
-                safe,
-                "owner {owner}, mode {mode:o}, euid {euid}"
-            );
-        }
+        check(directory_is_safe, &cases);
     }
 }

@@ -23,10 +23,16 @@ pub const LISTEN_FDS_START: RawFd = 3;
 #[derive(Debug, thiserror::Error)]
 pub enum ActivationError {
     /// `$LISTEN_PID` is not a number.
-    #[error("LISTEN_PID={0:?} is not a process id")]
+    #[error(
+        "LISTEN_PID={0:?} is not a process id; start mailboxd from its mailboxd.socket unit, or \
+         unset LISTEN_PID and LISTEN_FDS"
+    )]
     BadPid(OsString),
     /// `$LISTEN_FDS` is not a number.
-    #[error("LISTEN_FDS={0:?} is not a number of file descriptors")]
+    #[error(
+        "LISTEN_FDS={0:?} is not a number of file descriptors; start mailboxd from its \
+         mailboxd.socket unit, or unset LISTEN_PID and LISTEN_FDS"
+    )]
     BadCount(OsString),
     /// More than one descriptor was passed.
     #[error(
@@ -42,7 +48,10 @@ pub enum ActivationError {
     )]
     WrongKind(String),
     /// Descriptor 3 could not be inspected or set up.
-    #[error("cannot use file descriptor 3 passed by the service manager: {0}")]
+    #[error(
+        "cannot use file descriptor 3 passed by the service manager: {0}; check mailboxd.socket \
+         (one ListenStream=, no Accept=yes)"
+    )]
     Io(#[source] io::Error),
 }
 

@@ -11,11 +11,11 @@ mod tests;
 
 use std::collections::HashMap;
 use std::fmt;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::{Arc, Mutex};
 
 use bytes::BytesMut;
-use mailbox_proto::{socket_path, Request, Response, Welcome};
+use mailbox_proto::{Request, Response, Welcome};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::UnixStream;
 use tokio::sync::Notify;
@@ -147,11 +147,16 @@ impl Client {
         }
     }
 
-    /// Connects to the broker's socket found by the usual rule:
-    /// `$MAILBOX_SOCKET`, else `$XDG_RUNTIME_DIR/mailbox/mailboxd.sock`, else
-    /// `/run/mailbox/mailboxd.sock`.
+    /// Connects to the broker's socket found by the usual rule
+    /// ([`mailbox_proto::socket_path`]): `$MAILBOX_SOCKET`, else the first
+    /// of `$XDG_RUNTIME_DIR/mailbox/mailboxd.sock`,
+    /// `/tmp/mailbox-UID/mailboxd.sock` and `/run/mailbox/mailboxd.sock`
+    /// where a socket exists.
     pub async fn connect_default() -> Result<Self, Error> {
-        Self::connect(socket_path::resolve(None::<PathBuf>)).await
+        let chosen = connect::default_socket();
+        Self::connect(&chosen.path)
+            .await
+            .map_err(|error| connect::explain_default(error, &chosen))
     }
 
     /// Performs the handshake on an already connected stream (the caller

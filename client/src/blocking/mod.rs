@@ -18,13 +18,11 @@ use std::fmt;
 use std::io::Write;
 use std::os::unix::io::AsRawFd;
 use std::os::unix::net::UnixStream;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
-use mailbox_proto::{
-    socket_path, BrokerError, Message, Request, RequestId, Response, Wait, Welcome,
-};
+use mailbox_proto::{BrokerError, Message, Request, RequestId, Response, Wait, Welcome};
 
 use crate::connect::{self, ConnectOptions};
 use crate::error::Error;
@@ -109,14 +107,18 @@ impl Client {
     /// Connects to the broker's socket found by the usual rule (as
     /// [`connect_default`](Self::connect_default)) with `options`.
     pub fn connect_default_with(options: &ConnectOptions) -> Result<Self, Error> {
-        Self::connect_with(socket_path::resolve(None::<PathBuf>), options)
+        let chosen = connect::default_socket();
+        Self::connect_with(&chosen.path, options)
+            .map_err(|error| connect::explain_default(error, &chosen))
     }
 
-    /// Connects to the broker's socket found by the usual rule:
-    /// `$MAILBOX_SOCKET`, else `$XDG_RUNTIME_DIR/mailbox/mailboxd.sock`, else
-    /// `/run/mailbox/mailboxd.sock`.
+    /// Connects to the broker's socket found by the usual rule
+    /// ([`mailbox_proto::socket_path`]): `$MAILBOX_SOCKET`, else the first
+    /// of `$XDG_RUNTIME_DIR/mailbox/mailboxd.sock`,
+    /// `/tmp/mailbox-UID/mailboxd.sock` and `/run/mailbox/mailboxd.sock`
+    /// where a socket exists.
     pub fn connect_default() -> Result<Self, Error> {
-        Self::connect(socket_path::resolve(None::<PathBuf>))
+        Self::connect_default_with(&ConnectOptions::new())
     }
 
     /// Performs the handshake on an already connected stream (for example
