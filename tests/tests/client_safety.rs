@@ -135,26 +135,7 @@ fn a_root_broker_is_trusted_by_everyone() {
         eprintln!("skipped: needs root to run a client as uid {OTHER}");
         return;
     }
-    // The socket in a directory everyone may enter, open to everyone.
-    let dir = tempfile::Builder::new()
-        .prefix("mailbox-root-broker-")
-        .tempdir_in("/tmp")
-        .expect("temp dir");
-    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).expect("chmod");
-    let config = dir.path().join("mailboxd.toml");
-    std::fs::write(&config, "[socket]\nmode = \"0666\"\n").expect("config");
-    let socket = dir.path().join("mailboxd.sock");
-    let child = Command::new(binary("mailboxd"))
-        .arg("--config")
-        .arg(&config)
-        .arg("--socket")
-        .arg(&socket)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn mailboxd");
-    let broker = Broker::adopt(child, socket, dir);
+    let broker = Broker::start_for_everyone();
     let output = as_other(&binary("mailboxctl"))
         .arg("--socket")
         .arg(broker.socket())

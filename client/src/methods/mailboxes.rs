@@ -1,5 +1,5 @@
-//! The public methods on mailboxes themselves: create, delete, describe,
-//! list, subscribe.
+//! The public methods on mailboxes themselves: create, open, delete,
+//! describe, list, subscribe.
 
 use mailbox_proto::{MailboxInfo, MailboxSettings};
 
@@ -52,6 +52,54 @@ client_methods! {
 
     /// Describes one mailbox.
     pub fn info(name: &str) -> Result<MailboxInfo, Error> {
+        run(Info(name))
+    }
+
+    /// Opens a mailbox that another party created, by name alone, without
+    /// restating its settings: its description (settings, owner, group,
+    /// mode, counters) when it exists and this uid has some right on it.
+    /// Nothing is created or changed. Kind `NoSuchMailbox` when it does not
+    /// exist (yet), `PermissionDenied` when this uid has no right on it:
+    /// opening is asking for [`info`](Self::info), under the name of what
+    /// the side that does not own the settings does.
+    ///
+    /// The pattern: the party that owns a mailbox's settings creates it
+    /// ([`create`](Self::create) or [`create_with`](Self::create_with),
+    /// whose mode gives others their rights), every other party opens it
+    /// and checks what it relies on. `create` stays strict: with other
+    /// settings, or a mailbox of another owner, it fails with
+    /// `MailboxExists`. A mailbox needs no opening before a send or a
+    /// receive; `open` is how a party learns, before its first message,
+    /// that the mailbox is there, that it may use it and how it is set.
+    ///
+    async {
+        /// ```no_run
+        /// use mailbox_client::{Client, DeliveryPolicy};
+        ///
+        /// # async fn demo() -> Result<(), mailbox_client::Error> {
+        /// let client = Client::connect_default().await?;
+        /// let jobs = client.open("jobs").await?; // created by the producer
+        /// if jobs.settings.policy == DeliveryPolicy::Broadcast {
+        ///     client.subscribe("jobs").await?;
+        /// }
+        /// let message = client.receive("jobs").await?;
+        /// # Ok(()) }
+        /// ```
+    }
+    blocking {
+        /// ```no_run
+        /// use mailbox_client::{blocking::Client, DeliveryPolicy};
+        ///
+        /// let mut client = Client::connect_default()?;
+        /// let jobs = client.open("jobs")?; // created by the producer
+        /// if jobs.settings.policy == DeliveryPolicy::Broadcast {
+        ///     client.subscribe("jobs")?;
+        /// }
+        /// let message = client.receive("jobs")?;
+        /// # Ok::<(), mailbox_client::Error>(())
+        /// ```
+    }
+    pub fn open(name: &str) -> Result<MailboxInfo, Error> {
         run(Info(name))
     }
 

@@ -14,7 +14,7 @@ use mailbox_proto::{
 use super::acknowledgements::{Held, ReceiveHeld, Settle};
 use super::calls::{Call, Reply};
 use super::inbox::{ReceiveInbox, SetInboxCapacity};
-use super::mailboxes::{Create, MailboxPage};
+use super::mailboxes::{Create, Info, MailboxPage};
 use super::messages::{
     received_many as decode_received_many, sent, BatchReceipt, Fetch, Post, Receive, ReceiveMany,
     SendMany, SendReceipt,
@@ -171,6 +171,36 @@ fn answers_become_typed_results() {
         refused.expect_err("should fail").kind(),
         Some(ErrorKind::NoSuchMailbox)
     );
+}
+
+#[test]
+fn opening_a_mailbox_asks_for_its_description_and_changes_nothing() {
+    // `open` (the side that does not own the settings) runs `Info`: the
+    // request names the mailbox alone, no settings, and creates nothing.
+    assert_eq!(
+        Info("jobs").request(),
+        Request::MailboxInfo {
+            name: "jobs".to_owned()
+        }
+    );
+    let info = mailbox_proto::MailboxInfo {
+        name: "jobs".to_owned(),
+        owner_uid: 1000,
+        mode: 0o764,
+        ..Default::default()
+    };
+    assert_eq!(
+        decode(Info("jobs"), Response::Info(Box::new(info.clone()))).expect("opened"),
+        info
+    );
+    for kind in [ErrorKind::NoSuchMailbox, ErrorKind::PermissionDenied] {
+        let refused = Info("jobs").decode(Err(broker_error(kind)));
+        assert_eq!(refused.expect_err("refused").kind(), Some(kind));
+    }
+    assert!(matches!(
+        decode(Info("jobs"), Response::Created { created: true }),
+        Err(Error::Protocol(_))
+    ));
 }
 
 #[test]

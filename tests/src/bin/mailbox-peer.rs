@@ -9,6 +9,7 @@
 //! mailbox-peer hold SOCKET MAILBOX COUNT             takes COUNT with manual ack, then hangs
 //! mailbox-peer ack SOCKET MAILBOX COUNT              takes COUNT with manual ack, acks each
 //! mailbox-peer serve-reversed SOCKET MAILBOX COUNT   takes COUNT calls, replies last first
+//! mailbox-peer open SOCKET MAILBOX COUNT             opens MAILBOX by name (COUNT unused)
 //! ```
 //!
 //! For `produce` and `consume`, payloads are the message's index as 8
@@ -24,7 +25,9 @@
 //! `serve-reversed` waits until it holds COUNT call requests (proof that
 //! they were outstanding together), printing `request CALL SENDER PAYLOAD`
 //! for each, then answers them in reverse order with the payload in upper
-//! case. Payloads are printed as lossy UTF-8.
+//! case. Payloads are printed as lossy UTF-8. `open` prints `opened NAME
+//! owner UID mode MODE capacity CAPACITY` or, when the broker refuses,
+//! `refused KIND`.
 
 use std::io::Write;
 use std::process::ExitCode;
@@ -174,11 +177,25 @@ fn serve_reversed(socket: &str, mailbox: &str, count: u64) -> Result<(), String>
     Ok(())
 }
 
+fn open(socket: &str, mailbox: &str) -> Result<(), String> {
+    let mut client = blocking::Client::connect(socket).map_err(|e| e.to_string())?;
+    match client.open(mailbox) {
+        Ok(info) => say(&format!(
+            "opened {} owner {} mode {:03o} capacity {}",
+            info.name, info.owner_uid, info.mode, info.settings.capacity
+        )),
+        Err(error) => match error.kind() {
+            Some(kind) => say(&format!("refused {kind:?}")),
+            None => Err(error.to_string()),
+        },
+    }
+}
+
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let [role, socket, mailbox, count] = args.as_slice() else {
         eprintln!(
-            "usage: mailbox-peer produce|consume|consume-async|hold|ack|serve-reversed \
+            "usage: mailbox-peer produce|consume|consume-async|hold|ack|serve-reversed|open \
              SOCKET MAILBOX COUNT"
         );
         return ExitCode::from(2);
@@ -194,6 +211,7 @@ fn main() -> ExitCode {
         "hold" => hold(socket, mailbox, count),
         "ack" => ack(socket, mailbox, count),
         "serve-reversed" => serve_reversed(socket, mailbox, count),
+        "open" => open(socket, mailbox),
         other => Err(format!("unknown role {other:?}")),
     };
     match result {
