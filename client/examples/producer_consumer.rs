@@ -1,10 +1,11 @@
 //! The producer-consumer problem across two processes: a bounded buffer of
 //! 4 messages between a producer, which waits while the buffer is full, and
 //! a consumer, which waits while it is empty. The producer owns the
-//! mailbox's settings and creates it; the consumer opens it by name.
+//! mailbox's settings and creates it; the consumer opens it by name,
+//! waiting up to 30 s for it to be created.
 //!
-//! Start a broker (`mailboxd`, see the README), then, in two terminals,
-//! the producer first:
+//! Start a broker (`mailboxd`, see the README), then, in two terminals and
+//! in either order:
 //!
 //! ```text
 //! cargo run -p mailbox-client --example producer_consumer -- produce 10
@@ -17,6 +18,8 @@
 //! ahead of the consumer and then waits for room. The consumer prints
 //! `consumed job N` until the producer's `done`.
 //! `mailboxctl delete example.jobs` removes the mailbox.
+
+use std::time::Duration;
 
 use mailbox_client::{blocking::Client, Capacity, MailboxSettings};
 
@@ -47,8 +50,8 @@ fn produce(count: u32) -> Result<(), mailbox_client::Error> {
 fn consume() -> Result<(), mailbox_client::Error> {
     let mut client = Client::connect_default()?;
     // The other side opens the mailbox by name, without restating its
-    // settings (NoSuchMailbox: start the producer first).
-    let jobs = client.open(JOBS)?;
+    // settings, waiting for the producer to create it if it has not yet.
+    let jobs = client.open_timeout(JOBS, Duration::from_secs(30))?;
     println!(
         "opened {JOBS}: capacity {}, owner uid {}",
         jobs.settings.capacity, jobs.owner_uid

@@ -56,7 +56,7 @@
 //! | to | use |
 //! |---|---|
 //! | connect | [`Client::connect_default`], [`Client::connect`] (a socket path), [`Client::connect_with`] and [`ConnectOptions`] (timeout, trusted broker user) |
-//! | make a mailbox, or find one | [`create`](Client::create) by the party that owns its [`MailboxSettings`], [`create_with`](Client::create_with) (mode and group too); [`open`](Client::open) by every other party; [`info`](Client::info), [`list`](Client::list), [`delete`](Client::delete), [`set_permissions`](Client::set_permissions), [`purge`](Client::purge) |
+//! | make a mailbox, or find one | [`create`](Client::create) by the party that owns its [`MailboxSettings`], [`create_with`](Client::create_with) (mode and group too); [`open`](Client::open) or [`open_timeout`](Client::open_timeout) (waits for its creation) by every other party; [`info`](Client::info), [`list`](Client::list), [`delete`](Client::delete), [`set_permissions`](Client::set_permissions), [`purge`](Client::purge) |
 //! | send and receive | [`send`](Client::send), [`receive`](Client::receive), each with `try_` (do not wait), `_timeout` and `_with` ([`Wait`]) forms; [`subscribe`](Client::subscribe) to a broadcast mailbox |
 //! | in batches | [`send_many`](Client::send_many), [`receive_many`](Client::receive_many); many in flight: [`send_stream`](Client::send_stream), [`receive_stream`](Client::receive_stream), [`send_pipelined`](Client::send_pipelined), [`receive_pipelined`](Client::receive_pipelined) |
 //! | acknowledge | [`receive_held`](Client::receive_held) → [`Held`], then [`ack`](Client::ack) or [`nack`](Client::nack) |
@@ -75,9 +75,10 @@
 //! with other settings, or of a mailbox another uid owns, fails with
 //! `MailboxExists`. Every other party opens it by name with
 //! [`open`](Client::open), which restates nothing: it answers the
-//! mailbox's description, or `NoSuchMailbox` when it does not exist yet
-//! (start the owner first), or `PermissionDenied` when the owner's mode
-//! gives this uid no right on it.
+//! mailbox's description, or `NoSuchMailbox` when it does not exist yet,
+//! or `PermissionDenied` when the owner's mode gives this uid no right on
+//! it. [`open_timeout`](Client::open_timeout) waits for the owner to create
+//! it, so that the two may start in either order.
 //!
 //! # Finding and trusting the broker
 //!

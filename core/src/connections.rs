@@ -152,6 +152,7 @@ impl Core {
             }
             match &waiting.place {
                 Place::Name(name) => self.names.leave_queue(name, ticket),
+                Place::Opening(name) => self.openings.leave(name, ticket),
                 place => {
                     if let Some(mailbox) = self.places.get_mut(place) {
                         // An admitted message whose sender waited for a

@@ -39,6 +39,7 @@ mod line;
 mod listing;
 mod mailbox;
 mod names;
+mod openings;
 mod places;
 mod rights;
 mod timers;
@@ -66,6 +67,7 @@ use calls::CallRegistry;
 use connections::Connection;
 use mailbox::Context;
 use names::NameRegistry;
+use openings::Openings;
 use places::Places;
 use timers::Timers;
 
@@ -96,6 +98,8 @@ pub struct Core {
     names: NameRegistry,
     /// Calls waiting for their replies.
     calls: CallRegistry,
+    /// Opens waiting for a mailbox to be created.
+    openings: Openings,
     /// Deadlines of waiting requests, expiries of messages, mailbox wakes.
     timers: Timers,
     budget: Budget,
@@ -139,6 +143,7 @@ impl Core {
             connections: ConnectionMap::default(),
             names: NameRegistry::default(),
             calls: CallRegistry::default(),
+            openings: Openings::default(),
             timers: Timers::default(),
             budget: Budget::with_limits(limits.budget()),
             shutting_down: false,
@@ -235,6 +240,9 @@ impl Core {
             mailbox.fail_all_waiters(&stopping, &mut ctx);
         }
         for ticket in self.names.drain_queues() {
+            out.reply(ticket, Err(stopping.clone()));
+        }
+        for ticket in self.openings.drain() {
             out.reply(ticket, Err(stopping.clone()));
         }
         self.carry_out(clock, out);

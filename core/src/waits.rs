@@ -69,9 +69,16 @@ impl Core {
             if let Some(call) = call {
                 self.calls.close(call);
             }
-            if let Place::Name(name) = &place {
-                self.names.leave_queue(name, ticket);
-                return Err(refused);
+            match &place {
+                Place::Name(name) => {
+                    self.names.leave_queue(name, ticket);
+                    return Err(refused);
+                }
+                Place::Opening(name) => {
+                    self.openings.leave(name, ticket);
+                    return Err(refused);
+                }
+                Place::Mailbox(_) | Place::Inbox(_) => {}
             }
             let mut ctx = Context {
                 out,
@@ -129,10 +136,18 @@ impl Core {
         else {
             return false;
         };
-        if let Place::Name(name) = &waiting.place {
-            self.names.leave_queue(name, target);
-            out.reply(target, Err(why));
-            return true;
+        match &waiting.place {
+            Place::Name(name) => {
+                self.names.leave_queue(name, target);
+                out.reply(target, Err(why));
+                return true;
+            }
+            Place::Opening(name) => {
+                self.openings.leave(name, target);
+                out.reply(target, Err(why));
+                return true;
+            }
+            Place::Mailbox(_) | Place::Inbox(_) => {}
         }
         if let Some(call) = waiting.call {
             self.calls.close(call);

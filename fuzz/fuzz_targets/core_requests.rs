@@ -80,7 +80,7 @@ fuzz_target!(|data: &[u8]| {
     let limits = Limits {
         memory_budget: *input.choose(&[64, 4096, 1 << 20, 1 << 30]).unwrap_or(&64),
         max_queued_messages: *input.choose(&[1, 4, 64, 4 << 20]).unwrap_or(&1),
-        max_waiting_per_connection: *input.choose(&[1, 3, 64, 65_536]).unwrap_or(&1),
+        max_requests_in_flight: *input.choose(&[1, 3, 64, 65_536]).unwrap_or(&1),
         max_connections: *input.choose(&[2, 16_384]).unwrap_or(&2),
         max_connections_per_uid: *input.choose(&[1, 16_384]).unwrap_or(&1),
         max_mailboxes_per_uid: *input.choose(&[1, 2, 65_536]).unwrap_or(&1),
@@ -325,7 +325,7 @@ fn mode(input: &mut Unstructured<'_>) -> Result<Option<u32>> {
 }
 
 fn request(input: &mut Unstructured<'_>) -> Result<Request> {
-    Ok(match input.int_in_range(0..=26)? {
+    Ok(match input.int_in_range(0..=27)? {
         0 => Request::CreateMailbox {
             name: name(input)?,
             settings: Box::new(settings(input)?),
@@ -482,6 +482,10 @@ fn request(input: &mut Unstructured<'_>) -> Result<Request> {
                 None
             },
             max: *input.choose(&[0, 1, 2, u32::MAX])?,
+        },
+        26 => Request::OpenMailbox {
+            name: name(input)?,
+            wait: wait(input)?,
         },
         _ => Request::SetInboxCapacity {
             capacity: capacity(input)?,

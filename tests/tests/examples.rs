@@ -81,17 +81,35 @@ fn own_uid() -> u32 {
 }
 
 #[test]
-fn the_consumer_started_first_finds_no_mailbox_to_open() {
+fn the_consumer_started_first_waits_for_the_producers_mailbox() {
     let broker = Broker::start();
-    let output = broker
+    let consumer = broker
         .example("producer_consumer")
         .arg("consume")
-        .output()
-        .expect("run consumer");
-    assert_ne!(exit_code(&output), 0, "no mailbox: the consumer fails");
-    let said = String::from_utf8_lossy(&output.stderr);
-    assert!(said.contains("NoSuchMailbox"), "{said}");
-    assert!(mailboxes(&broker).is_empty(), "opening created nothing");
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn consumer");
+    let mut consumer = Running::from_child(consumer);
+    let mut watcher = Client::connect(broker.socket()).expect("connect");
+    wait_until("the consumer is connected", || {
+        watcher.status().expect("status").connections == 2
+    });
+    assert!(consumer.is_running(), "no mailbox yet: the consumer waits");
+    assert!(mailboxes(&broker).is_empty(), "waiting created nothing");
+
+    run(&broker, "producer_consumer", &["produce", "3"]);
+    let consumed = succeeded("producer_consumer", consumer.finish());
+    assert_eq!(
+        consumed.lines().collect::<Vec<_>>(),
+        [
+            format!("opened example.jobs: capacity 4, owner uid {}", own_uid()),
+            "consumed job 1".to_owned(),
+            "consumed job 2".to_owned(),
+            "consumed job 3".to_owned(),
+            "consumer: 3 jobs".to_owned(),
+        ]
+    );
 }
 
 #[test]

@@ -14,7 +14,7 @@ use mailbox_proto::{
 use super::acknowledgements::{Held, ReceiveHeld, Settle};
 use super::calls::{Call, Reply};
 use super::inbox::{ReceiveInbox, SetInboxCapacity};
-use super::mailboxes::{Create, Info, MailboxPage};
+use super::mailboxes::{Create, MailboxPage, Open};
 use super::messages::{
     received_many as decode_received_many, sent, BatchReceipt, Fetch, Post, Receive, ReceiveMany,
     SendMany, SendReceipt,
@@ -174,15 +174,22 @@ fn answers_become_typed_results() {
 }
 
 #[test]
-fn opening_a_mailbox_asks_for_its_description_and_changes_nothing() {
-    // `open` (the side that does not own the settings) runs `Info`: the
-    // request names the mailbox alone, no settings, and creates nothing.
-    assert_eq!(
-        Info("jobs").request(),
-        Request::MailboxInfo {
-            name: "jobs".to_owned()
-        }
-    );
+fn opening_a_mailbox_names_it_and_how_long_to_wait_for_it_and_nothing_else() {
+    let open = |wait| Open { name: "jobs", wait };
+    for wait in [Wait::Never, Wait::Forever, Wait::Timeout { millis: 1500 }] {
+        assert_eq!(
+            open(wait).request(),
+            Request::OpenMailbox {
+                name: "jobs".to_owned(),
+                wait
+            }
+        );
+        assert_eq!(
+            wait_of(&open(wait).request()),
+            Some(wait),
+            "timed like a receive"
+        );
+    }
     let info = mailbox_proto::MailboxInfo {
         name: "jobs".to_owned(),
         owner_uid: 1000,
@@ -190,15 +197,19 @@ fn opening_a_mailbox_asks_for_its_description_and_changes_nothing() {
         ..Default::default()
     };
     assert_eq!(
-        decode(Info("jobs"), Response::Info(Box::new(info.clone()))).expect("opened"),
+        decode(open(Wait::Never), Response::Info(Box::new(info.clone()))).expect("opened"),
         info
     );
-    for kind in [ErrorKind::NoSuchMailbox, ErrorKind::PermissionDenied] {
-        let refused = Info("jobs").decode(Err(broker_error(kind)));
+    for kind in [
+        ErrorKind::NoSuchMailbox,
+        ErrorKind::PermissionDenied,
+        ErrorKind::Timeout,
+    ] {
+        let refused = open(Wait::Never).decode(Err(broker_error(kind)));
         assert_eq!(refused.expect_err("refused").kind(), Some(kind));
     }
     assert!(matches!(
-        decode(Info("jobs"), Response::Created { created: true }),
+        decode(open(Wait::Never), Response::Created { created: true }),
         Err(Error::Protocol(_))
     ));
 }

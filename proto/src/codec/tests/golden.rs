@@ -160,6 +160,16 @@ fn client_frames() -> Vec<(ClientFrame, &'static str)> {
             "06000000091901016164",
         ),
         (frame(10, Request::Status), "020000000a09"),
+        (
+            frame(
+                11,
+                Request::OpenMailbox {
+                    name: "jobs".into(),
+                    wait: Wait::Timeout { millis: 1500 },
+                },
+            ),
+            "0b0000000b1b046a6f627302fbdc05",
+        ),
     ]
 }
 
