@@ -1,16 +1,86 @@
-//! Client library of the mailbox IPC broker, `mailboxd`.
+//! Client library of the mailbox IPC broker, `mailboxd`: named mailboxes
+//! and direct messages between processes on one Unix machine.
 //!
-//! - [`Client`]: async (tokio). One connection shared by cheap clones; many
-//!   calls may be in flight at once from many tasks.
-//! - [`blocking::Client`]: plain `std` sockets, no runtime, for simple
-//!   programs and `mailboxctl`.
+//! # A first program
 //!
-//! Both are I/O drivers over one shared, I/O-free layer, so they behave the
-//! same: `ops` defines every operation once (its request, and how its answer
-//! becomes a typed result), `pipeline` the windows of requests in flight,
-//! `session` ids, frames and routing; `methods` writes each public method
-//! once for both clients. Every broker error reaches the caller typed by
-//! [`ErrorKind`] (see [`Error::kind`]).
+//! Start a broker (`mailboxd`), then:
+//!
+//! ```no_run
+//! use mailbox_client::{blocking::Client, Capacity, MailboxSettings};
+//!
+//! fn main() -> Result<(), mailbox_client::Error> {
+//!     // The broker's socket by the usual rule ($MAILBOX_SOCKET, ...).
+//!     let mut client = Client::connect_default()?;
+//!     // A mailbox of at most 16 messages (created again without change
+//!     // when this uid owns it with these settings).
+//!     let settings = MailboxSettings {
+//!         capacity: Capacity::Bounded(16),
+//!         ..MailboxSettings::default()
+//!     };
+//!     client.create("greetings", settings)?;
+//!     client.send("greetings", "hello")?; // waits while the mailbox is full
+//!     let message = client.receive("greetings")?; // waits while it is empty
+//!     println!(
+//!         "{} (message {} from pid {})",
+//!         String::from_utf8_lossy(&message.payload),
+//!         message.metadata.sequence,
+//!         message.metadata.sender_pid
+//!     );
+//!     Ok(())
+//! }
+//! ```
+//!
+//! The same with tokio: [`Client`] has every method of
+//! [`blocking::Client`], `async`, on `&self`:
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), mailbox_client::Error> {
+//! let client = mailbox_client::Client::connect_default().await?;
+//! client.send("greetings", "hello").await?;
+//! let message = client.receive("greetings").await?;
+//! # Ok(()) }
+//! ```
+//!
+//! More complete programs are in the crate's `examples/`, each saying how to
+//! run it: `producer_consumer` (a bounded buffer between two processes),
+//! `request_reply`, `broadcast` and `direct` (named processes), e.g.
+//! `cargo run -p mailbox-client --example request_reply`.
+//!
+//! # The map
+//!
+//! Two clients with the same methods: [`Client`] (async, tokio: one
+//! connection shared by cheap clones, many calls in flight at once from
+//! many tasks) and [`blocking::Client`] (plain `std` sockets, no runtime).
+//! The links below go to the async client's methods.
+//!
+//! | to | use |
+//! |---|---|
+//! | connect | [`Client::connect_default`], [`Client::connect`] (a socket path), [`Client::connect_with`] and [`ConnectOptions`] (timeout, trusted broker user) |
+//! | make a mailbox, or find one | [`create`](Client::create) by the party that owns its [`MailboxSettings`], [`create_with`](Client::create_with) (mode and group too); [`open`](Client::open) or [`open_timeout`](Client::open_timeout) (waits for its creation) by every other party; [`info`](Client::info), [`list`](Client::list), [`delete`](Client::delete), [`set_permissions`](Client::set_permissions), [`purge`](Client::purge) |
+//! | send and receive | [`send`](Client::send), [`receive`](Client::receive), each with `try_` (do not wait), `_timeout` and `_with` ([`Wait`]) forms; [`subscribe`](Client::subscribe) to a broadcast mailbox |
+//! | in batches | [`send_many`](Client::send_many), [`receive_many`](Client::receive_many); many in flight: [`send_stream`](Client::send_stream), [`receive_stream`](Client::receive_stream), [`send_pipelined`](Client::send_pipelined), [`receive_pipelined`](Client::receive_pipelined) |
+//! | acknowledge | [`receive_held`](Client::receive_held) → [`Held`], then [`ack`](Client::ack) or [`nack`](Client::nack) |
+//! | talk to a process | [`claim_name`](Client::claim_name), [`send_to`](Client::send_to), [`receive_inbox`](Client::receive_inbox), [`receive_from`](Client::receive_from), [`address`](Client::address) |
+//! | request/reply | [`call`](Client::call), [`reply`](Client::reply) |
+//! | everything at once | [`post`](Client::post) ([`Target`], [`SendOptions`]), [`fetch`](Client::fetch) ([`Source`], [`ReceiveOptions`]) |
+//! | watch the broker | [`status`](Client::status), [`names`](Client::names) |
+//!
+//! Every failure is an [`Error`]; what the broker refused carries an
+//! [`ErrorKind`] (see [`Error::kind`]), e.g. `NoSuchMailbox`, `Timeout`,
+//! `PermissionDenied`.
+//!
+//! # Who creates a mailbox
+//!
+//! A mailbox's settings belong to one party, which creates it; `create`
+//! with other settings, or of a mailbox another uid owns, fails with
+//! `MailboxExists`. Every other party opens it by name with
+//! [`open`](Client::open), which restates nothing: it answers the
+//! mailbox's description, or `NoSuchMailbox` when it does not exist yet,
+//! or `PermissionDenied` when the owner's mode gives this uid no right on
+//! it. [`open_timeout`](Client::open_timeout) waits for the owner to create
+//! it, so that the two may start in either order.
+//!
+//! # Finding and trusting the broker
 //!
 //! The broker's socket is found by the rule of [`mailbox_proto::socket_path`]:
 //! an explicit path, else `$MAILBOX_SOCKET`, else the first of
@@ -28,6 +98,14 @@
 //! stops waiting on its own when the broker fails to answer a timed
 //! request within its timeout plus [`ANSWER_GRACE`] (a stopped or hung
 //! broker): [`Error::NoAnswer`].
+//!
+//! # How it is built
+//!
+//! Both clients are I/O drivers over one shared, I/O-free layer, so they
+//! behave the same: `ops` defines every operation once (its request, and
+//! how its answer becomes a typed result), `pipeline` the windows of
+//! requests in flight, `session` ids, frames and routing; `methods` writes
+//! each public method once for both clients.
 
 mod async_client;
 pub mod blocking;

@@ -157,6 +157,7 @@ impl Core {
             }
             match waiting.place {
                 Place::Name(name) => claims.push((name, ticket)),
+                Place::Opening(name) => self.openings.leave(&name, ticket),
                 place => {
                     if let Some(mailbox) = self.places.get_mut(&place) {
                         // An admitted message whose sender waited for a

@@ -29,7 +29,7 @@ impl Core {
                         let from_name = match &from {
                             Place::Mailbox(name) => name.clone(),
                             Place::Inbox(owner) => format!("inbox of process {}", owner.0),
-                            Place::Name(name) => name.clone(),
+                            Place::Name(name) | Place::Opening(name) => name.clone(),
                         };
                         // The same owner's mailbox, or one the administrator
                         // opened to all: a stranger's mailbox of that name may

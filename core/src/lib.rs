@@ -39,6 +39,7 @@ mod line;
 mod listing;
 mod mailbox;
 mod names;
+mod openings;
 mod places;
 mod rights;
 mod timers;
@@ -67,6 +68,7 @@ use calls::CallRegistry;
 use connections::Connection;
 use mailbox::Context;
 use names::NameRegistry;
+use openings::Openings;
 use places::Places;
 use timers::Timers;
 
@@ -97,6 +99,8 @@ pub struct Core {
     names: NameRegistry,
     /// Calls waiting for their replies.
     calls: CallRegistry,
+    /// Opens waiting for a mailbox to be created.
+    openings: Openings,
     /// Deadlines of waiting requests, expiries of messages, mailbox wakes.
     timers: Timers,
     budget: Budget,
@@ -143,6 +147,7 @@ impl Core {
             connections: ConnectionMap::default(),
             names: NameRegistry::default(),
             calls: CallRegistry::default(),
+            openings: Openings::default(),
             timers: Timers::default(),
             budget: Budget::with_limits(limits.budget()),
             shutting_down: false,
@@ -251,6 +256,9 @@ impl Core {
             mailbox.fail_all_waiters(&stopping, &mut ctx);
         }
         for ticket in self.names.drain_queues() {
+            out.reply(ticket, Err(stopping.clone()));
+        }
+        for ticket in self.openings.drain() {
             out.reply(ticket, Err(stopping.clone()));
         }
         self.carry_out(clock, out);

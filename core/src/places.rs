@@ -25,7 +25,7 @@ impl Places {
         match place {
             Place::Mailbox(name) => self.mailboxes.get(name).map(|m| &**m),
             Place::Inbox(owner) => self.inboxes.get(owner).map(|m| &**m),
-            Place::Name(_) => None,
+            Place::Name(_) | Place::Opening(_) => None,
         }
     }
 
@@ -34,7 +34,7 @@ impl Places {
         match place {
             Place::Mailbox(name) => self.mailboxes.get_mut(name).map(|m| &mut **m),
             Place::Inbox(owner) => self.inboxes.get_mut(owner).map(|m| &mut **m),
-            Place::Name(_) => None,
+            Place::Name(_) | Place::Opening(_) => None,
         }
     }
 

@@ -82,12 +82,14 @@ pub struct Reply {
 }
 
 /// Where messages wait (a named mailbox or a connection's inbox), and
-/// where a request may wait (also: in the queue for a well-known name).
+/// where a request may wait (also: in the queue for a well-known name, or
+/// for a mailbox of this name to be created).
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub(crate) enum Place {
     Mailbox(String),
     Inbox(ConnectionId),
     Name(String),
+    Opening(String),
 }
 
 /// What a mailbox decided that reaches beyond it; the core carries these

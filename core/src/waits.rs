@@ -69,9 +69,16 @@ impl Core {
             if let Some(call) = call {
                 self.calls.close(call);
             }
-            if let Place::Name(name) = &place {
-                self.names.leave_queue(name, ticket);
-                return Err(refused);
+            match &place {
+                Place::Name(name) => {
+                    self.names.leave_queue(name, ticket);
+                    return Err(refused);
+                }
+                Place::Opening(name) => {
+                    self.openings.leave(name, ticket);
+                    return Err(refused);
+                }
+                Place::Mailbox(_) | Place::Inbox(_) => {}
             }
             let mut ctx = Context {
                 out,
@@ -137,15 +144,28 @@ impl Core {
             true => error(ErrorKind::Timeout, what),
             false => why.clone(),
         };
-        if let Place::Name(name) = &waiting.place {
-            self.names.leave_queue(name, target);
-            out.reply(
-                target,
-                Err(told(&format!(
-                    "the name {name} is still held by another process; the claim was withdrawn"
-                ))),
-            );
-            return true;
+        match &waiting.place {
+            Place::Name(name) => {
+                self.names.leave_queue(name, target);
+                out.reply(
+                    target,
+                    Err(told(&format!(
+                        "the name {name} is still held by another process; the claim was withdrawn"
+                    ))),
+                );
+                return true;
+            }
+            Place::Opening(name) => {
+                self.openings.leave(name, target);
+                out.reply(
+                    target,
+                    Err(told(&format!(
+                        "no mailbox {name} was created in time; nothing was opened"
+                    ))),
+                );
+                return true;
+            }
+            Place::Mailbox(_) | Place::Inbox(_) => {}
         }
         if let Some(call) = waiting.call {
             self.calls.close(call);

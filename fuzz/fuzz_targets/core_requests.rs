@@ -339,7 +339,7 @@ fn mode(input: &mut Unstructured<'_>) -> Result<Option<u32>> {
 }
 
 fn request(input: &mut Unstructured<'_>) -> Result<Request> {
-    Ok(match input.int_in_range(0..=27)? {
+    Ok(match input.int_in_range(0..=28)? {
         0 => Request::CreateMailbox {
             name: name(input)?,
             settings: Box::new(settings(input)?),
@@ -495,6 +495,10 @@ fn request(input: &mut Unstructured<'_>) -> Result<Request> {
                 None
             },
             max: *input.choose(&[0, 1, 2, 1000, u32::MAX])?,
+        },
+        27 => Request::OpenMailbox {
+            name: name(input)?,
+            wait: wait(input)?,
         },
         _ => Request::SetInboxCapacity {
             capacity: capacity(input)?,

@@ -4,8 +4,9 @@
 //! Cargo only tells a package's own tests where its binaries are, so this
 //! crate finds `mailboxd` and `mailboxctl` next to the test executable in the
 //! workspace's target directory (`target/<profile>/`), or where
-//! `MAILBOXD_BIN` / `MAILBOXCTL_BIN` point. The README's test command builds
-//! them first (`cargo build --workspace --bins`).
+//! `MAILBOXD_BIN` / `MAILBOXCTL_BIN` point, and the client library's
+//! examples in `target/<profile>/examples/`. The README's test command
+//! builds them first (`cargo build --workspace --bins --examples`).
 
 use std::io::{Read, Write};
 use std::os::unix::net::UnixStream;
@@ -24,18 +25,31 @@ pub fn binary(name: &str) -> PathBuf {
     if let Some(path) = std::env::var_os(&env_name) {
         return PathBuf::from(path);
     }
+    built(
+        name,
+        &format!("build it first with `cargo build --workspace --bins` or set {env_name}"),
+    )
+}
+
+/// Finds an example of the workspace by name (`client/examples/NAME.rs`).
+pub fn example(name: &str) -> PathBuf {
+    built(
+        &format!("examples/{name}"),
+        "build it first with `cargo build --workspace --examples`",
+    )
+}
+
+/// `target/<profile>/RELATIVE`, beside this test executable, which must
+/// exist (else the test fails saying `how` to build it).
+fn built(relative: &str, how: &str) -> PathBuf {
     let exe = std::env::current_exe().expect("test executable path");
-    // target/<profile>/deps/<test> -> target/<profile>/<name>
+    // target/<profile>/deps/<test> -> target/<profile>/<relative>
     let profile_dir = exe
         .parent()
         .and_then(Path::parent)
         .expect("test executable lives in target/<profile>/deps");
-    let path = profile_dir.join(name);
-    assert!(
-        path.exists(),
-        "{} not found; build it first with `cargo build --workspace --bins` or set {env_name}",
-        path.display()
-    );
+    let path = profile_dir.join(relative);
+    assert!(path.exists(), "{} not found; {how}", path.display());
     path
 }
 
@@ -423,6 +437,17 @@ impl Broker {
         Group::spawn(self.ctl().args(args))
     }
 
+    /// A command running the client library's example `name` against this
+    /// broker (found by `$MAILBOX_SOCKET`, as the examples say), stdin
+    /// closed.
+    pub fn example(&self, name: &str) -> Command {
+        let mut command = Command::new(example(name));
+        command
+            .env("MAILBOX_SOCKET", &self.socket)
+            .stdin(Stdio::null());
+        command
+    }
+
     /// Starts `mailbox-peer ROLE SOCKET MAILBOX COUNT` in the background,
     /// output captured.
     pub fn peer(&self, role: &str, mailbox: &str, count: u64) -> Running {
@@ -590,4 +615,33 @@ pub fn rss_bytes(pid: u32) -> u64 {
         .and_then(|kib| kib.parse::<u64>().ok())
         .expect("VmRSS in kB")
         * 1024
+}
+
+impl Broker {
+    /// A broker (run by this test's uid) that every user may reach: its
+    /// socket, of mode `0666`, in a `/tmp` directory of mode `0755`, for
+    /// clients run as other uids under `setpriv`.
+    pub fn start_for_everyone() -> Self {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::Builder::new()
+            .prefix("mailbox-for-everyone-")
+            .tempdir_in("/tmp")
+            .expect("temp dir");
+        std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755))
+            .expect("chmod");
+        let config = dir.path().join("mailboxd.toml");
+        std::fs::write(&config, "[socket]\nmode = \"0666\"\n").expect("config");
+        let socket = dir.path().join("mailboxd.sock");
+        let child = Command::new(binary("mailboxd"))
+            .arg("--config")
+            .arg(&config)
+            .arg("--socket")
+            .arg(&socket)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn mailboxd");
+        Self::adopt(child, socket, dir)
+    }
 }

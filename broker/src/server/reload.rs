@@ -13,7 +13,7 @@ use tracing::{info, warn};
 use mailbox_proto::MailboxSettings;
 
 use super::Shared;
-use crate::core::{AccessPolicy, Core, Declared, Limits, Permissions};
+use crate::core::{AccessPolicy, Core, Declared, Limits, Outcome, Permissions};
 
 /// A mailbox the configuration declares (`[[mailbox]]`): created at start
 /// and at every reload if it does not exist.
@@ -54,7 +54,10 @@ impl Control {
             return false;
         };
         let mut state = shared.lock();
-        apply(&mut state.core, reload, shared.connection_ceiling);
+        let mut out = Outcome::new();
+        apply(&mut state.core, reload, shared.connection_ceiling, &mut out);
+        // Opens that waited for a mailbox the configuration now declares.
+        state.route(&mut out);
         true
     }
 }
@@ -74,13 +77,26 @@ pub(crate) fn start(shared: &Arc<Shared>) {
     state.core.set_service_uid(unsafe { libc::geteuid() });
     // They are the server's from the start and do not change on a reload.
     state.core.set_server_limits(shared.config.server_limits());
-    apply(&mut state.core, &initial, shared.connection_ceiling);
+    let mut out = Outcome::new();
+    apply(
+        &mut state.core,
+        &initial,
+        shared.connection_ceiling,
+        &mut out,
+    );
+    state.route(&mut out);
 }
 
-/// Applies `reload` to `core`, logging what changed for each mailbox.
+/// Applies `reload` to `core`, logging what changed for each mailbox; the
+/// answers to opens that waited for a declared mailbox go into `out`.
 /// `max_connections` is held to `connection_ceiling`, what the descriptor
 /// limit leaves room for.
-pub(crate) fn apply(core: &mut Core, reload: &Reload, connection_ceiling: usize) {
+pub(crate) fn apply(
+    core: &mut Core,
+    reload: &Reload,
+    connection_ceiling: usize,
+    out: &mut Outcome,
+) {
     let mut limits = reload.limits;
     if limits.max_connections > connection_ceiling {
         warn!(
@@ -102,7 +118,7 @@ pub(crate) fn apply(core: &mut Core, reload: &Reload, connection_ceiling: usize)
         let owner = permissions.owner;
         let group = permissions.group;
         let mode = format!("{:03o}", permissions.mode);
-        match core.declare(name, declaration.settings.clone(), permissions) {
+        match core.declare(name, declaration.settings.clone(), permissions, out) {
             Ok(Declared::Created) => {
                 info!(mailbox = %name, owner, group, %mode, "declared mailbox created");
             }

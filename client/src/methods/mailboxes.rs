@@ -1,12 +1,15 @@
-//! The public methods on mailboxes themselves: create, delete, describe,
-//! list, subscribe.
+//! The public methods on mailboxes themselves: create, open, delete,
+//! describe, list, subscribe.
 
-use mailbox_proto::{MailboxInfo, MailboxSettings};
+use std::time::Duration;
+
+use mailbox_proto::{MailboxInfo, MailboxSettings, Wait};
 
 use crate::error::Error;
 use crate::methods::client_methods;
-use crate::ops::mailboxes::{Create, Delete, Info, MailboxPage, Subscribe, Unsubscribe};
+use crate::ops::mailboxes::{Create, Delete, Info, MailboxPage, Open, Subscribe, Unsubscribe};
 use crate::ops::pages::{Listing, Page};
+use crate::ops::wait_at_most;
 
 client_methods! {
     /// Creates a mailbox owned by this process's uid, with the broker's
@@ -53,6 +56,85 @@ client_methods! {
     /// Describes one mailbox.
     pub fn info(name: &str) -> Result<MailboxInfo, Error> {
         run(Info(name))
+    }
+
+    /// Opens a mailbox that another party created, by name alone, without
+    /// restating its settings: its description (settings, owner, group,
+    /// mode, counters) when it exists and this uid has some right on it.
+    /// Nothing is created or changed, and nothing waits: kind
+    /// `NoSuchMailbox` when it does not exist (yet; see
+    /// [`open_timeout`](Self::open_timeout)), `PermissionDenied` when this
+    /// uid has no right on it, as [`info`](Self::info) answers.
+    ///
+    /// The pattern: the party that owns a mailbox's settings creates it
+    /// ([`create`](Self::create) or [`create_with`](Self::create_with),
+    /// whose mode gives others their rights), every other party opens it
+    /// and checks what it relies on. `create` stays strict: with other
+    /// settings, or a mailbox of another owner, it fails with
+    /// `MailboxExists`. A mailbox needs no opening before a send or a
+    /// receive; `open` is how a party learns, before its first message,
+    /// that the mailbox is there, that it may use it and how it is set.
+    ///
+    async {
+        /// ```no_run
+        /// use mailbox_client::{Client, DeliveryPolicy};
+        ///
+        /// # async fn demo() -> Result<(), mailbox_client::Error> {
+        /// let client = Client::connect_default().await?;
+        /// let jobs = client.open("jobs").await?; // created by the producer
+        /// if jobs.settings.policy == DeliveryPolicy::Broadcast {
+        ///     client.subscribe("jobs").await?;
+        /// }
+        /// let message = client.receive("jobs").await?;
+        /// # Ok(()) }
+        /// ```
+    }
+    blocking {
+        /// ```no_run
+        /// use mailbox_client::{blocking::Client, DeliveryPolicy};
+        ///
+        /// let mut client = Client::connect_default()?;
+        /// let jobs = client.open("jobs")?; // created by the producer
+        /// if jobs.settings.policy == DeliveryPolicy::Broadcast {
+        ///     client.subscribe("jobs")?;
+        /// }
+        /// let message = client.receive("jobs")?;
+        /// # Ok::<(), mailbox_client::Error>(())
+        /// ```
+    }
+    pub fn open(name: &str) -> Result<MailboxInfo, Error> {
+        run(Open { name, wait: Wait::Never })
+    }
+
+    /// Like [`open`](Self::open), and when the mailbox does not exist yet,
+    /// waits at most `timeout` for its owner to create it (or for the
+    /// broker's configuration to declare it), so that the two sides may
+    /// start in either order. Answered in the step that creates it, with
+    /// the rights of that moment (`PermissionDenied` if the new mailbox
+    /// gives this uid none); kind `Timeout` when it was not created in
+    /// time.
+    ///
+    blocking {
+        /// ```no_run
+        /// use mailbox_client::blocking::Client;
+        /// use std::time::Duration;
+        ///
+        /// let mut client = Client::connect_default()?;
+        /// // Whichever side starts first, the consumer finds the producer's mailbox.
+        /// client.open_timeout("jobs", Duration::from_secs(30))?;
+        /// let message = client.receive("jobs")?;
+        /// # Ok::<(), mailbox_client::Error>(())
+        /// ```
+    }
+    pub fn open_timeout(name: &str, timeout: Duration) -> Result<MailboxInfo, Error> {
+        run(Open { name, wait: wait_at_most(timeout) })
+    }
+
+    /// Opens a mailbox, waiting for its creation as `wait` says
+    /// (`Wait::Forever`: as long as it takes; dropping the async future
+    /// cancels the wait).
+    pub fn open_with(name: &str, wait: Wait) -> Result<MailboxInfo, Error> {
+        run(Open { name, wait })
     }
 
     /// Subscribes this connection to a broadcast mailbox; `Ok(false)` when it

@@ -1,7 +1,7 @@
-//! Operations on mailboxes themselves: create, delete, describe, list,
-//! subscribe.
+//! Operations on mailboxes themselves: create, open, delete, describe,
+//! list, subscribe.
 
-use mailbox_proto::{MailboxInfo, MailboxSettings, Request, Response};
+use mailbox_proto::{MailboxInfo, MailboxSettings, Request, Response, Wait};
 
 use crate::error::Error;
 use crate::ops::pages::{Listing, Page, PageCursor, Paged};
@@ -68,6 +68,28 @@ impl Operation for Info<'_> {
     fn request(&mut self) -> Request {
         Request::MailboxInfo {
             name: self.0.to_owned(),
+        }
+    }
+
+    fn decode(self, answer: Result<Response, Error>) -> Result<MailboxInfo, Error> {
+        expect_answer!(answer, Info(info) => *info)
+    }
+}
+
+/// `OpenMailbox` → one mailbox, once it exists (waiting as `wait` says).
+#[derive(Debug)]
+pub(crate) struct Open<'a> {
+    pub(crate) name: &'a str,
+    pub(crate) wait: Wait,
+}
+
+impl Operation for Open<'_> {
+    type Output = MailboxInfo;
+
+    fn request(&mut self) -> Request {
+        Request::OpenMailbox {
+            name: self.name.to_owned(),
+            wait: self.wait,
         }
     }
 

@@ -147,7 +147,7 @@ where
 }
 
 /// How `request` waits, for the requests that may wait (sends, receives,
-/// calls, name claims); `None` for the others, which the broker answers at
+/// calls, name claims, opens); `None` for the others, which the broker answers at
 /// once.
 pub(crate) fn wait_of(request: &Request) -> Option<Wait> {
     match request {
@@ -158,7 +158,8 @@ pub(crate) fn wait_of(request: &Request) -> Option<Wait> {
         | Request::SendWith { wait, .. }
         | Request::ReceiveWith { wait, .. }
         | Request::Call { wait, .. }
-        | Request::ClaimName { wait, .. } => Some(*wait),
+        | Request::ClaimName { wait, .. }
+        | Request::OpenMailbox { wait, .. } => Some(*wait),
         _ => None,
     }
 }

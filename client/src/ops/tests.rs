@@ -14,7 +14,7 @@ use mailbox_proto::{
 use super::acknowledgements::{Held, ReceiveHeld, Settle};
 use super::calls::{Call, Reply};
 use super::inbox::{ReceiveInbox, SetInboxCapacity};
-use super::mailboxes::{Create, MailboxPage};
+use super::mailboxes::{Create, MailboxPage, Open};
 use super::messages::{
     received_many as decode_received_many, sent, BatchReceipt, Fetch, Peek, Post, Receive,
     ReceiveMany, SendMany, SendReceipt,
@@ -171,6 +171,47 @@ fn answers_become_typed_results() {
         refused.expect_err("should fail").kind(),
         Some(ErrorKind::NoSuchMailbox)
     );
+}
+
+#[test]
+fn opening_a_mailbox_names_it_and_how_long_to_wait_for_it_and_nothing_else() {
+    let open = |wait| Open { name: "jobs", wait };
+    for wait in [Wait::Never, Wait::Forever, Wait::Timeout { millis: 1500 }] {
+        assert_eq!(
+            open(wait).request(),
+            Request::OpenMailbox {
+                name: "jobs".to_owned(),
+                wait
+            }
+        );
+        assert_eq!(
+            wait_of(&open(wait).request()),
+            Some(wait),
+            "timed like a receive"
+        );
+    }
+    let info = mailbox_proto::MailboxInfo {
+        name: "jobs".to_owned(),
+        owner_uid: 1000,
+        mode: 0o764,
+        ..Default::default()
+    };
+    assert_eq!(
+        decode(open(Wait::Never), Response::Info(Box::new(info.clone()))).expect("opened"),
+        info
+    );
+    for kind in [
+        ErrorKind::NoSuchMailbox,
+        ErrorKind::PermissionDenied,
+        ErrorKind::Timeout,
+    ] {
+        let refused = open(Wait::Never).decode(Err(broker_error(kind)));
+        assert_eq!(refused.expect_err("refused").kind(), Some(kind));
+    }
+    assert!(matches!(
+        decode(open(Wait::Never), Response::Created { created: true }),
+        Err(Error::Protocol(_))
+    ));
 }
 
 #[test]

@@ -1,13 +1,16 @@
-//! Mailboxes: create, declare, delete, info, list, permissions, purge.
+//! Mailboxes: create, declare, delete, info, open, list, permissions,
+//! purge.
 
-use mailbox_proto::{BrokerError, ErrorKind, MailboxSettings, Response};
+use mailbox_proto::{BrokerError, ErrorKind, MailboxSettings, Response, Wait};
 
 use crate::mailbox::{Context, Mailbox};
 use crate::places::missing_mailbox;
 use crate::rights::check_mode;
+use crate::types::Place;
+use crate::waits::WaitPlan;
 use crate::{
     check_name, error, Caller, Clock, ConnectionId, Core, Declared, Outcome, Peer, Permissions,
-    Right,
+    Right, Ticket,
 };
 
 impl Core {
@@ -17,7 +20,8 @@ impl Core {
     /// equal; `mode` and `group`, when given, are then applied to it (an
     /// owner may always manage its mailbox). Anything else is
     /// `MailboxExists`, saying who owns it but, to a caller with no right on
-    /// it, nothing of its settings.
+    /// it, nothing of its settings. Opens waiting for the mailbox are
+    /// answered.
     pub(crate) fn create(
         &mut self,
         connection: ConnectionId,
@@ -25,6 +29,7 @@ impl Core {
         settings: MailboxSettings,
         mode: Option<u32>,
         group: Option<u32>,
+        out: &mut Outcome,
     ) -> Result<Option<Response>, BrokerError> {
         let Some(creator) = self.connections.get(&connection).map(|state| state.peer) else {
             return Err(error(
@@ -110,59 +115,120 @@ impl Core {
             group: group.unwrap_or(creator.gid),
             mode: mode.unwrap_or(self.policy.default_mode),
         };
-        self.adopt_mailbox(name, settings, permissions);
+        self.adopt_mailbox(name, settings, permissions, out);
         Ok(Some(Response::Created { created: true }))
     }
 
     /// Makes a mailbox declared in the configuration exist with these
     /// settings and permissions: creates it, or gives an existing one the
     /// permissions. Settings of an existing mailbox are never changed (that
-    /// could drop queued messages): the answer says when they differ.
+    /// could drop queued messages): the answer says when they differ. A
+    /// mailbox created answers the opens waiting for it, in `out`.
     pub fn declare(
         &mut self,
         name: &str,
         settings: MailboxSettings,
         permissions: Permissions,
+        out: &mut Outcome,
     ) -> Result<Declared, BrokerError> {
         check_name(name)?;
         settings
             .validate()
             .map_err(|why| error(ErrorKind::InvalidSettings, why))?;
-        match self.places.mailboxes.get_mut(name) {
-            None => {
-                self.adopt_mailbox(name.to_owned(), settings, permissions);
-                Ok(Declared::Created)
-            }
-            Some(mailbox) => {
-                let old_owner = mailbox.permissions().owner;
-                let changed = *mailbox.permissions() != permissions;
-                mailbox.set_permissions(permissions);
-                let differs = *mailbox.settings() != settings;
-                if old_owner != permissions.owner {
-                    self.disown(old_owner);
-                    *self.mailboxes_of.entry(permissions.owner).or_default() += 1;
-                }
-                Ok(match (differs, changed) {
-                    (true, _) => Declared::SettingsDiffer,
-                    (false, true) => Declared::PermissionsChanged,
-                    (false, false) => Declared::Unchanged,
-                })
-            }
-        }
+        let Some(mailbox) = self.places.mailboxes.get(name) else {
+            self.adopt_mailbox(name.to_owned(), settings, permissions, out);
+            return Ok(Declared::Created);
+        };
+        let differs = *mailbox.settings() != settings;
+        let changed = self.give_permissions(name, permissions);
+        Ok(match (differs, changed) {
+            (true, _) => Declared::SettingsDiffer,
+            (false, true) => Declared::PermissionsChanged,
+            (false, false) => Declared::Unchanged,
+        })
     }
 
-    /// Adds a mailbox with `permissions`, counting it for its owner.
+    /// Gives the existing mailbox `name` `permissions`, counting it for its
+    /// new owner; whether they changed.
+    fn give_permissions(&mut self, name: &str, permissions: Permissions) -> bool {
+        let Some(mailbox) = self.places.mailboxes.get_mut(name) else {
+            return false;
+        };
+        let old = *mailbox.permissions();
+        mailbox.set_permissions(permissions);
+        if old.owner != permissions.owner {
+            self.disown(old.owner);
+            *self.mailboxes_of.entry(permissions.owner).or_default() += 1;
+        }
+        old != permissions
+    }
+
+    /// Adds a mailbox with `permissions`, counting it for its owner, and
+    /// answers the opens that waited for it.
     pub(crate) fn adopt_mailbox(
         &mut self,
         name: String,
         settings: MailboxSettings,
         permissions: Permissions,
+        out: &mut Outcome,
     ) {
         *self.mailboxes_of.entry(permissions.owner).or_default() += 1;
         self.places.mailboxes.insert(
             name.clone(),
-            Box::new(Mailbox::new(name, settings, permissions)),
+            Box::new(Mailbox::new(name.clone(), settings, permissions)),
         );
+        self.opened(&name, out);
+    }
+
+    /// `OpenMailbox`: `MailboxInfo` for a mailbox that exists; for one that
+    /// does not, a wait for its creation (as `wait` says), answered by
+    /// [`opened`](Self::opened).
+    pub(crate) fn open_mailbox(
+        &mut self,
+        ticket: Ticket,
+        name: String,
+        wait: Wait,
+        clock: &Clock,
+        out: &mut Outcome,
+    ) -> Result<Option<Response>, BrokerError> {
+        check_name(&name)?;
+        if self.places.mailboxes.contains_key(&name) {
+            return self.mailbox_info(ticket.connection, &name);
+        }
+        let plan = WaitPlan::new(wait, clock.now);
+        if !plan.may_wait {
+            return Err(match wait {
+                Wait::Timeout { .. } => error(
+                    ErrorKind::Timeout,
+                    format!("mailbox {name} does not exist and the timeout is zero"),
+                ),
+                _ => missing_mailbox(&name),
+            });
+        }
+        self.openings.wait(&name, ticket);
+        let mark = out.replies.len();
+        self.start_wait(ticket, Place::Opening(name), plan, None, mark, clock, out)
+    }
+
+    /// Mailbox `name` was just created: each open that waited for it stops
+    /// waiting and is answered as `MailboxInfo` would answer it now (the
+    /// description, or `PermissionDenied` to a caller with no right on it).
+    fn opened(&mut self, name: &str, out: &mut Outcome) {
+        for ticket in self.openings.take(name) {
+            let waited = self
+                .connections
+                .get_mut(&ticket.connection)
+                .and_then(|state| state.waiting.remove(&ticket.request));
+            debug_assert!(matches!(
+                waited,
+                Some(crate::waits::Waiting {
+                    place: Place::Opening(_),
+                    ..
+                })
+            ));
+            let answer = self.describe(ticket.connection, name);
+            out.reply(ticket, answer);
+        }
     }
 
     /// `DeleteMailbox`: its waiting senders and receivers learn
@@ -220,6 +286,11 @@ impl Core {
         connection: ConnectionId,
         name: &str,
     ) -> Result<Option<Response>, BrokerError> {
+        self.describe(connection, name).map(Some)
+    }
+
+    /// The `Info` answer about mailbox `name` to `connection`.
+    fn describe(&self, connection: ConnectionId, name: &str) -> Result<Response, BrokerError> {
         let mailbox = self.mailbox(name)?;
         if let Some(caller) = self.caller(connection) {
             if !mailbox.permissions().visible_to(&caller, &self.policy) {
@@ -228,7 +299,7 @@ impl Core {
                     .check(&caller, Right::Receive, &self.policy, name)?;
             }
         }
-        Ok(Some(Response::Info(Box::new(mailbox.info()))))
+        Ok(Response::Info(Box::new(mailbox.info())))
     }
 
     /// `SetPermissions` (chmod, chown, chgrp): for who may manage it; only
@@ -260,8 +331,7 @@ impl Core {
             group: group.unwrap_or(old.group),
             mode: mode.unwrap_or(old.mode),
         };
-        let settings = mailbox.settings().clone();
-        self.declare(name, settings, new)?;
+        self.give_permissions(name, new);
         Ok(Some(Response::PermissionsSet))
     }
 

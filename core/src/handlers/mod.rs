@@ -56,12 +56,13 @@ impl Core {
         let peer = state.peer;
         let connection = ticket.connection;
         match request {
-            Request::CreateMailbox { name, settings } => self.create(connection, name, *settings, None, None),
-            Request::CreateMailboxWith { name, settings, mode, group } => self.create(connection, name, *settings, mode, group),
+            Request::CreateMailbox { name, settings } => self.create(connection, name, *settings, None, None, out),
+            Request::CreateMailboxWith { name, settings, mode, group } => self.create(connection, name, *settings, mode, group, out),
             Request::DeleteMailbox { name } => self.delete_mailbox(connection, &name, clock, out),
             Request::ListMailboxes => self.list_mailboxes(connection),
             Request::ListMailboxPage { after, max } => self.list_mailbox_page(connection, after.as_deref(), max),
             Request::MailboxInfo { name } => self.mailbox_info(connection, &name),
+            Request::OpenMailbox { name, wait } => self.open_mailbox(ticket, name, wait, clock, out),
             Request::SetPermissions { name, owner, group, mode } => self.set_permissions(connection, peer, &name, owner, group, mode),
             Request::Purge { name } => self.purge(connection, &name, clock, out),
             Request::Send { mailbox, payload, wait } => self.send_one(ticket, peer, mailbox, payload, wait, clock, out),

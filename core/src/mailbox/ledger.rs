@@ -175,7 +175,7 @@ impl Ledger {
     /// The mailbox's name, for messages (an inbox says whose it is).
     pub(super) fn name(&self) -> &str {
         match &self.place {
-            Place::Mailbox(name) | Place::Name(name) => name,
+            Place::Mailbox(name) | Place::Name(name) | Place::Opening(name) => name,
             Place::Inbox(_) => "the inbox",
         }
     }

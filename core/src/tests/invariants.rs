@@ -43,6 +43,7 @@ impl Core {
         );
         waits += watched.len();
         waits += self.names.queued();
+        waits += self.openings.waiting();
         // A call waits as its request's send until that is admitted (a full
         // mailbox, a zero-capacity inbox), then as a watch or on its own.
         waits += self

@@ -6,7 +6,7 @@
 //! One file per topic: `mailboxes.rs`, `send.rs`, `receive.rs`, `order.rs`
 //! (FIFO, fairness, round-robin), `broadcast.rs`, `metadata.rs`,
 //! `connections.rs` (ids, cancel, disconnect, shutdown), `batches.rs`,
-//! `inboxes.rs`, `names.rs`, `receive_from_names.rs`, `send_stages.rs`, `acknowledgements.rs`,
+//! `inboxes.rs`, `names.rs`, `receive_from_names.rs`, `opening.rs`, `send_stages.rs`, `acknowledgements.rs`,
 //! `ack_timeouts.rs`, `time_to_live.rs`, `calls.rs`, `hash_and_priority.rs`,
 //! `slow_subscribers.rs`, `many_waiters.rs`, `listing.rs`, `peek.rs`, and who may do
 //! what: `access_and_limits.rs`, `fair_share.rs`, `strangers.rs`. This file
@@ -22,7 +22,7 @@
 //! Steps:
 //! - `c1#7 REQUEST`: request id 7 of connection 1, where REQUEST is one of
 //!   `create NAME [zero|cap=N|unbounded] [broadcast] [max=N] [fixed=N]`,
-//!   `delete NAME`, `info NAME`, `list`, `status`, `send NAME PAYLOAD [WAIT]`,
+//!   `delete NAME`, `info NAME`, `open NAME [WAIT]`, `list`, `status`, `send NAME PAYLOAD [WAIT]`,
 //!   `sendmany NAME P1,P2,... [WAIT]` (`-` for no payloads), `recv NAME
 //!   [WAIT]`, `recvmany NAME MAX [WAIT]`, `sub NAME`, `unsub NAME`, `cancel
 //!   ID`. WAIT is `forever` (the default), `never` or `t=MILLIS`. A NAME or
@@ -90,6 +90,7 @@ mod many_waiters;
 mod metadata;
 mod model;
 mod names;
+mod opening;
 mod order;
 mod peek;
 mod receive;
@@ -371,6 +372,10 @@ fn parse_request(words: &[&str]) -> Request {
         }
         ["delete", name] => Request::DeleteMailbox { name: text(name) },
         ["info", name] => Request::MailboxInfo { name: text(name) },
+        ["open", name, wait @ ..] => Request::OpenMailbox {
+            name: text(name),
+            wait: parse_wait(wait),
+        },
         ["list"] => Request::ListMailboxes,
         ["status"] => Request::Status,
         ["send", name, payload, wait @ ..] => send(&text(name), &text(payload), parse_wait(wait)),

@@ -361,6 +361,7 @@ fn arb_request_v2() -> impl Strategy<Value = Request> {
         ),
         (any::<u64>(), payload).prop_map(|(call, payload)| Request::Reply { call, payload }),
         ("[a-z]{0,8}", arb_wait()).prop_map(|(name, wait)| Request::ClaimName { name, wait }),
+        ("[a-z]{0,8}", arb_wait()).prop_map(|(name, wait)| Request::OpenMailbox { name, wait }),
         "[a-z]{0,8}".prop_map(|name| Request::ReleaseName { name }),
         Just(Request::ListNames),
         (proptest::option::of("[a-z]{0,8}"), any::<u32>())

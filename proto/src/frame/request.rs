@@ -283,6 +283,18 @@ pub enum Request {
         /// The most messages in the page.
         max: u32,
     },
+    /// Opens a mailbox by name: answered with [`Response::Info`] as
+    /// [`Request::MailboxInfo`] is, and refused alike (`PermissionDenied`
+    /// to a caller with no right on it). One that does not exist yet is
+    /// waited for as `wait` says: the answer comes when it is created (by a
+    /// client or by the broker's configuration); `NoSuchMailbox` at once
+    /// with [`Wait::Never`], `Timeout` when the time runs out.
+    OpenMailbox {
+        /// The mailbox.
+        name: String,
+        /// How long to wait for it to be created.
+        wait: Wait,
+    },
 }
 
 /// The most messages one page of [`Request::Peek`] holds, whatever the

@@ -9,6 +9,8 @@
 //! mailbox-peer hold SOCKET MAILBOX COUNT             takes COUNT with manual ack, then hangs
 //! mailbox-peer ack SOCKET MAILBOX COUNT              takes COUNT with manual ack, acks each
 //! mailbox-peer serve-reversed SOCKET MAILBOX COUNT   takes COUNT calls, replies last first
+//! mailbox-peer open SOCKET MAILBOX COUNT             opens MAILBOX by name (COUNT unused)
+//! mailbox-peer open-wait SOCKET MAILBOX COUNT        the same, waiting COUNT ms for its creation
 //! ```
 //!
 //! For `produce` and `consume`, payloads are the message's index as 8
@@ -24,10 +26,13 @@
 //! `serve-reversed` waits until it holds COUNT call requests (proof that
 //! they were outstanding together), printing `request CALL SENDER PAYLOAD`
 //! for each, then answers them in reverse order with the payload in upper
-//! case. Payloads are printed as lossy UTF-8.
+//! case. Payloads are printed as lossy UTF-8. `open` and `open-wait` print
+//! `opened NAME owner UID mode MODE capacity CAPACITY` or, when the broker
+//! refuses, `refused KIND`.
 
 use std::io::Write;
 use std::process::ExitCode;
+use std::time::Duration;
 
 use mailbox_client::{blocking, Client, Message, Wait};
 
@@ -174,11 +179,29 @@ fn serve_reversed(socket: &str, mailbox: &str, count: u64) -> Result<(), String>
     Ok(())
 }
 
+fn open(socket: &str, mailbox: &str, wait: Option<Duration>) -> Result<(), String> {
+    let mut client = blocking::Client::connect(socket).map_err(|e| e.to_string())?;
+    let opened = match wait {
+        None => client.open(mailbox),
+        Some(timeout) => client.open_timeout(mailbox, timeout),
+    };
+    match opened {
+        Ok(info) => say(&format!(
+            "opened {} owner {} mode {:03o} capacity {}",
+            info.name, info.owner_uid, info.mode, info.settings.capacity
+        )),
+        Err(error) => match error.kind() {
+            Some(kind) => say(&format!("refused {kind:?}")),
+            None => Err(error.to_string()),
+        },
+    }
+}
+
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let [role, socket, mailbox, count] = args.as_slice() else {
         eprintln!(
-            "usage: mailbox-peer produce|consume|consume-async|hold|ack|serve-reversed \
+            "usage: mailbox-peer produce|consume|consume-async|hold|ack|serve-reversed|open|open-wait \
              SOCKET MAILBOX COUNT"
         );
         return ExitCode::from(2);
@@ -194,6 +217,8 @@ fn main() -> ExitCode {
         "hold" => hold(socket, mailbox, count),
         "ack" => ack(socket, mailbox, count),
         "serve-reversed" => serve_reversed(socket, mailbox, count),
+        "open" => open(socket, mailbox, None),
+        "open-wait" => open(socket, mailbox, Some(Duration::from_millis(count))),
         other => Err(format!("unknown role {other:?}")),
     };
     match result {

@@ -171,6 +171,16 @@ fn client_frames() -> Vec<(ClientFrame, &'static str)> {
             ),
             "0d0000000b1b00046a6f627301fb2c0132",
         ),
+        (
+            frame(
+                12,
+                Request::OpenMailbox {
+                    name: "jobs".into(),
+                    wait: Wait::Timeout { millis: 1500 },
+                },
+            ),
+            "0b0000000c1c046a6f627302fbdc05",
+        ),
     ]
 }
 
