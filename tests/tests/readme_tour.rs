@@ -9,10 +9,8 @@
 //! tmpfs on `/tmp` and `/run`, so the per-user socket directory
 //! (`/tmp/mailbox-65534/`) is the test's own.
 
+use mailbox_tests::private_tmp;
 use std::collections::BTreeMap;
-use std::process::Command;
-
-use mailbox_tests::{binary, require_tool};
 
 /// One line of the tour: its shell code and what its comment promises.
 struct Step {
@@ -69,8 +67,6 @@ fn promised_exit(comment: &str) -> i32 {
 /// Runs the tour; returns each step's output and exit code (background
 /// steps: their output once the tour ended, and no code).
 fn run(steps: &[Step]) -> (BTreeMap<usize, (String, Option<i32>)>, String) {
-    let unshare = require_tool("unshare", "apt-get install util-linux");
-    require_tool("setpriv", "apt-get install util-linux");
     let mut tour = String::from("cd /tmp/home\n");
     for (index, step) in steps.iter().enumerate() {
         if step.background {
@@ -89,13 +85,7 @@ fn run(steps: &[Step]) -> (BTreeMap<usize, (String, Option<i32>)>, String) {
     // moment to print what arrived.
     tour.push_str("sleep 1\nkill $(jobs -p) 2>/dev/null\nwait\n");
     let script = format!(
-        r#"set -eu
-mount -t tmpfs -o mode=1777 tmpfs /tmp
-mount -t tmpfs -o mode=0755 tmpfs /run
-mkdir -m 0755 /tmp/bin
-cp "$MAILBOXD" "$MAILBOXCTL" /tmp/bin/
-chmod 0755 /tmp/bin/mailboxd /tmp/bin/mailboxctl
-mkdir -m 0777 /tmp/out /tmp/home
+        r#"mkdir -m 0777 /tmp/out /tmp/home
 cat > /tmp/tour.sh <<'TOUR'
 {tour}
 TOUR
@@ -115,12 +105,7 @@ done
 echo "@@ broker"; cat /tmp/broker.err
 "#
     );
-    let output = Command::new(unshare)
-        .args(["--mount", "--propagation", "private", "sh", "-c", &script])
-        .env("MAILBOXD", binary("mailboxd"))
-        .env("MAILBOXCTL", binary("mailboxctl"))
-        .output()
-        .expect("run unshare");
+    let output = private_tmp::run(&script);
     let transcript = String::from_utf8_lossy(&output.stdout).into_owned();
     assert!(
         output.status.success(),

@@ -9,12 +9,11 @@
 //! Each test runs in a mount namespace of its own (`unshare --mount`) with
 //! empty tmpfs on `/tmp` and `/run`: the fixed paths of the rule are then
 //! nobody else's, and a real broker on this machine is out of the way.
-//! (So the binaries must not live under `/tmp` or `/run`: a target directory
-//! there is hidden from the scripts.)
+//! (`mailbox_tests::private_tmp` copies the binaries in first.)
 
-use std::process::{Command, Output};
+use std::process::Output;
 
-use mailbox_tests::{binary, require_tool};
+use mailbox_tests::private_tmp;
 
 /// Shell functions and variables the scripts share: `$NOBODY` runs a
 /// command as uid 65534 with only PATH in its environment; `wait_for_socket`
@@ -35,20 +34,7 @@ wait_for_socket() {
 /// namespace of its own where `/tmp` and `/run` are empty tmpfs, with
 /// `$MAILBOXD` and `$MAILBOXCTL` naming the binaries.
 fn run_isolated(script: &str) -> Output {
-    let unshare = require_tool("unshare", "apt-get install util-linux");
-    require_tool("setpriv", "apt-get install util-linux");
-    let script = format!(
-        "set -eu\n\
-         mount -t tmpfs -o mode=1777 tmpfs /tmp\n\
-         mount -t tmpfs -o mode=0755 tmpfs /run\n\
-         {PRELUDE}\n{script}"
-    );
-    let output = Command::new(unshare)
-        .args(["--mount", "--propagation", "private", "sh", "-c", &script])
-        .env("MAILBOXD", binary("mailboxd"))
-        .env("MAILBOXCTL", binary("mailboxctl"))
-        .output()
-        .expect("run unshare");
+    let output = private_tmp::run(&format!("{PRELUDE}\n{script}"));
     assert!(output.status.success(), "the script failed: {output:?}");
     output
 }
