@@ -10,10 +10,13 @@
 //! orchestrator does per workload; [`roles`] what each role process does;
 //! [`systems`] how each system moves messages; [`payload`] and [`verify`]
 //! what is sent and how it is checked; [`stats`] and [`report`] the
-//! figures and their output; [`process`] processes, clock and limits.
+//! figures and their output, [`plot`] the chart; [`process`] processes,
+//! clock and limits; [`machine`] the machine and `--cpus`.
 
+mod machine;
 mod orchestrator;
 mod payload;
+mod plot;
 mod process;
 mod report;
 mod roles;
@@ -90,6 +93,21 @@ struct Cli {
     #[arg(long, default_value_t = 600)]
     timeout: u64,
 
+    /// Runs every workload on every system N times, the systems interleaved
+    /// (A B C A B C ...); reports min, median and max, ratios of medians
+    #[arg(long, default_value_t = 1, value_name = "N",
+          value_parser = clap::value_parser!(u32).range(1..=1000))]
+    repeat: u32,
+
+    /// Pins the run and every process it starts to these CPUs, e.g. 0,1 or
+    /// 0-3 [default: not pinned]
+    #[arg(long, value_name = "LIST", value_parser = machine::parse_cpu_list)]
+    cpus: Option<machine::CpuList>,
+
+    /// Draws the table's ratios (medians, min-max whiskers) as an SVG chart
+    #[arg(long, value_name = "FILE.svg")]
+    plot: Option<PathBuf>,
+
     /// Seed of the random payloads [default: from the clock]
     #[arg(long)]
     seed: Option<u64>,
@@ -157,6 +175,9 @@ fn main() -> ExitCode {
         timeout: Duration::from_secs(cli.timeout),
         seed: cli.seed,
         fault: cli.inject_fault,
+        repeat: cli.repeat,
+        cpus: cli.cpus.map(|list| list.0),
+        plot: cli.plot,
     };
     match orchestrator::run(&options) {
         Ok(code) => code,

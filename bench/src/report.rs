@@ -9,7 +9,7 @@ use std::fmt::Write as _;
 use serde_json::Value;
 
 use crate::spec::{System, Workload};
-use crate::stats;
+use crate::stats::{self, Spread};
 
 /// One named figure of a run.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -27,6 +27,8 @@ pub struct Record {
     pub workload: Workload,
     /// Which system.
     pub system: System,
+    /// Which round of `--repeat` (1-based); `None` without `--repeat`.
+    pub round: Option<u32>,
     /// Messages counted by the figure (none when skipped or failed).
     pub messages: Option<u64>,
     /// Payload size in bytes.
@@ -47,6 +49,7 @@ impl Record {
         Record {
             workload,
             system,
+            round: None,
             messages: None,
             bytes: None,
             seconds: None,
@@ -89,6 +92,9 @@ impl Record {
             ("workload", Value::from(self.workload.id())),
             ("system", Value::from(self.system.id())),
         ];
+        if let Some(round) = self.round {
+            fields.push(("round", Value::from(round)));
+        }
         if let Some(messages) = self.messages {
             fields.push(("messages", Value::from(messages)));
         }
@@ -137,13 +143,25 @@ fn rounded(value: f64, decimals: i32) -> Value {
 
 /// Which way a figure is better.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Better {
+pub enum Better {
+    /// Throughput.
     Higher,
+    /// Latency, memory, time, fairness.
     Lower,
 }
 
+impl Better {
+    /// As the table writes it.
+    pub fn text(self) -> &'static str {
+        match self {
+            Better::Higher => "higher",
+            Better::Lower => "lower",
+        }
+    }
+}
+
 /// The rows of the table: workload, figure, which way is better.
-const ROWS: [(Workload, &str, Better); 15] = [
+pub const ROWS: [(Workload, &str, Better); 15] = [
     (Workload::Stream, "msgs_per_s", Better::Higher),
     (Workload::Rtt, "p50_us", Better::Lower),
     (Workload::Rtt, "p99_us", Better::Lower),
@@ -161,44 +179,162 @@ const ROWS: [(Workload, &str, Better); 15] = [
     (Workload::IdleMailboxes, "bytes_per_mailbox", Better::Lower),
 ];
 
+/// Figure `name` of every run of `workload` on `system` that measured it,
+/// with its round, in the order of `records`.
+fn samples(
+    records: &[Record],
+    workload: Workload,
+    system: System,
+    name: &str,
+) -> Vec<(Option<u32>, f64)> {
+    records
+        .iter()
+        .filter(|r| r.workload == workload && r.system == system)
+        .filter_map(|r| Some((r.round, r.get(name)?)))
+        .collect()
+}
+
+/// Min, median and max of figure `name` over the rounds of one cell.
+pub fn spread(
+    records: &[Record],
+    workload: Workload,
+    system: System,
+    name: &str,
+) -> Option<Spread> {
+    let values: Vec<f64> = samples(records, workload, system, name)
+        .into_iter()
+        .map(|(_, value)| value)
+        .collect();
+    stats::spread(&values)
+}
+
+/// `mailboxd / baseline` for figure `name`: the median is the ratio of the
+/// medians; min and max are the lowest and highest ratio of one round's
+/// mailboxd run to the same round's baseline run (widened to include the
+/// median). `count` is the rounds paired.
+pub fn ratio_spread(
+    records: &[Record],
+    workload: Workload,
+    baseline: System,
+    name: &str,
+) -> Option<Spread> {
+    let ours = spread(records, workload, System::Mailboxd, name)?;
+    let theirs = spread(records, workload, baseline, name)?;
+    let median = stats::ratio(Some(ours.median), Some(theirs.median))?;
+    let their_samples = samples(records, workload, baseline, name);
+    let paired: Vec<f64> = samples(records, workload, System::Mailboxd, name)
+        .into_iter()
+        .filter_map(|(round, value)| {
+            let (_, base) = their_samples.iter().find(|(r, _)| *r == round)?;
+            stats::ratio(Some(value), Some(*base))
+        })
+        .collect();
+    let rounds = stats::spread(&paired);
+    Some(Spread {
+        min: rounds.map_or(median, |r| r.min.min(median)),
+        median,
+        max: rounds.map_or(median, |r| r.max.max(median)),
+        count: paired.len(),
+    })
+}
+
+/// The summary of the rounds of one cell as a JSON line: how many rounds
+/// measured (`samples`), failed and were skipped, then per figure its min,
+/// median and max over the measured ones, in the order the runs reported
+/// them.
+pub fn summary_line(records: &[Record], workload: Workload, system: System) -> String {
+    let cell: Vec<&Record> = records
+        .iter()
+        .filter(|r| r.workload == workload && r.system == system)
+        .collect();
+    let failed = cell.iter().filter(|r| r.error.is_some()).count();
+    let measured = cell.iter().filter(|r| !r.figures.is_empty()).count();
+    let skipped = cell.len() - failed - measured;
+    let mut names: Vec<&'static str> = Vec::new();
+    for figure in cell.iter().flat_map(|r| &r.figures) {
+        if !names.contains(&figure.name) {
+            names.push(figure.name);
+        }
+    }
+    let mut fields = vec![
+        format!("\"samples\":{measured}"),
+        format!("\"failed\":{failed}"),
+        format!("\"skipped\":{skipped}"),
+    ];
+    for name in names {
+        if let Some(spread) = spread(records, workload, system, name) {
+            let places = decimals(name);
+            fields.push(format!(
+                "{}:{{\"min\":{},\"median\":{},\"max\":{}}}",
+                Value::from(name),
+                rounded(spread.min, places),
+                rounded(spread.median, places),
+                rounded(spread.max, places)
+            ));
+        }
+    }
+    format!(
+        "{{\"workload\":{},\"system\":{},\"summary\":{{{}}}}}",
+        Value::from(workload.id()),
+        Value::from(system.id()),
+        fields.join(",")
+    )
+}
+
 /// The human table: each figure per system, then `mailboxd / baseline`.
+/// With several rounds a cell is `median (min-max)` and a ratio is the
+/// ratio of the medians, with the range of the per-round ratios.
 pub fn table(records: &[Record]) -> String {
-    let find = |workload: Workload, system: System, name: &str| {
-        records
-            .iter()
-            .find(|r| r.workload == workload && r.system == system)
-            .and_then(|r| r.get(name))
-    };
     let baselines = &System::ALL[1..];
+    let repeated = records.iter().any(|r| r.round.is_some_and(|n| n > 1));
+    let (value_width, ratio_width) = if repeated { (22, 18) } else { (10, 11) };
     let mut out = String::new();
     let _ = write!(out, "{:<14} {:<17} {:<7}", "workload", "figure", "better");
     for system in System::ALL {
-        let _ = write!(out, " {:>10}", system.id());
+        let _ = write!(out, " {:>value_width$}", system.id());
     }
     out.push_str("  |");
     for system in baselines {
-        let _ = write!(out, " {:>11}", format!("/{}", system.id()));
+        let _ = write!(out, " {:>ratio_width$}", format!("/{}", system.id()));
     }
     out.push('\n');
     for (workload, name, better) in ROWS {
         if !records.iter().any(|r| r.workload == workload) {
             continue;
         }
-        let better_text = match better {
-            Better::Higher => "higher",
-            Better::Lower => "lower",
-        };
-        let _ = write!(out, "{:<14} {:<17} {:<7}", workload.id(), name, better_text);
+        let _ = write!(
+            out,
+            "{:<14} {:<17} {:<7}",
+            workload.id(),
+            name,
+            better.text()
+        );
         for system in System::ALL {
-            let cell = find(workload, system, name).map_or_else(|| "-".to_owned(), human);
-            let _ = write!(out, " {cell:>10}");
+            let cell = spread(records, workload, system, name).map_or_else(
+                || "-".to_owned(),
+                |s| {
+                    if s.count > 1 {
+                        format!("{} ({}-{})", human(s.median), human(s.min), human(s.max))
+                    } else {
+                        human(s.median)
+                    }
+                },
+            );
+            let _ = write!(out, " {cell:>value_width$}");
         }
         out.push_str("  |");
-        let ours = find(workload, System::Mailboxd, name);
         for &system in baselines {
-            let cell = stats::ratio(ours, find(workload, system, name))
-                .map_or_else(|| "-".to_owned(), |r| format!("{r:.2}x"));
-            let _ = write!(out, " {cell:>11}");
+            let cell = ratio_spread(records, workload, system, name).map_or_else(
+                || "-".to_owned(),
+                |r| {
+                    if r.count > 1 {
+                        format!("{:.2}x ({:.2}-{:.2})", r.median, r.min, r.max)
+                    } else {
+                        format!("{:.2}x", r.median)
+                    }
+                },
+            );
+            let _ = write!(out, " {cell:>ratio_width$}");
         }
         out.push('\n');
     }
@@ -207,6 +343,12 @@ pub fn table(records: &[Record]) -> String {
          (throughput), below 1x is better for `lower` ones (latency, memory, time, \
          fairness max/min)\n",
     );
+    if repeated {
+        out.push_str(
+            "with --repeat: median (min-max) of the rounds; a ratio is the ratio of \
+             the medians, (min-max) of the ratios of the same round\n",
+        );
+    }
     out
 }
 
@@ -304,6 +446,39 @@ mod tests {
         assert!(table
             .lines()
             .any(|l| l.starts_with("idle-mailboxes bytes_per_mailbox")));
+    }
+
+    #[test]
+    fn repeated_rounds_show_median_and_spread() {
+        let mut records = Vec::new();
+        for (round, ours, theirs) in [(1, 3.0e6, 1.0e6), (2, 2.0e6, 1.0e6), (3, 4.0e6, 2.0e6)] {
+            for (system, value) in [(System::Mailboxd, ours), (System::PosixMq, theirs)] {
+                let mut record = Record::new(Workload::Stream, system);
+                record.round = Some(round);
+                record.figure("msgs_per_s", value);
+                records.push(record);
+            }
+        }
+        let mut failed = Record::failed(Workload::Stream, System::PosixMq, "lost");
+        failed.round = Some(4);
+        records.push(failed);
+        let table = table(&records);
+        let row = table.lines().find(|l| l.starts_with("stream")).unwrap();
+        assert!(row.contains("3.00M (2.00M-4.00M)"), "{row}");
+        assert!(row.contains("1.00M (1.00M-2.00M)"), "{row}");
+        // 3M / 1M of the medians; the rounds' ratios are 3, 2 and 2.
+        assert!(row.contains("3.00x (2.00-3.00)"), "{row}");
+        assert!(table.contains("median (min-max)"));
+        let summary = summary_line(&records, Workload::Stream, System::PosixMq);
+        assert_eq!(
+            summary,
+            r#"{"workload":"stream","system":"posix-mq","summary":{"samples":3,"failed":1,"skipped":0,"msgs_per_s":{"min":1000000,"median":1000000,"max":2000000}}}"#
+        );
+        let parsed: Value = serde_json::from_str(&summary).unwrap();
+        assert_eq!(parsed["summary"]["samples"], 3);
+        assert!(records[0]
+            .to_json_line()
+            .contains(r#""system":"mailboxd","round":1,"#));
     }
 
     #[test]

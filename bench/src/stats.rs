@@ -56,6 +56,37 @@ pub fn fairness(counts: &[u64]) -> Option<f64> {
     (min > 0).then(|| max as f64 / min as f64)
 }
 
+/// Smallest, median and largest of repeated measurements of one figure.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Spread {
+    /// The smallest sample.
+    pub min: f64,
+    /// The median (the mean of the middle two for an even count).
+    pub median: f64,
+    /// The largest sample.
+    pub max: f64,
+    /// How many samples.
+    pub count: usize,
+}
+
+/// The spread of `values`; `None` when there are none (NaNs are dropped).
+pub fn spread(values: &[f64]) -> Option<Spread> {
+    let mut sorted: Vec<f64> = values.iter().copied().filter(|v| !v.is_nan()).collect();
+    sorted.sort_by(f64::total_cmp);
+    let count = sorted.len();
+    let median = match count {
+        0 => return None,
+        n if n % 2 == 1 => sorted[n / 2],
+        n => (sorted[n / 2 - 1] + sorted[n / 2]) / 2.0,
+    };
+    Some(Spread {
+        min: sorted[0],
+        median,
+        max: sorted[count - 1],
+        count,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -90,6 +121,20 @@ mod tests {
         assert_eq!(ratio(Some(1.0), None), None);
         assert_eq!(rate(1000.0, 0.5), 2000.0);
         assert_eq!(rate(1000.0, 0.0), 0.0);
+    }
+
+    #[test]
+    fn spreads_take_the_middle() {
+        let odd = spread(&[3.0, 1.0, 2.0]).unwrap();
+        assert_eq!(
+            (odd.min, odd.median, odd.max, odd.count),
+            (1.0, 2.0, 3.0, 3)
+        );
+        let even = spread(&[4.0, 1.0, 2.0, 10.0]).unwrap();
+        assert_eq!((even.min, even.median, even.max), (1.0, 3.0, 10.0));
+        assert_eq!(spread(&[5.0]).unwrap().median, 5.0);
+        assert!(spread(&[]).is_none());
+        assert!(spread(&[f64::NAN]).is_none());
     }
 
     #[test]
