@@ -73,8 +73,9 @@ pub fn run(options: &Options) -> Result<ExitCode> {
     if let Some(cpus) = &options.cpus {
         machine::pin(cpus)?;
     }
+    // What the kernel granted (a listed CPU that is offline is dropped).
     let cpus = match &options.cpus {
-        Some(cpus) => machine::format_cpus(cpus),
+        Some(_) => machine::format_cpus(&machine::allowed_cpus()?),
         None => format!(
             "unpinned (allowed {})",
             machine::format_cpus(&machine::allowed_cpus().unwrap_or_default())
