@@ -37,6 +37,8 @@ pub struct Options {
     pub mailboxd: Option<PathBuf>,
     /// The `redis-server` binary, if given.
     pub redis_server: Option<PathBuf>,
+    /// The `nats-server` binary, if given.
+    pub nats_server: Option<PathBuf>,
     /// Pipelining window.
     pub window: usize,
     /// The mailboxd client path.
@@ -69,6 +71,10 @@ pub fn run(options: &Options) -> Result<ExitCode> {
         .redis_server
         .clone()
         .or_else(|| find_on_path("redis-server"));
+    let nats_server = options
+        .nats_server
+        .clone()
+        .or_else(|| find_on_path("nats-server"));
     // The memory workloads never run on POSIX queues (and are unbounded).
     let shapes = options
         .workloads
@@ -114,6 +120,7 @@ pub fn run(options: &Options) -> Result<ExitCode> {
                 batches: options.batches,
                 mailboxd: mailboxd.clone(),
                 redis_server: redis_server.clone(),
+                nats_server: nats_server.clone(),
                 mq: mq.clone(),
             };
             eprintln!("mailbox-bench: {workload} on {system}...");
