@@ -8,6 +8,7 @@
 //! | stream, large | `stream` | the producer publishes with its acknowledgement subject as the reply subject; the consumer subscribes |
 //! | fanout | `fanout` | one publish per message; the 8 subscribers each get it from the server (NATS's own fan-out) |
 //! | workq | `workq`, `workq.end` | 4 publishers; 4 subscribers in one queue group (the server hands each message to one of them); after the producers finish, one publish on `workq.end`, which every consumer also subscribes to, ends them |
+//! | conns | `c<N>` per connection | every connection (its own client) subscribes to its own subject; once all are subscribed (flushed), one connection publishes one message to each subject |
 //! | rtt | `rtt` | A calls `Client::request` (the client's shared reply inbox); B subscribes and publishes each request back to its reply subject |
 //!
 //! Flow control: a core NATS publish completes when the client has the
@@ -22,23 +23,25 @@
 //! returns once every message it sent is acknowledged, so a lost message is
 //! a failed run, never a quietly shorter one.
 //!
-//! `rendezvous`, `conns`, `memory` and `idle-mailboxes` are not run: see
+//! `rendezvous`, `memory` and `idle-mailboxes` are not run: see
 //! [`unsupported`].
 
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::sync::Arc;
 
 use anyhow::{anyhow, bail, ensure, Context as _, Result};
 use async_nats::{Client, Message, Subject, Subscriber};
 use futures_util::{FutureExt as _, StreamExt as _};
 use mailbox_client::Bytes;
+use serde_json::{json, Value};
 use tokio::runtime::Runtime;
 
 use super::{Deliveries, Echo, Requester, Running, Setup, Sink, Source};
 use crate::payload::Payloads;
-use crate::process::{Daemon, Deadline};
-use crate::roles::RoleArgs;
+use crate::process::{announce_ready, now_ns, Daemon, Deadline};
+use crate::roles::{ConnsCheck, RoleArgs};
 use crate::spec::{Shape, Workload};
 
 /// The queue group of `workq`'s consumers.
@@ -51,16 +54,16 @@ const ACKS_PER_WINDOW: usize = 4;
 /// Why core NATS cannot run `workload`, if it cannot.
 pub fn unsupported(workload: Workload) -> Option<&'static str> {
     match workload {
-        Workload::Stream | Workload::Fanout | Workload::Workq | Workload::Large | Workload::Rtt => {
-            None
-        }
+        Workload::Stream
+        | Workload::Fanout
+        | Workload::Workq
+        | Workload::Large
+        | Workload::Rtt
+        | Workload::Conns => None,
         Workload::Rendezvous => Some(
             "core NATS has no send that completes when the receiver took the message (its \
              emulation, a request answered on take, is what rtt measures)",
         ),
-        Workload::Conns => {
-            Some("not written for NATS yet (each waiter would subscribe to a subject of its own)")
-        }
         Workload::Memory | Workload::IdleMailboxes => Some(
             "core NATS queues nothing in the server (a message without a subscriber is \
              dropped): there is no mailbox whose memory could be measured",
@@ -206,7 +209,9 @@ impl Running for Server {
     }
 
     fn wait_for_waiting(&mut self, _: u64, _: Deadline) -> Result<()> {
-        bail!("core NATS does not run conns")
+        // A waiter says ready once the server confirmed (flush) every one of
+        // its subscriptions: they all wait already.
+        Ok(())
     }
 
     fn server_pid(&self) -> Option<u32> {
@@ -216,6 +221,7 @@ impl Running for Server {
     fn notes(&self) -> Vec<String> {
         let mut notes = vec!["core NATS over loopback TCP (nats-server has no Unix socket)".into()];
         notes.push(match self.workload {
+            Workload::Conns => "one client and one subscription per connection".into(),
             Workload::Rtt => "Client::request to an echo that publishes to the reply inbox".into(),
             Workload::Fanout => "one publish per message, the server copies it to 8 \
                                  subscribers; the producer keeps a window unacknowledged by \
@@ -523,6 +529,89 @@ pub fn echo(args: &RoleArgs) -> Result<Box<dyn Echo>> {
     )))
 }
 
+/// Connections each `conns` waiter process opens at once while setting up.
+const CONNECT_CONCURRENCY: usize = 64;
+
+fn conns_subject(index: u64) -> String {
+    format!("c{index}")
+}
+
+/// `conns`: this process's share of the connections, each a client
+/// subscribed to its own subject; ready once the server confirmed every
+/// subscription.
+pub fn conns_waiter(args: &RoleArgs) -> Result<Value> {
+    let check = Arc::new(ConnsCheck::new(args)?);
+    let address = address(args)?;
+    let range = args.waiter_range();
+    let runtime = runtime()?;
+    runtime.block_on(async move {
+        let connecting = Arc::new(tokio::sync::Semaphore::new(CONNECT_CONCURRENCY));
+        let (set_up, mut set_up_results) = tokio::sync::mpsc::unbounded_channel();
+        let mut tasks = tokio::task::JoinSet::new();
+        for index in range.clone() {
+            let (address, check, connecting) = (address.clone(), check.clone(), connecting.clone());
+            let set_up = set_up.clone();
+            tasks.spawn(async move {
+                let subscribed = async {
+                    let _permit = connecting.acquire_owned().await?;
+                    let client = connect(&address).await?;
+                    let subscriber = client.subscribe(conns_subject(index)).await?;
+                    client.flush().await?;
+                    anyhow::Ok((client, subscriber))
+                };
+                let (client, mut subscriber) = match subscribed.await {
+                    Ok(pair) => {
+                        let _ = set_up.send(Ok(()));
+                        pair
+                    }
+                    Err(error) => {
+                        let _ = set_up.send(Err(format!("connection {index}: {error:#}")));
+                        return Err(error);
+                    }
+                };
+                let message = subscriber
+                    .next()
+                    .await
+                    .ok_or_else(|| anyhow!("connection {index}: the subscription ended"))?;
+                let at = now_ns();
+                let problem = check.problem(index, &message.payload);
+                anyhow::Ok((at, problem, (client, subscriber)))
+            });
+        }
+        drop(set_up);
+        for _ in range {
+            match set_up_results.recv().await {
+                Some(Ok(())) => {}
+                Some(Err(error)) => bail!("setting up: {error}"),
+                None => bail!("a connection task ended while setting up"),
+            }
+        }
+        announce_ready()?;
+        crate::roles::collect_waiters(&mut tasks).await
+    })
+}
+
+/// `conns`: one connection publishes one message to every connection's
+/// subject.
+pub fn conns_sender(args: &RoleArgs) -> Result<Value> {
+    let count = u64::from(args.consumers);
+    let payloads = Payloads::new(args.seed, args.size, 0, count)?;
+    let address = address(args)?;
+    let runtime = runtime()?;
+    runtime.block_on(async move {
+        let client = connect(&address).await?;
+        let start_ns = now_ns();
+        for index in 0..count {
+            client
+                .publish(conns_subject(index), payloads.bytes(index))
+                .await?;
+        }
+        client.flush().await?;
+        let end_ns = now_ns();
+        Ok(json!({ "sent": count, "start_ns": start_ns, "end_ns": end_ns }))
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -546,7 +635,8 @@ mod tests {
                 Workload::Rtt,
                 Workload::Fanout,
                 Workload::Workq,
-                Workload::Large
+                Workload::Large,
+                Workload::Conns
             ]
         );
     }
