@@ -1,6 +1,7 @@
 //! `mailbox-bench`: runs the workloads of `WORKLOADS.md` against `mailboxd`
-//! and, in the same run, its baselines (`uds-direct`, `posix-mq`, `redis`),
-//! every producer, consumer and server a process of its own.
+//! and, in the same run, its baselines (`uds-direct`, `uds-relay`,
+//! `posix-mq`, `redis`, `nats`), every producer, consumer and server a
+//! process of its own.
 //!
 //! This file only parses the command line. The orchestrator
 //! ([`orchestrator`]) re-executes this binary with the hidden `role`
@@ -34,8 +35,8 @@ use clap::{Parser, Subcommand};
 
 use crate::spec::{System, Workload};
 
-/// Benchmarks mailboxd against a plain Unix socket, POSIX message queues
-/// and Redis, on the workloads of WORKLOADS.md; prints one JSON line per
+/// Benchmarks mailboxd against a plain Unix socket, POSIX message queues,
+/// Redis and NATS, on the workloads of WORKLOADS.md; prints one JSON line per
 /// workload and system, then a table of ratios mailboxd / baseline.
 #[derive(Debug, Parser)]
 #[command(version, about, args_conflicts_with_subcommands = true)]
@@ -66,6 +67,10 @@ struct Cli {
     /// The redis-server binary [default: redis-server on PATH; skipped if absent]
     #[arg(long, value_name = "PATH")]
     redis_server: Option<PathBuf>,
+
+    /// The nats-server binary [default: nats-server on PATH; skipped if absent]
+    #[arg(long, value_name = "PATH")]
+    nats_server: Option<PathBuf>,
 
     /// Requests in flight per pipelining connection (capped by the mailbox
     /// capacity): the baselines, and mailboxd with --mailboxd-api pipelined
@@ -168,6 +173,7 @@ fn main() -> ExitCode {
         json_only: cli.json_only,
         mailboxd: cli.mailboxd,
         redis_server: cli.redis_server,
+        nats_server: cli.nats_server,
         window: cli.window as usize,
         mailboxd_api: cli.mailboxd_api,
         batch: cli.batch.map(|batch| batch as usize),

@@ -41,6 +41,8 @@ pub struct Options {
     pub mailboxd: Option<PathBuf>,
     /// The `redis-server` binary, if given.
     pub redis_server: Option<PathBuf>,
+    /// The `nats-server` binary, if given.
+    pub nats_server: Option<PathBuf>,
     /// Pipelining window.
     pub window: usize,
     /// The mailboxd client path.
@@ -91,6 +93,10 @@ pub fn run(options: &Options) -> Result<ExitCode> {
         .redis_server
         .clone()
         .or_else(|| find_on_path("redis-server"));
+    let nats_server = options
+        .nats_server
+        .clone()
+        .or_else(|| find_on_path("nats-server"));
     // The memory workloads never run on POSIX queues (and are unbounded).
     let shapes = options
         .workloads
@@ -121,6 +127,7 @@ pub fn run(options: &Options) -> Result<ExitCode> {
         root: root.path().to_owned(),
         mailboxd,
         redis_server,
+        nats_server,
         mq,
         seed,
     };
@@ -217,6 +224,7 @@ struct Common {
     root: PathBuf,
     mailboxd: Option<PathBuf>,
     redis_server: Option<PathBuf>,
+    nats_server: Option<PathBuf>,
     mq: posix_mq::Limits,
     seed: u64,
 }
@@ -249,6 +257,7 @@ fn run_one(
         batches: options.batches,
         mailboxd: common.mailboxd.clone(),
         redis_server: common.redis_server.clone(),
+        nats_server: common.nats_server.clone(),
         mq: common.mq.clone(),
     };
     if options.repeat > 1 {

@@ -15,11 +15,12 @@ use crate::spec::System;
 use crate::stats::Spread;
 
 /// One colour per baseline, in `System::ALL[1..]` order.
-const COLOURS: [RGBColor; 4] = [
+const COLOURS: [RGBColor; 5] = [
     RGBColor(31, 119, 180),
     RGBColor(255, 127, 14),
     RGBColor(44, 160, 44),
     RGBColor(214, 39, 40),
+    RGBColor(148, 103, 189),
 ];
 
 /// Width of the chart, pixels.
@@ -197,6 +198,12 @@ mod tests {
             assert!(svg.contains(text), "no {text:?} in the chart");
         }
         assert!(!svg.contains("fanout"), "only workloads that ran");
+    }
+
+    #[test]
+    fn every_baseline_has_a_colour_of_its_own() {
+        // zip() would silently leave a baseline without a colour undrawn.
+        assert!(COLOURS.len() >= System::ALL.len() - 1);
     }
 
     #[test]

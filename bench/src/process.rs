@@ -329,7 +329,7 @@ impl Drop for RoleProcess {
     }
 }
 
-/// A daemon this run started (`mailboxd`, `redis-server`): stopped with
+/// A daemon this run started (`mailboxd`, `redis-server`, `nats-server`): stopped with
 /// SIGTERM by [`Daemon::stop`], killed when dropped.
 #[derive(Debug)]
 pub struct Daemon {
@@ -339,7 +339,17 @@ pub struct Daemon {
 
 impl Daemon {
     /// Starts `command`, then waits until `socket` accepts connections.
-    pub fn start(name: &'static str, mut command: Command, socket: &Path) -> Result<Daemon> {
+    pub fn start(name: &'static str, command: Command, socket: &Path) -> Result<Daemon> {
+        Daemon::start_until(name, command, || UnixStream::connect(socket).is_ok())
+    }
+
+    /// Starts `command`, then waits until `ready` says it is (a daemon on
+    /// TCP: its port accepts connections).
+    pub fn start_until(
+        name: &'static str,
+        mut command: Command,
+        mut ready: impl FnMut() -> bool,
+    ) -> Result<Daemon> {
         let child = command
             .stdin(Stdio::null())
             .stdout(Stdio::null())
@@ -358,7 +368,7 @@ impl Daemon {
                     bail!("{name} exited at start ({status})");
                 }
             }
-            Ok(UnixStream::connect(socket).is_ok())
+            Ok(ready())
         })?;
         Ok(daemon)
     }
@@ -369,13 +379,20 @@ impl Daemon {
     }
 
     /// Stops the daemon with SIGTERM (SIGKILL after 10 s).
-    pub fn stop(mut self) -> Result<()> {
+    pub fn stop(self) -> Result<()> {
+        self.stop_with(libc::SIGTERM)
+    }
+
+    /// Stops the daemon with `signal`, the one after which it exits with
+    /// success (`nats-server`: SIGINT; it exits 1 on SIGTERM), SIGKILL
+    /// after 10 s.
+    pub fn stop_with(mut self, signal: libc::c_int) -> Result<()> {
         let Some(mut child) = self.child.take() else {
             return Ok(());
         };
         let pid = libc::pid_t::try_from(child.id())?;
         // SAFETY: `pid` is our own child, not yet reaped, so it names it.
-        unsafe { libc::kill(pid, libc::SIGTERM) };
+        unsafe { libc::kill(pid, signal) };
         let started = Instant::now();
         loop {
             if let Some(status) = child.try_wait()? {
@@ -387,7 +404,7 @@ impl Daemon {
             if started.elapsed() > Duration::from_secs(10) {
                 let _ = child.kill();
                 let _ = child.wait();
-                bail!("{} did not stop within 10 s of SIGTERM", self.name);
+                bail!("{} did not stop within 10 s of signal {signal}", self.name);
             }
             std::thread::sleep(Duration::from_millis(5));
         }

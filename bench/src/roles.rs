@@ -246,11 +246,13 @@ pub fn run(args: &RoleArgs) -> Result<()> {
         Role::ConnsWaiter => match args.system {
             System::Mailboxd => systems::mailboxd::conns_waiter(args),
             System::Redis => systems::redis::conns_waiter(args),
+            System::Nats => systems::nats::conns_waiter(args),
             other => Err(anyhow!("{other} has no conns waiter")),
         },
         Role::ConnsSender => match args.system {
             System::Mailboxd => systems::mailboxd::conns_sender(args),
             System::Redis => systems::redis::conns_sender(args),
+            System::Nats => systems::nats::conns_sender(args),
             other => Err(anyhow!("{other} has no conns sender")),
         },
         Role::MailboxCreator => match args.system {

@@ -47,6 +47,8 @@ pub enum System {
     PosixMq,
     /// Redis 7 lists over its Unix socket (`LPUSH` / `BRPOP`).
     Redis,
+    /// Core NATS over loopback TCP (`nats-server`, the `async-nats` client).
+    Nats,
 }
 
 impl Workload {
@@ -155,12 +157,13 @@ impl Workload {
 
 impl System {
     /// Every system, the broker first.
-    pub const ALL: [System; 5] = [
+    pub const ALL: [System; 6] = [
         System::Mailboxd,
         System::UdsDirect,
         System::UdsRelay,
         System::PosixMq,
         System::Redis,
+        System::Nats,
     ];
 
     /// The system's id, as it appears in the JSON output.
@@ -171,6 +174,7 @@ impl System {
             System::UdsRelay => "uds-relay",
             System::PosixMq => "posix-mq",
             System::Redis => "redis",
+            System::Nats => "nats",
         }
     }
 }

@@ -12,6 +12,7 @@
 //! This module decides nothing about timing or verification; the roles do.
 
 pub mod mailboxd;
+pub mod nats;
 pub mod posix_mq;
 pub mod redis;
 pub mod relay;
@@ -85,6 +86,8 @@ pub struct Setup {
     pub mailboxd: Option<PathBuf>,
     /// The `redis-server` binary, when installed.
     pub redis_server: Option<PathBuf>,
+    /// The `nats-server` binary, when installed.
+    pub nats_server: Option<PathBuf>,
     /// The POSIX mq limits in force for the run.
     pub mq: posix_mq::Limits,
 }
@@ -128,6 +131,10 @@ pub fn unsupported(
             Some("a Redis list exists only while it holds an element: there is no idle one".into())
         }
         System::Redis => None,
+        System::Nats if setup.nats_server.is_none() => {
+            Some("nats-server is not installed (not on PATH)".into())
+        }
+        System::Nats => nats::unsupported(workload).map(str::to_owned),
         System::UdsDirect | System::UdsRelay | System::PosixMq if workload == Workload::Conns => {
             Some("there is no broker process whose memory and wake-ups could be measured".into())
         }
@@ -154,6 +161,7 @@ pub fn prepare(
         System::UdsRelay => Box::new(relay::Relay::start(workload, shape, setup)?),
         System::PosixMq => Box::new(posix_mq::Queues::create(workload, shape, setup)?),
         System::Redis => Box::new(redis::Server::start(workload, shape, setup)?),
+        System::Nats => Box::new(nats::Server::start(workload, shape, setup)?),
     })
 }
 
@@ -164,6 +172,7 @@ pub fn sink(args: &RoleArgs) -> Result<Box<dyn Sink>> {
         System::UdsDirect | System::UdsRelay => uds::sink(args),
         System::PosixMq => posix_mq::sink(args),
         System::Redis => redis::sink(args),
+        System::Nats => nats::sink(args),
     }
 }
 
@@ -174,6 +183,7 @@ pub fn source(args: &RoleArgs) -> Result<Box<dyn Source>> {
         System::UdsDirect | System::UdsRelay => uds::source(args),
         System::PosixMq => posix_mq::source(args),
         System::Redis => redis::source(args),
+        System::Nats => nats::source(args),
     }
 }
 
@@ -184,6 +194,7 @@ pub fn requester(args: &RoleArgs) -> Result<Box<dyn Requester>> {
         System::UdsDirect | System::UdsRelay => uds::requester(args),
         System::PosixMq => posix_mq::requester(args),
         System::Redis => redis::requester(args),
+        System::Nats => nats::requester(args),
     }
 }
 
@@ -194,6 +205,7 @@ pub fn echo(args: &RoleArgs) -> Result<Box<dyn Echo>> {
         System::UdsDirect | System::UdsRelay => uds::echo(args),
         System::PosixMq => posix_mq::echo(args),
         System::Redis => redis::echo(args),
+        System::Nats => nats::echo(args),
     }
 }
 
@@ -211,6 +223,7 @@ mod tests {
             batches: None,
             mailboxd: Some(PathBuf::from("/bin/mailboxd")),
             redis_server: redis.then(|| PathBuf::from("/bin/redis-server")),
+            nats_server: redis.then(|| PathBuf::from("/bin/nats-server")),
             mq: posix_mq::Limits {
                 msg_max: 1024,
                 msgsize_max: 1 << 20,
@@ -230,6 +243,7 @@ mod tests {
             assert!(!runs(System::UdsDirect), "{workload}");
             assert!(!runs(System::PosixMq), "{workload}");
             assert_eq!(runs(System::Redis), workload == Workload::Memory);
+            assert!(!runs(System::Nats), "{workload}");
         }
         let shape = Workload::Memory.shape(0.001);
         let why = unsupported(System::Redis, Workload::Memory, &shape, &setup(false));
