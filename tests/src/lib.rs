@@ -617,32 +617,3 @@ pub fn rss_bytes(pid: u32) -> u64 {
         .expect("VmRSS in kB")
         * 1024
 }
-
-impl Broker {
-    /// A broker (run by this test's uid) that every user may reach: its
-    /// socket, of mode `0666`, in a `/tmp` directory of mode `0755`, for
-    /// clients run as other uids under `setpriv`.
-    pub fn start_for_everyone() -> Self {
-        use std::os::unix::fs::PermissionsExt;
-        let dir = tempfile::Builder::new()
-            .prefix("mailbox-for-everyone-")
-            .tempdir_in("/tmp")
-            .expect("temp dir");
-        std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755))
-            .expect("chmod");
-        let config = dir.path().join("mailboxd.toml");
-        std::fs::write(&config, "[socket]\nmode = \"0666\"\n").expect("config");
-        let socket = dir.path().join("mailboxd.sock");
-        let child = Command::new(binary("mailboxd"))
-            .arg("--config")
-            .arg(&config)
-            .arg("--socket")
-            .arg(&socket)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("spawn mailboxd");
-        Self::adopt(child, socket, dir)
-    }
-}

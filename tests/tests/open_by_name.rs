@@ -13,14 +13,12 @@
 use std::process::{Command, Output, Stdio};
 
 use mailbox_client::blocking::Client;
-use mailbox_tests::{binary, exit_code, require_tool, signal, wait_until, Broker, Running};
+use mailbox_tests::configured_broker::{ConfiguredBroker, OPEN_SOCKET};
+use mailbox_tests::other_users;
+use mailbox_tests::{binary, exit_code, signal, wait_until, Broker, Running};
 
 /// The uid and gid of a stranger (nobody, nogroup).
 const STRANGER: u32 = 65534;
-
-fn is_root() -> bool {
-    own_uid() == 0
-}
 
 /// This test's uid, the owner of what it creates.
 fn own_uid() -> u32 {
@@ -34,14 +32,7 @@ fn open(broker: &Broker, mailbox: &str, as_uid: Option<u32>) -> String {
     let peer = binary("mailbox-peer");
     let mut command = match as_uid {
         None => Command::new(peer),
-        Some(uid) => {
-            let id = uid.to_string();
-            let mut command = Command::new(require_tool("setpriv", "apt-get install util-linux"));
-            command
-                .args(["--reuid", &id, "--regid", &id, "--clear-groups"])
-                .arg(peer);
-            command
-        }
+        Some(uid) => other_users::as_uid(uid, &peer),
     };
     let output = command
         .arg("open")
@@ -85,37 +76,29 @@ fn the_owner_opens_its_mailbox_without_restating_its_settings() {
 
 #[test]
 fn a_stranger_opens_only_a_mailbox_it_has_a_right_on() {
-    if !is_root() {
-        eprintln!("skipped: needs root to run a client as uid {STRANGER}");
+    if !other_users::root() {
         return;
     }
-    let broker = Broker::start_for_everyone();
+    let setup = ConfiguredBroker::start(OPEN_SOCKET, &[]);
+    let broker = &setup.broker;
     broker.ok(&["create", "jobs", "--capacity", "4", "--mode", "0700"]);
 
     // No right on it: refused as `info` would refuse it.
     assert_eq!(
-        open(&broker, "jobs", Some(STRANGER)),
+        open(broker, "jobs", Some(STRANGER)),
         "refused PermissionDenied"
     );
-    let info = Command::new(require_tool("setpriv", "apt-get install util-linux"))
-        .args(["--reuid", "65534", "--regid", "65534", "--clear-groups"])
-        .arg(binary("mailboxctl"))
-        .arg("--socket")
-        .arg(broker.socket())
-        .args(["info", "jobs"])
-        .stdin(Stdio::null())
-        .output()
-        .expect("setpriv mailboxctl info");
+    let info = setup.as_uid(STRANGER, &["info", "jobs"]);
     assert_eq!(exit_code(&info), 77, "info is refused alike");
     assert_eq!(
-        open(&broker, "absent", Some(STRANGER)),
+        open(broker, "absent", Some(STRANGER)),
         "refused NoSuchMailbox"
     );
 
     // Given the receive right by the owner's mode: opened, settings known.
     broker.ok(&["chmod", "jobs", "0704"]);
     assert_eq!(
-        open(&broker, "jobs", Some(STRANGER)),
+        open(broker, "jobs", Some(STRANGER)),
         "opened jobs owner 0 mode 704 capacity 4"
     );
 }
