@@ -1,7 +1,10 @@
 //! `--plot FILE.svg`: the table's ratios `mailboxd / baseline` as a chart,
 //! one row per figure of the table, one bar per baseline at the median
 //! ratio (drawn from 1x, on a log scale), a whisker from the lowest to the
-//! highest ratio of one round ([`report::ratio_spread`]).
+//! highest ratio of one round ([`report::ratio_spread`]). The numbers are
+//! the table's; since a ratio above 1x is good for throughput and bad for
+//! latency, each row shades the side of 1x where mailboxd is ahead, so the
+//! chart reads the same way on every row.
 //!
 //! Drawn with `plotters` and its SVG backend; text is left to the viewer's
 //! sans-serif font (no font crate).
@@ -10,7 +13,7 @@ use anyhow::{anyhow, Result};
 use plotters::prelude::*;
 use plotters::style::text_anchor::{HPos, Pos, VPos};
 
-use crate::report::{self, Record, ROWS};
+use crate::report::{self, Better, Record, ROWS};
 use crate::spec::System;
 use crate::stats::Spread;
 
@@ -32,7 +35,7 @@ const ROW_HEIGHT: u32 = 64;
 pub fn ratio_chart(records: &[Record], title: &str) -> Result<String> {
     let baselines = &System::ALL[1..];
     // The table's rows, for the workloads that ran; the top row first.
-    let rows: Vec<(String, Vec<Option<Spread>>)> = ROWS
+    let rows: Vec<(String, Better, Vec<Option<Spread>>)> = ROWS
         .iter()
         .filter(|(workload, _, _)| records.iter().any(|r| r.workload == *workload))
         .map(|&(workload, name, better)| {
@@ -41,19 +44,25 @@ pub fn ratio_chart(records: &[Record], title: &str) -> Result<String> {
                 .iter()
                 .map(|&system| report::ratio_spread(records, workload, system, name))
                 .collect();
-            (label, ratios)
+            (label, better, ratios)
         })
         .collect();
-    let spreads = || rows.iter().flat_map(|(_, ratios)| ratios.iter().flatten());
+    let spreads = || {
+        rows.iter()
+            .flat_map(|(_, _, ratios)| ratios.iter().flatten())
+    };
     let low = spreads().map(|s| s.min).fold(1.0, f64::min) / 1.5;
     let high = spreads().map(|s| s.max).fold(1.0, f64::max) * 1.5;
     let count = rows.len().max(1);
     // One empty row on top, for the legend.
     let height = 120 + ROW_HEIGHT * (count as u32 + 1);
+    // The bars of a row fill 80% of it, so rows stand apart.
+    let pitch = 0.8 / baselines.len() as f64;
     let y_of = |row: usize, bar: usize| {
         let bars = baselines.len() as f64;
-        (count - 1 - row) as f64 + (bars - 1.0 - bar as f64 - (bars - 1.0) / 2.0) * 0.2
+        (count - 1 - row) as f64 + (bars - 1.0 - bar as f64 - (bars - 1.0) / 2.0) * pitch
     };
+    let half_bar = pitch * 0.4;
     let mut svg = String::new();
     {
         let root = SVGBackend::with_string(&mut svg, (WIDTH, height)).into_drawing_area();
@@ -69,9 +78,30 @@ pub fn ratio_chart(records: &[Record], title: &str) -> Result<String> {
             .configure_mesh()
             .y_labels(0)
             .disable_y_mesh()
-            .x_desc("mailboxd / baseline (log scale): median of the rounds, whiskers min-max")
-            .x_label_formatter(&|value| format!("{value:.2}x"))
+            .x_desc(
+                "mailboxd / baseline (log scale): median of the rounds, whiskers min-max; \
+                 shaded: the side where mailboxd is ahead",
+            )
+            .x_label_formatter(&|value| format!("{}x", tick(*value)))
             .draw()
+            .map_err(plot_error)?;
+        // Each row's better side, and a line between rows.
+        let ahead = RGBColor(46, 160, 67).mix(0.08);
+        chart
+            .draw_series(rows.iter().enumerate().map(|(row, (_, better, _))| {
+                let y = (count - 1 - row) as f64;
+                let (from, to) = match better {
+                    Better::Higher => (1.0, high),
+                    Better::Lower => (low, 1.0),
+                };
+                Rectangle::new([(from, y - 0.5), (to, y + 0.5)], ahead.filled())
+            }))
+            .map_err(plot_error)?;
+        chart
+            .draw_series((1..count).map(|gap| {
+                let y = gap as f64 - 0.5;
+                PathElement::new(vec![(low, y), (high, y)], BLACK.mix(0.25).stroke_width(1))
+            }))
             .map_err(plot_error)?;
         chart
             .draw_series(std::iter::once(PathElement::new(
@@ -80,14 +110,14 @@ pub fn ratio_chart(records: &[Record], title: &str) -> Result<String> {
             )))
             .map_err(plot_error)?;
         for (bar, (&system, colour)) in baselines.iter().zip(COLOURS).enumerate() {
-            if rows.iter().all(|(_, ratios)| ratios[bar].is_none()) {
+            if rows.iter().all(|(_, _, ratios)| ratios[bar].is_none()) {
                 continue;
             }
-            let bars = rows.iter().enumerate().filter_map(|(row, (_, ratios))| {
+            let bars = rows.iter().enumerate().filter_map(|(row, (_, _, ratios))| {
                 let spread = ratios[bar]?;
                 let y = y_of(row, bar);
                 Some(Rectangle::new(
-                    [(1.0, y - 0.08), (spread.median, y + 0.08)],
+                    [(1.0, y - half_bar), (spread.median, y + half_bar)],
                     colour.filled(),
                 ))
             });
@@ -98,13 +128,14 @@ pub fn ratio_chart(records: &[Record], title: &str) -> Result<String> {
                 .legend(move |(x, y)| {
                     Rectangle::new([(x, y - 5), (x + 12, y + 5)], colour.filled())
                 });
-            for (row, (_, ratios)) in rows.iter().enumerate() {
+            for (row, (_, _, ratios)) in rows.iter().enumerate() {
                 let Some(spread) = ratios[bar] else { continue };
                 let y = y_of(row, bar);
+                let tip = half_bar * 0.8;
                 let whisker = [
                     vec![(spread.min, y), (spread.max, y)],
-                    vec![(spread.min, y - 0.06), (spread.min, y + 0.06)],
-                    vec![(spread.max, y - 0.06), (spread.max, y + 0.06)],
+                    vec![(spread.min, y - tip), (spread.min, y + tip)],
+                    vec![(spread.max, y - tip), (spread.max, y + tip)],
                 ];
                 chart
                     .draw_series(
@@ -134,7 +165,7 @@ pub fn ratio_chart(records: &[Record], title: &str) -> Result<String> {
             .pos(Pos::new(HPos::Right, VPos::Center));
         let none_style =
             TextStyle::from(("sans-serif", 10).into_font()).pos(Pos::new(HPos::Left, VPos::Center));
-        for (row, (label, ratios)) in rows.iter().enumerate() {
+        for (row, (label, _, ratios)) in rows.iter().enumerate() {
             let (x, y) = chart.backend_coord(&(low, (count - 1 - row) as f64));
             root.draw(&Text::new(label.as_str(), (x - 8, y), label_style.clone()))
                 .map_err(plot_error)?;
@@ -155,6 +186,23 @@ pub fn ratio_chart(records: &[Record], title: &str) -> Result<String> {
         root.present().map_err(plot_error)?;
     }
     Ok(svg)
+}
+
+/// An axis value with at most two significant digits and no trailing
+/// zeros (`0.01`, `0.35`, `1`, `1.2`, `15`), so small and large ratios
+/// both read.
+fn tick(value: f64) -> String {
+    if !value.is_finite() || value <= 0.0 {
+        return format!("{value}");
+    }
+    let magnitude = value.log10().floor() as i32;
+    let decimals = (1 - magnitude).clamp(0, 6) as usize;
+    let text = format!("{value:.decimals$}");
+    if text.contains('.') {
+        text.trim_end_matches('0').trim_end_matches('.').to_string()
+    } else {
+        text
+    }
 }
 
 fn plot_error(error: impl std::fmt::Display) -> anyhow::Error {
@@ -198,6 +246,17 @@ mod tests {
             assert!(svg.contains(text), "no {text:?} in the chart");
         }
         assert!(!svg.contains("fanout"), "only workloads that ran");
+    }
+
+    #[test]
+    fn axis_values_keep_two_significant_digits_and_no_trailing_zeros() {
+        assert_eq!(tick(0.0012), "0.0012");
+        assert_eq!(tick(0.01), "0.01");
+        assert_eq!(tick(0.35), "0.35");
+        assert_eq!(tick(1.0), "1");
+        assert_eq!(tick(1.2), "1.2");
+        assert_eq!(tick(14.63), "15");
+        assert_eq!(tick(100.0), "100");
     }
 
     #[test]
