@@ -113,6 +113,10 @@ struct Cli {
     #[arg(long, value_name = "FILE.svg")]
     plot: Option<PathBuf>,
 
+    /// Writes the table (medians, spreads, ratios) as Markdown
+    #[arg(long, value_name = "FILE.md")]
+    markdown: Option<PathBuf>,
+
     /// Seed of the random payloads [default: from the clock]
     #[arg(long)]
     seed: Option<u64>,
@@ -184,6 +188,7 @@ fn main() -> ExitCode {
         repeat: cli.repeat,
         cpus: cli.cpus.map(|list| list.0),
         plot: cli.plot,
+        markdown: cli.markdown,
     };
     match orchestrator::run(&options) {
         Ok(code) => code,

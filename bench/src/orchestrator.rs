@@ -63,6 +63,8 @@ pub struct Options {
     pub cpus: Option<Vec<usize>>,
     /// Where to draw the ratio chart, if anywhere.
     pub plot: Option<PathBuf>,
+    /// `--markdown`: where to write the table as Markdown.
+    pub markdown: Option<PathBuf>,
 }
 
 /// Open files every process may hold: enough for `conns` at full scale.
@@ -178,6 +180,20 @@ pub fn run(options: &Options) -> Result<ExitCode> {
     if !options.json_only {
         println!();
         print!("{}", report::table(&records));
+    }
+    if let Some(path) = &options.markdown {
+        let written = std::fs::write(path, report::markdown_table(&records))
+            .with_context(|| format!("writing {}", path.display()));
+        match written {
+            Ok(()) => eprintln!(
+                "mailbox-bench: Markdown table written to {}",
+                path.display()
+            ),
+            Err(error) => {
+                failures += 1;
+                eprintln!("mailbox-bench: FAIL the Markdown table: {error:#}");
+            }
+        }
     }
     if let Some(path) = &options.plot {
         let title = format!(

@@ -310,30 +310,12 @@ pub fn table(records: &[Record]) -> String {
             better.text()
         );
         for system in System::ALL {
-            let cell = spread(records, workload, system, name).map_or_else(
-                || "-".to_owned(),
-                |s| {
-                    if s.count > 1 {
-                        format!("{} ({}-{})", human(s.median), human(s.min), human(s.max))
-                    } else {
-                        human(s.median)
-                    }
-                },
-            );
+            let cell = value_cell(records, workload, system, name);
             let _ = write!(out, " {cell:>value_width$}");
         }
         out.push_str("  |");
         for &system in baselines {
-            let cell = ratio_spread(records, workload, system, name).map_or_else(
-                || "-".to_owned(),
-                |r| {
-                    if r.count > 1 {
-                        format!("{:.2}x ({:.2}-{:.2})", r.median, r.min, r.max)
-                    } else {
-                        format!("{:.2}x", r.median)
-                    }
-                },
-            );
+            let cell = ratio_cell(records, workload, system, name);
             let _ = write!(out, " {cell:>ratio_width$}");
         }
         out.push('\n');
@@ -348,6 +330,73 @@ pub fn table(records: &[Record]) -> String {
             "with --repeat: median (min-max) of the rounds; a ratio is the ratio of \
              the medians, (min-max) of the ratios of the same round\n",
         );
+    }
+    out
+}
+
+/// One system's figure as the tables show it: `median (min-max)` over
+/// several rounds, the value alone for one, `-` when not measured.
+fn value_cell(records: &[Record], workload: Workload, system: System, name: &str) -> String {
+    spread(records, workload, system, name).map_or_else(
+        || "-".to_owned(),
+        |s| {
+            if s.count > 1 {
+                format!("{} ({}-{})", human(s.median), human(s.min), human(s.max))
+            } else {
+                human(s.median)
+            }
+        },
+    )
+}
+
+/// `mailboxd / system` as the tables show it: the ratio of the medians and
+/// the range of the per-round ratios, `-` when either is missing.
+fn ratio_cell(records: &[Record], workload: Workload, system: System, name: &str) -> String {
+    ratio_spread(records, workload, system, name).map_or_else(
+        || "-".to_owned(),
+        |r| {
+            if r.count > 1 {
+                format!("{:.2}x ({:.2}-{:.2})", r.median, r.min, r.max)
+            } else {
+                format!("{:.2}x", r.median)
+            }
+        },
+    )
+}
+
+/// The table of [`table`] as Markdown (`--markdown FILE.md`), for a README:
+/// the same cells, the systems that ran only, and the rows of the
+/// workloads that ran.
+pub fn markdown_table(records: &[Record]) -> String {
+    let ran = |system: &System| records.iter().any(|r| r.system == *system);
+    let systems: Vec<System> = System::ALL.into_iter().filter(ran).collect();
+    let baselines: Vec<System> = systems
+        .iter()
+        .copied()
+        .filter(|&s| s != System::Mailboxd)
+        .collect();
+    let mut out = String::from("| workload | figure | better |");
+    for system in &systems {
+        let _ = write!(out, " {} |", system.id());
+    }
+    for system in &baselines {
+        let _ = write!(out, " mailboxd / {} |", system.id());
+    }
+    out.push_str("\n|---|---|---|");
+    out.push_str(&"---|".repeat(systems.len() + baselines.len()));
+    out.push('\n');
+    for (workload, name, better) in ROWS {
+        if !records.iter().any(|r| r.workload == workload) {
+            continue;
+        }
+        let _ = write!(out, "| {} | {} | {} |", workload.id(), name, better.text());
+        for &system in &systems {
+            let _ = write!(out, " {} |", value_cell(records, workload, system, name));
+        }
+        for &system in &baselines {
+            let _ = write!(out, " {} |", ratio_cell(records, workload, system, name));
+        }
+        out.push('\n');
     }
     out
 }
@@ -479,6 +528,31 @@ mod tests {
         assert!(records[0]
             .to_json_line()
             .contains(r#""system":"mailboxd","round":1,"#));
+    }
+
+    #[test]
+    fn the_markdown_table_has_the_cells_of_the_text_table() {
+        let mut records = Vec::new();
+        for round in 1..=2u32 {
+            for (system, rate) in [(System::Mailboxd, 300.0), (System::PosixMq, 100.0)] {
+                let mut record = Record::new(Workload::Stream, system);
+                record.round = Some(round);
+                record.figure("msgs_per_s", rate * f64::from(round));
+                records.push(record);
+            }
+        }
+        let markdown = markdown_table(&records);
+        let lines: Vec<&str> = markdown.lines().collect();
+        assert_eq!(
+            lines[0],
+            "| workload | figure | better | mailboxd | posix-mq | mailboxd / posix-mq |"
+        );
+        assert_eq!(lines[1], "|---|---|---|---|---|---|");
+        assert_eq!(
+            lines[2],
+            "| stream | msgs_per_s | higher | 450 (300-600) | 150 (100-200) | 3.00x (3.00-3.00) |"
+        );
+        assert_eq!(lines.len(), 3, "only the workloads that ran: {markdown}");
     }
 
     #[test]
