@@ -14,7 +14,7 @@
 //! | fanout | one per subscriber | each batch of 64 is one variadic `LPUSH` to each of the 8 lists (8 commands per 64 messages), 8 batches in flight; each subscriber as stream's consumer |
 //! | workq | one shared | 4 producers and 4 consumers as stream's; after the producers finish the orchestrator pushes one empty message per consumer per window, and a consumer stops asking at the first |
 //! | rendezvous | data and ack | producer: `LPUSH data m` + `BRPOP ack` written together per message; consumer: keeps two `BLMOVE data ack RIGHT LEFT 0` posted, so Redis hands a message over the moment it arrives and the move itself answers the producer's `BRPOP` |
-//! | rtt | `req`, `rep` | A writes `LPUSH req` + `BRPOP rep` together; B answers with `LPUSH rep` + its next `BRPOP req` written together, so a `BRPOP` is always waiting; one request in flight |
+//! | rtt | `req`, `rep` | A writes `CLIENT REPLY SKIP` + `LPUSH req` + `BRPOP rep` together; B answers with `CLIENT REPLY SKIP` + `LPUSH rep` + its next `BRPOP req` written together, so a `BRPOP` is always waiting and each side reads only the reply it waits for; one request in flight |
 //! | conns | one per connection | every connection blocks in `BRPOP`; one connection then pushes to all, pipelined |
 //!
 //! Lists have no capacity, so Redis never makes a producer wait: the
@@ -248,8 +248,8 @@ impl Running for Server {
     fn notes(&self) -> Vec<String> {
         let mut notes = vec![match self.workload {
             Workload::Conns => "BRPOP on one list per connection".to_owned(),
-            Workload::Rtt => "LPUSH req + BRPOP rep written together; the echo's LPUSH rep + \
-                              next BRPOP req likewise"
+            Workload::Rtt => "CLIENT REPLY SKIP + LPUSH req + BRPOP rep written together; the \
+                              echo's CLIENT REPLY SKIP + LPUSH rep + next BRPOP req likewise"
                 .to_owned(),
             Workload::Rendezvous => {
                 "a send completes when a posted BLMOVE took it (moved to the ack list)".to_owned()
@@ -545,10 +545,11 @@ struct RttClient {
 impl Requester for RttClient {
     fn round_trip(&mut self, request: &Bytes, reply: &mut Vec<u8>) -> Result<()> {
         let connection = &mut self.connection;
+        // No reply to the push: it would arrive alone, a wake-up for nothing.
+        connection.queue(&[b"CLIENT", b"REPLY", b"SKIP"]);
         connection.queue(&[b"LPUSH", b"req", request]);
         connection.queue(&[b"BRPOP", b"rep", b"0"]);
         connection.flush()?;
-        connection.expect_integer()?;
         let answer = connection.next(true)?.ok_or_else(|| anyhow!("no reply"))?;
         let value = resp::popped(&answer, connection.bytes())?;
         reply.clear();
@@ -581,13 +582,14 @@ impl Echo for RttEcho {
             let value = resp::popped(&reply, connection.bytes())?;
             request.clear();
             request.extend_from_slice(&connection.bytes()[value]);
-            // The reply and the next pop leave in one write.
+            // The reply and the next pop leave in one write; the push's own
+            // reply is skipped.
+            connection.queue(&[b"CLIENT", b"REPLY", b"SKIP"]);
             connection.queue(&[b"LPUSH", b"rep", &request]);
             if served < count {
                 connection.queue(&[b"BRPOP", b"req", b"0"]);
             }
             connection.flush()?;
-            connection.expect_integer()?;
         }
         Ok(())
     }
