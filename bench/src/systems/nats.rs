@@ -9,7 +9,7 @@
 //! | fanout | `fanout` | one publish per message; the 8 subscribers each get it from the server (NATS's own fan-out) |
 //! | workq | `workq`, `workq.end` | 4 publishers; 4 subscribers in one queue group (the server hands each message to one of them); after the producers finish, one publish on `workq.end`, which every consumer also subscribes to, ends them |
 //! | conns | `c<N>` per connection | every connection (its own client) subscribes to its own subject; once all are subscribed (flushed), one connection publishes one message to each subject |
-//! | rtt | `rtt` | A calls `Client::request` (the client's shared reply inbox); B subscribes and publishes each request back to its reply subject |
+//! | rtt | `rtt`, A's inbox | A subscribes once to an inbox of its own and publishes each request with it as the reply subject, then waits on that subscription (faster than `Client::request`: see `bench/README.md`); B subscribes and publishes each request back to its reply subject |
 //!
 //! Flow control: a core NATS publish completes when the client has the
 //! message, and the server drops (or disconnects) a subscriber that falls
@@ -222,7 +222,9 @@ impl Running for Server {
         let mut notes = vec!["core NATS over loopback TCP (nats-server has no Unix socket)".into()];
         notes.push(match self.workload {
             Workload::Conns => "one client and one subscription per connection".into(),
-            Workload::Rtt => "Client::request to an echo that publishes to the reply inbox".into(),
+            Workload::Rtt => "publish with a fixed reply subscription's subject to an echo that \
+                              publishes each request to it"
+                .into(),
             Workload::Fanout => "one publish per message, the server copies it to 8 \
                                  subscribers; the producer keeps a window unacknowledged by \
                                  the slowest"
@@ -458,15 +460,27 @@ pub fn source(args: &RoleArgs) -> Result<Box<dyn Source>> {
     )))
 }
 
+/// `rtt`'s requester: one subscription on its own reply subject for all
+/// round trips, each request published with it as the reply subject.
 struct RttClient {
     client: Client,
     subject: Subject,
+    inbox: Subject,
+    replies: Subscriber,
 }
 
 impl Requester for OnRuntime<RttClient> {
     fn round_trip(&mut self, request: &Bytes, reply: &mut Vec<u8>) -> Result<()> {
         let (runtime, rtt) = self.parts();
-        let answer = runtime.block_on(rtt.client.request(rtt.subject.clone(), request.clone()))?;
+        let answer = runtime.block_on(async {
+            rtt.client
+                .publish_with_reply(rtt.subject.clone(), rtt.inbox.clone(), request.clone())
+                .await?;
+            rtt.replies
+                .next()
+                .await
+                .ok_or_else(|| anyhow!("the reply subscription ended"))
+        })?;
         reply.clear();
         reply.extend_from_slice(&answer.payload);
         Ok(())
@@ -477,12 +491,21 @@ impl Requester for OnRuntime<RttClient> {
 pub fn requester(args: &RoleArgs) -> Result<Box<dyn Requester>> {
     let runtime = runtime()?;
     let address = address(args)?;
-    let client = runtime.block_on(connect(&address))?;
+    let (client, inbox, replies) = runtime.block_on(async {
+        let client = connect(&address).await?;
+        let inbox = Subject::from(client.new_inbox());
+        let replies = client.subscribe(inbox.clone()).await?;
+        // The server has the subscription before the first request.
+        client.flush().await?;
+        anyhow::Ok((client, inbox, replies))
+    })?;
     Ok(Box::new(OnRuntime::new(
         runtime,
         RttClient {
             client,
             subject: Subject::from(subject(Workload::Rtt)),
+            inbox,
+            replies,
         },
     )))
 }

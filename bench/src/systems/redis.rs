@@ -1,23 +1,27 @@
 //! `redis`: Redis 7 over its Unix socket, lists as mailboxes (`LPUSH` to
-//! put, `BRPOP` to take, so each list is FIFO), spoken in RESP by hand.
-//! Pipelined exactly where `mailboxd`'s client pipelines: producers and
-//! consumers of the one-way workloads keep up to the window of commands in
-//! flight; rendezvous and rtt write a send and the next blocking pop
-//! together (as mailboxd's rtt does); the conns waiters do not pipeline.
+//! put, popped from the right, so each list is FIFO), spoken in RESP by
+//! hand. Used at its best: Redis 7's batched commands where the workload
+//! allows them (a variadic `LPUSH` of up to 64 messages, `BLMPOP ... COUNT`
+//! of up to 64), pipelined exactly where `mailboxd`'s client pipelines, and
+//! never more than the window (`--window` capped by the capacity) of
+//! messages in unanswered commands. `bench/README.md` says why each form is
+//! Redis's best.
 //!
 //! | workload | lists | how |
 //! |---|---|---|
-//! | stream, large | one | pipelined `LPUSH`, pipelined `BRPOP` |
-//! | fanout | one per subscriber | pipelined `LPUSH` to each of the 8 lists per message (8 commands) |
-//! | workq | one shared | 4 pipelined producers, 4 pipelined consumers; after the producers finish the orchestrator pushes one empty message per consumer per window, and a consumer stops asking at the first |
-//! | rendezvous | data and ack | `LPUSH` + `BRPOP ack` written together per message; the consumer answers each with `LPUSH ack` + its next `BRPOP` |
-//! | rtt | `req`, `rep` | A writes `LPUSH req` + `BRPOP rep` together; B answers with `LPUSH rep` + its next `BRPOP req` written together, so a `BRPOP` is always waiting; one request in flight |
+//! | stream | one | producer: `LPUSH list m1..m64`, 8 in flight; consumer: `BLMPOP 0 1 list RIGHT COUNT 64`, 8 in flight (never asking for more than is left) |
+//! | large | one | the same, one 1 MiB message per command, 16 in flight |
+//! | fanout | one per subscriber | each batch of 64 is one variadic `LPUSH` to each of the 8 lists (8 commands per 64 messages), 8 batches in flight; each subscriber as stream's consumer |
+//! | workq | one shared | 4 producers and 4 consumers as stream's; after the producers finish the orchestrator pushes one empty message per consumer per window, and a consumer stops asking at the first |
+//! | rendezvous | data and ack | producer: `LPUSH data m` + `BRPOP ack` written together per message; consumer: keeps two `BLMOVE data ack RIGHT LEFT 0` posted, so Redis hands a message over the moment it arrives and the move itself answers the producer's `BRPOP` |
+//! | rtt | `req`, `rep` | A writes `CLIENT REPLY SKIP` + `LPUSH req` + `BRPOP rep` together; B answers with `CLIENT REPLY SKIP` + `LPUSH rep` + its next `BRPOP req` written together, so a `BRPOP` is always waiting and each side reads only the reply it waits for; one request in flight |
 //! | conns | one per connection | every connection blocks in `BRPOP`; one connection then pushes to all, pipelined |
 //!
 //! Lists have no capacity, so Redis never makes a producer wait: the
 //! `note` says so. Each run starts its own `redis-server` on a private
 //! socket (`--port 0`, no persistence) and stops it by its pid.
 
+use std::collections::VecDeque;
 use std::io::{Read, Write};
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
@@ -244,18 +248,22 @@ impl Running for Server {
     fn notes(&self) -> Vec<String> {
         let mut notes = vec![match self.workload {
             Workload::Conns => "BRPOP on one list per connection".to_owned(),
-            Workload::Rtt => "LPUSH req + BRPOP rep written together; the echo's LPUSH rep + \
-                              next BRPOP req likewise"
+            Workload::Rtt => "CLIENT REPLY SKIP + LPUSH req + BRPOP rep written together; the \
+                              echo's CLIENT REPLY SKIP + LPUSH rep + next BRPOP req likewise"
                 .to_owned(),
-            _ => "lists are unbounded: producers never wait for room".to_owned(),
+            Workload::Rendezvous => {
+                "a send completes when a posted BLMOVE took it (moved to the ack list)".to_owned()
+            }
+            _ => "lists are unbounded: producers never wait for room; variadic LPUSH and \
+                  BLMPOP COUNT, pipelined"
+                .to_owned(),
         }];
         match self.workload {
-            Workload::Fanout => {
-                notes.push("one list per subscriber, 8 pipelined LPUSH per message".into())
-            }
-            Workload::Rendezvous => {
-                notes.push("LPUSH + BRPOP on an ack list per message, written together".into())
-            }
+            Workload::Fanout => notes
+                .push("one list per subscriber, a variadic LPUSH of 64 messages to each".into()),
+            Workload::Rendezvous => notes.push(
+                "LPUSH + BRPOP ack per message; the consumer keeps 2 BLMOVE data ack posted".into(),
+            ),
             Workload::Workq => notes.push("one shared list, ended by empty messages".into()),
             _ => {}
         }
@@ -274,43 +282,79 @@ fn connect(args: &RoleArgs) -> Result<Connection> {
     Connection::connect(args.socket()?)
 }
 
-/// Pipelined `LPUSH` of every message to every list.
-struct PipelinedSink {
-    connection: Connection,
-    lists: Vec<String>,
-    window: usize,
+/// Messages per command and commands in flight on a pipelining
+/// connection, for a window of `window` messages (the run's `--window`
+/// capped by the capacity): batches of at most 64 (a variadic `LPUSH` or a
+/// `BLMPOP ... COUNT`) with 8 commands in flight, so that Redis always has
+/// the next command while it answers one (stream, fanout, workq: 64 x 8).
+/// Below 64 messages (large: 16 of 1 MiB) one message per command: copying
+/// the payload is the cost there, not the command.
+fn batching(window: usize) -> (usize, usize) {
+    if window < 64 {
+        (1, window.max(1))
+    } else {
+        let batch = (window / 8).min(64);
+        (batch, window / batch)
+    }
 }
 
-impl Sink for PipelinedSink {
+/// Variadic `LPUSH` of a batch of messages to every list, pipelined: at
+/// most `commands` batches unanswered, so never more than the window of
+/// messages in flight.
+struct BatchedSink {
+    connection: Connection,
+    lists: Vec<String>,
+    batch: u64,
+    commands: usize,
+}
+
+impl Sink for BatchedSink {
     fn send_all(&mut self, payloads: &Payloads) -> Result<()> {
         let connection = &mut self.connection;
         let mut scratch = Vec::new();
+        let count = payloads.count();
         let mut next = 0;
         let mut in_flight = 0;
         loop {
-            while next < payloads.count() && in_flight < self.window {
-                let payload = payloads.get(next, &mut scratch);
+            while next < count && in_flight < self.commands {
+                let taken = self.batch.min(count - next);
                 for list in &self.lists {
-                    connection.queue(&[b"LPUSH", list.as_bytes(), payload]);
-                    in_flight += 1;
+                    // `LPUSH list m1 m2 ...` pushes m1 first: `BLMPOP RIGHT`
+                    // pops them in order.
+                    let out = &mut connection.outgoing;
+                    resp::array(out, 2 + taken as usize);
+                    resp::bulk(out, b"LPUSH");
+                    resp::bulk(out, list.as_bytes());
+                    for sequence in next..next + taken {
+                        resp::bulk(out, payloads.get(sequence, &mut scratch));
+                    }
                 }
-                next += 1;
+                next += taken;
+                in_flight += 1;
             }
             if in_flight == 0 {
                 return Ok(());
             }
             connection.flush()?;
+            // A batch is answered when all its lists answered.
             let mut block = true;
+            let mut answers = 0;
             while let Some(reply) = connection.next(block)? {
                 resp::integer(&reply, connection.bytes())?;
-                in_flight -= 1;
-                block = false;
+                answers += 1;
+                if answers == self.lists.len() {
+                    answers = 0;
+                    in_flight -= 1;
+                }
+                block = answers > 0;
             }
         }
     }
 }
 
 /// Rendezvous: `LPUSH` and the wait for the acknowledgement, per message.
+/// The acknowledgement is the message itself, which the consumer's posted
+/// `BLMOVE` moved to the ack list when it took it.
 struct AcknowledgedSink {
     connection: Connection,
     list: String,
@@ -337,48 +381,68 @@ impl Sink for AcknowledgedSink {
 /// The producer's way out.
 pub fn sink(args: &RoleArgs) -> Result<Box<dyn Sink>> {
     let connection = connect(args)?;
-    Ok(match args.workload {
-        Workload::Rendezvous => Box::new(AcknowledgedSink {
-            connection,
-            list: list_of(args.workload, None),
-            ack: ack_list(args.workload),
-        }),
-        Workload::Fanout => Box::new(PipelinedSink {
-            connection,
-            lists: (0..args.consumers)
-                .map(|i| list_of(args.workload, Some(i)))
-                .collect(),
-            window: args.window(),
-        }),
-        workload => Box::new(PipelinedSink {
-            connection,
-            lists: vec![list_of(workload, None)],
-            window: args.window(),
-        }),
-    })
+    let (batch, commands) = batching(args.window());
+    let lists = match args.workload {
+        Workload::Rendezvous => {
+            return Ok(Box::new(AcknowledgedSink {
+                connection,
+                list: list_of(args.workload, None),
+                ack: ack_list(args.workload),
+            }))
+        }
+        Workload::Fanout => (0..args.consumers)
+            .map(|i| list_of(args.workload, Some(i)))
+            .collect(),
+        workload => vec![list_of(workload, None)],
+    };
+    Ok(Box::new(BatchedSink {
+        connection,
+        lists,
+        batch: batch as u64,
+        commands,
+    }))
 }
 
-/// Pipelined `BRPOP`.
-struct PipelinedSource {
+/// `BLMPOP 0 1 list RIGHT COUNT n`, pipelined: each answer is whatever the
+/// list held, up to `n`, as soon as it holds anything.
+struct BatchedSource {
     connection: Connection,
     list: String,
-    window: usize,
+    batch: u64,
+    commands: usize,
 }
 
-impl Source for PipelinedSource {
+impl Source for BatchedSource {
     fn receive_all(&mut self, expected: Option<u64>, into: &mut dyn Deliveries) -> Result<()> {
         let connection = &mut self.connection;
         let limit = expected.unwrap_or(u64::MAX);
-        let mut issued = 0;
-        let mut in_flight = 0;
+        let mut received = 0;
+        // The COUNT of every pop in flight, oldest first. Pops are answered
+        // in order and each takes up to its COUNT: a pop is asked only for
+        // what the earlier ones cannot take, so none of them waits for a
+        // message that will never come.
+        let mut in_flight = VecDeque::with_capacity(self.commands);
+        let mut asked: u64 = 0;
         let mut ended = false;
+        let mut count = String::new();
         loop {
-            while !ended && issued < limit && in_flight < self.window {
-                connection.queue(&[b"BRPOP", self.list.as_bytes(), b"0"]);
-                issued += 1;
-                in_flight += 1;
+            while !ended && received + asked < limit && in_flight.len() < self.commands {
+                let n = self.batch.min(limit - received - asked);
+                count.clear();
+                count.push_str(&n.to_string());
+                connection.queue(&[
+                    b"BLMPOP",
+                    b"0",
+                    b"1",
+                    self.list.as_bytes(),
+                    b"RIGHT",
+                    b"COUNT",
+                    count.as_bytes(),
+                ]);
+                in_flight.push_back(n);
+                asked += n;
             }
-            if in_flight == 0 {
+            if in_flight.is_empty() {
                 return Ok(());
             }
             connection.flush()?;
@@ -386,15 +450,17 @@ impl Source for PipelinedSource {
             let mut delivered = false;
             while let Some(reply) = connection.next(block)? {
                 block = false;
-                in_flight -= 1;
-                let value = resp::popped(&reply, connection.bytes())?;
-                if value.is_empty() && expected.is_none() {
-                    // The end of the shared list; the rest are ends too.
-                    ended = true;
-                    continue;
+                asked -= in_flight.pop_front().unwrap_or(0);
+                for value in resp::popped_many(&reply, connection.bytes())? {
+                    if ended || value.is_empty() && expected.is_none() {
+                        // The end of the shared list; the rest are ends too.
+                        ended = true;
+                        continue;
+                    }
+                    into.message(&connection.bytes()[value]);
+                    received += 1;
+                    delivered = true;
                 }
-                into.message(&connection.bytes()[value]);
-                delivered = true;
             }
             if delivered {
                 into.batch_end();
@@ -403,33 +469,47 @@ impl Source for PipelinedSource {
     }
 }
 
-/// Rendezvous: take one, acknowledge it together with the next `BRPOP`.
-struct AcknowledgingSource {
+/// Rendezvous: two `BLMOVE list ack` posted, so that Redis holds a waiting
+/// receive whenever the producer pushes: the push is taken at once and its
+/// move to the ack list answers the producer's `BRPOP`, without a trip
+/// through this process.
+struct TakingSource {
     connection: Connection,
     list: String,
     ack: String,
 }
 
-impl Source for AcknowledgingSource {
+/// `BLMOVE`s a rendezvous consumer keeps posted.
+const POSTED_TAKES: u64 = 2;
+
+impl Source for TakingSource {
     fn receive_all(&mut self, expected: Option<u64>, into: &mut dyn Deliveries) -> Result<()> {
         let count = expected.ok_or_else(|| anyhow!("a rendezvous has a known count"))?;
         let connection = &mut self.connection;
-        if count == 0 {
-            return Ok(());
+        let take = [
+            &b"BLMOVE"[..],
+            self.list.as_bytes(),
+            self.ack.as_bytes(),
+            b"RIGHT",
+            b"LEFT",
+            b"0",
+        ];
+        let mut posted = 0;
+        while posted < count.min(POSTED_TAKES) {
+            connection.queue(&take);
+            posted += 1;
         }
-        connection.queue(&[b"BRPOP", self.list.as_bytes(), b"0"]);
         connection.flush()?;
-        for received in 0..count {
+        for _ in 0..count {
             let reply = connection.next(true)?.ok_or_else(|| anyhow!("no reply"))?;
-            let value = resp::popped(&reply, connection.bytes())?;
+            let value = resp::moved(&reply, connection.bytes())?;
             into.message(&connection.bytes()[value]);
             into.batch_end();
-            connection.queue(&[b"LPUSH", self.ack.as_bytes(), b"1"]);
-            if received + 1 < count {
-                connection.queue(&[b"BRPOP", self.list.as_bytes(), b"0"]);
+            if posted < count {
+                connection.queue(&take);
+                connection.flush()?;
+                posted += 1;
             }
-            connection.flush()?;
-            connection.expect_integer()?;
         }
         Ok(())
     }
@@ -438,23 +518,24 @@ impl Source for AcknowledgingSource {
 /// The consumer's way in.
 pub fn source(args: &RoleArgs) -> Result<Box<dyn Source>> {
     let connection = connect(args)?;
-    Ok(match args.workload {
-        Workload::Rendezvous => Box::new(AcknowledgingSource {
-            connection,
-            list: list_of(args.workload, None),
-            ack: ack_list(args.workload),
-        }),
-        Workload::Fanout => Box::new(PipelinedSource {
-            connection,
-            list: list_of(args.workload, Some(args.index)),
-            window: args.window(),
-        }),
-        workload => Box::new(PipelinedSource {
-            connection,
-            list: list_of(workload, None),
-            window: args.window(),
-        }),
-    })
+    let (batch, commands) = batching(args.window());
+    let list = match args.workload {
+        Workload::Rendezvous => {
+            return Ok(Box::new(TakingSource {
+                connection,
+                list: list_of(args.workload, None),
+                ack: ack_list(args.workload),
+            }))
+        }
+        Workload::Fanout => list_of(args.workload, Some(args.index)),
+        workload => list_of(workload, None),
+    };
+    Ok(Box::new(BatchedSource {
+        connection,
+        list,
+        batch: batch as u64,
+        commands,
+    }))
 }
 
 struct RttClient {
@@ -464,10 +545,11 @@ struct RttClient {
 impl Requester for RttClient {
     fn round_trip(&mut self, request: &Bytes, reply: &mut Vec<u8>) -> Result<()> {
         let connection = &mut self.connection;
+        // No reply to the push: it would arrive alone, a wake-up for nothing.
+        connection.queue(&[b"CLIENT", b"REPLY", b"SKIP"]);
         connection.queue(&[b"LPUSH", b"req", request]);
         connection.queue(&[b"BRPOP", b"rep", b"0"]);
         connection.flush()?;
-        connection.expect_integer()?;
         let answer = connection.next(true)?.ok_or_else(|| anyhow!("no reply"))?;
         let value = resp::popped(&answer, connection.bytes())?;
         reply.clear();
@@ -500,13 +582,14 @@ impl Echo for RttEcho {
             let value = resp::popped(&reply, connection.bytes())?;
             request.clear();
             request.extend_from_slice(&connection.bytes()[value]);
-            // The reply and the next pop leave in one write.
+            // The reply and the next pop leave in one write; the push's own
+            // reply is skipped.
+            connection.queue(&[b"CLIENT", b"REPLY", b"SKIP"]);
             connection.queue(&[b"LPUSH", b"rep", &request]);
             if served < count {
                 connection.queue(&[b"BRPOP", b"req", b"0"]);
             }
             connection.flush()?;
-            connection.expect_integer()?;
         }
         Ok(())
     }

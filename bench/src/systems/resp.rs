@@ -12,16 +12,28 @@ const MAX_BULK: usize = 512 * 1024 * 1024;
 
 /// Appends one command (an array of bulk strings) to `out`.
 pub fn command(out: &mut Vec<u8>, args: &[&[u8]]) {
-    out.push(b'*');
-    out.extend_from_slice(args.len().to_string().as_bytes());
-    out.extend_from_slice(b"\r\n");
+    array(out, args.len());
     for arg in args {
-        out.push(b'$');
-        out.extend_from_slice(arg.len().to_string().as_bytes());
-        out.extend_from_slice(b"\r\n");
-        out.extend_from_slice(arg);
-        out.extend_from_slice(b"\r\n");
+        bulk(out, arg);
     }
+}
+
+/// Appends the header of a command of `len` arguments, to be followed by
+/// `len` [`bulk`] strings (a variadic command built without a list of its
+/// arguments).
+pub fn array(out: &mut Vec<u8>, len: usize) {
+    out.push(b'*');
+    out.extend_from_slice(len.to_string().as_bytes());
+    out.extend_from_slice(b"\r\n");
+}
+
+/// Appends one argument of a command.
+pub fn bulk(out: &mut Vec<u8>, arg: &[u8]) {
+    out.push(b'$');
+    out.extend_from_slice(arg.len().to_string().as_bytes());
+    out.extend_from_slice(b"\r\n");
+    out.extend_from_slice(arg);
+    out.extend_from_slice(b"\r\n");
 }
 
 /// One reply; strings are ranges of the buffer it was parsed from.
@@ -128,6 +140,36 @@ pub fn popped(reply: &Reply, buffer: &[u8]) -> Result<Range<usize>> {
     Err(unexpected(reply, buffer))
 }
 
+/// The values of a `BLMPOP`/`LMPOP` reply (`[key, [value, ...]]`), in the
+/// order popped.
+pub fn popped_many<'a>(
+    reply: &'a Reply,
+    buffer: &[u8],
+) -> Result<impl Iterator<Item = Range<usize>> + 'a> {
+    if let Reply::Array(Some(items)) = reply {
+        if let [Reply::Bulk(Some(_)), Reply::Array(Some(values))] = items.as_slice() {
+            if values
+                .iter()
+                .all(|value| matches!(value, Reply::Bulk(Some(_))))
+            {
+                return Ok(values.iter().filter_map(|value| match value {
+                    Reply::Bulk(Some(range)) => Some(range.clone()),
+                    _ => None,
+                }));
+            }
+        }
+    }
+    Err(unexpected(reply, buffer))
+}
+
+/// The value of a `BLMOVE` reply (a bulk string).
+pub fn moved(reply: &Reply, buffer: &[u8]) -> Result<Range<usize>> {
+    match reply {
+        Reply::Bulk(Some(range)) => Ok(range.clone()),
+        other => Err(unexpected(other, buffer)),
+    }
+}
+
 /// The text of a bulk or simple string reply.
 pub fn text<'a>(reply: &Reply, buffer: &'a [u8]) -> Result<&'a [u8]> {
     match reply {
@@ -180,6 +222,30 @@ mod tests {
         let (reply, next) = parse(wire, next).unwrap().unwrap();
         assert_eq!(reply, Reply::Bulk(None));
         assert_eq!(next, wire.len());
+    }
+
+    #[test]
+    fn variadic_commands_and_batched_pops() {
+        let mut out = Vec::new();
+        array(&mut out, 4);
+        for arg in [&b"LPUSH"[..], b"q", b"a", b"bc"] {
+            bulk(&mut out, arg);
+        }
+        let mut expected = Vec::new();
+        command(&mut expected, &[b"LPUSH", b"q", b"a", b"bc"]);
+        assert_eq!(out, expected);
+
+        let wire = b"*2\r\n$1\r\nq\r\n*2\r\n$1\r\na\r\n$2\r\nbc\r\n$2\r\nxy\r\n";
+        let (reply, next) = parse(wire, 0).unwrap().unwrap();
+        let values: Vec<&[u8]> = popped_many(&reply, wire)
+            .unwrap()
+            .map(|range| &wire[range])
+            .collect();
+        assert_eq!(values, [&b"a"[..], b"bc"]);
+        let (reply, _) = parse(wire, next).unwrap().unwrap();
+        assert_eq!(&wire[moved(&reply, wire).unwrap()], b"xy");
+        assert!(popped_many(&reply, wire).is_err());
+        assert!(moved(&Reply::Integer(1), wire).is_err());
     }
 
     #[test]
