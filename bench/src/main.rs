@@ -72,7 +72,7 @@ struct Cli {
     #[arg(long, value_name = "PATH")]
     nats_server: Option<PathBuf>,
 
-    /// Requests in flight per pipelining connection (capped by the mailbox
+    /// Messages in flight per pipelining connection (capped by the mailbox
     /// capacity): the baselines, and mailboxd with --mailboxd-api pipelined
     #[arg(long, default_value_t = 512, value_parser = clap::value_parser!(u32).range(1..=65_536))]
     window: u32,
