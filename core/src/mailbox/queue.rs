@@ -28,7 +28,9 @@ use std::collections::{vec_deque, VecDeque};
 use bytes::Bytes;
 use mailbox_proto::{Message, Metadata};
 
+use super::batch::batch_len;
 use super::policy::Charge;
+use super::waiters::WaitingReceive;
 use crate::line::step;
 
 /// Messages waiting whole (`recent`) that set off a compaction, which
@@ -451,12 +453,20 @@ impl MessageQueue {
         }
     }
 
-    /// The payload lengths of the queued messages, from the front (what a
-    /// batch answer is sized by).
+    /// How many of the front messages one batch answer to `receive` takes
+    /// ([`batch_len`]).
     #[inline]
+    pub(super) fn batch_len(&self, receive: &WaitingReceive) -> usize {
+        if self.kept.is_empty() {
+            // The hot path: a pass over whole messages, as a
+            // `VecDeque<Message>` would take.
+            return batch_len(receive, self.recent.iter().map(|m| m.payload.len()));
+        }
+        batch_len(receive, self.payload_lens())
+    }
+
+    /// The payload lengths of the queued messages, from the front.
     pub(super) fn payload_lens(&self) -> impl Iterator<Item = usize> + '_ {
-        // The whole messages apart: the hot path (nothing kept) costs what
-        // a pass over a `VecDeque<Message>` does.
         self.kept
             .iter()
             .flat_map(Entry::payload_lens)

@@ -12,7 +12,7 @@
 
 use mailbox_proto::{BrokerError, Capacity, MailboxSettings, Message};
 
-use super::batch::{admit_batch, after_in_order, batch_len, page};
+use super::batch::{admit_batch, after_in_order, page};
 use super::ledger::Ledger;
 use super::policy::{room, Charge, DeliveryRules};
 use super::queue::MessageQueue;
@@ -111,7 +111,7 @@ impl<R: ReceiverLine> DeliveryRules for QueueLines<R> {
                 let Some(receiver) = receivers.pop_front() else {
                     break;
                 };
-                let take = batch_len(&receiver, queue.payload_lens());
+                let take = queue.batch_len(&receiver);
                 ledger.hand_over_front(receiver, queue, take, ctx);
                 moved = true;
             }
