@@ -3,8 +3,8 @@
 //! while many wait.
 //!
 //! Layout. The newest messages are kept whole, as admitted (`recent`): a
-//! queue its receivers keep short (any bounded mailbox below
-//! [`COMPACT_AT`] messages) never leaves that path. Once [`COMPACT_AT`]
+//! queue its receivers keep short, or of a mailbox bounded at
+//! [`COMPACT_AT`] or less, never leaves that path. Once [`COMPACT_AT`]
 //! wait there, the oldest are moved to the older part (`kept`), where the
 //! messages of one sender accepted at one time with consecutive sequence
 //! numbers (the messages of one `SendMany`) that carry nothing else (no
@@ -26,7 +26,7 @@
 use std::collections::{vec_deque, VecDeque};
 
 use bytes::Bytes;
-use mailbox_proto::{Message, Metadata};
+use mailbox_proto::{Capacity, Message, Metadata};
 
 use super::batch::batch_len;
 use super::policy::Charge;
@@ -34,11 +34,14 @@ use super::waiters::WaitingReceive;
 use crate::line::step;
 
 /// Messages waiting whole (`recent`) that set off a compaction, which
-/// leaves [`KEEP_RECENT`] of them whole.
+/// leaves [`KEEP_RECENT`] of them whole. A mailbox bounded at this or less
+/// never compacts: it holds too few messages for runs to matter (80 KiB
+/// of metadata at most), and its queue is every bounded workload's hot
+/// path.
 #[cfg(not(test))]
-const COMPACT_AT: usize = 2048;
+const COMPACT_AT: usize = 1024;
 #[cfg(not(test))]
-const KEEP_RECENT: usize = 1024;
+const KEEP_RECENT: usize = 512;
 /// Small in tests, so that every scripted and property test goes through
 /// runs.
 #[cfg(test)]
@@ -61,10 +64,9 @@ const MAX_RUN_BYTES: usize = 64 * 1024;
 /// The messages of a queue, in delivery order (see the module's doc).
 #[derive(Debug, Default)]
 pub(super) struct MessageQueue {
-    /// The older part: runs and whole messages.
-    kept: VecDeque<Entry>,
-    /// Messages in `kept`.
-    kept_len: usize,
+    /// The older part: runs and whole messages; boxed and made only when
+    /// needed, so that an idle mailbox stays small.
+    older: Option<Box<Kept>>,
     /// The newest messages, whole.
     recent: VecDeque<Message>,
     /// A message came back out of sequence order (a nack to the tail,
@@ -73,6 +75,17 @@ pub(super) struct MessageQueue {
     /// search.
     unsorted: bool,
 }
+
+/// The older part of a queue.
+#[derive(Debug, Default)]
+struct Kept {
+    entries: VecDeque<Entry>,
+    /// Messages in `entries`.
+    len: usize,
+}
+
+/// What a queue without an older part reads as one.
+static NO_ENTRIES: VecDeque<Entry> = VecDeque::new();
 
 /// One entry of the older part.
 #[derive(Debug)]
@@ -349,6 +362,16 @@ impl Iterator for EntryLens<'_> {
     }
 }
 
+/// Whether a queue of a mailbox of `capacity` compacts (see
+/// [`COMPACT_AT`]).
+fn compacts(capacity: Capacity) -> bool {
+    match capacity {
+        Capacity::Unbounded => true,
+        Capacity::Bounded(n) => n as usize > COMPACT_AT,
+        Capacity::Zero => false,
+    }
+}
+
 /// Whether `message` may be in a run at all.
 fn plain(message: &Message) -> bool {
     message.metadata.details.is_none()
@@ -385,7 +408,7 @@ impl TakeFront for VecDeque<Message> {
 impl TakeFront for MessageQueue {
     #[inline]
     fn take_front(&mut self, count: usize) -> Vec<Message> {
-        if self.kept.is_empty() {
+        if self.older.is_none() {
             let messages = self.recent.drain(..count.min(self.recent.len())).collect();
             if self.recent.is_empty() {
                 self.unsorted = false;
@@ -397,12 +420,24 @@ impl TakeFront for MessageQueue {
 }
 
 impl MessageQueue {
+    /// The older part's entries (none while it is not made).
+    fn kept(&self) -> &VecDeque<Entry> {
+        self.older
+            .as_deref()
+            .map_or(&NO_ENTRIES, |older| &older.entries)
+    }
+
+    /// Messages in the older part.
+    fn kept_len(&self) -> usize {
+        self.older.as_deref().map_or(0, |older| older.len)
+    }
+
     pub(super) fn len(&self) -> usize {
-        self.kept_len + self.recent.len()
+        self.kept_len() + self.recent.len()
     }
 
     pub(super) fn is_empty(&self) -> bool {
-        self.kept_len == 0 && self.recent.is_empty()
+        self.older.is_none() && self.recent.is_empty()
     }
 
     /// Whether a message came back out of sequence order since the queue
@@ -412,11 +447,11 @@ impl MessageQueue {
     }
 
     /// Queues an admitted message (its sequence number is the highest yet)
-    /// at the back.
+    /// at the back of a mailbox of `capacity`.
     #[inline]
-    pub(super) fn push_back(&mut self, message: Message) {
+    pub(super) fn push_back(&mut self, message: Message, capacity: Capacity) {
         self.recent.push_back(message);
-        if self.recent.len() >= COMPACT_AT {
+        if self.recent.len() >= COMPACT_AT && compacts(capacity) {
             self.compact();
         }
     }
@@ -429,18 +464,19 @@ impl MessageQueue {
             if self.last_sequence().is_some_and(|last| last > sequence) {
                 self.unsorted = true;
             }
-            self.push_back(message);
+            self.recent.push_back(message);
         } else {
             if self.first_sequence().is_some_and(|first| first < sequence) {
                 self.unsorted = true;
             }
-            self.kept.push_front(Entry::Whole(message));
-            self.kept_len += 1;
+            let older = self.older.get_or_insert_with(Box::default);
+            older.entries.push_front(Entry::Whole(message));
+            older.len += 1;
         }
     }
 
     fn first_sequence(&self) -> Option<u64> {
-        match self.kept.front() {
+        match self.kept().front() {
             Some(entry) => Some(entry.first_sequence()),
             None => self.recent.front().map(|m| m.metadata.sequence),
         }
@@ -449,7 +485,7 @@ impl MessageQueue {
     fn last_sequence(&self) -> Option<u64> {
         match self.recent.back() {
             Some(message) => Some(message.metadata.sequence),
-            None => self.kept.back().map(Entry::last_sequence),
+            None => self.kept().back().map(Entry::last_sequence),
         }
     }
 
@@ -457,7 +493,7 @@ impl MessageQueue {
     /// ([`batch_len`]).
     #[inline]
     pub(super) fn batch_len(&self, receive: &WaitingReceive) -> usize {
-        if self.kept.is_empty() {
+        if self.older.is_none() {
             // The hot path: a pass over whole messages, as a
             // `VecDeque<Message>` would take.
             return batch_len(receive, self.recent.iter().map(|m| m.payload.len()));
@@ -467,7 +503,7 @@ impl MessageQueue {
 
     /// The payload lengths of the queued messages, from the front.
     pub(super) fn payload_lens(&self) -> impl Iterator<Item = usize> + '_ {
-        self.kept
+        self.kept()
             .iter()
             .flat_map(Entry::payload_lens)
             .chain(self.recent.iter().map(|m| m.payload.len()))
@@ -477,7 +513,7 @@ impl MessageQueue {
     pub(super) fn iter(&self) -> Iter<'_> {
         Iter {
             run: None,
-            kept: self.kept.iter(),
+            kept: self.kept().iter(),
             recent: self.recent.iter(),
         }
     }
@@ -494,15 +530,15 @@ impl MessageQueue {
             return self.iter().map(Queued::message);
         };
         let in_kept = self
-            .kept
+            .kept()
             .back()
             .is_some_and(|entry| entry.last_sequence() > after);
         let iter = if in_kept {
-            let at = self.kept.partition_point(|entry| {
+            let at = self.kept().partition_point(|entry| {
                 step(1);
                 entry.last_sequence() <= after
             });
-            let run = match &self.kept[at] {
+            let run = match &self.kept()[at] {
                 Entry::Run(run) => {
                     let from = after.saturating_add(1).saturating_sub(run.sequence);
                     Some((&**run, run.head.max(from as u32)))
@@ -511,7 +547,7 @@ impl MessageQueue {
             };
             Iter {
                 run,
-                kept: self.kept.range(at + usize::from(run.is_some())..),
+                kept: self.kept().range(at + usize::from(run.is_some())..),
                 recent: self.recent.iter(),
             }
         } else {
@@ -521,7 +557,7 @@ impl MessageQueue {
             });
             Iter {
                 run: None,
-                kept: self.kept.range(self.kept.len()..),
+                kept: self.kept().range(self.kept().len()..),
                 recent: self.recent.range(start..),
             }
         };
@@ -536,8 +572,8 @@ impl MessageQueue {
             return None;
         }
         let message = if self.unsorted {
-            match self.kept.iter().position(|e| e.contains(sequence)) {
-                Some(at) => Some(self.take_kept(at, sequence)),
+            match self.kept().iter().position(|e| e.contains(sequence)) {
+                Some(at) => self.take_kept(at, sequence),
                 None => {
                     let at = self
                         .recent
@@ -566,9 +602,11 @@ impl MessageQueue {
                 None
             }
         } else {
-            let at = self.kept.partition_point(|e| e.last_sequence() < sequence);
-            if self.kept.get(at).is_some_and(|e| e.contains(sequence)) {
-                Some(self.take_kept(at, sequence))
+            let at = self
+                .kept()
+                .partition_point(|e| e.last_sequence() < sequence);
+            if self.kept().get(at).is_some_and(|e| e.contains(sequence)) {
+                self.take_kept(at, sequence)
             } else {
                 None
             }
@@ -579,62 +617,78 @@ impl MessageQueue {
         message
     }
 
-    /// Takes message `sequence` out of `kept[at]`, which holds it.
-    fn take_kept(&mut self, at: usize, sequence: u64) -> Message {
-        self.kept_len -= 1;
-        let (message, emptied) = match &mut self.kept[at] {
-            Entry::Whole(_) => match self.kept.remove(at) {
-                Some(Entry::Whole(message)) => return message,
+    /// Takes message `sequence` out of the older part's entry `at`, which
+    /// holds it.
+    fn take_kept(&mut self, at: usize, sequence: u64) -> Option<Message> {
+        let older = self.older.as_deref_mut()?;
+        older.len -= 1;
+        let entries = &mut older.entries;
+        let (message, rest, emptied) = match &mut entries[at] {
+            Entry::Whole(_) => match entries.remove(at) {
+                Some(Entry::Whole(message)) => (message, None, false),
                 _ => unreachable!("the entry is a whole message"),
             },
             Entry::Run(run) => {
                 let index = (sequence - run.sequence) as u32;
                 let message = run.message(index);
+                let mut rest = None;
                 if index == run.head {
                     run.head += 1;
                 } else if index + 1 == run.tail {
                     run.tail -= 1;
                 } else {
                     // From the middle: the run is cut in two around it.
-                    let rest = run.split_off(index + 1);
+                    rest = Some(run.split_off(index + 1));
                     run.tail = index;
-                    self.kept.insert(at + 1, Entry::Run(Box::new(rest)));
-                    return message;
                 }
-                (message, run.len() == 0)
+                (message, rest, run.len() == 0)
             }
         };
-        if emptied {
-            self.kept.remove(at);
+        if let Some(rest) = rest {
+            entries.insert(at + 1, Entry::Run(Box::new(rest)));
+        } else if emptied {
+            entries.remove(at);
         }
-        message
+        self.tidy();
+        Some(message)
+    }
+
+    /// Drops the older part once it holds nothing.
+    fn tidy(&mut self) {
+        if self.older.as_ref().is_some_and(|older| older.len == 0) {
+            self.older = None;
+        }
     }
 
     /// [`TakeFront::take_front`] when some messages are in the older part.
     #[inline(never)]
     fn take_front_kept(&mut self, count: usize) -> Vec<Message> {
         let mut messages = Vec::with_capacity(count.min(self.len()));
-        while messages.len() < count {
-            let Some(entry) = self.kept.front_mut() else {
-                break;
-            };
-            match entry {
-                Entry::Whole(_) => {
-                    if let Some(Entry::Whole(message)) = self.kept.pop_front() {
-                        messages.push(message);
+        if let Some(older) = self.older.as_deref_mut() {
+            while messages.len() < count {
+                let Some(entry) = older.entries.front_mut() else {
+                    break;
+                };
+                match entry {
+                    Entry::Whole(_) => {
+                        if let Some(Entry::Whole(message)) = older.entries.pop_front() {
+                            messages.push(message);
+                        }
+                        older.len -= 1;
                     }
-                    self.kept_len -= 1;
-                }
-                Entry::Run(run) => {
-                    let take = (count - messages.len()).min(run.len()) as u32;
-                    messages.extend((run.head..run.head + take).map(|index| run.message(index)));
-                    run.head += take;
-                    self.kept_len -= take as usize;
-                    if run.len() == 0 {
-                        self.kept.pop_front();
+                    Entry::Run(run) => {
+                        let take = (count - messages.len()).min(run.len()) as u32;
+                        messages
+                            .extend((run.head..run.head + take).map(|index| run.message(index)));
+                        run.head += take;
+                        older.len -= take as usize;
+                        if run.len() == 0 {
+                            older.entries.pop_front();
+                        }
                     }
                 }
             }
+            self.tidy();
         }
         let rest = (count - messages.len()).min(self.recent.len());
         messages.extend(self.recent.drain(..rest));
@@ -652,7 +706,7 @@ impl MessageQueue {
     /// What the queued messages are charged to their senders: one charge
     /// per run, one per whole message.
     pub(super) fn charges(&self) -> impl Iterator<Item = Charge> + '_ {
-        self.kept
+        self.kept()
             .iter()
             .map(|entry| match entry {
                 Entry::Whole(message) => Charge::of(message),
@@ -686,15 +740,16 @@ impl MessageQueue {
                     bytes += len;
                 }
             }
-            self.kept_len += count;
+            let older = self.older.get_or_insert_with(Box::default);
+            older.len += count;
             if count == 1 {
                 // Alone, a run would cost more than the message's metadata.
                 if let Some(message) = self.recent.pop_front() {
-                    self.kept.push_back(Entry::Whole(message));
+                    older.entries.push_back(Entry::Whole(message));
                 }
             } else {
                 let run = Run::new(self.recent.drain(..count), bytes, same);
-                self.kept.push_back(Entry::Run(Box::new(run)));
+                older.entries.push_back(Entry::Run(Box::new(run)));
             }
         }
     }
@@ -704,7 +759,7 @@ impl MessageQueue {
     #[cfg(test)]
     pub(super) fn check_invariants(&self) -> u64 {
         let mut kept = 0;
-        for entry in &self.kept {
+        for entry in self.kept() {
             if let Entry::Run(run) = entry {
                 assert!(run.head < run.tail, "an empty run is kept");
                 kept += run.len();
@@ -712,7 +767,11 @@ impl MessageQueue {
                 kept += 1;
             }
         }
-        assert_eq!(kept, self.kept_len, "kept messages are counted");
+        assert_eq!(kept, self.kept_len(), "kept messages are counted");
+        assert!(
+            self.older.as_ref().is_none_or(|older| older.len > 0),
+            "an empty older part is dropped"
+        );
         if !self.unsorted {
             let sequences: Vec<u64> = self.iter().map(Queued::sequence).collect();
             assert!(

@@ -106,7 +106,8 @@ impl<R: ReceiverLine> DeliveryRules for QueueLines<R> {
         let Self { queue, receivers } = self;
         loop {
             let space = room(capacity, queue.len());
-            let mut moved = ledger.admit_queued(senders, space, ctx, |m| queue.push_back(m));
+            let mut moved =
+                ledger.admit_queued(senders, space, ctx, |m| queue.push_back(m, capacity));
             while !queue.is_empty() {
                 let Some(receiver) = receivers.pop_front() else {
                     break;

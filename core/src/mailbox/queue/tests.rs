@@ -58,9 +58,9 @@ fn a_batch_becomes_runs_and_comes_out_whole() {
     for sequence in 1..=12 {
         let m = from(sequence, 8, 1, 7);
         model.push_back(m.clone());
-        queue.push_back(m);
+        queue.push_back(m, Capacity::Unbounded);
     }
-    assert!(queue.kept.iter().any(|e| matches!(e, Entry::Run(_))));
+    assert!(queue.kept().iter().any(|e| matches!(e, Entry::Run(_))));
     same(&queue, &model);
     let first = queue.take_front(3);
     assert_eq!(first, model.drain(..3).collect::<Vec<_>>());
@@ -75,7 +75,7 @@ fn runs_break_where_sender_time_sequence_or_details_change() {
     let mut model = VecDeque::new();
     let mut push = |m: Message| {
         model.push_back(m.clone());
-        queue.push_back(m);
+        queue.push_back(m, Capacity::Unbounded);
     };
     push(from(1, 4, 1, 7));
     push(from(2, 4, 1, 7));
@@ -90,7 +90,7 @@ fn runs_break_where_sender_time_sequence_or_details_change() {
     push(from(12, 4, 2, 8));
     push(from(13, 4, 2, 8));
     same(&queue, &model);
-    for entry in &queue.kept {
+    for entry in queue.kept() {
         if let Entry::Run(run) = entry {
             let messages: Vec<Message> = (run.head..run.tail).map(|i| run.message(i)).collect();
             let m0 = &messages[0].metadata;
@@ -109,7 +109,7 @@ fn taking_from_the_middle_of_a_run_cuts_it() {
     for sequence in 1..=9 {
         let m = from(sequence, sequence as usize, 1, 7);
         model.push_back(m.clone());
-        queue.push_back(m);
+        queue.push_back(m, Capacity::Unbounded);
     }
     for sequence in [3, 2, 4, 1, 8, 42] {
         let expected = model
@@ -125,7 +125,7 @@ fn taking_from_the_middle_of_a_run_cuts_it() {
 fn a_peek_after_a_sequence_finds_its_place_in_a_run() {
     let mut queue = MessageQueue::default();
     for sequence in 1..=12 {
-        queue.push_back(from(sequence, 8, 1, 7));
+        queue.push_back(from(sequence, 8, 1, 7), Capacity::Unbounded);
     }
     for after in 0..=13 {
         let shown: Vec<u64> = queue
@@ -222,7 +222,7 @@ proptest! {
                         }
                         next += 1;
                         model.push_back(m.clone());
-                        queue.push_back(m);
+                        queue.push_back(m, Capacity::Unbounded);
                     }
                 }
                 Op::TakeFront(count) => {
@@ -276,4 +276,15 @@ proptest! {
             }
         }
     }
+}
+
+#[test]
+fn a_mailbox_bounded_at_the_threshold_or_less_keeps_its_messages_whole() {
+    let mut queue = MessageQueue::default();
+    for sequence in 1..=3 * COMPACT_AT as u64 {
+        queue.push_back(from(sequence, 8, 1, 7), Capacity::Bounded(COMPACT_AT as _));
+    }
+    assert!(queue.older.is_none());
+    queue.push_back(from(100, 8, 1, 7), Capacity::Bounded(COMPACT_AT as u32 + 1));
+    assert!(queue.older.is_some());
 }
