@@ -5,7 +5,7 @@
 //! Layout. The newest messages are kept whole, as admitted (`recent`): a
 //! queue its receivers keep short, or of a mailbox bounded at
 //! [`COMPACT_AT`] or less, never leaves that path. Once [`COMPACT_AT`]
-//! wait there, the oldest are moved to the older part (`kept`), where the
+//! wait there, the oldest are moved to the older part (`older`), where the
 //! messages of one sender accepted at one time with consecutive sequence
 //! numbers (the messages of one `SendMany`) that carry nothing else (no
 //! details, no redelivery, a payload of at most [`SMALL_PAYLOAD`] bytes)
