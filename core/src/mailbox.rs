@@ -56,6 +56,7 @@ mod ledger;
 mod own_lines;
 mod policy;
 mod priority;
+mod queue;
 mod round_robin;
 mod waiters;
 
@@ -486,8 +487,9 @@ impl Mailbox {
             self.ledger.drop_watch(sequence, error.clone(), ctx);
         }
         self.ledger.release_in_flight(ctx.budget);
-        for message in self.lines.queued_messages() {
-            release(ctx.budget, message);
+        for charge in self.lines.queued_charges() {
+            ctx.budget
+                .release(charge.uid, charge.bytes, charge.messages);
         }
     }
 

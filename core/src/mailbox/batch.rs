@@ -3,6 +3,8 @@
 //! fits). Every delivery policy sizes its batches here, and the pages of a
 //! peek ([`page`]) within the same bound.
 
+use std::borrow::Borrow;
+
 use bytes::Bytes;
 use mailbox_proto::codec::encoded_len;
 use mailbox_proto::Message;
@@ -55,17 +57,16 @@ impl BatchSize {
     }
 }
 
-/// How many of `messages` (at most what `receive` takes, at least 1 when
-/// there is one) fit in one batch answer.
+/// How many of the messages whose payload lengths are `payload_lens` (at
+/// most what `receive` takes, at least 1 when there is one) fit in one
+/// batch answer.
 #[inline]
-pub(super) fn batch_len<'a>(
+pub(super) fn batch_len(
     receive: &WaitingReceive,
-    messages: impl Iterator<Item = &'a Message>,
+    payload_lens: impl Iterator<Item = usize>,
 ) -> usize {
     let mut size = BatchSize::new(receive);
-    messages
-        .take_while(|message| size.fits(message.payload.len()))
-        .count()
+    payload_lens.take_while(|&len| size.fits(len)).count()
 }
 
 /// A page of a peek: copies of the first of `messages` (the payloads are
@@ -74,14 +75,15 @@ pub(super) fn batch_len<'a>(
 /// follows them. Unlike a batch answer's estimate, a page counts each
 /// message's exact encoded size: a peek is no hot path, and its messages
 /// may carry long keys and dead-letter notes.
-pub(super) fn page<'a>(
-    mut messages: impl Iterator<Item = &'a Message>,
+pub(super) fn page<M: Borrow<Message>>(
+    mut messages: impl Iterator<Item = M>,
     limit: usize,
 ) -> (Vec<Message>, bool) {
     let mut shown = Vec::new();
     let mut bytes = 0usize;
     for message in messages.by_ref() {
         step(1);
+        let message = message.borrow();
         let size = encoded_len(message);
         if shown.len() == limit
             || (!shown.is_empty() && bytes.saturating_add(size) > MAX_BATCH_BYTES)
@@ -100,12 +102,13 @@ pub(super) fn page<'a>(
 /// For queues not kept in sequence order, so it costs a pass up to where
 /// `after` is (two when it is gone); queues in sequence order find their
 /// place by a binary search instead.
-pub(super) fn after_in_order<'a, I>(
+pub(super) fn after_in_order<'a, M, I>(
     messages: I,
     after: Option<u64>,
-) -> Box<dyn Iterator<Item = &'a Message> + 'a>
+) -> Box<dyn Iterator<Item = M> + 'a>
 where
-    I: Iterator<Item = &'a Message> + Clone + 'a,
+    M: Borrow<Message> + 'a,
+    I: Iterator<Item = M> + Clone + 'a,
 {
     let Some(after) = after else {
         return Box::new(messages);
@@ -113,13 +116,13 @@ where
     let mut walk = messages.clone();
     if walk.any(|m| {
         step(1);
-        m.metadata.sequence == after
+        m.borrow().metadata.sequence == after
     }) {
         Box::new(walk)
     } else {
         Box::new(messages.filter(move |m| {
             step(1);
-            m.metadata.sequence > after
+            m.borrow().metadata.sequence > after
         }))
     }
 }

@@ -21,7 +21,7 @@ use mailbox_proto::{BrokerError, Capacity, ErrorKind, MailboxSettings, Message, 
 use super::batch::{batch_len, page};
 use super::ledger::{release, Ledger};
 use super::own_lines;
-use super::policy::{room, DeliveryRules, Unsubscribed};
+use super::policy::{room, Charge, DeliveryRules, Unsubscribed};
 use super::waiters::{Context, WaitingReceive, WaitingSend};
 use crate::line::{step, Line};
 use crate::types::{ConnectionId, Effect, Ticket};
@@ -187,7 +187,10 @@ impl BroadcastLines {
                     break;
                 };
                 let from = (subscriber.cursor - first) as usize;
-                let take = batch_len(&receive, log.range(from..).map(|entry| &entry.message));
+                let take = batch_len(
+                    &receive,
+                    log.range(from..).map(|entry| entry.message.payload.len()),
+                );
                 let mut messages = Vec::with_capacity(take);
                 for entry in log.range_mut(from..from + take) {
                     entry.unread_by -= 1;
@@ -416,8 +419,8 @@ impl DeliveryRules for BroadcastLines {
         self.append(message, recipients, ledger, ctx);
     }
 
-    fn queued_messages(&self) -> Box<dyn Iterator<Item = &Message> + '_> {
-        Box::new(self.log.iter().map(|entry| &entry.message))
+    fn queued_charges(&self) -> Box<dyn Iterator<Item = Charge> + '_> {
+        Box::new(self.log.iter().map(|entry| Charge::of(&entry.message)))
     }
 
     fn queued_count(&self) -> usize {

@@ -15,7 +15,7 @@ use mailbox_proto::{BrokerError, Capacity, MailboxSettings, Message};
 use super::batch::{batch_len, page};
 use super::ledger::Ledger;
 use super::own_lines;
-use super::policy::{room, DeliveryRules, Unsubscribed};
+use super::policy::{room, Charge, DeliveryRules, Unsubscribed};
 use super::waiters::{Context, WaitingReceive, WaitingSend};
 use crate::line::{step, Line};
 use crate::types::{ConnectionId, Ticket};
@@ -158,6 +158,13 @@ impl HashLines {
         }
     }
 
+    /// Every queued message: the shared queue's, then each member's.
+    fn queued_messages(&self) -> impl Iterator<Item = &Message> {
+        self.shared
+            .iter()
+            .chain(self.members.values().flat_map(|m| m.queue.iter()))
+    }
+
     /// Every queue (the shared one first), for a peek.
     fn queues(&self) -> impl Iterator<Item = &VecDeque<Message>> {
         std::iter::once(&self.shared).chain(self.members.values().map(|m| &m.queue))
@@ -258,7 +265,8 @@ impl DeliveryRules for HashLines {
                     let Some(member) = self.members.get_mut(&id) else {
                         break;
                     };
-                    let take = batch_len(&receiver, member.queue.iter());
+                    let lens = member.queue.iter().map(|m| m.payload.len());
+                    let take = batch_len(&receiver, lens);
                     ledger.hand_over_front(receiver, &mut member.queue, take, ctx);
                     self.queued -= take;
                     moved = true;
@@ -286,7 +294,8 @@ impl DeliveryRules for HashLines {
                 let keyless = self
                     .shared
                     .iter()
-                    .take_while(|m| m.metadata.key().is_none());
+                    .take_while(|m| m.metadata.key().is_none())
+                    .map(|m| m.payload.len());
                 let take = batch_len(&receiver, keyless);
                 ledger.hand_over_front(receiver, &mut self.shared, take, ctx);
                 self.queued -= take;
@@ -341,12 +350,8 @@ impl DeliveryRules for HashLines {
         true
     }
 
-    fn queued_messages(&self) -> Box<dyn Iterator<Item = &Message> + '_> {
-        Box::new(
-            self.shared
-                .iter()
-                .chain(self.members.values().flat_map(|m| m.queue.iter())),
-        )
+    fn queued_charges(&self) -> Box<dyn Iterator<Item = Charge> + '_> {
+        Box::new(self.queued_messages().map(Charge::of))
     }
 
     fn queued_count(&self) -> usize {

@@ -17,7 +17,7 @@ use mailbox_proto::{BrokerError, MailboxSettings, Message};
 
 use super::batch::{after_in_order, page, BatchSize};
 use super::ledger::Ledger;
-use super::policy::{room, DeliveryRules};
+use super::policy::{room, Charge, DeliveryRules};
 use super::waiters::{Context, Load, Sender, WaitingReceive, WaitingSend};
 use crate::line::{step, Line, Ticketed};
 use crate::names::{HeldNames, NameRegistry};
@@ -511,8 +511,8 @@ impl DeliveryRules for InboxLines {
         true
     }
 
-    fn queued_messages(&self) -> Box<dyn Iterator<Item = &Message> + '_> {
-        Box::new(self.messages())
+    fn queued_charges(&self) -> Box<dyn Iterator<Item = Charge> + '_> {
+        Box::new(self.messages().map(Charge::of))
     }
 
     fn queued_count(&self) -> usize {

@@ -68,8 +68,8 @@ impl Mailbox {
             usage.bytes += bytes;
             usage.messages += messages;
         };
-        for message in self.lines.queued_messages() {
-            charge(message.metadata.sender_uid, message.payload.len() as u64, 1);
+        for queued in self.lines.queued_charges() {
+            charge(queued.uid, queued.bytes, queued.messages);
         }
         for held in self.ledger.view().in_flight.values() {
             let message = &held.message;

@@ -9,7 +9,7 @@
 //! can borrow both at once. What it deliberately does not do: decide where
 //! a message goes or who is served next (the delivery policies do).
 
-use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -17,6 +17,7 @@ use mailbox_proto::{
     BrokerError, DeadLetter, Details, ErrorKind, MailboxSettings, Message, Metadata, Response,
 };
 
+use super::queue::TakeFront;
 use super::waiters::{Context, Load, SendExtra, Until, WaitingReceive, WaitingSend};
 use crate::budget::Budget;
 use crate::line::Line;
@@ -425,11 +426,11 @@ impl Ledger {
     pub(super) fn hand_over_front(
         &mut self,
         receiver: WaitingReceive,
-        queue: &mut VecDeque<Message>,
+        queue: &mut impl TakeFront,
         take: usize,
         ctx: &mut Context<'_>,
     ) {
-        let messages: Vec<Message> = queue.drain(..take).collect();
+        let messages = queue.take_front(take);
         let bytes = messages.iter().map(|m| m.payload.len() as u64).sum();
         self.queued_bytes -= bytes;
         self.hand_over(receiver, messages, bytes, ctx);

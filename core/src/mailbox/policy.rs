@@ -79,8 +79,10 @@ pub(super) trait DeliveryRules {
     /// the policy does not keep it.
     fn put_back(&mut self, message: Message, to_tail: bool) -> bool;
 
-    /// Every queued message (for broadcast: every message in the log).
-    fn queued_messages(&self) -> Box<dyn Iterator<Item = &Message> + '_>;
+    /// What every queued message (for broadcast: every message in the
+    /// log) is charged to its sender, one message or a run of messages of
+    /// one sender at a time.
+    fn queued_charges(&self) -> Box<dyn Iterator<Item = Charge> + '_>;
 
     /// How many messages are queued.
     fn queued_count(&self) -> usize;
@@ -258,8 +260,8 @@ impl DeliveryRules for Lines {
         each_policy!(self, state => state.put_back(message, to_tail))
     }
 
-    fn queued_messages(&self) -> Box<dyn Iterator<Item = &Message> + '_> {
-        each_policy!(self, state => state.queued_messages())
+    fn queued_charges(&self) -> Box<dyn Iterator<Item = Charge> + '_> {
+        each_policy!(self, state => state.queued_charges())
     }
 
     fn queued_count(&self) -> usize {
@@ -332,6 +334,25 @@ impl DeliveryRules for Lines {
 
     fn next_wake(&self, settings: &MailboxSettings) -> Option<Instant> {
         each_policy!(self, state => state.next_wake(settings))
+    }
+}
+
+/// Queued messages charged to their sender: what a budget counts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) struct Charge {
+    pub(super) uid: u32,
+    pub(super) bytes: u64,
+    pub(super) messages: u64,
+}
+
+impl Charge {
+    /// What `message` is charged.
+    pub(super) fn of(message: &Message) -> Self {
+        Self {
+            uid: message.metadata.sender_uid,
+            bytes: message.payload.len() as u64,
+            messages: 1,
+        }
     }
 }
 

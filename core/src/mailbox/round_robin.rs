@@ -10,15 +10,14 @@
 //! Invariants: receivers wait only while the queue is empty; senders wait
 //! only while the queue is full (on `zero`: while no receiver waits).
 
-use std::collections::VecDeque;
-
 use mailbox_proto::{BrokerError, Capacity, MailboxSettings, Message};
 
-use super::batch::{admit_batch, after_in_order, batch_len, page};
+use super::batch::{admit_batch, after_in_order, page};
 use super::ledger::Ledger;
-use super::policy::{room, DeliveryRules};
+use super::policy::{room, Charge, DeliveryRules};
+use super::queue::MessageQueue;
 use super::waiters::{Context, WaitingReceive, WaitingSend};
-use crate::line::{step, Line};
+use crate::line::Line;
 use crate::types::{ConnectionId, Ticket};
 
 /// The line receives wait in on a queue: who is served first.
@@ -71,16 +70,12 @@ impl ReceiverLine for Line<WaitingReceive> {
     fn check_order(&self) {}
 }
 
-/// A queue of messages and a line of receivers.
+/// A queue of messages (stored compactly while long: `queue.rs`) and a
+/// line of receivers.
 #[derive(Debug, Default)]
 pub(super) struct QueueLines<R> {
-    queue: VecDeque<Message>,
+    queue: MessageQueue,
     receivers: R,
-    /// A message came back out of sequence order (a nack to the tail,
-    /// returns in another order): until the queue empties, finding a
-    /// message by its sequence number takes a pass instead of a binary
-    /// search.
-    unsorted: bool,
 }
 
 /// The lines of a round-robin mailbox.
@@ -108,26 +103,18 @@ impl<R: ReceiverLine> DeliveryRules for QueueLines<R> {
         ctx: &mut Context<'_>,
     ) {
         let capacity = settings.capacity;
-        let Self {
-            queue,
-            receivers,
-            unsorted,
-        } = self;
+        let Self { queue, receivers } = self;
         loop {
             let space = room(capacity, queue.len());
-            let mut moved = ledger.admit_queued(senders, space, ctx, |m| queue.push_back(m));
+            let mut moved =
+                ledger.admit_queued(senders, space, ctx, |m| queue.push_back(m, capacity));
             while !queue.is_empty() {
                 let Some(receiver) = receivers.pop_front() else {
                     break;
                 };
-                let take = batch_len(&receiver, queue.iter());
+                let take = queue.batch_len(&receiver);
                 ledger.hand_over_front(receiver, queue, take, ctx);
                 moved = true;
-            }
-            if queue.is_empty() {
-                // Whatever came back out of order has gone: a peek finds
-                // its place by a binary search again.
-                *unsorted = false;
             }
             if capacity == Capacity::Zero {
                 // Rendezvous: messages go straight from waiting senders to
@@ -148,53 +135,16 @@ impl<R: ReceiverLine> DeliveryRules for QueueLines<R> {
     }
 
     fn take_queued(&mut self, sequence: u64) -> Option<Message> {
-        let queue = &mut self.queue;
-        if queue.is_empty() {
-            self.unsorted = false;
-        }
-        if self.unsorted {
-            let index = queue.iter().position(|m| m.metadata.sequence == sequence)?;
-            return queue.remove(index);
-        }
-        // In sequence order: an expiry of a message already delivered (the
-        // common case) costs a binary search.
-        let at = queue.partition_point(|m| m.metadata.sequence < sequence);
-        if queue
-            .get(at)
-            .is_some_and(|m| m.metadata.sequence == sequence)
-        {
-            queue.remove(at)
-        } else {
-            None
-        }
+        self.queue.take(sequence)
     }
 
     fn put_back(&mut self, message: Message, to_tail: bool) -> bool {
-        let sequence = message.metadata.sequence;
-        if to_tail {
-            if self
-                .queue
-                .back()
-                .is_some_and(|m| m.metadata.sequence > sequence)
-            {
-                self.unsorted = true;
-            }
-            self.queue.push_back(message);
-        } else {
-            if self
-                .queue
-                .front()
-                .is_some_and(|m| m.metadata.sequence < sequence)
-            {
-                self.unsorted = true;
-            }
-            self.queue.push_front(message);
-        }
+        self.queue.put_back(message, to_tail);
         true
     }
 
-    fn queued_messages(&self) -> Box<dyn Iterator<Item = &Message> + '_> {
-        Box::new(self.queue.iter())
+    fn queued_charges(&self) -> Box<dyn Iterator<Item = Charge> + '_> {
+        Box::new(self.queue.charges())
     }
 
     fn queued_count(&self) -> usize {
@@ -213,19 +163,10 @@ impl<R: ReceiverLine> DeliveryRules for QueueLines<R> {
         limit: usize,
         _ledger: &Ledger,
     ) -> (Vec<Message>, bool) {
-        match after {
-            Some(after) if self.unsorted => {
-                page(after_in_order(self.queue.iter(), Some(after)), limit)
-            }
-            _ => {
-                let start = after.map_or(0, |after| {
-                    self.queue.partition_point(|m| {
-                        step(1);
-                        m.metadata.sequence <= after
-                    })
-                });
-                page(self.queue.range(start..), limit)
-            }
+        if self.queue.is_unsorted() {
+            page(after_in_order(self.queue.messages(), after), limit)
+        } else {
+            page(self.queue.messages_after(after), limit)
         }
     }
 
@@ -238,7 +179,7 @@ impl<R: ReceiverLine> DeliveryRules for QueueLines<R> {
     }
 
     fn drain_queued(&mut self, _next_sequence: u64) -> Vec<Message> {
-        self.queue.drain(..).collect()
+        self.queue.drain()
     }
 
     #[cfg(test)]
@@ -248,20 +189,8 @@ impl<R: ReceiverLine> DeliveryRules for QueueLines<R> {
         _: &Ledger,
         senders: &Line<WaitingSend>,
     ) -> u64 {
-        let Self {
-            queue,
-            receivers,
-            unsorted,
-        } = self;
-        if !unsorted {
-            assert!(
-                queue
-                    .iter()
-                    .zip(queue.iter().skip(1))
-                    .all(|(a, b)| a.metadata.sequence < b.metadata.sequence),
-                "a queue not marked unsorted is in sequence order"
-            );
-        }
+        let Self { queue, receivers } = self;
+        let bytes = queue.check_invariants();
         assert!(
             queue.is_empty() || receivers.len() == 0,
             "receiver waits beside a message"
@@ -274,6 +203,6 @@ impl<R: ReceiverLine> DeliveryRules for QueueLines<R> {
             }
         }
         receivers.check_order();
-        queue.iter().map(|m| m.payload.len() as u64).sum()
+        bytes
     }
 }
