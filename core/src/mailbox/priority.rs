@@ -33,12 +33,6 @@ impl ReceiverLine for Box<RankedLine<WaitingReceive>> {
         RankedLine::len(self)
     }
 
-    /// All it may take: the highest priority is served first, and a standby
-    /// gets only what the receives ranked above it leave.
-    fn share(&self, queued: usize) -> usize {
-        queued
-    }
-
     fn drain(&mut self) -> Vec<WaitingReceive> {
         RankedLine::drain(self).collect()
     }

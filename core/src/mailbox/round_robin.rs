@@ -1,10 +1,5 @@
 //! Round-robin: one queue, one line of receivers, first come first served;
-//! each message goes to one receiver, the waiting receivers in turn. When
-//! several messages meet several waiting receives (a batch arrived, or
-//! receives were posted together), they are dealt out: each receive, in
-//! line order, takes an even share of what is queued (a consecutive run,
-//! the first ones the remainder), so that one `ReceiveMany` at the front
-//! does not take a whole batch while the others wait for the next. On
+//! each message goes to one receiver, the one at the front of the line. On
 //! `zero` (a rendezvous) nothing is queued: messages go straight from the
 //! waiting senders to the waiting receiver, and both complete at once.
 //!
@@ -33,9 +28,6 @@ pub(super) trait ReceiverLine: Default + std::fmt::Debug {
     fn contains(&self, ticket: Ticket) -> bool;
     fn remove(&mut self, ticket: Ticket) -> Option<WaitingReceive>;
     fn len(&self) -> usize;
-    /// Up to how many of `queued` messages the receive just taken from the
-    /// front may take (its own `max` and the frame's bound still apply).
-    fn share(&self, queued: usize) -> usize;
     /// Every receive, in line order.
     fn drain(&mut self) -> Vec<WaitingReceive>;
     /// Panics when the line is out of its order (tests only).
@@ -68,13 +60,6 @@ impl ReceiverLine for Line<WaitingReceive> {
     #[inline]
     fn len(&self) -> usize {
         Line::len(self)
-    }
-
-    /// An even share among it and the receives still waiting behind it:
-    /// dealt one message at a time in turn, each would get as many.
-    #[inline]
-    fn share(&self, queued: usize) -> usize {
-        queued.div_ceil(Line::len(self) + 1)
     }
 
     #[inline]
@@ -135,8 +120,7 @@ impl<R: ReceiverLine> DeliveryRules for QueueLines<R> {
                 let Some(receiver) = receivers.pop_front() else {
                     break;
                 };
-                let share = receivers.share(queue.len());
-                let take = batch_len(&receiver, queue.iter().take(share));
+                let take = batch_len(&receiver, queue.iter());
                 ledger.hand_over_front(receiver, queue, take, ctx);
                 moved = true;
             }

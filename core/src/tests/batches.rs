@@ -305,54 +305,6 @@ fn waiting_receive_many_and_receive_are_served_first_come_first_served() {
 }
 
 #[test]
-fn a_batch_is_dealt_out_evenly_among_the_receives_waiting() {
-    // Dealt one message at a time in turn, c2, c3 and c4 would get 3, 2
-    // and 2: so they do, each a consecutive run, the first the remainder,
-    // instead of c2 taking all seven while the others wait.
-    check(
-        "
-        c1#1 create q                   => c1#1 created
-        c2#1 recvmany q 10              =>
-        c3#1 recvmany q 10              =>
-        c4#1 recvmany q 10              =>
-        c1#2 sendmany q a,b,c,d,e,f,g   => c1#2 sentmany 1+7 to 1; c2#1 gotmany 1:a 2:b 3:c from c1; c3#1 gotmany 4:d 5:e from c1; c4#1 gotmany 6:f 7:g from c1
-        c1#3 sendmany q h               => c1#3 sentmany 8+1 to 1
-        c2#2 recvmany q 10              => c2#2 gotmany 8:h from c1
-        ",
-    );
-}
-
-#[test]
-fn a_share_a_receive_cannot_take_goes_to_the_receives_behind_it() {
-    // c3 asks for 1, so c4 and c5 share what it leaves; two receives of
-    // one connection get a share each.
-    check(
-        "
-        c1#1 create q                   => c1#1 created
-        c2#1 recvmany q 4               =>
-        c3#1 recv q                     =>
-        c4#1 recvmany q 4               =>
-        c4#2 recvmany q 4               =>
-        c1#2 sendmany q a,b,c,d,e,f,g,h,i => c1#2 sentmany 1+9 to 1; c2#1 gotmany 1:a 2:b 3:c from c1; c3#1 got 4 d from c1; c4#1 gotmany 5:e 6:f 7:g from c1; c4#2 gotmany 8:h 9:i from c1
-        ",
-    );
-}
-
-#[test]
-fn a_receive_that_finds_messages_queued_takes_up_to_its_max() {
-    // Dealing shares among the receives waiting together; a receive that
-    // finds the queue full has nobody to share with.
-    check(
-        "
-        c1#1 create q                   => c1#1 created
-        c1#2 sendmany q a,b,c,d         => c1#2 sentmany 1+4 to 1
-        c2#1 recvmany q 3               => c2#1 gotmany 1:a 2:b 3:c from c1
-        c3#1 recvmany q 3               => c3#1 gotmany 4:d from c1
-        ",
-    );
-}
-
-#[test]
 fn zero_capacity_receive_many_takes_from_several_waiting_senders() {
     check(
         "

@@ -88,18 +88,6 @@ fn priority_serves_the_highest_waiting_receiver_first_then_in_arrival_order() {
 }
 
 #[test]
-fn priority_is_not_dealt_out_the_highest_takes_what_it_asks_for() {
-    check(
-        "
-        c1#1 create p priority          => c1#1 created
-        c2#1 recvw p max=4 prio=1       =>
-        c3#1 recvw p max=4 prio=5       =>
-        c1#2 sendmany p a,b,c,d,e,f     => c1#2 sentmany 1+6 to 1; c3#1 gotmany 1:a 2:b 3:c 4:d from c1; c2#1 gotmany 5:e 6:f from c1
-        ",
-    );
-}
-
-#[test]
 fn priority_fails_over_to_the_standby_when_the_primary_leaves() {
     check(
         "

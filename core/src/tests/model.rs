@@ -75,8 +75,7 @@ struct ModelSubscriber {
 /// subscriber), every subscriber has its own inbox, and the pump is a plain
 /// "move whatever may move" loop run to a fixpoint after every operation:
 /// admit while there is room, then hand buffered messages to the receivers
-/// waiting (a batch receive takes up to its `max` at once, and at most an
-/// even share of the queue among the receives waiting). The core also
+/// waiting (a batch receive takes up to its `max` at once). The core also
 /// ends a batch answer before it outgrows one frame; the generated payloads
 /// are far too small for that, so the model leaves it out (a rule test
 /// covers it).
@@ -330,10 +329,7 @@ impl ModelMailbox {
                         let Some(receive) = self.receivers.pop_front() else {
                             break;
                         };
-                        // Dealt in turn: an even share among the receives
-                        // waiting, the first ones the remainder.
-                        let share = self.queue.len().div_ceil(self.receivers.len() + 1);
-                        let take = receive.limit().min(share);
+                        let take = receive.limit().min(self.queue.len());
                         let messages: Vec<Message> = self.queue.drain(..take).collect();
                         self.delivered += take as u64;
                         out.push(receive.answer(messages));
