@@ -105,6 +105,16 @@ pub trait Running {
     /// `conns`: waits until `count` receives wait in the server.
     fn wait_for_waiting(&mut self, count: u64, deadline: Deadline) -> Result<()>;
 
+    /// `workq`, before the producers go: waits until every consumer's
+    /// receives wait in the server, where the server can tell (so that no
+    /// consumer starts late and the run measures the queue shared by all
+    /// four). Consumers say ready before their first receive, and a
+    /// blocking receive (`BRPOP`, `mq_receive`) is not visible from
+    /// outside: by default there is nothing to wait for.
+    fn wait_for_consumers(&mut self, _deadline: Deadline) -> Result<()> {
+        Ok(())
+    }
+
     /// The server process whose memory `conns` measures.
     fn server_pid(&self) -> Option<u32>;
 

@@ -2,7 +2,8 @@
 //! `rendezvous` and `large`.
 //!
 //! Order of events: consumers start (and subscribe, bind or connect) and
-//! say ready; producers start, build their payloads and say ready; all
+//! say ready; on `workq`, where the server can tell, the orchestrator
+//! waits until every consumer's receives wait in it; producers start, build their payloads and say ready; all
 //! producers are told to go at once. The clock is the consumers': from the
 //! earliest first receive to the latest last receive. After the producers
 //! finish, a shared queue (`workq`) is ended the system's way. Then every
@@ -31,6 +32,11 @@ pub fn measure(run: &Run<'_>, running: &mut dyn Running) -> Result<Record> {
         .map(|index| run.role_args(Role::Producer, index, socket))
         .collect();
     let mut consumers = start_all(run, &consumer_args)?;
+    if run.workload == Workload::Workq {
+        running
+            .wait_for_consumers(run.deadline)
+            .context("waiting for the consumers' receives")?;
+    }
     let mut producers = start_all(run, &producer_args)?;
     for producer in &mut producers {
         producer.go()?;
