@@ -9,7 +9,7 @@
 //! | fanout | one, bounded 1024, broadcast | `send_stream` (each batch receipt must name 8 recipients) | subscribes before the producer starts, then `receive_stream` |
 //! | workq | one shared, bounded 1024, round-robin | 4 x `send_stream` | 4 x `receive_stream` of small batches, few in flight, so that the consumers take turns; the producers go once every consumer's receives wait (`info`); the orchestrator deletes the drained mailbox to end them (`MailboxDeleted`) |
 //! | rendezvous | one, zero capacity | blocking `send`, one in flight (each completes before the next, by definition) | `receive_stream` of single messages with 2 receives posted, so that a send completes as soon as it reaches the broker |
-//! | rtt | `req` and `rep`, bounded 1 | async client: `send(req)` and `receive(rep)` issued together, so they leave in one write | async client: `send(rep)` and the next `receive(req)` together, so a receive is always posted |
+//! | rtt | `req` and `rep`, bounded 1 | blocking client, `send_and_receive`: `send(req)` and `receive(rep)` leave in one write | blocking client, `send_and_receive`: `send(rep)` and the next `receive(req)` in one write, so a receive is always posted |
 //! | conns | one bounded-1 mailbox per connection, created by it | async client, one connection, a task per send | async client per connection, one `receive` each |
 //! | memory | one, unbounded | `send_stream` fills it; the broker's RSS is read | then `receive_stream` drains it, verifying |
 //! | idle-mailboxes | created by one connection, default settings (unbounded) | - | - |
@@ -255,9 +255,12 @@ impl Server {
             (Workload::IdleMailboxes, _) => {
                 "default settings (unbounded, round-robin), created by one connection".to_owned()
             }
-            (Workload::Rtt, _) => "blocking client: send(req) then receive(rep); B receive(req) \
-                then send(rep) (faster here than the async client writing send and receive \
-                together: ~65 against ~90 us p50)"
+            (Workload::Rtt, MailboxdApi::Batched) => "blocking client, send_and_receive: A's \
+                send(req) + receive(rep) in one write, B's send(rep) + the next receive(req) in \
+                one write"
+                .to_owned(),
+            (Workload::Rtt, MailboxdApi::Pipelined) => "blocking client: send(req) then \
+                receive(rep); B receive(req) then send(rep)"
                 .to_owned(),
             (Workload::Rendezvous, MailboxdApi::Pipelined) => {
                 "blocking send / receive, one in flight".to_owned()
@@ -623,7 +626,8 @@ pub fn source(args: &RoleArgs) -> Result<Box<dyn Source>> {
     })
 }
 
-/// `rtt` requester: blocking send, then blocking receive of the reply.
+/// `rtt` requester, `--mailboxd-api pipelined`: blocking send, then
+/// blocking receive of the reply (two turns with the broker).
 struct BlockingRttClient {
     client: Client,
 }
@@ -638,14 +642,34 @@ impl Requester for BlockingRttClient {
     }
 }
 
-/// The `rtt` requester.
-pub fn requester(args: &RoleArgs) -> Result<Box<dyn Requester>> {
-    Ok(Box::new(BlockingRttClient {
-        client: connect(args)?,
-    }))
+/// `rtt` requester, by default: the send of the request and the receive of
+/// the reply leave in one write (`send_and_receive`), as Redis's `LPUSH` +
+/// `BRPOP`.
+struct JoinedRttClient {
+    client: Client,
 }
 
-/// `rtt` echo: receive, then reply.
+impl Requester for JoinedRttClient {
+    fn round_trip(&mut self, request: &mailbox_client::Bytes, reply: &mut Vec<u8>) -> Result<()> {
+        let (sent, received) = self.client.send_and_receive("req", request.clone(), "rep");
+        sent.context("sending the request")?;
+        let message = received.context("receiving the reply")?;
+        reply.clear();
+        reply.extend_from_slice(&message.payload);
+        Ok(())
+    }
+}
+
+/// The `rtt` requester.
+pub fn requester(args: &RoleArgs) -> Result<Box<dyn Requester>> {
+    let client = connect(args)?;
+    Ok(match args.mailboxd_api {
+        MailboxdApi::Pipelined => Box::new(BlockingRttClient { client }),
+        MailboxdApi::Batched => Box::new(JoinedRttClient { client }),
+    })
+}
+
+/// `rtt` echo, `--mailboxd-api pipelined`: receive, then reply.
 struct BlockingRttEcho {
     client: Client,
 }
@@ -660,11 +684,36 @@ impl Echo for BlockingRttEcho {
     }
 }
 
+/// `rtt` echo, by default: each reply leaves in one write with the receive
+/// of the next request (`send_and_receive`), so a receive is always posted
+/// when a request arrives; the first receive and the last reply go alone.
+struct JoinedRttEcho {
+    client: Client,
+}
+
+impl Echo for JoinedRttEcho {
+    fn serve(&mut self, count: u64) -> Result<()> {
+        if count == 0 {
+            return Ok(());
+        }
+        let mut request = self.client.receive("req")?;
+        for _ in 1..count {
+            let (sent, received) = self.client.send_and_receive("rep", request.payload, "req");
+            sent.context("sending a reply")?;
+            request = received.context("receiving a request")?;
+        }
+        self.client.send("rep", request.payload)?;
+        Ok(())
+    }
+}
+
 /// The `rtt` echo.
 pub fn echo(args: &RoleArgs) -> Result<Box<dyn Echo>> {
-    Ok(Box::new(BlockingRttEcho {
-        client: connect(args)?,
-    }))
+    let client = connect(args)?;
+    Ok(match args.mailboxd_api {
+        MailboxdApi::Pipelined => Box::new(BlockingRttEcho { client }),
+        MailboxdApi::Batched => Box::new(JoinedRttEcho { client }),
+    })
 }
 
 /// `idle-mailboxes`: creates the run's mailboxes (default settings) on one

@@ -17,16 +17,30 @@
 //! against the broker-wide and per-uid limits of [`super::buffers`]: a reply
 //! past them cuts the connection off too, unless it is the only one it has
 //! (within the limits' overdraft).
+//!
+//! The replies a connection's reader decides for its own requests, it may
+//! write itself ([`Outbox::hold`], [`Outbox::write_held`]): when the writer
+//! holds nothing and they are small, they go out with one non-blocking
+//! write at the end of the reader's batch, without waking the writer task
+//! (a task poll and the outbox's hand-over per request). What the socket
+//! does not take at once goes to the writer before anything queued after
+//! it, and the writer's write timeout applies to it as to any batch.
 
 use std::future::Future;
+use std::io;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Poll, Waker};
 
-use mailbox_proto::{BrokerError, ErrorKind, Message, Response, ServerFrame};
+use mailbox_proto::{encode_server_frame, BrokerError, ErrorKind, Message, Response, ServerFrame};
 use tokio::sync::Notify;
 
 use super::buffers::Account;
+
+/// Queued replies the reader writes itself at most this large (approximate
+/// size): below the writer's threshold for writing payloads from where they
+/// are, so a direct write copies what the writer would have copied too.
+const DIRECT_MAX: usize = 16 * 1024;
 
 /// Frames queued for one connection.
 #[derive(Debug)]
@@ -40,6 +54,10 @@ pub(crate) struct Outbox {
     /// `State::closed`, readable without the lock: the reader checks it
     /// before every request it applies.
     closed: AtomicBool,
+    /// The reader is applying requests and writes what they queue itself
+    /// ([`Outbox::write_held`]): [`Outbox::push`] leaves the writer asleep
+    /// meanwhile. Set and cleared by the reader only; read under the lock.
+    held: AtomicBool,
     /// Wakes the writer when frames arrive or the outbox closes.
     ready: Notify,
     /// Wakes a reader that paused because too much was queued.
@@ -53,8 +71,16 @@ struct State {
     frames: Vec<ServerFrame>,
     /// Approximate encoded size of `frames`, for backpressure.
     bytes: usize,
-    /// Approximate size of the batch the writer took and is writing.
+    /// Approximate size of the batch the writer took and is writing (or of
+    /// `rest`, which it will write next).
     writing: usize,
+    /// The end of a batch the reader wrote itself and the socket did not
+    /// take: the writer writes it before any frame queued after it.
+    rest: Option<Vec<u8>>,
+    /// A frame was queued while the reader held the outbox, and the writer
+    /// was not woken for it: [`Outbox::write_held`] owes it a wake-up
+    /// unless it writes the frame itself.
+    wake_owed: bool,
     /// No more frames will come: the writer flushes what is left and stops.
     closed: bool,
     /// Closed because replies went past the limit unread.
@@ -77,6 +103,9 @@ struct State {
 pub(crate) enum Batch {
     /// Frames, with their approximate encoded size.
     Frames(Vec<ServerFrame>, usize),
+    /// Encoded bytes to write before anything else: what the socket did
+    /// not take of a batch the reader wrote itself.
+    Encoded(Vec<u8>),
     Closed,
 }
 
@@ -146,6 +175,7 @@ impl Outbox {
             limit,
             queued: AtomicUsize::new(0),
             closed: AtomicBool::new(false),
+            held: AtomicBool::new(false),
             ready: Notify::new(),
             drained: Notify::new(),
             account: None,
@@ -215,8 +245,73 @@ impl Outbox {
         self.queued.store(state.bytes, Ordering::Relaxed);
         state.frames.push(frame);
         let first = state.frames.len() == 1;
+        if first && self.held.load(Ordering::Relaxed) {
+            state.wake_owed = true;
+            return;
+        }
         drop(state);
         if first {
+            self.ready.notify_one();
+        }
+    }
+
+    /// Called by the connection's reader before it applies requests: the
+    /// frames queued until [`Outbox::write_held`] do not wake the writer.
+    /// The reader must call `write_held` before it waits for anything.
+    pub fn hold(&self) {
+        self.held.store(true, Ordering::Relaxed);
+    }
+
+    /// Ends [`Outbox::hold`]. If the writer holds nothing (no batch being
+    /// written, nothing left over) and what is queued is small, writes it
+    /// with `try_write`, which must never wait (a non-blocking write of
+    /// the connection's socket), under the outbox's lock, so that no frame
+    /// queued meanwhile can pass it; what the socket did not take (all of
+    /// it on an error: the writer meets the error and stops) goes to the
+    /// writer, still counted, before anything queued later. Otherwise
+    /// wakes the writer if a frame queued during the hold needs it.
+    pub fn write_held(&self, try_write: impl FnOnce(&[u8]) -> io::Result<usize>) {
+        let mut state = self.lock();
+        self.held.store(false, Ordering::Relaxed);
+        let wake = std::mem::take(&mut state.wake_owed);
+        if state.frames.is_empty() {
+            return;
+        }
+        let direct = !state.closed
+            && state.writing == 0
+            && state.rest.is_none()
+            && state.bytes <= DIRECT_MAX;
+        if !direct {
+            drop(state);
+            if wake {
+                self.ready.notify_one();
+            }
+            return;
+        }
+        let mut buffer = Vec::with_capacity(state.bytes);
+        // Taken, not drained: as after the writer's `take`, an idle
+        // connection's outbox keeps no allocation.
+        for frame in std::mem::take(&mut state.frames) {
+            // As in the writer: only a reply larger than the frame limit
+            // can fail, and the core never builds one.
+            if let Err(error) = encode_server_frame(&frame, &mut buffer, u32::MAX) {
+                tracing::warn!(%error, "dropping unencodable frame");
+            }
+        }
+        let bytes = std::mem::take(&mut state.bytes);
+        self.queued.store(0, Ordering::Relaxed);
+        let written = try_write(&buffer).unwrap_or(0);
+        let rest = written < buffer.len();
+        if rest {
+            buffer.drain(..written);
+            state.rest = Some(buffer);
+            state.writing = bytes;
+        } else if let Some(account) = &self.account {
+            account.release(bytes);
+        }
+        drop(state);
+        self.drained.notify_waiters();
+        if rest {
             self.ready.notify_one();
         }
     }
@@ -358,6 +453,11 @@ impl Outbox {
         loop {
             {
                 let mut state = self.lock();
+                // What the reader left over goes first; it stays counted
+                // (`writing`) until the writer asks for more again.
+                if let Some(rest) = state.rest.take() {
+                    return Batch::Encoded(rest);
+                }
                 // The writer asks for more only once it wrote what it took.
                 let written = std::mem::take(&mut state.writing);
                 if let Some(account) = &self.account {
@@ -547,6 +647,74 @@ mod tests {
                 .expect("the close woke the waiting reader")
                 .expect("the waiting task ran");
         }
+    }
+
+    #[tokio::test]
+    async fn the_reader_writes_its_replies_itself_when_the_writer_is_idle() {
+        let outbox = Outbox::new(100_000);
+        let next = outbox.take();
+        tokio::pin!(next);
+        assert!(futures_poll_once(next.as_mut()).await.is_none());
+        outbox.hold();
+        outbox.push(received(100));
+        outbox.push(received(100));
+        let mut written = Vec::new();
+        outbox.write_held(|bytes| {
+            written.extend_from_slice(bytes);
+            Ok(bytes.len())
+        });
+        // Both frames, in order, in one write; nothing left for the writer,
+        // which was not woken.
+        let mut expected = Vec::new();
+        for _ in 0..2 {
+            encode_server_frame(&received(100), &mut expected, u32::MAX).unwrap();
+        }
+        assert_eq!(written, expected);
+        assert_eq!(outbox.queued_bytes(), 0);
+        assert!(futures_poll_once(next.as_mut()).await.is_none());
+        // Outside a hold, a frame wakes the writer as before.
+        outbox.push(received(1));
+        assert!(matches!(next.await, Batch::Frames(frames, _) if frames.len() == 1));
+    }
+
+    #[tokio::test]
+    async fn what_the_socket_does_not_take_goes_to_the_writer_first_and_still_counts() {
+        let outbox = Outbox::new(10_000);
+        outbox.hold();
+        outbox.push(received(4_000));
+        outbox.write_held(|_| Ok(10));
+        // A frame queued later waits behind the rest.
+        outbox.push(received(1_000));
+        let mut expected = Vec::new();
+        encode_server_frame(&received(4_000), &mut expected, u32::MAX).unwrap();
+        match outbox.take().await {
+            Batch::Encoded(rest) => assert_eq!(rest, expected[10..]),
+            _ => panic!("expected the rest first"),
+        }
+        // The rest counts until written: 4,000 + 1,000 + 6,000 is past the limit.
+        outbox.push(received(5_000));
+        assert!(outbox.is_closed() && outbox.overflowed());
+    }
+
+    #[tokio::test]
+    async fn the_reader_leaves_its_replies_to_a_busy_writer() {
+        let outbox = Outbox::new(100_000);
+        outbox.push(received(100));
+        // The writer took a batch and is writing it.
+        assert!(matches!(outbox.take().await, Batch::Frames(..)));
+        outbox.hold();
+        outbox.push(received(100));
+        outbox.write_held(|_| panic!("written past the writer's batch"));
+        // The writer is woken for it once it asks for more.
+        assert!(matches!(outbox.take().await, Batch::Frames(frames, _) if frames.len() == 1));
+        // An error leaves everything to the writer, which meets it too.
+        let next = outbox.take();
+        tokio::pin!(next);
+        assert!(futures_poll_once(next.as_mut()).await.is_none());
+        outbox.hold();
+        outbox.push(received(100));
+        outbox.write_held(|_| Err(std::io::ErrorKind::BrokenPipe.into()));
+        assert!(matches!(next.await, Batch::Encoded(rest) if !rest.is_empty()));
     }
 
     /// Polls a future once: its output if it was ready.

@@ -49,7 +49,7 @@ pub(super) async fn read_loop(
     let mut frame_started: Option<Instant> = None;
     loop {
         let before = buffer.len();
-        match apply_buffered(shared, id, &mut buffer, outbox) {
+        match apply_buffered(shared, id, &mut buffer, outbox, &reader) {
             Applied::All => {}
             Applied::HeldBack => {
                 // Decided from what `apply_buffered` saw, not from the
@@ -217,6 +217,7 @@ fn apply_buffered(
     id: ConnectionId,
     buffer: &mut BytesMut,
     outbox: &Outbox,
+    socket: &OwnedReadHalf,
 ) -> Applied {
     let config = &shared.config;
     let mut state = None;
@@ -241,7 +242,10 @@ fn apply_buffered(
             Ok(Some(frame)) => {
                 let now = now.get_or_insert_with(clock);
                 state
-                    .get_or_insert_with(|| shared.lock())
+                    .get_or_insert_with(|| {
+                        outbox.hold();
+                        shared.lock()
+                    })
                     .apply(id, frame, now);
             }
             Ok(None) => {
@@ -262,6 +266,9 @@ fn apply_buffered(
             shared.timer_wake.notify_one();
         }
         drop(state);
+        // The replies to these requests go out now, from here, if the
+        // writer is idle: no wake-up of the writer task for them.
+        outbox.write_held(|bytes| socket.as_ref().try_write(bytes));
         shared.note_activity();
     }
     applied

@@ -41,6 +41,7 @@ pub(super) async fn write_loop(mut writer: OwnedWriteHalf, outbox: Arc<Outbox>, 
                 }
                 buffer
             }
+            Batch::Encoded(buffer) => buffer,
             Batch::Closed => break,
         };
         // Most batches go out whole in one write at once. Only a batch the
