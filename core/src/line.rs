@@ -177,6 +177,28 @@ impl<T: Ticketed> Line<T> {
         Some(entry)
     }
 
+    /// Puts `entry` in the place of the entry of `ticket` (which it
+    /// returns): the new entry keeps the old one's place in line.
+    pub fn replace(&mut self, ticket: Ticket, entry: T) -> Result<T, T> {
+        let Some(slot) = self.slot_of(ticket) else {
+            return Err(entry);
+        };
+        let new_ticket = entry.ticket();
+        let Some(place) = self.slots.get_mut(slot) else {
+            return Err(entry);
+        };
+        let Some(old) = place.take() else {
+            return Err(entry);
+        };
+        *place = Some(entry);
+        if let Some(index) = &mut self.index {
+            if let Some(arrival) = index.remove(&ticket) {
+                index.insert(new_ticket, arrival);
+            }
+        }
+        Ok(old)
+    }
+
     /// The entries in line order.
     pub fn iter(&self) -> impl Iterator<Item = &T> {
         self.slots.iter().flatten()

@@ -58,6 +58,7 @@ mod policy;
 mod priority;
 mod queue;
 mod round_robin;
+mod turns;
 mod waiters;
 
 use ledger::{release, release_all, sent, Ledger};

@@ -1,10 +1,12 @@
-//! Round-robin: one queue, one line of receivers, first come first served;
-//! each message goes to one receiver, the one at the front of the line. On
+//! Round-robin: one queue, one line of receivers that take turns
+//! (`turns.rs`: a connection at a time, in the order they started waiting,
+//! however many receives each keeps posted); each message (or batch) goes
+//! to one receiver, the one whose turn it is. On
 //! `zero` (a rendezvous) nothing is queued: messages go straight from the
 //! waiting senders to the waiting receiver, and both complete at once.
 //!
 //! The queue's rules are written once, generic over the line of receivers
-//! ([`ReceiverLine`]): a plain [`Line`] here, a ranked line for priority
+//! ([`ReceiverLine`]): a [`TurnLine`] here, a ranked line for priority
 //! mailboxes (`priority.rs`).
 //!
 //! Invariants: receivers wait only while the queue is empty; senders wait
@@ -16,6 +18,7 @@ use super::batch::{admit_batch, after_in_order, page};
 use super::ledger::Ledger;
 use super::policy::{room, Charge, DeliveryRules};
 use super::queue::MessageQueue;
+use super::turns::TurnLine;
 use super::waiters::{Context, WaitingReceive, WaitingSend};
 use crate::line::Line;
 use crate::types::{ConnectionId, Ticket};
@@ -34,40 +37,41 @@ pub(super) trait ReceiverLine: Default + std::fmt::Debug {
     fn check_order(&self);
 }
 
-/// First come, first served.
-impl ReceiverLine for Line<WaitingReceive> {
+/// Connections take turns.
+impl ReceiverLine for TurnLine {
     #[inline]
     fn push(&mut self, receive: WaitingReceive) {
-        Line::push_back(self, receive);
+        TurnLine::push(self, receive);
     }
 
     #[inline]
     fn pop_front(&mut self) -> Option<WaitingReceive> {
-        Line::pop_front(self)
+        TurnLine::pop_front(self)
     }
 
     #[inline]
     fn contains(&self, ticket: Ticket) -> bool {
-        Line::contains(self, ticket)
+        TurnLine::contains(self, ticket)
     }
 
     #[inline]
     fn remove(&mut self, ticket: Ticket) -> Option<WaitingReceive> {
-        Line::remove(self, ticket)
+        TurnLine::remove(self, ticket)
     }
 
     #[inline]
     fn len(&self) -> usize {
-        Line::len(self)
+        TurnLine::len(self)
     }
 
-    #[inline]
     fn drain(&mut self) -> Vec<WaitingReceive> {
-        Line::drain(self).collect()
+        TurnLine::drain(self)
     }
 
     #[cfg(test)]
-    fn check_order(&self) {}
+    fn check_order(&self) {
+        self.check();
+    }
 }
 
 /// A queue of messages (stored compactly while long: `queue.rs`) and a
@@ -79,7 +83,7 @@ pub(super) struct QueueLines<R> {
 }
 
 /// The lines of a round-robin mailbox.
-pub(super) type RoundRobinLines = QueueLines<Line<WaitingReceive>>;
+pub(super) type RoundRobinLines = QueueLines<TurnLine>;
 
 impl<R: ReceiverLine> DeliveryRules for QueueLines<R> {
     fn add_receive(&mut self, receive: WaitingReceive, _: &Ledger) -> Result<(), BrokerError> {

@@ -89,6 +89,9 @@ struct ModelMailbox {
     senders: VecDeque<ModelSend>,
     queue: VecDeque<Message>,
     receivers: VecDeque<ModelReceive>,
+    /// Round-robin turns: each connection with a receive waiting, once, in
+    /// the order it started waiting; its receives are served oldest first.
+    turns: VecDeque<ConnectionId>,
     subscribers: BTreeMap<ConnectionId, ModelSubscriber>,
 }
 
@@ -102,6 +105,7 @@ impl ModelMailbox {
             senders: VecDeque::new(),
             queue: VecDeque::new(),
             receivers: VecDeque::new(),
+            turns: VecDeque::new(),
             subscribers: BTreeMap::new(),
         }
     }
@@ -181,9 +185,44 @@ impl ModelMailbox {
                 .any(|s| s.waiting.iter().any(|r| r.ticket == ticket))
     }
 
+    /// Whether `connection` has a receive waiting (not as a subscriber).
+    fn receives_of(&self, connection: ConnectionId) -> bool {
+        self.receivers
+            .iter()
+            .any(|r| r.ticket.connection == connection)
+    }
+
+    /// A receive joins the line; its connection takes a turn at the back
+    /// unless it has one.
+    fn add_receive(&mut self, receive: ModelReceive) {
+        let connection = receive.ticket.connection;
+        if !self.receives_of(connection) {
+            self.turns.push_back(connection);
+        }
+        self.receivers.push_back(receive);
+    }
+
+    /// The receive whose turn it is: the oldest of the connection at the
+    /// front of the turns, which then goes to the back if it still waits.
+    fn next_receive(&mut self) -> Option<ModelReceive> {
+        let connection = self.turns.pop_front()?;
+        let at = self
+            .receivers
+            .iter()
+            .position(|r| r.ticket.connection == connection)?;
+        let receive = self.receivers.remove(at)?;
+        if self.receives_of(connection) {
+            self.turns.push_back(connection);
+        }
+        Some(receive)
+    }
+
     /// Takes `ticket` out of its line; returns it when it was a send.
     fn withdraw(&mut self, ticket: Ticket) -> Option<ModelSend> {
         self.receivers.retain(|r| r.ticket != ticket);
+        if !self.receives_of(ticket.connection) {
+            self.turns.retain(|c| *c != ticket.connection);
+        }
         for subscriber in self.subscribers.values_mut() {
             subscriber.waiting.retain(|r| r.ticket != ticket);
         }
@@ -211,7 +250,17 @@ impl ModelMailbox {
             .drain(..)
             .map(|send| send.stopped(kind, next_sequence))
             .collect();
-        let mut receives: Vec<ModelReceive> = self.receivers.drain(..).collect();
+        // In turn order, each connection's receives oldest first.
+        let mut receives: Vec<ModelReceive> = Vec::new();
+        for connection in std::mem::take(&mut self.turns) {
+            receives.extend(
+                self.receivers
+                    .iter()
+                    .filter(|r| r.ticket.connection == connection)
+                    .cloned(),
+            );
+        }
+        self.receivers.clear();
         for subscriber in self.subscribers.values_mut() {
             receives.extend(subscriber.waiting.drain(..));
         }
@@ -280,7 +329,7 @@ impl ModelMailbox {
                 (DeliveryPolicy::RoundRobin, Capacity::Zero) => {
                     // Straight from the senders to the front receiver.
                     while !self.senders.is_empty() && !self.receivers.is_empty() {
-                        let Some(receive) = self.receivers.pop_front() else {
+                        let Some(receive) = self.next_receive() else {
                             break;
                         };
                         let mut messages = Vec::new();
@@ -326,7 +375,7 @@ impl ModelMailbox {
                         moved = true;
                     }
                     while !self.queue.is_empty() && !self.receivers.is_empty() {
-                        let Some(receive) = self.receivers.pop_front() else {
+                        let Some(receive) = self.next_receive() else {
                             break;
                         };
                         let take = receive.limit().min(self.queue.len());
@@ -685,7 +734,7 @@ impl Model {
                 Some(subscriber) => subscriber.waiting.push_back(receive),
             }
         } else {
-            mailbox.receivers.push_back(receive);
+            mailbox.add_receive(receive);
         }
         self.wait_or_fail(ticket, &name, wait, out)
     }
