@@ -20,7 +20,7 @@
 //! What it deliberately does not do: rank receives (priority mailboxes keep
 //! a `RankedLine`) or decide how many messages a turn takes (the pump).
 
-use std::collections::{HashMap, HashSet, VecDeque};
+use std::collections::{HashMap, HashSet};
 
 use super::waiters::WaitingReceive;
 use crate::line::Line;
@@ -35,10 +35,11 @@ const FEW: usize = 8;
 pub(crate) struct TurnLine {
     /// One receive per connection that waits: its turn.
     turns: Line<WaitingReceive>,
-    /// The other receives of connections that hold a turn, oldest first;
-    /// made when a connection first waits with two.
+    /// The other receives of connections that hold a turn, oldest first
+    /// (each a [`Line`], so one connection's 50,000 receives still leave
+    /// one by one at O(1)); made when a connection first waits with two.
     #[allow(clippy::box_collection)]
-    more: Option<Box<HashMap<ConnectionId, VecDeque<WaitingReceive>>>>,
+    more: Option<Box<HashMap<ConnectionId, Line<WaitingReceive>>>>,
     /// Receives in `more`.
     extra: usize,
     /// The connections that hold a turn, kept while `turns` is longer than
@@ -135,7 +136,7 @@ impl TurnLine {
         self.turns.contains(ticket)
             || self.more.as_ref().is_some_and(|more| {
                 more.get(&ticket.connection)
-                    .is_some_and(|waiting| waiting.iter().any(|r| r.ticket == ticket))
+                    .is_some_and(|waiting| waiting.contains(ticket))
             })
     }
 
@@ -159,12 +160,13 @@ impl TurnLine {
         }
         let more = self.more.as_mut()?;
         let waiting = more.get_mut(&ticket.connection)?;
-        let at = waiting.iter().position(|r| r.ticket == ticket)?;
-        let receive = waiting.remove(at);
+        let receive = waiting.remove(ticket);
+        if receive.is_some() {
+            self.extra -= 1;
+        }
         if waiting.is_empty() {
             more.remove(&ticket.connection);
         }
-        self.extra -= 1;
         if self.extra == 0 {
             self.more = None;
         }
@@ -183,8 +185,8 @@ impl TurnLine {
         for receive in self.turns.drain() {
             let connection = receive.ticket.connection;
             all.push(receive);
-            if let Some(waiting) = more.as_mut().and_then(|more| more.remove(&connection)) {
-                all.extend(waiting);
+            if let Some(mut waiting) = more.as_mut().and_then(|more| more.remove(&connection)) {
+                all.extend(waiting.drain());
             }
         }
         self.extra = 0;
@@ -315,6 +317,26 @@ mod tests {
         assert!(!line.contains(receive(7, 3).ticket));
         assert_eq!(served(&mut line), [(7, 1), (7, 2), (7, 4)]);
         assert!(line.more.is_none());
+    }
+
+    #[test]
+    fn one_connections_many_receives_are_found_and_leave_without_a_scan() {
+        let mut line = TurnLine::default();
+        let count = 20_000;
+        for request in 0..count {
+            line.push(receive(1, request));
+        }
+        let before = crate::line::steps();
+        for request in 0..count {
+            assert!(line.contains(receive(1, request).ticket));
+        }
+        for request in (0..count).rev() {
+            assert!(line.remove(receive(1, request).ticket).is_some());
+        }
+        let steps = crate::line::steps() - before;
+        assert!(steps < 20 * count, "{steps} slots looked at");
+        assert_eq!(line.len(), 0);
+        line.check();
     }
 
     #[test]
