@@ -35,23 +35,30 @@ const FEW: usize = 8;
 pub(crate) struct TurnLine {
     /// One receive per connection that waits: its turn.
     turns: Line<WaitingReceive>,
+    /// What only a crowded line needs (a connection waiting with two
+    /// receives, or more than [`FEW`] turns): made on first use and given
+    /// back when no longer needed, so the many mailboxes with one receiver
+    /// pay one pointer over a plain [`Line`].
+    crowd: Option<Box<Crowd>>,
+}
+
+#[derive(Debug, Default)]
+struct Crowd {
     /// The other receives of connections that hold a turn, oldest first
     /// (each a [`Line`], so one connection's 50,000 receives still leave
-    /// one by one at O(1)); made when a connection first waits with two.
-    #[allow(clippy::box_collection)]
-    more: Option<Box<HashMap<ConnectionId, Line<WaitingReceive>>>>,
+    /// one by one at O(1)).
+    more: HashMap<ConnectionId, Line<WaitingReceive>>,
     /// Receives in `more`.
     extra: usize,
     /// The connections that hold a turn, kept while `turns` is longer than
     /// [`FEW`].
-    #[allow(clippy::box_collection)]
-    holders: Option<Box<HashSet<ConnectionId>>>,
+    holders: Option<HashSet<ConnectionId>>,
 }
 
 impl TurnLine {
     /// Whether `connection` holds a turn.
     fn holds_turn(&self, connection: ConnectionId) -> bool {
-        match &self.holders {
+        match self.crowd.as_ref().and_then(|c| c.holders.as_ref()) {
             Some(holders) => holders.contains(&connection),
             None => self
                 .turns
@@ -60,35 +67,57 @@ impl TurnLine {
         }
     }
 
+    fn crowd(&mut self) -> &mut Crowd {
+        self.crowd.get_or_insert_with(Default::default)
+    }
+
+    /// Gives the crowd back once nothing in it is needed.
+    fn tidy(&mut self) {
+        let turns_empty = self.turns.is_empty();
+        if let Some(crowd) = &mut self.crowd {
+            if turns_empty {
+                crowd.holders = None;
+            }
+            if crowd.extra == 0 && crowd.holders.is_none() {
+                self.crowd = None;
+            }
+        }
+    }
+
     /// Gives `receive` a turn at the back.
     fn add_turn(&mut self, receive: WaitingReceive) {
         let connection = receive.ticket.connection;
         self.turns.push_back(receive);
-        match &mut self.holders {
+        let long = self.turns.len() > FEW;
+        match self.crowd.as_mut().and_then(|c| c.holders.as_mut()) {
             Some(holders) => {
                 holders.insert(connection);
             }
-            None if self.turns.len() > FEW => {
+            None if long => {
                 let holders = self.turns.iter().map(|r| r.ticket.connection).collect();
-                self.holders = Some(Box::new(holders));
+                self.crowd().holders = Some(holders);
             }
             None => {}
         }
     }
 
+    /// No turn of `connection` is left in `turns`.
+    fn forget_holder(&mut self, connection: ConnectionId) {
+        if let Some(holders) = self.crowd.as_mut().and_then(|c| c.holders.as_mut()) {
+            holders.remove(&connection);
+        }
+    }
+
     /// Takes `connection`'s oldest receive out of `more`.
     fn next_of(&mut self, connection: ConnectionId) -> Option<WaitingReceive> {
-        let more = self.more.as_mut()?;
-        let waiting = more.get_mut(&connection)?;
+        let crowd = self.crowd.as_mut()?;
+        let waiting = crowd.more.get_mut(&connection)?;
         let next = waiting.pop_front();
         if waiting.is_empty() {
-            more.remove(&connection);
+            crowd.more.remove(&connection);
         }
         if next.is_some() {
-            self.extra -= 1;
-        }
-        if self.extra == 0 {
-            self.more = None;
+            crowd.extra -= 1;
         }
         next
     }
@@ -97,30 +126,19 @@ impl TurnLine {
     /// turn at the back.
     fn turn_ended(&mut self, connection: ConnectionId) {
         match self.next_of(connection) {
-            Some(next) => {
-                // Still a holder: only its place in the rotation changes.
-                self.turns.push_back(next);
-            }
-            None => {
-                if let Some(holders) = &mut self.holders {
-                    holders.remove(&connection);
-                }
-            }
+            // Still a holder: only its place in the rotation changes.
+            Some(next) => self.turns.push_back(next),
+            None => self.forget_holder(connection),
         }
-        if self.turns.is_empty() {
-            self.holders = None;
-        }
+        self.tidy();
     }
 
     pub(crate) fn push(&mut self, receive: WaitingReceive) {
         let connection = receive.ticket.connection;
         if self.holds_turn(connection) {
-            self.more
-                .get_or_insert_with(Default::default)
-                .entry(connection)
-                .or_default()
-                .push_back(receive);
-            self.extra += 1;
+            let crowd = self.crowd();
+            crowd.more.entry(connection).or_default().push_back(receive);
+            crowd.extra += 1;
         } else {
             self.add_turn(receive);
         }
@@ -134,8 +152,10 @@ impl TurnLine {
 
     pub(crate) fn contains(&self, ticket: Ticket) -> bool {
         self.turns.contains(ticket)
-            || self.more.as_ref().is_some_and(|more| {
-                more.get(&ticket.connection)
+            || self.crowd.as_ref().is_some_and(|crowd| {
+                crowd
+                    .more
+                    .get(&ticket.connection)
                     .is_some_and(|waiting| waiting.contains(ticket))
             })
     }
@@ -144,53 +164,45 @@ impl TurnLine {
         if self.turns.contains(ticket) {
             // The connection still waits: its next receive, if any, keeps
             // its place in the rotation.
-            return match self.next_of(ticket.connection) {
+            let receive = match self.next_of(ticket.connection) {
                 Some(next) => self.turns.replace(ticket, next).ok(),
                 None => {
-                    let receive = self.turns.remove(ticket);
-                    if let Some(holders) = &mut self.holders {
-                        holders.remove(&ticket.connection);
-                    }
-                    if self.turns.is_empty() {
-                        self.holders = None;
-                    }
-                    receive
+                    self.forget_holder(ticket.connection);
+                    self.turns.remove(ticket)
                 }
             };
+            self.tidy();
+            return receive;
         }
-        let more = self.more.as_mut()?;
-        let waiting = more.get_mut(&ticket.connection)?;
+        let crowd = self.crowd.as_mut()?;
+        let waiting = crowd.more.get_mut(&ticket.connection)?;
         let receive = waiting.remove(ticket);
         if receive.is_some() {
-            self.extra -= 1;
+            crowd.extra -= 1;
         }
         if waiting.is_empty() {
-            more.remove(&ticket.connection);
+            crowd.more.remove(&ticket.connection);
         }
-        if self.extra == 0 {
-            self.more = None;
-        }
+        self.tidy();
         receive
     }
 
     pub(crate) fn len(&self) -> usize {
-        self.turns.len() + self.extra
+        self.turns.len() + self.crowd.as_ref().map_or(0, |crowd| crowd.extra)
     }
 
     /// Every receive: each turn in rotation order, followed by the other
     /// receives of its connection.
     pub(crate) fn drain(&mut self) -> Vec<WaitingReceive> {
-        let mut more = self.more.take();
+        let mut crowd = self.crowd.take();
         let mut all = Vec::with_capacity(self.len());
         for receive in self.turns.drain() {
             let connection = receive.ticket.connection;
             all.push(receive);
-            if let Some(mut waiting) = more.as_mut().and_then(|more| more.remove(&connection)) {
+            if let Some(mut waiting) = crowd.as_mut().and_then(|c| c.more.remove(&connection)) {
                 all.extend(waiting.drain());
             }
         }
-        self.extra = 0;
-        self.holders = None;
         all
     }
 
@@ -205,19 +217,24 @@ impl TurnLine {
                 "a connection holds two turns"
             );
         }
-        if let Some(holders) = &self.holders {
-            assert_eq!(**holders, seen, "the set of holders is stale");
+        let Some(crowd) = &self.crowd else {
+            return;
+        };
+        if let Some(holders) = &crowd.holders {
+            assert_eq!(*holders, seen, "the set of holders is stale");
         }
+        assert!(
+            crowd.extra > 0 || crowd.holders.is_some(),
+            "an empty crowd is kept"
+        );
         let mut extra = 0;
-        if let Some(more) = &self.more {
-            for (connection, waiting) in more.iter() {
-                assert!(seen.contains(connection), "receives wait without a turn");
-                assert!(!waiting.is_empty(), "an empty entry is kept");
-                assert!(waiting.iter().all(|r| r.ticket.connection == *connection));
-                extra += waiting.len();
-            }
+        for (connection, waiting) in &crowd.more {
+            assert!(seen.contains(connection), "receives wait without a turn");
+            assert!(!waiting.is_empty(), "an empty entry is kept");
+            assert!(waiting.iter().all(|r| r.ticket.connection == *connection));
+            extra += waiting.len();
         }
-        assert_eq!(extra, self.extra, "the count of other receives");
+        assert_eq!(extra, crowd.extra, "the count of other receives");
     }
 }
 
@@ -242,6 +259,15 @@ mod tests {
             order.push((r.ticket.connection.0, r.ticket.request));
         }
         order
+    }
+
+    #[test]
+    fn a_line_costs_one_pointer_over_a_plain_line() {
+        // Round-robin mailboxes are the many idle ones (conns: 10,000).
+        assert_eq!(
+            std::mem::size_of::<TurnLine>(),
+            std::mem::size_of::<Line<WaitingReceive>>() + std::mem::size_of::<usize>()
+        );
     }
 
     #[test]
@@ -271,7 +297,7 @@ mod tests {
         line.check();
         let order: Vec<u64> = served(&mut line).into_iter().map(|(c, _)| c).collect();
         assert_eq!(order, (1..=20).rev().collect::<Vec<_>>());
-        assert!(line.more.is_none() && line.holders.is_none());
+        assert!(line.crowd.is_none());
     }
 
     #[test]
@@ -316,7 +342,7 @@ mod tests {
         line.check();
         assert!(!line.contains(receive(7, 3).ticket));
         assert_eq!(served(&mut line), [(7, 1), (7, 2), (7, 4)]);
-        assert!(line.more.is_none());
+        assert!(line.crowd.is_none());
     }
 
     #[test]
@@ -347,7 +373,7 @@ mod tests {
             line.push(receive(connection, 2));
         }
         line.check();
-        assert!(line.holders.is_some());
+        assert!(line.crowd.as_ref().is_some_and(|c| c.holders.is_some()));
         for connection in (0..40).step_by(3) {
             assert!(line.remove(receive(connection, 1).ticket).is_some());
             line.check();
