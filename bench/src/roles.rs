@@ -452,6 +452,26 @@ impl ConnsCheck {
     }
 }
 
+/// `conns`: once every connection of `range` reported that it is set up
+/// (its receive on its way), says ready, then [`collect_waiters`]. The
+/// senders of `set_up` must be gone once the tasks are spawned, so that a
+/// task that ended early is noticed.
+pub async fn ready_then_collect<T: 'static>(
+    mut set_up: tokio::sync::mpsc::UnboundedReceiver<Result<(), String>>,
+    range: std::ops::Range<u64>,
+    tasks: &mut tokio::task::JoinSet<Result<(u64, Option<String>, T)>>,
+) -> Result<Value> {
+    for _ in range {
+        match set_up.recv().await {
+            Some(Ok(())) => {}
+            Some(Err(error)) => anyhow::bail!("setting up: {error}"),
+            None => anyhow::bail!("a connection task ended while setting up"),
+        }
+    }
+    crate::process::announce_ready()?;
+    collect_waiters(tasks).await
+}
+
 /// `conns`: waits for every connection's task (the time it got its
 /// message, what was wrong with it, the connection itself); the report of
 /// a waiter process.

@@ -36,7 +36,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use super::resp::{self, Reply};
 use super::{Deliveries, Echo, Requester, Running, Setup, Sink, Source};
 use crate::payload::Payloads;
-use crate::process::{announce_ready, now_ns, Daemon, Deadline};
+use crate::process::{now_ns, Daemon, Deadline};
 use crate::roles::{ConnsCheck, RoleArgs};
 use crate::spec::{Shape, Workload};
 
@@ -613,7 +613,7 @@ pub fn conns_waiter(args: &RoleArgs) -> Result<Value> {
         .build()?;
     runtime.block_on(async move {
         let connecting = Arc::new(tokio::sync::Semaphore::new(CONNECT_CONCURRENCY));
-        let (set_up, mut set_up_results) = tokio::sync::mpsc::unbounded_channel();
+        let (set_up, set_up_results) = tokio::sync::mpsc::unbounded_channel();
         let mut tasks = tokio::task::JoinSet::new();
         for index in range.clone() {
             let (socket, check, connecting) = (socket.clone(), check.clone(), connecting.clone());
@@ -656,15 +656,7 @@ pub fn conns_waiter(args: &RoleArgs) -> Result<Value> {
             });
         }
         drop(set_up);
-        for _ in range {
-            match set_up_results.recv().await {
-                Some(Ok(())) => {}
-                Some(Err(error)) => bail!("setting up: {error}"),
-                None => bail!("a connection task ended while setting up"),
-            }
-        }
-        announce_ready()?;
-        crate::roles::collect_waiters(&mut tasks).await
+        crate::roles::ready_then_collect(set_up_results, range, &mut tasks).await
     })
 }
 
