@@ -180,6 +180,12 @@ impl<W> Session<W> {
         }
     }
 
+    /// Stops waiting for `id`: a quiet send (`Request::SendQuietly`),
+    /// whose success has no answer, once a later answer proved it admitted.
+    pub(crate) fn forget(&mut self, id: RequestId) -> Option<W> {
+        self.pending.remove(&id)
+    }
+
     /// Whether `id` still waits for its response.
     pub(crate) fn is_pending(&self, id: RequestId) -> bool {
         self.pending.contains_key(&id)

@@ -215,6 +215,7 @@ impl Core {
             self.wake_mailboxes(clock, out);
         }
         let mark = out.replies.len();
+        let quiet = matches!(request, Request::SendQuietly { .. });
         let waits = match self.dispatch(ticket, request, clock, out) {
             Ok(Some(response)) => {
                 out.reply(ticket, Ok(response));
@@ -235,6 +236,16 @@ impl Core {
                 .iter()
                 .any(|reply| reply.ticket == ticket);
         self.settle(out, mark, (!answered_while_waiting).then_some(ticket));
+        if quiet {
+            // Answered only when it fails. It never waits, so its answer,
+            // if any, was made in this step.
+            if let Some(at) = out.replies[mark..]
+                .iter()
+                .position(|reply| reply.ticket == ticket && reply.result.is_ok())
+            {
+                out.replies.remove(mark + at);
+            }
+        }
     }
 
     /// Starts shutdown: every waiting operation is answered with

@@ -339,7 +339,7 @@ fn mode(input: &mut Unstructured<'_>) -> Result<Option<u32>> {
 }
 
 fn request(input: &mut Unstructured<'_>) -> Result<Request> {
-    Ok(match input.int_in_range(0..=28)? {
+    Ok(match input.int_in_range(0..=29)? {
         0 => Request::CreateMailbox {
             name: name(input)?,
             settings: Box::new(settings(input)?),
@@ -499,6 +499,10 @@ fn request(input: &mut Unstructured<'_>) -> Result<Request> {
         27 => Request::OpenMailbox {
             name: name(input)?,
             wait: wait(input)?,
+        },
+        28 => Request::SendQuietly {
+            mailbox: name(input)?,
+            payload: payload(input)?,
         },
         _ => Request::SetInboxCapacity {
             capacity: capacity(input)?,

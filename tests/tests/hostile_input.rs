@@ -695,3 +695,51 @@ fn a_client_that_floods_requests_without_reading_is_paused_not_buffered() {
     wait_for_connections(&mut before, 1);
     others_still_served(&broker, &mut before);
 }
+
+/// A quiet send (`SendQuietly`) is answered only when it fails, and that
+/// answer comes before the answer to any later request of its connection:
+/// what `blocking::Client::exchange` relies on to read one answer per step.
+/// Its id is free again at once.
+#[test]
+fn a_quiet_send_is_answered_only_when_it_fails_and_before_later_requests() {
+    let broker = Broker::start();
+    broker.ok(&["create", "q", "--capacity", "1"]);
+    let mut raw = Raw::welcomed(&broker);
+    let quiet = |mailbox: &str, payload: &'static [u8]| Request::SendQuietly {
+        mailbox: mailbox.into(),
+        payload: Bytes::from_static(payload),
+    };
+    let receive = || Request::Receive {
+        mailbox: "q".into(),
+        wait: Wait::Never,
+    };
+    let mut write = request_bytes(1, quiet("q", b"a"));
+    write.extend(request_bytes(2, receive()));
+    // Admitted (the receive made room), then no room: WouldBlock, at once.
+    write.extend(request_bytes(3, quiet("q", b"b")));
+    write.extend(request_bytes(4, quiet("q", b"c")));
+    write.extend(request_bytes(5, quiet("nowhere", b"d")));
+    write.extend(request_bytes(6, Request::Status));
+    raw.write(&write);
+    match raw.response(2) {
+        Ok(Response::Received(message)) => {
+            assert_eq!(&message.payload[..], b"a");
+            assert_eq!(message.metadata.sequence, 1);
+        }
+        other => panic!("expected the first message, got {other:?}"),
+    }
+    let kind = |result: Result<Response, BrokerError>| result.map(drop).map_err(|e| e.kind);
+    assert_eq!(kind(raw.response(4)), Err(ErrorKind::WouldBlock));
+    assert_eq!(kind(raw.response(5)), Err(ErrorKind::NoSuchMailbox));
+    assert!(matches!(raw.response(6), Ok(Response::Status(_))));
+    // Id 1 is free again, and "b" is the only message queued.
+    raw.request(1, receive());
+    match raw.response(1) {
+        Ok(Response::Received(message)) => {
+            assert_eq!(&message.payload[..], b"b");
+            assert_eq!(message.metadata.sequence, 2);
+        }
+        other => panic!("expected the second message, got {other:?}"),
+    }
+    assert_eq!(broker.info("q")["queued_messages"], 0);
+}

@@ -1,12 +1,17 @@
 //! Request/reply across real processes: `mailboxctl call`, handlers built
-//! with `recv --exec`, a handler that leaves without replying, and many
-//! calls outstanding on one connection of the client library.
+//! with `recv --exec`, a handler that leaves without replying, many calls
+//! outstanding on one connection of the client library, and conversations
+//! over two mailboxes with `blocking::Client::exchange` (`mailbox-peer ask`
+//! and `echo`), also by a stranger (`setpriv`, as root only).
 
 use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
+use std::process::Stdio;
+
 use mailbox_client::{Client, Target};
-use mailbox_tests::{exit_code, json_lines, stderr, Broker};
+use mailbox_tests::configured_broker::{ConfiguredBroker, OPEN_SOCKET};
+use mailbox_tests::{binary, exit_code, json_lines, other_users, stderr, Broker};
 
 #[test]
 fn a_shell_handler_answers_calls_with_its_output() {
@@ -191,4 +196,97 @@ fn many_calls_outstanding_on_one_connection_each_get_their_own_reply() {
             "{line}"
         );
     }
+}
+
+/// The output of a finished `mailbox-peer`, which must have exited 0.
+fn peer_output(what: &str, output: std::process::Output) -> String {
+    assert_eq!(exit_code(&output), 0, "{what}: {}", stderr(&output));
+    String::from_utf8_lossy(&output.stdout).trim().to_owned()
+}
+
+#[test]
+fn two_processes_converse_with_exchange_one_step_per_request() {
+    let broker = Broker::start();
+    // Capacity 1 each way: a step is admitted only once the last was taken.
+    broker.ok(&["create", "req", "--capacity", "1"]);
+    broker.ok(&["create", "req.rep", "--capacity", "1"]);
+    let echo = broker.peer("echo", "req", 300);
+    let ask = broker.peer("ask", "req", 300);
+    assert_eq!(peer_output("ask", ask.finish()), "ok 300");
+    assert_eq!(peer_output("echo", echo.finish()), "ok 300");
+    for name in ["req", "req.rep"] {
+        let info = broker.info(name);
+        assert_eq!(info["queued_messages"], 0, "{info}");
+        assert_eq!(info["waiting_receivers"], 0, "{info}");
+    }
+    assert_eq!(broker.info("req")["messages_accepted"], 300);
+    assert_eq!(broker.info("req.rep")["messages_accepted"], 300);
+}
+
+#[test]
+fn an_exchange_waits_for_room_when_the_quiet_send_finds_none() {
+    let broker = Broker::start();
+    broker.ok(&["create", "req", "--capacity", "1"]);
+    broker.ok(&["create", "req.rep", "--capacity", "1"]);
+    // `req` is full: the asker's quiet send fails with WouldBlock, and its
+    // send then waits, its receive posted, until the message ahead of it
+    // is taken.
+    broker.ok(&["send", "req", "early"]);
+    let ask = broker.peer("ask", "req", 1);
+    broker.wait_for_info("req", "waiting_senders", 1);
+    assert_eq!(broker.info("req.rep")["waiting_receivers"], 1);
+    assert_eq!(broker.ok(&["recv", "req"]), "early");
+    let echo = broker.peer("echo", "req", 1);
+    assert_eq!(peer_output("ask", ask.finish()), "ok 1");
+    assert_eq!(peer_output("echo", echo.finish()), "ok 1");
+    assert_eq!(broker.info("req")["messages_accepted"], 2);
+}
+
+#[test]
+fn a_refused_exchange_withdraws_its_receive() {
+    let broker = Broker::start();
+    broker.ok(&["create", "req.rep"]);
+    let ask = broker.peer("ask", "req", 1);
+    assert_eq!(
+        peer_output("ask", ask.finish()),
+        "refused NoSuchMailbox, receive Some(Cancelled)\nok 1"
+    );
+    assert_eq!(broker.info("req.rep")["waiting_receivers"], 0);
+}
+
+#[test]
+fn a_stranger_exchange_is_refused_as_a_send_and_moves_nothing() {
+    if !other_users::root() {
+        return;
+    }
+    const STRANGER: u32 = 65534;
+    let setup = ConfiguredBroker::start(OPEN_SOCKET, &[]);
+    let broker = &setup.broker;
+    // Others may receive replies but not send requests.
+    broker.ok(&["create", "req", "--mode", "0704"]);
+    broker.ok(&["create", "req.rep", "--mode", "0704"]);
+    let output = other_users::as_uid(STRANGER, &binary("mailbox-peer"))
+        .args(["ask", &broker.socket().to_string_lossy(), "req", "1"])
+        .stdin(Stdio::null())
+        .output()
+        .expect("run mailbox-peer ask as a stranger");
+    assert_eq!(
+        peer_output("stranger's ask", output),
+        "refused PermissionDenied, receive Some(Cancelled)\nok 1"
+    );
+    for name in ["req", "req.rep"] {
+        let info = broker.info(name);
+        assert_eq!(info["messages_accepted"], 0, "{info}");
+        assert_eq!(info["waiting_receivers"], 0, "{info}");
+    }
+    // Given the send right, the same stranger converses.
+    broker.ok(&["chmod", "req", "0706"]);
+    let echo = broker.peer("echo", "req", 5);
+    let ask = other_users::as_uid(STRANGER, &binary("mailbox-peer"))
+        .args(["ask", &broker.socket().to_string_lossy(), "req", "5"])
+        .stdin(Stdio::null())
+        .output()
+        .expect("run mailbox-peer ask as a stranger");
+    assert_eq!(peer_output("stranger's ask", ask), "ok 5");
+    assert_eq!(peer_output("echo", echo.finish()), "ok 5");
 }

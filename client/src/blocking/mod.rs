@@ -22,7 +22,7 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
-use mailbox_proto::{BrokerError, Message, Request, RequestId, Response, Wait, Welcome};
+use mailbox_proto::{BrokerError, ErrorKind, Message, Request, RequestId, Response, Wait, Welcome};
 
 use crate::connect::{self, ConnectOptions};
 use crate::error::Error;
@@ -257,6 +257,119 @@ impl Client {
             let _ = self.wait_for(id);
         }
         (sent, received)
+    }
+
+    /// One step of a request/reply conversation, as
+    /// [`send_and_receive`](Self::send_and_receive), reading one answer
+    /// instead of two: the send goes as `SendQuietly`, which the broker
+    /// answers only when it fails, so a conversation costs each side one
+    /// wake-up per step. Returns whether the message was sent, and the
+    /// message received.
+    ///
+    /// The quiet send does not wait: when `to` has no room now (or, with
+    /// zero capacity, no receiver waiting now) it is sent again as a
+    /// blocking send, behind the receive already posted, and waits as
+    /// `send_and_receive`'s does. No sequence number is reported; use
+    /// `send_and_receive` for the receipt. If the send fails, the receive
+    /// is cancelled and its outcome is `Cancelled`, or the message it had
+    /// already taken (nothing is dropped).
+    ///
+    /// ```no_run
+    /// # fn main() -> Result<(), mailbox_client::Error> {
+    /// let mut client = mailbox_client::blocking::Client::connect_default()?;
+    /// let (sent, reply) = client.exchange("requests", &b"ping"[..], "replies");
+    /// sent?;
+    /// assert_eq!(&reply?.payload[..], b"pong");
+    /// # Ok(()) }
+    /// ```
+    pub fn exchange(
+        &mut self,
+        to: &str,
+        payload: impl Into<Bytes>,
+        from: &str,
+    ) -> (Result<(), Error>, Result<Message, Error>) {
+        let payload = payload.into();
+        let quiet = match self.start(Request::SendQuietly {
+            mailbox: to.to_owned(),
+            payload: payload.clone(),
+        }) {
+            Ok(id) => id,
+            Err(error) => {
+                let refused = Err(error.replicate());
+                return (Err(error), refused);
+            }
+        };
+        let mut receive = Receive {
+            mailbox: from,
+            wait: Wait::Forever,
+        };
+        let receive = match self.start(receive.request()) {
+            Ok(id) => id,
+            Err(error) => {
+                // The quiet send's outcome is known once the broker answers
+                // a request behind it.
+                let sent = self.start(Request::Status).and_then(|status| {
+                    let sent = self
+                        .flush()
+                        .and_then(|()| self.quiet_outcome(quiet, status));
+                    self.drain_answers(vec![status]);
+                    sent
+                });
+                return (sent, Err(error));
+            }
+        };
+        if let Err(error) = self.flush() {
+            return (Err(error.replicate()), Err(error));
+        }
+        let mut sent = self.quiet_outcome(quiet, receive);
+        if matches!(&sent, Err(Error::Broker(error)) if error.kind == ErrorKind::WouldBlock) {
+            // No room now: wait for it as a blocking send would.
+            let mut send = SendMessage {
+                mailbox: to,
+                payload,
+                wait: Wait::Forever,
+            };
+            sent = match self.start(send.request()) {
+                Ok(id) => messages::sent(self.flush().and_then(|()| self.wait_for(id))).map(drop),
+                Err(error) => Err(error),
+            };
+        }
+        let mut cancel = None;
+        if sent.is_err() {
+            // No reply will come to a request that was not sent.
+            match self
+                .start(Request::Cancel { request: receive })
+                .and_then(|id| self.flush().map(|()| id))
+            {
+                Ok(id) => cancel = Some(id),
+                Err(error) => return (sent, Err(error)),
+            }
+        }
+        let received = messages::received(self.wait_for(receive));
+        if let Some(id) = cancel {
+            // Its answer only says whether the receive was still waiting,
+            // which `received` already tells.
+            let _ = self.wait_for(id);
+        }
+        (sent, received)
+    }
+
+    /// The outcome of the quiet send `quiet`, known as soon as its error or
+    /// the answer to `later` (a request behind it) arrives: the broker
+    /// answers a connection's requests in order, so an answer to `later`
+    /// with no error before it means the send was admitted. The answer to
+    /// `later` stays filed for its caller.
+    fn quiet_outcome(&mut self, quiet: RequestId, later: RequestId) -> Result<(), Error> {
+        loop {
+            if let Some(result) = self.answered.remove(&quiet) {
+                return into_result(result).map(drop);
+            }
+            if self.answered.contains_key(&later) {
+                self.session.forget(quiet);
+                return Ok(());
+            }
+            self.pump()?;
+        }
     }
 
     /// Runs one operation: its request, and its answer decoded.

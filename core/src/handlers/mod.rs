@@ -17,7 +17,7 @@ mod messages;
 mod names;
 mod subscriptions;
 
-use mailbox_proto::{BrokerError, ErrorKind, Request, Response};
+use mailbox_proto::{BrokerError, ErrorKind, Request, Response, Wait};
 
 use crate::{error, Clock, Core, Outcome, Ticket};
 
@@ -66,6 +66,7 @@ impl Core {
             Request::SetPermissions { name, owner, group, mode } => self.set_permissions(connection, peer, &name, owner, group, mode),
             Request::Purge { name } => self.purge(connection, &name, clock, out),
             Request::Send { mailbox, payload, wait } => self.send_one(ticket, peer, mailbox, payload, wait, clock, out),
+            Request::SendQuietly { mailbox, payload } => self.send_one(ticket, peer, mailbox, payload, Wait::Never, clock, out),
             Request::SendMany { mailbox, payloads, wait } => self.send_many(ticket, peer, mailbox, payloads, wait, clock, out),
             Request::SendWith { to, payload, options, wait } => self.send_with(ticket, peer, &to, payload, *options, wait, clock, out),
             Request::Receive { mailbox, wait } => self.receive_from_mailbox(ticket, peer, mailbox, None, wait, clock, out),

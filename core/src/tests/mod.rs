@@ -93,6 +93,7 @@ mod names;
 mod opening;
 mod order;
 mod peek;
+mod quiet_sends;
 mod receive;
 mod receive_from_names;
 mod send;
@@ -379,6 +380,10 @@ fn parse_request(words: &[&str]) -> Request {
         ["list"] => Request::ListMailboxes,
         ["status"] => Request::Status,
         ["send", name, payload, wait @ ..] => send(&text(name), &text(payload), parse_wait(wait)),
+        ["sendq", name, payload] => Request::SendQuietly {
+            mailbox: text(name),
+            payload: Bytes::from(text(payload)),
+        },
         ["sendmany", name, payloads, wait @ ..] => {
             let payloads: Vec<String> = match *payloads {
                 "-" => Vec::new(),

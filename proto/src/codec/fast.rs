@@ -1,6 +1,6 @@
 //! The hand-written path of the frames that carry messages: the broker's
 //! `Received`/`ReceivedMany` answers ([`encode_server_frame`],
-//! [`decode_server_frame`]) and the clients' `Send`/`SendMany` (and
+//! [`decode_server_frame`]) and the clients' `Send`/`SendMany`/`SendQuietly` (and
 //! `Receive`/`ReceiveMany`) requests ([`decode_client_frame`]). They are
 //! most of the traffic, and bincode's per-field writes were a third of the
 //! broker's profile.
@@ -33,6 +33,7 @@ const REQUEST_SEND: u32 = 4;
 const REQUEST_RECEIVE: u32 = 5;
 const REQUEST_SEND_MANY: u32 = 10;
 const REQUEST_RECEIVE_MANY: u32 = 11;
+const REQUEST_SEND_QUIETLY: u32 = 29;
 const SERVER_FRAME_RESPONSE: u32 = 2;
 const RESULT_OK: u32 = 0;
 const RESPONSE_RECEIVED: u32 = 5;
@@ -257,7 +258,7 @@ pub fn decode_server_frame(
 }
 
 /// Takes one [`ClientFrame`] off the front of `src`, like [`decode_frame`],
-/// with `Send`, `SendMany`, `Receive` and `ReceiveMany` read directly (a
+/// with `Send`, `SendMany`, `SendQuietly`, `Receive` and `ReceiveMany` read directly (a
 /// receive holds nothing to slice: it is built as read); a send is copied once into
 /// its own allocation and the payloads are slices of it, instead of one
 /// allocation per payload. (A copy rather than a slice of `src`, so a queued
@@ -372,10 +373,11 @@ enum Parsed {
     Frame(ClientFrame),
 }
 
-/// A `Send` or `SendMany` whose payloads are ranges of the frame body.
+/// A `Send`, `SendMany` or `SendQuietly` whose payloads are ranges of the
+/// frame body.
 struct ParsedSend {
     id: u64,
-    many: bool,
+    tag: u32,
     mailbox: String,
     ranges: Vec<Range<usize>>,
     wait: Wait,
@@ -385,18 +387,21 @@ impl ParsedSend {
     /// The frame, its payloads sliced out of `owned` (the same body).
     fn into_frame(self, owned: &Bytes) -> ClientFrame {
         let mut payloads = self.ranges.into_iter().map(|range| owned.slice(range));
-        let request = if self.many {
-            Request::SendMany {
+        let request = match self.tag {
+            REQUEST_SEND_MANY => Request::SendMany {
                 mailbox: self.mailbox,
                 payloads: payloads.collect(),
                 wait: self.wait,
-            }
-        } else {
-            Request::Send {
+            },
+            REQUEST_SEND_QUIETLY => Request::SendQuietly {
+                mailbox: self.mailbox,
+                payload: payloads.next().unwrap_or_default(),
+            },
+            _ => Request::Send {
                 mailbox: self.mailbox,
                 payload: payloads.next().unwrap_or_default(),
                 wait: self.wait,
-            }
+            },
         };
         ClientFrame {
             id: self.id,
@@ -427,12 +432,12 @@ fn client_frame(body: &[u8]) -> Option<Parsed> {
             .finished()
             .then_some(Parsed::Frame(ClientFrame { id, request }));
     }
-    if tag != REQUEST_SEND && tag != REQUEST_SEND_MANY {
+    if tag != REQUEST_SEND && tag != REQUEST_SEND_MANY && tag != REQUEST_SEND_QUIETLY {
         return None;
     }
     let mailbox = reader.string()?;
     let mut ranges = Vec::new();
-    if tag == REQUEST_SEND {
+    if tag != REQUEST_SEND_MANY {
         ranges.push(reader.bytes()?);
     } else {
         let count = usize::try_from(reader.varint()?).ok()?;
@@ -445,13 +450,18 @@ fn client_frame(body: &[u8]) -> Option<Parsed> {
             ranges.push(reader.bytes()?);
         }
     }
-    let wait = reader.wait()?;
+    // A quiet send never waits: it has no `wait` on the wire.
+    let wait = if tag == REQUEST_SEND_QUIETLY {
+        Wait::Never
+    } else {
+        reader.wait()?
+    };
     if !reader.finished() {
         return None;
     }
     Some(Parsed::Send(ParsedSend {
         id,
-        many: tag == REQUEST_SEND_MANY,
+        tag,
         mailbox,
         ranges,
         wait,

@@ -424,6 +424,12 @@ fn arb_request() -> impl Strategy<Value = Request> {
             max,
             wait
         }),
+        (name, proptest::collection::vec(any::<u8>(), 0..64)).prop_map(|(mailbox, payload)| {
+            Request::SendQuietly {
+                mailbox,
+                payload: payload.into(),
+            }
+        }),
         arb_request_v2(),
     ]
 }

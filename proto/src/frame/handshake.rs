@@ -4,7 +4,7 @@
 use serde::{Deserialize, Serialize};
 
 /// The protocol version this crate speaks.
-pub const PROTOCOL_VERSION: u32 = 4;
+pub const PROTOCOL_VERSION: u32 = 5;
 
 /// The oldest protocol version a broker of this crate still accepts. A new
 /// version only appends requests, responses and error kinds and never

@@ -295,6 +295,24 @@ pub enum Request {
         /// How long to wait for it to be created.
         wait: Wait,
     },
+    /// Put a message in a mailbox now, as [`Request::Send`] with
+    /// [`Wait::Never`] does, but answered **only when it fails** (with the
+    /// error `Send` would get: `WouldBlock` when there is no room now,
+    /// `NoSuchMailbox`, `PermissionDenied`, ...). A success has no answer,
+    /// so its id is free again at once.
+    ///
+    /// The broker handles a connection's requests in order and writes its
+    /// answers in the order they are made, and this request never waits:
+    /// an answer to any later request of the same connection with no error
+    /// to this one before it means the message was admitted. That is what
+    /// it is for: a request/reply step (send the request, receive the
+    /// reply) reads one answer instead of two. Since protocol version 5.
+    SendQuietly {
+        /// Where to.
+        mailbox: String,
+        /// The message's bytes.
+        payload: Bytes,
+    },
 }
 
 /// The most messages one page of [`Request::Peek`] holds, whatever the

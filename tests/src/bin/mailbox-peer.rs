@@ -11,6 +11,8 @@
 //! mailbox-peer serve-reversed SOCKET MAILBOX COUNT   takes COUNT calls, replies last first
 //! mailbox-peer open SOCKET MAILBOX COUNT             opens MAILBOX by name (COUNT unused)
 //! mailbox-peer open-wait SOCKET MAILBOX COUNT        the same, waiting COUNT ms for its creation
+//! mailbox-peer ask SOCKET MAILBOX COUNT              COUNT requests to MAILBOX, replies from MAILBOX.rep
+//! mailbox-peer echo SOCKET MAILBOX COUNT             answers COUNT requests of MAILBOX on MAILBOX.rep
 //! ```
 //!
 //! For `produce` and `consume`, payloads are the message's index as 8
@@ -29,6 +31,13 @@
 //! case. Payloads are printed as lossy UTF-8. `open` and `open-wait` print
 //! `opened NAME owner UID mode MODE capacity CAPACITY` or, when the broker
 //! refuses, `refused KIND`.
+//!
+//! `ask` and `echo` hold a request/reply conversation with
+//! `blocking::Client::exchange` (each step one write and one answer): `ask`
+//! sends the indices 0..COUNT as requests and checks that each reply is its
+//! request; `echo` sends back every request it takes. When `ask`'s first
+//! send is refused it prints `refused KIND, receive KIND` (the receive's
+//! outcome, `Cancelled` when it was withdrawn) and exits 0.
 
 use std::io::Write;
 use std::process::ExitCode;
@@ -197,11 +206,53 @@ fn open(socket: &str, mailbox: &str, wait: Option<Duration>) -> Result<(), Strin
     }
 }
 
+fn ask(socket: &str, mailbox: &str, count: u64) -> Result<(), String> {
+    let mut client = blocking::Client::connect(socket).map_err(|e| e.to_string())?;
+    let replies = format!("{mailbox}.rep");
+    for index in 0..count {
+        let request = index.to_le_bytes().to_vec();
+        let (sent, received) = client.exchange(mailbox, request.clone(), &replies);
+        if let Err(error) = sent {
+            let kind = error
+                .kind()
+                .ok_or_else(|| format!("send {index}: {error}"))?;
+            let receive = match received {
+                Ok(message) => format!("took {}", describe(&message)),
+                Err(error) => format!("{:?}", error.kind()),
+            };
+            return say(&format!("refused {kind:?}, receive {receive}"));
+        }
+        let reply = received.map_err(|e| format!("reply {index}: {e}"))?;
+        if reply.payload[..] != request[..] {
+            return Err(format!("reply {} to request {index}", describe(&reply)));
+        }
+    }
+    Ok(())
+}
+
+fn echo(socket: &str, mailbox: &str, count: u64) -> Result<(), String> {
+    let mut client = blocking::Client::connect(socket).map_err(|e| e.to_string())?;
+    let replies = format!("{mailbox}.rep");
+    if count == 0 {
+        return Ok(());
+    }
+    let mut request = client.receive(mailbox).map_err(|e| e.to_string())?;
+    for index in 1..count {
+        let (sent, received) = client.exchange(&replies, request.payload, mailbox);
+        sent.map_err(|e| format!("reply {index}: {e}"))?;
+        request = received.map_err(|e| format!("request {index}: {e}"))?;
+    }
+    client
+        .send(&replies, request.payload)
+        .map_err(|e| format!("last reply: {e}"))?;
+    Ok(())
+}
+
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let [role, socket, mailbox, count] = args.as_slice() else {
         eprintln!(
-            "usage: mailbox-peer produce|consume|consume-async|hold|ack|serve-reversed|open|open-wait \
+            "usage: mailbox-peer produce|consume|consume-async|hold|ack|serve-reversed|open|open-wait|ask|echo \
              SOCKET MAILBOX COUNT"
         );
         return ExitCode::from(2);
@@ -219,6 +270,8 @@ fn main() -> ExitCode {
         "serve-reversed" => serve_reversed(socket, mailbox, count),
         "open" => open(socket, mailbox, None),
         "open-wait" => open(socket, mailbox, Some(Duration::from_millis(count))),
+        "ask" => ask(socket, mailbox, count),
+        "echo" => echo(socket, mailbox, count),
         other => Err(format!("unknown role {other:?}")),
     };
     match result {

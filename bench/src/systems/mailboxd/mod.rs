@@ -529,7 +529,7 @@ struct JoinedRttClient {
 
 impl Requester for JoinedRttClient {
     fn round_trip(&mut self, request: &mailbox_client::Bytes, reply: &mut Vec<u8>) -> Result<()> {
-        let (sent, received) = self.client.send_and_receive("req", request.clone(), "rep");
+        let (sent, received) = self.client.exchange("req", request.clone(), "rep");
         sent.context("sending the request")?;
         let message = received.context("receiving the reply")?;
         reply.clear();
@@ -576,7 +576,7 @@ impl Echo for JoinedRttEcho {
         }
         let mut request = self.client.receive("req")?;
         for _ in 1..count {
-            let (sent, received) = self.client.send_and_receive("rep", request.payload, "req");
+            let (sent, received) = self.client.exchange("rep", request.payload, "req");
             sent.context("sending a reply")?;
             request = received.context("receiving a request")?;
         }

@@ -20,6 +20,13 @@ enum Op {
         mailbox: usize,
         wait: Wait,
     },
+    /// A `SendQuietly`: checked against the model's non-blocking send, with
+    /// the success answer left out.
+    SendQuietly {
+        slot: usize,
+        id: RequestId,
+        mailbox: usize,
+    },
     /// A send-many of `count` fresh payloads.
     SendMany {
         slot: usize,
@@ -133,6 +140,8 @@ fn op_strategy(connections: usize, mailboxes: usize) -> impl Strategy<Value = Op
             .prop_map(|(slot, id, mailbox, wait)| Op::Send { slot, id, mailbox, wait }),
         6 => (slot.clone(), id.clone(), mailbox.clone(), wait_strategy())
             .prop_map(|(slot, id, mailbox, wait)| Op::Receive { slot, id, mailbox, wait }),
+        2 => (slot.clone(), id.clone(), mailbox.clone())
+            .prop_map(|(slot, id, mailbox)| Op::SendQuietly { slot, id, mailbox }),
         4 => (slot.clone(), id.clone(), mailbox.clone(), 0usize..=4, wait_strategy())
             .prop_map(|(slot, id, mailbox, count, wait)| {
                 Op::SendMany { slot, id, mailbox, count, wait }
@@ -681,6 +690,44 @@ impl Driver {
         actual
     }
 
+    /// A quiet send: the core must answer as the model answers the same
+    /// send with `Wait::Never`, less its success answer; the book files
+    /// the model's answers, success included, so that the message it
+    /// admitted is accounted for like any other.
+    fn request_quietly(
+        &mut self,
+        connection: ConnectionId,
+        id: RequestId,
+        mailbox: &str,
+        payload: &str,
+    ) {
+        let ticket = Ticket {
+            connection,
+            request: id,
+        };
+        let as_send = send(mailbox, payload, Wait::Never);
+        let broadcast = self
+            .model
+            .mailboxes
+            .get(mailbox)
+            .is_some_and(ModelMailbox::is_broadcast);
+        let asked = self.book.asked(&as_send, broadcast);
+        let quiet = Request::SendQuietly {
+            mailbox: mailbox.to_owned(),
+            payload: Bytes::from(payload.to_owned()),
+        };
+        let step = format!("c{}#{id} {quiet:?}", connection.0);
+        let actual = self.harness.req(connection, id, quiet);
+        let answered = self.model.apply(ticket, as_send);
+        let expected: Vec<Reply> = answered
+            .iter()
+            .filter(|reply| !(reply.ticket == ticket && reply.result.is_ok()))
+            .cloned()
+            .collect();
+        self.compare(step, &actual, &expected);
+        self.book.file(Some((ticket, asked)), &answered);
+    }
+
     fn run(&mut self, op: &Op) {
         match op.clone() {
             Op::Send {
@@ -704,6 +751,11 @@ impl Driver {
                 wait,
             } => {
                 self.request(self.slots[slot], id, recv(&mailbox_name(mailbox), wait));
+            }
+            Op::SendQuietly { slot, id, mailbox } => {
+                self.payloads += 1;
+                let payload = format!("p{}", self.payloads);
+                self.request_quietly(self.slots[slot], id, &mailbox_name(mailbox), &payload);
             }
             Op::SendMany {
                 slot,

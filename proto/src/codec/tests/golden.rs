@@ -85,6 +85,16 @@ fn client_frames() -> Vec<(ClientFrame, &'static str)> {
         ),
         (
             frame(
+                9,
+                Request::SendQuietly {
+                    mailbox: "jobs".into(),
+                    payload: Bytes::from_static(b"hi"),
+                },
+            ),
+            "0a000000091d046a6f6273026869",
+        ),
+        (
+            frame(
                 4,
                 Request::Receive {
                     mailbox: "jobs".into(),
@@ -310,7 +320,7 @@ fn hello_frame_has_its_golden_bytes() {
     // byte after the magic.
     assert_golden(
         &Hello::new("ctl"),
-        "0a000000fc4d424f58040363746c",
+        "0a000000fc4d424f58050363746c",
         decode_frame::<Hello>,
     );
 }
