@@ -9,7 +9,7 @@
 //! | fanout | one, bounded 1024, broadcast | `send_stream` (each batch receipt must name 8 recipients) | subscribes before the producer starts, then `receive_stream` |
 //! | workq | one shared, bounded 1024, round-robin | 4 x `send_stream` | 4 x `receive_stream` of batches of 64, 128 posted each, so that each keeps its turn (receivers take turns by connection); the producers go once every consumer's receives wait (`info`); the orchestrator deletes the drained mailbox to end them (`MailboxDeleted`) |
 //! | rendezvous | one, zero capacity | blocking `send`, one in flight (each completes before the next, by definition) | `receive_stream` of single messages with 2 receives posted, so that a send completes as soon as it reaches the broker |
-//! | rtt | `req` and `rep`, bounded 1 | blocking client, `send_and_receive`: `send(req)` and `receive(rep)` leave in one write | blocking client, `send_and_receive`: `send(rep)` and the next `receive(req)` in one write, so a receive is always posted |
+//! | rtt | `req` and `rep`, bounded 1 | blocking client, `exchange`: a quiet `send(req)` and `receive(rep)` leave in one write, one answer read | blocking client, `exchange`: a quiet `send(rep)` and the next `receive(req)` in one write, so a receive is always posted |
 //! | conns | one bounded-1 mailbox per connection, created by it | async client, one connection, a task per send | async client per connection, one `receive` each |
 //! | memory | one, unbounded | `send_stream` fills it; the broker's RSS is read | then `receive_stream` drains it, verifying |
 //! | idle-mailboxes | created by one connection, default settings (unbounded) | - | - |
@@ -133,9 +133,9 @@ impl Server {
             (Workload::IdleMailboxes, _) => {
                 "default settings (unbounded, round-robin), created by one connection".to_owned()
             }
-            (Workload::Rtt, MailboxdApi::Batched) => "blocking client, send_and_receive: A's \
-                send(req) + receive(rep) in one write, B's send(rep) + the next receive(req) in \
-                one write"
+            (Workload::Rtt, MailboxdApi::Batched) => "blocking client, exchange: A's quiet \
+                send(req) + receive(rep) in one write, B's quiet send(rep) + the next \
+                receive(req) in one write; one answer read per step"
                 .to_owned(),
             (Workload::Rtt, MailboxdApi::Pipelined) => "blocking client: send(req) then \
                 receive(rep); B receive(req) then send(rep)"
@@ -521,8 +521,9 @@ impl Requester for BlockingRttClient {
 }
 
 /// `rtt` requester, by default: the send of the request and the receive of
-/// the reply leave in one write (`send_and_receive`), as Redis's `LPUSH` +
-/// `BRPOP`.
+/// the reply leave in one write (`exchange`), as Redis's `LPUSH` +
+/// `BRPOP`; the send is quiet, so only the reply is read, as Redis's
+/// `CLIENT REPLY SKIP`.
 struct JoinedRttClient {
     client: Client,
 }
@@ -563,7 +564,7 @@ impl Echo for BlockingRttEcho {
 }
 
 /// `rtt` echo, by default: each reply leaves in one write with the receive
-/// of the next request (`send_and_receive`), so a receive is always posted
+/// of the next request (`exchange`), so a receive is always posted
 /// when a request arrives; the first receive and the last reply go alone.
 struct JoinedRttEcho {
     client: Client,
