@@ -161,7 +161,7 @@ impl Better {
 }
 
 /// The rows of the table: workload, figure, which way is better.
-pub const ROWS: [(Workload, &str, Better); 15] = [
+pub const ROWS: [(Workload, &str, Better); 16] = [
     (Workload::Stream, "msgs_per_s", Better::Higher),
     (Workload::Rtt, "p50_us", Better::Lower),
     (Workload::Rtt, "p99_us", Better::Lower),
@@ -171,6 +171,7 @@ pub const ROWS: [(Workload, &str, Better); 15] = [
     (Workload::Workq, "fairness", Better::Lower),
     (Workload::Rendezvous, "msgs_per_s", Better::Higher),
     (Workload::Large, "gib_per_s", Better::Higher),
+    (Workload::FanoutLarge, "deliveries_per_s", Better::Higher),
     (Workload::Conns, "rss_mib", Better::Lower),
     (Workload::Conns, "deliver_s", Better::Lower),
     (Workload::Memory, "rss_mib", Better::Lower),

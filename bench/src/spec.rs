@@ -23,6 +23,8 @@ pub enum Workload {
     Rendezvous,
     /// 1 MiB messages, bounded 16.
     Large,
+    /// 1 MiB messages to 8 subscribers, bounded 16, broadcast.
+    FanoutLarge,
     /// 10,000 connections each blocked in a receive; then one message each.
     Conns,
     /// Broker RSS with 1,000,000 messages of 64 B queued in one unbounded
@@ -53,13 +55,14 @@ pub enum System {
 
 impl Workload {
     /// Every workload, in the spec's order.
-    pub const ALL: [Workload; 9] = [
+    pub const ALL: [Workload; 10] = [
         Workload::Stream,
         Workload::Rtt,
         Workload::Fanout,
         Workload::Workq,
         Workload::Rendezvous,
         Workload::Large,
+        Workload::FanoutLarge,
         Workload::Conns,
         Workload::Memory,
         Workload::IdleMailboxes,
@@ -74,10 +77,16 @@ impl Workload {
             Workload::Workq => "workq",
             Workload::Rendezvous => "rendezvous",
             Workload::Large => "large",
+            Workload::FanoutLarge => "fanout-large",
             Workload::Conns => "conns",
             Workload::Memory => "memory",
             Workload::IdleMailboxes => "idle-mailboxes",
         }
+    }
+
+    /// Whether every consumer gets every message (a broadcast mailbox).
+    pub fn is_fanout(self) -> bool {
+        matches!(self, Workload::Fanout | Workload::FanoutLarge)
     }
 
     /// Whether the workload measures a broker's own memory, which only a
@@ -127,6 +136,13 @@ impl Workload {
             },
             Workload::Large => Shape {
                 messages: scaled(2_000),
+                size: 1024 * 1024,
+                capacity: 16,
+                ..base
+            },
+            Workload::FanoutLarge => Shape {
+                consumers: 8,
+                messages: scaled(500),
                 size: 1024 * 1024,
                 capacity: 16,
                 ..base

@@ -56,6 +56,7 @@ pub fn unsupported(workload: Workload) -> Option<&'static str> {
     match workload {
         Workload::Stream
         | Workload::Fanout
+        | Workload::FanoutLarge
         | Workload::Workq
         | Workload::Large
         | Workload::Rtt
@@ -225,10 +226,12 @@ impl Running for Server {
             Workload::Rtt => "publish with a fixed reply subscription's subject to an echo that \
                               publishes each request to it"
                 .into(),
-            Workload::Fanout => "one publish per message, the server copies it to 8 \
+            Workload::Fanout | Workload::FanoutLarge => {
+                "one publish per message, the server copies it to 8 \
                                  subscribers; the producer keeps a window unacknowledged by \
                                  the slowest"
-                .into(),
+                    .into()
+            }
             Workload::Workq => "one queue group of 4 subscribers; each producer keeps a window \
                                 unacknowledged"
                 .into(),
@@ -340,7 +343,7 @@ pub fn sink(args: &RoleArgs) -> Result<Box<dyn Sink>> {
             ack_subject: Subject::from(ack_subject),
             acks,
             window: args.window() as u64,
-            per_subscriber: (workload == Workload::Fanout).then_some(args.consumers as usize),
+            per_subscriber: workload.is_fanout().then_some(args.consumers as usize),
         },
     )))
 }
@@ -651,6 +654,7 @@ mod tests {
                 Workload::Fanout,
                 Workload::Workq,
                 Workload::Large,
+                Workload::FanoutLarge,
                 Workload::Conns
             ]
         );

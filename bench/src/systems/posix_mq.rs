@@ -409,7 +409,7 @@ fn layout(workload: Workload, shape: &Shape) -> Vec<(String, u32, usize)> {
     match workload {
         Workload::Rtt => vec![one("req", 1, shape.size), one("rep", 1, shape.size)],
         Workload::Rendezvous => vec![one("data", 1, shape.size), one("ack", 1, 1)],
-        Workload::Fanout => (0..shape.consumers)
+        Workload::Fanout | Workload::FanoutLarge => (0..shape.consumers)
             .map(|i| one(&format!("q{i}"), shape.capacity, shape.size))
             .collect(),
         _ => vec![one("q", shape.capacity, shape.size)],
@@ -473,7 +473,7 @@ impl Queues {
             Workload::Rendezvous => queues
                 .notes
                 .push("each message acknowledged on a second queue".into()),
-            Workload::Fanout => queues
+            Workload::Fanout | Workload::FanoutLarge => queues
                 .notes
                 .push(format!("one queue per subscriber ({})", shape.consumers)),
             Workload::Workq => queues
@@ -570,7 +570,7 @@ pub fn sink(args: &RoleArgs) -> Result<Box<dyn Sink>> {
             data: open(args, "data")?,
             ack: open(args, "ack")?,
         }),
-        Workload::Fanout => Box::new(QueueSink {
+        Workload::Fanout | Workload::FanoutLarge => Box::new(QueueSink {
             queues: (0..args.consumers)
                 .map(|i| open(args, &format!("q{i}")))
                 .collect::<Result<_>>()?,
@@ -616,7 +616,7 @@ pub fn source(args: &RoleArgs) -> Result<Box<dyn Source>> {
             queue: open(args, "data")?,
             ack: Some(open(args, "ack")?),
         },
-        Workload::Fanout => QueueSource {
+        Workload::Fanout | Workload::FanoutLarge => QueueSource {
             queue: open(args, &format!("q{}", args.index))?,
             ack: None,
         },

@@ -259,7 +259,7 @@ impl Running for Server {
                 .to_owned(),
         }];
         match self.workload {
-            Workload::Fanout => notes
+            Workload::Fanout | Workload::FanoutLarge => notes
                 .push("one list per subscriber, a variadic LPUSH of 64 messages to each".into()),
             Workload::Rendezvous => notes.push(
                 "LPUSH + BRPOP ack per message; the consumer keeps 2 BLMOVE data ack posted".into(),
@@ -390,7 +390,7 @@ pub fn sink(args: &RoleArgs) -> Result<Box<dyn Sink>> {
                 ack: ack_list(args.workload),
             }))
         }
-        Workload::Fanout => (0..args.consumers)
+        Workload::Fanout | Workload::FanoutLarge => (0..args.consumers)
             .map(|i| list_of(args.workload, Some(i)))
             .collect(),
         workload => vec![list_of(workload, None)],
@@ -527,7 +527,7 @@ pub fn source(args: &RoleArgs) -> Result<Box<dyn Source>> {
                 ack: ack_list(args.workload),
             }))
         }
-        Workload::Fanout => list_of(args.workload, Some(args.index)),
+        Workload::Fanout | Workload::FanoutLarge => list_of(args.workload, Some(args.index)),
         workload => list_of(workload, None),
     };
     Ok(Box::new(BatchedSource {

@@ -72,7 +72,7 @@ impl Running for Direct {
     fn notes(&self) -> Vec<String> {
         match self.workload {
             Workload::Rendezvous => vec!["each message acknowledged by a 1-byte reply".into()],
-            Workload::Fanout => {
+            Workload::Fanout | Workload::FanoutLarge => {
                 vec!["one socket per subscriber, every batch written to each".into()]
             }
             Workload::Workq => {
@@ -242,7 +242,7 @@ impl Sink for AcknowledgedSink {
 /// The producer's way out: connects to its consumers (already listening).
 pub fn sink(args: &RoleArgs) -> Result<Box<dyn Sink>> {
     let targets: Vec<u32> = match args.workload {
-        Workload::Fanout | Workload::Workq => (0..args.consumers).collect(),
+        Workload::Fanout | Workload::FanoutLarge | Workload::Workq => (0..args.consumers).collect(),
         _ => vec![0],
     };
     let streams = targets

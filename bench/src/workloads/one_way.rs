@@ -85,7 +85,9 @@ pub fn measure(run: &Run<'_>, running: &mut dyn Running) -> Result<Record> {
     let seconds = seconds_between(first_ns, last_ns);
     let mut record = run.record(shape.messages, seconds);
     match run.workload {
-        Workload::Fanout => record.figure("deliveries_per_s", stats::rate(total as f64, seconds)),
+        Workload::Fanout | Workload::FanoutLarge => {
+            record.figure("deliveries_per_s", stats::rate(total as f64, seconds))
+        }
         Workload::Large => {
             let bytes = shape.messages as f64 * shape.size as f64;
             record.figure(

@@ -61,6 +61,11 @@ impl Batching {
             Workload::Stream | Workload::Fanout => (256, 4, 256, 4),
             Workload::Workq => (64, 4, 64, 128),
             Workload::Large => (1, 16, 4, 4),
+            // Eight subscribers of one uid share the broker's per-uid room
+            // for unread replies (64 MiB by default): 16 MiB posted each
+            // would pass it while a subscriber waits for a CPU, and the
+            // broker rightly cuts a client that leaves that much unread.
+            Workload::FanoutLarge => (1, 16, 2, 2),
             Workload::Rendezvous => (1, 1, 1, RENDEZVOUS_POSTED),
             Workload::Memory => (256, 4, 256, 4),
             Workload::Rtt | Workload::Conns | Workload::IdleMailboxes => (1, 1, 1, 1),

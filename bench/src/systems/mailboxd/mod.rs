@@ -118,7 +118,9 @@ impl Server {
                 create("req", DeliveryPolicy::RoundRobin)?;
                 create("rep", DeliveryPolicy::RoundRobin)?;
             }
-            Workload::Fanout => create(mailbox_of(workload), DeliveryPolicy::Broadcast)?,
+            Workload::Fanout | Workload::FanoutLarge => {
+                create(mailbox_of(workload), DeliveryPolicy::Broadcast)?
+            }
             // Each connection creates its own; the creator makes them all.
             Workload::Conns | Workload::IdleMailboxes => {}
             _ => create(mailbox_of(workload), DeliveryPolicy::RoundRobin)?,
@@ -330,7 +332,7 @@ impl Sink for OneByOneSink {
 pub fn sink(args: &RoleArgs) -> Result<Box<dyn Sink>> {
     let client = connect(args)?;
     let mailbox = mailbox_of(args.workload);
-    let recipients = (args.workload == Workload::Fanout).then_some(args.consumers);
+    let recipients = args.workload.is_fanout().then_some(args.consumers);
     Ok(match (args.workload, args.mailboxd_api) {
         (Workload::Rendezvous, _) => Box::new(OneByOneSink { client, mailbox }),
         (_, MailboxdApi::Pipelined) => Box::new(PipelinedSink {
@@ -480,7 +482,7 @@ impl Source for OneByOneSource {
 pub fn source(args: &RoleArgs) -> Result<Box<dyn Source>> {
     let mut client = connect(args)?;
     let mailbox = mailbox_of(args.workload);
-    if args.workload == Workload::Fanout {
+    if args.workload.is_fanout() {
         client.subscribe(mailbox)?;
     }
     Ok(match (args.workload, args.mailboxd_api) {
