@@ -339,7 +339,7 @@ fn mode(input: &mut Unstructured<'_>) -> Result<Option<u32>> {
 }
 
 fn request(input: &mut Unstructured<'_>) -> Result<Request> {
-    Ok(match input.int_in_range(0..=28)? {
+    Ok(match input.int_in_range(0..=33)? {
         0 => Request::CreateMailbox {
             name: name(input)?,
             settings: Box::new(settings(input)?),
@@ -499,6 +499,34 @@ fn request(input: &mut Unstructured<'_>) -> Result<Request> {
         27 => Request::OpenMailbox {
             name: name(input)?,
             wait: wait(input)?,
+        },
+        28 => Request::CreateRegion {
+            name: name(input)?,
+            size: *input.choose(&[0, 1, 4096, 1 << 30, (1 << 30) + 1, u64::MAX])?,
+            mode: mode(input)?,
+            group: if input.arbitrary()? {
+                Some(input.int_in_range(0..=3)?)
+            } else {
+                None
+            },
+        },
+        29 => Request::DeleteRegion { name: name(input)? },
+        30 => Request::RegionInfo { name: name(input)? },
+        31 => Request::ListRegionPage {
+            after: if input.arbitrary()? {
+                Some(name(input)?)
+            } else {
+                None
+            },
+            max: *input.choose(&[0, 1, 2, 1000, u32::MAX])?,
+        },
+        32 => Request::OpenRegion {
+            name: name(input)?,
+            access: if input.arbitrary()? {
+                mailbox_proto::RegionAccess::Read
+            } else {
+                mailbox_proto::RegionAccess::ReadWrite
+            },
         },
         _ => Request::SetInboxCapacity {
             capacity: capacity(input)?,

@@ -244,6 +244,36 @@ fn a_read_only_descriptor_refuses_a_writable_mapping_in_the_kernel() {
 }
 
 #[test]
+fn a_stranger_with_the_read_right_cannot_write_through_its_descriptor() {
+    if !root() {
+        return;
+    }
+    let setup = ConfiguredBroker::start(OPEN_SOCKET, &[]);
+    setup.broker.ok(&[
+        "region", "create", "public", "--size", "4K", "--mode", "0644",
+    ]);
+    // As uid 65534 (read right only): neither a writable mapping of the
+    // read-only descriptor nor a read-write reopen of it through /proc.
+    let output = mailbox_tests::other_users::as_uid(
+        mailbox_tests::other_users::OTHER,
+        &mailbox_tests::binary("mailbox-peer"),
+    )
+    .args(["region-escape"])
+    .arg(setup.broker.socket())
+    .args(["public", "0"])
+    .output()
+    .expect("run mailbox-peer");
+    assert_exit(&output, 0, "mailbox-peer region-escape");
+    let said = String::from_utf8_lossy(&output.stdout);
+    let lines: Vec<&str> = said.lines().collect();
+    assert!(lines[0].starts_with("mapping: refused"), "{said}");
+    assert!(lines[1].starts_with("reopen: refused"), "{said}");
+    assert!(lines[1].contains("Permission denied"), "{said}");
+    // The same process as root is another story (root may do anything):
+    // the rule protects other uids, not the broker's own or root.
+}
+
+#[test]
 fn limits_are_reported_and_refuse_with_clear_errors() {
     let broker = Broker::start_with(&["--max-region-size", "1M", "--memory-budget", "3M"]);
     let status: Value =

@@ -11,6 +11,7 @@
 //! mailbox-peer serve-reversed SOCKET MAILBOX COUNT   takes COUNT calls, replies last first
 //! mailbox-peer open SOCKET MAILBOX COUNT             opens MAILBOX by name (COUNT unused)
 //! mailbox-peer open-wait SOCKET MAILBOX COUNT        the same, waiting COUNT ms for its creation
+//! mailbox-peer region-escape SOCKET REGION COUNT     opens REGION read-only, tries to write it anyway
 //! ```
 //!
 //! For `produce` and `consume`, payloads are the message's index as 8
@@ -28,7 +29,11 @@
 //! for each, then answers them in reverse order with the payload in upper
 //! case. Payloads are printed as lossy UTF-8. `open` and `open-wait` print
 //! `opened NAME owner UID mode MODE capacity CAPACITY` or, when the broker
-//! refuses, `refused KIND`.
+//! refuses, `refused KIND`. `region-escape` opens a region read-only and
+//! tries the two ways around that: a writable shared mapping of the
+//! descriptor, and reopening it read-write through `/proc/self/fd`; it
+//! prints `mapping: refused ERROR` or `mapping: allowed`, then `reopen:
+//! refused ERROR` or `reopen: allowed`.
 
 use std::io::Write;
 use std::process::ExitCode;
@@ -197,11 +202,48 @@ fn open(socket: &str, mailbox: &str, wait: Option<Duration>) -> Result<(), Strin
     }
 }
 
+fn region_escape(socket: &str, region: &str) -> Result<(), String> {
+    use std::os::fd::{AsFd, AsRawFd};
+    let mut client = blocking::Client::connect(socket).map_err(|e| e.to_string())?;
+    let opened = client
+        .open_region(region, mailbox_client::RegionAccess::Read)
+        .map_err(|e| e.to_string())?;
+    let len = opened.size() as usize;
+    // SAFETY: a fresh mapping the kernel places, unmapped at once if made.
+    let mapped = unsafe {
+        rustix::mm::mmap(
+            std::ptr::null_mut(),
+            len,
+            rustix::mm::ProtFlags::READ | rustix::mm::ProtFlags::WRITE,
+            rustix::mm::MapFlags::SHARED,
+            &opened,
+            0,
+        )
+    };
+    match mapped {
+        Ok(address) => {
+            // SAFETY: the mapping just made, of `len` bytes.
+            let _ = unsafe { rustix::mm::munmap(address, len) };
+            say("mapping: allowed")?;
+        }
+        Err(error) => say(&format!("mapping: refused {error}"))?,
+    }
+    let path = format!("/proc/self/fd/{}", opened.as_fd().as_raw_fd());
+    match std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(&path)
+    {
+        Ok(_) => say("reopen: allowed"),
+        Err(error) => say(&format!("reopen: refused {error}")),
+    }
+}
+
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let [role, socket, mailbox, count] = args.as_slice() else {
         eprintln!(
-            "usage: mailbox-peer produce|consume|consume-async|hold|ack|serve-reversed|open|open-wait \
+            "usage: mailbox-peer produce|consume|consume-async|hold|ack|serve-reversed|open|open-wait|region-escape \
              SOCKET MAILBOX COUNT"
         );
         return ExitCode::from(2);
@@ -219,6 +261,7 @@ fn main() -> ExitCode {
         "serve-reversed" => serve_reversed(socket, mailbox, count),
         "open" => open(socket, mailbox, None),
         "open-wait" => open(socket, mailbox, Some(Duration::from_millis(count))),
+        "region-escape" => region_escape(socket, mailbox),
         other => Err(format!("unknown role {other:?}")),
     };
     match result {
