@@ -2,6 +2,7 @@
 
 mod cancellation;
 mod connection;
+mod descriptors;
 mod pipelines;
 
 use super::*;
