@@ -190,6 +190,16 @@ async fn write_with_descriptors(
 }
 
 /// One `sendmsg` of `bytes` with `descriptors` as `SCM_RIGHTS`.
+///
+/// Not bounded yet: the kernel charges descriptors in flight (sent, not yet
+/// received) to the sending user, up to its `RLIMIT_NOFILE` unless it has
+/// `CAP_SYS_ADMIN` or `CAP_SYS_RESOURCE` (a broker running as root does),
+/// and past that `sendmsg` fails with `ETOOMANYREFS`, which cuts the
+/// connection it was for. A client that opens many regions and never reads
+/// its answers keeps up to a socket buffer of them in flight per connection,
+/// even after the broker closes it. A per-uid quota of descriptors sent and
+/// not yet read (`SIOCOUTQ`), as dbus-broker keeps, is the next piece's to
+/// add with descriptors in messages.
 fn send_with_descriptors(
     socket: impl AsFd,
     bytes: &[u8],
