@@ -431,3 +431,58 @@ async fn send_and_receive_makes_one_request_reply_step_and_cancels_after_a_faile
     })
     .await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn many_opens_in_flight_each_get_their_own_regions_descriptor() {
+    use mailbox_client::RegionAccess;
+    bounded(async {
+        let broker = TestBroker::start(Config::default());
+        let owner = broker.client().await;
+        owner.create_region("small", 4096).await.expect("create");
+        owner.create_region("large", 1 << 20).await.expect("create");
+        let writer = owner
+            .open_region("small", RegionAccess::ReadWrite)
+            .await
+            .expect("open");
+        let small = writer.map().expect("map");
+        small.write_at(0, b"from the writer").expect("fits");
+
+        // One connection, many opens in flight at once, of two regions and
+        // both accesses: each answer carries the descriptor of its own
+        // region, with its own access, however the frames and their
+        // descriptors were cut into reads.
+        let client = broker.client().await;
+        let mut opens = tokio::task::JoinSet::new();
+        for n in 0..64u32 {
+            let client = client.clone();
+            let name = if n % 3 == 0 { "large" } else { "small" };
+            let access = if n % 2 == 0 {
+                RegionAccess::Read
+            } else {
+                RegionAccess::ReadWrite
+            };
+            opens.spawn(async move {
+                let region = client.open_region(name, access).await.expect("open");
+                (name, access, region)
+            });
+        }
+        while let Some(opened) = opens.join_next().await {
+            let (name, access, region) = opened.expect("task");
+            assert_eq!(region.access(), access);
+            assert_eq!(region.info().name, name);
+            let size = rustix::fs::fstat(&region).expect("fstat").st_size;
+            assert_eq!(size as u64, region.size(), "{name}: its own file");
+            let mapping = region.map().expect("map");
+            assert_eq!(mapping.is_writable(), access == RegionAccess::ReadWrite);
+            if name == "small" {
+                let mut seen = [0u8; 15];
+                mapping.read_at(0, &mut seen).expect("fits");
+                assert_eq!(&seen, b"from the writer");
+            }
+        }
+        let info = owner.region_info("small").await.expect("info");
+        assert_eq!(info.opens, 1 + 42);
+        broker.shut_down().await;
+    })
+    .await;
+}

@@ -19,7 +19,7 @@ use mailbox_client::{
 
 use values::{
     parse_ack_timeout, parse_address, parse_cut_after, parse_delimiter, parse_duration,
-    parse_group, parse_mode, parse_owner, parse_size, parse_ttl,
+    parse_group, parse_mode, parse_owner, parse_region_size, parse_size, parse_ttl,
 };
 pub(crate) use values::{Delimiter, Owner};
 
@@ -30,9 +30,9 @@ pub(crate) use values::{Delimiter, Owner};
 /// and /run/mailbox/mailboxd.sock where a socket exists.
 ///
 /// Exit codes: 0 success; 1 other failure; 2 usage; 65 message, settings or
-/// request refused; 66 no such mailbox; 68 no such process; 69 broker
-/// unreachable or not answering; 73 mailbox exists with other settings, or
-/// name taken; 75 would block (mailbox full or empty); 76 no reply to a
+/// request refused; 66 no such mailbox or region; 68 no such process; 69
+/// broker unreachable or not answering; 73 mailbox or region exists with
+/// other settings, or name taken; 75 would block (mailbox full or empty); 76 no reply to a
 /// call; 77 permission denied; 78 the socket's owner is not a trusted
 /// broker; 120 timed out after a receiver took the message; 124 timed out.
 #[derive(Debug, Parser)]
@@ -326,6 +326,16 @@ pub(crate) enum Command {
         #[command(flatten)]
         claim: Claim,
     },
+    /// Named shared-memory regions: create, list, info, delete, and
+    /// read or write their bytes.
+    ///
+    /// A region is memory the broker owns and processes map: its bytes
+    /// never pass through the broker. MODE is octal like a mailbox's, each
+    /// class the sum of read 4, write 2 and manage 1 (delete).
+    Region {
+        #[command(subcommand)]
+        command: RegionCommand,
+    },
     /// List the claimed well-known names and who holds them.
     Names,
     /// Show the broker's figures, the limits in force and every mailbox's
@@ -359,6 +369,80 @@ pub(crate) enum Command {
         #[arg(long, value_name = "DIR")]
         dir: Option<PathBuf>,
     },
+}
+
+/// `mailboxctl region ...`.
+#[derive(Debug, Subcommand)]
+pub(crate) enum RegionCommand {
+    /// Create a region of --size zero bytes (succeeds without change if you
+    /// have it already with that size).
+    Create {
+        /// The region's name: 1 to 255 of letters, digits and . _ / -
+        name: String,
+        /// Its size in bytes (suffixes K, M, G: powers of 1024), fixed for
+        /// its life; it counts against the broker's memory budget.
+        #[arg(long, value_name = "BYTES", value_parser = parse_region_size)]
+        size: u64,
+        /// Rights in octal, like 0640 (read 4, write 2, manage 1); default:
+        /// the broker's default mode.
+        #[arg(long, value_name = "MODE", value_parser = parse_mode)]
+        mode: Option<u32>,
+        /// Group of the region (a name or a gid); default: the creator's.
+        #[arg(long, value_name = "GROUP", value_parser = parse_group)]
+        group: Option<u32>,
+        #[command(flatten)]
+        receipt: Receipt,
+    },
+    /// List every region you have some right on.
+    List,
+    /// Show one region.
+    Info {
+        /// The region's name.
+        name: String,
+    },
+    /// Delete a region; processes that mapped it keep their mappings.
+    Delete {
+        /// The region's name.
+        name: String,
+        #[command(flatten)]
+        receipt: Receipt,
+    },
+    /// Write all of stdin into a region at --offset (needs the write right).
+    Write {
+        /// The region's name.
+        name: String,
+        /// Where to start, in bytes from the region's start.
+        #[arg(long, value_name = "BYTES", default_value = "0", value_parser = parse_region_size)]
+        offset: u64,
+        #[command(flatten)]
+        receipt: Receipt,
+    },
+    /// Copy --len bytes of a region from --offset to stdout (needs the read
+    /// right).
+    Read {
+        /// The region's name.
+        name: String,
+        /// Where to start, in bytes from the region's start.
+        #[arg(long, value_name = "BYTES", default_value = "0", value_parser = parse_region_size)]
+        offset: u64,
+        /// How many bytes (default: to the region's end).
+        #[arg(long, value_name = "BYTES", value_parser = parse_region_size)]
+        len: Option<u64>,
+    },
+}
+
+impl RegionCommand {
+    /// The region it is about.
+    pub(crate) fn region(&self) -> Option<&str> {
+        match self {
+            RegionCommand::Create { name, .. }
+            | RegionCommand::Info { name }
+            | RegionCommand::Delete { name, .. }
+            | RegionCommand::Write { name, .. }
+            | RegionCommand::Read { name, .. } => Some(name),
+            RegionCommand::List => None,
+        }
+    }
 }
 
 /// Where a send or call goes, and its message.
@@ -610,6 +694,7 @@ impl Command {
                 None => to.mailbox(),
             },
             Command::List
+            | Command::Region { .. }
             | Command::Names
             | Command::Status { .. }
             | Command::Top { .. }
@@ -626,7 +711,13 @@ impl Command {
             | Command::Chown { receipt, .. }
             | Command::Purge { receipt, .. }
             | Command::Delete { receipt, .. }
-            | Command::Send { receipt, .. } => receipt.verbose,
+            | Command::Send { receipt, .. }
+            | Command::Region {
+                command:
+                    RegionCommand::Create { receipt, .. }
+                    | RegionCommand::Delete { receipt, .. }
+                    | RegionCommand::Write { receipt, .. },
+            } => receipt.verbose,
             _ => false,
         }
     }

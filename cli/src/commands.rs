@@ -2,8 +2,9 @@
 //! connect (bounded by the command's own time limit), set up this
 //! connection's inbox and `--as` name, then run the command, one module per
 //! group: [`mailboxes`] (create, chmod, chown, purge, delete, list, info),
-//! [`messages`] (send, recv), [`peek`], [`calls`] (call), [`names`] and
-//! [`status`] (status, top).
+//! [`messages`] (send, recv), [`peek`], [`calls`] (call), [`names`],
+//! [`regions`] (`region create`, `list`, `info`, `delete`, `write`,
+//! `read`) and [`status`] (status, top).
 //!
 //! Commands call the blocking client once per step and print through
 //! [`Output`]; they decide no formats ([`crate::output`]) and no exit codes
@@ -14,6 +15,7 @@ mod mailboxes;
 mod messages;
 mod names;
 mod peek;
+mod regions;
 mod status;
 
 use std::os::unix::ffi::OsStringExt;
@@ -21,7 +23,7 @@ use std::os::unix::ffi::OsStringExt;
 use mailbox_client::blocking::Client;
 use mailbox_client::{Bytes, ConnectOptions, Error, MailboxSettings};
 
-use crate::args::{Addressing, Cli, Command};
+use crate::args::{Addressing, Cli, Command, RegionCommand};
 use crate::documents;
 use crate::failure::Failure;
 use crate::output::Output;
@@ -100,6 +102,22 @@ pub(crate) fn run(cli: &Cli) -> Result<(), Failure> {
         Command::Delete { name, .. } => mailboxes::delete(invocation, name),
         Command::List => mailboxes::list(invocation),
         Command::Info { name } => mailboxes::info(invocation, name),
+        Command::Region { command } => match command {
+            RegionCommand::Create {
+                name,
+                size,
+                mode,
+                group,
+                ..
+            } => regions::create(invocation, name, *size, *mode, *group),
+            RegionCommand::List => regions::list(invocation),
+            RegionCommand::Info { name } => regions::info(invocation, name),
+            RegionCommand::Delete { name, .. } => regions::delete(invocation, name),
+            RegionCommand::Write { name, offset, .. } => regions::write(invocation, name, *offset),
+            RegionCommand::Read { name, offset, len } => {
+                regions::read(invocation, name, *offset, *len)
+            }
+        },
         Command::Names => names::names(invocation),
         Command::Status { interval } => status::status(invocation, *interval),
         Command::Top {

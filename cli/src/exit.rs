@@ -12,7 +12,7 @@ pub(crate) const FAILURE: u8 = 1;
 pub(crate) const USAGE: u8 = 2;
 /// The broker refused the message, name, settings or request (EX_DATAERR).
 pub(crate) const REFUSED: u8 = 65;
-/// No such mailbox (EX_NOINPUT).
+/// No such mailbox or region (EX_NOINPUT).
 pub(crate) const NO_SUCH_MAILBOX: u8 = 66;
 /// No process with that address or name (EX_NOHOST).
 pub(crate) const NO_SUCH_PROCESS: u8 = 68;
@@ -20,8 +20,9 @@ pub(crate) const NO_SUCH_PROCESS: u8 = 68;
 /// answer a timed request within its timeout plus the grace
 /// (EX_UNAVAILABLE).
 pub(crate) const UNREACHABLE: u8 = 69;
-/// A mailbox of that name exists with other settings, or the
-/// well-known name is held by another process (EX_CANTCREAT).
+/// A mailbox or region of that name exists with other settings (or
+/// another owner), or the well-known name is held by another process
+/// (EX_CANTCREAT).
 pub(crate) const EXISTS: u8 = 73;
 /// Would block: mailbox full or empty (EX_TEMPFAIL).
 pub(crate) const WOULD_BLOCK: u8 = 75;
@@ -56,10 +57,10 @@ pub(crate) fn code(error: &Error) -> u8 {
             | ErrorKind::MessageTooLarge
             | ErrorKind::WrongMessageSize
             | ErrorKind::InvalidRequest => REFUSED,
-            ErrorKind::NoSuchMailbox => NO_SUCH_MAILBOX,
+            ErrorKind::NoSuchMailbox | ErrorKind::NoSuchRegion => NO_SUCH_MAILBOX,
             ErrorKind::NoSuchProcess => NO_SUCH_PROCESS,
             ErrorKind::BrokerShuttingDown => UNREACHABLE,
-            ErrorKind::MailboxExists | ErrorKind::NameTaken => EXISTS,
+            ErrorKind::MailboxExists | ErrorKind::RegionExists | ErrorKind::NameTaken => EXISTS,
             ErrorKind::WouldBlock => WOULD_BLOCK,
             ErrorKind::NoReply => NO_REPLY,
             ErrorKind::PermissionDenied => PERMISSION_DENIED,
@@ -103,6 +104,8 @@ mod tests {
             (broker(ErrorKind::InvalidName), 65),
             (broker(ErrorKind::InvalidSettings), 65),
             (broker(ErrorKind::NoSuchMailbox), 66),
+            (broker(ErrorKind::NoSuchRegion), 66),
+            (broker(ErrorKind::RegionExists), 73),
             (broker(ErrorKind::NotSubscribed), 1),
             (broker(ErrorKind::NotBroadcast), 1),
             (Error::Disconnected, 69),

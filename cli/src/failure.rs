@@ -7,7 +7,7 @@ use std::io;
 
 use mailbox_client::{Address, Error, ErrorKind};
 
-use crate::args::{Command, StageArg};
+use crate::args::{Command, RegionCommand, StageArg};
 use crate::exit;
 
 /// A failure to report: one line (`<what happened>; <what to do>`) and an exit code.
@@ -134,6 +134,11 @@ fn describe(error: &Error, command: &Command) -> String {
         ),
         Error::Broker(refusal) => {
             let said = broker_message(refusal);
+            if let Command::Region { command } = command {
+                if let Some(line) = describe_region(refusal.kind, &said, command) {
+                    return line;
+                }
+            }
             match refusal.kind {
                 ErrorKind::InvalidName => match command.process() {
                     Some(Address::Name(process)) if command.mailbox().is_none() => format!(
@@ -279,6 +284,9 @@ fn describe(error: &Error, command: &Command) -> String {
                      requests, or ask the administrator to raise it (`mailboxctl status` shows \
                      the limits)"
                 ),
+                ErrorKind::NoSuchRegion | ErrorKind::RegionExists => {
+                    format!("{said}; see the regions with `mailboxctl region list`")
+                }
                 ErrorKind::NotSubscribed
                 | ErrorKind::DuplicateRequestId
                 | ErrorKind::ProtocolViolation
@@ -287,6 +295,33 @@ fn describe(error: &Error, command: &Command) -> String {
             }
         }
     }
+}
+
+/// What happened and what to do, for the refusals that read otherwise for
+/// a region than for a mailbox; `None` for those that read alike.
+fn describe_region(kind: ErrorKind, said: &str, command: &RegionCommand) -> Option<String> {
+    let name = command.region().unwrap_or("?");
+    Some(match kind {
+        ErrorKind::InvalidName => {
+            format!("invalid region name {name:?}; use 1 to 255 of letters, digits and . _ / -")
+        }
+        ErrorKind::InvalidSettings => format!(
+            "{said}; give another --size or --mode (`mailboxctl status` shows max_region_size)"
+        ),
+        ErrorKind::NoSuchRegion => format!(
+            "no region named {name}; create it with `mailboxctl region create {name} --size BYTES`"
+        ),
+        ErrorKind::RegionExists => format!(
+            "{said}; compare with `mailboxctl region info {name}` or delete it first with `mailboxctl region delete {name}`"
+        ),
+        ErrorKind::BrokerFull => format!(
+            "the region does not fit ({said}); delete regions or receive queued messages first, or ask the administrator to raise the limit in mailboxd.toml"
+        ),
+        ErrorKind::TooManyRequests => format!(
+            "{said}; `mailboxctl region list` shows yours, `mailboxctl status` the limit"
+        ),
+        _ => return None,
+    })
 }
 
 #[cfg(test)]

@@ -16,6 +16,7 @@ pub(crate) mod mailbox;
 pub(crate) mod message;
 pub(crate) mod names;
 pub(crate) mod payload;
+pub(crate) mod region;
 pub(crate) mod status;
 pub(crate) mod text;
 

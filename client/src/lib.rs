@@ -110,11 +110,13 @@
 mod async_client;
 pub mod blocking;
 mod connect;
+mod descriptors;
 mod duration;
 mod error;
 mod methods;
 mod ops;
 mod pipeline;
+mod region;
 mod session;
 #[cfg(test)]
 mod test_support;
@@ -126,11 +128,12 @@ pub use error::Error;
 pub use mailbox_proto::{
     validate_key, Address, BrokerError, BrokerStatus, Bytes, Capacity, DeadLetter, DeliveryPolicy,
     Details, ErrorKind, MailboxInfo, MailboxSettings, Message, Metadata, NameInfo, ReceiveOptions,
-    SendOptions, Source, Stage, Target, Verdict, Wait, DEFAULT_INBOX_CAPACITY,
-    DEFAULT_MAX_MESSAGE_SIZE, MAX_KEY_LEN, MAX_MESSAGE_SIZE_LIMIT,
+    RegionAccess, RegionInfo, SendOptions, Source, Stage, Target, Verdict, Wait,
+    DEFAULT_INBOX_CAPACITY, DEFAULT_MAX_MESSAGE_SIZE, MAX_KEY_LEN, MAX_MESSAGE_SIZE_LIMIT,
 };
 pub use ops::acknowledgements::Held;
 pub use ops::messages::{BatchReceipt, Peeked, SendReceipt};
 pub use ops::pages::{Page, PAGE_ROWS};
 pub use ops::wait_at_most;
 pub use pipeline::{PipelineError, StreamError, StreamReceipt};
+pub use region::{Mapping, Region};

@@ -65,6 +65,16 @@ impl Right {
         }
     }
 
+    /// The verb of this right on a shared-memory region: receive is
+    /// read, send is write.
+    fn region_verb(self) -> &'static str {
+        match self {
+            Right::Receive => "read",
+            Right::Send => "write",
+            Right::Manage => "manage",
+        }
+    }
+
     fn verb(self) -> &'static str {
         match self {
             Right::Receive => "receive from",
@@ -165,18 +175,39 @@ impl Permissions {
         policy: &AccessPolicy,
         name: &str,
     ) -> Result<(), BrokerError> {
+        self.check_object(caller, right, policy, right.verb(), "mailbox", name)
+    }
+
+    /// `Ok` when `caller` has `right` on shared-memory region `name`, else
+    /// `PermissionDenied`: the rules of mailboxes, the three rights read
+    /// (4), write (2) and manage (1).
+    pub fn check_region(
+        &self,
+        caller: &Caller<'_>,
+        right: Right,
+        policy: &AccessPolicy,
+        name: &str,
+    ) -> Result<(), BrokerError> {
+        self.check_object(caller, right, policy, right.region_verb(), "region", name)
+    }
+
+    fn check_object(
+        &self,
+        caller: &Caller<'_>,
+        right: Right,
+        policy: &AccessPolicy,
+        verb: &str,
+        what: &str,
+        name: &str,
+    ) -> Result<(), BrokerError> {
         if self.allows(caller, right, policy) {
             return Ok(());
         }
         Err(BrokerError::new(
             ErrorKind::PermissionDenied,
             format!(
-                "uid {} may not {} mailbox {name} (owner {}, group {}, mode {:03o})",
-                caller.peer.uid,
-                right.verb(),
-                self.owner,
-                self.group,
-                self.mode
+                "uid {} may not {verb} {what} {name} (owner {}, group {}, mode {:03o})",
+                caller.peer.uid, self.owner, self.group, self.mode
             ),
         ))
     }

@@ -21,7 +21,9 @@
 //! - state the core owns: `places.rs` (mailboxes and inboxes),
 //!   `connections.rs` (the connection table, admission, disconnect),
 //!   `names.rs` and `calls.rs` (registries of well-known names and open
-//!   calls, which return change records the core acts on), `timers.rs`
+//!   calls, which return change records the core acts on), `regions.rs`
+//!   (shared-memory regions: the core decides, the broker holds the
+//!   memory, told by `RegionChange` records), `timers.rs`
 //!   (deadlines, expiries, wakes), `budget.rs`, `limits.rs`;
 //! - how an operation ends: `waits.rs` (registering and ending waits),
 //!   `effects.rs` (what mailboxes decided beyond themselves, and settling);
@@ -41,6 +43,7 @@ mod mailbox;
 mod names;
 mod openings;
 mod places;
+mod regions;
 mod rights;
 mod timers;
 mod types;
@@ -61,6 +64,7 @@ pub use access::{AccessPolicy, Permissions, Reservation, Right, DEFAULT_INBOX_MO
 pub use budget::{Budget, BudgetLimits, Exhausted, Usage};
 pub use limits::Limits;
 pub use names::MAX_NAMES_PER_CONNECTION;
+pub use regions::RegionChange;
 pub use types::{Clock, ConnectionId, ConnectionMap, Outcome, Peer, Reply, Ticket};
 
 use access::Caller;
@@ -70,6 +74,7 @@ use mailbox::Context;
 use names::NameRegistry;
 use openings::Openings;
 use places::Places;
+use regions::RegionRegistry;
 use timers::Timers;
 
 /// What [`Core::declare`] did.
@@ -101,6 +106,8 @@ pub struct Core {
     calls: CallRegistry,
     /// Opens waiting for a mailbox to be created.
     openings: Openings,
+    /// Shared-memory regions (their memory files are the broker's).
+    regions: RegionRegistry,
     /// Deadlines of waiting requests, expiries of messages, mailbox wakes.
     timers: Timers,
     budget: Budget,
@@ -148,6 +155,7 @@ impl Core {
             names: NameRegistry::default(),
             calls: CallRegistry::default(),
             openings: Openings::default(),
+            regions: RegionRegistry::default(),
             timers: Timers::default(),
             budget: Budget::with_limits(limits.budget()),
             shutting_down: false,

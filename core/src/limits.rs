@@ -42,6 +42,12 @@ pub struct Limits {
     pub admin_reserve_messages: Option<u64>,
     /// The largest maximum message size a mailbox may be created with.
     pub max_message_size: u32,
+    /// The largest shared-memory region a client may create, in bytes
+    /// (its bytes also count against `memory_budget` and the owner's
+    /// share of it).
+    pub max_region_size: u64,
+    /// Shared-memory regions one uid may own (root is not limited by it).
+    pub max_regions_per_uid: usize,
 }
 
 impl Default for Limits {
@@ -60,6 +66,8 @@ impl Default for Limits {
             admin_reserve_bytes: None,
             admin_reserve_messages: None,
             max_message_size: mailbox_proto::MAX_MESSAGE_SIZE_LIMIT,
+            max_region_size: 1 << 30,
+            max_regions_per_uid: 64,
         }
     }
 }

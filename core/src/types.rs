@@ -142,6 +142,9 @@ pub struct Outcome {
     /// Events an administrator should hear of (the server logs them as
     /// warnings); each is reported once, not per message.
     pub warnings: Vec<String>,
+    /// Regions created or deleted: the broker makes or drops their memory
+    /// files before it writes the replies.
+    pub regions: Vec<crate::RegionChange>,
 }
 
 impl Outcome {

@@ -339,7 +339,7 @@ fn mode(input: &mut Unstructured<'_>) -> Result<Option<u32>> {
 }
 
 fn request(input: &mut Unstructured<'_>) -> Result<Request> {
-    Ok(match input.int_in_range(0..=29)? {
+    Ok(match input.int_in_range(0..=34)? {
         0 => Request::CreateMailbox {
             name: name(input)?,
             settings: Box::new(settings(input)?),
@@ -503,6 +503,34 @@ fn request(input: &mut Unstructured<'_>) -> Result<Request> {
         28 => Request::SendQuietly {
             mailbox: name(input)?,
             payload: payload(input)?,
+        },
+        29 => Request::CreateRegion {
+            name: name(input)?,
+            size: *input.choose(&[0, 1, 4096, 1 << 30, (1 << 30) + 1, u64::MAX])?,
+            mode: mode(input)?,
+            group: if input.arbitrary()? {
+                Some(input.int_in_range(0..=3)?)
+            } else {
+                None
+            },
+        },
+        30 => Request::DeleteRegion { name: name(input)? },
+        31 => Request::RegionInfo { name: name(input)? },
+        32 => Request::ListRegionPage {
+            after: if input.arbitrary()? {
+                Some(name(input)?)
+            } else {
+                None
+            },
+            max: *input.choose(&[0, 1, 2, 1000, u32::MAX])?,
+        },
+        33 => Request::OpenRegion {
+            name: name(input)?,
+            access: if input.arbitrary()? {
+                mailbox_proto::RegionAccess::Read
+            } else {
+                mailbox_proto::RegionAccess::ReadWrite
+            },
         },
         _ => Request::SetInboxCapacity {
             capacity: capacity(input)?,

@@ -17,6 +17,7 @@ pub mod codec;
 mod frame;
 mod mailbox;
 mod message;
+mod region;
 pub mod socket_path;
 pub mod units;
 
@@ -38,6 +39,7 @@ pub use mailbox::{
 #[cfg(any(test, feature = "fixtures"))]
 pub use message::fixtures;
 pub use message::{DeadLetter, Details, Message, Metadata};
+pub use region::{RegionAccess, RegionInfo};
 
 /// Re-exported so that users of [`Message::payload`] need not depend on `bytes`.
 pub use bytes::Bytes;

@@ -156,3 +156,54 @@ fn direct_messages_reach_named_processes_both_ways() {
     }
     assert_eq!(lines[lines.len() - 2..], ["worker: bye", "client: done"]);
 }
+
+#[test]
+fn shared_memory_passes_every_item_through_four_slots_of_a_region() {
+    let broker = Broker::start();
+    // The consumer first: it waits for the producer's region and mailboxes.
+    let consumer = broker
+        .example("shared_memory")
+        .arg("consume")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn consumer");
+    let consumer = Running::from_child(consumer);
+    let produced = run(&broker, "shared_memory", &["produce", "10"]);
+    let consumed = succeeded("shared_memory", consumer.finish());
+
+    // Every item, in order, each from the slot it was put in: slots go
+    // round as the consumer frees them.
+    let slot_of = |line: &str, word: &str| -> (u32, u32) {
+        let rest = line.strip_prefix(word).expect("a line per item");
+        let (item, slot) = rest.split_once(" slot ").expect("item and slot");
+        let item = item.trim_end_matches(" in").trim_end_matches(" from");
+        (item.parse().expect("item"), slot.parse().expect("slot"))
+    };
+    let produced: Vec<&str> = produced.lines().collect();
+    assert_eq!(produced.last(), Some(&"producer: done"));
+    let put: Vec<(u32, u32)> = produced[..produced.len() - 1]
+        .iter()
+        .map(|line| slot_of(line, "produced item "))
+        .collect();
+    let consumed: Vec<&str> = consumed.lines().collect();
+    assert_eq!(consumed.last(), Some(&"consumer: 10 items"));
+    let taken: Vec<(u32, u32)> = consumed[..consumed.len() - 1]
+        .iter()
+        .map(|line| slot_of(line, "consumed item "))
+        .collect();
+    assert_eq!(
+        put.iter().map(|(item, _)| *item).collect::<Vec<_>>(),
+        (1..=10).collect::<Vec<_>>()
+    );
+    assert_eq!(taken, put, "each item read from the slot it was written to");
+    assert!(put.iter().all(|(_, slot)| *slot < 4));
+
+    // The region and both mailboxes stay for the next run.
+    let mut client = Client::connect(broker.socket()).expect("connect");
+    assert_eq!(
+        client.region_info("example.slots").expect("region").size,
+        256
+    );
+    assert_eq!(mailboxes(&broker), ["example.filled", "example.free"]);
+}

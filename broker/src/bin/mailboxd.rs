@@ -196,6 +196,17 @@ struct Overrides {
     /// configuration, 64]
     #[arg(long, value_name = "N")]
     reserved_connections: Option<usize>,
+
+    /// The largest shared-memory region a client may create (its bytes
+    /// also count against --memory-budget). Accepts K, M, G suffixes
+    /// [default: limits.max_region_size of the configuration, 1G]
+    #[arg(long, value_name = "BYTES", value_parser = parse_size)]
+    max_region_size: Option<u64>,
+
+    /// Shared-memory regions one uid may own; root is not limited by it
+    /// [default: limits.max_regions_per_uid of the configuration, 64]
+    #[arg(long, value_name = "N")]
+    max_regions_per_uid: Option<usize>,
 }
 
 impl Overrides {
@@ -235,6 +246,12 @@ impl Overrides {
         }
         if let Some(count) = self.reserved_connections {
             limits.reserved_connections = count;
+        }
+        if let Some(bytes) = self.max_region_size {
+            limits.max_region_size = bytes;
+        }
+        if let Some(count) = self.max_regions_per_uid {
+            limits.max_regions_per_uid = count;
         }
         limits
     }

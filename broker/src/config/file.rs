@@ -54,6 +54,8 @@ pub(super) struct RawLimits {
     pub(super) admin_reserve_bytes: Field,
     pub(super) admin_reserve_messages: Field,
     pub(super) max_message_size: Field,
+    pub(super) max_region_size: Field,
+    pub(super) max_regions_per_uid: Field,
     pub(super) max_frame_size: Field,
     pub(super) handshake_timeout: Field,
     pub(super) max_unread_reply_bytes: Field,

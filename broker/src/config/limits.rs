@@ -92,6 +92,18 @@ impl Document<'_> {
                 u64::from(d.max_message_size),
                 u64::from(MAX_MESSAGE_SIZE_LIMIT),
             )? as u32,
+            max_region_size: size(
+                "max_region_size",
+                &raw.max_region_size,
+                d.max_region_size,
+                max,
+            )?,
+            max_regions_per_uid: count(
+                "max_regions_per_uid",
+                &raw.max_regions_per_uid,
+                d.max_regions_per_uid as u64,
+                max_usize,
+            )? as usize,
         };
         let budget = limits.budget();
         for (key, field, reserved, total, total_key) in [

@@ -52,6 +52,8 @@ fn every_key_is_read() {
         admin_reserve_bytes = "8M"
         admin_reserve_messages = 0
         max_message_size = "64K"
+        max_region_size = "256M"
+        max_regions_per_uid = 8
         max_frame_size = "1M"
         handshake_timeout = "200ms"
         max_unread_reply_bytes = "32M"
@@ -124,6 +126,8 @@ fn every_key_is_read() {
             admin_reserve_bytes: Some(8 << 20),
             admin_reserve_messages: Some(0),
             max_message_size: 64 << 10,
+            max_region_size: 256 << 20,
+            max_regions_per_uid: 8,
         }
     );
     assert_eq!(config.max_frame_size, 1 << 20);

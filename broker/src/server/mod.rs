@@ -16,6 +16,7 @@ mod descriptors;
 mod log_limit;
 mod notify;
 mod outbox;
+mod regions;
 mod reload;
 mod socket;
 mod spin;
@@ -32,11 +33,14 @@ use tokio::sync::{watch, Notify};
 use tokio::task::JoinSet;
 use tracing::{info, warn};
 
-use crate::core::{AccessPolicy, Clock, ConnectionId, ConnectionMap, Core, Limits, Outcome};
+use crate::core::{
+    AccessPolicy, Clock, ConnectionId, ConnectionMap, Core, Limits, Outcome, RegionChange,
+};
 use crate::systemd::Notifier;
 use buffers::Buffers;
 use log_limit::{RepeatedLines, Verdict};
 use outbox::Outbox;
+use regions::{RegionFile, RegionFiles};
 
 pub use reload::{Control, Declaration, Reload};
 pub use socket::{
@@ -188,6 +192,8 @@ pub(crate) struct State {
     /// Where [`State::apply`] collects replies: kept, empty, between
     /// requests, so that applying one allocates nothing for it.
     outcome: Outcome,
+    /// The memory files of the shared-memory regions the core holds.
+    regions: RegionFiles,
     /// Denied requests logged per connection (only of connections that had
     /// one): a connection gets a few lines, then counts.
     denials: ConnectionMap<RepeatedLines>,
@@ -216,7 +222,23 @@ impl State {
         for warning in out.warnings.drain(..) {
             tracing::warn!("{warning}");
         }
-        for reply in out.replies.drain(..) {
+        if !out.regions.is_empty() {
+            self.carry_out_regions(out);
+        }
+        for mut reply in out.replies.drain(..) {
+            // The answer to an open carries the region's descriptor.
+            let mut descriptors = Vec::new();
+            if let Ok(mailbox_proto::Response::RegionOpened { region, access }) = &reply.result {
+                match self.regions.get(&region.name) {
+                    Some(file) => descriptors.push(file.descriptor(*access)),
+                    None => {
+                        reply.result = Err(mailbox_proto::BrokerError::new(
+                            ErrorKind::Internal,
+                            format!("region {} has no memory file", region.name),
+                        ));
+                    }
+                }
+            }
             // A reply to a connection that is gone has nobody to read it; the
             // core never hands a message to one (disconnect withdrew its waits).
             if let Err(error) = &reply.result {
@@ -225,10 +247,52 @@ impl State {
                 }
             }
             if let Some(outbox) = self.outboxes.get(&reply.ticket.connection) {
-                outbox.push(ServerFrame::Response {
-                    id: reply.ticket.request,
-                    result: reply.result,
-                });
+                outbox.push_with_descriptors(
+                    ServerFrame::Response {
+                        id: reply.ticket.request,
+                        result: reply.result,
+                    },
+                    descriptors,
+                );
+            }
+        }
+    }
+
+    /// Makes and drops the memory files of the regions the core created
+    /// and deleted. A file that cannot be made (out of memory, out of
+    /// descriptors) undoes the region in the core and turns its `Created`
+    /// answer into the error. These are system calls under the lock, as
+    /// an exception: creating and deleting a region is rare next to
+    /// everything else, and doing it here keeps the core's answer and the
+    /// file in step (nobody can open a region whose file is not there).
+    fn carry_out_regions(&mut self, out: &mut Outcome) {
+        for change in std::mem::take(&mut out.regions) {
+            match change {
+                RegionChange::Created { ticket, name, size } => {
+                    match RegionFile::create(&name, size) {
+                        Ok(file) => {
+                            self.regions.insert(name, file);
+                        }
+                        Err(error) => {
+                            warn!(region = %name, size, %error, "cannot make a region's memory file");
+                            self.core.abandon_region(&name);
+                            let failed = mailbox_proto::BrokerError::new(
+                                ErrorKind::BrokerFull,
+                                format!("the memory file of region {name} ({size} bytes) cannot be made: {error}"),
+                            );
+                            for reply in out
+                                .replies
+                                .iter_mut()
+                                .filter(|reply| reply.ticket == ticket)
+                            {
+                                reply.result = Err(failed.clone());
+                            }
+                        }
+                    }
+                }
+                RegionChange::Deleted { name } => {
+                    self.regions.remove(&name);
+                }
             }
         }
     }
@@ -363,6 +427,7 @@ pub async fn run(
             outboxes: ConnectionMap::default(),
             timer_armed_for: None,
             outcome: Outcome::new(),
+            regions: RegionFiles::default(),
             denials: ConnectionMap::default(),
             refusals: RepeatedLines::new(Instant::now()),
         }),

@@ -28,6 +28,7 @@
 
 use std::future::Future;
 use std::io;
+use std::os::fd::OwnedFd;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Poll, Waker};
@@ -69,6 +70,11 @@ pub(crate) struct Outbox {
 #[derive(Debug, Default)]
 struct State {
     frames: Vec<ServerFrame>,
+    /// The descriptors `frames` carry (each frame's
+    /// [`ServerFrame::descriptor_count`]), in the order of the frames.
+    /// Shared with whoever else holds them (a region's memory file stays
+    /// the broker's); dropped once sent, or with the frames.
+    descriptors: Vec<Arc<OwnedFd>>,
     /// Approximate encoded size of `frames`, for backpressure.
     bytes: usize,
     /// Approximate size of the batch the writer took and is writing (or of
@@ -101,8 +107,10 @@ struct State {
 
 /// What the writer gets from [`Outbox::take`].
 pub(crate) enum Batch {
-    /// Frames, with their approximate encoded size.
-    Frames(Vec<ServerFrame>, usize),
+    /// Frames, with their approximate encoded size and the descriptors
+    /// they carry, in order (see "Descriptors" in `PROTOCOL.md`: they go
+    /// out as ancillary data of the batch's first write).
+    Frames(Vec<ServerFrame>, usize, Vec<Arc<OwnedFd>>),
     /// Encoded bytes to write before anything else: what the socket did
     /// not take of a batch the reader wrote itself.
     Encoded(Vec<u8>),
@@ -208,6 +216,13 @@ impl Outbox {
     /// messages it held unacknowledged). Replies handed over meanwhile are
     /// dropped with the rest: the client was not reading them.
     pub fn push(&self, frame: ServerFrame) {
+        self.push_with_descriptors(frame, Vec::new());
+    }
+
+    /// [`Outbox::push`] of a frame that carries `descriptors` (as many as
+    /// its [`ServerFrame::descriptor_count`]). Dropped with the frame when
+    /// the frame is.
+    pub fn push_with_descriptors(&self, frame: ServerFrame, descriptors: Vec<Arc<OwnedFd>>) {
         let mut state = self.lock();
         if state.closed {
             return;
@@ -244,6 +259,7 @@ impl Outbox {
         state.bytes += size;
         self.queued.store(state.bytes, Ordering::Relaxed);
         state.frames.push(frame);
+        state.descriptors.extend(descriptors);
         let first = state.frames.len() == 1;
         if first && self.held.load(Ordering::Relaxed) {
             state.wake_owed = true;
@@ -277,9 +293,11 @@ impl Outbox {
         if state.frames.is_empty() {
             return;
         }
+        // Descriptors go with `sendmsg`, which only the writer does.
         let direct = !state.closed
             && state.writing == 0
             && state.rest.is_none()
+            && state.descriptors.is_empty()
             && state.bytes <= DIRECT_MAX;
         if !direct {
             drop(state);
@@ -326,6 +344,7 @@ impl Outbox {
     /// woken by the close, ends the connection.
     fn overflow(&self, mut state: MutexGuard<'_, State>, message: String) {
         state.frames.clear();
+        state.descriptors.clear();
         let dropped = std::mem::take(&mut state.bytes);
         self.queued.store(0, Ordering::Relaxed);
         let goodbye = ServerFrame::Goodbye(BrokerError::new(ErrorKind::TooManyRequests, message));
@@ -466,11 +485,12 @@ impl Outbox {
                 if !state.frames.is_empty() {
                     let frames = std::mem::take(&mut state.frames);
                     let bytes = std::mem::take(&mut state.bytes);
+                    let descriptors = std::mem::take(&mut state.descriptors);
                     self.queued.store(0, Ordering::Relaxed);
                     state.writing = bytes;
                     drop(state);
                     self.drained.notify_waiters();
-                    return Batch::Frames(frames, bytes);
+                    return Batch::Frames(frames, bytes, descriptors);
                 }
                 if state.closed {
                     return Batch::Closed;
@@ -544,7 +564,7 @@ mod tests {
         outbox.push(received(4_000));
         assert!(!outbox.is_closed());
         // The writer takes both and writes them (slowly): they still count.
-        let Batch::Frames(frames, _) = outbox.take().await else {
+        let Batch::Frames(frames, _, _) = outbox.take().await else {
             panic!("expected frames");
         };
         assert_eq!(frames.len(), 2);
@@ -553,7 +573,7 @@ mod tests {
         outbox.push(received(2_000));
         assert!(outbox.is_closed() && outbox.overflowed());
         // What was queued is dropped; the goodbye says why.
-        let Batch::Frames(frames, _) = outbox.take().await else {
+        let Batch::Frames(frames, _, _) = outbox.take().await else {
             panic!("expected the goodbye");
         };
         match &frames[..] {
@@ -584,7 +604,7 @@ mod tests {
         // A second reply while the first is unread: cut, told why.
         reader.push(received(1_000));
         assert!(reader.is_closed() && reader.overflowed());
-        let Batch::Frames(frames, _) = reader.take().await else {
+        let Batch::Frames(frames, _, _) = reader.take().await else {
             panic!("expected the goodbye");
         };
         match &frames[..] {
@@ -674,7 +694,7 @@ mod tests {
         assert!(futures_poll_once(next.as_mut()).await.is_none());
         // Outside a hold, a frame wakes the writer as before.
         outbox.push(received(1));
-        assert!(matches!(next.await, Batch::Frames(frames, _) if frames.len() == 1));
+        assert!(matches!(next.await, Batch::Frames(frames, _, _) if frames.len() == 1));
     }
 
     #[tokio::test]
@@ -706,7 +726,7 @@ mod tests {
         outbox.push(received(100));
         outbox.write_held(|_| panic!("written past the writer's batch"));
         // The writer is woken for it once it asks for more.
-        assert!(matches!(outbox.take().await, Batch::Frames(frames, _) if frames.len() == 1));
+        assert!(matches!(outbox.take().await, Batch::Frames(frames, _, _) if frames.len() == 1));
         // An error leaves everything to the writer, which meets it too.
         let next = outbox.take();
         tokio::pin!(next);

@@ -118,6 +118,11 @@ pub(crate) fn parse_size(text: &str) -> Result<u32, String> {
         .map_err(|error| error.to_string())
 }
 
+/// A size or offset of a shared-memory region, in bytes (`64M`, `1G`).
+pub(crate) fn parse_region_size(text: &str) -> Result<u64, String> {
+    units::parse_size(text).map_err(|error| error.to_string())
+}
+
 /// `--delimiter`'s bytes, escapes read.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Delimiter(pub(crate) Vec<u8>);

@@ -4,15 +4,17 @@
 //! the messages kept from receives whose callers left.
 
 use std::collections::{HashMap, VecDeque};
+use std::os::fd::OwnedFd;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
 use bytes::BytesMut;
 use mailbox_proto::{Address, Message, Request, RequestId, Response, ServerFrame, Source, Wait};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncWriteExt, Interest};
 use tokio::net::unix::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::sync::{oneshot, Notify};
 
+use crate::descriptors::{self, Descriptors};
 use crate::error::Error;
 use crate::ops::names::ReleaseName;
 use crate::ops::{into_result, wait_of, Operation};
@@ -32,6 +34,22 @@ pub(crate) async fn bounded(
     }
 }
 
+/// An answer and the descriptors its frame carried.
+pub(crate) type Answer = (Result<Response, Error>, Descriptors);
+
+/// [`bounded`] for an answer with its descriptors.
+pub(crate) async fn bounded_answer(
+    limit: Option<Duration>,
+    answer: impl std::future::Future<Output = Answer>,
+) -> Answer {
+    match limit {
+        None => answer.await,
+        Some(limit) => tokio::time::timeout(limit, answer)
+            .await
+            .unwrap_or_else(|_| (Err(Error::NoAnswer { waited: limit }), Vec::new())),
+    }
+}
+
 /// Bytes the reader asks of the socket per read, at least.
 pub(crate) const READ_CHUNK: usize = 64 * 1024;
 
@@ -39,7 +57,7 @@ pub(crate) const READ_CHUNK: usize = 64 * 1024;
 pub(crate) struct Waiter {
     /// Where the answer goes; `None` for a request nobody awaits (a cancel,
     /// the release of an abandoned name).
-    reply: Option<oneshot::Sender<Result<Response, Error>>>,
+    reply: Option<oneshot::Sender<Answer>>,
     /// What becomes of the answer if its caller has left.
     orphan: Orphan,
 }
@@ -133,7 +151,7 @@ pub(crate) enum Begun {
 pub(crate) struct PendingCall {
     shared: Arc<Shared>,
     pub(crate) id: RequestId,
-    reply: oneshot::Receiver<Result<Response, Error>>,
+    reply: oneshot::Receiver<Answer>,
     /// Whether to send a `Cancel` if dropped before the answer (a request
     /// that may wait, not yet cancelled).
     cancel_on_drop: bool,
@@ -231,7 +249,7 @@ impl Shared {
         }
         for (_, waiter) in state.session.drain() {
             if let Some(reply) = waiter.reply {
-                let _ = reply.send(Err(error.replicate()));
+                let _ = reply.send((Err(error.replicate()), Vec::new()));
             }
         }
         state.outgoing.clear();
@@ -239,15 +257,15 @@ impl Shared {
         self.writable.notify_one();
     }
 
-    /// Hands decoded frames to their callers; false when one of them ended
-    /// the connection.
-    pub(crate) fn deliver(&self, frames: Vec<ServerFrame>) -> bool {
+    /// Hands decoded frames, with their descriptors, to their callers;
+    /// false when one of them ended the connection.
+    pub(crate) fn deliver(&self, frames: Vec<(ServerFrame, Descriptors)>) -> bool {
         let mut state = self.lock();
-        for frame in frames {
+        for (frame, carried) in frames {
             match state.session.route(frame) {
                 Ok(routed) => {
                     let result = into_result(routed.result);
-                    if let Some(name) = state.answer(routed.waiter, result) {
+                    if let Some(name) = state.answer(routed.waiter, result, carried) {
                         self.release_abandoned(&mut state, name);
                     }
                 }
@@ -325,14 +343,19 @@ impl State {
 
     /// Gives one answer to its caller; returns a name to release when the
     /// answer was a claim nobody awaits any more.
-    fn answer(&mut self, waiter: Waiter, result: Result<Response, Error>) -> Option<String> {
+    fn answer(
+        &mut self,
+        waiter: Waiter,
+        result: Result<Response, Error>,
+        carried: Descriptors,
+    ) -> Option<String> {
         let reply = waiter.reply?;
         // The caller may have dropped its future after the broker handed
         // messages over (its cancel crossed the answer on the wire): keep
         // them instead of losing them. Any other answer nobody awaits
-        // (typically `Cancelled`) is dropped.
-        match reply.send(result) {
-            Err(Ok(response)) => self.adopt(waiter.orphan, response),
+        // (typically `Cancelled`) is dropped, its descriptors closed.
+        match reply.send((result, carried)) {
+            Err((Ok(response), _)) => self.adopt(waiter.orphan, response),
             _ => None,
         }
     }
@@ -340,11 +363,16 @@ impl State {
 
 impl PendingCall {
     /// Waits for the answer.
-    pub(crate) async fn wait(mut self) -> Result<Response, Error> {
-        let result = (&mut self.reply).await;
+    pub(crate) async fn wait(self) -> Result<Response, Error> {
+        self.wait_with_descriptors().await.0
+    }
+
+    /// Waits for the answer and the descriptors its frame carried.
+    pub(crate) async fn wait_with_descriptors(mut self) -> Answer {
+        let answer = (&mut self.reply).await;
         self.answered = true;
         // A dropped sender means the reader task is gone with the connection.
-        result.unwrap_or(Err(Error::Disconnected))
+        answer.unwrap_or_else(|_| (Err(Error::Disconnected), Vec::new()))
     }
 
     /// Asks the broker to withdraw this request, still waiting for its answer
@@ -368,7 +396,7 @@ impl Drop for PendingCall {
         // message as an orphan).
         let mut state = self.shared.lock();
         self.reply.close();
-        if let Ok(Ok(response)) = self.reply.try_recv() {
+        if let Ok((Ok(response), _)) = self.reply.try_recv() {
             let orphan = std::mem::replace(&mut self.orphan, Orphan::Drop);
             if let Some(name) = state.adopt(orphan, response) {
                 self.shared.release_abandoned(&mut state, name);
@@ -384,14 +412,19 @@ impl Drop for PendingCall {
 /// Reads answers and hands them to their callers until the connection ends.
 pub(crate) async fn read_loop(
     shared: Arc<Shared>,
-    mut read_half: OwnedReadHalf,
+    read_half: OwnedReadHalf,
     mut incoming: BytesMut,
 ) {
+    // Descriptors that arrived and no frame has taken yet.
+    let mut received: VecDeque<OwnedFd> = VecDeque::new();
     loop {
         let mut frames = Vec::new();
         let decoded = loop {
             match session::decode_server_frame(&mut incoming) {
-                Ok(Some(frame)) => frames.push(frame),
+                Ok(Some(frame)) => match descriptors::take_for(&frame, &mut received) {
+                    Ok(carried) => frames.push((frame, carried)),
+                    Err(error) => break Err(error),
+                },
                 Ok(None) => break Ok(()),
                 Err(error) => break Err(error),
             }
@@ -405,13 +438,32 @@ pub(crate) async fn read_loop(
             return;
         }
         incoming.reserve(READ_CHUNK);
-        let error = match read_half.read_buf(&mut incoming).await {
+        let error = match read_some(&read_half, &mut incoming, &mut received).await {
             Ok(0) => Error::Disconnected,
             Ok(_) => continue,
             Err(error) => Error::from_connection_io(error),
         };
         shared.close(&mut shared.lock(), error);
         return;
+    }
+}
+
+/// Reads once (`recvmsg`, keeping the descriptors that came along), when
+/// the socket is readable.
+async fn read_some(
+    read_half: &OwnedReadHalf,
+    incoming: &mut BytesMut,
+    received: &mut VecDeque<OwnedFd>,
+) -> std::io::Result<usize> {
+    let stream = read_half.as_ref();
+    loop {
+        stream.readable().await?;
+        match stream.try_io(Interest::READABLE, || {
+            descriptors::receive(stream, incoming, received)
+        }) {
+            Err(error) if error.kind() == std::io::ErrorKind::WouldBlock => continue,
+            result => return result,
+        }
     }
 }
 

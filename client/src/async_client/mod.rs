@@ -15,7 +15,7 @@ use std::path::Path;
 use std::sync::{Arc, Mutex};
 
 use bytes::BytesMut;
-use mailbox_proto::{Request, Response, Welcome};
+use mailbox_proto::Welcome;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::UnixStream;
 use tokio::sync::Notify;
@@ -27,7 +27,9 @@ use crate::ops::pages::{Paged, Pages};
 use crate::ops::Operation;
 use crate::pipeline::{Pipeline, Window};
 use crate::session::{self, Session};
-use connection::{bounded, read_loop, write_loop, Begun, PendingCall, Shared, State, READ_CHUNK};
+use connection::{
+    bounded, bounded_answer, read_loop, write_loop, Begun, PendingCall, Shared, State, READ_CHUNK,
+};
 
 /// An async connection to `mailboxd`.
 ///
@@ -212,22 +214,20 @@ impl Client {
         &self.connection.welcome.broker_version
     }
 
-    /// One request, one answer; a timed request gives up on a broker that
-    /// does not answer within its timeout plus [`ANSWER_GRACE`] (dropping
-    /// the wait cancels the request, and whatever crossed the cancel is
-    /// kept as for any dropped receive).
-    async fn roundtrip(&self, request: Request) -> Result<Response, Error> {
-        let limit = connect::answer_limit(&request, None);
-        match self.connection.shared.begin(request)? {
-            Begun::Ready(response) => Ok(response),
-            Begun::Waiting(call) => bounded(limit, call.wait()).await,
-        }
-    }
-
-    /// Runs one operation: its request, and its answer decoded.
+    /// Runs one operation: its request, and its answer decoded (with the
+    /// descriptors the answer carried). A timed request gives up on a
+    /// broker that does not answer within its timeout plus
+    /// [`ANSWER_GRACE`] (dropping the wait cancels the request, and
+    /// whatever crossed the cancel is kept as for any dropped receive).
     pub(crate) async fn run<O: Operation>(&self, mut operation: O) -> Result<O::Output, Error> {
-        let answer = self.roundtrip(operation.request()).await;
-        operation.decode(answer)
+        let request = operation.request();
+        let limit = connect::answer_limit(&request, None);
+        let (answer, descriptors) = match self.connection.shared.begin(request) {
+            Err(error) => (Err(error), Vec::new()),
+            Ok(Begun::Ready(response)) => (Ok(response), Vec::new()),
+            Ok(Begun::Waiting(call)) => bounded_answer(limit, call.wait_with_descriptors()).await,
+        };
+        operation.decode_with(answer, descriptors)
     }
 
     /// Reads every page of a listing, each with the operation `page` makes.

@@ -13,9 +13,10 @@ mod socket;
 #[cfg(test)]
 mod tests;
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::fmt;
 use std::io::Write;
+use std::os::fd::OwnedFd;
 use std::os::unix::io::AsRawFd;
 use std::os::unix::net::UnixStream;
 use std::path::Path;
@@ -25,6 +26,7 @@ use bytes::{Bytes, BytesMut};
 use mailbox_proto::{BrokerError, ErrorKind, Message, Request, RequestId, Response, Wait, Welcome};
 
 use crate::connect::{self, ConnectOptions};
+use crate::descriptors::{self, Descriptors};
 use crate::error::Error;
 use crate::ops::messages::{self, Receive, SendMessage};
 use crate::ops::pages::{Paged, Pages};
@@ -60,8 +62,12 @@ pub struct Client {
     session: Session<()>,
     incoming: BytesMut,
     outgoing: BytesMut,
-    /// Answers that arrived while waiting for another request's answer.
-    answered: HashMap<RequestId, Result<Response, BrokerError>>,
+    /// Answers that arrived while waiting for another request's answer,
+    /// with the descriptors they carried.
+    answered: HashMap<RequestId, (Result<Response, BrokerError>, Descriptors)>,
+    /// Descriptors that arrived and no frame has taken yet (see
+    /// `descriptors.rs`).
+    received: VecDeque<OwnedFd>,
     /// Why the connection is unusable, once it is.
     closed: Option<Error>,
     /// Whether the socket has read and write timeouts set (for a timed
@@ -146,12 +152,14 @@ impl Client {
             .map_err(|error| no_answer(Error::from_connection_io(error)))?;
         outgoing.clear();
         let mut incoming = BytesMut::new();
+        // The broker sends none before its welcome.
+        let mut received = VecDeque::new();
         let welcome = loop {
             if let Some(frame) = session::decode_server_frame(&mut incoming)? {
                 break session::accept_handshake(frame)?;
             }
             set_timeouts(&stream, deadline.map(|(at, _)| at)).map_err(Error::Io)?;
-            read_some(&mut stream, &mut incoming).map_err(no_answer)?;
+            read_some(&mut stream, &mut incoming, &mut received).map_err(no_answer)?;
         };
         set_timeouts(&stream, None).map_err(Error::Io)?;
         Ok(Self {
@@ -161,6 +169,7 @@ impl Client {
             incoming,
             outgoing,
             answered: HashMap::new(),
+            received,
             closed: None,
             timed: false,
             deadline: None,
@@ -361,7 +370,7 @@ impl Client {
     /// `later` stays filed for its caller.
     fn quiet_outcome(&mut self, quiet: RequestId, later: RequestId) -> Result<(), Error> {
         loop {
-            if let Some(result) = self.answered.remove(&quiet) {
+            if let Some((result, _)) = self.answered.remove(&quiet) {
                 return into_result(result).map(drop);
             }
             if self.answered.contains_key(&later) {
@@ -374,8 +383,8 @@ impl Client {
 
     /// Runs one operation: its request, and its answer decoded.
     pub(crate) fn run<O: Operation>(&mut self, mut operation: O) -> Result<O::Output, Error> {
-        let answer = self.roundtrip(operation.request());
-        operation.decode(answer)
+        let (answer, descriptors) = self.roundtrip(operation.request());
+        operation.decode_with(answer, descriptors)
     }
 
     /// Reads every page of a listing, each with the operation `page` makes.
@@ -418,9 +427,11 @@ impl Client {
             }
             let pumped = self.pump_within(wait);
             let answered = &mut self.answered;
-            pipeline.collect(|id| answered.remove(id).map(into_result));
+            pipeline.collect(|id| answered.remove(id).map(|(result, _)| into_result(result)));
             if let Err(error) = pumped {
-                pipeline.fail(&error, |id| answered.remove(id).map(into_result));
+                pipeline.fail(&error, |id| {
+                    answered.remove(id).map(|(result, _)| into_result(result))
+                });
                 break;
             }
         }
@@ -460,11 +471,17 @@ impl Client {
     /// still come, and nothing else could be told apart from it.
     ///
     /// [`ANSWER_GRACE`]: crate::ANSWER_GRACE
-    fn roundtrip(&mut self, request: Request) -> Result<Response, Error> {
+    fn roundtrip(&mut self, request: Request) -> (Result<Response, Error>, Descriptors) {
         let limit = connect::answer_limit(&request, self.untimed_limit);
-        let id = self.start(request)?;
+        let id = match self.start(request) {
+            Ok(id) => id,
+            Err(error) => return (Err(error), Vec::new()),
+        };
         self.deadline = limit.map(|limit| (Instant::now() + limit, limit));
-        let answer = self.flush().and_then(|()| self.wait_for(id));
+        let answer = match self.flush() {
+            Ok(()) => self.wait_with_descriptors(id),
+            Err(error) => (Err(error), Vec::new()),
+        };
         self.deadline = None;
         answer
     }
@@ -481,13 +498,22 @@ impl Client {
         pumped
     }
 
-    /// Reads until the request `id` is answered.
+    /// Reads until the request `id` is answered (descriptors that came
+    /// with the answer are closed).
     fn wait_for(&mut self, id: RequestId) -> Result<Response, Error> {
+        self.wait_with_descriptors(id).0
+    }
+
+    /// Reads until the request `id` is answered, with the descriptors its
+    /// answer carried.
+    fn wait_with_descriptors(&mut self, id: RequestId) -> (Result<Response, Error>, Descriptors) {
         loop {
-            if let Some(result) = self.answered.remove(&id) {
-                return into_result(result);
+            if let Some((result, descriptors)) = self.answered.remove(&id) {
+                return (into_result(result), descriptors);
             }
-            self.pump()?;
+            if let Err(error) = self.pump() {
+                return (Err(error), Vec::new());
+            }
         }
     }
 
@@ -541,16 +567,25 @@ impl Client {
     /// answer under its request's id.
     fn pump(&mut self) -> Result<(), Error> {
         self.apply_deadline()?;
-        if let Err(error) = read_some(&mut self.stream, &mut self.incoming) {
+        if let Err(error) = read_some(&mut self.stream, &mut self.incoming, &mut self.received) {
             let error = self.no_answer(error);
             return Err(self.close(error));
         }
         loop {
-            let routed = session::decode_server_frame(&mut self.incoming)
-                .and_then(|frame| frame.map(|frame| self.session.route(frame)).transpose());
+            let received = &mut self.received;
+            let session = &mut self.session;
+            let routed = session::decode_server_frame(&mut self.incoming).and_then(|frame| {
+                frame
+                    .map(|frame| {
+                        let descriptors = descriptors::take_for(&frame, received)?;
+                        session.route(frame).map(|routed| (routed, descriptors))
+                    })
+                    .transpose()
+            });
             match routed {
-                Ok(Some(routed)) => {
-                    self.answered.insert(routed.id, routed.result);
+                Ok(Some((routed, descriptors))) => {
+                    self.answered
+                        .insert(routed.id, (routed.result, descriptors));
                 }
                 Ok(None) => return Ok(()),
                 Err(error) => return Err(self.close(error)),

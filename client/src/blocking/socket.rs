@@ -1,8 +1,10 @@
-//! The blocking client's socket: reads straight into the incoming buffer,
-//! and the timeouts that bound a timed request.
+//! The blocking client's socket: reads straight into the incoming buffer
+//! (with the descriptors that come along), and the timeouts that bound a
+//! timed request.
 
+use std::collections::VecDeque;
 use std::io;
-use std::os::unix::io::AsRawFd;
+use std::os::fd::OwnedFd;
 use std::os::unix::net::UnixStream;
 use std::time::{Duration, Instant};
 
@@ -33,32 +35,19 @@ pub(super) fn set_timeouts(stream: &UnixStream, deadline: Option<Instant>) -> io
 }
 
 /// Reads once into `incoming`, straight into its spare capacity (no copy
-/// through an intermediate buffer); the end of the stream is
-/// [`Error::Disconnected`].
-pub(super) fn read_some(stream: &mut UnixStream, incoming: &mut BytesMut) -> Result<(), Error> {
+/// through an intermediate buffer), the descriptors that came along into
+/// `received`; the end of the stream is [`Error::Disconnected`].
+pub(super) fn read_some(
+    stream: &mut UnixStream,
+    incoming: &mut BytesMut,
+    received: &mut VecDeque<OwnedFd>,
+) -> Result<(), Error> {
     if incoming.capacity() - incoming.len() < READ_CHUNK / 4 {
         incoming.reserve(READ_CHUNK);
     }
-    loop {
-        let spare = incoming.spare_capacity_mut();
-        // SAFETY: read(2) writes at most `spare.len()` bytes into memory we
-        // own; it does not need that memory initialised.
-        let read =
-            unsafe { libc::read(stream.as_raw_fd(), spare.as_mut_ptr().cast(), spare.len()) };
-        match read {
-            0 => return Err(Error::Disconnected),
-            read if read > 0 => {
-                // SAFETY: the kernel initialised the first `read` spare bytes.
-                unsafe { incoming.set_len(incoming.len() + read as usize) };
-                return Ok(());
-            }
-            _ => {
-                let error = io::Error::last_os_error();
-                if error.kind() == io::ErrorKind::Interrupted {
-                    continue;
-                }
-                return Err(Error::from_connection_io(error));
-            }
-        }
+    match crate::descriptors::receive(stream, incoming, received) {
+        Ok(0) => Err(Error::Disconnected),
+        Ok(_) => Ok(()),
+        Err(error) => Err(Error::from_connection_io(error)),
     }
 }

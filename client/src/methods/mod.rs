@@ -21,6 +21,7 @@ mod mailboxes;
 mod messages;
 mod names;
 mod pipelines;
+mod regions;
 
 /// Defines public methods of both clients at once; see the [module](self).
 macro_rules! client_methods {

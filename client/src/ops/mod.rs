@@ -19,6 +19,7 @@ pub(crate) mod mailboxes;
 pub(crate) mod messages;
 pub(crate) mod names;
 pub(crate) mod pages;
+pub(crate) mod regions;
 #[cfg(test)]
 mod tests;
 
@@ -39,6 +40,22 @@ pub(crate) trait Operation {
 
     /// The outcome, from the broker's answer (or the failure to get one).
     fn decode(self, answer: Result<Response, Error>) -> Result<Self::Output, Error>;
+
+    /// The outcome, from the broker's answer and the file descriptors its
+    /// frame carried (see `crate::descriptors`). Only the operations whose
+    /// answers carry descriptors look at them; for the others they are
+    /// none, and would be closed here.
+    fn decode_with(
+        self,
+        answer: Result<Response, Error>,
+        descriptors: crate::descriptors::Descriptors,
+    ) -> Result<Self::Output, Error>
+    where
+        Self: Sized,
+    {
+        drop(descriptors);
+        self.decode(answer)
+    }
 }
 
 /// The one check of an answer: `pick` takes what the expected response
@@ -91,6 +108,9 @@ pub(crate) fn unexpected(expected: &str, response: &Response) -> Error {
         Response::MailboxPage { .. } => "MailboxPage",
         Response::NamePage { .. } => "NamePage",
         Response::Peeked { .. } => "Peeked",
+        Response::RegionInfo(_) => "RegionInfo",
+        Response::RegionPage { .. } => "RegionPage",
+        Response::RegionOpened { .. } => "RegionOpened",
     };
     Error::Protocol(format!(
         "the broker answered {got} where {expected} was due"

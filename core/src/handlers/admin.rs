@@ -56,6 +56,8 @@ impl Core {
             ("admin_reserve_bytes", budget.reserved_bytes),
             ("admin_reserve_messages", budget.reserved_messages),
             ("max_message_size", u64::from(l.max_message_size)),
+            ("max_region_size", l.max_region_size),
+            ("max_regions_per_uid", l.max_regions_per_uid as u64),
         ]
         .into_iter()
         .map(|(name, value)| mailbox_proto::Limit {

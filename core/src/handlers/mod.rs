@@ -2,7 +2,7 @@
 //! handled at all and hands it to the handler of its kind. Handlers are
 //! grouped by topic: `mailboxes.rs` (create, delete, info, list,
 //! permissions, purge), `messages.rs` (send, receive, settle, peek),
-//! `subscriptions.rs`, `inbox.rs`, `names.rs`, `calls.rs` and `admin.rs`
+//! `subscriptions.rs`, `inbox.rs`, `names.rs`, `calls.rs`, `regions.rs` (shared-memory regions) and `admin.rs`
 //! (status, limits); a cancel ends a wait (`waits.rs`).
 //!
 //! A handler answers `Ok(Some(response))` at once, `Ok(None)` when the
@@ -15,6 +15,7 @@ mod inbox;
 mod mailboxes;
 mod messages;
 mod names;
+mod regions;
 mod subscriptions;
 
 use mailbox_proto::{BrokerError, ErrorKind, Request, Response, Wait};
@@ -86,6 +87,11 @@ impl Core {
             Request::Cancel { request } => self.cancel(connection, request, clock, out),
             Request::Status => self.status_request(clock),
             Request::Peek { from, after, max } => self.peek(connection, peer, from, after, max),
+            Request::CreateRegion { name, size, mode, group } => self.create_region(ticket, name, size, mode, group, out),
+            Request::DeleteRegion { name } => self.delete_region(connection, &name, out),
+            Request::RegionInfo { name } => self.region_info(connection, &name),
+            Request::ListRegionPage { after, max } => self.list_region_page(connection, after.as_deref(), max),
+            Request::OpenRegion { name, access } => self.open_region(connection, &name, access),
         }
     }
 }

@@ -25,10 +25,16 @@ impl Core {
             watched.extend(mailbox.watched_tickets());
             sending.extend(mailbox.sender_tickets());
         }
+        // A region's bytes are charged to its owner for its whole life.
+        for region in self.regions.by_name().values() {
+            held += region.size;
+            let usage: &mut Usage = charges.entry(region.permissions.owner).or_default();
+            usage.bytes += region.size;
+        }
         assert_eq!(
             held,
             self.budget.held(),
-            "budget out of step with the mailboxes"
+            "budget out of step with the mailboxes and regions"
         );
         assert_eq!(
             messages,

@@ -96,6 +96,7 @@ mod peek;
 mod quiet_sends;
 mod receive;
 mod receive_from_names;
+mod regions;
 mod send;
 mod send_stages;
 mod slow_subscribers;
@@ -643,6 +644,11 @@ fn show(reply: &Reply) -> String {
         Ok(Response::Created { created: true }) => "created".to_owned(),
         Ok(Response::Created { created: false }) => "exists".to_owned(),
         Ok(Response::Deleted) => "deleted".to_owned(),
+        Ok(Response::RegionInfo(region)) => format!("region {} {}", region.name, region.size),
+        Ok(Response::RegionPage { regions, .. }) => format!("regions {}", regions.len()),
+        Ok(Response::RegionOpened { region, access }) => {
+            format!("opened {} {access:?}", region.name)
+        }
         Ok(Response::Mailboxes(list)) => {
             let names: Vec<String> = list
                 .iter()

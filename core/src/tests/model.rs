@@ -452,6 +452,8 @@ fn status_limits(limits: &Limits) -> Vec<mailbox_proto::Limit> {
         ("admin_reserve_bytes", limits.budget().reserved_bytes),
         ("admin_reserve_messages", limits.budget().reserved_messages),
         ("max_message_size", u64::from(limits.max_message_size)),
+        ("max_region_size", limits.max_region_size),
+        ("max_regions_per_uid", limits.max_regions_per_uid as u64),
     ]
     .into_iter()
     .map(|(name, value)| mailbox_proto::Limit {

@@ -109,6 +109,11 @@ pub enum ErrorKind {
     /// stayed full for longer than the mailbox allows (a slow consumer);
     /// its unread messages are gone. Subscribe again to read on.
     SlowConsumer,
+    /// No region has that name.
+    NoSuchRegion,
+    /// A region of that name exists with another size, or another uid
+    /// owns it.
+    RegionExists,
 }
 
 impl fmt::Display for ErrorKind {
@@ -145,6 +150,8 @@ impl fmt::Display for ErrorKind {
             ErrorKind::InvalidRequest => "invalid request",
             ErrorKind::Purged => "purged",
             ErrorKind::SlowConsumer => "cut off as a slow consumer",
+            ErrorKind::NoSuchRegion => "no such region",
+            ErrorKind::RegionExists => "region exists",
         })
     }
 }

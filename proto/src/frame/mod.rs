@@ -59,3 +59,19 @@ pub enum ServerFrame {
         result: Result<Response, BrokerError>,
     },
 }
+
+impl ServerFrame {
+    /// How many file descriptors travel with this frame as `SCM_RIGHTS`
+    /// ancillary data (see "Descriptors" in `PROTOCOL.md`): the receiver
+    /// takes that many, in order, from the descriptors that arrived with
+    /// the stream so far and not yet given to an earlier frame.
+    pub fn descriptor_count(&self) -> usize {
+        match self {
+            ServerFrame::Response {
+                result: Ok(response),
+                ..
+            } => response.descriptor_count(),
+            _ => 0,
+        }
+    }
+}

@@ -10,6 +10,7 @@ use crate::{Details, ErrorKind, Response};
 
 use super::{RequestId, Source, Target};
 use crate::mailbox::{Capacity, MailboxSettings};
+use crate::region::RegionAccess;
 
 /// How long an operation may wait for room (send) or for a message (receive).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -312,6 +313,59 @@ pub enum Request {
         mailbox: String,
         /// The message's bytes.
         payload: Bytes,
+    },
+    /// Creates a named shared-memory region of `size` bytes (zeroed, fixed
+    /// for its life) owned by the caller, with a mode and group as
+    /// [`Request::CreateMailboxWith`] takes them (the rights are read 4,
+    /// write 2, manage 1). Its bytes count against the broker's memory
+    /// budget and the caller's share of it. An existing region is accepted
+    /// only when the caller owns it and its size is equal (`created:
+    /// false`; the mode and group asked for are then applied to it).
+    /// Answered with [`Response::Created`].
+    CreateRegion {
+        /// Its name (the rule of mailbox names).
+        name: String,
+        /// Its size in bytes (at least 1, at most the broker's
+        /// `limits.max_region_size`).
+        size: u64,
+        /// Its mode (`0o[owner][group][others]`); `None`: the broker's
+        /// default mode.
+        mode: Option<u32>,
+        /// Its group; `None`: the caller's primary group. A caller other
+        /// than root must be a member of the group.
+        group: Option<u32>,
+    },
+    /// Deletes a region (the manage right). Mappings that exist stay valid
+    /// until they are unmapped; its memory is freed when the last
+    /// descriptor and mapping are gone. Answered with [`Response::Deleted`].
+    DeleteRegion {
+        /// Its name.
+        name: String,
+    },
+    /// Describes one region (any right on it). Answered with
+    /// [`Response::RegionInfo`].
+    RegionInfo {
+        /// Its name.
+        name: String,
+    },
+    /// Describes the regions the caller has some right on whose names sort
+    /// after `after`, a page at a time, as [`Request::ListMailboxPage`]:
+    /// answered with [`Response::RegionPage`].
+    ListRegionPage {
+        /// Start after this name (`None`: from the first).
+        after: Option<String>,
+        /// The most regions in the page.
+        max: u32,
+    },
+    /// Opens a region: answered with [`Response::RegionOpened`], which
+    /// carries one descriptor of the region's memory file, read-only or
+    /// read-write as `access` asked (the read right; and the write right
+    /// for [`RegionAccess::ReadWrite`]).
+    OpenRegion {
+        /// Its name.
+        name: String,
+        /// What the descriptor allows.
+        access: RegionAccess,
     },
 }
 

@@ -9,6 +9,7 @@ use crate::Request;
 use super::BrokerError;
 use crate::mailbox::{BrokerStatus, MailboxInfo};
 use crate::message::Message;
+use crate::region::{RegionAccess, RegionInfo};
 
 /// One claimed well-known name.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -136,4 +137,35 @@ pub enum Response {
         /// in any page; they come back to the queue if not acknowledged.
         in_flight: u64,
     },
+    /// One region ([`Request::RegionInfo`]).
+    RegionInfo(Box<RegionInfo>),
+    /// A page of [`Request::ListRegionPage`], in name order.
+    RegionPage {
+        /// The regions of this page (possibly none, as for mailboxes).
+        regions: Vec<RegionInfo>,
+        /// Where the next page starts; `None` when this is the last page.
+        next: Option<String>,
+    },
+    /// The answer to [`Request::OpenRegion`]. Its frame carries one file
+    /// descriptor ([`ServerFrame::descriptor_count`]): the region's memory
+    /// file, opened read-only or read-write as `access` says.
+    ///
+    /// [`ServerFrame::descriptor_count`]: super::ServerFrame::descriptor_count
+    RegionOpened {
+        /// The region as it was opened.
+        region: Box<RegionInfo>,
+        /// What the descriptor allows.
+        access: RegionAccess,
+    },
+}
+
+impl Response {
+    /// How many file descriptors the frame of this response carries: 1 for
+    /// [`Response::RegionOpened`], 0 for every other response.
+    pub fn descriptor_count(&self) -> usize {
+        match self {
+            Response::RegionOpened { .. } => 1,
+            _ => 0,
+        }
+    }
 }

@@ -13,6 +13,7 @@
 //! mailbox-peer open-wait SOCKET MAILBOX COUNT        the same, waiting COUNT ms for its creation
 //! mailbox-peer ask SOCKET MAILBOX COUNT              COUNT requests to MAILBOX, replies from MAILBOX.rep
 //! mailbox-peer echo SOCKET MAILBOX COUNT             answers COUNT requests of MAILBOX on MAILBOX.rep
+//! mailbox-peer region-escape SOCKET REGION COUNT     opens REGION read-only, tries to write it anyway
 //! ```
 //!
 //! For `produce` and `consume`, payloads are the message's index as 8
@@ -30,7 +31,11 @@
 //! for each, then answers them in reverse order with the payload in upper
 //! case. Payloads are printed as lossy UTF-8. `open` and `open-wait` print
 //! `opened NAME owner UID mode MODE capacity CAPACITY` or, when the broker
-//! refuses, `refused KIND`.
+//! refuses, `refused KIND`. `region-escape` opens a region read-only and
+//! tries the two ways around that: a writable shared mapping of the
+//! descriptor, and reopening it read-write through `/proc/self/fd`; it
+//! prints `mapping: refused ERROR` or `mapping: allowed`, then `reopen:
+//! refused ERROR` or `reopen: allowed`.
 //!
 //! `ask` and `echo` hold a request/reply conversation with
 //! `blocking::Client::exchange` (each step one write and one answer): `ask`
@@ -248,11 +253,48 @@ fn echo(socket: &str, mailbox: &str, count: u64) -> Result<(), String> {
     Ok(())
 }
 
+fn region_escape(socket: &str, region: &str) -> Result<(), String> {
+    use std::os::fd::{AsFd, AsRawFd};
+    let mut client = blocking::Client::connect(socket).map_err(|e| e.to_string())?;
+    let opened = client
+        .open_region(region, mailbox_client::RegionAccess::Read)
+        .map_err(|e| e.to_string())?;
+    let len = opened.size() as usize;
+    // SAFETY: a fresh mapping the kernel places, unmapped at once if made.
+    let mapped = unsafe {
+        rustix::mm::mmap(
+            std::ptr::null_mut(),
+            len,
+            rustix::mm::ProtFlags::READ | rustix::mm::ProtFlags::WRITE,
+            rustix::mm::MapFlags::SHARED,
+            &opened,
+            0,
+        )
+    };
+    match mapped {
+        Ok(address) => {
+            // SAFETY: the mapping just made, of `len` bytes.
+            let _ = unsafe { rustix::mm::munmap(address, len) };
+            say("mapping: allowed")?;
+        }
+        Err(error) => say(&format!("mapping: refused {error}"))?,
+    }
+    let path = format!("/proc/self/fd/{}", opened.as_fd().as_raw_fd());
+    match std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(&path)
+    {
+        Ok(_) => say("reopen: allowed"),
+        Err(error) => say(&format!("reopen: refused {error}")),
+    }
+}
+
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let [role, socket, mailbox, count] = args.as_slice() else {
         eprintln!(
-            "usage: mailbox-peer produce|consume|consume-async|hold|ack|serve-reversed|open|open-wait|ask|echo \
+            "usage: mailbox-peer produce|consume|consume-async|hold|ack|serve-reversed|open|open-wait|ask|echo|region-escape \
              SOCKET MAILBOX COUNT"
         );
         return ExitCode::from(2);
@@ -272,6 +314,7 @@ fn main() -> ExitCode {
         "open-wait" => open(socket, mailbox, Some(Duration::from_millis(count))),
         "ask" => ask(socket, mailbox, count),
         "echo" => echo(socket, mailbox, count),
+        "region-escape" => region_escape(socket, mailbox),
         other => Err(format!("unknown role {other:?}")),
     };
     match result {

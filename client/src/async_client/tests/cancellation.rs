@@ -100,7 +100,7 @@ async fn an_answer_already_in_the_channel_is_kept_when_its_caller_leaves() {
         id: call.id,
         result: Ok(Response::Received(message(9, "late"))),
     };
-    assert!(shared.deliver(vec![routed]));
+    assert!(shared.deliver(vec![(routed, Vec::new())]));
     drop(call);
     let kept = within(client.try_receive("jobs")).await.expect("no error");
     assert_eq!(kept.map(|m| m.metadata.sequence), Some(9));
@@ -169,8 +169,14 @@ async fn a_batch_already_in_the_channel_is_kept_when_its_caller_leaves() {
         .collect();
     // The reader routes both answers, then the callers leave.
     let routed = vec![
-        answer(calls[0].id, Ok(Response::ReceivedMany(messages(7, 2)))),
-        answer(calls[1].id, Ok(Response::Received(message(9, "m")))),
+        (
+            answer(calls[0].id, Ok(Response::ReceivedMany(messages(7, 2)))),
+            Vec::new(),
+        ),
+        (
+            answer(calls[1].id, Ok(Response::Received(message(9, "m")))),
+            Vec::new(),
+        ),
     ];
     assert!(shared.deliver(routed));
     drop(calls);

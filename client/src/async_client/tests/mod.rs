@@ -2,13 +2,14 @@
 
 mod cancellation;
 mod connection;
+mod descriptors;
 mod pipelines;
 
 use super::*;
 use crate::test_support::{fake_broker, message, messages, sent_many, FakeBroker};
 use crate::*;
 
-use mailbox_proto::{ClientFrame, RequestId, ServerFrame};
+use mailbox_proto::{ClientFrame, Request, RequestId, Response, ServerFrame};
 use std::future::Future;
 use std::time::Duration;
 

@@ -18,8 +18,8 @@ use crate::codec::{
 use crate::fixtures::{message, message_with};
 use crate::{
     Address, BrokerError, Capacity, ClientFrame, DeadLetter, DeliveryPolicy, Details, ErrorKind,
-    Hello, MailboxSettings, NameInfo, ReceiveOptions, Request, Response, SendOptions, ServerFrame,
-    Source, Stage, Target, Verdict, Wait, Welcome,
+    Hello, MailboxSettings, NameInfo, ReceiveOptions, RegionAccess, RegionInfo, Request, Response,
+    SendOptions, ServerFrame, Source, Stage, Target, Verdict, Wait, Welcome,
 };
 
 const MAX: u32 = DEFAULT_MAX_FRAME_LEN;
@@ -191,6 +191,57 @@ fn client_frames() -> Vec<(ClientFrame, &'static str)> {
             ),
             "0b0000000c1c046a6f627302fbdc05",
         ),
+        // The region requests, tags 30 to 34 (protocol version 5).
+        (
+            frame(
+                13,
+                Request::CreateRegion {
+                    name: "frames".into(),
+                    size: 65_536,
+                    mode: Some(0o640),
+                    group: None,
+                },
+            ),
+            "130000000d1e066672616d6573fc0000010001fba00100",
+        ),
+        (
+            frame(
+                14,
+                Request::DeleteRegion {
+                    name: "frames".into(),
+                },
+            ),
+            "090000000e1f066672616d6573",
+        ),
+        (
+            frame(
+                15,
+                Request::RegionInfo {
+                    name: "frames".into(),
+                },
+            ),
+            "090000000f20066672616d6573",
+        ),
+        (
+            frame(
+                16,
+                Request::ListRegionPage {
+                    after: Some("a".into()),
+                    max: 100,
+                },
+            ),
+            "06000000102101016164",
+        ),
+        (
+            frame(
+                17,
+                Request::OpenRegion {
+                    name: "frames".into(),
+                    access: RegionAccess::Read,
+                },
+            ),
+            "0a0000001122066672616d657300",
+        ),
     ]
 }
 
@@ -292,7 +343,50 @@ fn server_frames() -> Vec<(ServerFrame, &'static str)> {
             ),
             "1400000002090017010701020304050000036a6f62010702",
         ),
+        (
+            ok(10, Response::RegionInfo(Box::new(region()))),
+            "18000000020a0018066672616d6573fc00000100fbe80364fba00103",
+        ),
+        (
+            ok(
+                11,
+                Response::RegionPage {
+                    regions: vec![region()],
+                    next: Some("frames".into()),
+                },
+            ),
+            "21000000020b001901066672616d6573fc00000100fbe80364fba0010301066672616d6573",
+        ),
+        (
+            ok(
+                12,
+                Response::RegionOpened {
+                    region: Box::new(region()),
+                    access: RegionAccess::ReadWrite,
+                },
+            ),
+            "19000000020c001a066672616d6573fc00000100fbe80364fba0010301",
+        ),
+        (
+            ServerFrame::Response {
+                id: 13,
+                result: Err(BrokerError::new(ErrorKind::NoSuchRegion, "x")),
+            },
+            "06000000020d011f0178",
+        ),
     ]
+}
+
+/// The region of the golden region frames.
+fn region() -> RegionInfo {
+    RegionInfo {
+        name: "frames".into(),
+        size: 65_536,
+        owner_uid: 1000,
+        group_gid: 100,
+        mode: 0o640,
+        opens: 3,
+    }
 }
 
 /// `frame` encodes through bincode to `golden`, and `golden` decodes back

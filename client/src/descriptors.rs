@@ -1,0 +1,202 @@
+//! File descriptors from the broker: reading the socket with `recvmsg` so
+//! that descriptors sent as `SCM_RIGHTS` ancillary data are kept, and
+//! giving each decoded frame the descriptors it carries.
+//!
+//! The rule (see "Descriptors" in `PROTOCOL.md`): the broker sends a
+//! frame's descriptors no later than the frame's first byte, and in the
+//! order of the frames; a frame says how many it carries
+//! ([`ServerFrame::descriptor_count`]). So the client keeps the
+//! descriptors that arrived in a queue, in order, and each frame, as it is
+//! decoded (in order), takes that many from the front. Received
+//! descriptors are [`OwnedFd`]s from the start: whatever becomes of the
+//! frame (an answer nobody waits for, a closed connection), they are
+//! closed when dropped.
+//!
+//! Used by both drivers: the blocking client's socket reads and the async
+//! client's reader task.
+
+use std::collections::VecDeque;
+use std::io;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+
+use bytes::BytesMut;
+use mailbox_proto::ServerFrame;
+
+use crate::error::Error;
+
+/// The descriptors one frame carried, in order (empty for almost every
+/// frame: no allocation then).
+pub(crate) type Descriptors = Vec<OwnedFd>;
+
+/// The most descriptors one read can bring: the kernel's `SCM_MAX_FD`
+/// (one `sendmsg` carries at most that many, and a read never returns
+/// the descriptors of two).
+const MAX_DESCRIPTORS_PER_READ: usize = 253;
+
+/// Room for one `SCM_RIGHTS` message of [`MAX_DESCRIPTORS_PER_READ`]
+/// descriptors, in `u64`s so that it is aligned for a `cmsghdr`: its
+/// header (16 bytes) and the descriptors (4 bytes each), rounded up.
+const CONTROL_WORDS: usize = (16 + MAX_DESCRIPTORS_PER_READ * 4).div_ceil(8) + 1;
+
+/// Reads once from `socket` into the spare capacity of `incoming`, and
+/// appends the descriptors that came along to `received`. `Ok(0)` is the
+/// end of the stream.
+///
+/// `recvmsg` is called through `libc`: rustix's wants the buffer
+/// initialised, and zeroing the 64 KiB read chunk before every read would
+/// cost every read of every message, where the kernel writes the bytes
+/// anyway.
+pub(crate) fn receive(
+    socket: &impl AsRawFd,
+    incoming: &mut BytesMut,
+    received: &mut VecDeque<OwnedFd>,
+) -> io::Result<usize> {
+    let spare = incoming.spare_capacity_mut();
+    let mut iov = libc::iovec {
+        iov_base: spare.as_mut_ptr().cast(),
+        iov_len: spare.len(),
+    };
+    let mut control = [0u64; CONTROL_WORDS];
+    // SAFETY: an all-zero `msghdr` is valid (null pointers, zero lengths).
+    let mut header: libc::msghdr = unsafe { std::mem::zeroed() };
+    header.msg_iov = &mut iov;
+    header.msg_iovlen = 1;
+    header.msg_control = control.as_mut_ptr().cast();
+    header.msg_controllen = std::mem::size_of_val(&control) as _;
+    let read = loop {
+        // SAFETY: `header` points at one iovec over memory we own (the
+        // spare capacity, which the kernel may leave uninitialised) and at
+        // `control`; both outlive the call.
+        let read =
+            unsafe { libc::recvmsg(socket.as_raw_fd(), &mut header, libc::MSG_CMSG_CLOEXEC) };
+        if read >= 0 {
+            break read as usize;
+        }
+        let error = io::Error::last_os_error();
+        if error.kind() != io::ErrorKind::Interrupted {
+            return Err(error);
+        }
+    };
+    // SAFETY: the kernel filled `header.msg_controllen` bytes of `control`
+    // with well-formed control messages; the CMSG_* functions walk them
+    // within that length. Each SCM_RIGHTS descriptor is new to this
+    // process and owned by nobody else.
+    unsafe {
+        let mut message = libc::CMSG_FIRSTHDR(&header);
+        while !message.is_null() {
+            if (*message).cmsg_level == libc::SOL_SOCKET && (*message).cmsg_type == libc::SCM_RIGHTS
+            {
+                let data = libc::CMSG_DATA(message);
+                let length = (*message).cmsg_len as usize - (data as usize - message as usize);
+                for index in 0..length / std::mem::size_of::<libc::c_int>() {
+                    let raw = data.cast::<libc::c_int>().add(index).read_unaligned();
+                    received.push_back(OwnedFd::from_raw_fd(raw));
+                }
+            }
+            message = libc::CMSG_NXTHDR(&header, message);
+        }
+        // SAFETY: the kernel initialised the first `read` spare bytes.
+        incoming.set_len(incoming.len() + read);
+    }
+    if header.msg_flags & libc::MSG_CTRUNC != 0 {
+        return Err(io::Error::other(
+            "the broker sent more descriptors at once than this client takes; some were lost",
+        ));
+    }
+    Ok(read)
+}
+
+/// The descriptors `frame` carries, from the front of `received`; a frame
+/// that announces more than arrived is a protocol error.
+pub(crate) fn take_for(
+    frame: &ServerFrame,
+    received: &mut VecDeque<OwnedFd>,
+) -> Result<Descriptors, Error> {
+    let count = frame.descriptor_count();
+    if count == 0 {
+        return Ok(Vec::new());
+    }
+    if received.len() < count {
+        return Err(Error::Protocol(format!(
+            "the broker's frame carries {count} descriptors but {} arrived",
+            received.len()
+        )));
+    }
+    Ok(received.drain(..count).collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write;
+    use std::os::unix::net::UnixStream;
+
+    use mailbox_proto::{RegionAccess, Response};
+
+    fn opened() -> ServerFrame {
+        ServerFrame::Response {
+            id: 1,
+            result: Ok(Response::RegionOpened {
+                region: Box::default(),
+                access: RegionAccess::Read,
+            }),
+        }
+    }
+
+    #[test]
+    fn descriptors_sent_with_bytes_arrive_in_order() {
+        let (broker, client) = UnixStream::pair().expect("pair");
+        let files: Vec<OwnedFd> = (0..3)
+            .map(|_| {
+                rustix::fs::memfd_create("test", rustix::fs::MemfdFlags::CLOEXEC).expect("memfd")
+            })
+            .collect();
+        let mut space = [std::mem::MaybeUninit::<u8>::uninit(); rustix::cmsg_space!(ScmRights(3))];
+        let mut control = rustix::net::SendAncillaryBuffer::new(&mut space);
+        let borrowed: Vec<_> = files.iter().map(std::os::fd::AsFd::as_fd).collect();
+        assert!(control.push(rustix::net::SendAncillaryMessage::ScmRights(&borrowed)));
+        rustix::net::sendmsg(
+            &broker,
+            &[io::IoSlice::new(b"abc")],
+            &mut control,
+            rustix::net::SendFlags::empty(),
+        )
+        .expect("sent");
+        (&broker).write_all(b"def").expect("sent");
+
+        let mut incoming = BytesMut::with_capacity(64);
+        let mut received = VecDeque::new();
+        let mut total = 0;
+        while total < 6 {
+            total += receive(&client, &mut incoming, &mut received).expect("read");
+        }
+        assert_eq!(&incoming[..], b"abcdef");
+        assert_eq!(received.len(), 3);
+        // The same files, in order.
+        for (sent, got) in files.iter().zip(&received) {
+            let sent = rustix::fs::fstat(sent).expect("stat");
+            let got = rustix::fs::fstat(got).expect("stat");
+            assert_eq!((sent.st_dev, sent.st_ino), (got.st_dev, got.st_ino));
+        }
+
+        // A frame takes as many as it announces, from the front.
+        let first_inode = rustix::fs::fstat(&received[0]).expect("stat").st_ino;
+        let taken = take_for(&opened(), &mut received).expect("there");
+        assert_eq!(taken.len(), 1);
+        assert_eq!(
+            rustix::fs::fstat(&taken[0]).expect("stat").st_ino,
+            first_inode
+        );
+        assert_eq!(received.len(), 2);
+        let plain = ServerFrame::Response {
+            id: 2,
+            result: Ok(Response::Deleted),
+        };
+        assert!(take_for(&plain, &mut received).expect("none").is_empty());
+        received.clear();
+        assert!(matches!(
+            take_for(&opened(), &mut received),
+            Err(Error::Protocol(_))
+        ));
+    }
+}
