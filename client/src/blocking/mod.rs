@@ -248,24 +248,7 @@ impl Client {
             return (Err(error.replicate()), Err(error));
         }
         let sent = messages::sent(self.wait_for(send));
-        let mut cancel = None;
-        if sent.is_err() {
-            // No reply will come to a request that was not sent.
-            match self
-                .start(Request::Cancel { request: receive })
-                .and_then(|id| self.flush().map(|()| id))
-            {
-                Ok(id) => cancel = Some(id),
-                Err(error) => return (sent, Err(error)),
-            }
-        }
-        let received = messages::received(self.wait_for(receive));
-        if let Some(id) = cancel {
-            // Its answer only says whether the receive was still waiting,
-            // which `received` already tells.
-            let _ = self.wait_for(id);
-        }
-        (sent, received)
+        self.receive_after(sent, receive)
     }
 
     /// One step of a request/reply conversation, as
@@ -343,9 +326,20 @@ impl Client {
                 Err(error) => Err(error),
             };
         }
+        self.receive_after(sent, receive)
+    }
+
+    /// The second half of a request/reply step whose send's outcome is
+    /// `sent`: the answer to the posted `receive`, which is withdrawn first
+    /// when the send failed (no reply will come to a request that was not
+    /// sent); a message it had already taken is returned all the same.
+    fn receive_after<T>(
+        &mut self,
+        sent: Result<T, Error>,
+        receive: RequestId,
+    ) -> (Result<T, Error>, Result<Message, Error>) {
         let mut cancel = None;
         if sent.is_err() {
-            // No reply will come to a request that was not sent.
             match self
                 .start(Request::Cancel { request: receive })
                 .and_then(|id| self.flush().map(|()| id))
