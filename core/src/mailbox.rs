@@ -155,6 +155,32 @@ impl Mailbox {
         self.ledger.next_sequence
     }
 
+    /// Checks a memory-file payload against the size rules: the file
+    /// limit in place of `max_message_size`, and the fixed size if any.
+    pub fn check_file_payload(&self, len: usize) -> Result<(), BrokerError> {
+        if len as u64 > mailbox_proto::memfile::MAX_FILE_PAYLOAD {
+            return Err(BrokerError::new(
+                ErrorKind::MessageTooLarge,
+                format!(
+                    "memory file of {len} bytes is above the limit of {} bytes",
+                    mailbox_proto::memfile::MAX_FILE_PAYLOAD
+                ),
+            ));
+        }
+        if let Some(fixed) = self.settings.fixed_size {
+            if len != fixed as usize {
+                return Err(BrokerError::new(
+                    ErrorKind::WrongMessageSize,
+                    format!(
+                        "message of {len} bytes, but mailbox {} takes exactly {fixed} bytes",
+                        self.ledger.name()
+                    ),
+                ));
+            }
+        }
+        Ok(())
+    }
+
     /// Checks a payload against the size rules; nothing changes.
     pub fn check_payload(&self, len: usize) -> Result<(), BrokerError> {
         if len > self.settings.max_message_size as usize {

@@ -239,6 +239,22 @@ impl State {
                     }
                 }
             }
+            // A message whose payload is a memory file goes as that file to
+            // a connection that takes files; others get the bytes inline.
+            if let Ok(mailbox_proto::Response::Received(message)) = &reply.result {
+                if let Some(file) = mailbox_proto::memfile::file_of(&message.payload) {
+                    if self.core.accepts_files(reply.ticket.connection) {
+                        let len = message.payload.len() as u64;
+                        if let Ok(mailbox_proto::Response::Received(message)) = reply.result {
+                            reply.result = Ok(mailbox_proto::Response::ReceivedFile {
+                                metadata: message.metadata,
+                                len,
+                            });
+                            descriptors.push(file);
+                        }
+                    }
+                }
+            }
             // A reply to a connection that is gone has nobody to read it; the
             // core never hands a message to one (disconnect withdrew its waits).
             if let Err(error) = &reply.result {

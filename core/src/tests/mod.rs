@@ -649,6 +649,8 @@ fn show(reply: &Reply) -> String {
         Ok(Response::RegionOpened { region, access }) => {
             format!("opened {} {access:?}", region.name)
         }
+        Ok(Response::ReceivedFile { len, .. }) => format!("file {len}"),
+        Ok(Response::FilesAccepted) => "files accepted".to_owned(),
         Ok(Response::Mailboxes(list)) => {
             let names: Vec<String> = list
                 .iter()
