@@ -171,6 +171,36 @@ fn a_file_reaches_mailboxctl_and_a_client_that_did_not_announce_files_as_bytes()
 }
 
 #[test]
+fn a_broadcast_passes_the_same_file_to_every_subscriber() {
+    let broker = Broker::start();
+    let mut watcher = client_at(broker.socket());
+    let idle = settled(&broker, &mut watcher);
+    let settings = MailboxSettings {
+        policy: mailbox_client::DeliveryPolicy::Broadcast,
+        ..MailboxSettings::default()
+    };
+    watcher.create("news", settings).expect("create");
+    let mut subscribers: Vec<_> = (0..3)
+        .map(|_| {
+            let mut client = client_at(broker.socket());
+            client.subscribe("news").expect("subscribe");
+            client
+        })
+        .collect();
+    let payload: Vec<u8> = (0..1 << 20).map(file_pattern).collect();
+    let file = SealedFile::from_bytes(&payload).expect("sealed");
+    let receipt = watcher.send_file("news", &file).expect("sent");
+    assert_eq!(receipt.recipients, 3);
+    drop(file);
+    for subscriber in &mut subscribers {
+        let message = subscriber.receive("news").expect("the file");
+        assert_eq!(&message.payload[..], &payload[..]);
+    }
+    drop(subscribers);
+    assert_eq!(settled(&broker, &mut watcher), idle);
+}
+
+#[test]
 fn unsealed_short_and_foreign_descriptors_are_refused_and_the_connection_goes_on() {
     let broker = Broker::start();
     let mut watcher = client_at(broker.socket());
@@ -213,8 +243,18 @@ fn unsealed_short_and_foreign_descriptors_are_refused_and_the_connection_goes_on
     let (socket, _other) = UnixStream::pair().expect("pair");
     let said = refused(&mut client, SealedFile::from_descriptor(socket.into(), 0));
     assert!(said.contains("not a sealable memory file"), "{said}");
-    let (reading, _writing) = std::io::pipe().expect("pipe");
-    let said = refused(&mut client, SealedFile::from_descriptor(reading.into(), 0));
+    let mut ends = [0; 2];
+    // SAFETY: `ends` has room for the two descriptors pipe2 writes.
+    assert_eq!(
+        unsafe { libc::pipe2(ends.as_mut_ptr(), libc::O_CLOEXEC) },
+        0
+    );
+    // SAFETY: both are new descriptors of this process, owned by nobody else.
+    let (reading, _writing) = unsafe {
+        use std::os::fd::FromRawFd;
+        (OwnedFd::from_raw_fd(ends[0]), OwnedFd::from_raw_fd(ends[1]))
+    };
+    let said = refused(&mut client, SealedFile::from_descriptor(reading, 0));
     assert!(said.contains("not a sealable memory file"), "{said}");
 
     // The same connection goes on, and nothing was queued.

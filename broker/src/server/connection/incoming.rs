@@ -20,6 +20,12 @@ use mailbox_proto::{BrokerError, ClientFrame, ErrorKind, Request};
 /// Descriptors a connection may have queued, not yet taken by a frame.
 pub(super) const MAX_QUEUED: usize = 16;
 
+/// Memory files of payloads the broker holds at most, all connections
+/// together (each is a descriptor while its message is queued or its send
+/// waits): past it a `SendFile` is `BrokerFull`, so that waiting sends of
+/// files cannot take the broker's descriptor limit. Not configurable yet.
+pub(super) const MAX_HELD_FILES: usize = 4096;
+
 /// Room for the most descriptors one `sendmsg` can carry (`SCM_MAX_FD`,
 /// 253), in `u64`s so that it is aligned for a `cmsghdr`: without room
 /// for all of them the kernel would close the rest (`MSG_CTRUNC`) before
@@ -124,6 +130,15 @@ pub(super) fn attach(
         let Some(file) = taken.pop() else {
             return Err(refused("no memory file came with this send".to_owned()));
         };
+        if mailbox_proto::memfile::registered_files() >= MAX_HELD_FILES {
+            return Err(BrokerError::new(
+                ErrorKind::BrokerFull,
+                format!(
+                    "the broker holds {MAX_HELD_FILES} memory files of messages already; \
+                     try again once some are received"
+                ),
+            ));
+        }
         *payload = map_sealed(file, *len, true).map_err(|why| refused(why.to_string()))?;
     }
     Ok(())
