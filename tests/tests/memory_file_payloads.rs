@@ -19,7 +19,7 @@ use mailbox_client::{Capacity, ConnectOptions, ErrorKind, MailboxSettings, Seale
 use mailbox_proto::{ClientFrame, Hello, Request, Response, ServerFrame, Target, Wait};
 use mailbox_tests::configured_broker::{ConfiguredBroker, OPEN_SOCKET};
 use mailbox_tests::other_users::{as_uid, root, OTHER};
-use mailbox_tests::{binary, client_at, wait_until, Broker};
+use mailbox_tests::{binary, client_at, rss_bytes, wait_until, Broker};
 
 /// Byte `index` of the files `mailbox-peer send-file` sends.
 fn file_pattern(index: usize) -> u8 {
@@ -82,6 +82,7 @@ fn a_100_mib_file_goes_through_a_bounded_mailbox_unchanged_and_leaves_no_descrip
     watcher.create("big", bounded(1)).expect("create");
     // The mailbox is full: the file's send waits for room.
     watcher.send("big", "first").expect("send");
+    let before = rss_bytes(broker.pid());
     let sender = broker.peer("send-file", "big", LEN as u64);
     broker.wait_for_info("big", "waiting_senders", 1);
 
@@ -92,6 +93,10 @@ fn a_100_mib_file_goes_through_a_bounded_mailbox_unchanged_and_leaves_no_descrip
     );
     let message = receiver.receive("big").expect("the file");
     assert_eq!(message.payload.len(), LEN);
+    // The broker held and passed on 100 MiB without reading them: its
+    // resident memory did not take them in.
+    let grown = rss_bytes(broker.pid()).saturating_sub(before);
+    assert!(grown < 32 << 20, "the broker grew by {grown} bytes");
     // It came as the sender's file, mapped here (not through the socket:
     // 100 MiB is past the frame limit anyway).
     let maps = std::fs::read_to_string("/proc/self/maps").expect("maps");
@@ -198,6 +203,21 @@ fn a_broadcast_passes_the_same_file_to_every_subscriber() {
     }
     drop(subscribers);
     assert_eq!(settled(&broker, &mut watcher), idle);
+}
+
+#[test]
+fn a_file_counts_against_the_memory_budget() {
+    let broker = Broker::start_with(&["--memory-budget", "1M"]);
+    let mut client = client_at(broker.socket());
+    client
+        .create("q", MailboxSettings::default())
+        .expect("create");
+    let file = SealedFile::from_bytes(&vec![1; 2 << 20]).expect("sealed");
+    let error = client.send_file("q", &file).expect_err("past the budget");
+    assert_eq!(error.kind(), Some(ErrorKind::BrokerFull), "{error}");
+    let file = SealedFile::from_bytes(&vec![1; 512 << 10]).expect("sealed");
+    client.send_file("q", &file).expect("fits");
+    assert_eq!(broker.info("q")["queued_bytes"], 512 << 10);
 }
 
 #[test]
