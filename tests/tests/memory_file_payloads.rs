@@ -168,6 +168,15 @@ fn a_file_reaches_mailboxctl_and_a_client_that_did_not_announce_files_as_bytes()
         &payload[..]
     );
 
+    // Past the frame limit (16 MiB + 64 KiB by default) a file cannot go
+    // inline: that receive fails and says why, the connection goes on.
+    let huge = SealedFile::from_bytes(&vec![7; 17 << 20]).expect("sealed");
+    sender.send_file("q", &huge).expect("sent");
+    let error = plain.receive("q").expect_err("too large inline");
+    assert_eq!(error.kind(), Some(ErrorKind::MessageTooLarge), "{error}");
+    assert!(error.to_string().contains("accepts files"), "{error}");
+    plain.status().expect("the connection goes on");
+
     // mailboxctl writes the bytes, whichever form they came in.
     sender.send_file("q", &file).expect("sent");
     let output = broker.run(&["recv", "q"]);
