@@ -17,6 +17,12 @@ use mailbox_proto::memfile::required_seals;
 use rustix::fs::MemfdFlags;
 use rustix::mm::{MapFlags, ProtFlags};
 
+/// The [file threshold](crate::blocking::Client::set_file_threshold) the
+/// design suggests, 64 KiB: below some size, copying a payload through the
+/// socket costs less than making, filling, sealing and mapping a memory
+/// file (where exactly is not measured yet).
+pub const DEFAULT_FILE_THRESHOLD: usize = 64 * 1024;
+
 /// A memory file sealed for sending: its bytes can no longer change.
 #[derive(Debug)]
 pub struct SealedFile {

@@ -215,6 +215,32 @@ fn a_broadcast_passes_the_same_file_to_every_subscriber() {
 }
 
 #[test]
+fn with_a_file_threshold_large_sends_go_as_files() {
+    let broker = Broker::start();
+    let mut client = client_at(broker.socket());
+    let settings = MailboxSettings {
+        max_message_size: 16 * 1024,
+        ..MailboxSettings::default()
+    };
+    client.create("q", settings).expect("create");
+    let large: Vec<u8> = (0..200 * 1024).map(file_pattern).collect();
+    // Inline, the mailbox's max_message_size holds.
+    let error = client.send("q", large.clone()).expect_err("too large");
+    assert_eq!(error.kind(), Some(ErrorKind::MessageTooLarge), "{error}");
+    // As a file, the file limit does; smaller payloads stay inline.
+    client.set_file_threshold(Some(mailbox_client::DEFAULT_FILE_THRESHOLD));
+    client.send("q", large.clone()).expect("sent as a file");
+    let error = client
+        .send("q", vec![0; 32 * 1024])
+        .expect_err("inline, too large");
+    assert_eq!(error.kind(), Some(ErrorKind::MessageTooLarge), "{error}");
+    assert_eq!(
+        &client.receive("q").expect("the file").payload[..],
+        &large[..]
+    );
+}
+
+#[test]
 fn a_file_counts_against_the_memory_budget() {
     let broker = Broker::start_with(&["--memory-budget", "1M"]);
     let mut client = client_at(broker.socket());

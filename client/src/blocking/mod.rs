@@ -82,6 +82,9 @@ pub struct Client {
     /// The id of the `AcceptFiles` sent with the first request, until its
     /// answer (which nobody waits for) arrives.
     accepting_files: Option<RequestId>,
+    /// Payloads of at least this many bytes go as memory files
+    /// ([`Client::set_file_threshold`]).
+    file_threshold: Option<usize>,
 }
 
 impl fmt::Debug for Client {
@@ -191,6 +194,7 @@ impl Client {
             deadline: None,
             untimed_limit: None,
             accepting_files: None,
+            file_threshold: None,
         };
         if accept_files && speaks_files {
             // Leaves with the first request's write: no round trip of its own.
@@ -211,6 +215,71 @@ impl Client {
     /// [`ANSWER_GRACE`](crate::ANSWER_GRACE).
     pub fn set_untimed_limit(&mut self, limit: Option<Duration>) {
         self.untimed_limit = limit;
+    }
+
+    /// Makes one-message sends (`send`, `try_send`, `send_timeout`,
+    /// `send_with`, `send_to`, ...) of payloads of at least `threshold`
+    /// bytes travel as sealed memory files, as
+    /// [`send_file`](Self::send_file) does: the payload is copied once,
+    /// into the file, and then neither the socket nor the broker copies
+    /// it. `None` (the default) keeps every payload inline;
+    /// [`DEFAULT_FILE_THRESHOLD`](crate::DEFAULT_FILE_THRESHOLD) (64 KiB)
+    /// is a good value. Such a send has the file limit (1 GiB) rather than
+    /// the mailbox's `max_message_size`. A payload that cannot be put in a
+    /// memory file (out of memory) goes inline.
+    pub fn set_file_threshold(&mut self, threshold: Option<usize>) {
+        self.file_threshold = threshold;
+    }
+
+    /// `request` as a `SendFile` with its file, when it is a one-message
+    /// send at or above the file threshold.
+    fn as_file(&self, request: Request) -> (Request, Option<crate::SealedFile>) {
+        let Some(threshold) = self.file_threshold else {
+            return (request, None);
+        };
+        if self.welcome.protocol_version < 5 {
+            return (request, None);
+        }
+        let (to, payload, options, wait) = match request {
+            Request::Send {
+                mailbox,
+                payload,
+                wait,
+            } if payload.len() >= threshold => (
+                mailbox_proto::Target::Mailbox(mailbox),
+                payload,
+                Box::default(),
+                wait,
+            ),
+            Request::SendWith {
+                to,
+                payload,
+                options,
+                wait,
+            } if payload.len() >= threshold => (to, payload, options, wait),
+            other => return (other, None),
+        };
+        match crate::SealedFile::from_bytes(&payload) {
+            Ok(file) => (
+                Request::SendFile {
+                    to,
+                    len: file.len(),
+                    options,
+                    wait,
+                    payload: Bytes::new(),
+                },
+                Some(file),
+            ),
+            Err(_) => (
+                Request::SendWith {
+                    to,
+                    payload,
+                    options,
+                    wait,
+                },
+                None,
+            ),
+        }
     }
 
     /// The broker's version, as it announced it in the handshake.
@@ -494,13 +563,14 @@ impl Client {
     ///
     /// [`ANSWER_GRACE`]: crate::ANSWER_GRACE
     fn roundtrip(&mut self, request: Request) -> (Result<Response, Error>, Descriptors) {
+        let (request, file) = self.as_file(request);
         let limit = connect::answer_limit(&request, self.untimed_limit);
         let id = match self.start(request) {
             Ok(id) => id,
             Err(error) => return (Err(error), Vec::new()),
         };
         self.deadline = limit.map(|limit| (Instant::now() + limit, limit));
-        let answer = match self.flush() {
+        let answer = match self.flush_with(file.as_ref().map(crate::SealedFile::as_fd)) {
             Ok(()) => self.wait_with_descriptors(id),
             Err(error) => (Err(error), Vec::new()),
         };
