@@ -364,6 +364,45 @@ fn frames_that_lie_about_their_descriptors_fail_alone() {
     raw.send_with(4, Request::Status, &many);
     let (answer, _) = raw.answer();
     assert!(matches!(answer, Ok(Response::Status(_))), "{answer:?}");
+    // Files sent back to back, each with its own sendmsg, before any
+    // answer is read: a read stops after the bytes that brought a
+    // descriptor, with more waiting; both are answered.
+    // The broker is stopped meanwhile, so that all of them wait in its
+    // socket together.
+    mailbox_tests::signal(broker.pid(), libc::SIGSTOP);
+    for id in 100..103 {
+        raw.send_with(id, send_file(5), &[good.as_fd()]);
+    }
+    mailbox_tests::signal(broker.pid(), libc::SIGCONT);
+    for _ in 100..103 {
+        let (answer, _) = raw.answer();
+        assert!(matches!(answer, Ok(Response::Sent { .. })), "{answer:?}");
+    }
+    for _ in 100..103 {
+        watcher.receive("q").expect("a pipelined file");
+    }
+    // A file send that waits (the mailbox is full), then a request of no
+    // descriptor right behind it: the read that brought the file stops
+    // there, and the request behind is read and answered all the same.
+    watcher.create("full", bounded(1)).expect("create");
+    watcher.send("full", "x").expect("fill");
+    let waiting = Request::SendFile {
+        to: Target::Mailbox("full".into()),
+        len: 5,
+        options: Box::default(),
+        wait: Wait::Forever,
+        payload: Bytes::new(),
+    };
+    mailbox_tests::signal(broker.pid(), libc::SIGSTOP);
+    raw.send_with(400, waiting, &[good.as_fd()]);
+    raw.send(401, Request::Status);
+    mailbox_tests::signal(broker.pid(), libc::SIGCONT);
+    let (answer, _) = raw.answer();
+    assert!(matches!(answer, Ok(Response::Status(_))), "{answer:?}");
+    watcher.receive("full").expect("the filler");
+    let (answer, _) = raw.answer();
+    assert!(matches!(answer, Ok(Response::Sent { .. })), "{answer:?}");
+    watcher.receive("full").expect("the file");
     // And a good one still goes through on the same connection.
     raw.send_with(5, send_file(5), &[good.as_fd()]);
     let (answer, _) = raw.answer();

@@ -32,9 +32,20 @@ pub(super) const MAX_HELD_FILES: usize = 4096;
 /// this process could count them.
 const CONTROL_WORDS: usize = (16 + 253 * 4usize).div_ceil(8) + 1;
 
+/// What one [`receive`] brought.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Received {
+    /// Bytes appended to the buffer; 0 is the end of the stream.
+    pub bytes: usize,
+    /// Whether ancillary data came with them. The kernel ends a read
+    /// after the bytes that brought descriptors, however much more is
+    /// waiting: such a read says nothing about what is left.
+    pub control: bool,
+}
+
 /// One `recvmsg` into the spare capacity of `buffer`; the descriptors that
 /// came along go to the back of `queue` (past [`MAX_QUEUED`] they are
-/// closed). `Ok(0)` is the end of the stream.
+/// closed).
 ///
 /// Through `libc`, as the client's: rustix's wants the buffer
 /// initialised, which would cost a memset of every read.
@@ -42,7 +53,7 @@ pub(super) fn receive(
     socket: &impl AsRawFd,
     buffer: &mut BytesMut,
     queue: &mut VecDeque<OwnedFd>,
-) -> io::Result<usize> {
+) -> io::Result<Received> {
     let spare = buffer.spare_capacity_mut();
     let mut iov = libc::iovec {
         iov_base: spare.as_mut_ptr().cast(),
@@ -93,7 +104,10 @@ pub(super) fn receive(
         // SAFETY: the kernel initialised the first `read` spare bytes.
         buffer.set_len(buffer.len() + read);
     }
-    Ok(read)
+    Ok(Received {
+        bytes: read,
+        control: header.msg_controllen > 0 || header.msg_flags & libc::MSG_CTRUNC != 0,
+    })
 }
 
 /// Gives `frame` its descriptors from the front of `queue`, checked and

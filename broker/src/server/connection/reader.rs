@@ -186,6 +186,8 @@ pub(super) async fn read_loop(
 /// keeping its count): `try_io` then clears exactly the readiness it saw
 /// before the read, so a wake-up in between is not lost, and the next
 /// wait sleeps at once instead of costing a read that finds nothing.
+/// Except after descriptors: the kernel ends such a read early, with
+/// more bytes possibly waiting (and no new wake-up coming for them).
 async fn read_some(
     reader: &OwnedReadHalf,
     buffer: &mut BytesMut,
@@ -198,12 +200,15 @@ async fn read_some(
             let room = buffer.capacity() - buffer.len();
             loop {
                 match incoming::receive(reader.as_ref(), buffer, descriptors) {
-                    Ok(read) if read > 0 && read < room => {
-                        short = Some(read);
+                    // A read that brought descriptors may have stopped
+                    // short with more waiting: readiness stays.
+                    Ok(read) if read.bytes > 0 && read.bytes < room && !read.control => {
+                        short = Some(read.bytes);
                         return Err(io::ErrorKind::WouldBlock.into());
                     }
+                    Ok(read) => return Ok(read.bytes),
                     Err(error) if error.kind() == io::ErrorKind::Interrupted => {}
-                    other => return other,
+                    Err(error) => return Err(error),
                 }
             }
         });
