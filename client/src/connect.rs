@@ -56,6 +56,8 @@ pub const ANSWER_GRACE: Duration = Duration::from_secs(2);
 pub struct ConnectOptions {
     pub(crate) timeout: Option<Duration>,
     pub(crate) broker_user: Option<String>,
+    /// `Some(false)`: do not announce that this client takes memory files.
+    pub(crate) accept_files: Option<bool>,
 }
 
 impl ConnectOptions {
@@ -77,6 +79,16 @@ impl ConnectOptions {
     /// user name); overrides `$MAILBOX_BROKER_UID`.
     pub fn broker_user(mut self, user: impl Into<String>) -> Self {
         self.broker_user = Some(user.into());
+        self
+    }
+
+    /// Whether the blocking client tells the broker that it takes
+    /// memory-file payloads as files (`AcceptFiles`, sent with its first
+    /// request; the default). Without it the broker reads such payloads
+    /// and sends their bytes inline, as to any older client; either way a
+    /// received message reads the same through `payload`.
+    pub fn accept_files(mut self, accept: bool) -> Self {
+        self.accept_files = Some(accept);
         self
     }
 

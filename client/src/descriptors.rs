@@ -17,10 +17,12 @@
 
 use std::collections::VecDeque;
 use std::io;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
 
 use bytes::BytesMut;
-use mailbox_proto::ServerFrame;
+use mailbox_proto::memfile::map_sealed;
+use mailbox_proto::{BrokerError, ErrorKind, Message, Response, ServerFrame};
+use rustix::net::{SendAncillaryBuffer, SendAncillaryMessage, SendFlags};
 
 use crate::error::Error;
 
@@ -123,6 +125,63 @@ pub(crate) fn take_for(
         )));
     }
     Ok(received.drain(..count).collect())
+}
+
+/// Turns a [`Response::ReceivedFile`] and its descriptor into the
+/// [`Response::Received`] it stands for, the payload a read-only mapping
+/// of the file: callers of `payload` see no difference. A file that does
+/// not map (or is not sealed as the broker promised) fails that answer.
+pub(crate) fn map_files(
+    result: Result<Response, BrokerError>,
+    mut descriptors: Descriptors,
+) -> (Result<Response, BrokerError>, Descriptors) {
+    let Ok(Response::ReceivedFile { metadata, len }) = result else {
+        return (result, descriptors);
+    };
+    let mapped = match descriptors.pop() {
+        Some(file) => map_sealed(file, len, false).map_err(|why| {
+            BrokerError::new(
+                ErrorKind::ProtocolViolation,
+                format!(
+                    "the broker's memory file for message {}: {why}",
+                    metadata.sequence
+                ),
+            )
+        }),
+        None => Err(BrokerError::new(
+            ErrorKind::ProtocolViolation,
+            "the broker's memory-file message came without its file",
+        )),
+    };
+    let result = mapped.map(|payload| Response::Received(Message { metadata, payload }));
+    (result, descriptors)
+}
+
+/// One `sendmsg` of `bytes` with `file` as `SCM_RIGHTS`; returns how many
+/// bytes it took (at least one: the descriptor goes with the first).
+pub(crate) fn send_with(
+    socket: &impl AsFd,
+    bytes: &[u8],
+    file: BorrowedFd<'_>,
+) -> io::Result<usize> {
+    let mut space = [std::mem::MaybeUninit::<u8>::uninit(); rustix::cmsg_space!(ScmRights(1))];
+    let mut control = SendAncillaryBuffer::new(&mut space);
+    let files = [file];
+    if !control.push(SendAncillaryMessage::ScmRights(&files)) {
+        return Err(io::Error::other("no room for the descriptor"));
+    }
+    loop {
+        match rustix::net::sendmsg(
+            socket,
+            &[io::IoSlice::new(bytes)],
+            &mut control,
+            SendFlags::NOSIGNAL,
+        ) {
+            Ok(sent) => return Ok(sent),
+            Err(rustix::io::Errno::INTR) => {}
+            Err(error) => return Err(error.into()),
+        }
+    }
 }
 
 #[cfg(test)]

@@ -113,6 +113,7 @@ mod connect;
 mod descriptors;
 mod duration;
 mod error;
+mod memfile;
 mod methods;
 mod ops;
 mod pipeline;
@@ -131,6 +132,7 @@ pub use mailbox_proto::{
     RegionAccess, RegionInfo, SendOptions, Source, Stage, Target, Verdict, Wait,
     DEFAULT_INBOX_CAPACITY, DEFAULT_MAX_MESSAGE_SIZE, MAX_KEY_LEN, MAX_MESSAGE_SIZE_LIMIT,
 };
+pub use memfile::{FileWriter, SealedFile, DEFAULT_FILE_THRESHOLD};
 pub use ops::acknowledgements::Held;
 pub use ops::messages::{BatchReceipt, Peeked, SendReceipt};
 pub use ops::pages::{Page, PAGE_ROWS};

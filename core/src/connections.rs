@@ -39,6 +39,8 @@ pub(crate) struct Connection {
     /// address; a receive from a name outlives any holder), so that its
     /// entries in `Core::awaited_by` go when it does.
     pub(crate) awaits: SparseList<ConnectionId>,
+    /// It sent `AcceptFiles`: memory-file payloads reach it as files.
+    pub(crate) accepts_files: bool,
 }
 
 impl Core {
@@ -116,6 +118,7 @@ impl Core {
                 inbox_group: peer.gid,
                 cut_from: SparseList::default(),
                 awaits: SparseList::default(),
+                accepts_files: false,
             }),
         );
     }

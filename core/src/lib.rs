@@ -293,6 +293,14 @@ impl Core {
         self.settle(out, mark, None);
     }
 
+    /// Whether `connection` sent `AcceptFiles`: the server then passes
+    /// memory-file payloads to it as files rather than inline.
+    pub fn accepts_files(&self, connection: ConnectionId) -> bool {
+        self.connections
+            .get(&connection)
+            .is_some_and(|state| state.accepts_files)
+    }
+
     /// Number of open connections.
     pub fn connection_count(&self) -> usize {
         self.connections.len()

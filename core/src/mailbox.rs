@@ -155,6 +155,43 @@ impl Mailbox {
         self.ledger.next_sequence
     }
 
+    /// Checks a memory-file payload against the size rules: the broker's
+    /// largest message size (`inline_limit`, `limits.max_message_size`) in
+    /// place of the mailbox's `max_message_size`, and the fixed size if
+    /// any.
+    ///
+    /// Why the broker's message limit and not `MAX_FILE_PAYLOAD` yet: a
+    /// receiver that did not announce files, a `ReceiveMany`, a peek and a
+    /// call's reply get the payload inline, in one frame. A larger file
+    /// would be taken and then fail to reach such a receiver (lost), or cut
+    /// its connection; so until every path carries files, a file payload
+    /// is at most what always fits a frame.
+    pub fn check_file_payload(&self, len: usize, inline_limit: u32) -> Result<(), BrokerError> {
+        let limit = mailbox_proto::memfile::MAX_FILE_PAYLOAD.min(u64::from(inline_limit));
+        if len as u64 > limit {
+            return Err(BrokerError::new(
+                ErrorKind::MessageTooLarge,
+                format!(
+                    "memory file of {len} bytes is above the limit of {limit} bytes (the \
+                     broker's limits.max_message_size: every receiver must be able to get \
+                     it inline)"
+                ),
+            ));
+        }
+        if let Some(fixed) = self.settings.fixed_size {
+            if len != fixed as usize {
+                return Err(BrokerError::new(
+                    ErrorKind::WrongMessageSize,
+                    format!(
+                        "message of {len} bytes, but mailbox {} takes exactly {fixed} bytes",
+                        self.ledger.name()
+                    ),
+                ));
+            }
+        }
+        Ok(())
+    }
+
     /// Checks a payload against the size rules; nothing changes.
     pub fn check_payload(&self, len: usize) -> Result<(), BrokerError> {
         if len > self.settings.max_message_size as usize {

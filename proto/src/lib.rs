@@ -16,6 +16,7 @@ pub mod accounts;
 pub mod codec;
 mod frame;
 mod mailbox;
+pub mod memfile;
 mod message;
 mod region;
 pub mod socket_path;

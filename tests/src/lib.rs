@@ -596,7 +596,12 @@ pub fn client_at(socket: &Path) -> mailbox_client::blocking::Client {
     stream
         .set_read_timeout(Some(PATIENCE))
         .expect("read timeout");
-    mailbox_client::blocking::Client::from_stream(stream).expect("handshake")
+    // Announces memory files as `connect` does.
+    mailbox_client::blocking::Client::from_stream_with(
+        stream,
+        &mailbox_client::ConnectOptions::new(),
+    )
+    .expect("handshake")
 }
 
 impl Broker {

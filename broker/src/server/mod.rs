@@ -194,6 +194,9 @@ pub(crate) struct State {
     outcome: Outcome,
     /// The memory files of the shared-memory regions the core holds.
     regions: RegionFiles,
+    /// The largest frame a client takes (`max_frame_size`, its welcome's
+    /// `max_frame_len`): a file payload larger than it cannot go inline.
+    max_frame_size: u32,
     /// Denied requests logged per connection (only of connections that had
     /// one): a connection gets a few lines, then counts.
     denials: ConnectionMap<RepeatedLines>,
@@ -235,6 +238,35 @@ impl State {
                         reply.result = Err(mailbox_proto::BrokerError::new(
                             ErrorKind::Internal,
                             format!("region {} has no memory file", region.name),
+                        ));
+                    }
+                }
+            }
+            // A message whose payload is a memory file goes as that file to
+            // a connection that takes files; others get the bytes inline.
+            if let Ok(mailbox_proto::Response::Received(message)) = &reply.result {
+                if let Some(file) = mailbox_proto::memfile::file_of(&message.payload) {
+                    let len = message.payload.len() as u64;
+                    let sequence = message.metadata.sequence;
+                    if self.core.accepts_files(reply.ticket.connection) {
+                        if let Ok(mailbox_proto::Response::Received(message)) = reply.result {
+                            reply.result = Ok(mailbox_proto::Response::ReceivedFile {
+                                metadata: message.metadata,
+                                len,
+                            });
+                            descriptors.push(file);
+                        }
+                    } else if len + 64 * 1024 > u64::from(self.max_frame_size) {
+                        // Inline it would be a frame the client refuses (and
+                        // closes the connection over): the receive fails
+                        // instead, and says why. The message was taken.
+                        reply.result = Err(mailbox_proto::BrokerError::new(
+                            ErrorKind::MessageTooLarge,
+                            format!(
+                                "message {sequence} is a memory file of {len} bytes, too large to \
+                                 send inline (limits.max_frame_size); a client that accepts files \
+                                 (AcceptFiles) gets it as the file"
+                            ),
                         ));
                     }
                 }
@@ -428,6 +460,7 @@ pub async fn run(
             timer_armed_for: None,
             outcome: Outcome::new(),
             regions: RegionFiles::default(),
+            max_frame_size: config.max_frame_size,
             denials: ConnectionMap::default(),
             refusals: RepeatedLines::new(Instant::now()),
         }),

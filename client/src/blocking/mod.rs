@@ -79,6 +79,12 @@ pub struct Client {
     /// How long a request without a timeout of its own may wait for its
     /// answer ([`Client::set_untimed_limit`]).
     untimed_limit: Option<Duration>,
+    /// The id of the `AcceptFiles` sent with the first request, until its
+    /// answer (which nobody waits for) arrives.
+    accepting_files: Option<RequestId>,
+    /// Payloads of at least this many bytes go as memory files
+    /// ([`Client::set_file_threshold`]).
+    file_threshold: Option<usize>,
 }
 
 impl fmt::Debug for Client {
@@ -107,7 +113,7 @@ impl Client {
         let deadline = options.timeout.map(|limit| (Instant::now() + limit, limit));
         let stream = connect::connect_stream(path, options.timeout)?;
         connect::check_broker(stream.as_raw_fd(), path, options)?;
-        Self::handshake(stream, deadline)
+        Self::handshake(stream, deadline, options.accept_files.unwrap_or(true))
     }
 
     /// Connects to the broker's socket found by the usual rule (as
@@ -130,8 +136,19 @@ impl Client {
     /// Performs the handshake on an already connected stream (for example
     /// one end of a socket pair; the caller chose its peer: no credentials
     /// are checked).
+    ///
+    /// Such a client does not announce that it takes memory-file payloads
+    /// (they reach it inline); [`from_stream_with`](Self::from_stream_with)
+    /// with the default options does.
     pub fn from_stream(stream: UnixStream) -> Result<Self, Error> {
-        Self::handshake(stream, None)
+        Self::handshake(stream, None, false)
+    }
+
+    /// [`from_stream`](Self::from_stream) with `options`' timeout and
+    /// [`accept_files`](ConnectOptions::accept_files) (default: on).
+    pub fn from_stream_with(stream: UnixStream, options: &ConnectOptions) -> Result<Self, Error> {
+        let deadline = options.timeout.map(|limit| (Instant::now() + limit, limit));
+        Self::handshake(stream, deadline, options.accept_files.unwrap_or(true))
     }
 
     /// Says hello and waits for the welcome, until the deadline if given
@@ -139,6 +156,7 @@ impl Client {
     fn handshake(
         mut stream: UnixStream,
         deadline: Option<(Instant, Duration)>,
+        accept_files: bool,
     ) -> Result<Self, Error> {
         let no_answer = |error: Error| match (deadline, &error) {
             (Some((_, waited)), Error::Io(io)) if is_timeout(io) => Error::NoAnswer { waited },
@@ -162,7 +180,8 @@ impl Client {
             read_some(&mut stream, &mut incoming, &mut received).map_err(no_answer)?;
         };
         set_timeouts(&stream, None).map_err(Error::Io)?;
-        Ok(Self {
+        let speaks_files = welcome.protocol_version >= 5;
+        let mut client = Self {
             stream,
             session: Session::new(&welcome),
             welcome,
@@ -174,7 +193,14 @@ impl Client {
             timed: false,
             deadline: None,
             untimed_limit: None,
-        })
+            accepting_files: None,
+            file_threshold: None,
+        };
+        if accept_files && speaks_files {
+            // Leaves with the first request's write: no round trip of its own.
+            client.accepting_files = Some(client.start(Request::AcceptFiles)?);
+        }
+        Ok(client)
     }
 
     /// The broker's id for this connection, as message metadata shows it.
@@ -189,6 +215,71 @@ impl Client {
     /// [`ANSWER_GRACE`](crate::ANSWER_GRACE).
     pub fn set_untimed_limit(&mut self, limit: Option<Duration>) {
         self.untimed_limit = limit;
+    }
+
+    /// Makes one-message sends (`send`, `try_send`, `send_timeout`,
+    /// `send_with`, `send_to`, ...) of payloads of at least `threshold`
+    /// bytes travel as sealed memory files, as
+    /// [`send_file`](Self::send_file) does: the payload is copied once,
+    /// into the file, and then neither the socket nor the broker copies
+    /// it. `None` (the default) keeps every payload inline;
+    /// [`DEFAULT_FILE_THRESHOLD`](crate::DEFAULT_FILE_THRESHOLD) (64 KiB)
+    /// is a good value. Such a send has the file limit (the broker's
+    /// largest message) rather than the mailbox's `max_message_size`. A payload that cannot be put in a
+    /// memory file (out of memory) goes inline.
+    pub fn set_file_threshold(&mut self, threshold: Option<usize>) {
+        self.file_threshold = threshold;
+    }
+
+    /// `request` as a `SendFile` with its file, when it is a one-message
+    /// send at or above the file threshold.
+    fn as_file(&self, request: Request) -> (Request, Option<crate::SealedFile>) {
+        let Some(threshold) = self.file_threshold else {
+            return (request, None);
+        };
+        if self.welcome.protocol_version < 5 {
+            return (request, None);
+        }
+        let (to, payload, options, wait) = match request {
+            Request::Send {
+                mailbox,
+                payload,
+                wait,
+            } if payload.len() >= threshold => (
+                mailbox_proto::Target::Mailbox(mailbox),
+                payload,
+                Box::default(),
+                wait,
+            ),
+            Request::SendWith {
+                to,
+                payload,
+                options,
+                wait,
+            } if payload.len() >= threshold => (to, payload, options, wait),
+            other => return (other, None),
+        };
+        match crate::SealedFile::from_bytes(&payload) {
+            Ok(file) => (
+                Request::SendFile {
+                    to,
+                    len: file.len(),
+                    options,
+                    wait,
+                    payload: Bytes::new(),
+                },
+                Some(file),
+            ),
+            Err(_) => (
+                Request::SendWith {
+                    to,
+                    payload,
+                    options,
+                    wait,
+                },
+                None,
+            ),
+        }
     }
 
     /// The broker's version, as it announced it in the handshake.
@@ -466,13 +557,14 @@ impl Client {
     ///
     /// [`ANSWER_GRACE`]: crate::ANSWER_GRACE
     fn roundtrip(&mut self, request: Request) -> (Result<Response, Error>, Descriptors) {
+        let (request, file) = self.as_file(request);
         let limit = connect::answer_limit(&request, self.untimed_limit);
         let id = match self.start(request) {
             Ok(id) => id,
             Err(error) => return (Err(error), Vec::new()),
         };
         self.deadline = limit.map(|limit| (Instant::now() + limit, limit));
-        let answer = match self.flush() {
+        let answer = match self.flush_with(file.as_ref().map(crate::SealedFile::as_fd)) {
             Ok(()) => self.wait_with_descriptors(id),
             Err(error) => (Err(error), Vec::new()),
         };
@@ -543,13 +635,70 @@ impl Client {
         self.session.start(request, (), &mut self.outgoing)
     }
 
+    /// Sends `file` to `mailbox` as a memory-file payload: the broker checks
+    /// its seals and size and passes the same file to each receiver that
+    /// takes files (the others get its bytes), without copying it. Waits
+    /// for room as [`send`](Self::send) does. A file that is not sealed
+    /// (see [`SealedFile`](crate::SealedFile)) or not as long as it says
+    /// fails with kind `InvalidRequest`, and only this send fails.
+    ///
+    /// ```no_run
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let mut client = mailbox_client::blocking::Client::connect_default()?;
+    /// let mut writer = mailbox_client::FileWriter::new(1 << 20)?;
+    /// writer.as_mut_slice().fill(7);
+    /// client.send_file("frames", &writer.seal()?)?;
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn send_file(
+        &mut self,
+        mailbox: &str,
+        file: &crate::SealedFile,
+    ) -> Result<SendReceipt, Error> {
+        let request = Request::SendFile {
+            to: mailbox_proto::Target::Mailbox(mailbox.to_owned()),
+            len: file.len(),
+            options: Box::default(),
+            wait: Wait::Forever,
+            payload: bytes::Bytes::new(),
+        };
+        let limit = connect::answer_limit(&request, self.untimed_limit);
+        let id = self.start(request)?;
+        self.deadline = limit.map(|limit| (Instant::now() + limit, limit));
+        let answer = match self.flush_with(Some(file.as_fd())) {
+            Ok(()) => self.wait_for(id),
+            Err(error) => Err(error),
+        };
+        self.deadline = None;
+        messages::sent(answer)
+    }
+
     /// Writes every queued frame with as few `write` calls as the socket allows.
     fn flush(&mut self) -> Result<(), Error> {
+        self.flush_with(None)
+    }
+
+    /// [`flush`](Self::flush), `file` going as `SCM_RIGHTS` with the first
+    /// byte written: the last queued frame is the one that carries it,
+    /// and a descriptor may arrive before its frame (never after).
+    fn flush_with(&mut self, file: Option<std::os::fd::BorrowedFd<'_>>) -> Result<(), Error> {
         if self.outgoing.is_empty() {
             return Ok(());
         }
         self.apply_deadline()?;
-        let written = self.stream.write_all(&self.outgoing);
+        let mut start = 0;
+        if let Some(file) = file {
+            match descriptors::send_with(&self.stream, &self.outgoing, file) {
+                Ok(sent) => start = sent,
+                Err(error) => {
+                    self.outgoing.clear();
+                    let error = self.no_answer(Error::from_connection_io(error));
+                    return Err(self.close(error));
+                }
+            }
+        }
+        let written = self.stream.write_all(&self.outgoing[start..]);
         self.outgoing.clear();
         written.map_err(|error| {
             let error = self.no_answer(Error::from_connection_io(error));
@@ -578,8 +727,14 @@ impl Client {
             });
             match routed {
                 Ok(Some((routed, descriptors))) => {
-                    self.answered
-                        .insert(routed.id, (routed.result, descriptors));
+                    if self.accepting_files == Some(routed.id) {
+                        // Nobody waits for it; an error only means payloads
+                        // keep coming inline.
+                        self.accepting_files = None;
+                        continue;
+                    }
+                    let (result, descriptors) = descriptors::map_files(routed.result, descriptors);
+                    self.answered.insert(routed.id, (result, descriptors));
                 }
                 Ok(None) => return Ok(()),
                 Err(error) => return Err(self.close(error)),

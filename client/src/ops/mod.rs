@@ -111,6 +111,8 @@ pub(crate) fn unexpected(expected: &str, response: &Response) -> Error {
         Response::RegionInfo(_) => "RegionInfo",
         Response::RegionPage { .. } => "RegionPage",
         Response::RegionOpened { .. } => "RegionOpened",
+        Response::ReceivedFile { .. } => "ReceivedFile",
+        Response::FilesAccepted => "FilesAccepted",
     };
     Error::Protocol(format!(
         "the broker answered {got} where {expected} was due"

@@ -25,6 +25,9 @@ pub(crate) struct SendPlan {
     pub(crate) place: Place,
     pub(crate) extra: Option<Box<SendExtra>>,
     pub(crate) call: Option<u64>,
+    /// A memory-file payload: its limit is `MAX_FILE_PAYLOAD`, not the
+    /// mailbox's `max_message_size`.
+    pub(crate) file: bool,
 }
 
 impl Core {
@@ -45,6 +48,7 @@ impl Core {
             place: Place::Mailbox(mailbox),
             extra: None,
             call: None,
+            file: false,
         };
         self.send(ticket, peer, plan, Load::One(payload), wait, clock, out)
     }
@@ -70,6 +74,7 @@ impl Core {
             place: Place::Mailbox(mailbox),
             extra: None,
             call: None,
+            file: false,
         };
         self.send(ticket, peer, plan, Load::Many(batch), wait, clock, out)
     }
@@ -89,6 +94,49 @@ impl Core {
     ) -> Result<Option<Response>, BrokerError> {
         let plan = self.plan_send(to, options, wait, None)?;
         self.send(ticket, peer, plan, Load::One(payload), wait, clock, out)
+    }
+
+    /// `SendFile`: `SendWith` of a memory-file payload, which the server
+    /// checked (seals, size) and mapped as `payload` before this.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn send_file(
+        &mut self,
+        ticket: Ticket,
+        peer: Peer,
+        to: &Target,
+        len: u64,
+        payload: Bytes,
+        options: SendOptions,
+        wait: Wait,
+        clock: &Clock,
+        out: &mut Outcome,
+    ) -> Result<Option<Response>, BrokerError> {
+        if payload.len() as u64 != len {
+            // Only a server that skipped the check gets here.
+            return Err(error(
+                ErrorKind::InvalidRequest,
+                format!(
+                    "the memory file of this send has {} bytes, the request claims {len}",
+                    payload.len()
+                ),
+            ));
+        }
+        let mut plan = self.plan_send(to, options, wait, None)?;
+        plan.file = true;
+        self.send(ticket, peer, plan, Load::One(payload), wait, clock, out)
+    }
+
+    /// `AcceptFiles`: from now on this connection gets memory-file
+    /// payloads as files (the server's business; the core only keeps the
+    /// flag for it).
+    pub(crate) fn accept_files(
+        &mut self,
+        connection: ConnectionId,
+    ) -> Result<Option<Response>, BrokerError> {
+        if let Some(state) = self.connections.get_mut(&connection) {
+            state.accepts_files = true;
+        }
+        Ok(Some(Response::FilesAccepted))
     }
 
     /// `Receive` (`max: None`) and `ReceiveMany` from a mailbox.
@@ -272,7 +320,12 @@ impl Core {
                 ttl: options.ttl_millis.map(Duration::from_millis),
             })
         });
-        Ok(SendPlan { place, extra, call })
+        Ok(SendPlan {
+            place,
+            extra,
+            call,
+            file: false,
+        })
     }
 
     /// Checks a `ReceiveWith` and finds where it takes from.
@@ -379,6 +432,10 @@ impl Core {
             _ => {}
         }
         let held = match &load {
+            Load::One(payload) if plan.file => {
+                mailbox.check_file_payload(payload.len(), self.limits.max_message_size)?;
+                payload.len() as u64
+            }
             Load::One(payload) => {
                 mailbox.check_payload(payload.len())?;
                 payload.len() as u64

@@ -92,6 +92,8 @@ impl Core {
             Request::RegionInfo { name } => self.region_info(connection, &name),
             Request::ListRegionPage { after, max } => self.list_region_page(connection, after.as_deref(), max),
             Request::OpenRegion { name, access } => self.open_region(connection, &name, access),
+            Request::SendFile { to, len, options, wait, payload } => self.send_file(ticket, peer, &to, len, payload, *options, wait, clock, out),
+            Request::AcceptFiles => self.accept_files(connection),
         }
     }
 }

@@ -81,6 +81,7 @@ mod broadcast;
 mod calls;
 mod connections;
 mod fair_share;
+mod files;
 mod hash_and_priority;
 mod inboxes;
 mod invariants;
@@ -413,6 +414,21 @@ fn parse_request(words: &[&str]) -> Request {
                 wait,
             }
         }
+        ["sendfile", target, payload, rest @ ..] => {
+            let payload = Bytes::from(text(payload));
+            let (len, wait) = match rest {
+                ["claims", len, wait @ ..] => (number(len), parse_wait(wait)),
+                wait => (payload.len() as u64, parse_wait(wait)),
+            };
+            Request::SendFile {
+                to: parse_target(target),
+                len,
+                options: Box::default(),
+                wait,
+                payload,
+            }
+        }
+        ["acceptfiles"] => Request::AcceptFiles,
         ["call", target, payload, options @ ..] => {
             let (options, wait) = parse_send_options(options);
             Request::Call {
@@ -649,6 +665,8 @@ fn show(reply: &Reply) -> String {
         Ok(Response::RegionOpened { region, access }) => {
             format!("opened {} {access:?}", region.name)
         }
+        Ok(Response::ReceivedFile { len, .. }) => format!("file {len}"),
+        Ok(Response::FilesAccepted) => "files accepted".to_owned(),
         Ok(Response::Mailboxes(list)) => {
             let names: Vec<String> = list
                 .iter()

@@ -43,6 +43,18 @@ pub struct ClientFrame {
     pub request: Request,
 }
 
+impl ClientFrame {
+    /// How many file descriptors travel with this frame as `SCM_RIGHTS`
+    /// (the rule of [`ServerFrame::descriptor_count`], the other way):
+    /// 1 for [`Request::SendFile`], 0 for every other request.
+    pub fn descriptor_count(&self) -> usize {
+        match self.request {
+            Request::SendFile { .. } => 1,
+            _ => 0,
+        }
+    }
+}
+
 /// Every frame the broker sends.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum ServerFrame {

@@ -367,6 +367,37 @@ pub enum Request {
         /// What the descriptor allows.
         access: RegionAccess,
     },
+    /// [`Request::SendWith`] of a memory-file payload: the frame carries
+    /// one descriptor ([`ClientFrame::descriptor_count`]), a `memfd` of
+    /// exactly `len` bytes sealed against writing, growing, shrinking and
+    /// resealing (`mailbox_proto::memfile::required_seals`). The broker
+    /// checks the seals and the size (else `InvalidRequest`, only this
+    /// request fails) and passes the same file on to receivers that
+    /// accept files ([`Request::AcceptFiles`]); others get the bytes
+    /// inline. Its limit is `memfile::MAX_FILE_PAYLOAD`, not the mailbox's
+    /// `max_message_size`. Answered as `SendWith`. Since protocol version 5.
+    ///
+    /// [`ClientFrame::descriptor_count`]: super::ClientFrame::descriptor_count
+    SendFile {
+        /// Where to.
+        to: Target,
+        /// The file's size in bytes.
+        len: u64,
+        /// Key, time-to-live, stage.
+        options: Box<SendOptions>,
+        /// How long to wait, for everything up to the stage.
+        wait: Wait,
+        /// The file, mapped: filled by the broker once it has checked the
+        /// descriptor that came with the frame. Never on the wire.
+        #[serde(skip)]
+        payload: Bytes,
+    },
+    /// Says that this connection takes memory-file payloads: from now on a
+    /// message whose payload is a memory file is answered to a
+    /// [`Request::Receive`] (or `ReceiveWith` of one message) as
+    /// [`Response::ReceivedFile`] with the file, not inline. Answered with
+    /// [`Response::FilesAccepted`]. Since protocol version 5.
+    AcceptFiles,
 }
 
 /// The most messages one page of [`Request::Peek`] holds, whatever the

@@ -8,7 +8,7 @@ use crate::Request;
 
 use super::BrokerError;
 use crate::mailbox::{BrokerStatus, MailboxInfo};
-use crate::message::Message;
+use crate::message::{Message, Metadata};
 use crate::region::{RegionAccess, RegionInfo};
 
 /// One claimed well-known name.
@@ -157,14 +157,27 @@ pub enum Response {
         /// What the descriptor allows.
         access: RegionAccess,
     },
+    /// [`Response::Received`] of a message whose payload is a memory file,
+    /// to a connection that sent [`Request::AcceptFiles`]. Its frame
+    /// carries one descriptor: the sealed file of `len` bytes, the
+    /// message's payload.
+    ReceivedFile {
+        /// The message's metadata.
+        metadata: Metadata,
+        /// The file's size in bytes.
+        len: u64,
+    },
+    /// The answer to [`Request::AcceptFiles`].
+    FilesAccepted,
 }
 
 impl Response {
     /// How many file descriptors the frame of this response carries: 1 for
-    /// [`Response::RegionOpened`], 0 for every other response.
+    /// [`Response::RegionOpened`] and [`Response::ReceivedFile`], 0 for
+    /// every other response.
     pub fn descriptor_count(&self) -> usize {
         match self {
-            Response::RegionOpened { .. } => 1,
+            Response::RegionOpened { .. } | Response::ReceivedFile { .. } => 1,
             _ => 0,
         }
     }

@@ -14,6 +14,7 @@
 //! mailbox-peer ask SOCKET MAILBOX COUNT              COUNT requests to MAILBOX, replies from MAILBOX.rep
 //! mailbox-peer echo SOCKET MAILBOX COUNT             answers COUNT requests of MAILBOX on MAILBOX.rep
 //! mailbox-peer region-escape SOCKET REGION COUNT     opens REGION read-only, tries to write it anyway
+//! mailbox-peer send-file SOCKET MAILBOX COUNT         sends a sealed memory file of COUNT bytes, tries to write it after
 //! ```
 //!
 //! For `produce` and `consume`, payloads are the message's index as 8
@@ -35,7 +36,12 @@
 //! tries the two ways around that: a writable shared mapping of the
 //! descriptor, and reopening it read-write through `/proc/self/fd`; it
 //! prints `mapping: refused ERROR` or `mapping: allowed`, then `reopen:
-//! refused ERROR` or `reopen: allowed`.
+//! refused ERROR` or `reopen: allowed`. `send-file` fills a memory file
+//! of COUNT bytes in place with [`file_pattern`] (byte `i` is `i % 251`),
+//! seals it, sends it (waiting for room), prints `sent SEQUENCE` or
+//! `refused KIND`, then tries to change the file it sent: prints `write:
+//! refused ERROR` or `write: allowed`, and the same for `mapping:` (a
+//! writable shared mapping).
 //!
 //! `ask` and `echo` hold a request/reply conversation with
 //! `blocking::Client::exchange` (each step one write and one answer): `ask`
@@ -290,11 +296,56 @@ fn region_escape(socket: &str, region: &str) -> Result<(), String> {
     }
 }
 
+/// Byte `index` of the files `send-file` sends.
+fn file_pattern(index: usize) -> u8 {
+    (index % 251) as u8
+}
+
+fn send_file(socket: &str, mailbox: &str, len: u64) -> Result<(), String> {
+    let mut client = blocking::Client::connect(socket).map_err(|e| e.to_string())?;
+    let len = usize::try_from(len).map_err(|e| e.to_string())?;
+    let mut writer = mailbox_client::FileWriter::new(len).map_err(|e| e.to_string())?;
+    for (index, byte) in writer.as_mut_slice().iter_mut().enumerate() {
+        *byte = file_pattern(index);
+    }
+    let file = writer.seal().map_err(|e| e.to_string())?;
+    match client.send_file(mailbox, &file) {
+        Ok(receipt) => say(&format!("sent {}", receipt.sequence))?,
+        Err(error) => match error.kind() {
+            Some(kind) => say(&format!("refused {kind:?}"))?,
+            None => return Err(error.to_string()),
+        },
+    }
+    match rustix::io::pwrite(file.as_fd(), b"changed", 0) {
+        Ok(_) => say("write: allowed")?,
+        Err(error) => say(&format!("write: refused {error}"))?,
+    }
+    // SAFETY: a fresh mapping the kernel places, unmapped at once if made.
+    let mapped = unsafe {
+        rustix::mm::mmap(
+            std::ptr::null_mut(),
+            len.max(1),
+            rustix::mm::ProtFlags::READ | rustix::mm::ProtFlags::WRITE,
+            rustix::mm::MapFlags::SHARED,
+            file.as_fd(),
+            0,
+        )
+    };
+    match mapped {
+        Ok(address) => {
+            // SAFETY: the mapping just made.
+            let _ = unsafe { rustix::mm::munmap(address, len.max(1)) };
+            say("mapping: allowed")
+        }
+        Err(error) => say(&format!("mapping: refused {error}")),
+    }
+}
+
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let [role, socket, mailbox, count] = args.as_slice() else {
         eprintln!(
-            "usage: mailbox-peer produce|consume|consume-async|hold|ack|serve-reversed|open|open-wait|ask|echo|region-escape \
+            "usage: mailbox-peer produce|consume|consume-async|hold|ack|serve-reversed|open|open-wait|ask|echo|region-escape|send-file \
              SOCKET MAILBOX COUNT"
         );
         return ExitCode::from(2);
@@ -315,6 +366,7 @@ fn main() -> ExitCode {
         "ask" => ask(socket, mailbox, count),
         "echo" => echo(socket, mailbox, count),
         "region-escape" => region_escape(socket, mailbox),
+        "send-file" => send_file(socket, mailbox, count),
         other => Err(format!("unknown role {other:?}")),
     };
     match result {

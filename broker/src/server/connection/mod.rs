@@ -19,6 +19,7 @@
 
 mod admission;
 mod handshake;
+mod incoming;
 mod read_buffer;
 mod reader;
 #[cfg(test)]

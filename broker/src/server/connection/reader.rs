@@ -2,18 +2,22 @@
 //! decodes and applies every whole frame under one lock, up to the outbox's
 //! high-water mark; a frame must complete within the frame timeout.
 
+use std::collections::VecDeque;
 use std::future::Future;
+use std::io;
+use std::os::fd::OwnedFd;
 use std::sync::Arc;
 use std::task::Poll;
 use std::time::Instant;
 
 use bytes::BytesMut;
 use mailbox_proto::{decode_client_frame, BrokerError, ErrorKind, ServerFrame, Welcome};
-use tokio::io::AsyncReadExt;
+use tokio::io::Interest;
 use tokio::net::unix::OwnedReadHalf;
 use tokio::sync::watch;
 
 use super::handshake::accept_hello;
+use super::incoming;
 use super::read_buffer::{frame_total, grow, settle, READ_CHUNK, SMALL_READ};
 use super::{closed, goodbye, CloseReason};
 use crate::core::ConnectionId;
@@ -47,10 +51,18 @@ pub(super) async fn read_loop(
     let mut counted = 0;
     // When the frame at the front of the buffer started to arrive.
     let mut frame_started: Option<Instant> = None;
+    // Descriptors that came with the bytes and no frame has taken yet.
+    let mut descriptors: VecDeque<OwnedFd> = VecDeque::new();
     loop {
         let before = buffer.len();
-        match apply_buffered(shared, id, &mut buffer, outbox, &reader) {
-            Applied::All => {}
+        match apply_buffered(shared, id, &mut buffer, &mut descriptors, outbox, &reader) {
+            Applied::All => {
+                if buffer.is_empty() && !descriptors.is_empty() {
+                    // Every byte received is decoded: these came with no
+                    // frame that claims them.
+                    descriptors.clear();
+                }
+            }
             Applied::HeldBack => {
                 // Decided from what `apply_buffered` saw, not from the
                 // outbox now: with several runtime threads the writer may
@@ -124,7 +136,10 @@ pub(super) async fn read_loop(
                 tokio::select! {
                     () = account.buffers().room_released() => {}
                     () = sleep_until(deadline) => {
-                        return goodbye(outbox, frame_too_slow(config, &buffer));
+                        return goodbye(
+                            outbox,
+                            frame_too_slow(config, (frame_total(&buffer), buffer.len())),
+                        );
                     }
                     () = outbox.closed() => return closed(outbox),
                 }
@@ -141,14 +156,17 @@ pub(super) async fn read_loop(
         // read that finds nothing: one system call fewer per request on a
         // conversation (measured: 3 to 2 reads per rendezvous message).
         let read = {
-            let mut read = std::pin::pin!(reader.read_buf(&mut buffer));
+            // What a goodbye for a slow frame says, taken before the read
+            // borrows the buffer (nothing arrives while the read waits).
+            let arrived = (frame_total(&buffer), buffer.len());
+            let mut read = std::pin::pin!(read_some(&reader, &mut buffer, &mut descriptors));
             match std::future::poll_fn(|cx| Poll::Ready(read.as_mut().poll(cx))).await {
                 Poll::Ready(read) => read,
                 Poll::Pending => tokio::select! {
                     read = read => read,
                     () = outbox.closed() => return closed(outbox),
                     () = sleep_until(deadline) => {
-                        return goodbye(outbox, frame_too_slow(config, &buffer));
+                        return goodbye(outbox, frame_too_slow(config, arrived));
                     }
                 },
             }
@@ -157,6 +175,50 @@ pub(super) async fn read_loop(
             Ok(0) => return CloseReason::ClientClosed,
             Ok(_) => busy = buffer.capacity() == buffer.len(),
             Err(error) => return CloseReason::Io(error),
+        }
+    }
+}
+
+/// Reads once, with the descriptors that come along ([`incoming::receive`]).
+///
+/// A read that does not fill the buffer clears the socket's readiness, as
+/// tokio's own `poll_read` does (the closure answers `WouldBlock` after
+/// keeping its count): `try_io` then clears exactly the readiness it saw
+/// before the read, so a wake-up in between is not lost, and the next
+/// wait sleeps at once instead of costing a read that finds nothing.
+/// Except after descriptors: the kernel ends such a read early, with
+/// more bytes possibly waiting (and no new wake-up coming for them).
+async fn read_some(
+    reader: &OwnedReadHalf,
+    buffer: &mut BytesMut,
+    descriptors: &mut VecDeque<OwnedFd>,
+) -> io::Result<usize> {
+    loop {
+        reader.readable().await?;
+        let mut short = None;
+        let read = reader.as_ref().try_io(Interest::READABLE, || {
+            let room = buffer.capacity() - buffer.len();
+            loop {
+                match incoming::receive(reader.as_ref(), buffer, descriptors) {
+                    // A read that brought descriptors may have stopped
+                    // short with more waiting: readiness stays.
+                    Ok(read) if read.bytes > 0 && read.bytes < room && !read.control => {
+                        short = Some(read.bytes);
+                        return Err(io::ErrorKind::WouldBlock.into());
+                    }
+                    Ok(read) => return Ok(read.bytes),
+                    Err(error) if error.kind() == io::ErrorKind::Interrupted => {}
+                    Err(error) => return Err(error),
+                }
+            }
+        });
+        match read {
+            Err(error) if error.kind() == io::ErrorKind::WouldBlock => {
+                if let Some(read) = short {
+                    return Ok(read);
+                }
+            }
+            other => return other,
         }
     }
 }
@@ -178,16 +240,18 @@ fn sleep_until(deadline: Option<tokio::time::Instant>) -> impl Future<Output = (
 }
 
 /// Why a frame that did not complete in time closes its connection.
-fn frame_too_slow(config: &crate::server::Config, buffer: &BytesMut) -> CloseReason {
-    let promised = frame_total(buffer)
+/// `arrived`: the frame's whole length if its header is there, and the
+/// bytes of it that arrived.
+fn frame_too_slow(config: &crate::server::Config, arrived: (Option<usize>, usize)) -> CloseReason {
+    let promised = arrived
+        .0
         .map_or_else(|| "its length".to_owned(), |total| format!("{total} bytes"));
     CloseReason::ProtocolViolation(BrokerError::new(
         ErrorKind::ProtocolViolation,
         format!(
             "a frame did not complete within {:?} of its first bytes (limits.frame_timeout): \
              {} of its {promised} arrived",
-            config.buffers.frame_timeout,
-            buffer.len()
+            config.buffers.frame_timeout, arrived.1
         ),
     ))
 }
@@ -216,6 +280,7 @@ fn apply_buffered(
     shared: &Shared,
     id: ConnectionId,
     buffer: &mut BytesMut,
+    descriptors: &mut VecDeque<OwnedFd>,
     outbox: &Outbox,
     socket: &OwnedReadHalf,
 ) -> Applied {
@@ -239,14 +304,21 @@ fn apply_buffered(
             break;
         }
         match decode_client_frame(buffer, config.max_frame_size) {
-            Ok(Some(frame)) => {
+            Ok(Some(mut frame)) => {
                 let now = now.get_or_insert_with(clock);
-                state
-                    .get_or_insert_with(|| {
-                        outbox.hold();
-                        shared.lock()
-                    })
-                    .apply(id, frame, now);
+                let state = state.get_or_insert_with(|| {
+                    outbox.hold();
+                    shared.lock()
+                });
+                // A refused descriptor fails this request alone: the
+                // frame itself was whole and well formed.
+                match incoming::attach(&mut frame, descriptors, buffer.is_empty()) {
+                    Ok(()) => state.apply(id, frame, now),
+                    Err(refused) => outbox.push(ServerFrame::Response {
+                        id: frame.id,
+                        result: Err(refused),
+                    }),
+                }
             }
             Ok(None) => {
                 applied = Applied::All;

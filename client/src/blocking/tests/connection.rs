@@ -66,5 +66,8 @@ fn connects_through_a_socket_path() {
     let mut client = Client::connect(&path).expect("connects");
     assert!(client.list().expect("listed").is_empty());
     drop(client);
-    assert_eq!(server.join().expect("server thread").frames.len(), 1);
+    // `connect` announces memory files with its first request's write.
+    let frames = server.join().expect("server thread").frames;
+    assert_eq!(frames.len(), 2);
+    assert_eq!(frames[0].request, mailbox_proto::Request::AcceptFiles);
 }

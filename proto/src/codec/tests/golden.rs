@@ -242,6 +242,20 @@ fn client_frames() -> Vec<(ClientFrame, &'static str)> {
             ),
             "0a0000001122066672616d657300",
         ),
+        (
+            frame(
+                18,
+                Request::SendFile {
+                    to: Target::Mailbox("q".into()),
+                    len: 65_536,
+                    options: Box::default(),
+                    wait: Wait::Forever,
+                    payload: Bytes::new(),
+                },
+            ),
+            "0e0000001223000171fc0000010000000000",
+        ),
+        (frame(19, Request::AcceptFiles), "020000001324"),
     ]
 }
 
@@ -367,6 +381,17 @@ fn server_frames() -> Vec<(ServerFrame, &'static str)> {
             ),
             "19000000020c001a066672616d6573fc00000100fbe80364fba0010301",
         ),
+        (
+            ok(
+                14,
+                Response::ReceivedFile {
+                    metadata: message(7, "").metadata,
+                    len: 65_536,
+                },
+            ),
+            "11000000020e001b0701020304050000fc00000100",
+        ),
+        (ok(15, Response::FilesAccepted), "04000000020f001c"),
         (
             ServerFrame::Response {
                 id: 13,

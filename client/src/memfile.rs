@@ -1,0 +1,194 @@
+//! Payloads as sealed memory files, the sender's side: [`SealedFile`] (a
+//! `memfd` sealed against writing, growing, shrinking and resealing) and
+//! [`FileWriter`] (reserve N bytes, fill them in place, seal), sent with
+//! [`blocking::Client::send_file`](crate::blocking::Client::send_file).
+//!
+//! Once sealed, nobody can change the bytes, the sender included: a
+//! `write(2)` or a writable shared mapping of the file fails with `EPERM`.
+//! That is what lets the broker pass the same file to every receiver
+//! without copying it. Receivers need nothing of this module: a message
+//! whose payload came as a file reads through `Message::payload` like any
+//! other (a read-only mapping behind the `Bytes`).
+
+use std::io;
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+
+use mailbox_proto::memfile::required_seals;
+use rustix::fs::MemfdFlags;
+use rustix::mm::{MapFlags, ProtFlags};
+
+/// The [file threshold](crate::blocking::Client::set_file_threshold) the
+/// design suggests, 64 KiB: below some size, copying a payload through the
+/// socket costs less than making, filling, sealing and mapping a memory
+/// file (where exactly is not measured yet).
+pub const DEFAULT_FILE_THRESHOLD: usize = 64 * 1024;
+
+/// A memory file sealed for sending: its bytes can no longer change.
+#[derive(Debug)]
+pub struct SealedFile {
+    file: OwnedFd,
+    len: u64,
+}
+
+impl SealedFile {
+    /// A sealed memory file holding a copy of `bytes` (one copy, into the
+    /// file; [`FileWriter`] avoids even that).
+    ///
+    /// ```
+    /// let file = mailbox_client::SealedFile::from_bytes(b"a large payload")?;
+    /// assert_eq!(file.len(), 15);
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    pub fn from_bytes(bytes: &[u8]) -> io::Result<Self> {
+        let mut writer = FileWriter::new(bytes.len())?;
+        writer.as_mut_slice().copy_from_slice(bytes);
+        writer.seal()
+    }
+
+    /// A descriptor to send as it is, claiming `len` bytes. Nothing is
+    /// checked here: the broker refuses (kind `InvalidRequest`) a file that
+    /// is not a memory file of `len` bytes with every seal. For a file
+    /// sealed by other means, and for tests of the refusals.
+    pub fn from_descriptor(file: OwnedFd, len: u64) -> Self {
+        Self { file, len }
+    }
+
+    /// Its size in bytes.
+    pub fn len(&self) -> u64 {
+        self.len
+    }
+
+    /// Whether it holds no bytes.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// The descriptor.
+    pub fn as_fd(&self) -> BorrowedFd<'_> {
+        self.file.as_fd()
+    }
+
+    /// The descriptor, given up.
+    pub fn into_descriptor(self) -> OwnedFd {
+        self.file
+    }
+}
+
+/// A memory file of a fixed size being filled in place: reserve, write
+/// through [`as_mut_slice`](Self::as_mut_slice), then [`seal`](Self::seal).
+///
+/// ```
+/// let mut writer = mailbox_client::FileWriter::new(4096)?;
+/// writer.as_mut_slice()[..5].copy_from_slice(b"frame");
+/// let file = writer.seal()?;
+/// assert_eq!(file.len(), 4096);
+/// # Ok::<(), std::io::Error>(())
+/// ```
+#[derive(Debug)]
+pub struct FileWriter {
+    file: OwnedFd,
+    mapping: WritableMapping,
+}
+
+/// The writer's mapping, unmapped when dropped.
+#[derive(Debug)]
+struct WritableMapping {
+    address: usize,
+    len: usize,
+}
+
+// SAFETY: the mapping is owned by its writer alone (no other reference to
+// it exists), like a `Vec<u8>`'s heap.
+unsafe impl Send for WritableMapping {}
+
+impl Drop for WritableMapping {
+    fn drop(&mut self) {
+        if self.len != 0 {
+            // SAFETY: the mapping made in `FileWriter::new`, unmapped once;
+            // no slice of it outlives the writer's `&mut self`.
+            let _ = unsafe { rustix::mm::munmap(self.address as *mut std::ffi::c_void, self.len) };
+        }
+    }
+}
+
+impl FileWriter {
+    /// A new memory file of `len` zero bytes, mapped for writing.
+    pub fn new(len: usize) -> io::Result<Self> {
+        let file = rustix::fs::memfd_create(
+            "mailbox-payload",
+            MemfdFlags::CLOEXEC | MemfdFlags::ALLOW_SEALING,
+        )?;
+        rustix::fs::ftruncate(&file, len as u64)?;
+        let address = if len == 0 {
+            0
+        } else {
+            // SAFETY: a fresh shared mapping chosen by the kernel, of a file
+            // of `len` bytes only this writer can resize (nobody else has
+            // it yet); unmapped when the mapping is dropped.
+            let address = unsafe {
+                rustix::mm::mmap(
+                    std::ptr::null_mut(),
+                    len,
+                    ProtFlags::READ | ProtFlags::WRITE,
+                    MapFlags::SHARED,
+                    &file,
+                    0,
+                )?
+            };
+            address as usize
+        };
+        Ok(Self {
+            file,
+            mapping: WritableMapping { address, len },
+        })
+    }
+
+    /// The bytes to fill.
+    pub fn as_mut_slice(&mut self) -> &mut [u8] {
+        if self.mapping.len == 0 {
+            return &mut [];
+        }
+        // SAFETY: `len` writable bytes mapped at `address` while the
+        // mapping lives; borrowed from `&mut self`, so no other slice of
+        // them exists.
+        unsafe { std::slice::from_raw_parts_mut(self.mapping.address as *mut u8, self.mapping.len) }
+    }
+
+    /// Unmaps it and seals it: from here on nobody can change it.
+    /// (`F_SEAL_WRITE` is refused while a writable mapping exists, so the
+    /// mapping goes first.)
+    pub fn seal(self) -> io::Result<SealedFile> {
+        let len = self.mapping.len as u64;
+        drop(self.mapping);
+        rustix::fs::fcntl_add_seals(&self.file, required_seals())?;
+        Ok(SealedFile {
+            file: self.file,
+            len,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_sealed_file_cannot_be_written_or_mapped_writable() {
+        let file = SealedFile::from_bytes(b"fixed").expect("sealed");
+        let written = rustix::io::write(file.as_fd(), b"x").expect_err("sealed");
+        assert_eq!(written, rustix::io::Errno::PERM);
+        // SAFETY: the mapping fails; nothing to unmap.
+        let mapped = unsafe {
+            rustix::mm::mmap(
+                std::ptr::null_mut(),
+                5,
+                ProtFlags::READ | ProtFlags::WRITE,
+                MapFlags::SHARED,
+                file.as_fd(),
+                0,
+            )
+        };
+        assert_eq!(mapped.expect_err("sealed"), rustix::io::Errno::PERM);
+        mailbox_proto::memfile::check_sealed(&file.into_descriptor(), 5).expect("valid");
+    }
+}

@@ -1,0 +1,534 @@
+//! Memory-file payloads, end to end: a real `mailboxd`, sealed memory
+//! files sent by `mailbox-peer` processes and by this test with the
+//! client library, received as read-only mappings behind the usual
+//! `Message::payload`; refusals of unsealed, short and foreign
+//! descriptors and of frames that lie about their descriptors (only that
+//! request fails); the inline fallback for a client that did not announce
+//! files; a stranger without the send right; and no descriptor left in
+//! the broker afterwards.
+
+use std::collections::VecDeque;
+use std::io::{IoSlice, Read, Write};
+use std::mem::MaybeUninit;
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::os::unix::net::UnixStream;
+use std::time::Duration;
+
+use bytes::{Bytes, BytesMut};
+use mailbox_client::{Capacity, ConnectOptions, ErrorKind, MailboxSettings, SealedFile};
+use mailbox_proto::{ClientFrame, Hello, Request, Response, ServerFrame, Target, Wait};
+use mailbox_tests::configured_broker::{ConfiguredBroker, OPEN_SOCKET};
+use mailbox_tests::other_users::{as_uid, root, OTHER};
+use mailbox_tests::{binary, client_at, rss_bytes, wait_until, Broker};
+
+/// Byte `index` of the files `mailbox-peer send-file` sends.
+fn file_pattern(index: usize) -> u8 {
+    (index % 251) as u8
+}
+
+/// How many descriptors the broker has open.
+fn descriptors(broker: &Broker) -> usize {
+    std::fs::read_dir(format!("/proc/{}/fd", broker.pid()))
+        .expect("the broker's /proc/PID/fd")
+        .count()
+}
+
+/// The broker's descriptors once every connection but `watcher`'s is gone
+/// and the count has stopped moving.
+fn settled(broker: &Broker, watcher: &mut mailbox_client::blocking::Client) -> usize {
+    wait_until("only the watcher is connected", || {
+        watcher.status().expect("status").connections == 1
+    });
+    let mut last = descriptors(broker);
+    wait_until("the broker's descriptors settle", || {
+        std::thread::sleep(Duration::from_millis(100));
+        let now = descriptors(broker);
+        std::mem::replace(&mut last, now) == now
+    });
+    last
+}
+
+/// A memfd holding `bytes`, with `seals` (possibly none).
+fn memfd(bytes: &[u8], seals: rustix::fs::SealFlags) -> OwnedFd {
+    let file = rustix::fs::memfd_create(
+        "test",
+        rustix::fs::MemfdFlags::CLOEXEC | rustix::fs::MemfdFlags::ALLOW_SEALING,
+    )
+    .expect("memfd");
+    rustix::io::write(&file, bytes).expect("write");
+    if !seals.is_empty() {
+        rustix::fs::fcntl_add_seals(&file, seals).expect("seal");
+    }
+    file
+}
+
+fn all_seals() -> rustix::fs::SealFlags {
+    mailbox_proto::memfile::required_seals()
+}
+
+fn bounded(capacity: u32) -> MailboxSettings {
+    MailboxSettings {
+        capacity: Capacity::Bounded(capacity),
+        ..MailboxSettings::default()
+    }
+}
+
+#[test]
+fn a_16_mib_file_goes_through_a_bounded_mailbox_unchanged_and_leaves_no_descriptor() {
+    // The largest file payload for now: the broker's largest message
+    // (every receiver must be able to get it inline).
+    const LEN: usize = 16 << 20;
+    let broker = Broker::start();
+    let mut watcher = client_at(broker.socket());
+    let idle = settled(&broker, &mut watcher);
+    watcher.create("big", bounded(1)).expect("create");
+    // The mailbox is full: the file's send waits for room.
+    watcher.send("big", "first").expect("send");
+    let before = rss_bytes(broker.pid());
+    let sender = broker.peer("send-file", "big", LEN as u64);
+    broker.wait_for_info("big", "waiting_senders", 1);
+
+    let mut receiver = client_at(broker.socket());
+    assert_eq!(
+        &receiver.receive("big").expect("first").payload[..],
+        b"first"
+    );
+    let message = receiver.receive("big").expect("the file");
+    assert_eq!(message.payload.len(), LEN);
+    // The broker held and passed on 16 MiB without reading them: its
+    // resident memory did not take them in.
+    let grown = rss_bytes(broker.pid()).saturating_sub(before);
+    assert!(grown < 8 << 20, "the broker grew by {grown} bytes");
+    // It came as the sender's file, mapped here, not through the socket.
+    let maps = std::fs::read_to_string("/proc/self/maps").expect("maps");
+    assert!(
+        maps.contains("memfd:mailbox-payload"),
+        "no mapping of the file"
+    );
+    assert!(
+        message
+            .payload
+            .iter()
+            .enumerate()
+            .all(|(index, byte)| *byte == file_pattern(index)),
+        "the payload is not what was sent"
+    );
+    let output = sender.finish();
+    let said = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "{said}");
+    assert!(said.contains("sent 2"), "{said}");
+    // The sender cannot change what it sent: the kernel refuses.
+    assert!(said.contains("write: refused"), "{said}");
+    assert!(said.contains("mapping: refused"), "{said}");
+    assert!(!said.contains("allowed"), "{said}");
+    // The receiver's mapping still reads the same bytes.
+    assert_eq!(message.payload[LEN - 1], file_pattern(LEN - 1));
+
+    drop(message);
+    drop(receiver);
+    assert_eq!(settled(&broker, &mut watcher), idle);
+    let info = broker.info("big");
+    assert_eq!(info["queued_bytes"], 0, "{info}");
+}
+
+#[test]
+fn a_file_reaches_mailboxctl_and_a_client_that_did_not_announce_files_as_bytes() {
+    let broker = Broker::start();
+    let mut sender = client_at(broker.socket());
+    sender
+        .create("q", MailboxSettings::default())
+        .expect("create");
+    let payload: Vec<u8> = (0..200_000).map(file_pattern).collect();
+    let file = SealedFile::from_bytes(&payload).expect("sealed");
+    sender.send_file("q", &file).expect("sent");
+    sender.send_file("q", &file).expect("sent again");
+
+    // A client that says nothing of files: the bytes come inline, in a
+    // `Received`, as to any client built before files.
+    let mut raw = RawClient::connect(&broker);
+    raw.send(
+        1,
+        Request::Receive {
+            mailbox: "q".into(),
+            wait: Wait::Forever,
+        },
+    );
+    let (answer, carried) = raw.answer();
+    assert_eq!(carried, 0, "no descriptor for a client that did not ask");
+    match answer {
+        Ok(Response::Received(message)) => assert_eq!(&message.payload[..], &payload[..]),
+        other => panic!("expected the bytes inline, got {other:?}"),
+    }
+
+    // The library without `accept_files` reads the same bytes.
+    let options = ConnectOptions::new().accept_files(false);
+    let mut plain =
+        mailbox_client::blocking::Client::connect_with(broker.socket(), &options).expect("connect");
+    assert_eq!(
+        &plain.receive("q").expect("inline").payload[..],
+        &payload[..]
+    );
+
+    // A file larger than the broker's largest message could not reach
+    // such a receiver inline: its send is refused, nothing is taken, and
+    // both connections go on.
+    let huge = SealedFile::from_bytes(&vec![7; 17 << 20]).expect("sealed");
+    let error = sender.send_file("q", &huge).expect_err("above the limit");
+    assert_eq!(error.kind(), Some(ErrorKind::MessageTooLarge), "{error}");
+    assert!(error.to_string().contains("max_message_size"), "{error}");
+    assert_eq!(broker.info("q")["queued_messages"], 0);
+    plain.status().expect("the connection goes on");
+
+    // mailboxctl writes the bytes, whichever form they came in.
+    sender.send_file("q", &file).expect("sent");
+    let output = broker.run(&["recv", "q"]);
+    assert!(output.status.success());
+    assert_eq!(&output.stdout[..], &payload[..]);
+}
+
+#[test]
+fn a_broadcast_passes_the_same_file_to_every_subscriber() {
+    let broker = Broker::start();
+    let mut watcher = client_at(broker.socket());
+    let idle = settled(&broker, &mut watcher);
+    let settings = MailboxSettings {
+        policy: mailbox_client::DeliveryPolicy::Broadcast,
+        ..MailboxSettings::default()
+    };
+    watcher.create("news", settings).expect("create");
+    let mut subscribers: Vec<_> = (0..3)
+        .map(|_| {
+            let mut client = client_at(broker.socket());
+            client.subscribe("news").expect("subscribe");
+            client
+        })
+        .collect();
+    let payload: Vec<u8> = (0..1 << 20).map(file_pattern).collect();
+    let file = SealedFile::from_bytes(&payload).expect("sealed");
+    let receipt = watcher.send_file("news", &file).expect("sent");
+    assert_eq!(receipt.recipients, 3);
+    drop(file);
+    for subscriber in &mut subscribers {
+        let message = subscriber.receive("news").expect("the file");
+        assert_eq!(&message.payload[..], &payload[..]);
+    }
+    drop(subscribers);
+    assert_eq!(settled(&broker, &mut watcher), idle);
+}
+
+#[test]
+fn with_a_file_threshold_large_sends_go_as_files() {
+    let broker = Broker::start();
+    let mut client = client_at(broker.socket());
+    let settings = MailboxSettings {
+        max_message_size: 16 * 1024,
+        ..MailboxSettings::default()
+    };
+    client.create("q", settings).expect("create");
+    let large: Vec<u8> = (0..200 * 1024).map(file_pattern).collect();
+    // Inline, the mailbox's max_message_size holds.
+    let error = client.send("q", large.clone()).expect_err("too large");
+    assert_eq!(error.kind(), Some(ErrorKind::MessageTooLarge), "{error}");
+    // As a file, the file limit does; smaller payloads stay inline.
+    client.set_file_threshold(Some(mailbox_client::DEFAULT_FILE_THRESHOLD));
+    client.send("q", large.clone()).expect("sent as a file");
+    let error = client
+        .send("q", vec![0; 32 * 1024])
+        .expect_err("inline, too large");
+    assert_eq!(error.kind(), Some(ErrorKind::MessageTooLarge), "{error}");
+    assert_eq!(
+        &client.receive("q").expect("the file").payload[..],
+        &large[..]
+    );
+}
+
+#[test]
+fn a_file_counts_against_the_memory_budget() {
+    let broker = Broker::start_with(&["--memory-budget", "1M"]);
+    let mut client = client_at(broker.socket());
+    client
+        .create("q", MailboxSettings::default())
+        .expect("create");
+    let file = SealedFile::from_bytes(&vec![1; 2 << 20]).expect("sealed");
+    let error = client.send_file("q", &file).expect_err("past the budget");
+    assert_eq!(error.kind(), Some(ErrorKind::BrokerFull), "{error}");
+    let file = SealedFile::from_bytes(&vec![1; 512 << 10]).expect("sealed");
+    client.send_file("q", &file).expect("fits");
+    assert_eq!(broker.info("q")["queued_bytes"], 512 << 10);
+}
+
+#[test]
+fn unsealed_short_and_foreign_descriptors_are_refused_and_the_connection_goes_on() {
+    let broker = Broker::start();
+    let mut watcher = client_at(broker.socket());
+    let idle = settled(&broker, &mut watcher);
+    let mut client = client_at(broker.socket());
+    client
+        .create("q", MailboxSettings::default())
+        .expect("create");
+
+    let refused = |client: &mut mailbox_client::blocking::Client, file: SealedFile| {
+        let error = client.send_file("q", &file).expect_err("refused");
+        assert_eq!(error.kind(), Some(ErrorKind::InvalidRequest), "{error}");
+        error.to_string()
+    };
+    // Not sealed against writing: the sender could change it later.
+    let said = refused(
+        &mut client,
+        SealedFile::from_descriptor(
+            memfd(
+                b"abc",
+                rustix::fs::SealFlags::GROW | rustix::fs::SealFlags::SHRINK,
+            ),
+            3,
+        ),
+    );
+    assert!(said.contains("not sealed"), "{said}");
+    // No seals at all.
+    let said = refused(
+        &mut client,
+        SealedFile::from_descriptor(memfd(b"abc", rustix::fs::SealFlags::empty()), 3),
+    );
+    assert!(said.contains("not sealed"), "{said}");
+    // Shorter than it claims.
+    let said = refused(
+        &mut client,
+        SealedFile::from_descriptor(memfd(b"abc", all_seals()), 4096),
+    );
+    assert!(said.contains("has 3 bytes"), "{said}");
+    // A socket and a pipe's end are not memory files.
+    let (socket, _other) = UnixStream::pair().expect("pair");
+    let said = refused(&mut client, SealedFile::from_descriptor(socket.into(), 0));
+    assert!(said.contains("not a sealable memory file"), "{said}");
+    let mut ends = [0; 2];
+    // SAFETY: `ends` has room for the two descriptors pipe2 writes.
+    assert_eq!(
+        unsafe { libc::pipe2(ends.as_mut_ptr(), libc::O_CLOEXEC) },
+        0
+    );
+    // SAFETY: both are new descriptors of this process, owned by nobody else.
+    let (reading, _writing) = unsafe {
+        use std::os::fd::FromRawFd;
+        (OwnedFd::from_raw_fd(ends[0]), OwnedFd::from_raw_fd(ends[1]))
+    };
+    let said = refused(&mut client, SealedFile::from_descriptor(reading, 0));
+    assert!(said.contains("not a sealable memory file"), "{said}");
+
+    // The same connection goes on, and nothing was queued.
+    client.send("q", "after").expect("send");
+    assert_eq!(&client.receive("q").expect("receive").payload[..], b"after");
+    drop(client);
+    assert_eq!(settled(&broker, &mut watcher), idle);
+}
+
+#[test]
+fn frames_that_lie_about_their_descriptors_fail_alone() {
+    let broker = Broker::start();
+    let mut watcher = client_at(broker.socket());
+    let idle = settled(&broker, &mut watcher);
+    watcher
+        .create("q", MailboxSettings::default())
+        .expect("create");
+    let good = memfd(b"hello", all_seals());
+    let send_file = |len| Request::SendFile {
+        to: Target::Mailbox("q".into()),
+        len,
+        options: Box::default(),
+        wait: Wait::Never,
+        payload: Bytes::new(),
+    };
+
+    let mut raw = RawClient::connect(&broker);
+    // Claims a descriptor it did not send.
+    raw.send(1, send_file(5));
+    let (answer, _) = raw.answer();
+    let error = answer.expect_err("no descriptor");
+    assert_eq!(error.kind, ErrorKind::InvalidRequest);
+    assert!(error.message.contains("none came with it"), "{error:?}");
+    // Sends three where the frame carries one.
+    let extra = memfd(b"x", all_seals());
+    raw.send_with(
+        2,
+        send_file(5),
+        &[good.as_fd(), extra.as_fd(), extra.as_fd()],
+    );
+    let (answer, _) = raw.answer();
+    let error = answer.expect_err("too many");
+    assert_eq!(error.kind, ErrorKind::InvalidRequest);
+    assert!(error.message.contains("3 came with it"), "{error:?}");
+    // Descriptors with a frame that carries none are dropped; the
+    // request is answered as usual.
+    raw.send_with(3, Request::Status, &[good.as_fd(), extra.as_fd()]);
+    let (answer, _) = raw.answer();
+    assert!(matches!(answer, Ok(Response::Status(_))), "{answer:?}");
+    // More than a connection may queue at once: all closed.
+    let many: Vec<BorrowedFd<'_>> = (0..40).map(|_| extra.as_fd()).collect();
+    raw.send_with(4, Request::Status, &many);
+    let (answer, _) = raw.answer();
+    assert!(matches!(answer, Ok(Response::Status(_))), "{answer:?}");
+    // Files sent back to back, each with its own sendmsg, before any
+    // answer is read: a read stops after the bytes that brought a
+    // descriptor, with more waiting; both are answered.
+    // The broker is stopped meanwhile, so that all of them wait in its
+    // socket together.
+    mailbox_tests::signal(broker.pid(), libc::SIGSTOP);
+    for id in 100..103 {
+        raw.send_with(id, send_file(5), &[good.as_fd()]);
+    }
+    mailbox_tests::signal(broker.pid(), libc::SIGCONT);
+    for _ in 100..103 {
+        let (answer, _) = raw.answer();
+        assert!(matches!(answer, Ok(Response::Sent { .. })), "{answer:?}");
+    }
+    for _ in 100..103 {
+        watcher.receive("q").expect("a pipelined file");
+    }
+    // A file send that waits (the mailbox is full), then a request of no
+    // descriptor right behind it: the read that brought the file stops
+    // there, and the request behind is read and answered all the same.
+    watcher.create("full", bounded(1)).expect("create");
+    watcher.send("full", "x").expect("fill");
+    let waiting = Request::SendFile {
+        to: Target::Mailbox("full".into()),
+        len: 5,
+        options: Box::default(),
+        wait: Wait::Forever,
+        payload: Bytes::new(),
+    };
+    mailbox_tests::signal(broker.pid(), libc::SIGSTOP);
+    raw.send_with(400, waiting, &[good.as_fd()]);
+    raw.send(401, Request::Status);
+    mailbox_tests::signal(broker.pid(), libc::SIGCONT);
+    let (answer, _) = raw.answer();
+    assert!(matches!(answer, Ok(Response::Status(_))), "{answer:?}");
+    watcher.receive("full").expect("the filler");
+    let (answer, _) = raw.answer();
+    assert!(matches!(answer, Ok(Response::Sent { .. })), "{answer:?}");
+    watcher.receive("full").expect("the file");
+    // And a good one still goes through on the same connection.
+    raw.send_with(5, send_file(5), &[good.as_fd()]);
+    let (answer, _) = raw.answer();
+    assert!(matches!(answer, Ok(Response::Sent { .. })), "{answer:?}");
+    assert_eq!(
+        &watcher.receive("q").expect("the file").payload[..],
+        b"hello"
+    );
+    drop(raw);
+    assert_eq!(settled(&broker, &mut watcher), idle);
+}
+
+#[test]
+fn a_stranger_without_the_send_right_gets_permission_denied_and_the_broker_keeps_no_descriptor() {
+    if !root() {
+        return;
+    }
+    let setup = ConfiguredBroker::start(OPEN_SOCKET, &[]);
+    let broker = &setup.broker;
+    let mut watcher = client_at(broker.socket());
+    let idle = settled(broker, &mut watcher);
+    broker.ok(&["create", "private", "--mode", "0600"]);
+    broker.ok(&["create", "open", "--mode", "0622"]);
+    let run = |mailbox: &str| {
+        let output = as_uid(OTHER, &binary("mailbox-peer"))
+            .args(["send-file"])
+            .arg(broker.socket())
+            .args([mailbox, "70000"])
+            .output()
+            .expect("run mailbox-peer");
+        String::from_utf8_lossy(&output.stdout).into_owned()
+    };
+    let said = run("private");
+    assert!(said.contains("refused PermissionDenied"), "{said}");
+    assert_eq!(broker.info("private")["queued_messages"], 0);
+    // With the send right, the stranger's file goes through.
+    let said = run("open");
+    assert!(said.contains("sent 1"), "{said}");
+    let message = watcher.receive("open").expect("the stranger's file");
+    assert_eq!(message.payload.len(), 70_000);
+    assert_eq!(message.metadata.sender_uid, OTHER);
+    drop(message);
+    assert_eq!(settled(broker, &mut watcher), idle);
+}
+
+/// A client that speaks the protocol by hand: no `AcceptFiles`, any
+/// descriptors it likes.
+struct RawClient {
+    stream: UnixStream,
+    incoming: BytesMut,
+    frames: VecDeque<ServerFrame>,
+}
+
+impl RawClient {
+    fn connect(broker: &Broker) -> Self {
+        let mut stream = UnixStream::connect(broker.socket()).expect("connect");
+        stream
+            .set_read_timeout(Some(Duration::from_secs(10)))
+            .expect("timeout");
+        let mut hello = BytesMut::new();
+        mailbox_proto::encode_frame(&Hello::new("raw"), &mut hello, u32::MAX).expect("hello");
+        stream.write_all(&hello).expect("hello");
+        let mut client = Self {
+            stream,
+            incoming: BytesMut::new(),
+            frames: VecDeque::new(),
+        };
+        assert!(matches!(client.frame(), ServerFrame::Welcome(_)));
+        client
+    }
+
+    fn encode(id: u64, request: Request) -> BytesMut {
+        let mut out = BytesMut::new();
+        mailbox_proto::encode_frame(&ClientFrame { id, request }, &mut out, u32::MAX)
+            .expect("encodes");
+        out
+    }
+
+    fn send(&mut self, id: u64, request: Request) {
+        self.stream
+            .write_all(&Self::encode(id, request))
+            .expect("write");
+    }
+
+    fn send_with(&mut self, id: u64, request: Request, files: &[BorrowedFd<'_>]) {
+        let bytes = Self::encode(id, request);
+        let mut space = vec![MaybeUninit::<u8>::uninit(); rustix::cmsg_space!(ScmRights(64))];
+        let mut control = rustix::net::SendAncillaryBuffer::new(&mut space);
+        assert!(control.push(rustix::net::SendAncillaryMessage::ScmRights(files)));
+        let sent = rustix::net::sendmsg(
+            &self.stream,
+            &[IoSlice::new(&bytes)],
+            &mut control,
+            rustix::net::SendFlags::empty(),
+        )
+        .expect("sendmsg");
+        self.stream.write_all(&bytes[sent..]).expect("write");
+    }
+
+    fn frame(&mut self) -> ServerFrame {
+        loop {
+            if let Some(frame) = self.frames.pop_front() {
+                return frame;
+            }
+            let mut chunk = vec![0u8; 1 << 20];
+            let read = self.stream.read(&mut chunk).expect("read");
+            assert!(read > 0, "the broker closed the connection");
+            self.incoming.extend_from_slice(&chunk[..read]);
+            while let Some(frame) =
+                mailbox_proto::decode_server_frame(&mut self.incoming, u32::MAX).expect("frame")
+            {
+                self.frames.push_back(frame);
+            }
+        }
+    }
+
+    /// The next response, and how many descriptors its frame says it
+    /// carries (a plain `read` loses them: only the count matters here).
+    fn answer(&mut self) -> (Result<Response, mailbox_proto::BrokerError>, usize) {
+        let frame = self.frame();
+        let count = frame.descriptor_count();
+        match frame {
+            ServerFrame::Response { result, .. } => (result, count),
+            other => panic!("expected a response, got {other:?}"),
+        }
+    }
+}
