@@ -17,7 +17,7 @@
 
 use std::collections::VecDeque;
 use std::io;
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 
 use bytes::BytesMut;
 use mailbox_proto::memfile::map_sealed;
@@ -30,82 +30,29 @@ use crate::error::Error;
 /// frame: no allocation then).
 pub(crate) type Descriptors = Vec<OwnedFd>;
 
-/// The most descriptors one read can bring: the kernel's `SCM_MAX_FD`
-/// (one `sendmsg` carries at most that many, and a read never returns
-/// the descriptors of two).
-const MAX_DESCRIPTORS_PER_READ: usize = 253;
-
-/// Room for one `SCM_RIGHTS` message of [`MAX_DESCRIPTORS_PER_READ`]
-/// descriptors, in `u64`s so that it is aligned for a `cmsghdr`: its
-/// header (16 bytes) and the descriptors (4 bytes each), rounded up.
-const CONTROL_WORDS: usize = (16 + MAX_DESCRIPTORS_PER_READ * 4).div_ceil(8) + 1;
-
 /// Reads once from `socket` into the spare capacity of `incoming`, and
 /// appends the descriptors that came along to `received`. `Ok(0)` is the
 /// end of the stream.
-///
-/// `recvmsg` is called through `libc`: rustix's wants the buffer
-/// initialised, and zeroing the 64 KiB read chunk before every read would
-/// cost every read of every message, where the kernel writes the bytes
-/// anyway.
 pub(crate) fn receive(
     socket: &impl AsRawFd,
     incoming: &mut BytesMut,
     received: &mut VecDeque<OwnedFd>,
 ) -> io::Result<usize> {
-    let spare = incoming.spare_capacity_mut();
-    let mut iov = libc::iovec {
-        iov_base: spare.as_mut_ptr().cast(),
-        iov_len: spare.len(),
-    };
-    let mut control = [0u64; CONTROL_WORDS];
-    // SAFETY: an all-zero `msghdr` is valid (null pointers, zero lengths).
-    let mut header: libc::msghdr = unsafe { std::mem::zeroed() };
-    header.msg_iov = &mut iov;
-    header.msg_iovlen = 1;
-    header.msg_control = control.as_mut_ptr().cast();
-    header.msg_controllen = std::mem::size_of_val(&control) as _;
     let read = loop {
-        // SAFETY: `header` points at one iovec over memory we own (the
-        // spare capacity, which the kernel may leave uninitialised) and at
-        // `control`; both outlive the call.
-        let read =
-            unsafe { libc::recvmsg(socket.as_raw_fd(), &mut header, libc::MSG_CMSG_CLOEXEC) };
-        if read >= 0 {
-            break read as usize;
-        }
-        let error = io::Error::last_os_error();
-        if error.kind() != io::ErrorKind::Interrupted {
-            return Err(error);
+        match mailbox_proto::descriptors::receive(socket, incoming, 0, |file| {
+            received.push_back(file)
+        }) {
+            Ok(read) => break read,
+            Err(error) if error.kind() == io::ErrorKind::Interrupted => {}
+            Err(error) => return Err(error),
         }
     };
-    // SAFETY: the kernel filled `header.msg_controllen` bytes of `control`
-    // with well-formed control messages; the CMSG_* functions walk them
-    // within that length. Each SCM_RIGHTS descriptor is new to this
-    // process and owned by nobody else.
-    unsafe {
-        let mut message = libc::CMSG_FIRSTHDR(&header);
-        while !message.is_null() {
-            if (*message).cmsg_level == libc::SOL_SOCKET && (*message).cmsg_type == libc::SCM_RIGHTS
-            {
-                let data = libc::CMSG_DATA(message);
-                let length = (*message).cmsg_len as usize - (data as usize - message as usize);
-                for index in 0..length / std::mem::size_of::<libc::c_int>() {
-                    let raw = data.cast::<libc::c_int>().add(index).read_unaligned();
-                    received.push_back(OwnedFd::from_raw_fd(raw));
-                }
-            }
-            message = libc::CMSG_NXTHDR(&header, message);
-        }
-        // SAFETY: the kernel initialised the first `read` spare bytes.
-        incoming.set_len(incoming.len() + read);
-    }
-    if header.msg_flags & libc::MSG_CTRUNC != 0 {
+    if read.truncated {
         return Err(io::Error::other(
             "the broker sent more descriptors at once than this client takes; some were lost",
         ));
     }
-    Ok(read)
+    Ok(read.bytes)
 }
 
 /// The descriptors `frame` carries, from the front of `received`; a frame

@@ -178,18 +178,7 @@ impl Mailbox {
                 ),
             ));
         }
-        if let Some(fixed) = self.settings.fixed_size {
-            if len != fixed as usize {
-                return Err(BrokerError::new(
-                    ErrorKind::WrongMessageSize,
-                    format!(
-                        "message of {len} bytes, but mailbox {} takes exactly {fixed} bytes",
-                        self.ledger.name()
-                    ),
-                ));
-            }
-        }
-        Ok(())
+        self.check_fixed_size(len)
     }
 
     /// Checks a payload against the size rules; nothing changes.
@@ -204,18 +193,21 @@ impl Mailbox {
                 ),
             ));
         }
-        if let Some(fixed) = self.settings.fixed_size {
-            if len != fixed as usize {
-                return Err(BrokerError::new(
-                    ErrorKind::WrongMessageSize,
-                    format!(
-                        "message of {len} bytes, but mailbox {} takes exactly {fixed} bytes",
-                        self.ledger.name()
-                    ),
-                ));
-            }
+        self.check_fixed_size(len)
+    }
+
+    /// A fixed-size mailbox takes payloads of exactly that size.
+    fn check_fixed_size(&self, len: usize) -> Result<(), BrokerError> {
+        match self.settings.fixed_size {
+            Some(fixed) if len != fixed as usize => Err(BrokerError::new(
+                ErrorKind::WrongMessageSize,
+                format!(
+                    "message of {len} bytes, but mailbox {} takes exactly {fixed} bytes",
+                    self.ledger.name()
+                ),
+            )),
+            _ => Ok(()),
         }
-        Ok(())
     }
 
     /// Adds a send at the back of the senders' line and pumps. When `may_wait`

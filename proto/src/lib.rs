@@ -14,6 +14,7 @@
 
 pub mod accounts;
 pub mod codec;
+pub mod descriptors;
 mod frame;
 mod mailbox;
 pub mod memfile;

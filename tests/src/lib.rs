@@ -96,6 +96,30 @@ impl Broker {
         self.child.as_ref().map_or(0, Child::id)
     }
 
+    /// How many descriptors the broker has open (`/proc/PID/fd`).
+    pub fn descriptors(&self) -> usize {
+        std::fs::read_dir(format!("/proc/{}/fd", self.pid()))
+            .expect("the broker's /proc/PID/fd")
+            .count()
+    }
+
+    /// The broker's descriptors once every connection but `watcher`'s is
+    /// gone and the count has stopped moving (a connection's socket closes
+    /// a little after its client exits, later still on a loaded machine):
+    /// for tests that no descriptor leaks.
+    pub fn settled_descriptors(&self, watcher: &mut mailbox_client::blocking::Client) -> usize {
+        wait_until("only the watcher is connected", || {
+            watcher.status().expect("status").connections == 1
+        });
+        let mut last = self.descriptors();
+        wait_until("the broker's descriptors settle", || {
+            std::thread::sleep(Duration::from_millis(100));
+            let now = self.descriptors();
+            std::mem::replace(&mut last, now) == now
+        });
+        last
+    }
+
     /// A `mailboxctl` command aimed at this broker.
     pub fn ctl(&self) -> Command {
         let mut command = Command::new(binary("mailboxctl"));

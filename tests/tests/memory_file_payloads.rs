@@ -19,33 +19,11 @@ use mailbox_client::{Capacity, ConnectOptions, ErrorKind, MailboxSettings, Seale
 use mailbox_proto::{ClientFrame, Hello, Request, Response, ServerFrame, Target, Wait};
 use mailbox_tests::configured_broker::{ConfiguredBroker, OPEN_SOCKET};
 use mailbox_tests::other_users::{as_uid, root, OTHER};
-use mailbox_tests::{binary, client_at, rss_bytes, wait_until, Broker};
+use mailbox_tests::{binary, client_at, rss_bytes, Broker};
 
 /// Byte `index` of the files `mailbox-peer send-file` sends.
 fn file_pattern(index: usize) -> u8 {
     (index % 251) as u8
-}
-
-/// How many descriptors the broker has open.
-fn descriptors(broker: &Broker) -> usize {
-    std::fs::read_dir(format!("/proc/{}/fd", broker.pid()))
-        .expect("the broker's /proc/PID/fd")
-        .count()
-}
-
-/// The broker's descriptors once every connection but `watcher`'s is gone
-/// and the count has stopped moving.
-fn settled(broker: &Broker, watcher: &mut mailbox_client::blocking::Client) -> usize {
-    wait_until("only the watcher is connected", || {
-        watcher.status().expect("status").connections == 1
-    });
-    let mut last = descriptors(broker);
-    wait_until("the broker's descriptors settle", || {
-        std::thread::sleep(Duration::from_millis(100));
-        let now = descriptors(broker);
-        std::mem::replace(&mut last, now) == now
-    });
-    last
 }
 
 /// A memfd holding `bytes`, with `seals` (possibly none).
@@ -80,7 +58,7 @@ fn a_16_mib_file_goes_through_a_bounded_mailbox_unchanged_and_leaves_no_descript
     const LEN: usize = 16 << 20;
     let broker = Broker::start();
     let mut watcher = client_at(broker.socket());
-    let idle = settled(&broker, &mut watcher);
+    let idle = broker.settled_descriptors(&mut watcher);
     watcher.create("big", bounded(1)).expect("create");
     // The mailbox is full: the file's send waits for room.
     watcher.send("big", "first").expect("send");
@@ -126,7 +104,7 @@ fn a_16_mib_file_goes_through_a_bounded_mailbox_unchanged_and_leaves_no_descript
 
     drop(message);
     drop(receiver);
-    assert_eq!(settled(&broker, &mut watcher), idle);
+    assert_eq!(broker.settled_descriptors(&mut watcher), idle);
     let info = broker.info("big");
     assert_eq!(info["queued_bytes"], 0, "{info}");
 }
@@ -190,7 +168,7 @@ fn a_file_reaches_mailboxctl_and_a_client_that_did_not_announce_files_as_bytes()
 fn a_broadcast_passes_the_same_file_to_every_subscriber() {
     let broker = Broker::start();
     let mut watcher = client_at(broker.socket());
-    let idle = settled(&broker, &mut watcher);
+    let idle = broker.settled_descriptors(&mut watcher);
     let settings = MailboxSettings {
         policy: mailbox_client::DeliveryPolicy::Broadcast,
         ..MailboxSettings::default()
@@ -213,7 +191,7 @@ fn a_broadcast_passes_the_same_file_to_every_subscriber() {
         assert_eq!(&message.payload[..], &payload[..]);
     }
     drop(subscribers);
-    assert_eq!(settled(&broker, &mut watcher), idle);
+    assert_eq!(broker.settled_descriptors(&mut watcher), idle);
 }
 
 #[test]
@@ -261,7 +239,7 @@ fn a_file_counts_against_the_memory_budget() {
 fn unsealed_short_and_foreign_descriptors_are_refused_and_the_connection_goes_on() {
     let broker = Broker::start();
     let mut watcher = client_at(broker.socket());
-    let idle = settled(&broker, &mut watcher);
+    let idle = broker.settled_descriptors(&mut watcher);
     let mut client = client_at(broker.socket());
     client
         .create("q", MailboxSettings::default())
@@ -318,14 +296,14 @@ fn unsealed_short_and_foreign_descriptors_are_refused_and_the_connection_goes_on
     client.send("q", "after").expect("send");
     assert_eq!(&client.receive("q").expect("receive").payload[..], b"after");
     drop(client);
-    assert_eq!(settled(&broker, &mut watcher), idle);
+    assert_eq!(broker.settled_descriptors(&mut watcher), idle);
 }
 
 #[test]
 fn frames_that_lie_about_their_descriptors_fail_alone() {
     let broker = Broker::start();
     let mut watcher = client_at(broker.socket());
-    let idle = settled(&broker, &mut watcher);
+    let idle = broker.settled_descriptors(&mut watcher);
     watcher
         .create("q", MailboxSettings::default())
         .expect("create");
@@ -414,7 +392,7 @@ fn frames_that_lie_about_their_descriptors_fail_alone() {
         b"hello"
     );
     drop(raw);
-    assert_eq!(settled(&broker, &mut watcher), idle);
+    assert_eq!(broker.settled_descriptors(&mut watcher), idle);
 }
 
 #[test]
@@ -425,7 +403,7 @@ fn a_stranger_without_the_send_right_gets_permission_denied_and_the_broker_keeps
     let setup = ConfiguredBroker::start(OPEN_SOCKET, &[]);
     let broker = &setup.broker;
     let mut watcher = client_at(broker.socket());
-    let idle = settled(broker, &mut watcher);
+    let idle = broker.settled_descriptors(&mut watcher);
     broker.ok(&["create", "private", "--mode", "0600"]);
     broker.ok(&["create", "open", "--mode", "0622"]);
     let run = |mailbox: &str| {
@@ -447,7 +425,7 @@ fn a_stranger_without_the_send_right_gets_permission_denied_and_the_broker_keeps
     assert_eq!(message.payload.len(), 70_000);
     assert_eq!(message.metadata.sender_uid, OTHER);
     drop(message);
-    assert_eq!(settled(broker, &mut watcher), idle);
+    assert_eq!(broker.settled_descriptors(&mut watcher), idle);
 }
 
 /// A client that speaks the protocol by hand: no `AcceptFiles`, any

@@ -16,36 +16,13 @@ use mailbox_client::{ErrorKind, RegionAccess};
 use mailbox_proto::{ClientFrame, Hello, Request, ServerFrame};
 use mailbox_tests::configured_broker::{ConfiguredBroker, OPEN_SOCKET};
 use mailbox_tests::other_users::root;
-use mailbox_tests::{assert_exit, client_at, stderr, wait_until, Broker};
+use mailbox_tests::{assert_exit, client_at, stderr, Broker};
 use serde_json::Value;
 
 /// `mailboxctl --json region info NAME`, parsed.
 fn region_info(broker: &Broker, name: &str) -> Value {
     let text = broker.ok(&["--json", "region", "info", name]);
     serde_json::from_str(text.trim()).expect("one JSON object")
-}
-
-/// How many descriptors the broker has open.
-fn descriptors(broker: &Broker) -> usize {
-    std::fs::read_dir(format!("/proc/{}/fd", broker.pid()))
-        .expect("the broker's /proc/PID/fd")
-        .count()
-}
-
-/// The broker's descriptors once every connection but `watcher`'s is
-/// gone and the count has stopped moving (a connection's socket closes a
-/// little after its client exits, later still on a loaded machine).
-fn settled(broker: &Broker, watcher: &mut mailbox_client::blocking::Client) -> usize {
-    wait_until("only the watcher is connected", || {
-        watcher.status().expect("status").connections == 1
-    });
-    let mut last = descriptors(broker);
-    wait_until("the broker's descriptors settle", || {
-        std::thread::sleep(std::time::Duration::from_millis(100));
-        let now = descriptors(broker);
-        std::mem::replace(&mut last, now) == now
-    });
-    last
 }
 
 /// The broker's open memory files of regions (as `/proc/PID/fd` names
@@ -393,10 +370,10 @@ fn a_stranger_gets_permission_denied_and_no_descriptor() {
 fn no_descriptor_is_left_behind_when_clients_open_regions_and_leave() {
     let broker = Broker::start();
     let mut watcher = client_at(broker.socket());
-    let idle = settled(&broker, &mut watcher);
+    let idle = broker.settled_descriptors(&mut watcher);
     broker.ok(&["region", "create", "r", "--size", "64K"]);
     // The region's file, read-write and read-only.
-    assert_eq!(settled(&broker, &mut watcher), idle + 2);
+    assert_eq!(broker.settled_descriptors(&mut watcher), idle + 2);
     assert_eq!(region_files(&broker), 2);
     for round in 0..20 {
         let offset = (round * 10).to_string();
@@ -413,10 +390,10 @@ fn no_descriptor_is_left_behind_when_clients_open_regions_and_leave() {
         .map(|_| holder.open_region("r", RegionAccess::Read).expect("open"))
         .collect();
     drop(holder);
-    assert_eq!(settled(&broker, &mut watcher), idle + 2);
+    assert_eq!(broker.settled_descriptors(&mut watcher), idle + 2);
     drop(kept);
     broker.ok(&["region", "delete", "r"]);
-    assert_eq!(settled(&broker, &mut watcher), idle);
+    assert_eq!(broker.settled_descriptors(&mut watcher), idle);
     assert_eq!(region_files(&broker), 0);
 }
 
@@ -442,7 +419,7 @@ fn list_request(id: u64) -> Vec<u8> {
 fn descriptors_sent_to_the_broker_are_discarded_and_it_goes_on() {
     let broker = Broker::start();
     let mut watcher = client_at(broker.socket());
-    let idle = settled(&broker, &mut watcher);
+    let idle = broker.settled_descriptors(&mut watcher);
     for round in 0..20 {
         let mut stream = UnixStream::connect(broker.socket()).expect("connect");
         let mut hello = BytesMut::new();
@@ -487,7 +464,7 @@ fn descriptors_sent_to_the_broker_are_discarded_and_it_goes_on() {
         );
     }
     // Nothing of the descriptors stayed in the broker.
-    assert_eq!(settled(&broker, &mut watcher), idle);
+    assert_eq!(broker.settled_descriptors(&mut watcher), idle);
     // And it serves others as before.
     broker.ok(&["region", "create", "after", "--size", "1K"]);
     let error = watcher
