@@ -185,6 +185,14 @@ pub(crate) enum Command {
         /// when shorter).
         #[arg(long, value_name = "DURATION", value_parser = parse_ttl)]
         ttl: Option<u64>,
+        /// Send the contents of the file at PATH as a sealed memory file:
+        /// copied once into shared memory, then passed by the broker to
+        /// each receiver that takes files without being copied again
+        /// (others get the bytes). At most the broker's largest message
+        /// (16 MiB by default). To a MAILBOX only, with no MESSAGE and no
+        /// --wait, --key, --ttl, --nonblock or --timeout.
+        #[arg(long, value_name = "PATH")]
+        file: Option<std::path::PathBuf>,
         #[command(flatten)]
         wait: WaitArgs,
         #[command(flatten)]

@@ -55,7 +55,7 @@ pub(crate) fn run(cli: &Cli) -> Result<(), Failure> {
     }
     // Read stdin before connecting, so a slow producer holds no connection.
     let stdin_payload = match command {
-        Command::Send { to, .. } | Command::Call { to, .. } if to.message.is_none() => {
+        Command::Send { to, file: None, .. } | Command::Call { to, .. } if to.message.is_none() => {
             Some(messages::read_stdin()?)
         }
         _ => None,
@@ -124,6 +124,23 @@ pub(crate) fn run(cli: &Cli) -> Result<(), Failure> {
             interval,
             iterations,
         } => status::top(invocation, *interval, *iterations),
+        Command::Send {
+            to,
+            stage,
+            key,
+            ttl,
+            wait,
+            file: Some(path),
+            ..
+        } => messages::send_file(
+            invocation,
+            to,
+            path,
+            stage.is_some()
+                || key.is_some()
+                || ttl.is_some()
+                || wait.wait() != mailbox_client::Wait::Forever,
+        ),
         Command::Send {
             to,
             stage,

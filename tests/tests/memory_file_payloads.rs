@@ -19,7 +19,7 @@ use mailbox_client::{Capacity, ConnectOptions, ErrorKind, MailboxSettings, Seale
 use mailbox_proto::{ClientFrame, Hello, Request, Response, ServerFrame, Target, Wait};
 use mailbox_tests::configured_broker::{ConfiguredBroker, OPEN_SOCKET};
 use mailbox_tests::other_users::{as_uid, root, OTHER};
-use mailbox_tests::{binary, client_at, rss_bytes, Broker};
+use mailbox_tests::{binary, client_at, exit_code, rss_bytes, Broker};
 
 /// Byte `index` of the files `mailbox-peer send-file` sends.
 fn file_pattern(index: usize) -> u8 {
@@ -509,4 +509,46 @@ impl RawClient {
             other => panic!("expected a response, got {other:?}"),
         }
     }
+}
+
+/// `mailboxctl send MAILBOX --file PATH` sends a file's contents as a
+/// sealed memory file, which `recv` writes back byte for byte; the other
+/// forms of a send do not combine with it (exit 2), an unreadable path is
+/// exit 1 and a file above the broker's largest message exit 65; nothing
+/// is left held.
+#[test]
+fn mailboxctl_sends_a_file_as_a_memory_file() {
+    let broker = Broker::start();
+    let mut watcher = client_at(broker.socket());
+    let idle = broker.settled_descriptors(&mut watcher);
+    broker.ok(&["create", "q"]);
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().join("payload");
+    let payload: Vec<u8> = (0..(1 << 20) + 7).map(file_pattern).collect();
+    std::fs::write(&path, &payload).expect("write the payload");
+    let path = path.to_str().expect("utf-8 path");
+
+    let said = broker.ok(&["send", "q", "--file", path, "-v"]);
+    assert!(said.starts_with("sent #1 to"), "{said}");
+    let received = broker.run(&["recv", "q"]);
+    assert_eq!(exit_code(&received), 0);
+    assert!(received.stdout == payload, "recv wrote other bytes");
+
+    for wrong in [
+        &["send", "q", "hello", "--file", path][..],
+        &["send", "q", "--file", path, "--key", "k"],
+        &["send", "q", "--file", path, "--nonblock"],
+        &["send", "--to", "1", "--file", path],
+    ] {
+        assert_eq!(exit_code(&broker.run(wrong)), 2, "{wrong:?}");
+    }
+    let missing = broker.run(&["send", "q", "--file", "/nonexistent/payload"]);
+    assert_eq!(exit_code(&missing), 1);
+    let huge = dir.path().join("huge");
+    std::fs::write(&huge, vec![1u8; 17 << 20]).expect("write");
+    let too_large = broker.run(&["send", "q", "--file", huge.to_str().expect("utf-8")]);
+    assert_eq!(exit_code(&too_large), 65);
+
+    assert_eq!(broker.info("q")["queued_messages"], 0);
+    assert_eq!(broker.settled_descriptors(&mut watcher), idle);
 }

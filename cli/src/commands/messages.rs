@@ -44,6 +44,72 @@ pub(super) fn send(
         }
     }
     .map_err(invocation.fail())?;
+    say_sent(invocation, to, &receipt)
+}
+
+/// `send --file PATH`: the file's contents as a sealed memory file. Only
+/// to a mailbox and without options (`with_options`): the library's file
+/// send has none yet.
+pub(super) fn send_file(
+    invocation: &mut Invocation,
+    to: &Addressing,
+    path: &std::path::Path,
+    with_options: bool,
+) -> Result<(), Failure> {
+    let mailbox =
+        match to.mailbox() {
+            Some(mailbox) if to.message.is_none() && !with_options => mailbox,
+            _ => return Err(Failure::new(
+                exit::USAGE,
+                "--file sends to a MAILBOX, with no MESSAGE and no --to, --wait, --key, --ttl, \
+                 --nonblock or --timeout",
+                "give only the mailbox and --file PATH",
+            )),
+        };
+    let unreadable = |error: io::Error| {
+        Failure::new(
+            exit::FAILURE,
+            format!("cannot read {}: {error}", path.display()),
+            "give a readable regular file",
+        )
+    };
+    let mut source = std::fs::File::open(path).map_err(unreadable)?;
+    let len = source.metadata().map_err(unreadable)?.len();
+    let len = usize::try_from(len).map_err(|_| {
+        Failure::new(
+            exit::REFUSED,
+            format!(
+                "{} is too large for this machine's address space",
+                path.display()
+            ),
+            "send a smaller file",
+        )
+    })?;
+    let no_memory_file = |error: io::Error| {
+        Failure::new(
+            exit::FAILURE,
+            format!("cannot make a sealed memory file of {len} bytes: {error}"),
+            "send the bytes inline instead: mailboxctl send MAILBOX < PATH",
+        )
+    };
+    let mut writer = mailbox_client::FileWriter::new(len).map_err(no_memory_file)?;
+    source
+        .read_exact(writer.as_mut_slice())
+        .map_err(unreadable)?;
+    let sealed = writer.seal().map_err(no_memory_file)?;
+    let receipt = invocation
+        .client
+        .send_file(mailbox, &sealed)
+        .map_err(invocation.fail())?;
+    say_sent(invocation, to, &receipt)
+}
+
+/// The receipt of a send, as `-v` and `--json` print it.
+fn say_sent(
+    invocation: &mut Invocation,
+    to: &Addressing,
+    receipt: &mailbox_client::SendReceipt,
+) -> Result<(), Failure> {
     if receipt.recipients == 0 && to.to.is_none() {
         eprintln!("note: no subscribers; nobody will receive it");
     }
