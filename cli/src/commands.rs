@@ -130,33 +130,28 @@ pub(crate) fn run(cli: &Cli) -> Result<(), Failure> {
             key,
             ttl,
             wait,
-            file: Some(path),
+            file,
             ..
-        } => messages::send_file(
-            invocation,
-            to,
-            path,
-            stage.is_some()
-                || key.is_some()
-                || ttl.is_some()
-                || wait.wait() != mailbox_client::Wait::Forever,
-        ),
-        Command::Send {
-            to,
-            stage,
-            key,
-            ttl,
-            wait,
-            ..
-        } => messages::send(
-            invocation,
-            to,
-            payload(to),
-            *stage,
-            key.as_deref(),
-            *ttl,
-            wait,
-        ),
+        } => match file {
+            Some(path) => messages::send_file(
+                invocation,
+                to,
+                path,
+                stage.is_some()
+                    || key.is_some()
+                    || ttl.is_some()
+                    || wait.wait() != mailbox_client::Wait::Forever,
+            ),
+            None => messages::send(
+                invocation,
+                to,
+                payload(to),
+                *stage,
+                key.as_deref(),
+                *ttl,
+                wait,
+            ),
+        },
         Command::Call {
             to, timeout, key, ..
         } => calls::call(invocation, to, payload(to), *timeout, key.as_deref()),

@@ -18,6 +18,25 @@ pub(super) fn harness(limits: Limits, policy: AccessPolicy) -> Harness {
     harness
 }
 
+/// Connects `c9` as root (uid and gid 0), beside a [`harness`]'s users.
+pub(super) fn connect_root(harness: &mut Harness) {
+    harness.core.connect(
+        ConnectionId(9),
+        crate::Peer {
+            pid: 9,
+            uid: 0,
+            gid: 0,
+        },
+    );
+}
+
+/// A [`harness`] with `c9` connected as root.
+pub(super) fn harness_with_root(limits: Limits, policy: AccessPolicy) -> Harness {
+    let mut harness = harness(limits, policy);
+    connect_root(&mut harness);
+    harness
+}
+
 fn check(script: &str) {
     harness(Limits::default(), AccessPolicy::default()).run(script);
 }

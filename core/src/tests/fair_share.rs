@@ -3,8 +3,9 @@
 //! the message waits), and the top of the budget is kept for root and the
 //! admin group. `c9` is root; `c5` is in the admin group 3999.
 
+use super::access_and_limits::connect_root;
 use super::{ConnectionId, Harness, Limits};
-use crate::{peer_of_test, AccessPolicy, Peer};
+use crate::{peer_of_test, AccessPolicy};
 
 /// A budget of 100 bytes and 20 messages; 40 bytes and 8 messages per uid;
 /// the last 20 bytes and 4 messages for root and the admin group.
@@ -34,14 +35,7 @@ fn harness(limits: Limits) -> Harness {
             .core
             .connect_with_groups(ConnectionId(n), peer_of_test(ConnectionId(n)), groups);
     }
-    harness.core.connect(
-        ConnectionId(9),
-        Peer {
-            pid: 9,
-            uid: 0,
-            gid: 0,
-        },
-    );
+    connect_root(&mut harness);
     harness
 }
 

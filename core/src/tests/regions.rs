@@ -6,21 +6,12 @@
 
 use mailbox_proto::{ErrorKind, RegionAccess, RegionInfo, Request, Response};
 
-use super::access_and_limits::harness;
+use super::access_and_limits::harness_with_root;
 use super::{ConnectionId, Harness, Limits};
-use crate::{AccessPolicy, Outcome, Peer, RegionChange, Ticket};
+use crate::{AccessPolicy, Outcome, RegionChange, Ticket};
 
 fn with_root(limits: Limits) -> Harness {
-    let mut harness = harness(limits, AccessPolicy::default());
-    harness.core.connect(
-        ConnectionId(9),
-        Peer {
-            pid: 9,
-            uid: 0,
-            gid: 0,
-        },
-    );
-    harness
+    harness_with_root(limits, AccessPolicy::default())
 }
 
 /// Applies `request` of connection `who`: its one answer and the region

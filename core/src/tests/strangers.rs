@@ -9,21 +9,12 @@ use std::collections::BTreeSet;
 
 use mailbox_proto::{ErrorKind, MailboxInfo, Request, Response};
 
-use super::access_and_limits::harness;
+use super::access_and_limits::harness_with_root;
 use super::{ConnectionId, Harness, Limits};
 use crate::{AccessPolicy, Peer, Reservation};
 
 fn with_root(policy: AccessPolicy) -> Harness {
-    let mut harness = harness(Limits::default(), policy);
-    harness.core.connect(
-        ConnectionId(9),
-        Peer {
-            pid: 9,
-            uid: 0,
-            gid: 0,
-        },
-    );
-    harness
+    harness_with_root(Limits::default(), policy)
 }
 
 fn check(script: &str) {
