@@ -56,7 +56,9 @@ pub fn receive(
         iov_base: spare.as_mut_ptr().cast(),
         iov_len: spare.len(),
     };
-    let mut control = [0u64; CONTROL_WORDS];
+    // Not zeroed (1 KiB a read, on every request): the kernel says in
+    // `msg_controllen` how much it wrote, and only that much is read.
+    let mut control = [std::mem::MaybeUninit::<u64>::uninit(); CONTROL_WORDS];
     // SAFETY: an all-zero `msghdr` is valid (null pointers, zero lengths).
     let mut header: libc::msghdr = unsafe { std::mem::zeroed() };
     header.msg_iov = &mut iov;
