@@ -604,7 +604,9 @@ fn raise_descriptor_limit() {
             return;
         }
         if limit.rlim_cur >= limit.rlim_max {
-            info!(
+            // Debug only: a start-up failure is one line on stderr, and
+            // `status` reports the limit (open_files_limit) anyway.
+            tracing::debug!(
                 limit = limit.rlim_cur,
                 "the descriptor limit (RLIMIT_NOFILE) is already its hard limit"
             );
