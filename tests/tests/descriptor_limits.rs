@@ -127,7 +127,7 @@ fn a_stranger_gets_its_share_of_held_files_and_no_more() {
 }
 
 /// `mailbox-peer hold` as a process: holds `count` messages of `mailbox`
-/// with manual acknowledgement; returns once it said it holds them.
+/// with manual acknowledgement; returns once it said it holds the first.
 fn holder(broker: &Broker, mailbox: &str, count: u64) -> Running {
     let mut child = std::process::Command::new(binary("mailbox-peer"))
         .args(["hold"])
@@ -137,11 +137,12 @@ fn holder(broker: &Broker, mailbox: &str, count: u64) -> Running {
         .spawn()
         .expect("spawn mailbox-peer");
     let mut lines = BufReader::new(child.stdout.take().expect("stdout"));
-    for _ in 0..count {
-        let mut line = Vec::new();
-        lines.read_until(b'\n', &mut line).expect("read");
-        assert!(line.starts_with(b"held "), "{line:?}");
-    }
+    let mut line = Vec::new();
+    lines.read_until(b'\n', &mut line).expect("read");
+    assert!(line.starts_with(b"held "), "{line:?}");
+    // The rest of what it says (a binary payload, newlines and all) is
+    // drained, so that it never dies of a closed pipe.
+    std::thread::spawn(move || std::io::copy(&mut lines, &mut std::io::sink()));
     Running::from_child(child)
 }
 
@@ -158,7 +159,9 @@ fn a_file_held_by_a_receiver_that_is_killed_goes_to_another_with_the_same_bytes(
     watcher.send_file("jobs", &file).expect("sent");
     drop(file);
     let held = holder(&broker, "jobs", 1);
+    broker.wait_for_info("jobs", "in_flight", 1);
     held.kill();
+    broker.wait_for_info("jobs", "in_flight", 0);
     let mut other = client_at(broker.socket());
     let message = other.receive("jobs").expect("redelivered");
     assert_eq!(message.metadata.redeliveries, 1);
