@@ -17,6 +17,7 @@ use std::time::{Duration, Instant};
 pub mod configured_broker;
 pub mod other_users;
 pub mod private_tmp;
+pub mod raw_client;
 pub mod service_manager;
 pub mod watch;
 

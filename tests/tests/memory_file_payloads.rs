@@ -7,18 +7,15 @@
 //! files; a stranger without the send right; and no descriptor left in
 //! the broker afterwards.
 
-use std::collections::VecDeque;
-use std::io::{IoSlice, Read, Write};
-use std::mem::MaybeUninit;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::os::unix::net::UnixStream;
-use std::time::Duration;
 
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use mailbox_client::{Capacity, ConnectOptions, ErrorKind, MailboxSettings, SealedFile};
-use mailbox_proto::{ClientFrame, Hello, Request, Response, ServerFrame, Target, Wait};
+use mailbox_proto::{Request, Response, Target, Wait};
 use mailbox_tests::configured_broker::{ConfiguredBroker, OPEN_SOCKET};
 use mailbox_tests::other_users::{as_uid, root, OTHER};
+use mailbox_tests::raw_client::RawClient;
 use mailbox_tests::{binary, client_at, exit_code, rss_bytes, Broker};
 
 /// Byte `index` of the files `mailbox-peer send-file` sends.
@@ -123,7 +120,7 @@ fn a_file_reaches_mailboxctl_and_a_client_that_did_not_announce_files_as_bytes()
 
     // A client that says nothing of files: the bytes come inline, in a
     // `Received`, as to any client built before files.
-    let mut raw = RawClient::connect(&broker);
+    let mut raw = RawClient::connect(broker.socket());
     raw.send(
         1,
         Request::Receive {
@@ -316,7 +313,7 @@ fn frames_that_lie_about_their_descriptors_fail_alone() {
         payload: Bytes::new(),
     };
 
-    let mut raw = RawClient::connect(&broker);
+    let mut raw = RawClient::connect(broker.socket());
     // Claims a descriptor it did not send.
     raw.send(1, send_file(5));
     let (answer, _) = raw.answer();
@@ -426,89 +423,6 @@ fn a_stranger_without_the_send_right_gets_permission_denied_and_the_broker_keeps
     assert_eq!(message.metadata.sender_uid, OTHER);
     drop(message);
     assert_eq!(broker.settled_descriptors(&mut watcher), idle);
-}
-
-/// A client that speaks the protocol by hand: no `AcceptFiles`, any
-/// descriptors it likes.
-struct RawClient {
-    stream: UnixStream,
-    incoming: BytesMut,
-    frames: VecDeque<ServerFrame>,
-}
-
-impl RawClient {
-    fn connect(broker: &Broker) -> Self {
-        let mut stream = UnixStream::connect(broker.socket()).expect("connect");
-        stream
-            .set_read_timeout(Some(Duration::from_secs(10)))
-            .expect("timeout");
-        let mut hello = BytesMut::new();
-        mailbox_proto::encode_frame(&Hello::new("raw"), &mut hello, u32::MAX).expect("hello");
-        stream.write_all(&hello).expect("hello");
-        let mut client = Self {
-            stream,
-            incoming: BytesMut::new(),
-            frames: VecDeque::new(),
-        };
-        assert!(matches!(client.frame(), ServerFrame::Welcome(_)));
-        client
-    }
-
-    fn encode(id: u64, request: Request) -> BytesMut {
-        let mut out = BytesMut::new();
-        mailbox_proto::encode_frame(&ClientFrame { id, request }, &mut out, u32::MAX)
-            .expect("encodes");
-        out
-    }
-
-    fn send(&mut self, id: u64, request: Request) {
-        self.stream
-            .write_all(&Self::encode(id, request))
-            .expect("write");
-    }
-
-    fn send_with(&mut self, id: u64, request: Request, files: &[BorrowedFd<'_>]) {
-        let bytes = Self::encode(id, request);
-        let mut space = vec![MaybeUninit::<u8>::uninit(); rustix::cmsg_space!(ScmRights(64))];
-        let mut control = rustix::net::SendAncillaryBuffer::new(&mut space);
-        assert!(control.push(rustix::net::SendAncillaryMessage::ScmRights(files)));
-        let sent = rustix::net::sendmsg(
-            &self.stream,
-            &[IoSlice::new(&bytes)],
-            &mut control,
-            rustix::net::SendFlags::empty(),
-        )
-        .expect("sendmsg");
-        self.stream.write_all(&bytes[sent..]).expect("write");
-    }
-
-    fn frame(&mut self) -> ServerFrame {
-        loop {
-            if let Some(frame) = self.frames.pop_front() {
-                return frame;
-            }
-            let mut chunk = vec![0u8; 1 << 20];
-            let read = self.stream.read(&mut chunk).expect("read");
-            assert!(read > 0, "the broker closed the connection");
-            self.incoming.extend_from_slice(&chunk[..read]);
-            while let Some(frame) =
-                mailbox_proto::decode_server_frame(&mut self.incoming, u32::MAX).expect("frame")
-            {
-                self.frames.push_back(frame);
-            }
-        }
-    }
-
-    /// The next response, and how many descriptors its frame says it
-    /// carries (a plain `read` loses them: only the count matters here).
-    fn answer(&mut self) -> (Result<Response, mailbox_proto::BrokerError>, usize) {
-        let frame = self.frame();
-        let count = frame.descriptor_count();
-        match frame {
-            ServerFrame::Response { result, .. } => (result, count),
-            other => panic!("expected a response, got {other:?}"),
-        }
-    }
 }
 
 /// `mailboxctl send MAILBOX --file PATH` sends a file's contents as a

@@ -126,6 +126,18 @@ struct BufferOverrides {
     /// limits.write_timeout of the configuration, 30s]
     #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
     write_timeout: Option<Duration>,
+
+    /// Memory files of messages (each one of mailboxd's descriptors) the
+    /// broker holds at most, all users together; file sends beyond it fail
+    /// with BrokerFull [default: limits.max_held_files of the
+    /// configuration, 4096]
+    #[arg(long, value_name = "N")]
+    max_held_files: Option<usize>,
+
+    /// The same for the files one uid sent; root is not limited by it
+    /// [default: limits.max_held_files_per_uid of the configuration, 1024]
+    #[arg(long, value_name = "N")]
+    max_held_files_per_uid: Option<usize>,
 }
 
 impl BufferOverrides {
@@ -143,6 +155,12 @@ impl BufferOverrides {
         }
         if let Some(timeout) = self.write_timeout {
             limits.write_timeout = timeout;
+        }
+        if let Some(files) = self.max_held_files {
+            limits.max_held_files = files;
+        }
+        if let Some(files) = self.max_held_files_per_uid {
+            limits.max_held_files_per_uid = files;
         }
         limits
     }
@@ -582,8 +600,16 @@ fn raise_descriptor_limit() {
     };
     // SAFETY: `limit` is a valid rlimit for the calls to read and fill.
     unsafe {
-        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) != 0 || limit.rlim_cur >= limit.rlim_max
-        {
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) != 0 {
+            return;
+        }
+        if limit.rlim_cur >= limit.rlim_max {
+            // Debug only: a start-up failure is one line on stderr, and
+            // `status` reports the limit (open_files_limit) anyway.
+            tracing::debug!(
+                limit = limit.rlim_cur,
+                "the descriptor limit (RLIMIT_NOFILE) is already its hard limit"
+            );
             return;
         }
         let from = limit.rlim_cur;

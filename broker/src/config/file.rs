@@ -64,6 +64,8 @@ pub(super) struct RawLimits {
     pub(super) max_buffered_bytes_per_uid: Field,
     pub(super) frame_timeout: Field,
     pub(super) write_timeout: Field,
+    pub(super) max_held_files: Field,
+    pub(super) max_held_files_per_uid: Field,
 }
 
 #[derive(Debug, Default, Deserialize)]

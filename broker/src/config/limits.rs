@@ -171,11 +171,16 @@ impl Document<'_> {
         Ok((limits, max_frame_size, handshake_timeout))
     }
 
-    /// The limits on connection buffers.
+    /// The limits on connection buffers and on the memory files of
+    /// messages the broker holds.
     pub(super) fn buffers(&self, raw: &RawLimits, d: &BufferLimits) -> Result<BufferLimits> {
         let max_usize = usize::MAX as u64;
         let size = |name: &str, field: &Field, default: usize| {
             self.bounded(name, field, Self::size, default as u64, max_usize)
+                .map(|n| n as usize)
+        };
+        let count = |name: &str, field: &Field, default: usize| {
+            self.bounded(name, field, Self::count, default as u64, max_usize)
                 .map(|n| n as usize)
         };
         let timeout = |name: &str, field: &Field, default: Duration| {
@@ -202,6 +207,12 @@ impl Document<'_> {
             )?,
             frame_timeout: timeout("frame_timeout", &raw.frame_timeout, d.frame_timeout)?,
             write_timeout: timeout("write_timeout", &raw.write_timeout, d.write_timeout)?,
+            max_held_files: count("max_held_files", &raw.max_held_files, d.max_held_files)?,
+            max_held_files_per_uid: count(
+                "max_held_files_per_uid",
+                &raw.max_held_files_per_uid,
+                d.max_held_files_per_uid,
+            )?,
         })
     }
 }

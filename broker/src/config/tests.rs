@@ -62,6 +62,8 @@ fn every_key_is_read() {
         max_buffered_bytes_per_uid = "10M"
         frame_timeout = "2s"
         write_timeout = "3s"
+        max_held_files = 100
+        max_held_files_per_uid = 10
 
         [access]
         admin_group = 10
@@ -140,6 +142,8 @@ fn every_key_is_read() {
             max_buffered_bytes_per_uid: 10 << 20,
             frame_timeout: Duration::from_secs(2),
             write_timeout: Duration::from_secs(3),
+            max_held_files: 100,
+            max_held_files_per_uid: 10,
         }
     );
     assert_eq!(config.access.admin_group, Some(10));

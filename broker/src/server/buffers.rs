@@ -164,6 +164,11 @@ impl Account {
         }
     }
 
+    /// The uid of the connection.
+    pub fn uid(&self) -> u32 {
+        self.uid
+    }
+
     /// Bytes this connection holds.
     pub fn held(&self) -> usize {
         self.held.load(Ordering::Relaxed)

@@ -24,6 +24,14 @@ pub(crate) const KEPT_FOR_THE_BROKER: usize = 128;
 
 /// How many connections the descriptor limit leaves room for.
 pub(crate) fn connection_ceiling() -> usize {
+    open_files_limit()
+        .saturating_sub(KEPT_FOR_THE_BROKER)
+        .max(1)
+}
+
+/// The soft limit on open descriptors in force (`RLIMIT_NOFILE`);
+/// `usize::MAX` when unlimited or unknown.
+pub(crate) fn open_files_limit() -> usize {
     let mut limit = libc::rlimit {
         rlim_cur: 0,
         rlim_max: 0,
@@ -34,10 +42,66 @@ pub(crate) fn connection_ceiling() -> usize {
     {
         return usize::MAX;
     }
-    usize::try_from(limit.rlim_cur)
-        .unwrap_or(usize::MAX)
-        .saturating_sub(KEPT_FOR_THE_BROKER)
-        .max(1)
+    usize::try_from(limit.rlim_cur).unwrap_or(usize::MAX)
+}
+
+/// How many descriptors the process has open now (the entries of
+/// `/proc/self/fd`, less the one reading it); `None` without `/proc`.
+pub(crate) fn open_files() -> Option<usize> {
+    let entries = std::fs::read_dir("/proc/self/fd").ok()?;
+    Some(entries.count().saturating_sub(1))
+}
+
+/// What the configured limits need in descriptors next to what the
+/// open-file limit allows: a warning to log when they cannot all fit
+/// (connections, memory files held, the broker's own), `None` when they
+/// do. Each region takes two more, and is bounded by the memory budget
+/// rather than by a count.
+pub(crate) fn fit_warning(
+    max_connections: usize,
+    max_held_files: usize,
+    open_files_limit: usize,
+) -> Option<String> {
+    let needed = max_connections
+        .saturating_add(max_held_files)
+        .saturating_add(KEPT_FOR_THE_BROKER);
+    (needed > open_files_limit).then(|| {
+        format!(
+            "limits.max_connections ({max_connections}) + limits.max_held_files \
+             ({max_held_files}) + {KEPT_FOR_THE_BROKER} kept for the broker = {needed} \
+             descriptors, above the open-file limit (RLIMIT_NOFILE = {open_files_limit}); \
+             at that limit new connections are closed at once and file sends fail: raise \
+             LimitNOFILE= (ulimit -n) or lower those limits"
+        )
+    })
+}
+
+/// The descriptor figures `status` reports, refreshed as it asks: the
+/// count of open files is read from `/proc` at most once a second, since
+/// it is read under the broker's lock and a process of many connections
+/// has a long directory.
+#[derive(Debug, Default)]
+pub(crate) struct Figures {
+    open_files: Option<(Instant, Option<usize>)>,
+}
+
+impl Figures {
+    /// `(open_files_limit, open_files)` now (the count up to a second old).
+    pub fn read(&mut self) -> (usize, Option<usize>) {
+        let now = Instant::now();
+        let fresh = self
+            .open_files
+            .filter(|(when, _)| now.duration_since(*when) < Duration::from_secs(1));
+        let open = match fresh {
+            Some((_, open)) => open,
+            None => {
+                let open = open_files();
+                self.open_files = Some((now, open));
+                open
+            }
+        };
+        (open_files_limit(), open)
+    }
 }
 
 /// Whether `error` says the process or the system is out of descriptors.
@@ -92,5 +156,35 @@ impl Spare {
         if self.file.is_none() {
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn limits_that_cannot_fit_under_the_open_file_limit_are_named() {
+        assert_eq!(fit_warning(1000, 4096, 1 << 20), None);
+        let warning = fit_warning(16_384, 4096, 1024).expect("does not fit");
+        assert!(
+            warning.contains("limits.max_connections (16384)"),
+            "{warning}"
+        );
+        assert!(
+            warning.contains("limits.max_held_files (4096)"),
+            "{warning}"
+        );
+        assert!(warning.contains("RLIMIT_NOFILE = 1024"), "{warning}");
+    }
+
+    #[test]
+    fn open_files_are_counted_from_proc() {
+        // Stdin, stdout, stderr and this file at least (other tests open
+        // and close theirs meanwhile: no exact count).
+        let file = File::open("/dev/null").expect("open");
+        assert!(open_files().expect("/proc") >= 4);
+        drop(file);
+        assert!(open_files_limit() >= 4);
     }
 }

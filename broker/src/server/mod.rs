@@ -13,6 +13,7 @@
 mod buffers;
 mod connection;
 mod descriptors;
+mod held_files;
 mod log_limit;
 mod notify;
 mod outbox;
@@ -38,6 +39,7 @@ use crate::core::{
 };
 use crate::systemd::Notifier;
 use buffers::Buffers;
+use held_files::HeldFiles;
 use log_limit::{RepeatedLines, Verdict};
 use outbox::Outbox;
 use regions::{RegionFile, RegionFiles};
@@ -63,6 +65,13 @@ pub struct BufferLimits {
     /// `limits.write_timeout`: how long writing replies to a client may make
     /// no progress (it does not read) before the connection is cut.
     pub write_timeout: Duration,
+    /// `limits.max_held_files`: memory files of message payloads the broker
+    /// holds at most, all uids together (each is one of its descriptors
+    /// while its message lives); past it a `SendFile` is `BrokerFull`.
+    pub max_held_files: usize,
+    /// `limits.max_held_files_per_uid`: the same for the files one uid sent
+    /// (root is not held to it), so that one user cannot take them all.
+    pub max_held_files_per_uid: usize,
 }
 
 impl Default for BufferLimits {
@@ -72,6 +81,8 @@ impl Default for BufferLimits {
             max_buffered_bytes_per_uid: 64 << 20,
             frame_timeout: Duration::from_secs(10),
             write_timeout: Duration::from_secs(30),
+            max_held_files: 4096,
+            max_held_files_per_uid: 1024,
         }
     }
 }
@@ -171,6 +182,11 @@ impl Config {
             ),
             ("frame_timeout", millis(self.buffers.frame_timeout)),
             ("write_timeout", millis(self.buffers.write_timeout)),
+            ("max_held_files", self.buffers.max_held_files as u64),
+            (
+                "max_held_files_per_uid",
+                self.buffers.max_held_files_per_uid as u64,
+            ),
         ]
         .into_iter()
         .map(|(name, value)| mailbox_proto::Limit {
@@ -203,12 +219,23 @@ pub(crate) struct State {
     /// Connections refused at `accept`, for the log: a flood of them gets
     /// a few lines, then counts.
     refusals: RepeatedLines,
+    /// The limits the server enforces ([`Config::server_limits`]), which
+    /// `status` reports after the core's, followed by the descriptor
+    /// figures of [`State::refresh_server_limits`].
+    server_limits: Vec<mailbox_proto::Limit>,
+    /// The memory files of messages held (for `status`'s `held_files`).
+    held_files: Arc<HeldFiles>,
+    /// The open-file limit and count, for `status`.
+    descriptor_figures: descriptors::Figures,
 }
 
 impl State {
     /// Applies one request of connection `id` and queues every reply it
     /// decided on its connection's outbox.
     pub fn apply(&mut self, id: ConnectionId, frame: ClientFrame, now: &Clock) {
+        if matches!(frame.request, mailbox_proto::Request::Status) {
+            self.refresh_server_limits();
+        }
         let mut out = std::mem::take(&mut self.outcome);
         self.core.apply(id, frame.id, frame.request, now, &mut out);
         self.route(&mut out);
@@ -218,6 +245,35 @@ impl State {
             out = Outcome::new();
         }
         self.outcome = out;
+    }
+
+    /// Sets the server's limits for the core's `status` to report, with
+    /// the descriptor figures of now after them: `open_files_limit` (the
+    /// soft `RLIMIT_NOFILE`), `open_files` (descriptors open, read at most
+    /// once a second) and `held_files` (memory files of messages held).
+    /// The last two are figures, not limits: the name/value list carries
+    /// them so that the wire does not change (`mailboxctl status` shows
+    /// them apart).
+    pub fn refresh_server_limits(&mut self) {
+        let (limit, open) = self.descriptor_figures.read();
+        let figure = |name: &str, value: u64| mailbox_proto::Limit {
+            name: name.to_owned(),
+            value,
+        };
+        let mut limits = self.server_limits.clone();
+        limits.push(figure(
+            "open_files_limit",
+            if limit == usize::MAX {
+                mailbox_proto::Limit::NONE
+            } else {
+                limit as u64
+            },
+        ));
+        if let Some(open) = open {
+            limits.push(figure("open_files", open as u64));
+        }
+        limits.push(figure("held_files", self.held_files.total() as u64));
+        self.core.set_server_limits(limits);
     }
 
     /// Queues every reply in `out` on its connection's outbox, and empties it.
@@ -399,6 +455,8 @@ pub(crate) struct Shared {
     pub connection_ceiling: usize,
     /// Refused connections being told why.
     pub refusing: AtomicUsize,
+    /// The memory files of messages held, counted against their limits.
+    pub held_files: Arc<HeldFiles>,
 }
 
 impl Shared {
@@ -453,6 +511,17 @@ pub async fn run(
     config: Config,
     shutdown: impl Future<Output = ()>,
 ) -> std::io::Result<()> {
+    let held_files = Arc::new(HeldFiles::new(
+        config.buffers.max_held_files,
+        config.buffers.max_held_files_per_uid,
+    ));
+    if let Some(warning) = descriptors::fit_warning(
+        config.limits.max_connections,
+        config.buffers.max_held_files,
+        descriptors::open_files_limit(),
+    ) {
+        warn!("{warning}");
+    }
     let shared = Arc::new(Shared {
         state: Mutex::new(State {
             core: Core::new(config.limits, Instant::now()),
@@ -463,10 +532,14 @@ pub async fn run(
             max_frame_size: config.max_frame_size,
             denials: ConnectionMap::default(),
             refusals: RepeatedLines::new(Instant::now()),
+            server_limits: config.server_limits(),
+            held_files: Arc::clone(&held_files),
+            descriptor_figures: descriptors::Figures::default(),
         }),
         buffers: Arc::new(Buffers::new(config.buffers)),
         connection_ceiling: descriptors::connection_ceiling(),
         refusing: AtomicUsize::new(0),
+        held_files,
         config,
         timer_wake: Notify::new(),
         activity: Notify::new(),

@@ -43,6 +43,17 @@ use super::buffers::Account;
 /// are, so a direct write copies what the writer would have copied too.
 const DIRECT_MAX: usize = 16 * 1024;
 
+/// What a descriptor queued with a frame counts as, in bytes, against the
+/// outbox's bounds and the buffer limits: each is one of the broker's open
+/// files until the writer sends it (and the last reference to a delivered
+/// message's file), so the byte bounds that hold a client that does not
+/// read bound its descriptors too. With the defaults a connection pauses
+/// its own requests past 128 queued (`outbox_high_water`, 8 MiB), is cut
+/// past 1,024 (`max_unread_reply_bytes`, 64 MiB), and one uid's
+/// connections hold at most 1,280 (`max_buffered_bytes_per_uid` and its
+/// overdraft), all of them 5,120 (`max_buffered_bytes`).
+pub(crate) const DESCRIPTOR_WEIGHT: usize = 64 * 1024;
+
 /// Frames queued for one connection.
 #[derive(Debug)]
 pub(crate) struct Outbox {
@@ -227,7 +238,7 @@ impl Outbox {
         if state.closed {
             return;
         }
-        let size = approximate_size(&frame);
+        let size = approximate_size(&frame) + descriptors.len() * DESCRIPTOR_WEIGHT;
         let pending = state.bytes + state.writing;
         if pending.saturating_add(size) > self.limit {
             let message = format!(

@@ -76,7 +76,7 @@ pub(crate) fn start(shared: &Arc<Shared>) {
     // SAFETY: geteuid has no preconditions and cannot fail.
     state.core.set_service_uid(unsafe { libc::geteuid() });
     // They are the server's from the start and do not change on a reload.
-    state.core.set_server_limits(shared.config.server_limits());
+    state.refresh_server_limits();
     let mut out = Outcome::new();
     apply(
         &mut state.core,

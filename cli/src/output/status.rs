@@ -19,8 +19,31 @@ fn json_key(limit: &Limit) -> String {
     }
 }
 
+/// Entries of the broker's limit list that are figures of now, not
+/// limits (the list carries them so that the wire does not change): shown
+/// with the figures, not under "limits in force".
+const FIGURES: [&str; 2] = ["open_files", "held_files"];
+
+/// The entry `name` of the limit list, if the broker reported it.
+fn entry(status: &BrokerStatus, name: &str) -> Option<u64> {
+    status
+        .limits
+        .iter()
+        .find(|limit| limit.name == name)
+        .map(|limit| limit.value)
+}
+
+/// The limits in force, without the figures of [`FIGURES`].
+fn limits(status: &BrokerStatus) -> impl Iterator<Item = &Limit> {
+    status
+        .limits
+        .iter()
+        .filter(|limit| !FIGURES.contains(&limit.name.as_str()))
+}
+
 /// `status --json` (without the rates): every figure and limit as an exact
-/// number (bytes, counts, milliseconds), `null` for no limit.
+/// number (bytes, counts, milliseconds), `null` for no limit (and for a
+/// figure an older broker does not report).
 pub(crate) fn json(status: &BrokerStatus) -> serde_json::Value {
     json!({
         "broker_version": status.broker_version,
@@ -32,9 +55,9 @@ pub(crate) fn json(status: &BrokerStatus) -> serde_json::Value {
         "queued_messages": status.queued_messages,
         "queued_bytes": status.queued_bytes,
         "memory_budget_bytes": status.memory_budget_bytes,
-        "limits": status
-            .limits
-            .iter()
+        "open_files": entry(status, "open_files"),
+        "held_files": entry(status, "held_files"),
+        "limits": limits(status)
             .map(|limit| (json_key(limit), json!(limit.bounded())))
             .collect::<serde_json::Map<_, _>>(),
     })
@@ -65,16 +88,27 @@ pub(crate) fn text(status: &BrokerStatus) -> String {
         ),
         ("memory budget", human_size(status.memory_budget_bytes)),
     ];
+    let mut rows = rows.to_vec();
+    if let Some(open) = entry(status, "open_files") {
+        let of = match entry(status, "open_files_limit") {
+            Some(limit) if limit != Limit::NONE => format!(" of {limit} (open_files_limit)"),
+            _ => String::new(),
+        };
+        rows.push(("open files", format!("{open}{of}")));
+    }
+    if let Some(held) = entry(status, "held_files") {
+        let of = entry(status, "max_held_files")
+            .map_or_else(String::new, |max| format!(" of {max} (max_held_files)"));
+        rows.push(("memory files held", format!("{held}{of}")));
+    }
     let mut text = key_values(&rows);
-    if !status.limits.is_empty() {
+    if limits(status).next().is_some() {
         text.push_str("limits in force ([limits] of mailboxd.toml):\n");
-        let width = status
-            .limits
-            .iter()
+        let width = limits(status)
             .map(|limit| limit.name.len())
             .max()
             .unwrap_or(0);
-        for limit in &status.limits {
+        for limit in limits(status) {
             text.push_str(&format!(
                 "  {:width$}  {}\n",
                 limit.name,
@@ -151,5 +185,42 @@ mod tests {
         assert_eq!(limits["max_queued_bytes_per_uid"], serde_json::Value::Null);
         assert_eq!(limits["max_frame_size"], 16_842_752);
         assert_eq!(limits["handshake_timeout_millis"], 10_000);
+        assert_eq!(value["open_files"], serde_json::Value::Null);
+    }
+
+    #[test]
+    fn descriptor_figures_are_shown_with_the_figures_and_their_limits() {
+        let status = status(&[
+            ("max_held_files", 4096),
+            ("open_files_limit", 65_536),
+            ("open_files", 37),
+            ("held_files", 2),
+        ]);
+        let text = text(&status);
+        for line in [
+            "open files: 37 of 65536 (open_files_limit)",
+            "memory files held: 2 of 4096 (max_held_files)",
+            "  open_files_limit  65536",
+            "  max_held_files    4096",
+        ] {
+            assert!(
+                text.lines()
+                    .any(|l| l.split_whitespace().eq(line.split_whitespace())),
+                "{line:?} in\n{text}"
+            );
+        }
+        let in_force = text.split("limits in force").nth(1).expect("limits");
+        assert!(
+            !in_force.lines().any(|line| {
+                let name = line.split_whitespace().next().unwrap_or_default();
+                name == "open_files" || name == "held_files"
+            }),
+            "{text}"
+        );
+        let value = json(&status);
+        assert_eq!(value["open_files"], 37);
+        assert_eq!(value["held_files"], 2);
+        assert_eq!(value["limits"]["open_files_limit"], 65_536);
+        assert_eq!(value["limits"].get("open_files"), None);
     }
 }

@@ -15,6 +15,7 @@
 //! mailbox-peer echo SOCKET MAILBOX COUNT             answers COUNT requests of MAILBOX on MAILBOX.rep
 //! mailbox-peer region-escape SOCKET REGION COUNT     opens REGION read-only, tries to write it anyway
 //! mailbox-peer send-file SOCKET MAILBOX COUNT         sends a sealed memory file of COUNT bytes, tries to write it after
+//! mailbox-peer send-files SOCKET MAILBOX COUNT        sends COUNT memory files of 4 KiB, stops at the first refusal
 //! ```
 //!
 //! For `produce` and `consume`, payloads are the message's index as 8
@@ -341,11 +342,29 @@ fn send_file(socket: &str, mailbox: &str, len: u64) -> Result<(), String> {
     }
 }
 
+/// Sends `count` memory files of 4 KiB (each its index in every byte),
+/// one after the other without waiting; stops at the first refusal and
+/// says it (`refused KIND after N: MESSAGE`), else `sent N`.
+fn send_files(socket: &str, mailbox: &str, count: u64) -> Result<(), String> {
+    let mut client = blocking::Client::connect(socket).map_err(|e| e.to_string())?;
+    for index in 0..count {
+        let file = mailbox_client::SealedFile::from_bytes(&[index as u8; 4096])
+            .map_err(|e| e.to_string())?;
+        if let Err(error) = client.send_file(mailbox, &file) {
+            let Some(kind) = error.kind() else {
+                return Err(error.to_string());
+            };
+            return say(&format!("refused {kind:?} after {index}: {error}"));
+        }
+    }
+    say(&format!("sent {count}"))
+}
+
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let [role, socket, mailbox, count] = args.as_slice() else {
         eprintln!(
-            "usage: mailbox-peer produce|consume|consume-async|hold|ack|serve-reversed|open|open-wait|ask|echo|region-escape|send-file \
+            "usage: mailbox-peer produce|consume|consume-async|hold|ack|serve-reversed|open|open-wait|ask|echo|region-escape|send-file|send-files \
              SOCKET MAILBOX COUNT"
         );
         return ExitCode::from(2);
@@ -367,6 +386,7 @@ fn main() -> ExitCode {
         "echo" => echo(socket, mailbox, count),
         "region-escape" => region_escape(socket, mailbox),
         "send-file" => send_file(socket, mailbox, count),
+        "send-files" => send_files(socket, mailbox, count),
         other => Err(format!("unknown role {other:?}")),
     };
     match result {

@@ -12,19 +12,16 @@
 use std::collections::VecDeque;
 use std::io;
 use std::os::fd::{AsRawFd, OwnedFd};
+use std::sync::Arc;
 
 use bytes::BytesMut;
 use mailbox_proto::memfile::map_sealed;
 use mailbox_proto::{BrokerError, ClientFrame, ErrorKind, Request};
 
+use crate::server::held_files::{self, HeldFiles};
+
 /// Descriptors a connection may have queued, not yet taken by a frame.
 pub(super) const MAX_QUEUED: usize = 16;
-
-/// Memory files of payloads the broker holds at most, all connections
-/// together (each is a descriptor while its message is queued or its send
-/// waits): past it a `SendFile` is `BrokerFull`, so that waiting sends of
-/// files cannot take the broker's descriptor limit. Not configurable yet.
-pub(super) const MAX_HELD_FILES: usize = 4096;
 
 pub(super) use mailbox_proto::descriptors::Received;
 
@@ -46,11 +43,15 @@ pub(super) fn receive(
 /// Gives `frame` its descriptors from the front of `queue`, checked and
 /// mapped; `Err` is the answer of this request alone (the connection
 /// goes on). `last` says no bytes are left after this frame: descriptors
-/// still queued then came with no frame that claims them.
+/// still queued then came with no frame that claims them. A memory file
+/// kept counts against `files` for `uid`, its sender, until its payload
+/// is gone (past `limits.max_held_files` or the uid's share it is
+/// `BrokerFull`, and closed).
 pub(super) fn attach(
     frame: &mut ClientFrame,
     queue: &mut VecDeque<OwnedFd>,
     last: bool,
+    (files, uid): (&Arc<HeldFiles>, u32),
 ) -> Result<(), BrokerError> {
     let count = frame.descriptor_count();
     let refused = |message: String| BrokerError::new(ErrorKind::InvalidRequest, message);
@@ -68,25 +69,28 @@ pub(super) fn attach(
     if last && !queue.is_empty() {
         let surplus = queue.len();
         queue.clear();
+        let came = count + surplus;
+        // Past the queue's bound the rest were closed as they arrived,
+        // uncounted.
+        let came = if came >= MAX_QUEUED {
+            format!(
+                "{came} or more came with it (a connection keeps at most {MAX_QUEUED} not yet \
+                 claimed and closes the rest)"
+            )
+        } else {
+            format!("{came} came with it")
+        };
         return Err(refused(format!(
-            "this request carries {count} descriptor(s), but {} came with it",
-            count + surplus
+            "this request carries {count} descriptor(s), but {came}"
         )));
     }
     if let Request::SendFile { len, payload, .. } = &mut frame.request {
         let Some(file) = taken.pop() else {
             return Err(refused("no memory file came with this send".to_owned()));
         };
-        if mailbox_proto::memfile::registered_files() >= MAX_HELD_FILES {
-            return Err(BrokerError::new(
-                ErrorKind::BrokerFull,
-                format!(
-                    "the broker holds {MAX_HELD_FILES} memory files of messages already; \
-                     try again once some are received"
-                ),
-            ));
-        }
-        *payload = map_sealed(file, *len, true).map_err(|why| refused(why.to_string()))?;
+        let ticket = files.admit(uid)?;
+        let mapped = map_sealed(file, *len, true).map_err(|why| refused(why.to_string()))?;
+        *payload = held_files::counted(mapped, ticket);
     }
     Ok(())
 }

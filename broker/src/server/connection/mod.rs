@@ -20,6 +20,8 @@
 mod admission;
 mod handshake;
 mod incoming;
+#[cfg(test)]
+mod incoming_tests;
 mod read_buffer;
 mod reader;
 #[cfg(test)]

@@ -55,7 +55,14 @@ pub(super) async fn read_loop(
     let mut descriptors: VecDeque<OwnedFd> = VecDeque::new();
     loop {
         let before = buffer.len();
-        match apply_buffered(shared, id, &mut buffer, &mut descriptors, outbox, &reader) {
+        match apply_buffered(
+            shared,
+            (id, account.uid()),
+            &mut buffer,
+            &mut descriptors,
+            outbox,
+            &reader,
+        ) {
             Applied::All => {
                 if buffer.is_empty() && !descriptors.is_empty() {
                     // Every byte received is decoded: these came with no
@@ -283,7 +290,7 @@ enum Applied {
 /// frames are small next to the work of applying them.
 fn apply_buffered(
     shared: &Shared,
-    id: ConnectionId,
+    (id, uid): (ConnectionId, u32),
     buffer: &mut BytesMut,
     descriptors: &mut VecDeque<OwnedFd>,
     outbox: &Outbox,
@@ -317,7 +324,8 @@ fn apply_buffered(
                 });
                 // A refused descriptor fails this request alone: the
                 // frame itself was whole and well formed.
-                match incoming::attach(&mut frame, descriptors, buffer.is_empty()) {
+                let files = (&shared.held_files, uid);
+                match incoming::attach(&mut frame, descriptors, buffer.is_empty(), files) {
                     Ok(()) => state.apply(id, frame, now),
                     Err(refused) => outbox.push(ServerFrame::Response {
                         id: frame.id,
