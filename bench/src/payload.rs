@@ -195,6 +195,15 @@ impl Payloads {
         self.pool.write(self.producer, sequence, out);
     }
 
+    /// Message `sequence` as its header and body, to be written with one
+    /// vectored call (no copy before it).
+    pub fn parts(&self, sequence: u64) -> ([u8; HEADER_LEN], &[u8]) {
+        (
+            self.pool.header(self.producer, sequence),
+            self.pool.body(self.producer, sequence),
+        )
+    }
+
     /// Message `sequence` as a slice of the arena, or built into `scratch`.
     pub fn get<'a>(&'a self, sequence: u64, scratch: &'a mut Vec<u8>) -> &'a [u8] {
         match &self.arena {
