@@ -94,6 +94,11 @@ struct Cli {
     #[arg(long, value_parser = clap::value_parser!(u32).range(1..=65_536))]
     batches: Option<u32>,
 
+    /// Payload size of `large` and `fanout-large` in bytes, with an
+    /// optional K or M suffix (KiB, MiB), at most 16M [default: 1M, the spec's]
+    #[arg(long, value_name = "BYTES", value_parser = parse_size)]
+    size: Option<usize>,
+
     /// Seconds one workload on one system may take before it counts as hung
     #[arg(long, default_value_t = 600)]
     timeout: u64,
@@ -144,6 +149,30 @@ fn parse_scale(text: &str) -> Result<f64, String> {
     }
 }
 
+/// `--size`: bytes, or KiB / MiB with a K / M suffix; between a payload
+/// header and the broker's largest message.
+fn parse_size(text: &str) -> Result<usize, String> {
+    let (digits, unit) = match text.strip_suffix(['K', 'k']) {
+        Some(digits) => (digits, 1024),
+        None => match text.strip_suffix(['M', 'm']) {
+            Some(digits) => (digits, 1024 * 1024),
+            None => (text, 1),
+        },
+    };
+    let largest = mailbox_client::MAX_MESSAGE_SIZE_LIMIT as usize;
+    match digits
+        .parse::<usize>()
+        .ok()
+        .and_then(|n| n.checked_mul(unit))
+    {
+        Some(size) if (payload::HEADER_LEN..=largest).contains(&size) => Ok(size),
+        _ => Err(format!(
+            "{text:?} is not a size between {} and {largest} bytes (e.g. 65536, 64K, 16M)",
+            payload::HEADER_LEN
+        )),
+    }
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let hidden = match cli.command {
@@ -182,6 +211,7 @@ fn main() -> ExitCode {
         mailboxd_api: cli.mailboxd_api,
         batch: cli.batch.map(|batch| batch as usize),
         batches: cli.batches.map(|batches| batches as usize),
+        size: cli.size,
         timeout: Duration::from_secs(cli.timeout),
         seed: cli.seed,
         fault: cli.inject_fault,
@@ -196,5 +226,20 @@ fn main() -> ExitCode {
             eprintln!("mailbox-bench: {error:#}");
             ExitCode::FAILURE
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes_take_a_suffix_and_stay_within_the_broker_limit() {
+        assert_eq!(parse_size("65536"), Ok(65_536));
+        assert_eq!(parse_size("64K"), Ok(65_536));
+        assert_eq!(parse_size("16M"), Ok(16 << 20));
+        assert!(parse_size("17M").is_err());
+        assert!(parse_size("8").is_err());
+        assert!(parse_size("lots").is_err());
     }
 }

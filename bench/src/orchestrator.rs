@@ -57,6 +57,9 @@ pub struct Options {
     pub seed: Option<u64>,
     /// A fault the first consumer injects (self-test of verification).
     pub fault: Option<Fault>,
+    /// `--size`: the payload size of `large` and `fanout-large`, if not
+    /// the spec's 1 MiB.
+    pub size: Option<usize>,
     /// Rounds of every workload, the systems interleaved within each.
     pub repeat: u32,
     /// The CPUs every process is pinned to; `None`: not pinned.
@@ -86,7 +89,7 @@ pub fn run(options: &Options) -> Result<ExitCode> {
         ),
     };
     let machine = machine::describe();
-    let mailboxd = if options.systems.contains(&System::Mailboxd) {
+    let mailboxd = if options.systems.iter().any(|s| s.is_mailboxd()) {
         Some(find_mailboxd(options.mailboxd.clone())?)
     } else {
         None
@@ -104,7 +107,7 @@ pub fn run(options: &Options) -> Result<ExitCode> {
         .workloads
         .iter()
         .filter(|w| !w.measures_broker_memory())
-        .map(|w| w.shape(options.scale));
+        .map(|&w| workloads::shape(w, options.scale, options.size));
     let (depth, size) = posix_mq::needs(shapes);
     // Dropped at the end of this function, on every path: limits restored.
     let mq_guard = options
@@ -272,6 +275,7 @@ fn run_one(
         batch: options.batch,
         batches: options.batches,
         mailboxd: common.mailboxd.clone(),
+        size: options.size,
         redis_server: common.redis_server.clone(),
         nats_server: common.nats_server.clone(),
         mq: common.mq.clone(),

@@ -183,6 +183,27 @@ impl Payloads {
         }
     }
 
+    /// Payload size in bytes.
+    pub fn size(&self) -> usize {
+        self.pool.size
+    }
+
+    /// Writes message `sequence` into `out` (exactly [`size`](Self::size)
+    /// bytes): one copy, straight where the message is to be sent from
+    /// (a memory file's mapping).
+    pub fn write_into(&self, sequence: u64, out: &mut [u8]) {
+        self.pool.write(self.producer, sequence, out);
+    }
+
+    /// Message `sequence` as its header and body, to be written with one
+    /// vectored call (no copy before it).
+    pub fn parts(&self, sequence: u64) -> ([u8; HEADER_LEN], &[u8]) {
+        (
+            self.pool.header(self.producer, sequence),
+            self.pool.body(self.producer, sequence),
+        )
+    }
+
     /// Message `sequence` as a slice of the arena, or built into `scratch`.
     pub fn get<'a>(&'a self, sequence: u64, scratch: &'a mut Vec<u8>) -> &'a [u8] {
         match &self.arena {
@@ -219,6 +240,9 @@ mod tests {
         let large = Payloads::new(7, ARENA_MAX_MESSAGE + 1, 0, 2).unwrap();
         assert!(large.arena.is_none());
         assert_eq!(&large.bytes(1)[..], large.get(1, &mut scratch));
+        let mut written = vec![0; large.size()];
+        large.write_into(1, &mut written);
+        assert_eq!(&large.bytes(1)[..], &written[..]);
     }
 
     #[test]

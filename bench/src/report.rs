@@ -101,6 +101,9 @@ impl Record {
         if let Some(bytes) = self.bytes {
             fields.push(("bytes", Value::from(bytes)));
         }
+        if let Some(form) = self.system.form() {
+            fields.push(("form", Value::from(form)));
+        }
         if let Some(seconds) = self.seconds {
             fields.push(("seconds", rounded(seconds, 4)));
         }
@@ -129,6 +132,7 @@ fn decimals(name: &str) -> i32 {
             1
         }
         "fairness" | "gib_per_s" => 3,
+        "broker_cpu_us_per_msg" => 2,
         _ => 4,
     }
 }
@@ -161,7 +165,7 @@ impl Better {
 }
 
 /// The rows of the table: workload, figure, which way is better.
-pub const ROWS: [(Workload, &str, Better); 16] = [
+pub const ROWS: [(Workload, &str, Better); 18] = [
     (Workload::Stream, "msgs_per_s", Better::Higher),
     (Workload::Rtt, "p50_us", Better::Lower),
     (Workload::Rtt, "p99_us", Better::Lower),
@@ -171,7 +175,13 @@ pub const ROWS: [(Workload, &str, Better); 16] = [
     (Workload::Workq, "fairness", Better::Lower),
     (Workload::Rendezvous, "msgs_per_s", Better::Higher),
     (Workload::Large, "gib_per_s", Better::Higher),
+    (Workload::Large, "broker_cpu_us_per_msg", Better::Lower),
     (Workload::FanoutLarge, "deliveries_per_s", Better::Higher),
+    (
+        Workload::FanoutLarge,
+        "broker_cpu_us_per_msg",
+        Better::Lower,
+    ),
     (Workload::Conns, "rss_mib", Better::Lower),
     (Workload::Conns, "deliver_s", Better::Lower),
     (Workload::Memory, "rss_mib", Better::Lower),
@@ -209,21 +219,22 @@ pub fn spread(
     stats::spread(&values)
 }
 
-/// `mailboxd / baseline` for figure `name`: the median is the ratio of the
-/// medians; min and max are the lowest and highest ratio of one round's
-/// mailboxd run to the same round's baseline run (widened to include the
-/// median). `count` is the rounds paired.
+/// `ours / baseline` for figure `name` (`ours` one of [`System::OURS`]):
+/// the median is the ratio of the medians; min and max are the lowest and
+/// highest ratio of one round's run of ours to the same round's baseline
+/// run (widened to include the median). `count` is the rounds paired.
 pub fn ratio_spread(
     records: &[Record],
     workload: Workload,
+    ours_system: System,
     baseline: System,
     name: &str,
 ) -> Option<Spread> {
-    let ours = spread(records, workload, System::Mailboxd, name)?;
+    let ours = spread(records, workload, ours_system, name)?;
     let theirs = spread(records, workload, baseline, name)?;
     let median = stats::ratio(Some(ours.median), Some(theirs.median))?;
     let their_samples = samples(records, workload, baseline, name);
-    let paired: Vec<f64> = samples(records, workload, System::Mailboxd, name)
+    let paired: Vec<f64> = samples(records, workload, ours_system, name)
         .into_iter()
         .filter_map(|(round, value)| {
             let (_, base) = their_samples.iter().find(|(r, _)| *r == round)?;
@@ -282,15 +293,39 @@ pub fn summary_line(records: &[Record], workload: Workload, system: System) -> S
     )
 }
 
-/// The human table: each figure per system, then `mailboxd / baseline`.
+/// The rows of a table: each row of [`ROWS`] whose workload ran, once per
+/// form of ours that measured it (`mailboxd` always, `mailboxd-files`
+/// where it has the figure), with the figure's label.
+fn table_rows(records: &[Record]) -> Vec<(Workload, &'static str, Better, System, String)> {
+    let mut rows = Vec::new();
+    for (workload, name, better) in ROWS {
+        if !records.iter().any(|r| r.workload == workload) {
+            continue;
+        }
+        for ours in System::OURS {
+            if ours != System::Mailboxd && spread(records, workload, ours, name).is_none() {
+                continue;
+            }
+            let label = match ours {
+                System::Mailboxd => name.to_owned(),
+                _ => format!("{name} [files]"),
+            };
+            rows.push((workload, name, better, ours, label));
+        }
+    }
+    rows
+}
+
+/// The human table: each figure per system, then `mailboxd / baseline`
+/// (`mailboxd-files / baseline` on the rows marked `[files]`).
 /// With several rounds a cell is `median (min-max)` and a ratio is the
 /// ratio of the medians, with the range of the per-round ratios.
 pub fn table(records: &[Record]) -> String {
-    let baselines = &System::ALL[1..];
+    let baselines = &System::BASELINES;
     let repeated = records.iter().any(|r| r.round.is_some_and(|n| n > 1));
     let (value_width, ratio_width) = if repeated { (22, 18) } else { (10, 11) };
     let mut out = String::new();
-    let _ = write!(out, "{:<14} {:<17} {:<7}", "workload", "figure", "better");
+    let _ = write!(out, "{:<14} {:<29} {:<7}", "workload", "figure", "better");
     for system in System::ALL {
         let _ = write!(out, " {:>value_width$}", system.id());
     }
@@ -299,15 +334,12 @@ pub fn table(records: &[Record]) -> String {
         let _ = write!(out, " {:>ratio_width$}", format!("/{}", system.id()));
     }
     out.push('\n');
-    for (workload, name, better) in ROWS {
-        if !records.iter().any(|r| r.workload == workload) {
-            continue;
-        }
+    for (workload, name, better, ours, label) in table_rows(records) {
         let _ = write!(
             out,
-            "{:<14} {:<17} {:<7}",
+            "{:<14} {:<29} {:<7}",
             workload.id(),
-            name,
+            label,
             better.text()
         );
         for system in System::ALL {
@@ -316,15 +348,15 @@ pub fn table(records: &[Record]) -> String {
         }
         out.push_str("  |");
         for &system in baselines {
-            let cell = ratio_cell(records, workload, system, name);
+            let cell = ratio_cell(records, workload, ours, system, name);
             let _ = write!(out, " {cell:>ratio_width$}");
         }
         out.push('\n');
     }
     out.push_str(
-        "ratios are mailboxd / baseline: above 1x is better for `higher` figures \
-         (throughput), below 1x is better for `lower` ones (latency, memory, time, \
-         fairness max/min)\n",
+        "ratios are mailboxd / baseline (mailboxd-files / baseline on rows marked \
+         [files]): above 1x is better for `higher` figures (throughput), below 1x is \
+         better for `lower` ones (latency, memory, time, fairness max/min)\n",
     );
     if repeated {
         out.push_str(
@@ -350,10 +382,16 @@ fn value_cell(records: &[Record], workload: Workload, system: System, name: &str
     )
 }
 
-/// `mailboxd / system` as the tables show it: the ratio of the medians and
+/// `ours / system` as the tables show it: the ratio of the medians and
 /// the range of the per-round ratios, `-` when either is missing.
-fn ratio_cell(records: &[Record], workload: Workload, system: System, name: &str) -> String {
-    ratio_spread(records, workload, system, name).map_or_else(
+fn ratio_cell(
+    records: &[Record],
+    workload: Workload,
+    ours: System,
+    system: System,
+    name: &str,
+) -> String {
+    ratio_spread(records, workload, ours, system, name).map_or_else(
         || "-".to_owned(),
         |r| {
             if r.count > 1 {
@@ -371,33 +409,44 @@ fn ratio_cell(records: &[Record], workload: Workload, system: System, name: &str
 pub fn markdown_table(records: &[Record]) -> String {
     let ran = |system: &System| records.iter().any(|r| r.system == *system);
     let systems: Vec<System> = System::ALL.into_iter().filter(ran).collect();
+    let files_ran = systems.contains(&System::MailboxdFiles);
+    // With both forms, a `[files]` row is also divided by inline mailboxd.
     let baselines: Vec<System> = systems
         .iter()
         .copied()
-        .filter(|&s| s != System::Mailboxd)
+        .filter(|&s| !s.is_mailboxd() || (files_ran && s == System::Mailboxd))
         .collect();
+    let ours = if files_ran { "ours" } else { "mailboxd" };
     let mut out = String::from("| workload | figure | better |");
     for system in &systems {
         let _ = write!(out, " {} |", system.id());
     }
     for system in &baselines {
-        let _ = write!(out, " mailboxd / {} |", system.id());
+        let _ = write!(out, " {ours} / {} |", system.id());
     }
     out.push_str("\n|---|---|---|");
     out.push_str(&"---|".repeat(systems.len() + baselines.len()));
     out.push('\n');
-    for (workload, name, better) in ROWS {
-        if !records.iter().any(|r| r.workload == workload) {
-            continue;
-        }
-        let _ = write!(out, "| {} | {} | {} |", workload.id(), name, better.text());
+    for (workload, name, better, row_ours, label) in table_rows(records) {
+        let _ = write!(out, "| {} | {} | {} |", workload.id(), label, better.text());
         for &system in &systems {
             let _ = write!(out, " {} |", value_cell(records, workload, system, name));
         }
         for &system in &baselines {
-            let _ = write!(out, " {} |", ratio_cell(records, workload, system, name));
+            let cell = if system == row_ours {
+                "-".to_owned()
+            } else {
+                ratio_cell(records, workload, row_ours, system, name)
+            };
+            let _ = write!(out, " {cell} |");
         }
         out.push('\n');
+    }
+    if files_ran {
+        out.push_str(
+            "\nRatios are mailboxd / baseline, and mailboxd-files / baseline on the rows \
+             marked [files].\n",
+        );
     }
     out
 }
@@ -431,7 +480,7 @@ mod tests {
         record.figure("msgs_per_s", 1_639_344.26);
         assert_eq!(
             record.to_json_line(),
-            r#"{"workload":"stream","system":"mailboxd","messages":1000000,"bytes":64,"seconds":0.61,"msgs_per_s":1639344}"#
+            r#"{"workload":"stream","system":"mailboxd","messages":1000000,"bytes":64,"form":"inline","seconds":0.61,"msgs_per_s":1639344}"#
         );
         let mut rtt = Record::new(Workload::Rtt, System::UdsDirect);
         rtt.figure("p50_us", 9.14);
@@ -474,6 +523,50 @@ mod tests {
         assert!(row.contains("2.00x"), "{row}");
         assert!(row.trim_end().ends_with('-'), "no redis figure: {row}");
         assert!(!table.contains("rtt"), "only workloads that ran");
+    }
+
+    #[test]
+    fn memory_files_get_rows_of_their_own() {
+        let record = |system, gib, cpu: Option<f64>| {
+            let mut r = Record::new(Workload::Large, system);
+            r.figure("gib_per_s", gib);
+            if let Some(cpu) = cpu {
+                r.figure("broker_cpu_us_per_msg", cpu);
+            }
+            r
+        };
+        let records = [
+            record(System::Mailboxd, 1.0, Some(300.0)),
+            record(System::MailboxdFiles, 6.0, Some(20.0)),
+            record(System::UdsDirect, 2.0, None),
+        ];
+        let files = records[1].to_json_line();
+        assert!(
+            files.contains(r#""system":"mailboxd-files","form":"file""#),
+            "{files}"
+        );
+        assert!(files.contains(r#""broker_cpu_us_per_msg":20.0"#), "{files}");
+        let table = table(&records);
+        let inline = table
+            .lines()
+            .find(|l| l.starts_with("large") && l.contains("gib_per_s "))
+            .unwrap();
+        assert!(inline.contains("0.50x"), "{inline}");
+        let shared = table
+            .lines()
+            .find(|l| l.contains("gib_per_s [files]"))
+            .unwrap();
+        assert!(shared.contains("3.00x"), "{shared}");
+        assert!(table.contains("broker_cpu_us_per_msg [files]"), "{table}");
+        let markdown = markdown_table(&records);
+        assert!(markdown.contains("| ours / uds-direct |"), "{markdown}");
+        let shared = markdown
+            .lines()
+            .find(|l| l.contains("| gib_per_s [files] |"))
+            .unwrap();
+        // Against inline mailboxd (6x), then against uds-direct (3x).
+        assert!(shared.contains("| 6.00x |"), "{shared}");
+        assert!(shared.contains("| 3.00x |"), "{shared}");
     }
 
     #[test]

@@ -38,8 +38,14 @@ pub enum Workload {
 /// One system measured on the workloads.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, ValueEnum)]
 pub enum System {
-    /// The broker under test, through `mailbox-client`.
+    /// The broker under test, through `mailbox-client`, payloads inline.
     Mailboxd,
+    /// The same broker with every payload a sealed memory file, written
+    /// in place by the producer (`FileWriter`, `send_file`): the
+    /// shared-memory form of the large workloads (`large`,
+    /// `fanout-large`); small-message workloads stay inline, so this
+    /// system skips them.
+    MailboxdFiles,
     /// A plain Unix socket between the two processes, no broker.
     UdsDirect,
     /// The same, through a process that only copies bytes: the floor of
@@ -173,8 +179,9 @@ impl Workload {
 
 impl System {
     /// Every system, the broker first.
-    pub const ALL: [System; 6] = [
+    pub const ALL: [System; 7] = [
         System::Mailboxd,
+        System::MailboxdFiles,
         System::UdsDirect,
         System::UdsRelay,
         System::PosixMq,
@@ -186,12 +193,52 @@ impl System {
     pub fn id(self) -> &'static str {
         match self {
             System::Mailboxd => "mailboxd",
+            System::MailboxdFiles => "mailboxd-files",
             System::UdsDirect => "uds-direct",
             System::UdsRelay => "uds-relay",
             System::PosixMq => "posix-mq",
             System::Redis => "redis",
             System::Nats => "nats",
         }
+    }
+}
+
+impl System {
+    /// The two forms of the broker under test, whose figures the tables
+    /// divide by the baselines'.
+    pub const OURS: [System; 2] = [System::Mailboxd, System::MailboxdFiles];
+
+    /// Every baseline, in [`System::ALL`]'s order.
+    pub const BASELINES: [System; 5] = [
+        System::UdsDirect,
+        System::UdsRelay,
+        System::PosixMq,
+        System::Redis,
+        System::Nats,
+    ];
+
+    /// Whether this is `mailboxd` in one of its forms (a broker the bench
+    /// starts and owns).
+    pub fn is_mailboxd(self) -> bool {
+        matches!(self, System::Mailboxd | System::MailboxdFiles)
+    }
+
+    /// The payload form a mailboxd system uses: `inline` bytes in the
+    /// frames or sealed memory `file`s; `None` for the baselines.
+    pub fn form(self) -> Option<&'static str> {
+        match self {
+            System::Mailboxd => Some("inline"),
+            System::MailboxdFiles => Some("file"),
+            _ => None,
+        }
+    }
+}
+
+impl Workload {
+    /// Whether the workload's messages are large enough to travel as
+    /// memory files (the ones `mailboxd-files` runs).
+    pub fn is_large(self) -> bool {
+        matches!(self, Workload::Large | Workload::FanoutLarge)
     }
 }
 
@@ -299,5 +346,14 @@ mod tests {
         assert_eq!(Workload::IdleMailboxes.shape(0.001).messages, MIN_COUNT);
         assert!(Workload::Memory.measures_broker_memory());
         assert!(!Workload::Conns.measures_broker_memory());
+    }
+
+    #[test]
+    fn ours_and_baselines_cover_every_system_once() {
+        let mut both: Vec<System> = System::OURS.into_iter().chain(System::BASELINES).collect();
+        both.sort();
+        assert_eq!(both, System::ALL.to_vec());
+        assert!(System::OURS.into_iter().all(System::is_mailboxd));
+        assert!(!System::BASELINES.into_iter().any(System::is_mailboxd));
     }
 }

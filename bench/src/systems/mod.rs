@@ -84,6 +84,8 @@ pub struct Setup {
     pub batches: Option<usize>,
     /// The `mailboxd` binary.
     pub mailboxd: Option<PathBuf>,
+    /// `--size`: the payload size of the large workloads, if overridden.
+    pub size: Option<usize>,
     /// The `redis-server` binary, when installed.
     pub redis_server: Option<PathBuf>,
     /// The `nats-server` binary, when installed.
@@ -134,6 +136,12 @@ pub fn unsupported(
 ) -> Option<String> {
     match system {
         System::Mailboxd => None,
+        System::MailboxdFiles if !workload.is_large() => Some(
+            "small messages stay inline (below the client's 64 KiB file threshold): \
+             see mailboxd"
+                .into(),
+        ),
+        System::MailboxdFiles => None,
         System::Redis if setup.redis_server.is_none() => {
             Some("redis-server is not installed (not on PATH)".into())
         }
@@ -166,7 +174,9 @@ pub fn prepare(
     setup: &Setup,
 ) -> Result<Box<dyn Running>> {
     Ok(match system {
-        System::Mailboxd => Box::new(mailboxd::Server::start(workload, shape, setup)?),
+        System::Mailboxd | System::MailboxdFiles => {
+            Box::new(mailboxd::Server::start(system, workload, shape, setup)?)
+        }
         System::UdsDirect => Box::new(uds::Direct::new(workload)),
         System::UdsRelay => Box::new(relay::Relay::start(workload, shape, setup)?),
         System::PosixMq => Box::new(posix_mq::Queues::create(workload, shape, setup)?),
@@ -178,7 +188,7 @@ pub fn prepare(
 /// A producer's sink for the role's system.
 pub fn sink(args: &RoleArgs) -> Result<Box<dyn Sink>> {
     match args.system {
-        System::Mailboxd => mailboxd::sink(args),
+        System::Mailboxd | System::MailboxdFiles => mailboxd::sink(args),
         System::UdsDirect | System::UdsRelay => uds::sink(args),
         System::PosixMq => posix_mq::sink(args),
         System::Redis => redis::sink(args),
@@ -189,7 +199,7 @@ pub fn sink(args: &RoleArgs) -> Result<Box<dyn Sink>> {
 /// A consumer's source for the role's system.
 pub fn source(args: &RoleArgs) -> Result<Box<dyn Source>> {
     match args.system {
-        System::Mailboxd => mailboxd::source(args),
+        System::Mailboxd | System::MailboxdFiles => mailboxd::source(args),
         System::UdsDirect | System::UdsRelay => uds::source(args),
         System::PosixMq => posix_mq::source(args),
         System::Redis => redis::source(args),
@@ -200,7 +210,7 @@ pub fn source(args: &RoleArgs) -> Result<Box<dyn Source>> {
 /// The `rtt` requester for the role's system.
 pub fn requester(args: &RoleArgs) -> Result<Box<dyn Requester>> {
     match args.system {
-        System::Mailboxd => mailboxd::requester(args),
+        System::Mailboxd | System::MailboxdFiles => mailboxd::requester(args),
         System::UdsDirect | System::UdsRelay => uds::requester(args),
         System::PosixMq => posix_mq::requester(args),
         System::Redis => redis::requester(args),
@@ -211,7 +221,7 @@ pub fn requester(args: &RoleArgs) -> Result<Box<dyn Requester>> {
 /// The `rtt` echo for the role's system.
 pub fn echo(args: &RoleArgs) -> Result<Box<dyn Echo>> {
     match args.system {
-        System::Mailboxd => mailboxd::echo(args),
+        System::Mailboxd | System::MailboxdFiles => mailboxd::echo(args),
         System::UdsDirect | System::UdsRelay => uds::echo(args),
         System::PosixMq => posix_mq::echo(args),
         System::Redis => redis::echo(args),
@@ -232,6 +242,7 @@ mod tests {
             batch: None,
             batches: None,
             mailboxd: Some(PathBuf::from("/bin/mailboxd")),
+            size: None,
             redis_server: redis.then(|| PathBuf::from("/bin/redis-server")),
             nats_server: redis.then(|| PathBuf::from("/bin/nats-server")),
             mq: posix_mq::Limits {
@@ -257,6 +268,12 @@ mod tests {
         }
         let shape = Workload::Memory.shape(0.001);
         let why = unsupported(System::Redis, Workload::Memory, &shape, &setup(false));
+        let files = |workload: Workload| {
+            let shape = workload.shape(0.001);
+            unsupported(System::MailboxdFiles, workload, &shape, &with_redis).is_none()
+        };
+        assert!(files(Workload::Large) && files(Workload::FanoutLarge));
+        assert!(!files(Workload::Stream) && !files(Workload::Rtt));
         assert!(why.is_some_and(|why| why.contains("not installed")));
     }
 }

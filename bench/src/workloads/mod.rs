@@ -107,6 +107,16 @@ fn role_name(role: Role) -> &'static str {
     }
 }
 
+/// The shape of `workload` at `scale`, with `--size` (when given) as the
+/// payload size of the large workloads.
+pub fn shape(workload: Workload, scale: f64, size: Option<usize>) -> Shape {
+    let mut shape = workload.shape(scale);
+    if let Some(size) = size.filter(|_| workload.is_large()) {
+        shape.size = size;
+    }
+    shape
+}
+
 /// Runs `workload` on `system`: a record with figures, a skipped record,
 /// or an error (the run failed: lost, duplicated or corrupted messages, a
 /// crashed or hung process).
@@ -119,7 +129,7 @@ pub fn run(
     timeout: Duration,
     fault: Option<Fault>,
 ) -> Result<Record> {
-    let shape = workload.shape(scale);
+    let shape = shape(workload, scale, setup.size);
     if let Some(why) = systems::unsupported(system, workload, &shape, setup) {
         return Ok(Record::skipped(workload, system, why));
     }

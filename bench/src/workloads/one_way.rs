@@ -13,7 +13,7 @@
 use anyhow::{bail, ensure, Context as _, Result};
 
 use super::{field_u64, no_problems, start_all, Run};
-use crate::process::seconds_between;
+use crate::process::{self, seconds_between};
 use crate::report::Record;
 use crate::roles::Role;
 use crate::spec::Workload;
@@ -38,6 +38,14 @@ pub fn measure(run: &Run<'_>, running: &mut dyn Running) -> Result<Record> {
             .context("waiting for the consumers' receives")?;
     }
     let mut producers = start_all(run, &producer_args)?;
+    // The broker's CPU from the go to the last delivery: only its work for
+    // these messages (connections and mailboxes are set up by now).
+    let broker = run
+        .system
+        .is_mailboxd()
+        .then(|| running.server_pid())
+        .flatten();
+    let broker_cpu_before = broker.map(process::cpu_ns).transpose()?;
     for producer in &mut producers {
         producer.go()?;
     }
@@ -68,6 +76,10 @@ pub fn measure(run: &Run<'_>, running: &mut dyn Running) -> Result<Record> {
         }
         received.push(count);
     }
+    let broker_cpu_ns = match (broker, broker_cpu_before) {
+        (Some(pid), Some(before)) => Some(process::cpu_ns(pid)?.saturating_sub(before)),
+        _ => None,
+    };
     let total: u64 = received.iter().sum();
     if run.workload == Workload::Workq {
         check_exactly_once(run)?;
@@ -106,6 +118,12 @@ pub fn measure(run: &Run<'_>, running: &mut dyn Running) -> Result<Record> {
             record.notes.push(format!("per consumer: {received:?}"));
         }
         _ => record.figure("msgs_per_s", stats::rate(total as f64, seconds)),
+    }
+    if let Some(cpu_ns) = broker_cpu_ns {
+        record.figure(
+            "broker_cpu_us_per_msg",
+            cpu_ns as f64 / 1e3 / shape.messages.max(1) as f64,
+        );
     }
     Ok(record)
 }

@@ -9,6 +9,13 @@ use crate::spec::{Shape, Workload, UNBOUNDED};
 /// batch there, and the client accepts no larger frame.
 const MAX_ANSWER_BYTES: usize = mailbox_client::MAX_MESSAGE_SIZE_LIMIT as usize;
 
+/// Payload bytes a consumer's posted receives may have answered and
+/// unread at once: half the broker's default per-uid room for unread
+/// replies (`max_buffered_bytes_per_uid`, 64 MiB), which cuts a client
+/// past it. Only `--size` above 2 MiB meets it (`large` at 16 MiB: one
+/// message per receive, two posted).
+const MAX_UNREAD_BYTES: usize = 32 << 20;
+
 /// Receives the rendezvous consumer keeps posted.
 pub(super) const RENDEZVOUS_POSTED: usize = 2;
 
@@ -82,7 +89,9 @@ impl Batching {
         );
         let answer_room = (MAX_ANSWER_BYTES / shape.size.max(1)).max(1);
         let receive_max = batch.unwrap_or(receive_max).min(answer_room);
-        let receive_window = batches.unwrap_or(receive_window);
+        let receive_window = batches
+            .unwrap_or(receive_window)
+            .min((MAX_UNREAD_BYTES / (receive_max.max(1) * shape.size.max(1))).max(1));
         let (receive_max, receive_window) = match shape.capacity {
             // Receives posted ahead are the point of a rendezvous consumer.
             0 => (1, receive_window.max(1)),
@@ -193,6 +202,15 @@ mod tests {
         assert!(workq.receive_window >= 16, "{workq:?}");
         let large = plan(Workload::Large, None, None);
         assert_eq!((large.send_batch, large.send_window), (1, 16));
+        assert_eq!((large.receive_max, large.receive_window), (4, 4));
+        // --size 16M: what posted receives may leave unread stays in the
+        // broker's per-uid room.
+        let shape = Shape {
+            size: 16 << 20,
+            ..Workload::Large.shape(1.0)
+        };
+        let huge = Batching::plan(Workload::Large, &shape, None, None);
+        assert_eq!((huge.receive_max, huge.receive_window), (1, 2));
         let rendezvous = plan(Workload::Rendezvous, None, None);
         assert_eq!(
             (rendezvous.receive_max, rendezvous.receive_window),

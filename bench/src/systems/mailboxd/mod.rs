@@ -22,6 +22,15 @@
 //! `receive(req)` then `send(rep)`), and the rendezvous consumer a blocking
 //! `receive` at a time.
 //!
+//! `mailboxd-files` is the same broker with the payloads of the large
+//! workloads as sealed memory files ([`files`]): the producer writes each
+//! message straight into a fresh memory file (`FileWriter`), seals it and
+//! sends it (`send_file`, one in flight: the client has no pipelined file
+//! send); each consumer keeps single receives posted (`receive_pipelined`:
+//! `ReceiveMany` answers carry files inline, `Receive` answers carry the
+//! file), maps what arrives read-only, checks it as every system does and
+//! also reads every byte once.
+//!
 //! Each run starts its own broker on a fresh socket in the run's directory,
 //! stops it with SIGTERM, and kills it if the run fails.
 
@@ -38,9 +47,10 @@ use super::{Deliveries, Echo, Requester, Running, Setup, Sink, Source};
 use crate::payload::Payloads;
 use crate::process::{now_ns, Daemon, Deadline};
 use crate::roles::{ConnsCheck, MailboxdApi, RoleArgs};
-use crate::spec::{Shape, Workload, UNBOUNDED};
+use crate::spec::{Shape, System, Workload, UNBOUNDED};
 
 mod batching;
+mod files;
 
 use batching::batching;
 pub use batching::Batching;
@@ -89,8 +99,14 @@ pub struct Server {
 }
 
 impl Server {
-    /// Starts `mailboxd` on a fresh socket and creates the workload's mailboxes.
-    pub fn start(workload: Workload, shape: &Shape, setup: &Setup) -> Result<Server> {
+    /// Starts `mailboxd` on a fresh socket and creates the workload's
+    /// mailboxes, for `system`'s form of the payloads.
+    pub fn start(
+        system: System,
+        workload: Workload,
+        shape: &Shape,
+        setup: &Setup,
+    ) -> Result<Server> {
         let binary = setup
             .mailboxd
             .as_ref()
@@ -131,6 +147,7 @@ impl Server {
         };
         let plan = Batching::plan(workload, shape, setup.batch, setup.batches);
         let note = match (workload, setup.mailboxd_api) {
+            _ if system == System::MailboxdFiles => files::describe(workload, shape),
             (Workload::Conns, _) => "async client, one connection per waiter".to_owned(),
             (Workload::IdleMailboxes, _) => {
                 "default settings (unbounded, round-robin), created by one connection".to_owned()
@@ -151,6 +168,7 @@ impl Server {
             (_, MailboxdApi::Batched) => plan.describe(workload),
         };
         let per_consumer = match setup.mailboxd_api {
+            _ if system == System::MailboxdFiles => files::receive_window(workload, shape.capacity),
             MailboxdApi::Batched => plan.receive_window,
             MailboxdApi::Pipelined => window,
         };
@@ -330,6 +348,9 @@ impl Sink for OneByOneSink {
 
 /// The producer's way out for `args`' workload.
 pub fn sink(args: &RoleArgs) -> Result<Box<dyn Sink>> {
+    if args.system == System::MailboxdFiles {
+        return files::sink(args);
+    }
     let client = connect(args)?;
     let mailbox = mailbox_of(args.workload);
     let recipients = args.workload.is_fanout().then_some(args.consumers);
@@ -480,6 +501,9 @@ impl Source for OneByOneSource {
 
 /// The consumer's way in for `args`' workload (subscribed, for fanout).
 pub fn source(args: &RoleArgs) -> Result<Box<dyn Source>> {
+    if args.system == System::MailboxdFiles {
+        return files::source(args);
+    }
     let mut client = connect(args)?;
     let mailbox = mailbox_of(args.workload);
     if args.workload.is_fanout() {
