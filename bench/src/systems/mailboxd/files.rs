@@ -12,7 +12,6 @@
 
 use anyhow::{anyhow, ensure, Context as _, Result};
 use mailbox_client::blocking::Client;
-use std::os::fd::{AsRawFd as _, FromRawFd as _, OwnedFd};
 
 use mailbox_client::{FileWriter, Message, SealedFile, Wait};
 
@@ -37,128 +36,40 @@ pub(super) fn receive_window(workload: Workload, capacity: u32) -> usize {
 /// The run's `note`.
 pub(super) fn describe(workload: Workload, shape: &Shape) -> String {
     let fill = match Fill::from_env() {
-        Ok(Fill::Writer) | Err(_) => "FileWriter",
-        Ok(Fill::Populate) => "mmap MAP_POPULATE",
-        Ok(Fill::Pwrite) => "pwritev",
+        Ok(Fill::Slices) | Err(_) => "SealedFile::from_slices (pwritev)",
+        Ok(Fill::Writer) => "FileWriter (mapped with MAP_POPULATE, written in place)",
     };
     format!(
-        "form file: producer fills each file by {fill}, send_file, one in flight; consumer \
+        "form file: producer makes each file by {fill}, send_file, one in flight; consumer \
          receive_pipelined, {} receives posted each, reads every byte of the mapping",
         receive_window(workload, shape.capacity)
     )
 }
 
-/// How the producer fills each memory file: `MAILBOX_BENCH_FILE_FILL`
-/// (inherited by the role processes), for measuring where its time goes.
+/// How the producer makes each memory file: `MAILBOX_BENCH_FILE_FILL`
+/// (inherited by the role processes), `slices` (the default) or `writer`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Fill {
-    /// `FileWriter`: map, copy in, unmap, seal (the client's API; default).
+    /// `SealedFile::from_slices`: the payload already exists (generated
+    /// before the clock, as for every system), so the client's way for
+    /// existing bytes is the one an expert would use: `pwritev` copies
+    /// them into the file's pages, no mapping and no faults.
+    Slices,
+    /// `FileWriter`: map, write in place, unmap, seal (the client's way
+    /// for bytes produced in place).
     Writer,
-    /// The same mapping with `MAP_POPULATE`: the pages are allocated and
-    /// mapped in one call instead of one fault per page.
-    Populate,
-    /// `pwritev` of header and body into the file: the kernel copies into
-    /// the file's pages, no mapping and no faults in the producer.
-    Pwrite,
 }
 
 impl Fill {
     fn from_env() -> Result<Fill> {
         match std::env::var("MAILBOX_BENCH_FILE_FILL").as_deref() {
-            Err(_) | Ok("writer") => Ok(Fill::Writer),
-            Ok("populate") => Ok(Fill::Populate),
-            Ok("pwrite") => Ok(Fill::Pwrite),
+            Err(_) | Ok("slices") => Ok(Fill::Slices),
+            Ok("writer") => Ok(Fill::Writer),
             Ok(other) => Err(anyhow!(
-                "MAILBOX_BENCH_FILE_FILL={other}: expected writer, populate or pwrite"
+                "MAILBOX_BENCH_FILE_FILL={other}: expected slices or writer"
             )),
         }
     }
-}
-
-/// An OS error as a `Result`.
-fn os(result: libc::c_long, what: &str) -> Result<libc::c_long> {
-    if result < 0 {
-        Err(std::io::Error::last_os_error()).with_context(|| what.to_owned())
-    } else {
-        Ok(result)
-    }
-}
-
-/// Message `sequence` as a sealed memory file filled as `fill` says (not
-/// `Fill::Writer`).
-fn fill_by_hand(fill: Fill, payloads: &Payloads, sequence: u64) -> Result<SealedFile> {
-    let len = payloads.size();
-    // SAFETY: a plain system call with a valid C string.
-    let fd = os(
-        unsafe {
-            libc::memfd_create(
-                c"mailbox-payload".as_ptr(),
-                libc::MFD_CLOEXEC | libc::MFD_ALLOW_SEALING,
-            )
-        }
-        .into(),
-        "memfd_create",
-    )?;
-    // SAFETY: a descriptor just made, owned by nothing else.
-    let file = unsafe { OwnedFd::from_raw_fd(fd as i32) };
-    let raw = file.as_raw_fd();
-    // SAFETY: system calls on our own descriptor.
-    os(
-        unsafe { libc::ftruncate(raw, len as libc::off_t) }.into(),
-        "ftruncate",
-    )?;
-    let (header, body) = payloads.parts(sequence);
-    match fill {
-        Fill::Pwrite => {
-            let iov = [
-                libc::iovec {
-                    iov_base: header.as_ptr() as *mut libc::c_void,
-                    iov_len: header.len(),
-                },
-                libc::iovec {
-                    iov_base: body.as_ptr() as *mut libc::c_void,
-                    iov_len: body.len(),
-                },
-            ];
-            // SAFETY: two valid buffers; a file of `len` bytes.
-            let written = os(
-                unsafe { libc::pwritev(raw, iov.as_ptr(), 2, 0) } as libc::c_long,
-                "pwritev",
-            )?;
-            ensure!(written as usize == len, "short pwritev: {written} of {len}");
-        }
-        Fill::Populate | Fill::Writer => {
-            // SAFETY: a fresh shared mapping of our own file of `len` bytes,
-            // unmapped below before the seal.
-            let address = unsafe {
-                libc::mmap(
-                    std::ptr::null_mut(),
-                    len,
-                    libc::PROT_READ | libc::PROT_WRITE,
-                    libc::MAP_SHARED | libc::MAP_POPULATE,
-                    raw,
-                    0,
-                )
-            };
-            ensure!(
-                address != libc::MAP_FAILED,
-                "mmap: {}",
-                std::io::Error::last_os_error()
-            );
-            // SAFETY: `len` writable bytes mapped just now, ours alone.
-            let out = unsafe { std::slice::from_raw_parts_mut(address.cast::<u8>(), len) };
-            payloads.write_into(sequence, out);
-            // SAFETY: the mapping made above; `out` is not used after.
-            unsafe { libc::munmap(address, len) };
-        }
-    }
-    let seals = libc::F_SEAL_SEAL | libc::F_SEAL_SHRINK | libc::F_SEAL_GROW | libc::F_SEAL_WRITE;
-    // SAFETY: a system call on our own descriptor.
-    os(
-        unsafe { libc::fcntl(raw, libc::F_ADD_SEALS, seals) }.into(),
-        "F_ADD_SEALS",
-    )?;
-    Ok(SealedFile::from_descriptor(file, len as u64))
 }
 
 /// Writes each payload into a fresh memory file, seals it and sends it.
@@ -173,15 +84,20 @@ struct FileSink {
 impl Sink for FileSink {
     fn send_all(&mut self, payloads: &Payloads) -> Result<()> {
         for sequence in 0..payloads.count() {
-            let file = if self.fill == Fill::Writer {
-                let mut writer = FileWriter::new(payloads.size())
-                    .with_context(|| format!("a memory file for message #{sequence}"))?;
-                payloads.write_into(sequence, writer.as_mut_slice());
-                writer
-                    .seal()
-                    .with_context(|| format!("sealing message #{sequence}"))?
-            } else {
-                fill_by_hand(self.fill, payloads, sequence)?
+            let file = match self.fill {
+                Fill::Writer => {
+                    let mut writer = FileWriter::new(payloads.size())
+                        .with_context(|| format!("a memory file for message #{sequence}"))?;
+                    payloads.write_into(sequence, writer.as_mut_slice());
+                    writer
+                        .seal()
+                        .with_context(|| format!("sealing message #{sequence}"))?
+                }
+                Fill::Slices => {
+                    let (header, body) = payloads.parts(sequence);
+                    SealedFile::from_slices(&[&header[..], body])
+                        .with_context(|| format!("a memory file for message #{sequence}"))?
+                }
             };
             let receipt = self
                 .client
