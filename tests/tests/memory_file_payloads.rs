@@ -147,15 +147,47 @@ fn a_file_reaches_mailboxctl_and_a_client_that_did_not_announce_files_as_bytes()
         &payload[..]
     );
 
-    // A file larger than the broker's largest message could not reach
-    // such a receiver inline: its send is refused, nothing is taken, and
-    // both connections go on.
-    let huge = SealedFile::from_bytes(&vec![7; 17 << 20]).expect("sealed");
-    let error = sender.send_file("q", &huge).expect_err("above the limit");
+    // A file longer than such a receiver's frames: files have their own
+    // limit, so the send is accepted; the receive of a client that takes
+    // bytes inline is refused before anything is taken, saying why, and a
+    // client that takes files then gets that same message.
+    let huge_bytes: Vec<u8> = (0..17 << 20).map(file_pattern).collect();
+    let huge = SealedFile::from_bytes(&huge_bytes).expect("sealed");
+    let receipt = sender
+        .send_file("q", &huge)
+        .expect("a file has its own limit");
+    drop(huge);
+    let error = plain.receive("q").expect_err("too long to come inline");
     assert_eq!(error.kind(), Some(ErrorKind::MessageTooLarge), "{error}");
-    assert!(error.to_string().contains("max_message_size"), "{error}");
-    assert_eq!(broker.info("q")["queued_messages"], 0);
+    let said = error.to_string();
+    assert!(
+        said.contains(&format!("message {}", receipt.sequence))
+            && said.contains("does not accept files"),
+        "{said}"
+    );
+    raw.send(
+        2,
+        Request::Receive {
+            mailbox: "q".into(),
+            wait: Wait::Never,
+        },
+    );
+    match raw.answer() {
+        (Err(error), 0) => assert_eq!(error.kind, ErrorKind::MessageTooLarge, "{error:?}"),
+        other => panic!("expected MessageTooLarge, got {other:?}"),
+    }
+    assert_eq!(broker.info("q")["queued_messages"], 1, "the message stays");
     plain.status().expect("the connection goes on");
+    let message = sender
+        .receive("q")
+        .expect("the file, to a client that takes files");
+    assert_eq!(message.metadata.sequence, receipt.sequence);
+    assert!(message.payload == huge_bytes[..], "other bytes arrived");
+    assert!(
+        mailbox_proto::memfile::is_file(&message.payload),
+        "as a file"
+    );
+    drop(message);
 
     // mailboxctl writes the bytes, whichever form they came in.
     sender.send_file("q", &file).expect("sent");
@@ -518,7 +550,7 @@ impl RawClient {
 /// is left held.
 #[test]
 fn mailboxctl_sends_a_file_as_a_memory_file() {
-    let broker = Broker::start();
+    let broker = Broker::start_with(&["--max-file-size", "2M"]);
     let mut watcher = client_at(broker.socket());
     let idle = broker.settled_descriptors(&mut watcher);
     broker.ok(&["create", "q"]);
@@ -544,10 +576,14 @@ fn mailboxctl_sends_a_file_as_a_memory_file() {
     }
     let missing = broker.run(&["send", "q", "--file", "/nonexistent/payload"]);
     assert_eq!(exit_code(&missing), 1);
+    // Above the broker's file limit (here --max-file-size 2M): refused,
+    // exit code 65, naming the limit.
     let huge = dir.path().join("huge");
-    std::fs::write(&huge, vec![1u8; 17 << 20]).expect("write");
+    std::fs::write(&huge, vec![1u8; (2 << 20) + 1]).expect("write");
     let too_large = broker.run(&["send", "q", "--file", huge.to_str().expect("utf-8")]);
     assert_eq!(exit_code(&too_large), 65);
+    let said = String::from_utf8_lossy(&too_large.stderr);
+    assert!(said.contains("max_file_size"), "{said}");
 
     assert_eq!(broker.info("q")["queued_messages"], 0);
     assert_eq!(broker.settled_descriptors(&mut watcher), idle);
