@@ -82,11 +82,13 @@ impl ConnectOptions {
         self
     }
 
-    /// Whether the blocking client tells the broker that it takes
-    /// memory-file payloads as files (`AcceptFiles`, sent with its first
-    /// request; the default). Without it the broker reads such payloads
-    /// and sends their bytes inline, as to any older client; either way a
-    /// received message reads the same through `payload`.
+    /// Whether the client (blocking or async) tells the broker that it
+    /// takes memory-file payloads as files (`AcceptFiles`, sent with its
+    /// first request; the default). Without it the broker sends such
+    /// payloads' bytes inline, as to any older client, and refuses this
+    /// client (kind `MessageTooLarge`, the message left for others) one
+    /// too long for its frames; either way a received message reads the
+    /// same through `payload`.
     pub fn accept_files(mut self, accept: bool) -> Self {
         self.accept_files = Some(accept);
         self

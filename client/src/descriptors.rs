@@ -21,7 +21,7 @@ use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 
 use bytes::BytesMut;
 use mailbox_proto::memfile::map_sealed;
-use mailbox_proto::{BrokerError, ErrorKind, Message, Response, ServerFrame};
+use mailbox_proto::{BrokerError, ErrorKind, Message, PayloadFile, Response, ServerFrame};
 use rustix::net::{SendAncillaryBuffer, SendAncillaryMessage, SendFlags};
 
 use crate::error::Error;
@@ -74,34 +74,94 @@ pub(crate) fn take_for(
     Ok(received.drain(..count).collect())
 }
 
-/// Turns a [`Response::ReceivedFile`] and its descriptor into the
-/// [`Response::Received`] it stands for, the payload a read-only mapping
-/// of the file: callers of `payload` see no difference. A file that does
-/// not map (or is not sealed as the broker promised) fails that answer.
+/// Turns an answer that carries memory files back into the plain answer
+/// it stands for, each file's payload a read-only mapping of it, so that
+/// callers of `payload` see no difference: a [`Response::ReceivedFile`]
+/// becomes the [`Response::Received`], a [`Response::WithFiles`] the
+/// response it wraps. The one place both clients do it. A file that does
+/// not map (or is not sealed as the broker promised), or a list of files
+/// that does not match the answer, fails that answer alone.
 pub(crate) fn map_files(
     result: Result<Response, BrokerError>,
     mut descriptors: Descriptors,
 ) -> (Result<Response, BrokerError>, Descriptors) {
-    let Ok(Response::ReceivedFile { metadata, len }) = result else {
-        return (result, descriptors);
-    };
-    let mapped = match descriptors.pop() {
-        Some(file) => map_sealed(file, len, false).map_err(|why| {
-            BrokerError::new(
-                ErrorKind::ProtocolViolation,
-                format!(
-                    "the broker's memory file for message {}: {why}",
-                    metadata.sequence
-                ),
-            )
-        }),
-        None => Err(BrokerError::new(
-            ErrorKind::ProtocolViolation,
-            "the broker's memory-file message came without its file",
-        )),
-    };
-    let result = mapped.map(|payload| Response::Received(Message { metadata, payload }));
-    (result, descriptors)
+    match result {
+        Ok(Response::ReceivedFile { metadata, len }) => {
+            let mapped = match descriptors.pop() {
+                Some(file) => map_one(file, len, metadata.sequence),
+                None => Err(violation(
+                    "the broker's memory-file message came without its file",
+                )),
+            };
+            let result = mapped.map(|payload| Response::Received(Message { metadata, payload }));
+            (result, descriptors)
+        }
+        Ok(Response::WithFiles { response, files }) => {
+            (with_files(*response, &files, descriptors), Vec::new())
+        }
+        result => (result, descriptors),
+    }
+}
+
+/// [`map_files`] of a decoded frame (the async client maps in its reader,
+/// before answers reach their callers or are kept for later receives).
+pub(crate) fn map_frame(
+    frame: ServerFrame,
+    descriptors: Descriptors,
+) -> (ServerFrame, Descriptors) {
+    match frame {
+        ServerFrame::Response { id, result } => {
+            let (result, descriptors) = map_files(result, descriptors);
+            (ServerFrame::Response { id, result }, descriptors)
+        }
+        frame => (frame, descriptors),
+    }
+}
+
+/// The response a [`Response::WithFiles`] wraps, its file payloads mapped.
+fn with_files(
+    mut response: Response,
+    files: &[PayloadFile],
+    descriptors: Descriptors,
+) -> Result<Response, BrokerError> {
+    if matches!(
+        response,
+        Response::WithFiles { .. } | Response::ReceivedFile { .. }
+    ) {
+        return Err(violation("the broker nested answers that carry files"));
+    }
+    if descriptors.len() != files.len() {
+        return Err(violation(format!(
+            "the broker's answer names {} memory files but carried {} descriptors",
+            files.len(),
+            descriptors.len()
+        )));
+    }
+    let messages = response.messages_mut();
+    for (named, file) in files.iter().zip(descriptors) {
+        let Some(message) = messages.get_mut(named.index as usize) else {
+            return Err(violation(format!(
+                "the broker's answer names a memory file for message {} of {}",
+                named.index,
+                messages.len()
+            )));
+        };
+        message.payload = map_one(file, named.len, message.metadata.sequence)?;
+    }
+    Ok(response)
+}
+
+/// A read-only mapping of the broker's file for message `sequence`.
+fn map_one(file: OwnedFd, len: u64, sequence: u64) -> Result<bytes::Bytes, BrokerError> {
+    map_sealed(file, len, false).map_err(|why| {
+        violation(format!(
+            "the broker's memory file for message {sequence}: {why}"
+        ))
+    })
+}
+
+fn violation(message: impl Into<String>) -> BrokerError {
+    BrokerError::new(ErrorKind::ProtocolViolation, message)
 }
 
 /// One `sendmsg` of `bytes` with `file` as `SCM_RIGHTS`; returns how many

@@ -132,7 +132,7 @@ pub use mailbox_proto::{
     RegionAccess, RegionInfo, SendOptions, Source, Stage, Target, Verdict, Wait,
     DEFAULT_INBOX_CAPACITY, DEFAULT_MAX_MESSAGE_SIZE, MAX_KEY_LEN, MAX_MESSAGE_SIZE_LIMIT,
 };
-pub use memfile::{FileWriter, SealedFile, DEFAULT_FILE_THRESHOLD};
+pub use memfile::{is_memory_file, FileWriter, SealedFile, DEFAULT_FILE_THRESHOLD};
 pub use ops::acknowledgements::Held;
 pub use ops::messages::{BatchReceipt, Peeked, SendReceipt};
 pub use ops::pages::{Page, PAGE_ROWS};

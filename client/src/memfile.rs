@@ -214,6 +214,14 @@ fn new_memory_file(len: usize) -> io::Result<OwnedFd> {
     Ok(file)
 }
 
+/// Whether `payload` (a received message's) arrived as a memory file (a
+/// read-only mapping of the broker's sealed file) rather than inline: the
+/// same bytes either way, this only tells the form. A slice or copy of it
+/// is inline bytes. A lookup in a small process-wide table, no system call.
+pub fn is_memory_file(payload: &bytes::Bytes) -> bool {
+    mailbox_proto::memfile::is_file(payload)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

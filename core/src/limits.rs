@@ -3,6 +3,10 @@
 
 use crate::budget::BudgetLimits;
 
+/// What a frame holds beside one payload (metadata, lengths, the
+/// envelope), kept free when a frame limit becomes a payload limit.
+pub const FRAME_OVERHEAD: u32 = 64 * 1024;
+
 /// Limits the core enforces.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Limits {
@@ -48,6 +52,17 @@ pub struct Limits {
     pub max_region_size: u64,
     /// Shared-memory regions one uid may own (root is not limited by it).
     pub max_regions_per_uid: usize,
+    /// The largest memory-file payload (`SendFile`), in bytes: files have
+    /// their own maximum in place of `max_message_size` (never above
+    /// [`mailbox_proto::memfile::MAX_FILE_PAYLOAD`]; a mailbox's fixed size
+    /// still applies, and the bytes count against the budget).
+    pub max_file_size: u64,
+    /// The largest payload a receiver that does not take files
+    /// (`AcceptFiles`) can get inline: what the server's frame limit
+    /// (`limits.max_frame_size`) leaves for one payload. Such a receiver
+    /// is never handed a longer one ([`Limits::inline_limit`]); the
+    /// server sets it from its frame limit.
+    pub max_inline_payload: u32,
 }
 
 impl Default for Limits {
@@ -68,11 +83,29 @@ impl Default for Limits {
             max_message_size: mailbox_proto::MAX_MESSAGE_SIZE_LIMIT,
             max_region_size: 1 << 30,
             max_regions_per_uid: 64,
+            max_file_size: mailbox_proto::memfile::MAX_FILE_PAYLOAD,
+            max_inline_payload: mailbox_proto::codec::DEFAULT_MAX_FRAME_LEN - FRAME_OVERHEAD,
         }
     }
 }
 
 impl Limits {
+    /// The largest payload a receiver that does not take files may get
+    /// (`u32::MAX`: it takes files, any payload reaches it).
+    pub fn inline_limit(&self, accepts_files: bool) -> u32 {
+        if accepts_files {
+            u32::MAX
+        } else {
+            self.max_inline_payload
+        }
+    }
+
+    /// The frame limit `max_frame_size` as the payload limit
+    /// [`Limits::max_inline_payload`].
+    pub fn inline_payload_for_frames(max_frame_size: u32) -> u32 {
+        max_frame_size.saturating_sub(FRAME_OVERHEAD)
+    }
+
     /// What the budget enforces: the totals, each uid's share and the
     /// reserve, with the defaults derived from the totals.
     pub fn budget(&self) -> BudgetLimits {

@@ -156,25 +156,20 @@ impl Mailbox {
     }
 
     /// Checks a memory-file payload against the size rules: the broker's
-    /// largest message size (`inline_limit`, `limits.max_message_size`) in
-    /// place of the mailbox's `max_message_size`, and the fixed size if
-    /// any.
-    ///
-    /// Why the broker's message limit and not `MAX_FILE_PAYLOAD` yet: a
-    /// receiver that did not announce files, a `ReceiveMany`, a peek and a
-    /// call's reply get the payload inline, in one frame. A larger file
-    /// would be taken and then fail to reach such a receiver (lost), or cut
-    /// its connection; so until every path carries files, a file payload
-    /// is at most what always fits a frame.
-    pub fn check_file_payload(&self, len: usize, inline_limit: u32) -> Result<(), BrokerError> {
-        let limit = mailbox_proto::memfile::MAX_FILE_PAYLOAD.min(u64::from(inline_limit));
+    /// `limits.max_file_size` (`max_file_size`, never above
+    /// [`mailbox_proto::memfile::MAX_FILE_PAYLOAD`]) in place of the
+    /// mailbox's `max_message_size` (whose ceiling is the frame limit,
+    /// which files do not pass through), and the fixed size if any.
+    /// Receivers that take bytes inline are protected where messages are
+    /// handed over (`WaitingReceive::inline_limit`), not here.
+    pub fn check_file_payload(&self, len: usize, max_file_size: u64) -> Result<(), BrokerError> {
+        let limit = mailbox_proto::memfile::MAX_FILE_PAYLOAD.min(max_file_size);
         if len as u64 > limit {
             return Err(BrokerError::new(
                 ErrorKind::MessageTooLarge,
                 format!(
-                    "memory file of {len} bytes is above the limit of {limit} bytes (the \
-                     broker's limits.max_message_size: every receiver must be able to get \
-                     it inline)"
+                    "memory file of {len} bytes is above the limit of {limit} bytes \
+                     (the broker's limits.max_file_size)"
                 ),
             ));
         }

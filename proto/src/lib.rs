@@ -29,9 +29,9 @@ pub use codec::{
 };
 pub use frame::{
     speaks, validate_key, Address, BrokerError, ClientFrame, ErrorKind, Hello, NameInfo,
-    ReceiveOptions, Request, RequestId, Response, SendOptions, ServerFrame, Source, Stage, Target,
-    Verdict, Wait, Welcome, DEFAULT_INBOX_CAPACITY, HELLO_MAGIC, MAX_KEY_LEN, MAX_LIST_BYTES,
-    MAX_PAGE_BYTES, MAX_PEEK_MESSAGES, OLDEST_PROTOCOL_VERSION, PROTOCOL_VERSION,
+    PayloadFile, ReceiveOptions, Request, RequestId, Response, SendOptions, ServerFrame, Source,
+    Stage, Target, Verdict, Wait, Welcome, DEFAULT_INBOX_CAPACITY, HELLO_MAGIC, MAX_KEY_LEN,
+    MAX_LIST_BYTES, MAX_PAGE_BYTES, MAX_PEEK_MESSAGES, OLDEST_PROTOCOL_VERSION, PROTOCOL_VERSION,
 };
 pub use mailbox::{
     BrokerStatus, Capacity, DeliveryPolicy, InvalidName, Limit, LimitUnit, MailboxInfo,

@@ -12,7 +12,10 @@
 //! when it hands the message to a receiver that takes files. `Bytes` has
 //! no way back to its owner, so a process-wide table keyed by the
 //! mapping's address (unique while the mapping lives) holds each file
-//! until the mapping is dropped ([`file_of`]).
+//! until the mapping is dropped ([`file_of`]). Clients map with
+//! `register: false`: the table then only remembers the mapping, so that
+//! [`is_file`] tells which form a payload arrived in, and the file is
+//! closed at once (the mapping keeps its memory).
 
 use std::collections::HashMap;
 use std::io;
@@ -114,23 +117,58 @@ pub fn map_sealed(file: OwnedFd, claimed: u64, register: bool) -> Result<Bytes, 
         )
     }
     .map_err(|e| FileError::Map(e.into()))?;
-    let file = Arc::new(file);
     let mapping = Mapping {
         address: address as usize,
         len,
-        registered: register,
     };
-    if register {
-        registry()
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .insert(mapping.address, (len, Arc::clone(&file)));
-        REGISTERED.fetch_add(1, Ordering::Relaxed);
-    } else {
-        // The mapping keeps the file's memory alive by itself.
-        drop(file);
-    }
+    // Every mapping is in the table, so that `is_file` can tell a file
+    // payload from inline bytes; only registered ones keep their file
+    // (an unregistered mapping keeps the file's memory alive by itself).
+    let file = register.then(|| Arc::new(file));
+    registry()
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .insert(mapping.address, (len, file));
+    REGISTERED.fetch_add(1, Ordering::Relaxed);
     Ok(Bytes::from_owner(mapping))
+}
+
+/// Whether `payload` is a whole mapping of a memory file made by
+/// [`map_sealed`] (registered or not) that is still alive: how a client
+/// tells a message that arrived as a file from one that arrived inline.
+/// One lock of a small table, no system call.
+pub fn is_file(payload: &Bytes) -> bool {
+    if payload.is_empty() || REGISTERED.load(Ordering::Relaxed) == 0 {
+        return false;
+    }
+    let table = registry()
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    matches!(table.get(&(payload.as_ptr() as usize)), Some((len, _)) if *len == payload.len())
+}
+
+/// The memory files behind the payloads of `messages`, as
+/// ([`file_of`]) for each, by index, in order: one lock for them all.
+pub fn files_in(messages: &[crate::Message]) -> Vec<(usize, Arc<OwnedFd>)> {
+    if REGISTERED.load(Ordering::Relaxed) == 0 {
+        return Vec::new();
+    }
+    let table = registry()
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    messages
+        .iter()
+        .enumerate()
+        .filter(|(_, m)| !m.payload.is_empty())
+        .filter_map(
+            |(index, m)| match table.get(&(m.payload.as_ptr() as usize)) {
+                Some((len, Some(file))) if *len == m.payload.len() => {
+                    Some((index, Arc::clone(file)))
+                }
+                _ => None,
+            },
+        )
+        .collect()
 }
 
 /// The memory file behind `payload`, when it is a whole registered
@@ -143,19 +181,21 @@ pub fn file_of(payload: &Bytes) -> Option<Arc<OwnedFd>> {
         .lock()
         .unwrap_or_else(std::sync::PoisonError::into_inner);
     match table.get(&(payload.as_ptr() as usize)) {
-        Some((len, file)) if *len == payload.len() => Some(Arc::clone(file)),
+        Some((len, Some(file))) if *len == payload.len() => Some(Arc::clone(file)),
         _ => None,
     }
 }
 
-/// How many registered mappings are alive (for tests and `status`).
+/// How many mappings of memory files are alive in this process (for
+/// tests and `status`).
 pub fn registered_files() -> usize {
     REGISTERED.load(Ordering::Relaxed)
 }
 
 static REGISTERED: AtomicUsize = AtomicUsize::new(0);
 
-type Registry = Mutex<HashMap<usize, (usize, Arc<OwnedFd>)>>;
+/// Mappings by address: their length and, when registered, their file.
+type Registry = Mutex<HashMap<usize, (usize, Option<Arc<OwnedFd>>)>>;
 
 fn registry() -> &'static Registry {
     static TABLE: OnceLock<Registry> = OnceLock::new();
@@ -166,7 +206,6 @@ fn registry() -> &'static Registry {
 struct Mapping {
     address: usize,
     len: usize,
-    registered: bool,
 }
 
 impl AsRef<[u8]> for Mapping {
@@ -179,15 +218,13 @@ impl AsRef<[u8]> for Mapping {
 
 impl Drop for Mapping {
     fn drop(&mut self) {
-        if self.registered {
-            // Out of the table before the address can be reused.
-            let file = registry()
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner)
-                .remove(&self.address);
-            if file.is_some() {
-                REGISTERED.fetch_sub(1, Ordering::Relaxed);
-            }
+        // Out of the table before the address can be reused.
+        let file = registry()
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .remove(&self.address);
+        if file.is_some() {
+            REGISTERED.fetch_sub(1, Ordering::Relaxed);
         }
         // SAFETY: the mapping made in `map_sealed`, unmapped once; no slice
         // of it outlives the owner (`Bytes` drops the owner last).
@@ -216,6 +253,10 @@ mod tests {
         assert_eq!(rustix::fs::fstat(&*file).expect("stat").st_size, 5);
         assert!(file_of(&payload.slice(1..)).is_none());
         assert!(file_of(&Bytes::from_static(b"hello")).is_none());
+        assert!(is_file(&payload) && !is_file(&payload.slice(1..)));
+        let unregistered = map_sealed(memfd(b"hi", required_seals()), 2, false).expect("mapped");
+        assert!(is_file(&unregistered) && file_of(&unregistered).is_none());
+        assert!(!is_file(&Bytes::from_static(b"hi")));
         let address = payload.as_ptr() as usize;
         drop(payload);
         assert!(!registry().lock().expect("lock").contains_key(&address));

@@ -3,9 +3,12 @@
 //! client library, received as read-only mappings behind the usual
 //! `Message::payload`; refusals of unsealed, short and foreign
 //! descriptors and of frames that lie about their descriptors (only that
-//! request fails); the inline fallback for a client that did not announce
-//! files; a stranger without the send right; and no descriptor left in
-//! the broker afterwards.
+//! request fails); files in batches and peeks beside inline messages, and
+//! the form `mailboxctl --json` reports; the async client's files; the
+//! inline fallback for a client that did not announce files, and its
+//! typed refusal of a file too long for its frames (the message stays for
+//! a client that takes files); a 100 MiB file; a stranger without the
+//! send or receive right; and no descriptor left in the broker afterwards.
 
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::os::unix::net::UnixStream;
@@ -37,6 +40,15 @@ fn memfd(bytes: &[u8], seals: rustix::fs::SealFlags) -> OwnedFd {
     file
 }
 
+/// Whether `bytes` are [`file_pattern`] from the start: compared a
+/// period block at a time (memcmp), so 100 MiB check in milliseconds.
+fn has_the_pattern(bytes: &[u8]) -> bool {
+    let block: Vec<u8> = (0..251 * 4096).map(file_pattern).collect();
+    bytes
+        .chunks(block.len())
+        .all(|chunk| chunk == &block[..chunk.len()])
+}
+
 fn all_seals() -> rustix::fs::SealFlags {
     mailbox_proto::memfile::required_seals()
 }
@@ -49,10 +61,10 @@ fn bounded(capacity: u32) -> MailboxSettings {
 }
 
 #[test]
-fn a_16_mib_file_goes_through_a_bounded_mailbox_unchanged_and_leaves_no_descriptor() {
-    // The largest file payload for now: the broker's largest message
-    // (every receiver must be able to get it inline).
-    const LEN: usize = 16 << 20;
+fn a_100_mib_file_goes_through_a_bounded_mailbox_unchanged_and_leaves_no_descriptor() {
+    // Six times the largest inline message: files have their own limit
+    // (limits.max_file_size, 1 GiB), and 100 MiB fits the default budget.
+    const LEN: usize = 100 << 20;
     let broker = Broker::start();
     let mut watcher = client_at(broker.socket());
     let idle = broker.settled_descriptors(&mut watcher);
@@ -70,7 +82,7 @@ fn a_16_mib_file_goes_through_a_bounded_mailbox_unchanged_and_leaves_no_descript
     );
     let message = receiver.receive("big").expect("the file");
     assert_eq!(message.payload.len(), LEN);
-    // The broker held and passed on 16 MiB without reading them: its
+    // The broker held and passed on 100 MiB without reading them: its
     // resident memory did not take them in.
     let grown = rss_bytes(broker.pid()).saturating_sub(before);
     assert!(grown < 8 << 20, "the broker grew by {grown} bytes");
@@ -81,13 +93,10 @@ fn a_16_mib_file_goes_through_a_bounded_mailbox_unchanged_and_leaves_no_descript
         "no mapping of the file"
     );
     assert!(
-        message
-            .payload
-            .iter()
-            .enumerate()
-            .all(|(index, byte)| *byte == file_pattern(index)),
+        has_the_pattern(&message.payload),
         "the payload is not what was sent"
     );
+    assert!(mailbox_client::is_memory_file(&message.payload));
     let output = sender.finish();
     let said = String::from_utf8_lossy(&output.stdout);
     assert!(output.status.success(), "{said}");
@@ -144,15 +153,47 @@ fn a_file_reaches_mailboxctl_and_a_client_that_did_not_announce_files_as_bytes()
         &payload[..]
     );
 
-    // A file larger than the broker's largest message could not reach
-    // such a receiver inline: its send is refused, nothing is taken, and
-    // both connections go on.
-    let huge = SealedFile::from_bytes(&vec![7; 17 << 20]).expect("sealed");
-    let error = sender.send_file("q", &huge).expect_err("above the limit");
+    // A file longer than such a receiver's frames: files have their own
+    // limit, so the send is accepted; the receive of a client that takes
+    // bytes inline is refused before anything is taken, saying why, and a
+    // client that takes files then gets that same message.
+    let huge_bytes: Vec<u8> = (0..17 << 20).map(file_pattern).collect();
+    let huge = SealedFile::from_bytes(&huge_bytes).expect("sealed");
+    let receipt = sender
+        .send_file("q", &huge)
+        .expect("a file has its own limit");
+    drop(huge);
+    let error = plain.receive("q").expect_err("too long to come inline");
     assert_eq!(error.kind(), Some(ErrorKind::MessageTooLarge), "{error}");
-    assert!(error.to_string().contains("max_message_size"), "{error}");
-    assert_eq!(broker.info("q")["queued_messages"], 0);
+    let said = error.to_string();
+    assert!(
+        said.contains(&format!("message {}", receipt.sequence))
+            && said.contains("does not accept files"),
+        "{said}"
+    );
+    raw.send(
+        2,
+        Request::Receive {
+            mailbox: "q".into(),
+            wait: Wait::Never,
+        },
+    );
+    match raw.answer() {
+        (Err(error), 0) => assert_eq!(error.kind, ErrorKind::MessageTooLarge, "{error:?}"),
+        other => panic!("expected MessageTooLarge, got {other:?}"),
+    }
+    assert_eq!(broker.info("q")["queued_messages"], 1, "the message stays");
     plain.status().expect("the connection goes on");
+    let message = sender
+        .receive("q")
+        .expect("the file, to a client that takes files");
+    assert_eq!(message.metadata.sequence, receipt.sequence);
+    assert!(message.payload == huge_bytes[..], "other bytes arrived");
+    assert!(
+        mailbox_proto::memfile::is_file(&message.payload),
+        "as a file"
+    );
+    drop(message);
 
     // mailboxctl writes the bytes, whichever form they came in.
     sender.send_file("q", &file).expect("sent");
@@ -422,6 +463,140 @@ fn a_stranger_without_the_send_right_gets_permission_denied_and_the_broker_keeps
     assert_eq!(message.payload.len(), 70_000);
     assert_eq!(message.metadata.sender_uid, OTHER);
     drop(message);
+
+    // Files in batches and peeks open nothing new to a stranger: without
+    // the receive right every path that carries messages is denied, no
+    // descriptor leaves the broker, and the file stays queued.
+    let file = SealedFile::from_bytes(&[5u8; 70_000]).expect("sealed");
+    watcher.send_file("private", &file).expect("sent");
+    for args in [
+        &["recv", "private", "--json", "--nonblock"][..],
+        &["recv", "private", "--count", "5", "--nonblock"],
+        &["peek", "private", "--json"],
+    ] {
+        let output = setup.as_other(args);
+        assert_eq!(exit_code(&output), 77, "{args:?}: {output:?}");
+        assert!(output.stdout.is_empty(), "{args:?}: {output:?}");
+    }
+    assert_eq!(broker.info("private")["queued_messages"], 1);
+    drop(watcher.receive("private").expect("the file, to its owner"));
+    assert_eq!(broker.settled_descriptors(&mut watcher), idle);
+}
+
+#[test]
+fn batches_and_peeks_carry_files_beside_inline_messages() {
+    let broker = Broker::start();
+    let mut watcher = client_at(broker.socket());
+    let idle = broker.settled_descriptors(&mut watcher);
+    watcher.create("q", bounded(8)).expect("create");
+    let big: Vec<u8> = (0..(1 << 20) + 3).map(file_pattern).collect();
+    let file = SealedFile::from_bytes(&big).expect("sealed");
+    watcher.send("q", "first").expect("send");
+    watcher.send_file("q", &file).expect("send the file");
+    watcher.send("q", "third").expect("send");
+    watcher.send_file("q", &file).expect("send the file again");
+    drop(file);
+
+    // A peek shows both forms in one page, each file as a file.
+    let mut receiver = client_at(broker.socket());
+    let page = receiver.peek("q", 10).expect("peek");
+    let forms: Vec<bool> = page
+        .messages
+        .iter()
+        .map(|m| mailbox_client::is_memory_file(&m.payload))
+        .collect();
+    assert_eq!(forms, [false, true, false, true]);
+    assert!(has_the_pattern(&page.messages[1].payload));
+    assert_eq!(&page.messages[2].payload[..], b"third");
+    drop(page);
+
+    // One batch receive takes them all, in order, in their forms.
+    let batch = receiver.receive_many("q", 10).expect("a batch");
+    let sequences: Vec<u64> = batch.iter().map(|m| m.metadata.sequence).collect();
+    assert_eq!(sequences, [1, 2, 3, 4]);
+    assert_eq!(&batch[0].payload[..], b"first");
+    assert!(!mailbox_client::is_memory_file(&batch[0].payload));
+    for file in [&batch[1], &batch[3]] {
+        assert!(mailbox_client::is_memory_file(&file.payload));
+        assert!(has_the_pattern(&file.payload) && file.payload.len() == big.len());
+    }
+    assert_eq!(&batch[2].payload[..], b"third");
+    drop(batch);
+
+    // mailboxctl says which form arrived.
+    let path = tempfile::NamedTempFile::new().expect("temp file");
+    std::fs::write(path.path(), &big).expect("write");
+    broker.ok(&["send", "q", "--file", path.path().to_str().expect("utf-8")]);
+    broker.ok(&["send", "q", "small"]);
+    let said = broker.ok(&["recv", "q", "--count", "2", "--json"]);
+    let forms: Vec<String> = said
+        .lines()
+        .map(|line| {
+            let value: serde_json::Value = serde_json::from_str(line).expect("json");
+            value["form"].as_str().expect("a form").to_owned()
+        })
+        .collect();
+    assert_eq!(forms, ["file", "inline"], "{said}");
+
+    drop(receiver);
+    assert_eq!(broker.settled_descriptors(&mut watcher), idle);
+}
+
+#[test]
+fn the_async_client_sends_and_receives_files() {
+    let broker = Broker::start();
+    let mut watcher = client_at(broker.socket());
+    let idle = broker.settled_descriptors(&mut watcher);
+    watcher.create("q", bounded(3)).expect("create");
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let big: Vec<u8> = (0..(2 << 20) + 5).map(file_pattern).collect();
+    runtime.block_on(async {
+        let client = mailbox_client::Client::connect(broker.socket())
+            .await
+            .expect("connect");
+        let file = SealedFile::from_bytes(&big).expect("sealed");
+        let first = client.send_file("q", &file).await.expect("sent");
+        client.send("q", "inline").await.expect("sent");
+        let second = client
+            .send_file("q", &file)
+            .await
+            .expect("sent, after room");
+        assert_eq!((first.sequence, second.sequence), (1, 3));
+
+        let message = client.receive("q").await.expect("the file");
+        assert!(mailbox_client::is_memory_file(&message.payload));
+        assert!(message.payload == big[..], "other bytes arrived");
+        let batch = client.receive_many("q", 5).await.expect("the rest");
+        assert_eq!(&batch[0].payload[..], b"inline");
+        assert!(mailbox_client::is_memory_file(&batch[1].payload));
+        assert!(has_the_pattern(&batch[1].payload));
+
+        // Without accept_files it takes bytes inline, and is refused a
+        // file longer than its frames while the message waits for others.
+        let options = ConnectOptions::new().accept_files(false);
+        let plain = mailbox_client::Client::connect_with(broker.socket(), &options)
+            .await
+            .expect("connect");
+        client.send_file("q", &file).await.expect("sent");
+        let inline = plain.receive("q").await.expect("inline");
+        assert!(!mailbox_client::is_memory_file(&inline.payload));
+        assert!(inline.payload == big[..]);
+        let huge: Vec<u8> = (0..17 << 20).map(file_pattern).collect();
+        let huge = SealedFile::from_bytes(&huge).expect("sealed");
+        client.send_file("q", &huge).await.expect("sent");
+        let error = plain.try_receive("q").await.expect_err("too long inline");
+        assert_eq!(error.kind(), Some(ErrorKind::MessageTooLarge), "{error}");
+        let taken = client
+            .receive("q")
+            .await
+            .expect("the same message, as a file");
+        assert_eq!(taken.payload.len(), 17 << 20);
+        assert!(has_the_pattern(&taken.payload));
+    });
+    drop(runtime);
     assert_eq!(broker.settled_descriptors(&mut watcher), idle);
 }
 
@@ -432,7 +607,7 @@ fn a_stranger_without_the_send_right_gets_permission_denied_and_the_broker_keeps
 /// is left held.
 #[test]
 fn mailboxctl_sends_a_file_as_a_memory_file() {
-    let broker = Broker::start();
+    let broker = Broker::start_with(&["--max-file-size", "2M"]);
     let mut watcher = client_at(broker.socket());
     let idle = broker.settled_descriptors(&mut watcher);
     broker.ok(&["create", "q"]);
@@ -458,10 +633,14 @@ fn mailboxctl_sends_a_file_as_a_memory_file() {
     }
     let missing = broker.run(&["send", "q", "--file", "/nonexistent/payload"]);
     assert_eq!(exit_code(&missing), 1);
+    // Above the broker's file limit (here --max-file-size 2M): refused,
+    // exit code 65, naming the limit.
     let huge = dir.path().join("huge");
-    std::fs::write(&huge, vec![1u8; 17 << 20]).expect("write");
+    std::fs::write(&huge, vec![1u8; (2 << 20) + 1]).expect("write");
     let too_large = broker.run(&["send", "q", "--file", huge.to_str().expect("utf-8")]);
     assert_eq!(exit_code(&too_large), 65);
+    let said = String::from_utf8_lossy(&too_large.stderr);
+    assert!(said.contains("max_file_size"), "{said}");
 
     assert_eq!(broker.info("q")["queued_messages"], 0);
     assert_eq!(broker.settled_descriptors(&mut watcher), idle);

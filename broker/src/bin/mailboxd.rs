@@ -21,7 +21,7 @@ use mailbox_broker::server::{
 };
 use mailbox_broker::systemd::{self, journal::JournalFormat, Notifier};
 use mailbox_proto::socket_path;
-use mailbox_proto::units::{parse_duration, parse_size};
+use mailbox_proto::units::{parse_duration, parse_size, parse_size_at_most, ParseError};
 use tokio::net::UnixListener;
 use tokio::signal::unix::{signal, Signal, SignalKind};
 use tracing::{error, info, warn};
@@ -221,6 +221,13 @@ struct Overrides {
     #[arg(long, value_name = "BYTES", value_parser = parse_size)]
     max_region_size: Option<u64>,
 
+    /// The largest memory-file payload (a message sent as a sealed memory
+    /// file), in place of --max-message-size for such messages; at most
+    /// 1G. Its bytes count against --memory-budget. Accepts K, M, G
+    /// suffixes [default: limits.max_file_size of the configuration, 1G]
+    #[arg(long, value_name = "BYTES", value_parser = parse_file_size)]
+    max_file_size: Option<u64>,
+
     /// Shared-memory regions one uid may own; root is not limited by it
     /// [default: limits.max_regions_per_uid of the configuration, 64]
     #[arg(long, value_name = "N")]
@@ -270,6 +277,9 @@ impl Overrides {
         }
         if let Some(count) = self.max_regions_per_uid {
             limits.max_regions_per_uid = count;
+        }
+        if let Some(bytes) = self.max_file_size {
+            limits.max_file_size = bytes;
         }
         limits
     }
@@ -710,6 +720,11 @@ fn usage_line(rendered: &str) -> String {
     }
     line.push_str("; see mailboxd --help");
     line
+}
+
+/// `--max-file-size`: a size, at most `MAX_FILE_PAYLOAD` (1G).
+fn parse_file_size(input: &str) -> Result<u64, ParseError> {
+    parse_size_at_most(input, mailbox_proto::memfile::MAX_FILE_PAYLOAD)
 }
 
 #[cfg(test)]

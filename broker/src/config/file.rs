@@ -56,6 +56,7 @@ pub(super) struct RawLimits {
     pub(super) max_message_size: Field,
     pub(super) max_region_size: Field,
     pub(super) max_regions_per_uid: Field,
+    pub(super) max_file_size: Field,
     pub(super) max_frame_size: Field,
     pub(super) handshake_timeout: Field,
     pub(super) max_unread_reply_bytes: Field,

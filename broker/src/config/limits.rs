@@ -9,6 +9,7 @@ use super::file::{Document, Field, RawLimits, Result};
 use super::{ConfigError, FileConfig, FRAME_OVERHEAD};
 use crate::core::Limits;
 use crate::server::BufferLimits;
+use mailbox_proto::memfile::MAX_FILE_PAYLOAD;
 
 impl Document<'_> {
     pub(super) fn limits(
@@ -104,6 +105,14 @@ impl Document<'_> {
                 d.max_regions_per_uid as u64,
                 max_usize,
             )? as usize,
+            max_file_size: size(
+                "max_file_size",
+                &raw.max_file_size,
+                d.max_file_size,
+                MAX_FILE_PAYLOAD,
+            )?,
+            // The server's, from its frame limit (see `reload::apply`).
+            max_inline_payload: d.max_inline_payload,
         };
         let budget = limits.budget();
         for (key, field, reserved, total, total_key) in [

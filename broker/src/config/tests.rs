@@ -54,6 +54,7 @@ fn every_key_is_read() {
         max_message_size = "64K"
         max_region_size = "256M"
         max_regions_per_uid = 8
+        max_file_size = "512M"
         max_frame_size = "1M"
         handshake_timeout = "200ms"
         max_unread_reply_bytes = "32M"
@@ -130,6 +131,9 @@ fn every_key_is_read() {
             max_message_size: 64 << 10,
             max_region_size: 256 << 20,
             max_regions_per_uid: 8,
+            max_file_size: 512 << 20,
+            // The server's, from its frame limit when it applies them.
+            max_inline_payload: Limits::default().max_inline_payload,
         }
     );
     assert_eq!(config.max_frame_size, 1 << 20);
@@ -295,6 +299,10 @@ fn bad_values_are_explained() {
         (
             "[limits]\nmax_message_size = \"32M\"\n",
             ":2: limits.max_message_size: 33554432 is above the most",
+        ),
+        (
+            "[limits]\nmax_file_size = \"2G\"\n",
+            ":2: limits.max_file_size: 2147483648 is above the most",
         ),
         (
             "[limits]\nmax_frame_size = \"64K\"\n",

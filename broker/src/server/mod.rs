@@ -28,7 +28,10 @@ use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use mailbox_proto::{codec, ClientFrame, ErrorKind, ServerFrame};
+use std::os::fd::OwnedFd;
+
+use mailbox_proto::memfile;
+use mailbox_proto::{codec, ClientFrame, ErrorKind, PayloadFile, Response, ServerFrame};
 use tokio::net::UnixListener;
 use tokio::sync::{watch, Notify};
 use tokio::task::JoinSet;
@@ -210,9 +213,6 @@ pub(crate) struct State {
     outcome: Outcome,
     /// The memory files of the shared-memory regions the core holds.
     regions: RegionFiles,
-    /// The largest frame a client takes (`max_frame_size`, its welcome's
-    /// `max_frame_len`): a file payload larger than it cannot go inline.
-    max_frame_size: u32,
     /// Denied requests logged per connection (only of connections that had
     /// one): a connection gets a few lines, then counts.
     denials: ConnectionMap<RepeatedLines>,
@@ -298,33 +298,12 @@ impl State {
                     }
                 }
             }
-            // A message whose payload is a memory file goes as that file to
-            // a connection that takes files; others get the bytes inline.
-            if let Ok(mailbox_proto::Response::Received(message)) = &reply.result {
-                if let Some(file) = mailbox_proto::memfile::file_of(&message.payload) {
-                    let len = message.payload.len() as u64;
-                    let sequence = message.metadata.sequence;
-                    if self.core.accepts_files(reply.ticket.connection) {
-                        if let Ok(mailbox_proto::Response::Received(message)) = reply.result {
-                            reply.result = Ok(mailbox_proto::Response::ReceivedFile {
-                                metadata: message.metadata,
-                                len,
-                            });
-                            descriptors.push(file);
-                        }
-                    } else if len + 64 * 1024 > u64::from(self.max_frame_size) {
-                        // Inline it would be a frame the client refuses (and
-                        // closes the connection over): the receive fails
-                        // instead, and says why. The message was taken.
-                        reply.result = Err(mailbox_proto::BrokerError::new(
-                            ErrorKind::MessageTooLarge,
-                            format!(
-                                "message {sequence} is a memory file of {len} bytes, too large to \
-                                 send inline (limits.max_frame_size); a client that accepts files \
-                                 (AcceptFiles) gets it as the file"
-                            ),
-                        ));
-                    }
+            // Memory-file payloads go as files to a connection that takes
+            // files; others get the bytes inline (the core never hands them
+            // one longer than their frames carry).
+            if let Ok(response) = &mut reply.result {
+                if self.core.accepts_files(reply.ticket.connection) {
+                    carry_files(response, &mut descriptors);
                 }
             }
             // A reply to a connection that is gone has nobody to read it; the
@@ -529,7 +508,6 @@ pub async fn run(
             timer_armed_for: None,
             outcome: Outcome::new(),
             regions: RegionFiles::default(),
-            max_frame_size: config.max_frame_size,
             denials: ConnectionMap::default(),
             refusals: RepeatedLines::new(Instant::now()),
             server_limits: config.server_limits(),
@@ -627,4 +605,42 @@ pub async fn run(
     }
     info!("stopped");
     Ok(())
+}
+
+/// Turns the memory-file payloads among `response`'s messages into
+/// descriptors (appended to `descriptors`, in message order): a single
+/// `Received` becomes `ReceivedFile`, any other answer that carries
+/// messages is wrapped in `WithFiles` with those payloads left empty.
+/// One helper for every kind of answer (`Response::messages_mut`); an
+/// answer without file payloads is left as it is.
+fn carry_files(response: &mut Response, descriptors: &mut Vec<Arc<OwnedFd>>) {
+    let files = memfile::files_in(response.messages());
+    if files.is_empty() {
+        return;
+    }
+    if matches!(response, Response::Received(_)) {
+        if let Response::Received(message) = std::mem::replace(response, Response::FilesAccepted) {
+            *response = Response::ReceivedFile {
+                len: message.payload.len() as u64,
+                metadata: message.metadata,
+            };
+        }
+        descriptors.extend(files.into_iter().map(|(_, file)| file));
+        return;
+    }
+    let messages = response.messages_mut();
+    let mut named = Vec::with_capacity(files.len());
+    for (index, file) in files {
+        let payload = std::mem::take(&mut messages[index].payload);
+        named.push(PayloadFile {
+            index: index as u32,
+            len: payload.len() as u64,
+        });
+        descriptors.push(file);
+    }
+    let inner = std::mem::replace(response, Response::FilesAccepted);
+    *response = Response::WithFiles {
+        response: Box::new(inner),
+        files: named,
+    };
 }

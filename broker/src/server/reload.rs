@@ -55,7 +55,13 @@ impl Control {
         };
         let mut state = shared.lock();
         let mut out = Outcome::new();
-        apply(&mut state.core, reload, shared.connection_ceiling, &mut out);
+        apply(
+            &mut state.core,
+            reload,
+            shared.connection_ceiling,
+            shared.config.max_frame_size,
+            &mut out,
+        );
         // Opens that waited for a mailbox the configuration now declares.
         state.route(&mut out);
         true
@@ -82,6 +88,7 @@ pub(crate) fn start(shared: &Arc<Shared>) {
         &mut state.core,
         &initial,
         shared.connection_ceiling,
+        shared.config.max_frame_size,
         &mut out,
     );
     state.route(&mut out);
@@ -90,14 +97,18 @@ pub(crate) fn start(shared: &Arc<Shared>) {
 /// Applies `reload` to `core`, logging what changed for each mailbox; the
 /// answers to opens that waited for a declared mailbox go into `out`.
 /// `max_connections` is held to `connection_ceiling`, what the descriptor
-/// limit leaves room for.
+/// limit leaves room for; what receivers that take bytes inline may be
+/// handed follows from the frame limit `max_frame_size` (the server's,
+/// fixed at start).
 pub(crate) fn apply(
     core: &mut Core,
     reload: &Reload,
     connection_ceiling: usize,
+    max_frame_size: u32,
     out: &mut Outcome,
 ) {
     let mut limits = reload.limits;
+    limits.max_inline_payload = Limits::inline_payload_for_frames(max_frame_size);
     if limits.max_connections > connection_ceiling {
         warn!(
             configured = limits.max_connections,

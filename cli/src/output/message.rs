@@ -28,6 +28,7 @@ pub(crate) fn json(mailbox: Option<&str>, message: &Message) -> serde_json::Valu
             "sequence": dead.sequence,
             "reason": dead.reason,
         })),
+        "form": if mailbox_client::is_memory_file(&message.payload) { "file" } else { "inline" },
         "payload": std::str::from_utf8(&message.payload).ok(),
         "payload_base64": base64(&message.payload),
     })
@@ -178,6 +179,7 @@ mod tests {
         let value = json(Some("jobs"), &message);
         assert_eq!(value["payload"], serde_json::Value::Null);
         assert_eq!(value["payload_base64"], "/2E=");
+        assert_eq!(value["form"], "inline");
         assert_eq!(value["sequence"], 1);
     }
 

@@ -4,7 +4,7 @@
 //! the messages kept from receives whose callers left.
 
 use std::collections::{HashMap, VecDeque};
-use std::os::fd::OwnedFd;
+use std::os::fd::{AsFd, OwnedFd};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
@@ -132,6 +132,12 @@ pub(crate) struct State {
     pub(crate) session: Session<Waiter>,
     /// Frames waiting for the writer.
     pub(crate) outgoing: BytesMut,
+    /// Descriptors that go with frames in `outgoing` (`SendFile`): each
+    /// with the offset of its frame's first byte, in order. The writer
+    /// sends each with that byte, so a descriptor never arrives after its
+    /// frame starts, nor with an earlier frame (the broker closes
+    /// descriptors no frame claims).
+    pub(crate) files: Vec<(usize, OwnedFd)>,
     /// Messages the broker handed over for receives whose callers had gone;
     /// the next receives from the same place take them first, oldest first.
     pub(crate) orphans: HashMap<Stash, VecDeque<Message>>,
@@ -168,6 +174,16 @@ impl Shared {
 
     /// Starts `request`, or answers a receive from the kept messages.
     pub(crate) fn begin(self: &Arc<Self>, request: Request) -> Result<Begun, Error> {
+        self.begin_carrying(request, None)
+    }
+
+    /// [`begin`](Self::begin) of a request whose frame carries `file`
+    /// (`SendFile`), sent with the frame's first byte.
+    pub(crate) fn begin_carrying(
+        self: &Arc<Self>,
+        request: Request,
+        file: Option<OwnedFd>,
+    ) -> Result<Begun, Error> {
         let mut state = self.lock();
         let may_wait = wait_of(&request).is_some_and(|wait| wait != Wait::Never);
         let receive = StashRequest::of(&request);
@@ -190,7 +206,11 @@ impl Shared {
             orphan: orphan.clone(),
         };
         let state = &mut *state;
+        let offset = state.outgoing.len();
         let id = state.session.start(request, waiter, &mut state.outgoing)?;
+        if let Some(file) = file {
+            state.files.push((offset, file));
+        }
         self.writable.notify_one();
         Ok(Begun::Waiting(PendingCall {
             shared: Arc::clone(self),
@@ -200,6 +220,20 @@ impl Shared {
             orphan,
             answered: false,
         }))
+    }
+
+    /// Queues `request` with nobody awaiting its answer (`AcceptFiles` at
+    /// connect: it leaves with the first write, no round trip of its own).
+    pub(crate) fn announce(&self, request: Request) -> Result<(), Error> {
+        let mut state = self.lock();
+        let waiter = Waiter {
+            reply: None,
+            orphan: Orphan::Drop,
+        };
+        let state = &mut *state;
+        state.session.start(request, waiter, &mut state.outgoing)?;
+        self.writable.notify_one();
+        Ok(())
     }
 
     /// Gives up a name whose claim succeeded after its caller had left.
@@ -253,6 +287,7 @@ impl Shared {
             }
         }
         state.outgoing.clear();
+        state.files.clear();
         state.closed = Some(error);
         self.writable.notify_one();
     }
@@ -422,7 +457,7 @@ pub(crate) async fn read_loop(
         let decoded = loop {
             match session::decode_server_frame(&mut incoming) {
                 Ok(Some(frame)) => match descriptors::take_for(&frame, &mut received) {
-                    Ok(carried) => frames.push((frame, carried)),
+                    Ok(carried) => frames.push(descriptors::map_frame(frame, carried)),
                     Err(error) => break Err(error),
                 },
                 Ok(None) => break Ok(()),
@@ -470,6 +505,7 @@ async fn read_some(
 /// Writes queued frames, as many per `write` as have accumulated.
 pub(crate) async fn write_loop(shared: Arc<Shared>, mut write_half: OwnedWriteHalf) {
     let mut batch = BytesMut::new();
+    let mut files = Vec::new();
     loop {
         shared.writable.notified().await;
         {
@@ -478,14 +514,48 @@ pub(crate) async fn write_loop(shared: Arc<Shared>, mut write_half: OwnedWriteHa
                 return;
             }
             std::mem::swap(&mut batch, &mut state.outgoing);
+            std::mem::swap(&mut files, &mut state.files);
         }
         if batch.is_empty() {
             continue;
         }
-        if let Err(error) = write_half.write_all(&batch).await {
+        if let Err(error) = write_batch(&mut write_half, &batch, files.drain(..)).await {
             shared.close(&mut shared.lock(), Error::from_connection_io(error));
             return;
         }
         batch.clear();
     }
+}
+
+/// Writes `batch`, each of `files` sent (`sendmsg`, `SCM_RIGHTS`) with the
+/// first byte of its frame, at its offset; the rest with plain writes.
+async fn write_batch(
+    write_half: &mut OwnedWriteHalf,
+    batch: &[u8],
+    files: impl Iterator<Item = (usize, OwnedFd)>,
+) -> std::io::Result<()> {
+    let files: Vec<_> = files.collect();
+    let mut written = 0;
+    for (at, (offset, file)) in files.iter().enumerate() {
+        let offset = (*offset).min(batch.len());
+        write_half.write_all(&batch[written..offset]).await?;
+        written = offset;
+        // Never past the next file's frame, which must bring its own.
+        let end = files.get(at + 1).map_or(batch.len(), |(next, _)| *next);
+        let stream = write_half.as_ref();
+        loop {
+            stream.writable().await?;
+            match stream.try_io(Interest::WRITABLE, || {
+                descriptors::send_with(stream, &batch[written..end], file.as_fd())
+            }) {
+                Err(error) if error.kind() == std::io::ErrorKind::WouldBlock => continue,
+                Err(error) => return Err(error),
+                Ok(sent) => {
+                    written += sent;
+                    break;
+                }
+            }
+        }
+    }
+    write_half.write_all(&batch[written..]).await
 }

@@ -139,7 +139,7 @@ impl Client {
                 path,
                 options,
             )?;
-            Self::from_stream(stream).await
+            Self::handshake(stream, options.accept_files.unwrap_or(true)).await
         };
         match options.timeout {
             None => connecting.await,
@@ -162,8 +162,28 @@ impl Client {
     }
 
     /// Performs the handshake on an already connected stream (the caller
-    /// chose its peer: no credentials are checked).
-    pub async fn from_stream(mut stream: UnixStream) -> Result<Self, Error> {
+    /// chose its peer: no credentials are checked). Such a client does not
+    /// announce that it takes memory-file payloads (they reach it inline);
+    /// [`from_stream_with`](Self::from_stream_with) with the default
+    /// options does.
+    pub async fn from_stream(stream: UnixStream) -> Result<Self, Error> {
+        Self::handshake(stream, false).await
+    }
+
+    /// [`from_stream`](Self::from_stream) with `options`'
+    /// [`accept_files`](ConnectOptions::accept_files) (default: on).
+    pub async fn from_stream_with(
+        stream: UnixStream,
+        options: &ConnectOptions,
+    ) -> Result<Self, Error> {
+        Self::handshake(stream, options.accept_files.unwrap_or(true)).await
+    }
+
+    /// Says hello, waits for the welcome and starts the reader and writer;
+    /// with `accept_files` (and a broker of protocol 5 or later) queues
+    /// `AcceptFiles`, whose answer nobody awaits: it leaves with the first
+    /// write, before any request of the caller.
+    async fn handshake(mut stream: UnixStream, accept_files: bool) -> Result<Self, Error> {
         let mut outgoing = BytesMut::new();
         session::encode_hello(&session::default_client_name(), &mut outgoing)?;
         stream
@@ -186,11 +206,15 @@ impl Client {
             state: Mutex::new(State {
                 session: Session::new(&welcome),
                 outgoing,
+                files: Vec::new(),
                 orphans: HashMap::new(),
                 closed: None,
             }),
             writable: Notify::new(),
         });
+        if accept_files && welcome.protocol_version >= 5 {
+            shared.announce(mailbox_proto::Request::AcceptFiles)?;
+        }
         let (read_half, write_half) = stream.into_split();
         let reader = tokio::spawn(read_loop(Arc::clone(&shared), read_half, incoming));
         let writer = tokio::spawn(write_loop(Arc::clone(&shared), write_half));
@@ -228,6 +252,50 @@ impl Client {
             Ok(Begun::Waiting(call)) => bounded_answer(limit, call.wait_with_descriptors()).await,
         };
         operation.decode_with(answer, descriptors)
+    }
+
+    /// Sends `file`, a sealed memory file, as the payload of one message to
+    /// `mailbox`: the broker passes the file itself to receivers that
+    /// take files (the others get its bytes inline, if their frames hold
+    /// them), without copying it. Waits for room as
+    /// [`send`](Self::send) does. A file that is not sealed (see
+    /// [`SealedFile`](crate::SealedFile)) or not as long as it says fails
+    /// with kind `InvalidRequest`, and only this send fails. The file's
+    /// limit is the broker's `max_file_size` (1 GiB by default), not the
+    /// mailbox's `max_message_size`.
+    ///
+    /// ```no_run
+    /// # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
+    /// let client = mailbox_client::Client::connect_default().await?;
+    /// let mut writer = mailbox_client::FileWriter::new(1 << 20)?;
+    /// writer.as_mut_slice().fill(7);
+    /// client.send_file("frames", &writer.seal()?).await?;
+    /// # Ok(()) }
+    /// ```
+    pub async fn send_file(
+        &self,
+        mailbox: &str,
+        file: &crate::SealedFile,
+    ) -> Result<crate::SendReceipt, Error> {
+        // The writer task sends its own duplicate; the caller keeps `file`.
+        let duplicate = file.as_fd().try_clone_to_owned().map_err(Error::Io)?;
+        let request = mailbox_proto::Request::SendFile {
+            to: mailbox_proto::Target::Mailbox(mailbox.to_owned()),
+            len: file.len(),
+            options: Box::default(),
+            wait: mailbox_proto::Wait::Forever,
+            payload: bytes::Bytes::new(),
+        };
+        let answer = match self
+            .connection
+            .shared
+            .begin_carrying(request, Some(duplicate))
+        {
+            Err(error) => Err(error),
+            Ok(Begun::Ready(response)) => Ok(response),
+            Ok(Begun::Waiting(call)) => call.wait().await,
+        };
+        crate::ops::messages::sent(answer)
     }
 
     /// Reads every page of a listing, each with the operation `page` makes.

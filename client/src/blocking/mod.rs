@@ -225,8 +225,9 @@ impl Client {
     /// it. `None` (the default) keeps every payload inline;
     /// [`DEFAULT_FILE_THRESHOLD`](crate::DEFAULT_FILE_THRESHOLD) (64 KiB)
     /// is a good value. Such a send has the file limit (the broker's
-    /// largest message) rather than the mailbox's `max_message_size`. A payload that cannot be put in a
-    /// memory file (out of memory) goes inline.
+    /// `max_file_size`, 1 GiB by default) rather than the mailbox's
+    /// `max_message_size`. A payload that cannot be put in a memory file
+    /// (out of memory) goes inline.
     pub fn set_file_threshold(&mut self, threshold: Option<usize>) {
         self.file_threshold = threshold;
     }

@@ -112,6 +112,7 @@ pub(crate) fn unexpected(expected: &str, response: &Response) -> Error {
         Response::RegionPage { .. } => "RegionPage",
         Response::RegionOpened { .. } => "RegionOpened",
         Response::ReceivedFile { .. } => "ReceivedFile",
+        Response::WithFiles { .. } => "WithFiles",
         Response::FilesAccepted => "FilesAccepted",
     };
     Error::Protocol(format!(

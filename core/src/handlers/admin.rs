@@ -58,6 +58,7 @@ impl Core {
             ("max_message_size", u64::from(l.max_message_size)),
             ("max_region_size", l.max_region_size),
             ("max_regions_per_uid", l.max_regions_per_uid as u64),
+            ("max_file_size", l.max_file_size),
         ]
         .into_iter()
         .map(|(name, value)| mailbox_proto::Limit {

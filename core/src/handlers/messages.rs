@@ -258,7 +258,31 @@ impl Core {
                 ))
             }
         };
-        Ok(Some(mailbox.peek(connection, after, max)))
+        let mut page = mailbox.peek(connection, after, max);
+        let inline_limit = self.limits.inline_limit(self.accepts_files(connection)) as usize;
+        if let Response::Peeked { messages, next, .. } = &mut page {
+            // A viewer that takes bytes inline sees the page up to the
+            // first memory file too long for its frames; that one alone is
+            // refused, naming it (a peek after it shows the rest).
+            if let Some(at) = messages.iter().position(|m| m.payload.len() > inline_limit) {
+                if at == 0 {
+                    let message = &messages[0];
+                    return Err(error(
+                        ErrorKind::MessageTooLarge,
+                        format!(
+                            "message {} is a memory file of {} bytes; this client does not \
+                             accept files (AcceptFiles) and takes at most {inline_limit} bytes \
+                             inline; peek after it for the messages behind it",
+                            message.metadata.sequence,
+                            message.payload.len()
+                        ),
+                    ));
+                }
+                messages.truncate(at);
+                *next = messages.last().map(|m| m.metadata.sequence);
+            }
+        }
+        Ok(Some(page))
     }
 
     /// Checks a `SendWith` or `Call` and finds where it goes.
@@ -341,6 +365,7 @@ impl Core {
             manual: options.manual_ack,
             priority: options.priority,
             from: None,
+            inline_limit: u32::MAX,
         };
         let place = match from {
             Source::Mailbox(name) => {
@@ -433,7 +458,27 @@ impl Core {
         }
         let held = match &load {
             Load::One(payload) if plan.file => {
-                mailbox.check_file_payload(payload.len(), self.limits.max_message_size)?;
+                mailbox.check_file_payload(payload.len(), self.limits.max_file_size)?;
+                if let Place::Inbox(owner) = &plan.place {
+                    // Only its owner takes from an inbox: a file it could
+                    // never take would block the inbox for good.
+                    let accepts = self
+                        .connections
+                        .get(owner)
+                        .is_some_and(|state| state.accepts_files);
+                    let limit = self.limits.inline_limit(accepts);
+                    if payload.len() > limit as usize {
+                        return Err(error(
+                            ErrorKind::MessageTooLarge,
+                            format!(
+                                "a memory file of {} bytes for process {}, which does not accept \
+                                 files (AcceptFiles) and takes at most {limit} bytes inline",
+                                payload.len(),
+                                owner.0
+                            ),
+                        ));
+                    }
+                }
                 payload.len() as u64
             }
             Load::One(payload) => {
@@ -525,12 +570,17 @@ impl Core {
         &mut self,
         peer: Peer,
         place: Place,
-        receive: WaitingReceive,
+        mut receive: WaitingReceive,
         wait: Wait,
         clock: &Clock,
         out: &mut Outcome,
     ) -> Result<Option<Response>, BrokerError> {
         let ticket = receive.ticket;
+        // Every receive passes here: the one place that says how long a
+        // payload its connection may be handed (files or inline).
+        receive.inline_limit = self
+            .limits
+            .inline_limit(self.accepts_files(ticket.connection));
         let Some(mailbox) = self.places.get_mut(&place) else {
             return Err(match &place {
                 Place::Mailbox(name) => missing_mailbox(name),

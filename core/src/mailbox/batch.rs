@@ -26,6 +26,9 @@ const MAX_BATCH_BYTES: usize = mailbox_proto::MAX_MESSAGE_SIZE_LIMIT as usize;
 pub(super) struct BatchSize {
     /// Up to how many messages it carries.
     limit: usize,
+    /// The longest payload its receiver takes (see
+    /// `WaitingReceive::inline_limit`).
+    inline_limit: usize,
     count: usize,
     bytes: usize,
 }
@@ -36,16 +39,19 @@ impl BatchSize {
     pub(super) fn new(receive: &WaitingReceive) -> Self {
         Self {
             limit: receive.limit(),
+            inline_limit: receive.inline_limit as usize,
             count: 0,
             bytes: 0,
         }
     }
 
     /// Whether a message of `payload_len` bytes still fits; it is counted
-    /// when it does.
+    /// when it does. A payload longer than the receiver takes inline
+    /// never fits, not even first: such a batch is empty, and the policy
+    /// refuses the receive instead of taking the message.
     #[inline]
     pub(super) fn fits(&mut self, payload_len: usize) -> bool {
-        if self.count >= self.limit {
+        if self.count >= self.limit || payload_len > self.inline_limit {
             return false;
         }
         self.bytes += payload_len + MESSAGE_OVERHEAD;
@@ -58,8 +64,8 @@ impl BatchSize {
 }
 
 /// How many of the messages whose payload lengths are `payload_lens` (at
-/// most what `receive` takes, at least 1 when there is one) fit in one
-/// batch answer.
+/// most what `receive` takes, at least 1 when there is one and the
+/// receiver takes its length) fit in one batch answer.
 #[inline]
 pub(super) fn batch_len(
     receive: &WaitingReceive,
@@ -128,7 +134,7 @@ where
 }
 
 /// The size of the next payload the front waiting send would admit.
-fn front_payload_len(senders: &Line<WaitingSend>) -> usize {
+pub(super) fn front_payload_len(senders: &Line<WaitingSend>) -> usize {
     match senders.front().map(|send| &send.load) {
         Some(Load::One(payload)) => payload.len(),
         Some(Load::Many(batch)) => batch.rest.front().map_or(0, Bytes::len),

@@ -152,8 +152,14 @@ impl BroadcastLines {
             step(1);
             if let Some(receive) = subscriber.waiting.pop_front() {
                 subscriber.cursor += 1;
-                ledger.delivered += 1;
-                receive.deliver(vec![message.clone()], ctx.out);
+                if receive.takes(message.payload.len()) {
+                    ledger.delivered += 1;
+                    receive.deliver(vec![message.clone()], ctx.out);
+                } else {
+                    // Its copy is one it can never take inline: skipped
+                    // for it (the others have theirs), and it hears why.
+                    receive.refuse(Some(sequence), message.payload.len(), ctx.out);
+                }
             }
             if subscriber.waiting.is_empty() {
                 self.listening.remove(id);
@@ -191,6 +197,23 @@ impl BroadcastLines {
                     &receive,
                     log.range(from..).map(|entry| entry.message.payload.len()),
                 );
+                if take == 0 {
+                    // The next message of its log is longer than it takes
+                    // inline: skipped for it (a subscriber's copy is its
+                    // own, and it could never take this one), refused.
+                    if let Some(entry) = log.get_mut(from) {
+                        entry.unread_by -= 1;
+                        subscriber.cursor += 1;
+                        moved = true;
+                        let (sequence, len) =
+                            (entry.message.metadata.sequence, entry.message.payload.len());
+                        receive.refuse(Some(sequence), len, ctx.out);
+                    } else {
+                        subscriber.waiting.push_front(receive);
+                        break;
+                    }
+                    continue;
+                }
                 let mut messages = Vec::with_capacity(take);
                 for entry in log.range_mut(from..from + take) {
                     entry.unread_by -= 1;

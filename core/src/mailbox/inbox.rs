@@ -386,22 +386,24 @@ impl InboxLines {
         best
     }
 
+    /// The key of the oldest queued message `receive` accepts.
+    fn first_for(&self, receive: &WaitingReceive) -> Option<i64> {
+        match &receive.from {
+            None => self.queue.keys().next().copied(),
+            Some(sender) => self.first_of(sender),
+        }
+    }
+
     /// Takes what `receive` takes from the queue: the oldest messages it
     /// accepts, up to its limit and a batch answer's size.
     fn take_for(&mut self, receive: &WaitingReceive) -> (Vec<Message>, u64) {
         let mut messages = Vec::new();
         let mut bytes = 0u64;
         let mut size = BatchSize::new(receive);
-        loop {
-            let key = match &receive.from {
-                None => self.queue.keys().next().copied(),
-                Some(sender) => self.first_of(sender),
-            };
-            let Some((key, len)) =
-                key.and_then(|key| Some((key, self.queue.get(&key)?.payload.len())))
-            else {
-                break;
-            };
+        while let Some((key, len)) = self
+            .first_for(receive)
+            .and_then(|key| Some((key, self.queue.get(&key)?.payload.len())))
+        {
             if !size.fits(len) {
                 break;
             }
@@ -468,8 +470,22 @@ impl DeliveryRules for InboxLines {
                         };
                         let (messages, bytes) = self.take_for(&receiver);
                         if messages.is_empty() {
-                            self.restore(at, receiver);
-                            break;
+                            let first = self.first_for(&receiver).and_then(|key| {
+                                let message = self.queue.get(&key)?;
+                                Some((message.metadata.sequence, message.payload.len()))
+                            });
+                            match first {
+                                Some((sequence, len)) if !receiver.takes(len) => {
+                                    // Longer than it takes inline: refused,
+                                    // the message stays queued.
+                                    receiver.refuse(Some(sequence), len, ctx.out);
+                                    continue;
+                                }
+                                _ => {
+                                    self.restore(at, receiver);
+                                    break;
+                                }
+                            }
                         }
                         (receiver, messages, bytes)
                     }
@@ -484,6 +500,15 @@ impl DeliveryRules for InboxLines {
                             self.push(message, true, held);
                             break;
                         };
+                        if !receiver.takes(message.payload.len()) {
+                            // Longer than it takes inline: the message is
+                            // queued (first) and the receive refused.
+                            let (sequence, len) =
+                                (message.metadata.sequence, message.payload.len());
+                            self.push(message, true, held);
+                            receiver.refuse(Some(sequence), len, ctx.out);
+                            continue;
+                        }
                         if let (true, Some(held)) = (receiver.manual, held) {
                             self.lent.insert(message.metadata.sequence, held);
                         }

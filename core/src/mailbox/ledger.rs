@@ -422,6 +422,9 @@ impl Ledger {
 
     /// Hands the first `take` queued messages of `queue` to `receiver`
     /// (see [`Ledger::hand_over`]); they are no longer counted as queued.
+    /// `take` is 0 only when the first message is longer than the
+    /// receiver takes inline ([`WaitingReceive::inline_limit`]): the
+    /// receive is refused and the message stays first in line.
     #[inline]
     pub(super) fn hand_over_front(
         &mut self,
@@ -430,6 +433,11 @@ impl Ledger {
         take: usize,
         ctx: &mut Context<'_>,
     ) {
+        if take == 0 {
+            let (sequence, len) = queue.front_sequence_and_len().unwrap_or_default();
+            receiver.refuse(Some(sequence), len, ctx.out);
+            return;
+        }
         let messages = queue.take_front(take);
         let bytes = messages.iter().map(|m| m.payload.len() as u64).sum();
         self.queued_bytes -= bytes;

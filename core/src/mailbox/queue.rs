@@ -396,12 +396,19 @@ fn continues(first: &Metadata, count: usize, message: &Message) -> bool {
 pub(super) trait TakeFront {
     /// Takes the first `count` messages out (fewer when fewer are queued).
     fn take_front(&mut self, count: usize) -> Vec<Message>;
+
+    /// The sequence number and payload length of the first message.
+    fn front_sequence_and_len(&self) -> Option<(u64, usize)>;
 }
 
 impl TakeFront for VecDeque<Message> {
     #[inline]
     fn take_front(&mut self, count: usize) -> Vec<Message> {
         self.drain(..count.min(self.len())).collect()
+    }
+
+    fn front_sequence_and_len(&self) -> Option<(u64, usize)> {
+        self.front().map(|m| (m.metadata.sequence, m.payload.len()))
     }
 }
 
@@ -416,6 +423,12 @@ impl TakeFront for MessageQueue {
             return messages;
         }
         self.take_front_kept(count)
+    }
+
+    fn front_sequence_and_len(&self) -> Option<(u64, usize)> {
+        self.messages()
+            .next()
+            .map(|m| (m.metadata.sequence, m.payload.len()))
     }
 }
 

@@ -14,7 +14,7 @@
 
 use mailbox_proto::{BrokerError, Capacity, MailboxSettings, Message};
 
-use super::batch::{admit_batch, after_in_order, page};
+use super::batch::{admit_batch, after_in_order, front_payload_len, page};
 use super::ledger::Ledger;
 use super::policy::{room, Charge, DeliveryRules};
 use super::queue::MessageQueue;
@@ -128,7 +128,13 @@ impl<R: ReceiverLine> DeliveryRules for QueueLines<R> {
                         break;
                     };
                     let (messages, bytes) = admit_batch(ledger, senders, &receiver, ctx);
-                    ledger.hand_over(receiver, messages, bytes, ctx);
+                    if messages.is_empty() {
+                        // The next payload is longer than this receiver
+                        // takes inline: refused, the send still waits.
+                        receiver.refuse(None, front_payload_len(senders), ctx.out);
+                    } else {
+                        ledger.hand_over(receiver, messages, bytes, ctx);
+                    }
                     moved = true;
                 }
             }

@@ -146,6 +146,12 @@ pub(crate) struct WaitingReceive {
     pub priority: i32,
     /// On an inbox: take only messages of this sender.
     pub from: Option<Sender>,
+    /// The longest payload it may be handed: `u32::MAX` when its
+    /// connection takes files, else what fits its frames inline
+    /// ([`crate::Limits::inline_limit`]). Every policy sizes its batches
+    /// through [`super::batch::BatchSize`], which holds to it, so a
+    /// message it cannot take is never taken for it.
+    pub inline_limit: u32,
 }
 
 impl WaitingReceive {
@@ -157,7 +163,35 @@ impl WaitingReceive {
             manual: false,
             priority: 0,
             from: None,
+            inline_limit: u32::MAX,
         }
+    }
+
+    /// Whether a payload of `len` bytes may be handed to it.
+    #[inline]
+    pub(super) fn takes(&self, len: usize) -> bool {
+        len <= self.inline_limit as usize
+    }
+
+    /// Answers it with the error that says why the next message (number
+    /// `sequence`, when admitted already) is not for it: a memory file
+    /// too long for its frames, on a connection that did not accept files.
+    /// The message stays where it is, for other receivers.
+    pub(super) fn refuse(self, sequence: Option<u64>, len: usize, out: &mut Outcome) {
+        let which =
+            sequence.map_or_else(|| "the next message".to_owned(), |n| format!("message {n}"));
+        out.reply(
+            self.ticket,
+            Err(BrokerError::new(
+                mailbox_proto::ErrorKind::MessageTooLarge,
+                format!(
+                    "{which} is a memory file of {len} bytes; this client does not accept files \
+                     (AcceptFiles) and takes at most {} bytes inline; the message stays for \
+                     other receivers",
+                    self.inline_limit
+                ),
+            )),
+        );
     }
 
     #[inline]

@@ -325,7 +325,7 @@ fn status_reports_the_cores_limits_then_the_servers() {
     assert_eq!(names.first(), Some(&"memory_budget"), "{names:?}");
     assert_eq!(
         &names[names.len() - 3..],
-        ["max_regions_per_uid", "max_frame_size", "handshake_timeout"]
+        ["max_file_size", "max_frame_size", "handshake_timeout"]
     );
     let handshake = status.limits.last().expect("a limit");
     assert_eq!(handshake.value, 10_000);

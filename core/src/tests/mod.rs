@@ -666,6 +666,7 @@ fn show(reply: &Reply) -> String {
             format!("opened {} {access:?}", region.name)
         }
         Ok(Response::ReceivedFile { len, .. }) => format!("file {len}"),
+        Ok(Response::WithFiles { files, .. }) => format!("with {} files", files.len()),
         Ok(Response::FilesAccepted) => "files accepted".to_owned(),
         Ok(Response::Mailboxes(list)) => {
             let names: Vec<String> = list

@@ -454,6 +454,7 @@ fn status_limits(limits: &Limits) -> Vec<mailbox_proto::Limit> {
         ("max_message_size", u64::from(limits.max_message_size)),
         ("max_region_size", limits.max_region_size),
         ("max_regions_per_uid", limits.max_regions_per_uid as u64),
+        ("max_file_size", limits.max_file_size),
     ]
     .into_iter()
     .map(|(name, value)| mailbox_proto::Limit {

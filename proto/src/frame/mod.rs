@@ -28,7 +28,7 @@ pub use request::{
     validate_key, ReceiveOptions, Request, SendOptions, Stage, Verdict, Wait,
     DEFAULT_INBOX_CAPACITY, MAX_KEY_LEN, MAX_LIST_BYTES, MAX_PAGE_BYTES, MAX_PEEK_MESSAGES,
 };
-pub use response::{NameInfo, Response};
+pub use response::{NameInfo, PayloadFile, Response};
 
 /// Identifies a request on one connection; chosen by the client, unique among
 /// that connection's requests still waiting for their response.

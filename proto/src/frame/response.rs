@@ -169,16 +169,61 @@ pub enum Response {
     },
     /// The answer to [`Request::AcceptFiles`].
     FilesAccepted,
+    /// Any response that carries messages ([`Response::messages`]: a
+    /// batch, a page of a peek, a received message) some of whose payloads
+    /// are memory files, to a connection that sent
+    /// [`Request::AcceptFiles`]. `response` is the answer itself, each of
+    /// those payloads empty; `files` names them in message order, and the
+    /// frame carries one descriptor per entry, in the same order
+    /// ([`Response::descriptor_count`]). A single `Received` goes as
+    /// [`Response::ReceivedFile`] instead. Never nested.
+    WithFiles {
+        /// The answer, the file payloads left empty.
+        response: Box<Response>,
+        /// Which of its messages' payloads are files, in message order.
+        files: Vec<PayloadFile>,
+    },
+}
+
+/// One memory-file payload of a [`Response::WithFiles`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PayloadFile {
+    /// The message's index in [`Response::messages`] of the answer.
+    pub index: u32,
+    /// The file's size in bytes.
+    pub len: u64,
 }
 
 impl Response {
     /// How many file descriptors the frame of this response carries: 1 for
-    /// [`Response::RegionOpened`] and [`Response::ReceivedFile`], 0 for
-    /// every other response.
+    /// [`Response::RegionOpened`] and [`Response::ReceivedFile`], one per
+    /// file for [`Response::WithFiles`], 0 for every other response.
     pub fn descriptor_count(&self) -> usize {
         match self {
             Response::RegionOpened { .. } | Response::ReceivedFile { .. } => 1,
+            Response::WithFiles { files, .. } => files.len(),
             _ => 0,
+        }
+    }
+
+    /// The messages this response carries, in order: one for
+    /// [`Response::Received`], the batch of [`Response::ReceivedMany`],
+    /// the page of [`Response::Peeked`]; none for any other. Every answer
+    /// that can carry a memory-file payload is one of these.
+    pub fn messages(&self) -> &[Message] {
+        match self {
+            Response::Received(message) => std::slice::from_ref(message),
+            Response::ReceivedMany(messages) | Response::Peeked { messages, .. } => messages,
+            _ => &[],
+        }
+    }
+
+    /// [`Response::messages`], to change their payloads.
+    pub fn messages_mut(&mut self) -> &mut [Message] {
+        match self {
+            Response::Received(message) => std::slice::from_mut(message),
+            Response::ReceivedMany(messages) | Response::Peeked { messages, .. } => messages,
+            _ => &mut [],
         }
     }
 }

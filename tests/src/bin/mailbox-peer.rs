@@ -306,8 +306,11 @@ fn send_file(socket: &str, mailbox: &str, len: u64) -> Result<(), String> {
     let mut client = blocking::Client::connect(socket).map_err(|e| e.to_string())?;
     let len = usize::try_from(len).map_err(|e| e.to_string())?;
     let mut writer = mailbox_client::FileWriter::new(len).map_err(|e| e.to_string())?;
-    for (index, byte) in writer.as_mut_slice().iter_mut().enumerate() {
-        *byte = file_pattern(index);
+    // One period block written byte by byte, then copied (a debug build
+    // writes 100 MiB in a blink this way): the pattern repeats every 251.
+    let block: Vec<u8> = (0..251 * 4096).map(file_pattern).collect();
+    for chunk in writer.as_mut_slice().chunks_mut(block.len()) {
+        chunk.copy_from_slice(&block[..chunk.len()]);
     }
     let file = writer.seal().map_err(|e| e.to_string())?;
     match client.send_file(mailbox, &file) {

@@ -393,6 +393,25 @@ fn server_frames() -> Vec<(ServerFrame, &'static str)> {
         ),
         (ok(15, Response::FilesAccepted), "04000000020f001c"),
         (
+            // A batch whose second message's payload is a file of 64 KiB
+            // (its payload empty here): tag 29, the inner response, then
+            // the list of files (index, length).
+            ok(
+                16,
+                Response::WithFiles {
+                    response: Box::new(Response::ReceivedMany(vec![
+                        message(7, "ab"),
+                        message(8, ""),
+                    ])),
+                    files: vec![crate::PayloadFile {
+                        index: 1,
+                        len: 65_536,
+                    }],
+                },
+            ),
+            "210000000210001d0b0207010203040500000261620801020304050000000101fc00000100",
+        ),
+        (
             ServerFrame::Response {
                 id: 13,
                 result: Err(BrokerError::new(ErrorKind::NoSuchRegion, "x")),
