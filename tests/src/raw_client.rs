@@ -108,3 +108,18 @@ impl RawClient {
         }
     }
 }
+
+/// A memory file holding `bytes`, with `seals` (possibly none): the
+/// payload file of the descriptor tests, well formed or not.
+pub fn memfd(bytes: &[u8], seals: rustix::fs::SealFlags) -> std::os::fd::OwnedFd {
+    let file = rustix::fs::memfd_create(
+        "test",
+        rustix::fs::MemfdFlags::CLOEXEC | rustix::fs::MemfdFlags::ALLOW_SEALING,
+    )
+    .expect("memfd");
+    rustix::io::write(&file, bytes).expect("write");
+    if !seals.is_empty() {
+        rustix::fs::fcntl_add_seals(&file, seals).expect("seal");
+    }
+    file
+}

@@ -17,22 +17,8 @@ use std::time::Duration;
 use bytes::Bytes;
 use mailbox_client::{MailboxSettings, SealedFile};
 use mailbox_proto::{ErrorKind, Request, Response, Target, Wait};
-use mailbox_tests::raw_client::RawClient;
+use mailbox_tests::raw_client::{memfd, RawClient};
 use mailbox_tests::{client_at, wait_until, Broker};
-
-/// A memfd holding `bytes`, with `seals` (possibly none).
-fn memfd(bytes: &[u8], seals: rustix::fs::SealFlags) -> OwnedFd {
-    let file = rustix::fs::memfd_create(
-        "hostile",
-        rustix::fs::MemfdFlags::CLOEXEC | rustix::fs::MemfdFlags::ALLOW_SEALING,
-    )
-    .expect("memfd");
-    rustix::io::write(&file, bytes).expect("write");
-    if !seals.is_empty() {
-        rustix::fs::fcntl_add_seals(&file, seals).expect("seal");
-    }
-    file
-}
 
 fn sealed(bytes: &[u8]) -> OwnedFd {
     memfd(bytes, mailbox_proto::memfile::required_seals())

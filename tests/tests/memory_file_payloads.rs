@@ -18,26 +18,12 @@ use mailbox_client::{Capacity, ConnectOptions, ErrorKind, MailboxSettings, Seale
 use mailbox_proto::{Request, Response, Target, Wait};
 use mailbox_tests::configured_broker::{ConfiguredBroker, OPEN_SOCKET};
 use mailbox_tests::other_users::{as_uid, root, OTHER};
-use mailbox_tests::raw_client::RawClient;
+use mailbox_tests::raw_client::{memfd, RawClient};
 use mailbox_tests::{binary, client_at, exit_code, rss_bytes, Broker};
 
 /// Byte `index` of the files `mailbox-peer send-file` sends.
 fn file_pattern(index: usize) -> u8 {
     (index % 251) as u8
-}
-
-/// A memfd holding `bytes`, with `seals` (possibly none).
-fn memfd(bytes: &[u8], seals: rustix::fs::SealFlags) -> OwnedFd {
-    let file = rustix::fs::memfd_create(
-        "test",
-        rustix::fs::MemfdFlags::CLOEXEC | rustix::fs::MemfdFlags::ALLOW_SEALING,
-    )
-    .expect("memfd");
-    rustix::io::write(&file, bytes).expect("write");
-    if !seals.is_empty() {
-        rustix::fs::fcntl_add_seals(&file, seals).expect("seal");
-    }
-    file
 }
 
 /// Whether `bytes` are [`file_pattern`] from the start: compared a
